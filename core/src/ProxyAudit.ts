@@ -1,0 +1,32 @@
+import { Schema } from "effect"
+
+export const AuditDecision = Schema.Literals([
+  "allowed", // forwarded upstream
+  "denied_host", // SNI/name not on the allowlist
+  "host_mismatch", // Host header differs from SNI (421)
+  "no_sni",
+  "redirected", // plain HTTP to an allowlisted host → https
+  "blocked_address", // upstream resolved to a forbidden address
+  "credential_leak", // a request carried a credential value to a host that does not own it
+  "echo_redacted", // an injected value came back in a response and was redacted
+  "upstream_error",
+  "dns_answered",
+  "dns_refused",
+]).annotate({ identifier: "AuditDecision" })
+export type AuditDecision = typeof AuditDecision.Type
+
+/** One proxy decision. Carries header names only, never values; the path has no query values. */
+export const ProxyAuditEvent = Schema.Struct({
+  time: Schema.String,
+  decision: AuditDecision,
+  host: Schema.String,
+  method: Schema.optionalKey(Schema.String),
+  path: Schema.optionalKey(Schema.String),
+  status: Schema.optionalKey(Schema.Int),
+  bytesIn: Schema.optionalKey(Schema.Int),
+  bytesOut: Schema.optionalKey(Schema.Int),
+  durationMs: Schema.optionalKey(Schema.Number),
+  injected: Schema.optionalKey(Schema.Array(Schema.String)),
+  reason: Schema.optionalKey(Schema.String),
+}).annotate({ identifier: "ProxyAuditEvent" })
+export type ProxyAuditEvent = typeof ProxyAuditEvent.Type

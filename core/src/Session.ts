@@ -1,0 +1,47 @@
+import { Schema } from "effect"
+import { NodeId, SessionId } from "./Ids.ts"
+import { HeaderName, Metadata, Resources, SnapshotName, Workload } from "./SessionSpec.ts"
+import { HostPattern } from "./HostPattern.ts"
+import { SessionStatus } from "./SessionStatus.ts"
+
+/** The spec as stored and shown: credential header names only; values live in the vault. */
+export const SessionSpecView = Schema.Struct({
+  snapshot: SnapshotName,
+  workload: Workload,
+  resources: Resources,
+  timeoutMs: Schema.Int,
+  network: Schema.Struct({
+    allowOut: Schema.Array(HostPattern),
+    credentials: Schema.optionalKey(Schema.Record(HostPattern, Schema.Struct({ headers: Schema.Array(HeaderName) }))),
+  }),
+  metadata: Schema.optionalKey(Metadata),
+}).annotate({ identifier: "SessionSpecView" })
+export type SessionSpecView = typeof SessionSpecView.Type
+
+export const SessionResult = Schema.Struct({
+  exitCode: Schema.NullOr(Schema.Int),
+  stdout: Schema.String,
+  stderr: Schema.String,
+  /** Parsed `/output/result.json`, or null when the workload wrote none. */
+  output: Schema.NullOr(Schema.Json),
+  /** True when stdout or stderr hit the byte cap. */
+  truncated: Schema.Boolean,
+  /** A problem with the output (unparseable result.json, too large), or why the session failed. */
+  error: Schema.optionalKey(Schema.String),
+}).annotate({ identifier: "SessionResult" })
+export type SessionResult = typeof SessionResult.Type
+
+export const Session = Schema.Struct({
+  id: SessionId,
+  status: SessionStatus,
+  spec: SessionSpecView,
+  node: Schema.NullOr(NodeId),
+  createdAt: Schema.String,
+  startedAt: Schema.NullOr(Schema.String),
+  completedAt: Schema.NullOr(Schema.String),
+  durationMs: Schema.NullOr(Schema.Int),
+  /** Why the session ended the way it did (e.g. `node_lost`, `cancelled_by_user`). */
+  reason: Schema.NullOr(Schema.String),
+  result: Schema.NullOr(SessionResult),
+}).annotate({ identifier: "Session" })
+export type Session = typeof Session.Type

@@ -1,0 +1,29 @@
+import { Schema } from "effect"
+import { ProxyAuditEvent } from "./ProxyAudit.ts"
+import { SessionResult } from "./Session.ts"
+import { SessionStatus } from "./SessionStatus.ts"
+
+/** What a node streams back while it runs a session, and what clients see on /events. */
+export const StatusEvent = Schema.TaggedStruct("status", {
+  status: SessionStatus,
+  at: Schema.String,
+  reason: Schema.optionalKey(Schema.String),
+}).annotate({ identifier: "StatusEvent" })
+
+export const OutputEvent = Schema.TaggedStruct("output", {
+  stream: Schema.Literals(["stdout", "stderr"]),
+  data: Schema.String,
+}).annotate({ identifier: "OutputEvent" })
+
+export const AuditEvent = Schema.TaggedStruct("audit", {
+  event: ProxyAuditEvent,
+}).annotate({ identifier: "AuditEvent" })
+
+export const ResultEvent = Schema.TaggedStruct("result", {
+  result: SessionResult,
+}).annotate({ identifier: "ResultEvent" })
+
+export const SessionEvent = Schema.Union([StatusEvent, OutputEvent, AuditEvent, ResultEvent]).annotate({
+  identifier: "SessionEvent",
+})
+export type SessionEvent = typeof SessionEvent.Type

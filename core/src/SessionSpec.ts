@@ -1,0 +1,98 @@
+import { Schema } from "effect"
+import { HostPattern } from "./HostPattern.ts"
+
+/** RFC 9110 `token`: the characters a header field name may contain. */
+export const headerNameRegExp = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** Header values: visible ASCII/obs-text, spaces and tabs; never CR, LF or NUL (header injection). */
+export const headerValueRegExp = /^[^\r\n\0]*$/
+export const envNameRegExp = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** Hard ceilings that no configuration can raise; configured maxima (SessionLimits) sit below them. */
+export const hardLimits = {
+  scriptBytes: 1024 * 1024,
+  envEntries: 256,
+  envValueBytes: 32 * 1024,
+  allowOutEntries: 256,
+  headersPerHost: 32,
+  headerValueBytes: 8 * 1024,
+  metadataEntries: 64,
+  metadataValueBytes: 1024,
+  timeoutMs: 24 * 60 * 60 * 1000,
+  vcpus: 64,
+  memoryMB: 256 * 1024,
+} as const
+
+export const HeaderName = Schema.String.pipe(
+  Schema.check(Schema.isPattern(headerNameRegExp, { message: "must be an RFC 9110 header name (token characters)" })),
+).annotate({ identifier: "HeaderName" })
+
+export const HeaderValue = Schema.String.pipe(
+  Schema.check(
+    Schema.isPattern(headerValueRegExp, { message: "must not contain CR, LF or NUL" }),
+    Schema.isMaxLength(hardLimits.headerValueBytes),
+  ),
+)
+
+export const EnvName = Schema.String.pipe(
+  Schema.check(Schema.isPattern(envNameRegExp, { message: "must match [A-Za-z_][A-Za-z0-9_]*" })),
+)
+
+export const ScriptWorkload = Schema.Struct({
+  type: Schema.Literal("script"),
+  script: Schema.String.pipe(
+    Schema.check(Schema.isMinLength(1), Schema.isMaxLength(hardLimits.scriptBytes)),
+  ),
+  env: Schema.optionalKey(
+    Schema.Record(EnvName, Schema.String.pipe(Schema.check(Schema.isMaxLength(hardLimits.envValueBytes)))).pipe(
+      Schema.check(Schema.isMaxProperties(hardLimits.envEntries)),
+    ),
+  ),
+}).annotate({ identifier: "ScriptWorkload" })
+export type ScriptWorkload = typeof ScriptWorkload.Type
+
+export const Workload = ScriptWorkload
+export type Workload = ScriptWorkload
+
+export const Resources = Schema.Struct({
+  vcpus: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: hardLimits.vcpus }))),
+  memoryMB: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 64, maximum: hardLimits.memoryMB }))),
+}).annotate({ identifier: "Resources" })
+export type Resources = typeof Resources.Type
+
+/** Headers injected for one host pattern. On input they carry values; stored and returned, only names. */
+export const CredentialRule = Schema.Struct({
+  headers: Schema.Record(HeaderName, HeaderValue).pipe(
+    Schema.check(Schema.isMinProperties(1), Schema.isMaxProperties(hardLimits.headersPerHost)),
+  ),
+}).annotate({ identifier: "CredentialRule" })
+export type CredentialRule = typeof CredentialRule.Type
+
+export const Network = Schema.Struct({
+  allowOut: Schema.Array(HostPattern).pipe(Schema.check(Schema.isMaxLength(hardLimits.allowOutEntries))),
+  credentials: Schema.optionalKey(Schema.Record(HostPattern, CredentialRule)),
+}).annotate({ identifier: "Network" })
+export type Network = typeof Network.Type
+
+export const SnapshotName = Schema.String.pipe(
+  Schema.check(Schema.isPattern(/^[a-z0-9][a-z0-9._-]{0,63}$/, { message: "must be 1-64 chars of a-z 0-9 . _ -" })),
+).annotate({ identifier: "SnapshotName" })
+
+export const Metadata = Schema.Record(
+  Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 128))),
+  Schema.String.pipe(Schema.check(Schema.isMaxLength(hardLimits.metadataValueBytes))),
+).pipe(Schema.check(Schema.isMaxProperties(hardLimits.metadataEntries)))
+
+export const defaultSnapshot = "default"
+
+/** What a client submits to create a session. */
+export const SessionSpec = Schema.Struct({
+  snapshot: Schema.optionalKey(SnapshotName),
+  workload: Workload,
+  resources: Schema.optionalKey(Resources),
+  timeoutMs: Schema.optionalKey(
+    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1000, maximum: hardLimits.timeoutMs }))),
+  ),
+  network: Schema.optionalKey(Network),
+  metadata: Schema.optionalKey(Metadata),
+}).annotate({ identifier: "SessionSpec" })
+export type SessionSpec = typeof SessionSpec.Type

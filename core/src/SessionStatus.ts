@@ -1,0 +1,30 @@
+import { Schema } from "effect"
+
+export const sessionStatuses = [
+  "pending",
+  "starting",
+  "running",
+  "completed",
+  "failed",
+  "timeout",
+  "cancelled",
+] as const
+export const SessionStatus = Schema.Literals(sessionStatuses).annotate({ identifier: "SessionStatus" })
+export type SessionStatus = typeof SessionStatus.Type
+
+export const terminalStatuses: ReadonlySet<SessionStatus> = new Set(["completed", "failed", "timeout", "cancelled"])
+export const isTerminal = (s: SessionStatus): boolean => terminalStatuses.has(s)
+
+/** The legal transitions, encoded once. Terminal states have none. */
+export const sessionTransitions: { readonly [S in SessionStatus]: ReadonlyArray<SessionStatus> } = {
+  pending: ["starting", "failed", "cancelled"],
+  // starting → pending: the node was lost or refused before the VM ran; the session is re-queued.
+  starting: ["pending", "running", "failed", "timeout", "cancelled"],
+  running: ["completed", "failed", "timeout", "cancelled"],
+  completed: [],
+  failed: [],
+  timeout: [],
+  cancelled: [],
+}
+
+export const canTransition = (from: SessionStatus, to: SessionStatus): boolean => sessionTransitions[from].includes(to)
