@@ -1,0 +1,56 @@
+import { Context, Effect, Layer, Scope } from "effect"
+import type { CommandFailed } from "./HostCommand.ts"
+import { HostCommand } from "./HostCommand.ts"
+import { guestMac, hostMac, tapAlias, tapName } from "./Naming.ts"
+import type { PoolExhausted, SlotAddresses } from "./SlotPool.ts"
+import { SlotPool } from "./SlotPool.ts"
+
+/** A VM's network: its TAP (fixed host MAC, /30 host address, permanent neighbour entry for the guest). */
+export interface Slot extends SlotAddresses {
+  readonly sessionId: string
+  readonly tap: string
+  readonly hostMac: string
+  readonly guestMac: string
+}
+
+export const tapUpScript = (slot: Slot): string =>
+  [
+    `tuntap add dev ${slot.tap} mode tap`,
+    `link set dev ${slot.tap} address ${slot.hostMac}`,
+    `link set dev ${slot.tap} alias ${tapAlias(slot.sessionId)}`,
+    `addr add ${slot.hostIp}/${slot.prefixLength} dev ${slot.tap}`,
+    `link set dev ${slot.tap} up`,
+    // The guest's MAC is fixed: no ARP round trips (and no 1 s retries) while it boots.
+    `neigh replace ${slot.guestIp} lladdr ${slot.guestMac} dev ${slot.tap} nud permanent`,
+  ].join("\n") + "\n"
+
+export class NetworkSlot extends Context.Service<NetworkSlot, {
+  /** A slot for the session; released (TAP deleted, /30 freed) when the scope closes. */
+  readonly acquire: (sessionId: string) => Effect.Effect<Slot, PoolExhausted | CommandFailed, Scope.Scope>
+}>()("paws/node/network/NetworkSlot") {
+  static readonly layerNoDeps = Layer.effect(
+    NetworkSlot,
+    Effect.gen(function* () {
+      const pool = yield* SlotPool
+      const cmd = yield* HostCommand
+      const deleteTap = (tap: string) =>
+        cmd.run(["ip", "link", "del", "dev", tap]).pipe(
+          Effect.catch((e) => Effect.logWarning(`could not delete TAP ${tap}: ${e.message}`)),
+        )
+      const acquire = Effect.fn("NetworkSlot.acquire")(function* (sessionId: string) {
+        const addresses = yield* Effect.acquireRelease(pool.allocate, (a) => pool.free(a.index))
+        const slot: Slot = { ...addresses, sessionId, tap: tapName(sessionId), hostMac, guestMac }
+        yield* Effect.acquireRelease(
+          cmd.run(["ip", "-batch", "-"], tapUpScript(slot)).pipe(
+            // A half-made TAP is still ours to remove.
+            Effect.tapError(() => cmd.run(["ip", "link", "del", "dev", slot.tap]).pipe(Effect.ignore)),
+          ),
+          () => deleteTap(slot.tap),
+        )
+        return slot
+      })
+      return NetworkSlot.of({ acquire })
+    }),
+  )
+  static readonly layer = NetworkSlot.layerNoDeps.pipe(Layer.provide([SlotPool.layer, HostCommand.layer]))
+}

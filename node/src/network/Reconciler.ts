@@ -1,0 +1,123 @@
+import { Context, Effect, Layer, Option } from "effect"
+import { readdir, readFile, readlink, stat } from "node:fs/promises"
+import { HostCommand } from "./HostCommand.ts"
+import { aliasPrefix, isPawsTable, isPawsTap, sessionEnvVar, sessionIdOfTable } from "./Naming.ts"
+
+/** What one reconcile pass removed. */
+export interface Reconciled {
+  readonly taps: ReadonlyArray<string>
+  readonly tables: ReadonlyArray<string>
+  readonly pids: ReadonlyArray<number>
+}
+
+export interface LabelledProcess {
+  readonly pid: number
+  readonly sessionId: string
+}
+
+const netnsInode = (netns: Option.Option<string>): Effect.Effect<string> =>
+  Effect.promise(async () =>
+    Option.isSome(netns)
+      ? `net:[${(await stat(`/run/netns/${netns.value}`)).ino}]`
+      : await readlink("/proc/self/ns/net")
+  )
+
+/** Processes in the node's netns whose environment carries `PAWS_SESSION_ID` (QEMU, proxies). */
+export const labelledProcesses = (netns: Option.Option<string>): Effect.Effect<ReadonlyArray<LabelledProcess>> =>
+  Effect.gen(function* () {
+    const ns = yield* netnsInode(netns)
+    return yield* Effect.promise(async () => {
+      const found: Array<LabelledProcess> = []
+      for (const entry of await readdir("/proc")) {
+        const pid = Number(entry)
+        if (!Number.isInteger(pid) || pid === process.pid) continue
+        try {
+          if ((await readlink(`/proc/${pid}/ns/net`)) !== ns) continue
+          const env = (await readFile(`/proc/${pid}/environ`)).toString().split("\0")
+          const label = env.find((kv) => kv.startsWith(`${sessionEnvVar}=`))
+          if (label !== undefined) found.push({ pid, sessionId: label.slice(sessionEnvVar.length + 1) })
+        } catch {
+          // exited meanwhile, or a kernel thread
+        }
+      }
+      return found
+    })
+  })
+
+/**
+ * Removes what the node labelled but no live session owns: TAPs named `pw…`, nft tables
+ * `inet paws_…`, and labelled processes in its netns. Run at start (every session is dead then).
+ */
+export class Reconciler extends Context.Service<Reconciler, {
+  readonly reconcile: (live: ReadonlySet<string>) => Effect.Effect<Reconciled>
+}>()("paws/node/network/Reconciler") {
+  static readonly layerNoDeps = Layer.effect(
+    Reconciler,
+    Effect.gen(function* () {
+      const cmd = yield* HostCommand
+      const warn = (what: string) => (e: { readonly message: string }) =>
+        Effect.logWarning(`reconcile: ${what}: ${e.message}`).pipe(Effect.as(false))
+
+      const reconcile = Effect.fn("Reconciler.reconcile")(function* (live: ReadonlySet<string>) {
+        // Processes first: a QEMU holding a TAP open would otherwise keep it busy.
+        const pids: Array<number> = []
+        for (const p of yield* labelledProcesses(cmd.netns)) {
+          if (live.has(p.sessionId)) continue
+          try {
+            process.kill(p.pid, "SIGKILL")
+            pids.push(p.pid)
+            yield* Effect.logWarning(`reconcile: killed orphan process ${p.pid} of session ${p.sessionId}`)
+          } catch {
+            // already gone
+          }
+        }
+
+        const taps: Array<string> = []
+        const links = yield* cmd.run(["ip", "-j", "link", "show"]).pipe(
+          Effect.map((out) => JSON.parse(out) as ReadonlyArray<{ ifname: string; ifalias?: string }>),
+          Effect.catch((e) => warn("listing links")(e).pipe(Effect.as([]))),
+        )
+        for (const link of links) {
+          if (!isPawsTap(link.ifname)) continue
+          const owner = link.ifalias?.startsWith(aliasPrefix) ? link.ifalias.slice(aliasPrefix.length) : undefined
+          if (owner !== undefined && live.has(owner)) continue
+          const ok = yield* cmd.run(["ip", "link", "del", "dev", link.ifname]).pipe(
+            Effect.as(true),
+            Effect.catch(warn(`deleting TAP ${link.ifname}`)),
+          )
+          if (ok) {
+            taps.push(link.ifname)
+            yield* Effect.logWarning(`reconcile: deleted orphan TAP ${link.ifname} (session ${owner ?? "unknown"})`)
+          }
+        }
+
+        const tables: Array<string> = []
+        const listed = yield* cmd.run(["nft", "-j", "list", "tables", "inet"]).pipe(
+          Effect.map((out) =>
+            (JSON.parse(out) as { nftables: ReadonlyArray<{ table?: { name: string } }> }).nftables
+              .flatMap((e) => (e.table ? [e.table.name] : []))
+          ),
+          Effect.catch((e) => warn("listing nft tables")(e).pipe(Effect.as([]))),
+        )
+        for (const name of listed) {
+          const owner = sessionIdOfTable(name)
+          if (!isPawsTable(name) || (owner !== undefined && live.has(owner))) continue
+          const ok = yield* cmd.run(["nft", "delete", "table", "inet", name]).pipe(
+            Effect.as(true),
+            Effect.catch(warn(`deleting table ${name}`)),
+          )
+          if (ok) {
+            tables.push(name)
+            yield* Effect.logWarning(`reconcile: deleted orphan nft table inet ${name}`)
+          }
+        }
+        yield* Effect.logInfo(
+          `reconcile: removed ${taps.length} TAP(s), ${tables.length} table(s), ${pids.length} process(es)`,
+        )
+        return { taps, tables, pids }
+      })
+      return Reconciler.of({ reconcile })
+    }),
+  )
+  static readonly layer = Reconciler.layerNoDeps.pipe(Layer.provide(HostCommand.layer))
+}

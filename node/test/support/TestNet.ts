@@ -1,0 +1,66 @@
+import { Effect, Option, Scope } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { HostCommand, runCommand } from "../../src/network/HostCommand.ts"
+
+const probeScript = fileURLToPath(new URL("./probe.ts", import.meta.url))
+
+/** A uniquely named netns, deleted (with a check that nothing of ours remains) when the scope closes. */
+export const testNetns = (label = "t"): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.gen(function* () {
+      const name = `paws-${label}-${Math.random().toString(16).slice(2, 10)}`
+      yield* runCommand(["ip", "netns", "add", name]).pipe(Effect.orDie)
+      yield* runCommand(["ip", "-n", name, "link", "set", "lo", "up"]).pipe(Effect.orDie)
+      return name
+    }),
+    (name) => runCommand(["ip", "netns", "del", name]).pipe(Effect.ignore),
+  )
+
+export const hostCommandIn = (netns: string) => HostCommand.make(Option.some(netns))
+
+export const sh = (argv: ReadonlyArray<string>, stdin?: string) => runCommand(argv, stdin).pipe(Effect.orDie)
+
+/** Starts a probe server in a netns; killed (by PID) with the scope. */
+export const serve = (netns: string, proto: "tcp" | "udp", ip: string, port: number, tag: string) =>
+  Effect.acquireRelease(
+    Effect.callback<ChildProcess>((resume) => {
+      const child = spawn("ip", [
+        "netns",
+        "exec",
+        netns,
+        process.execPath,
+        probeScript,
+        "serve",
+        proto,
+        ip,
+        String(port),
+        tag,
+      ], {
+        stdio: ["ignore", "pipe", "inherit"],
+      })
+      child.stdout!.once("data", () => resume(Effect.succeed(child)))
+      child.once("exit", (code) => resume(Effect.die(new Error(`probe server exited ${code}`))))
+    }),
+    (child) => Effect.sync(() => child.kill("SIGKILL")),
+  )
+
+/** What a client in `netns` gets back from ip:port ("BLOCKED" when nothing answers). */
+export const probe = (netns: string, proto: "tcp" | "udp", ip: string, port: number) =>
+  sh(["ip", "netns", "exec", netns, process.execPath, probeScript, "connect", proto, ip, String(port)]).pipe(
+    Effect.map((s) => s.trim()),
+  )
+
+/** Names of links / inet tables in a netns, for "nothing left behind" assertions. */
+export const linksIn = (netns: string) =>
+  sh(["ip", "-n", netns, "-j", "link", "show"]).pipe(
+    Effect.map((out) => (JSON.parse(out) as ReadonlyArray<{ ifname: string }>).map((l) => l.ifname)),
+  )
+export const tablesIn = (netns: string) =>
+  sh(["ip", "netns", "exec", netns, "nft", "-j", "list", "tables"]).pipe(
+    Effect.map((out) =>
+      (JSON.parse(out) as { nftables: ReadonlyArray<{ table?: { name: string } }> }).nftables.flatMap((e) =>
+        e.table ? [e.table.name] : []
+      )
+    ),
+  )
