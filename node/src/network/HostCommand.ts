@@ -25,8 +25,8 @@ export const runCommand = (argv: ReadonlyArray<string>, stdin?: string): Effect.
     const child = spawn(argv[0]!, argv.slice(1), { stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] })
     const out: Array<Buffer> = []
     const err: Array<Buffer> = []
-    child.stdout.on("data", (b: Buffer) => out.push(b))
-    child.stderr.on("data", (b: Buffer) => err.push(b))
+    child.stdout!.on("data", (b: Buffer) => out.push(b))
+    child.stderr!.on("data", (b: Buffer) => err.push(b))
     child.on("error", (e) => resume(Effect.fail(new CommandFailed({ argv, code: null, stderr: String(e) }))))
     child.on("close", (code) => {
       const stderr = Buffer.concat(err).toString()

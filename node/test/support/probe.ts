@@ -8,7 +8,7 @@ const [mode, proto, ip, portText, tag] = process.argv.slice(2)
 const port = Number(portText)
 
 if (mode === "serve" && proto === "tcp") {
-  net.createServer((s) => s.end(tag)).listen(port, ip, () => console.log("listening"))
+  net.createServer((s) => s.end(tag ?? "")).listen(port, ip, () => console.log("listening"))
 } else if (mode === "serve" && proto === "udp") {
   const sock = dgram.createSocket("udp4")
   sock.on("message", (_m, r) => sock.send(tag ?? "", r.port, r.address))
