@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 
 const label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 const hostPatternRegExp = new RegExp(`^(?:\\*\\.)?(?:${label}\\.)*${label}$`, "i")

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 
 export const AuditDecision = Schema.Literals([
   "allowed", // forwarded upstream

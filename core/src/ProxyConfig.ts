@@ -13,7 +13,7 @@
  *    stdin EOF also happens when the parent dies, so the proxy never outlives its node.
  *    An invalid config line → one `error` message with `fatal: true`, exit code 2.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 import { HostPattern } from "./HostPattern.ts"
 import { ProxyAuditEvent } from "./ProxyAudit.ts"
 import { CredentialRule } from "./SessionSpec.ts"

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 import { HostPattern } from "./HostPattern.ts"
 
 /** RFC 9110 `token`: the characters a header field name may contain. */

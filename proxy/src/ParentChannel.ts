@@ -1,0 +1,86 @@
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { ProxyConfig } from "../../core/src/ProxyConfig.ts"
+import type { ProxyMessage } from "../../core/src/ProxyConfig.ts"
+
+/**
+ * The pipe to the node that spawned this proxy: the config arrives as the first stdin line,
+ * NDJSON messages leave on stdout, and stdin reaching EOF (parent closed it, or died) means stop.
+ */
+const maxConfigBytes = 4 * 1024 * 1024
+
+export class ConfigUnreadable extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = "ConfigUnreadable"
+  }
+}
+
+/** Reads the first line (or, when stdin ends first, everything) from stdin. */
+export const readConfigLine = (input: NodeJS.ReadableStream): Effect.Effect<string, ConfigUnreadable> =>
+  Effect.callback<string, ConfigUnreadable>((resume) => {
+    let buffered = ""
+    const done = (effect: Effect.Effect<string, ConfigUnreadable>) => {
+      input.off("data", onData)
+      input.off("end", onEnd)
+      resume(effect)
+    }
+    const onData = (chunk: string | Buffer) => {
+      buffered += chunk.toString()
+      const newline = buffered.indexOf("\n")
+      if (newline !== -1) return done(Effect.succeed(buffered.slice(0, newline)))
+      if (buffered.length > maxConfigBytes) done(Effect.fail(new ConfigUnreadable("config line exceeds 4 MiB")))
+    }
+    const onEnd = () =>
+      done(
+        buffered.trim() === ""
+          ? Effect.fail(new ConfigUnreadable("stdin closed before a config line arrived"))
+          : Effect.succeed(buffered),
+      )
+    input.on("data", onData)
+    input.on("end", onEnd)
+  })
+
+/** Strings under `credentials` in a raw config: redacted from any decode error we report. */
+const credentialStrings = (raw: unknown): Array<string> => {
+  const out: Array<string> = []
+  const walk = (v: unknown) => {
+    if (typeof v === "string") out.push(v)
+    else if (v !== null && typeof v === "object") { for (const x of Object.values(v)) walk(x) }
+  }
+  if (raw !== null && typeof raw === "object") walk((raw as Record<string, unknown>)["credentials"])
+  return out.filter((s) => s.length > 0)
+}
+
+export const decodeConfig = (line: string): Effect.Effect<ProxyConfig, ConfigUnreadable> =>
+  Effect.suspend(() => {
+    let raw: unknown
+    try {
+      raw = JSON.parse(line)
+    } catch {
+      return Effect.fail(new ConfigUnreadable("config line is not JSON"))
+    }
+    return Schema.decodeUnknownEffect(ProxyConfig)(raw).pipe(
+      Effect.mapError((error) => {
+        let message = `invalid config: ${String(error)}`
+        for (const secret of credentialStrings(raw)) message = message.split(secret).join("[redacted]")
+        return new ConfigUnreadable(message)
+      }),
+    )
+  })
+
+/** Completes when stdin ends (the parent closed it or died). */
+export const stdinClosed = (input: NodeJS.ReadableStream): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const onEnd = () => resume(Effect.void)
+    input.once("end", onEnd)
+    input.once("close", onEnd)
+    input.on("data", () => {}) // further lines are reserved; keep reading so EOF is seen
+    input.resume()
+  })
+
+export const writeLine = (line: string): void => {
+  process.stdout.write(line)
+}
+
+export const message = (m: ProxyMessage): string => JSON.stringify(m) + "\n"

@@ -1,0 +1,86 @@
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { defaultProxyLimits } from "../../core/src/ProxyConfig.ts"
+import type { ProxyConfig, ProxyPorts } from "../../core/src/ProxyConfig.ts"
+import { makeAccessPolicy } from "./AccessPolicy.ts"
+import { makeAuditLog } from "./AuditLog.ts"
+import type { AuditLog } from "./AuditLog.ts"
+import { makeCertificateAuthority } from "./CertificateAuthority.ts"
+import { makeDnsAnswerer, startDnsServer } from "./DnsServer.ts"
+import { startHttpsListener } from "./HttpsListener.ts"
+import { makeLeafCertificateCache } from "./LeafCertificateCache.ts"
+import { startPlainHttpListener } from "./PlainHttpListener.ts"
+import { makeRequestForwarder } from "./RequestForwarder.ts"
+import { makeRequestJudge } from "./RequestJudge.ts"
+import { secretNeedles } from "./SecretScanner.ts"
+import { makeUpstreamPool } from "./UpstreamPool.ts"
+import { makeWebSocketForwarder } from "./WebSocketForwarder.ts"
+
+export interface RunningProxy {
+  readonly caCertificatePem: string
+  readonly ports: ProxyPorts
+  readonly audit: AuditLog
+}
+
+/** Acquires a started listener and closes it when the scope closes. */
+const listener = <A extends { readonly close: () => Promise<void> }>(start: () => Promise<A>) =>
+  Effect.acquireRelease(Effect.promise(start), (l) => Effect.promise(() => l.close()))
+
+/**
+ * One proxy for one VM: CA, policy, upstream pool and the HTTPS, HTTP and DNS listeners, each
+ * released in reverse order when the scope closes. `write` receives NDJSON lines for the parent.
+ */
+export const startProxy = (
+  config: ProxyConfig,
+  write: (line: string) => void,
+): Effect.Effect<RunningProxy, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const limits = { ...defaultProxyLimits, ...config.limits }
+    const policy = makeAccessPolicy(config)
+    const secrets = secretNeedles(policy.secrets.map((s) => s.value))
+    const audit = makeAuditLog(write, secrets)
+    const ca = yield* Effect.promise(makeCertificateAuthority)
+    const leaves = makeLeafCertificateCache(ca)
+    const defaultCertificate = { key: ca.leafKeyPem, cert: yield* Effect.promise(() => ca.issueLeaf("no-sni.invalid")) }
+    const pool = yield* Effect.acquireRelease(
+      Effect.sync(() => makeUpstreamPool(config.upstream ?? {}, limits.upstreamConnectTimeoutMs)),
+      (p) => Effect.sync(p.close),
+    )
+    const deps = {
+      judge: makeRequestJudge(policy),
+      pool,
+      audit,
+      secrets,
+      idleTimeoutMs: limits.idleTimeoutMs,
+      connectTimeoutMs: limits.upstreamConnectTimeoutMs,
+    }
+    const { address } = config.listen
+    const https = yield* listener(() =>
+      startHttpsListener({
+        address,
+        port: config.listen.https,
+        limits,
+        leaves,
+        defaultCertificate,
+        onRequest: makeRequestForwarder(deps),
+        onUpgrade: makeWebSocketForwarder(deps),
+      })
+    )
+    const http = yield* listener(() =>
+      startPlainHttpListener({ address, port: config.listen.http, limits, policy, audit })
+    )
+    const dns = yield* listener(() =>
+      startDnsServer({
+        address,
+        port: config.listen.dns,
+        answer: makeDnsAnswerer(policy, config.dnsAnswer, audit),
+        maxConnections: limits.maxConnections,
+        idleTimeoutMs: Math.min(limits.idleTimeoutMs, 30_000),
+      })
+    )
+    return {
+      caCertificatePem: ca.certificatePem,
+      ports: { https: https.port, http: http.port, dnsUdp: dns.udpPort, dnsTcp: dns.tcpPort },
+      audit,
+    }
+  })

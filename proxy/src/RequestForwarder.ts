@@ -1,0 +1,195 @@
+import * as https from "node:https"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import type { TLSSocket } from "node:tls"
+import { pipeline } from "node:stream"
+import type { AuditLog } from "./AuditLog.ts"
+import { auditPath } from "./AuditLog.ts"
+import type { Admission, Refusal, RequestJudge } from "./RequestJudge.ts"
+import { hopByHop, isRefusal, refusals, upstreamRequestHeaders } from "./RequestJudge.ts"
+import { containsSecret, redactText, SecretFound, SecretScanner } from "./SecretScanner.ts"
+import type { SecretNeedles } from "./SecretScanner.ts"
+import type { UpstreamPool } from "./UpstreamPool.ts"
+import { BlockedAddress } from "./UpstreamPool.ts"
+
+export interface ForwarderDeps {
+  readonly judge: RequestJudge
+  readonly pool: UpstreamPool
+  readonly audit: AuditLog
+  /** All injected values: responses to requests that carried one are scanned for echoes. */
+  readonly secrets: SecretNeedles
+  readonly idleTimeoutMs: number
+  readonly connectTimeoutMs: number
+}
+
+export const refusalBody = (refusal: Refusal): string => `paws proxy: ${refusal.reason}.\n`
+
+/** Writes the readable refusal and its audit event. */
+export const refuse = (
+  deps: ForwarderDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  refusal: Refusal,
+  host: string,
+) => {
+  const body = refusalBody(refusal)
+  if (!res.headersSent) {
+    res.writeHead(refusal.status, {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": Buffer.byteLength(body),
+      "x-paws-decision": refusal.decision,
+    })
+    res.end(body)
+  } else res.destroy()
+  deps.audit.record({
+    decision: refusal.decision,
+    host,
+    method: req.method ?? "",
+    path: auditPath(req.url ?? ""),
+    status: refusal.status,
+    reason: refusal.reason,
+  })
+}
+
+/** Response headers for the guest: hop-by-hop dropped, echoed credential values redacted. */
+export const guestResponseHeaders = (raw: ReadonlyArray<string>, secrets: SecretNeedles | undefined) => {
+  const out: Array<string> = []
+  let redacted = false
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (hopByHop.has(name.toLowerCase())) continue
+    let value = raw[i + 1]!
+    if (secrets && containsSecret(value, secrets)) {
+      value = redactText(value, secrets)
+      redacted = true
+    }
+    out.push(name, value)
+  }
+  return { headers: out, redacted }
+}
+
+export const blockedOrUpstreamError = (host: string, error: Error): Refusal =>
+  error instanceof BlockedAddress ? { status: 502, decision: "blocked_address", reason: error.message } : {
+    status: 502,
+    decision: "upstream_error",
+    reason: `could not reach ${host} (${(error as NodeJS.ErrnoException).code ?? error.message})`,
+  }
+
+export const makeRequestForwarder = (deps: ForwarderDeps) => (req: IncomingMessage, res: ServerResponse) => {
+  const started = performance.now()
+  const socket = req.socket as TLSSocket
+  const verdict = deps.judge(socket.servername, req.url ?? "/", req.headers, req.rawHeaders)
+  if (isRefusal(verdict)) {
+    req.resume()
+    return refuse(deps, req, res, verdict, socket.servername || String(req.headers.host ?? ""))
+  }
+  forward(deps, req, res, verdict, started)
+}
+
+const forward = (
+  deps: ForwarderDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  admission: Admission,
+  started: number,
+) => {
+  const { host, injections } = admission
+  const injected = injections.length > 0
+  let bytesIn = 0
+  let bytesOut = 0
+  let status = 0
+  let decision: Refusal["decision"] | "allowed" = "allowed"
+  let reason: string | undefined
+
+  const upReq = https.request({
+    host,
+    servername: host,
+    port: deps.pool.portFor(host),
+    method: req.method ?? "GET",
+    path: req.url ?? "/",
+    headers: upstreamRequestHeaders(req.rawHeaders, injections, false),
+    agent: deps.pool.agent,
+    lookup: deps.pool.lookup,
+    setHost: false,
+  })
+  upReq.setTimeout(deps.idleTimeoutMs, () => upReq.destroy(new Error("upstream idle timeout")))
+  upReq.on("socket", (s) => {
+    s.setNoDelay(true)
+    if (!s.connecting) return
+    const timer = setTimeout(() => upReq.destroy(new Error("upstream connect timeout")), deps.connectTimeoutMs)
+    s.once("connect", () => clearTimeout(timer))
+    s.once("close", () => clearTimeout(timer))
+  })
+
+  const fail = (refusal: Refusal) => {
+    decision = refusal.decision
+    reason = refusal.reason
+    status = refusal.status
+    const body = refusalBody(refusal)
+    if (!res.headersSent) {
+      res.writeHead(refusal.status, {
+        "content-type": "text/plain; charset=utf-8",
+        "x-paws-decision": refusal.decision,
+      })
+      res.end(body)
+    } else res.destroy()
+  }
+
+  upReq.on("error", (error) => {
+    if (decision === "allowed") {
+      fail(error instanceof SecretFound ? refusalsLeak(host) : blockedOrUpstreamError(host, error))
+    }
+  })
+
+  upReq.on("response", (upRes) => {
+    status = upRes.statusCode ?? 502
+    const { headers, redacted } = guestResponseHeaders(upRes.rawHeaders, injected ? deps.secrets : undefined)
+    if (redacted) echo()
+    res.writeHead(status, upRes.statusMessage, headers)
+    res.flushHeaders()
+    upRes.on("data", (c: Buffer) => (bytesOut += c.length))
+    const source = injected ? upRes.pipe(new SecretScanner(deps.secrets, "redact", echo)) : upRes
+    pipeline(source, res, () => {})
+    upRes.on("error", () => res.destroy())
+  })
+
+  let echoed = false
+  const echo = () => {
+    if (echoed) return
+    echoed = true
+    deps.audit.record({
+      decision: "echo_redacted",
+      host,
+      method: req.method ?? "",
+      path: auditPath(req.url ?? ""),
+      reason: "an injected credential came back in the response and was redacted",
+    })
+  }
+
+  req.on("data", (c: Buffer) => (bytesIn += c.length))
+  // pipe, not pipeline: destroying a server request would destroy the socket before the 502 is written.
+  if (admission.foreign.needles.length > 0) {
+    const scanner = new SecretScanner(admission.foreign, "block", () => {})
+    scanner.on("error", (err) => upReq.destroy(err))
+    req.pipe(scanner).pipe(upReq)
+  } else {
+    req.pipe(upReq)
+  }
+
+  res.on("close", () => {
+    if (!res.writableFinished) upReq.destroy()
+    deps.audit.record({
+      decision,
+      host,
+      method: req.method ?? "",
+      path: auditPath(req.url ?? ""),
+      status,
+      bytesIn,
+      bytesOut,
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+      ...(injected ? { injected: injections.map((i) => i.name) } : {}),
+      ...(reason === undefined ? {} : { reason }),
+    })
+  })
+}
+
+const refusalsLeak = refusals.leak

@@ -1,0 +1,133 @@
+import type { IncomingHttpHeaders } from "node:http"
+import type { AuditDecision } from "../../core/src/ProxyAudit.ts"
+import { normalizeHost } from "../../core/src/HostPattern.ts"
+import type { AccessPolicy, Injection } from "./AccessPolicy.ts"
+import { containsSecret, secretNeedles } from "./SecretScanner.ts"
+import type { SecretNeedles } from "./SecretScanner.ts"
+
+/** A refusal the agent can read: agents stop retrying a bypass when told plainly why. */
+export interface Refusal {
+  readonly status: number
+  readonly decision: AuditDecision
+  readonly reason: string
+}
+
+export interface Admission {
+  readonly host: string
+  readonly injections: ReadonlyArray<Injection>
+  /** Values of other hosts' credentials: the request body is scanned for them when non-empty. */
+  readonly foreign: SecretNeedles
+}
+
+/** The name part of a Host header (`a.b:8443` → `a.b`, `[::1]:80` → `::1`), normalised. */
+export const hostOfHeader = (value: string | undefined): string => {
+  if (value === undefined) return ""
+  const v = value.trim()
+  if (v.startsWith("[")) return normalizeHost(v.slice(1, v.indexOf("]") === -1 ? undefined : v.indexOf("]")))
+  const colon = v.indexOf(":")
+  return normalizeHost(colon === -1 ? v : v.slice(0, colon))
+}
+
+export const refusals = {
+  noSni: (): Refusal => ({
+    status: 421,
+    decision: "no_sni",
+    reason: "the TLS connection did not name a server (SNI); connect using the host name, not an address",
+  }),
+  mismatch: (sni: string, host: string): Refusal => ({
+    status: 421,
+    decision: "host_mismatch",
+    reason: `the Host header (${host || "missing"}) does not match the TLS server name (${sni}); ` +
+      "send requests for a host over a connection opened to that host",
+  }),
+  denied: (host: string): Refusal => ({
+    status: 403,
+    decision: "denied_host",
+    reason: `${host} is not on this sandbox's allowlist (network.allowOut), so the request was blocked. ` +
+      "Retrying or using another route will not help; ask the session owner to allow the host",
+  }),
+  leak: (host: string): Refusal => ({
+    status: 403,
+    decision: "credential_leak",
+    reason: `the request to ${host} carried a credential that belongs to another host; it was blocked`,
+  }),
+} as const
+
+/** Decides a TLS request on SNI + Host + allowlist + credential ownership. */
+export const makeRequestJudge = (policy: AccessPolicy) => {
+  const foreignByHost = new Map<string, SecretNeedles>()
+  const foreignFor = (host: string): SecretNeedles => {
+    let needles = foreignByHost.get(host)
+    if (needles === undefined) {
+      needles = secretNeedles(policy.foreignSecrets(host))
+      if (foreignByHost.size > 4096) foreignByHost.clear()
+      foreignByHost.set(host, needles)
+    }
+    return needles
+  }
+
+  return (
+    servername: string | false | undefined | null,
+    url: string,
+    headers: IncomingHttpHeaders,
+    rawHeaders: ReadonlyArray<string>,
+  ): Admission | Refusal => {
+    if (!servername) return refusals.noSni()
+    const sni = normalizeHost(servername)
+    const host = hostOfHeader(headers.host)
+    if (host !== sni) return refusals.mismatch(sni, host)
+    if (!policy.allowed(sni)) return refusals.denied(sni)
+    const foreign = foreignFor(sni)
+    if (foreign.needles.length > 0) {
+      if (containsSecret(url, foreign) || rawHeaders.some((h, i) => i % 2 === 1 && containsSecret(h, foreign))) {
+        return refusals.leak(sni)
+      }
+    }
+    return { host: sni, injections: policy.injections(sni), foreign }
+  }
+}
+export type RequestJudge = ReturnType<typeof makeRequestJudge>
+
+export const isRefusal = (v: Admission | Refusal): v is Refusal => "status" in v
+
+/** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1). */
+export const hopByHop = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "expect",
+])
+
+/**
+ * The request headers to send upstream as a flat [name, value, …] list: hop-by-hop headers and
+ * any client header named by an injection dropped, then the injections appended (replace, never merge).
+ */
+export const upstreamRequestHeaders = (
+  rawHeaders: ReadonlyArray<string>,
+  injections: ReadonlyArray<Injection>,
+  upgrade: boolean,
+): Array<string> => {
+  const drop = new Set(hopByHop)
+  for (const { name } of injections) drop.add(name)
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === "connection") {
+      for (const token of rawHeaders[i + 1]!.split(",")) drop.add(token.trim().toLowerCase())
+    }
+  }
+  if (injections.length > 0) drop.add("accept-encoding") // keep responses scannable for echoes
+  const out: Array<string> = []
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    if (!drop.has(name.toLowerCase())) out.push(name, rawHeaders[i + 1]!)
+  }
+  if (injections.length > 0) out.push("accept-encoding", "identity")
+  if (upgrade) out.push("connection", "upgrade", "upgrade", "websocket")
+  for (const { name, value } of injections) out.push(name, value)
+  return out
+}

@@ -1,0 +1,41 @@
+/**
+ * `paws proxy`: one process per VM. Protocol and lifecycle: core/src/ProxyConfig.ts.
+ * Imports are per module (effect/Effect, not the barrel) because spawn→ready time counts.
+ */
+import * as Effect from "effect/Effect"
+import { runMain } from "@effect/platform-node/NodeRuntime"
+import { decodeConfig, message, readConfigLine, stdinClosed, writeLine } from "./ParentChannel.ts"
+import { startProxy } from "./ProxyServer.ts"
+
+const spawnedAt = performance.timeOrigin
+
+const program = Effect.gen(function* () {
+  process.stdin.setEncoding("utf8")
+  const config = yield* readConfigLine(process.stdin).pipe(Effect.flatMap(decodeConfig))
+  yield* Effect.scoped(Effect.gen(function* () {
+    const proxy = yield* startProxy(config, writeLine)
+    proxy.audit.send({
+      _tag: "ready",
+      pid: process.pid,
+      caCertificatePem: proxy.caCertificatePem,
+      ports: proxy.ports,
+      startupMs: Math.round((Date.now() - spawnedAt) * 10) / 10,
+    })
+    yield* stdinClosed(process.stdin)
+  }))
+}).pipe(
+  Effect.catch((error) =>
+    Effect.sync(() => {
+      writeLine(message({ _tag: "error", message: error.message, fatal: true }))
+      process.exitCode = 2
+    })
+  ),
+  Effect.ensuring(Effect.sync(() => process.exit())),
+)
+
+// A bug on one connection must not take down every other connection of the VM.
+process.on("uncaughtException", (error) => {
+  writeLine(message({ _tag: "error", message: `internal error: ${error.name}`, fatal: false }))
+})
+
+runMain(program, { disableErrorReporting: true })
