@@ -1,0 +1,60 @@
+import { Effect, Layer, Redacted } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { RpcSerialization, RpcServer } from "effect/rpc"
+import { Schema } from "effect"
+import { NodeHttpServer } from "@effect/platform-node"
+import { NodeId, NodeRpcs } from "@paws/core"
+import { createServer } from "node:http"
+import { timingSafeEqual } from "node:crypto"
+import { NodeConfig } from "./NodeConfig.ts"
+import { LiveSessions } from "./session/LiveSessions.ts"
+
+const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
+  const sessions = yield* LiveSessions
+  const config = yield* NodeConfig
+  const id = Schema.decodeSync(NodeId)(config.id)
+  return {
+    RunSession: (dispatch) => sessions.run(dispatch),
+    CancelSession: ({ sessionId }) => sessions.cancel(sessionId),
+    NodeStatus: () =>
+      Effect.map(sessions.capacity, ({ maxConcurrent, running }) => ({
+        id,
+        name: config.id,
+        capacity: { maxConcurrent, running, available: Math.max(0, maxConcurrent - running) },
+        status: "ready" as const,
+        labels: {},
+      })),
+  }
+}))
+
+const sameSecret = (given: string, expected: string): boolean => {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/** Refuses every request (including the WebSocket upgrade) without `Authorization: Bearer <PAWS_NODE_TOKEN>`. */
+const requireBearer = (token: Redacted.Redacted<string>) =>
+<E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const header = request.headers["authorization"] ?? ""
+    const given = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : ""
+    if (!sameSecret(given, Redacted.value(token))) {
+      return HttpServerResponse.text("unauthorized", { status: 401 })
+    }
+    return yield* app
+  })
+
+/** The control↔node RPC (`NodeRpcs`) over WebSocket + NDJSON at `/rpc`, bearer-token protected. */
+export const NodeServer = Layer.unwrap(Effect.gen(function* () {
+  const config = yield* NodeConfig
+  const rpc = RpcServer.layerHttp({ group: NodeRpcs, path: "/rpc", protocol: "websocket" }).pipe(
+    Layer.provide([NodeRpcHandlers, RpcSerialization.layerNdjson]),
+  )
+  return HttpRouter.serve(rpc, { middleware: requireBearer(config.token), disableLogger: true }).pipe(
+    Layer.provide(NodeHttpServer.layer(createServer, { port: config.port, host: config.host })),
+  )
+}))

@@ -1,0 +1,60 @@
+/** Shell text the node sends into a guest. Everything is quoted; nothing here is secret. */
+
+export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
+
+export const caPath = "/usr/local/share/ca-certificates/paws-proxy-ca.crt"
+export const caBundlePath = "/etc/ssl/certs/ca-certificates.crt"
+export const envPath = "/etc/paws/env.sh"
+export const scriptPath = "/workload/script.sh"
+export const resultPath = "/output/result.json"
+
+/** Common clients' trust-store variables, all pointing at the bundle that includes the proxy CA. */
+export const caEnv: Record<string, string> = {
+  SSL_CERT_FILE: caBundlePath,
+  NODE_EXTRA_CA_CERTS: caPath,
+  REQUESTS_CA_BUNDLE: caBundlePath,
+  GIT_SSL_CAINFO: caBundlePath,
+  CURL_CA_BUNDLE: caBundlePath,
+}
+
+const exports = (env: Record<string, string>): string =>
+  Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join("\n") + "\n"
+
+/**
+ * Sets the clock (TLS needs it; a restored guest's clock is frozen at snapshot time), points DNS
+ * at the proxy (the host-side IP) and installs the per-VM CA (read from stdin) into the trust store.
+ */
+export const prepareGuestCommand = (epochSeconds: number, dnsIp: string): string =>
+  [
+    `date -s @${epochSeconds} >/dev/null`,
+    `echo ${shellQuote(`nameserver ${dnsIp}`)} > /etc/resolv.conf`,
+    `mkdir -p /usr/local/share/ca-certificates /etc/ssl/certs /etc/paws /workload /output /etc/profile.d`,
+    `cat > ${caPath}`,
+    `cat ${caPath} >> ${caBundlePath}`,
+    `printf '%s' ${shellQuote(exports(caEnv))} > /etc/profile.d/paws-ca.sh`,
+  ].join(" && ")
+
+/** The env file: trust-store variables, then the workload's own env (it may override them). */
+export const envFile = (workloadEnv: Record<string, string> | undefined): string =>
+  exports(caEnv) + exports(workloadEnv ?? {})
+
+export const writeFileCommand = (path: string, mode: string): string => `cat > ${path} && chmod ${mode} ${path}`
+
+export const runWorkloadCommand = `. ${envPath} && cd /root 2>/dev/null; exec sh ${scriptPath}`
+
+/** Prints the result file (at most cap+1 bytes, so "too large" is detectable); exit 3 when absent. */
+export const readResultCommand = (capBytes: number): string =>
+  `test -f ${resultPath} || exit 3; head -c ${capBytes + 1} ${resultPath}`
+
+export type ParsedResult = { readonly output: unknown; readonly error?: string }
+
+export const parseResult = (exitCode: number | null, text: string, capBytes: number): ParsedResult => {
+  if (exitCode === 3) return { output: null }
+  if (exitCode !== 0) return { output: null, error: `could not read ${resultPath} (exit ${exitCode})` }
+  if (Buffer.byteLength(text) > capBytes) return { output: null, error: `${resultPath} exceeds ${capBytes} bytes` }
+  try {
+    return { output: JSON.parse(text) }
+  } catch (e) {
+    return { output: null, error: `${resultPath} is not valid JSON: ${(e as Error).message}` }
+  }
+}

@@ -1,0 +1,85 @@
+import { Context, Deferred, Effect, Layer, Queue, Stream } from "effect"
+import {
+  NodeAtCapacity,
+  NodeSessionNotFound,
+  SessionAlreadyRunning,
+  type SessionDispatch,
+  type SessionEvent,
+  UnknownSnapshot,
+} from "@paws/core"
+import { NodeConfig } from "../NodeConfig.ts"
+import { SessionRunner } from "./SessionRunner.ts"
+
+/** Snapshots this node can boot. Only cold boot of the built image exists so far. */
+export const knownSnapshots: ReadonlySet<string> = new Set(["default"])
+
+/**
+ * The node's live sessions: admission (capacity, duplicates, snapshot), the event stream of
+ * each, and cancel. A session lives exactly as long as its event stream: if the caller goes
+ * away the stream's scope closes and the session's resources are released.
+ */
+export class LiveSessions extends Context.Service<LiveSessions, {
+  readonly run: (
+    dispatch: SessionDispatch,
+  ) => Stream.Stream<SessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>
+  readonly cancel: (sessionId: string) => Effect.Effect<void, NodeSessionNotFound>
+  readonly ids: Effect.Effect<ReadonlySet<string>>
+  readonly capacity: Effect.Effect<{ readonly maxConcurrent: number; readonly running: number }>
+}>()("paws/node/session/LiveSessions") {
+  static readonly layer = Layer.effect(
+    LiveSessions,
+    Effect.gen(function* () {
+      const { maxVms } = yield* NodeConfig
+      const runner = yield* SessionRunner
+      const live = new Map<string, Deferred.Deferred<void>>()
+
+      const admit = (dispatch: SessionDispatch) =>
+        Effect.gen(function* () {
+          const id = dispatch.sessionId
+          if (live.has(id)) {
+            return yield* new SessionAlreadyRunning({ sessionId: id, message: `session ${id} is already running here` })
+          }
+          if (!knownSnapshots.has(dispatch.snapshot)) {
+            return yield* new UnknownSnapshot({
+              snapshot: dispatch.snapshot,
+              message: `snapshot ${dispatch.snapshot} is not on this node`,
+            })
+          }
+          if (live.size >= maxVms) {
+            return yield* new NodeAtCapacity({ message: `node runs ${live.size} of ${maxVms} VMs` })
+          }
+          const cancel = Deferred.makeUnsafe<void>()
+          live.set(id, cancel)
+          return cancel
+        })
+
+      const run = (dispatch: SessionDispatch) =>
+        Stream.callback<SessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>((queue) =>
+          Effect.gen(function* () {
+            const cancel = yield* Effect.acquireRelease(
+              admit(dispatch),
+              () => Effect.sync(() => live.delete(dispatch.sessionId)),
+            )
+            yield* runner.run(dispatch, (event) => void Queue.offerUnsafe(queue, event), cancel).pipe(
+              Effect.ensuring(Queue.end(queue)),
+              Effect.forkScoped,
+            )
+          })
+        )
+
+      return LiveSessions.of({
+        run,
+        cancel: (sessionId) =>
+          Effect.suspend(() => {
+            const cancel = live.get(sessionId)
+            if (cancel === undefined) {
+              return Effect.fail(new NodeSessionNotFound({ sessionId, message: `no live session ${sessionId}` }))
+            }
+            return Deferred.succeed(cancel, undefined).pipe(Effect.asVoid)
+          }),
+        ids: Effect.sync(() => new Set(live.keys())),
+        capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size })),
+      })
+    }),
+  )
+}
