@@ -48,13 +48,19 @@ const requireBearer = (token: Redacted.Redacted<string>) =>
     return yield* app
   })
 
-/** The control↔node RPC (`NodeRpcs`) over WebSocket + NDJSON at `/rpc`, bearer-token protected. */
-export const NodeServer = Layer.unwrap(Effect.gen(function* () {
+/** The control↔node RPC (`NodeRpcs`) over WebSocket + NDJSON at `/rpc`, bearer-token protected; needs an HttpServer. */
+export const NodeRpcRoutes = Layer.unwrap(Effect.gen(function* () {
   const config = yield* NodeConfig
   const rpc = RpcServer.layerHttp({ group: NodeRpcs, path: "/rpc", protocol: "websocket" }).pipe(
     Layer.provide([NodeRpcHandlers, RpcSerialization.layerNdjson]),
   )
-  return HttpRouter.serve(rpc, { middleware: requireBearer(config.token), disableLogger: true }).pipe(
+  return HttpRouter.serve(rpc, { middleware: requireBearer(config.token), disableLogger: true })
+}))
+
+/** NodeRpcRoutes on a Node HTTP server at PAWS_NODE_HOST:PAWS_NODE_PORT. */
+export const NodeServer = Layer.unwrap(Effect.gen(function* () {
+  const config = yield* NodeConfig
+  return NodeRpcRoutes.pipe(
     Layer.provide(NodeHttpServer.layer(createServer, { port: config.port, host: config.host })),
   )
 }))
