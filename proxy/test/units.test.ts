@@ -1,0 +1,133 @@
+import { Readable } from "node:stream"
+import { assert, describe, it } from "@effect/vitest"
+import * as fc from "fast-check"
+import { makeAccessPolicy } from "../src/AccessPolicy.ts"
+import { isForbiddenAddress } from "../src/AddressPolicy.ts"
+import { auditPath } from "../src/AuditLog.ts"
+import { hostOfHeader, upstreamRequestHeaders } from "../src/RequestJudge.ts"
+import { SecretFound, secretNeedles, SecretScanner } from "../src/SecretScanner.ts"
+
+const collect = async (chunks: ReadonlyArray<Buffer>, scanner: SecretScanner): Promise<string> => {
+  const out: Array<Buffer> = []
+  for await (const c of Readable.from(chunks).pipe(scanner)) out.push(c as Buffer)
+  return Buffer.concat(out).toString()
+}
+
+describe("SecretScanner", () => {
+  const secret = "sk-live-0123456789abcdefXYZ/+="
+  const needles = secretNeedles([`Bearer ${secret}`])
+  const forms = [
+    secret,
+    encodeURIComponent(secret),
+    JSON.stringify(secret).slice(1, -1),
+    Buffer.from(secret).toString("base64"),
+    Buffer.from(`xy${secret}`).toString("base64url"),
+  ]
+
+  it("redacts every encoding of a value wherever the stream is split, keeping the length", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...forms),
+        fc.string({ maxLength: 40 }),
+        fc.array(fc.nat({ max: 200 }), { maxLength: 6 }),
+        async (form, filler, cuts) => {
+          const text = Buffer.from(`{"a":"${filler}${form}${filler}","b":"${form}"}`)
+          const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b)
+          const chunks = [0, ...points, text.length].slice(1).map((end, i, all) =>
+            text.subarray(i === 0 ? 0 : all[i - 1]!, end)
+          )
+          let found = 0
+          const out = await collect(chunks, new SecretScanner(needles, "redact", () => found++))
+          assert.strictEqual(out.length, text.length)
+          assert.notInclude(out, secret)
+          assert.notInclude(out, Buffer.from(secret).toString("base64").slice(4, -4))
+          assert.strictEqual(found, 1)
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+
+  it("passes other bytes through untouched and holds nothing back at a clean boundary", async () => {
+    const scanner = new SecretScanner(needles, "redact", () => assert.fail("nothing to find"))
+    const pushed: Array<string> = []
+    scanner.on("data", (c: Buffer) => pushed.push(c.toString()))
+    scanner.write(Buffer.from("data: token-1\n\n"))
+    await new Promise((r) => setImmediate(r))
+    assert.deepStrictEqual(pushed, ["data: token-1\n\n"]) // SSE events are not delayed
+  })
+
+  it("fails the stream in block mode", async () => {
+    const scanner = new SecretScanner(needles, "block", () => {})
+    const error = await collect([Buffer.from(`x=${secret.slice(0, 5)}`), Buffer.from(secret.slice(5))], scanner).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    assert.instanceOf(error, SecretFound)
+  })
+})
+
+describe("AccessPolicy", () => {
+  const policy = makeAccessPolicy({
+    allowOut: ["api.example.com", "*.github.com"],
+    credentials: {
+      "*.github.com": { headers: { Authorization: "token wild" } },
+      "api.github.com": { headers: { Authorization: "token exact", "X-Extra": "e" } },
+      "api.example.com": { headers: { "x-api-key": "k1" } },
+    },
+  })
+
+  it("allows exact names and wildcards below the apex only, case-insensitively", () => {
+    assert.isTrue(policy.allowed("API.Example.com."))
+    assert.isTrue(policy.allowed("codeload.github.com"))
+    assert.isFalse(policy.allowed("github.com"))
+    assert.isFalse(policy.allowed("example.com"))
+    assert.isFalse(policy.allowed("api.example.com.evil.test"))
+  })
+
+  it("injects the most specific rule's headers, lower-cased, and knows foreign secrets", () => {
+    assert.deepStrictEqual(policy.injections("api.github.com"), [
+      { name: "authorization", value: "token exact" },
+      { name: "x-extra", value: "e" },
+    ])
+    assert.deepStrictEqual(policy.injections("uploads.github.com"), [{ name: "authorization", value: "token wild" }])
+    assert.deepStrictEqual(policy.injections("other.test"), [])
+    assert.sameMembers([...policy.foreignSecrets("api.example.com")], ["token wild", "token exact", "e"])
+    assert.deepStrictEqual(policy.foreignSecrets("api.github.com"), ["k1"])
+  })
+
+  it("replaces client headers of an injected name and strips hop-by-hop headers", () => {
+    const out = upstreamRequestHeaders(
+      ["Host", "a", "AUTHORIZATION", "forged", "Connection", "keep-alive, X-Drop", "X-Drop", "1", "Accept", "*/*"],
+      [{ name: "authorization", value: "real" }],
+      false,
+    )
+    assert.deepStrictEqual(out, ["Host", "a", "Accept", "*/*", "accept-encoding", "identity", "authorization", "real"])
+  })
+})
+
+describe("address and header helpers", () => {
+  it("forbids loopback, private, link-local, metadata and mapped forms; allows public addresses", () => {
+    for (
+      const a of ["127.0.0.1", "10.1.2.3", "172.20.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0"]
+    ) assert.isTrue(isForbiddenAddress(a), a)
+    for (const a of ["::1", "::", "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "ff02::1"]) {
+      assert.isTrue(isForbiddenAddress(a), a)
+    }
+    for (const a of ["1.1.1.1", "140.82.112.3", "2606:4700::1111", "::ffff:8.8.8.8"]) {
+      assert.isFalse(isForbiddenAddress(a), a)
+    }
+    assert.isTrue(isForbiddenAddress("not-an-ip"))
+  })
+
+  it("keeps query keys but never query values in audit paths", () => {
+    assert.strictEqual(auditPath("/v1/x?key=secret&b=1&flag"), "/v1/x?key&b&flag")
+    assert.strictEqual(auditPath("/plain"), "/plain")
+  })
+
+  it("takes the name from a Host header", () => {
+    assert.strictEqual(hostOfHeader("API.example.com:8443"), "api.example.com")
+    assert.strictEqual(hostOfHeader("[::1]:80"), "::1")
+    assert.strictEqual(hostOfHeader(undefined), "")
+  })
+})
