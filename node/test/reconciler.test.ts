@@ -53,16 +53,24 @@ describe("Reconciler", () => {
       const orphanProc = yield* sleeper(ns, orphan)
       const liveProc = yield* sleeper(ns, live)
       const plainProc = yield* sleeper(ns)
+      // QEMU's label is its -name; a stand-in process with the same argv shape.
+      const qemuLike = yield* Effect.acquireRelease(
+        Effect.sync(() => spawn("ip", ["netns", "exec", ns, "sh", "-c", "sleep 60", "-name", `paws-${orphan}`], { stdio: "ignore" })),
+        (child) => Effect.sync(() => child.kill("SIGKILL")),
+      ).pipe(Effect.tap(() => Effect.sleep("200 millis")))
       const found = yield* labelledProcesses(hostCommandIn(ns).netns)
-      assert.sameMembers(found.map((p) => p.pid), [orphanProc.pid!, liveProc.pid!])
+      assert.sameMembers(found.map((p) => p.pid), [orphanProc.pid!, liveProc.pid!, qemuLike.pid!])
 
       const reconciler = yield* Reconciler.pipe(
         Effect.provide(Reconciler.layerNoDeps.pipe(Layer.provide(Layer.succeed(HostCommand, hostCommandIn(ns))))),
       )
       const removed = yield* reconciler.reconcile(new Set([live]))
-      assert.deepStrictEqual(removed, { taps: [tap(orphan)], tables: [table(orphan)], pids: [orphanProc.pid!] })
+      assert.deepStrictEqual(removed.taps, [tap(orphan)])
+      assert.deepStrictEqual(removed.tables, [table(orphan)])
+      assert.sameMembers(removed.pids, [orphanProc.pid!, qemuLike.pid!])
       yield* Effect.sleep("100 millis")
       assert.isFalse(alive(orphanProc.pid!))
+      assert.isFalse(alive(qemuLike.pid!))
       assert.isTrue(alive(liveProc.pid!))
       assert.isTrue(alive(plainProc.pid!))
       assert.sameMembers((yield* linksIn(ns)).filter((l) => l !== "lo"), [tap(live), "other0"])

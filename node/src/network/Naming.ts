@@ -7,7 +7,8 @@
  *   (`ip link set … alias "paws-session=<uuid>"`), which is the mapping back to the session.
  * - nftables table: `inet paws_<session id without dashes>` (one table per VM, with a comment
  *   carrying the full id).
- * - Processes (QEMU, proxy): environment variable `PAWS_SESSION_ID=<uuid>`.
+ * - Processes: the proxy gets environment variable `PAWS_SESSION_ID=<uuid>`; QEMU runs with
+ *   `-name paws-<uuid>` (set by the Vmm driver).
  */
 export const tapPrefix = "pw"
 export const tablePrefix = "paws_"

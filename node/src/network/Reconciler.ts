@@ -15,6 +15,8 @@ export interface LabelledProcess {
   readonly sessionId: string
 }
 
+const qemuNamePattern = /^paws-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:,|$)/
+
 const netnsInode = (netns: Option.Option<string>): Effect.Effect<string> =>
   Effect.promise(async () =>
     Option.isSome(netns)
@@ -22,7 +24,7 @@ const netnsInode = (netns: Option.Option<string>): Effect.Effect<string> =>
       : await readlink("/proc/self/ns/net")
   )
 
-/** Processes in the node's netns whose environment carries `PAWS_SESSION_ID` (QEMU, proxies). */
+/** Processes in the node's netns labelled with a session: env `PAWS_SESSION_ID` (proxies), `-name paws-<id>` (QEMU). */
 export const labelledProcesses = (netns: Option.Option<string>): Effect.Effect<ReadonlyArray<LabelledProcess>> =>
   Effect.gen(function* () {
     const ns = yield* netnsInode(netns)
@@ -35,7 +37,14 @@ export const labelledProcesses = (netns: Option.Option<string>): Effect.Effect<R
           if ((await readlink(`/proc/${pid}/ns/net`)) !== ns) continue
           const env = (await readFile(`/proc/${pid}/environ`)).toString().split("\0")
           const label = env.find((kv) => kv.startsWith(`${sessionEnvVar}=`))
-          if (label !== undefined) found.push({ pid, sessionId: label.slice(sessionEnvVar.length + 1) })
+          if (label !== undefined) {
+            found.push({ pid, sessionId: label.slice(sessionEnvVar.length + 1) })
+            continue
+          }
+          // QEMU is labelled by its VM name instead: `-name paws-<session id>`.
+          const argv = (await readFile(`/proc/${pid}/cmdline`)).toString().split("\0")
+          const name = argv[argv.indexOf("-name") + 1]?.match(qemuNamePattern)
+          if (argv.includes("-name") && name) found.push({ pid, sessionId: name[1]! })
         } catch {
           // exited meanwhile, or a kernel thread
         }
