@@ -50,6 +50,7 @@ const tcpAsk = (port: number, packet: Buffer): Promise<dnsPacket.DecodedPacket> 
   })
 
 const rcodeOf = (p: dnsPacket.DecodedPacket) => (p.flags ?? 0) & 0xf
+const addresses = (p: dnsPacket.DecodedPacket) => (p.answers ?? []).map((x) => ("data" in x ? String(x.data) : ""))
 
 describe("proxy: DNS", () => {
   it("answers allowlisted names with the proxy address over UDP and TCP, NXDOMAIN otherwise, AAAA empty", async () => {
@@ -57,10 +58,10 @@ describe("proxy: DNS", () => {
     const a = (await udpAsk(dnsUdp, query("api.anthropic.com", "A")))!
     assert.strictEqual(a.id, 4242)
     assert.strictEqual(rcodeOf(a), 0)
-    assert.deepStrictEqual(a.answers?.map((x) => x.data), ["10.200.0.1"])
+    assert.deepStrictEqual(addresses(a), ["10.200.0.1"])
     assert.isFalse(a.flag_ra) // no recursion offered
     const wildcard = (await udpAsk(dnsUdp, query("deep.a.wild.test", "A")))!
-    assert.deepStrictEqual(wildcard.answers?.map((x) => x.data), ["10.200.0.1"])
+    assert.deepStrictEqual(addresses(wildcard), ["10.200.0.1"])
     const aaaa = (await udpAsk(dnsUdp, query("api.anthropic.com", "AAAA")))!
     assert.strictEqual(rcodeOf(aaaa), 0)
     assert.strictEqual(aaaa.answers?.length, 0)
@@ -68,7 +69,7 @@ describe("proxy: DNS", () => {
     assert.strictEqual(rcodeOf(denied), 3)
     assert.strictEqual(denied.answers?.length, 0)
     const overTcp = await tcpAsk(dnsTcp, query("git.test", "A"))
-    assert.deepStrictEqual(overTcp.answers?.map((x) => x.data), ["10.200.0.1"])
+    assert.deepStrictEqual(addresses(overTcp), ["10.200.0.1"])
     assert.strictEqual(rcodeOf(await tcpAsk(dnsTcp, query("example.com", "A"))), 3)
     // Garbage gets no answer and breaks nothing.
     assert.isUndefined(await udpAsk(dnsUdp, Buffer.from("not a dns packet at all"), 300))
