@@ -1,0 +1,148 @@
+import {
+  type ApiKey,
+  ApiKeyNotFound,
+  type ApiScope,
+  type CreatedApiKey,
+  type Principal,
+  Unauthorized,
+} from "@paws/core"
+import { Clock, Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs"
+import { join, resolve } from "node:path"
+import { ControlConfig } from "./ControlConfig.ts"
+import { iso } from "./Rows.ts"
+
+/** Keys look like `paws_<12-char id>_<43-char secret>`; the id finds the row, the secret is checked by hash. */
+const keyPattern = /^paws_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
+const cacheTtlMs = 5_000
+
+const hashSecret = (secret: string) => createHash("sha256").update(secret).digest()
+const newKeyId = () => {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+  return Array.from(randomBytes(12), (b) => alphabet[b % 36]).join("")
+}
+
+interface KeyRow {
+  readonly id: string
+  readonly name: string
+  readonly scopes: string
+  readonly secret_hash: string
+  readonly created_at: unknown
+  readonly last_used_at: unknown
+  readonly revoked_at: unknown
+}
+
+const toApiKey = (row: KeyRow): ApiKey => ({
+  id: row.id,
+  name: row.name,
+  scopes: row.scopes.split(",") as Array<ApiScope>,
+  createdAt: iso(row.created_at)!,
+  lastUsedAt: iso(row.last_used_at),
+  revokedAt: iso(row.revoked_at),
+})
+
+/**
+ * API keys: high-entropy secrets shown once and stored as SHA-256 hashes (a slow hash adds
+ * nothing for 256-bit random secrets and would cost every request). Verified keys are cached
+ * for a few seconds so the hot path makes no database round trip; a revoke on this replica
+ * takes effect at once, on others within the cache TTL.
+ */
+export class ApiKeys extends Context.Service<ApiKeys, {
+  readonly authenticate: (token: string) => Effect.Effect<Principal, Unauthorized>
+  readonly create: (name: string, scopes: ReadonlyArray<ApiScope>) => Effect.Effect<CreatedApiKey>
+  readonly list: Effect.Effect<ReadonlyArray<ApiKey>>
+  readonly revoke: (id: string) => Effect.Effect<ApiKey, ApiKeyNotFound>
+  /** On a fresh database: create an admin key and write it to a 0600 file in the data dir. */
+  readonly bootstrap: Effect.Effect<void>
+}>()("paws/control/ApiKeys") {
+  static readonly layer = Layer.effect(
+    ApiKeys,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const config = yield* ControlConfig
+      const cache = new Map<string, { hash: Buffer; scopes: Array<ApiScope>; revoked: boolean; at: number }>()
+      const lastTouched = new Map<string, number>()
+
+      const unauthorized = (message: string) => new Unauthorized({ message })
+
+      const lookup = Effect.fnUntraced(function* (id: string, now: number) {
+        const hit = cache.get(id)
+        if (hit !== undefined && now - hit.at < cacheTtlMs) return hit
+        const rows = yield* sql<KeyRow>`SELECT * FROM api_keys WHERE id = ${id}`.pipe(Effect.orDie)
+        const row = rows[0]
+        if (row === undefined) return undefined
+        const entry = {
+          hash: Buffer.from(row.secret_hash, "hex"),
+          scopes: row.scopes.split(",") as Array<ApiScope>,
+          revoked: row.revoked_at !== null,
+          at: now,
+        }
+        cache.set(id, entry)
+        return entry
+      })
+
+      const authenticate = Effect.fnUntraced(function* (token: string) {
+        if (token === "") {
+          return yield* unauthorized("missing API key: send `Authorization: Bearer <key>`")
+        }
+        const match = keyPattern.exec(token)
+        if (match === null) return yield* unauthorized("malformed API key")
+        const [, id, secret] = match as unknown as [string, string, string]
+        const now = yield* Clock.currentTimeMillis
+        const entry = yield* lookup(id, now)
+        if (entry === undefined || !timingSafeEqual(entry.hash, hashSecret(secret))) {
+          return yield* unauthorized("invalid API key")
+        }
+        if (entry.revoked) return yield* unauthorized("API key has been revoked")
+        // Record use at most once a minute per key, off the request path.
+        if (now - (lastTouched.get(id) ?? 0) > 60_000) {
+          lastTouched.set(id, now)
+          yield* Effect.forkDetach(sql`UPDATE api_keys SET last_used_at = now() WHERE id = ${id}`.pipe(Effect.ignore))
+        }
+        return { keyId: id, scopes: entry.scopes }
+      })
+
+      const create = Effect.fn("ApiKeys.create")(function* (name: string, scopes: ReadonlyArray<ApiScope>) {
+        const id = newKeyId()
+        const secret = randomBytes(32).toString("base64url")
+        const unique = [...new Set(scopes)]
+        const rows = yield* sql<KeyRow>`INSERT INTO api_keys (id, name, scopes, secret_hash)
+          VALUES (${id}, ${name}, ${unique.join(",")}, ${hashSecret(secret).toString("hex")})
+          RETURNING *`.pipe(Effect.orDie)
+        return { key: toApiKey(rows[0]!), secret: `paws_${id}_${secret}` }
+      })
+
+      const list = sql<KeyRow>`SELECT * FROM api_keys ORDER BY created_at, id`.pipe(
+        Effect.map((rows) => rows.map(toApiKey)),
+        Effect.orDie,
+      )
+
+      const revoke = Effect.fn("ApiKeys.revoke")(function* (id: string) {
+        const rows = yield* sql<KeyRow>`UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+          WHERE id = ${id} RETURNING *`.pipe(Effect.orDie)
+        cache.delete(id)
+        if (rows[0] === undefined) return yield* new ApiKeyNotFound({ keyId: id, message: `no API key ${id}` })
+        return toApiKey(rows[0])
+      })
+
+      const bootstrap = Effect.gen(function* () {
+        const [{ n }] = (yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM api_keys`.pipe(Effect.orDie)) as [
+          { n: number },
+        ]
+        if (n > 0) return
+        const created = yield* create("admin (created on first start)", ["admin"])
+        const file = resolve(join(config.dataDir, "admin.key"))
+        mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
+        writeFileSync(file, created.secret + "\n", { mode: 0o600 })
+        chmodSync(file, 0o600) // a file left from an earlier database may have other modes
+        yield* Effect.logWarning("created the first admin API key; it is shown nowhere else").pipe(
+          Effect.annotateLogs({ file }),
+        )
+      }).pipe(Effect.withSpan("ApiKeys.bootstrap"))
+
+      return ApiKeys.of({ authenticate, create, list, revoke, bootstrap })
+    }),
+  )
+}

@@ -1,0 +1,90 @@
+import { Effect, Layer } from "effect"
+import { HttpRouter, HttpServer, HttpServerRequest } from "effect/http"
+import { NetAddress } from "effect/net"
+import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Api } from "@paws/core"
+import { createServer } from "node:http"
+import { ApiKeys } from "./ApiKeys.ts"
+import { ControlConfig } from "./ControlConfig.ts"
+import { Database } from "./Database.ts"
+import { Dispatcher } from "./Dispatcher.ts"
+import { EventFeed } from "./EventFeed.ts"
+import { Metrics } from "./Metrics.ts"
+import { NodeRegistry } from "./NodeRegistry.ts"
+import { QueueSignal } from "./QueueSignal.ts"
+import { Sessions } from "./Sessions.ts"
+import { SessionStore } from "./SessionStore.ts"
+import { Vault } from "./Vault.ts"
+import { ApiAuthLive } from "./http/ApiAuthLive.ts"
+import { KeysHttp } from "./http/KeysHttp.ts"
+import { RequestValidationLive } from "./http/RequestValidationLive.ts"
+import { SessionsHttp } from "./http/SessionsHttp.ts"
+import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
+
+/** The services behind the API, on the configured database, with the first admin key ensured. */
+export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer).pipe(
+  Layer.provideMerge(Dispatcher.layer),
+  Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer)),
+  Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
+  Layer.provideMerge(Database),
+)
+
+const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
+  const keys = yield* ApiKeys
+  yield* keys.bootstrap
+}))
+
+/** Records every response (status and latency) in the HTTP metrics. */
+const httpMetrics = HttpRouter.middleware(
+  Effect.gen(function* () {
+    const metrics = yield* Metrics
+    return (httpEffect) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const start = performance.now()
+        return yield* Effect.onExit(httpEffect, (exit) =>
+          Effect.sync(() =>
+            metrics.recordRequest(
+              request.method,
+              request.url,
+              exit._tag === "Success" ? exit.value.status : 500,
+              (performance.now() - start) / 1000,
+            )
+          ))
+      })
+  }),
+  { global: true },
+)
+
+const routes = Layer.mergeAll(
+  HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
+    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, MetricsHttp, HealthHttp]),
+  ),
+  HttpApiScalar.layer(Api, { path: "/docs" }),
+  httpMetrics,
+)
+
+/**
+ * The whole control plane: HTTP API on PAWS_HOST:PAWS_PORT, database, dispatcher. Tests and
+ * `paws up` start it with their own ConfigProvider (e.g. port 0 and a temp data dir) and read
+ * the bound address from `HttpServer`.
+ */
+export const ControlServer = Layer.unwrap(Effect.gen(function* () {
+  const config = yield* ControlConfig
+  return HttpRouter.serve(routes, { disableLogger: !config.logRequests }).pipe(
+    Layer.provide([ApiAuthLive, RequestValidationLive]),
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { host: config.host, port: config.port })),
+  )
+})).pipe(
+  Layer.provideMerge(bootstrap),
+  Layer.provideMerge(ControlServices),
+  Layer.provideMerge(ControlConfig.layer),
+)
+
+/** The base URL (`http://host:port`) the server is listening on. */
+export const serverUrl = Effect.gen(function* () {
+  const { address } = yield* HttpServer.HttpServer
+  if (address._tag === "UnixPathAddress") return `http+unix://${address.path}`
+  return `http://${NetAddress.formatInet(address)}`
+})

@@ -1,0 +1,155 @@
+import {
+  chooseNode,
+  isTerminal,
+  type NodeInfo,
+  type SessionDispatch,
+  type SessionEvent,
+  type SessionId,
+} from "@paws/core"
+import { Cause, Context, Effect, Fiber, Layer, Stream } from "effect"
+import { ControlConfig } from "./ControlConfig.ts"
+import { EventFeed } from "./EventFeed.ts"
+import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
+import { QueueSignal } from "./QueueSignal.ts"
+import { type ClaimedSession, SessionStore } from "./SessionStore.ts"
+import { Vault } from "./Vault.ts"
+
+/**
+ * Moves queued sessions onto nodes. The queue is the `pending` rows in the database, so a
+ * restart loses nothing: on start, sessions that were claimed but never started go back to
+ * the queue. Each dispatched session is one fiber that streams the node's events into the
+ * database until the session ends.
+ */
+export class Dispatcher extends Context.Service<Dispatcher, {
+  /** Stops a starting/running session on its node; the caller has already recorded the cancel. */
+  readonly stop: (id: SessionId, node: string | null) => Effect.Effect<void>
+  readonly inflight: Effect.Effect<number>
+}>()("paws/control/Dispatcher") {
+  static readonly layer = Layer.effect(
+    Dispatcher,
+    Effect.gen(function* () {
+      const config = yield* ControlConfig
+      const store = yield* SessionStore
+      const registry = yield* NodeRegistry
+      const signal = yield* QueueSignal
+      const vault = yield* Vault
+      const feed = yield* EventFeed
+      const scope = yield* Effect.scope
+      const running = new Map<SessionId, Fiber.Fiber<void>>()
+      const perNode = new Map<string, number>()
+
+      const recovered = yield* store.recover
+      if (recovered.requeued + recovered.lost > 0) {
+        yield* Effect.logWarning("recovered sessions after restart").pipe(Effect.annotateLogs(recovered))
+      }
+
+      const event = (id: SessionId, e: SessionEvent) =>
+        Effect.gen(function* () {
+          if (e._tag === "status") {
+            // "starting" was recorded when the session was claimed; the node repeating it is no news.
+            if (e.status === "starting") return false
+            const moved = yield* store.transition(id, e.status, e.reason)
+            return moved && isTerminal(e.status)
+          }
+          if (e._tag === "result") yield* store.setResult(id, e.result)
+          else yield* store.append(id, e)
+          return false
+        }).pipe(Effect.tap(() => feed.publish(id)))
+
+      /** The node failed us before or while running: re-queue if the VM never ran, else fail. */
+      const lost = (id: SessionId, reason: string) =>
+        store.transition(id, "pending", reason).pipe(
+          Effect.flatMap((requeued) => requeued ? Effect.succeed(true) : store.transition(id, "failed", reason)),
+          Effect.tap(() => feed.publish(id)),
+        )
+
+      const run = (claimed: ClaimedSession, entry: NodeEntry) =>
+        Effect.gen(function* () {
+          const { id, spec } = claimed
+          const credentials = claimed.credentials === null
+            ? {}
+            : JSON.parse(yield* vault.open(claimed.credentials, id)) as SessionDispatch["network"]["credentials"]
+          const dispatch: SessionDispatch = {
+            sessionId: id,
+            snapshot: spec.snapshot,
+            workload: spec.workload,
+            resources: spec.resources,
+            timeoutMs: spec.timeoutMs,
+            network: { allowOut: spec.network.allowOut, credentials },
+            ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
+          }
+          let ended = false
+          yield* entry.client.RunSession(dispatch).pipe(
+            Stream.runForEach((e) => Effect.map(event(id, e), (terminal) => void (ended ||= terminal))),
+          )
+          if (!ended) yield* store.transition(id, "failed", "node_ended_stream_early")
+        }).pipe(
+          Effect.catchTags({
+            NodeAtCapacity: () =>
+              store.transition(claimed.id, "pending", "node_at_capacity").pipe(Effect.andThen(Effect.sleep(200))),
+            UnknownSnapshot: (e) => store.transition(claimed.id, "failed", `unknown_snapshot: ${e.snapshot}`),
+            SessionAlreadyRunning: () => store.transition(claimed.id, "failed", "node_reports_already_running"),
+            VaultError: () => store.transition(claimed.id, "failed", "vault_cannot_decrypt_credentials"),
+            RpcClientError: () => lost(claimed.id, "node_lost"),
+          }),
+          Effect.catchCause((cause) =>
+            Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.logError("dispatch failed", cause).pipe(
+              Effect.andThen(lost(claimed.id, "node_lost")),
+            )
+          ),
+          Effect.asVoid,
+          Effect.ensuring(Effect.gen(function* () {
+            running.delete(claimed.id)
+            perNode.set(entry.info.id, Math.max(0, (perNode.get(entry.info.id) ?? 1) - 1))
+            yield* feed.publish(claimed.id)
+            yield* signal.kick
+          })),
+        )
+
+      const withFreeSlots = (info: NodeInfo): NodeInfo => {
+        const busy = perNode.get(info.id) ?? 0
+        const max = info.capacity.maxConcurrent
+        return { ...info, capacity: { maxConcurrent: max, running: busy, available: Math.max(0, max - busy) } }
+      }
+
+      const pump = Effect.gen(function* () {
+        while (true) {
+          const entries = yield* registry.list
+          const node = chooseNode(entries.map((e) => withFreeSlots(e.info)))
+          if (node === undefined) return
+          const entry = entries.find((e) => e.info.id === node.id)!
+          const claimed = yield* store.claimNext(node.id)
+          if (claimed === undefined) return
+          perNode.set(node.id, (perNode.get(node.id) ?? 0) + 1)
+          yield* feed.publish(claimed.id)
+          yield* Effect.logInfo("dispatching session").pipe(Effect.annotateLogs({ session: claimed.id, node: node.id }))
+          running.set(claimed.id, yield* Effect.forkIn(run(claimed, entry), scope))
+        }
+      })
+
+      yield* Effect.forkScoped(Effect.forever(
+        pump.pipe(
+          Effect.catchCause((cause) => Effect.logError("dispatcher pass failed", cause)),
+          Effect.andThen(signal.wait(config.dispatchIntervalMs)),
+        ),
+      ))
+
+      return Dispatcher.of({
+        stop: Effect.fn("Dispatcher.stop")(function* (id: SessionId, node: string | null) {
+          const entry = node === null ? undefined : yield* registry.get(node)
+          if (entry !== undefined) {
+            yield* entry.client.CancelSession({ sessionId: id }).pipe(
+              Effect.timeout(5_000),
+              Effect.catchCause((cause) =>
+                Effect.logWarning("node did not confirm cancel").pipe(Effect.annotateLogs({ session: id, cause }))
+              ),
+            )
+          }
+          const fiber = running.get(id)
+          if (fiber !== undefined) yield* Fiber.interrupt(fiber)
+        }),
+        inflight: Effect.sync(() => running.size),
+      })
+    }),
+  )
+}

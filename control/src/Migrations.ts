@@ -1,0 +1,44 @@
+import { Effect } from "effect"
+import { Migrator } from "effect/sql"
+import { SqlClient } from "effect/sql"
+
+/** Schema migrations, applied in id order at start; never edit one that has shipped, add a new one. */
+export const migrations = Migrator.fromRecord({
+  "0001_initial": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE api_keys (
+      id text PRIMARY KEY,
+      name text NOT NULL,
+      scopes text NOT NULL,
+      secret_hash text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      last_used_at timestamptz,
+      revoked_at timestamptz
+    )`
+    yield* sql`CREATE TABLE sessions (
+      id uuid PRIMARY KEY,
+      status text NOT NULL,
+      spec jsonb NOT NULL,
+      credentials text,
+      node text,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      started_at timestamptz,
+      completed_at timestamptz,
+      reason text,
+      result jsonb,
+      key_id text,
+      idempotency_key text,
+      request_hash text
+    )`
+    yield* sql`CREATE UNIQUE INDEX sessions_idempotency ON sessions (key_id, idempotency_key)
+      WHERE idempotency_key IS NOT NULL`
+    yield* sql`CREATE INDEX sessions_status_id ON sessions (status, id)`
+    yield* sql`CREATE TABLE session_events (
+      id bigserial PRIMARY KEY,
+      session_id uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+      event jsonb NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now()
+    )`
+    yield* sql`CREATE INDEX session_events_session ON session_events (session_id, id)`
+  }),
+})

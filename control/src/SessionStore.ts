@@ -1,0 +1,235 @@
+import {
+  IdempotencyConflict,
+  isTerminal,
+  type Session,
+  type SessionEvent,
+  type SessionId,
+  type SessionResult,
+  type SessionSpecView,
+  type SessionStatus,
+  sessionStatuses,
+  sessionTransitions,
+} from "@paws/core"
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { iso } from "./Rows.ts"
+
+interface SessionRow {
+  readonly id: string
+  readonly status: SessionStatus
+  readonly spec: unknown
+  readonly credentials: string | null
+  readonly node: string | null
+  readonly created_at: unknown
+  readonly started_at: unknown
+  readonly completed_at: unknown
+  readonly reason: string | null
+  readonly result: unknown
+}
+
+const json = (value: unknown): unknown => (typeof value === "string" ? JSON.parse(value) : value)
+
+const toSession = (row: SessionRow): Session => {
+  const startedAt = iso(row.started_at)
+  const completedAt = iso(row.completed_at)
+  return {
+    id: row.id as SessionId,
+    status: row.status,
+    spec: json(row.spec) as SessionSpecView,
+    node: row.node as Session["node"],
+    createdAt: iso(row.created_at)!,
+    startedAt,
+    completedAt,
+    durationMs: startedAt !== null && completedAt !== null ? Date.parse(completedAt) - Date.parse(startedAt) : null,
+    reason: row.reason,
+    result: row.result === null ? null : (json(row.result) as SessionResult),
+  }
+}
+
+export interface NewSession {
+  readonly id: SessionId
+  readonly spec: SessionSpecView
+  readonly credentials: string | null
+  readonly keyId: string
+  readonly idempotencyKey: string | undefined
+  readonly requestHash: string | undefined
+}
+
+/** What the dispatcher needs to run a claimed session. */
+export interface ClaimedSession {
+  readonly id: SessionId
+  readonly spec: SessionSpecView
+  readonly credentials: string | null
+}
+
+export interface StoredEvent {
+  readonly id: string
+  readonly event: SessionEvent
+}
+
+const statusEvent = (status: SessionStatus, reason?: string): SessionEvent =>
+  reason === undefined
+    ? { _tag: "status", status, at: new Date().toISOString() }
+    : { _tag: "status", status, at: new Date().toISOString(), reason }
+
+/** Statuses from which `to` may be reached, from the one transition table in core. */
+const fromStatuses = (to: SessionStatus): Array<SessionStatus> =>
+  sessionStatuses.filter((s) => sessionTransitions[s].includes(to))
+
+/**
+ * Sessions and their events in PostgreSQL. The table is the durable queue: `pending` rows in
+ * id (= creation) order. Every status change is one conditional UPDATE that also appends the
+ * status event, so the transition rules hold across replicas and nothing is half-written.
+ */
+export class SessionStore extends Context.Service<SessionStore, {
+  readonly create: (
+    s: NewSession,
+  ) => Effect.Effect<{ readonly id: SessionId; readonly created: boolean }, IdempotencyConflict>
+  readonly get: (id: SessionId) => Effect.Effect<Session | undefined>
+  readonly list: (
+    q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined },
+  ) => Effect.Effect<ReadonlyArray<Session>>
+  readonly claimNext: (node: string) => Effect.Effect<ClaimedSession | undefined>
+  /** Moves a session to `to` if the transition table allows it from its current status; false if not. */
+  readonly transition: (id: SessionId, to: SessionStatus, reason?: string) => Effect.Effect<boolean>
+  readonly append: (id: SessionId, event: SessionEvent) => Effect.Effect<void>
+  readonly setResult: (id: SessionId, result: SessionResult) => Effect.Effect<void>
+  readonly events: (id: SessionId, afterId: string, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>>
+  readonly countByStatus: Effect.Effect<Partial<Record<SessionStatus, number>>>
+  /** After a control restart: claimed-but-not-started sessions go back to the queue. */
+  readonly recover: Effect.Effect<{ readonly requeued: number; readonly lost: number }>
+}>()("paws/control/SessionStore") {
+  static readonly layer = Layer.effect(
+    SessionStore,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+
+      const create = Effect.fnUntraced(function* (s: NewSession) {
+        const pending = JSON.stringify(statusEvent("pending"))
+        // One round trip: the row and its first event, or nothing when the idempotency key exists.
+        const rows = yield* sql<{ id: string }>`WITH s AS (
+            INSERT INTO sessions (id, status, spec, credentials, key_id, idempotency_key, request_hash)
+            VALUES (${s.id}, 'pending', ${JSON.stringify(s.spec)}::jsonb, ${s.credentials}, ${s.keyId},
+                    ${s.idempotencyKey ?? null}, ${s.requestHash ?? null})
+            ON CONFLICT (key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING id
+          ), e AS (
+            INSERT INTO session_events (session_id, event) SELECT id, ${pending}::jsonb FROM s
+          )
+          SELECT id FROM s`.pipe(Effect.orDie)
+        if (rows.length > 0) return { id: s.id, created: true }
+        const existing = yield* sql<{ id: string; request_hash: string | null }>`SELECT id, request_hash FROM sessions
+          WHERE key_id = ${s.keyId} AND idempotency_key = ${s.idempotencyKey ?? null}`.pipe(Effect.orDie)
+        const first = existing[0]
+        if (first === undefined || first.request_hash !== s.requestHash) {
+          return yield* new IdempotencyConflict({
+            message: "this Idempotency-Key was already used with a different request body",
+          })
+        }
+        return { id: first.id as SessionId, created: false }
+      })
+
+      const get = (id: SessionId) =>
+        sql<SessionRow>`SELECT * FROM sessions WHERE id = ${id}`.pipe(
+          Effect.map((rows) => (rows[0] === undefined ? undefined : toSession(rows[0]))),
+          Effect.orDie,
+        )
+
+      const list = Effect.fn("SessionStore.list")(function* (
+        q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined },
+      ) {
+        const rows = yield* sql<SessionRow>`SELECT * FROM sessions
+          WHERE ${q.status === undefined ? sql`TRUE` : sql`status = ${q.status}`}
+            AND ${q.cursor === undefined ? sql`TRUE` : sql`id < ${q.cursor}`}
+          ORDER BY id DESC LIMIT ${q.limit}`.pipe(Effect.orDie)
+        return rows.map(toSession)
+      })
+
+      const claimNext = Effect.fnUntraced(function* (node: string) {
+        const event = JSON.stringify(statusEvent("starting"))
+        const rows = yield* sql<{ id: string; spec: unknown; credentials: string | null }>`WITH c AS (
+            UPDATE sessions SET status = 'starting', node = ${node}
+            WHERE id = (SELECT id FROM sessions WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING id, spec, credentials
+          ), e AS (
+            INSERT INTO session_events (session_id, event) SELECT id, ${event}::jsonb FROM c
+          )
+          SELECT * FROM c`.pipe(Effect.orDie)
+        const row = rows[0]
+        if (row === undefined) return undefined
+        return { id: row.id as SessionId, spec: json(row.spec) as SessionSpecView, credentials: row.credentials }
+      })
+
+      const transition = Effect.fnUntraced(function* (id: SessionId, to: SessionStatus, reason?: string) {
+        const event = JSON.stringify(statusEvent(to, reason))
+        const terminal = isTerminal(to)
+        const rows = yield* sql<{ id: string }>`WITH u AS (
+            UPDATE sessions SET status = ${to},
+              node = ${to === "pending" ? sql`NULL` : sql`node`},
+              started_at = ${to === "running" ? sql`now()` : sql`started_at`},
+              completed_at = ${terminal ? sql`now()` : sql`completed_at`},
+              reason = ${reason === undefined ? sql`reason` : sql`${reason}`}
+            WHERE id = ${id} AND status IN ${sql.in(fromStatuses(to))}
+            RETURNING id
+          ), e AS (
+            INSERT INTO session_events (session_id, event) SELECT id, ${event}::jsonb FROM u
+          )
+          SELECT id FROM u`.pipe(Effect.orDie)
+        return rows.length > 0
+      })
+
+      const append = (id: SessionId, event: SessionEvent) =>
+        sql`INSERT INTO session_events (session_id, event) VALUES (${id}, ${JSON.stringify(event)}::jsonb)`.pipe(
+          Effect.asVoid,
+          Effect.orDie,
+        )
+
+      const setResult = (id: SessionId, result: SessionResult) => {
+        const event: SessionEvent = { _tag: "result", result }
+        return sql`WITH u AS (
+            UPDATE sessions SET result = ${JSON.stringify(result)}::jsonb WHERE id = ${id} RETURNING id
+          )
+          INSERT INTO session_events (session_id, event) SELECT id, ${JSON.stringify(event)}::jsonb FROM u`.pipe(
+          Effect.asVoid,
+          Effect.orDie,
+        )
+      }
+
+      const events = (id: SessionId, afterId: string, limit: number) =>
+        sql<{ id: unknown; event: unknown }>`SELECT id, event FROM session_events
+          WHERE session_id = ${id} AND id > ${afterId}::bigint ORDER BY id LIMIT ${limit}`.pipe(
+          Effect.map((rows) => rows.map((r) => ({ id: String(r.id), event: json(r.event) as SessionEvent }))),
+          Effect.orDie,
+        )
+
+      const countByStatus = sql<{ status: SessionStatus; n: number }>`SELECT status, count(*)::int AS n
+        FROM sessions GROUP BY status`.pipe(
+        Effect.map((rows) => Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]))),
+        Effect.orDie,
+      )
+
+      const recover = Effect.gen(function* () {
+        const starting = yield* sql<{ id: string }>`SELECT id FROM sessions WHERE status = 'starting'`.pipe(
+          Effect.orDie,
+        )
+        for (const r of starting) yield* transition(r.id as SessionId, "pending", "control_restarted")
+        const running = yield* sql<{ id: string }>`SELECT id FROM sessions WHERE status = 'running'`.pipe(Effect.orDie)
+        for (const r of running) yield* transition(r.id as SessionId, "failed", "control_restarted")
+        return { requeued: starting.length, lost: running.length }
+      })
+
+      return SessionStore.of({
+        create,
+        get,
+        list,
+        claimNext,
+        transition,
+        append,
+        setResult,
+        events,
+        countByStatus,
+        recover,
+      })
+    }),
+  )
+}

@@ -1,0 +1,119 @@
+import {
+  type IdempotencyConflict,
+  IllegalTransition,
+  InvalidRequest,
+  isTerminal,
+  newSessionId,
+  type Session,
+  type SessionAccepted,
+  type SessionId,
+  SessionNotFound,
+  type SessionSpec,
+  sessionSpecProblems,
+  type SessionSpecView,
+  withSessionDefaults,
+} from "@paws/core"
+import { Context, Effect, Layer } from "effect"
+import { ControlConfig } from "./ControlConfig.ts"
+import { Dispatcher } from "./Dispatcher.ts"
+import { EventFeed } from "./EventFeed.ts"
+import { Metrics } from "./Metrics.ts"
+import { QueueSignal } from "./QueueSignal.ts"
+import { SessionStore } from "./SessionStore.ts"
+import { Vault } from "./Vault.ts"
+
+const notFound = (id: string) => new SessionNotFound({ sessionId: id, message: `no session ${id}` })
+
+/**
+ * The session use cases behind the API: validation against configured limits, credential
+ * values into the vault (the stored spec keeps header names only), queueing, cancel.
+ */
+export class Sessions extends Context.Service<Sessions, {
+  readonly create: (
+    spec: SessionSpec,
+    keyId: string,
+    idempotencyKey: string | undefined,
+  ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict>
+  readonly cancel: (id: SessionId) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
+}>()("paws/control/Sessions") {
+  static readonly layer = Layer.effect(
+    Sessions,
+    Effect.gen(function* () {
+      const { limits } = yield* ControlConfig
+      const store = yield* SessionStore
+      const vault = yield* Vault
+      const signal = yield* QueueSignal
+      const feed = yield* EventFeed
+      const metrics = yield* Metrics
+      const dispatcher = yield* Dispatcher
+
+      const create = Effect.fnUntraced(
+        function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined) {
+          const problems = sessionSpecProblems(spec, limits)
+          if (problems.length > 0) {
+            return yield* new InvalidRequest({
+              message: problems.map((p) => `${p.path}: ${p.message}`).join("; "),
+              issues: problems,
+            })
+          }
+          const full = withSessionDefaults(spec, limits)
+          const id = newSessionId()
+          const creds = full.network.credentials
+          const view: SessionSpecView = {
+            ...full,
+            network: {
+              allowOut: full.network.allowOut,
+              ...(creds === undefined ? {} : {
+                credentials: Object.fromEntries(
+                  Object.entries(creds).map(([host, rule]) => [host, { headers: Object.keys(rule.headers) }]),
+                ),
+              }),
+            },
+          }
+          const credentials = creds === undefined || Object.keys(creds).length === 0
+            ? null
+            : vault.seal(JSON.stringify(creds), id)
+          const result = yield* store.create({
+            id,
+            spec: view,
+            credentials,
+            keyId,
+            idempotencyKey,
+            // Keyed hash: comparing retries must not leave a guessable digest of credential values.
+            requestHash: idempotencyKey === undefined ? undefined : vault.fingerprint(JSON.stringify(spec)),
+          })
+          if (!result.created) {
+            const existing = yield* store.get(result.id)
+            return { sessionId: result.id, status: existing?.status ?? "pending" }
+          }
+          metrics.sessionCreated()
+          yield* signal.kick
+          return { sessionId: id, status: "pending" as const }
+        },
+      )
+
+      const cancel = Effect.fn("Sessions.cancel")(function* (id: SessionId) {
+        const before = yield* store.get(id)
+        if (before === undefined) return yield* notFound(id)
+        const illegal = (from: string) =>
+          new IllegalTransition({
+            sessionId: id,
+            from,
+            to: "cancelled",
+            message: `session ${id} is already ${from}; only pending, starting or running sessions can be cancelled`,
+          })
+        if (isTerminal(before.status)) return yield* illegal(before.status)
+        const moved = yield* store.transition(id, "cancelled", "cancelled_by_user")
+        const after = yield* store.get(id)
+        if (after === undefined) return yield* notFound(id)
+        if (!moved) return yield* illegal(after.status) // it finished meanwhile
+        yield* feed.publish(id)
+        if (after.node !== null) yield* dispatcher.stop(id, after.node)
+        yield* Effect.logInfo("session cancelled").pipe(Effect.annotateLogs({ session: id, was: before.status }))
+        return after
+      })
+
+      return Sessions.of({ create, cancel })
+    }),
+  )
+}

@@ -1,0 +1,64 @@
+import { Api, ServiceUnavailable, sessionStatuses } from "@paws/core"
+import { Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { SqlClient } from "effect/sql"
+import { Dispatcher } from "../Dispatcher.ts"
+import { Metrics } from "../Metrics.ts"
+import { NodeRegistry } from "../NodeRegistry.ts"
+import { SessionStore } from "../SessionStore.ts"
+
+export const NodesHttp = HttpApiBuilder.group(
+  Api,
+  "nodes",
+  Effect.fn(function* (handlers) {
+    const registry = yield* NodeRegistry
+    return handlers.handle("list", () => Effect.map(registry.list, (entries) => entries.map((e) => e.info)))
+  }),
+)
+
+export const MetricsHttp = HttpApiBuilder.group(
+  Api,
+  "metrics",
+  Effect.fn(function* (handlers) {
+    const metrics = yield* Metrics
+    const store = yield* SessionStore
+    const registry = yield* NodeRegistry
+    const dispatcher = yield* Dispatcher
+    return handlers.handle("metrics", () =>
+      Effect.gen(function* () {
+        const counts = yield* store.countByStatus
+        const nodes = yield* registry.list
+        const inflight = yield* dispatcher.inflight
+        return metrics.render([
+          {
+            name: "paws_sessions",
+            help: "Sessions in the database by status.",
+            samples: sessionStatuses.map((status) => [{ status }, counts[status] ?? 0]),
+          },
+          { name: "paws_queue_depth", help: "Sessions waiting for a node.", samples: [[{}, counts.pending ?? 0]] },
+          { name: "paws_nodes", help: "Nodes registered with this replica.", samples: [[{}, nodes.length]] },
+          {
+            name: "paws_dispatch_inflight",
+            help: "Sessions this replica is streaming from nodes.",
+            samples: [[{}, inflight]],
+          },
+        ])
+      }))
+  }),
+)
+
+export const HealthHttp = HttpApiBuilder.group(
+  Api,
+  "health",
+  Effect.fn(function* (handlers) {
+    const sql = yield* SqlClient.SqlClient
+    return handlers
+      .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
+      .handle("readyz", () =>
+        sql`SELECT 1`.pipe(
+          Effect.timeout(2000),
+          Effect.as({ status: "ok" as const }),
+          Effect.catchCause(() => Effect.fail(new ServiceUnavailable({ message: "database not reachable" }))),
+        ))
+  }),
+)

@@ -1,0 +1,8 @@
+export * from "./ApiKeys.ts"
+export * from "./ControlConfig.ts"
+export * from "./ControlServer.ts"
+export * from "./Dispatcher.ts"
+export * from "./NodeRegistry.ts"
+export * from "./SessionStore.ts"
+export * from "./Vault.ts"
+export { ControlLogging, ControlMain } from "./main.ts"

@@ -1,0 +1,45 @@
+import { Schema } from "effect"
+
+/**
+ * What an API key may do. `admin` implies everything; `sessions:write` implies `read`.
+ */
+export const ApiScope = Schema.Literals(["admin", "sessions:write", "read"]).annotate({ identifier: "ApiScope" })
+export type ApiScope = typeof ApiScope.Type
+
+/** Whether a key holding `granted` may call an endpoint that requires `required`. */
+export const scopeAllows = (granted: ReadonlyArray<ApiScope>, required: ApiScope): boolean =>
+  granted.includes("admin") || granted.includes(required) ||
+  (required === "read" && granted.includes("sessions:write"))
+
+export const ApiKeyId = Schema.String.pipe(
+  Schema.check(Schema.isPattern(/^[a-z0-9]{12}$/, { message: "must be a 12-character API key id" })),
+).annotate({ identifier: "ApiKeyId" })
+
+/** An API key as listed: never the secret, which is shown once at creation and stored only hashed. */
+export const ApiKey = Schema.Struct({
+  id: ApiKeyId,
+  name: Schema.String,
+  scopes: Schema.Array(ApiScope),
+  createdAt: Schema.String,
+  lastUsedAt: Schema.NullOr(Schema.String),
+  revokedAt: Schema.NullOr(Schema.String),
+}).annotate({ identifier: "ApiKey" })
+export type ApiKey = typeof ApiKey.Type
+
+export const CreateApiKey = Schema.Struct({
+  name: Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 128))),
+  scopes: Schema.Array(ApiScope).pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(3))),
+}).annotate({ identifier: "CreateApiKey" })
+export type CreateApiKey = typeof CreateApiKey.Type
+
+export const CreatedApiKey = Schema.Struct({
+  key: ApiKey,
+  /** The secret to send as `Authorization: Bearer …`; returned only by this response. */
+  secret: Schema.String,
+}).annotate({ identifier: "CreatedApiKey" })
+export type CreatedApiKey = typeof CreatedApiKey.Type
+
+export class ApiKeyNotFound extends Schema.TaggedError<ApiKeyNotFound>()("ApiKeyNotFound", {
+  keyId: Schema.String,
+  message: Schema.String,
+}, { httpApiStatus: 404 }) {}
