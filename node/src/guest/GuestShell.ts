@@ -1,0 +1,232 @@
+import { Data, Effect, Option, Queue, Redacted, Stream } from "effect"
+import type { Scope } from "effect"
+import ssh2 from "ssh2"
+import type { ClientChannel } from "ssh2"
+import type { Socket } from "node:net"
+import type { Dialer } from "./NetnsDialer.ts"
+
+export class GuestUnreachable extends Data.TaggedError("GuestUnreachable")<{ readonly message: string }> {}
+/** The guest presented a host key other than the image's pinned one: never retried, never accepted. */
+export class GuestHostKeyMismatch extends Data.TaggedError("GuestHostKeyMismatch")<{ readonly message: string }> {}
+export class GuestShellError extends Data.TaggedError("GuestShellError")<{ readonly message: string }> {}
+export class GuestFileTooLarge extends Data.TaggedError("GuestFileTooLarge")<{
+  readonly path: string
+  readonly bytes: number
+  readonly maxBytes: number
+}> {}
+
+export type ExecEvent =
+  | { readonly _tag: "Stdout"; readonly data: Uint8Array }
+  | { readonly _tag: "Stderr"; readonly data: Uint8Array }
+  | { readonly _tag: "Exit"; readonly exitCode: number | null; readonly signal: string | undefined }
+
+export interface ExecOptions {
+  /** Exported before the command (values are shell-quoted). */
+  readonly env?: Readonly<Record<string, string>>
+  readonly stdin?: string | Uint8Array
+  /** Source /etc/profile first (PATH, profile.d exports such as the CA variables). Default true. */
+  readonly profile?: boolean
+}
+
+export interface ExecResult {
+  readonly stdout: string
+  readonly stderr: string
+  readonly exitCode: number | null
+}
+
+/** One SSH connection to a guest; every exec is a channel on it. */
+export interface GuestShell {
+  /** Output chunks as they arrive, then exactly one Exit; interrupting the stream closes the channel. */
+  readonly exec: (command: string, options?: ExecOptions) => Stream.Stream<ExecEvent, GuestShellError>
+  /** `exec`, collected (UTF-8). */
+  readonly run: (command: string, options?: ExecOptions) => Effect.Effect<ExecResult, GuestShellError>
+  readonly writeFile: (
+    path: string,
+    contents: string | Uint8Array,
+    options?: { readonly mode?: number; readonly append?: boolean },
+  ) => Effect.Effect<void, GuestShellError>
+  /** None when the file does not exist. */
+  readonly readFile: (
+    path: string,
+    maxBytes: number,
+  ) => Effect.Effect<Option.Option<Uint8Array>, GuestShellError | GuestFileTooLarge>
+  /** Sets the guest clock (a restored guest's clock is behind; TLS validity depends on it). */
+  readonly setClock: (epochMs?: number) => Effect.Effect<void, GuestShellError>
+}
+
+export interface GuestShellOptions {
+  readonly dialer: Dialer
+  readonly host: string
+  readonly port?: number
+  readonly username?: string
+  /** SSH wire-format blob of the only acceptable host key (GuestImage.hostKeyBlob). */
+  readonly hostKeyBlob: Uint8Array
+  readonly privateKey: Redacted.Redacted<string>
+  /** How long to keep trying while the guest boots. */
+  readonly readyTimeoutMs?: number
+}
+
+export const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
+
+/** Connects, retrying while the guest boots; the connection closes with the scope. */
+export const connectGuestShell = (
+  options: GuestShellOptions,
+): Effect.Effect<GuestShell, GuestUnreachable | GuestHostKeyMismatch, Scope.Scope> =>
+  Effect.acquireRelease(
+    connectWithRetry(options),
+    (client) => Effect.sync(() => client.end()),
+  ).pipe(Effect.map(makeShell))
+
+const connectWithRetry = (o: GuestShellOptions) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + (o.readyTimeoutMs ?? 30_000)
+    let last = "no attempt"
+    while (Date.now() < deadline) {
+      const sock = yield* Effect.result(o.dialer.dial(o.host, o.port ?? 22, 250))
+      if (sock._tag === "Failure") {
+        last = sock.failure.message
+        // refused: the guest is up, dropbear not yet; a timeout already waited
+        if (!last.includes("timeout")) yield* Effect.sleep(40)
+        continue
+      }
+      const attempt = yield* Effect.result(handshake(o, sock.success, Math.max(1000, deadline - Date.now())))
+      if (attempt._tag === "Success") return attempt.success
+      if (attempt.failure._tag === "GuestHostKeyMismatch") return yield* attempt.failure
+      last = attempt.failure.message
+      yield* Effect.sleep(40)
+    }
+    return yield* new GuestUnreachable({ message: `guest ${o.host} not reachable over SSH: ${last}` })
+  })
+
+const handshake = (o: GuestShellOptions, sock: Socket, timeoutMs: number) =>
+  Effect.callback<ssh2.Client, GuestUnreachable | GuestHostKeyMismatch>((resume) => {
+    const client = new ssh2.Client()
+    let keyRejected = false
+    client.once("ready", () => resume(Effect.succeed(client)))
+    client.once("error", (e) => {
+      client.end()
+      sock.destroy()
+      resume(Effect.fail(
+        keyRejected
+          ? new GuestHostKeyMismatch({ message: `guest ${o.host} presented a host key other than the pinned one` })
+          : new GuestUnreachable({ message: e.message }),
+      ))
+    })
+    client.connect({
+      sock,
+      username: o.username ?? "root",
+      privateKey: Redacted.value(o.privateKey),
+      readyTimeout: timeoutMs,
+      keepaliveInterval: 15_000,
+      hostVerifier: (key: Buffer) => {
+        keyRejected = !Buffer.from(o.hostKeyBlob).equals(key)
+        return !keyRejected
+      },
+    })
+    return Effect.sync(() => client.end())
+  })
+
+const makeShell = (client: ssh2.Client): GuestShell => {
+  const open = (command: string, options: ExecOptions) =>
+    new Promise<ClientChannel>((resolve, reject) => {
+      const prefix = [
+        options.profile === false ? "" : ". /etc/profile >/dev/null 2>&1;",
+        ...Object.entries(options.env ?? {}).map(([k, v]) => {
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`bad env name ${k}`)
+          return `export ${k}=${shellQuote(v)};`
+        }),
+      ].join(" ")
+      client.exec(`${prefix} ${command}`, (err, channel) => (err ? reject(err) : resolve(channel)))
+    })
+
+  const exec = (command: string, options: ExecOptions = {}): Stream.Stream<ExecEvent, GuestShellError> =>
+    Stream.callback<ExecEvent, GuestShellError>((queue) =>
+      Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => open(command, options),
+          catch: (e) => new GuestShellError({ message: `exec failed: ${(e as Error).message}` }),
+        }),
+        (channel) => Effect.sync(() => channel.close()),
+      ).pipe(Effect.tap((channel) =>
+        Effect.sync(() => {
+          let code: number | null = null
+          let signal: string | undefined
+          channel.on("data", (d: Buffer) => Queue.offerUnsafe(queue, { _tag: "Stdout", data: new Uint8Array(d) }))
+          channel.stderr.on(
+            "data",
+            (d: Buffer) => Queue.offerUnsafe(queue, { _tag: "Stderr", data: new Uint8Array(d) }),
+          )
+          channel.on("exit", (c: number | null, s?: string) => {
+            code = c
+            signal = s
+          })
+          channel.on("close", () => {
+            Queue.offerUnsafe(queue, { _tag: "Exit", exitCode: code, signal })
+            Queue.endUnsafe(queue)
+          })
+          if (options.stdin !== undefined) channel.end(options.stdin)
+          else channel.end()
+        })
+      ))
+    )
+
+  const run = (command: string, options?: ExecOptions) =>
+    exec(command, options).pipe(
+      Stream.runFold(
+        () => ({ out: [] as Array<Uint8Array>, err: [] as Array<Uint8Array>, code: null as number | null }),
+        (acc, ev) => {
+          if (ev._tag === "Stdout") acc.out.push(ev.data)
+          else if (ev._tag === "Stderr") acc.err.push(ev.data)
+          else acc.code = ev.exitCode
+          return acc
+        },
+      ),
+      Effect.map((acc): ExecResult => ({
+        stdout: Buffer.concat(acc.out).toString("utf8"),
+        stderr: Buffer.concat(acc.err).toString("utf8"),
+        exitCode: acc.code,
+      })),
+    )
+
+  const collectBytes = (command: string) =>
+    exec(command, { profile: false }).pipe(
+      Stream.runFold(() => ({ out: [] as Array<Uint8Array>, err: "", code: null as number | null }), (acc, ev) => {
+        if (ev._tag === "Stdout") acc.out.push(ev.data)
+        else if (ev._tag === "Stderr") acc.err += Buffer.from(ev.data).toString("utf8")
+        else acc.code = ev.exitCode
+        return acc
+      }),
+    )
+
+  const writeFile: GuestShell["writeFile"] = (path, contents, options = {}) =>
+    Effect.gen(function* () {
+      const p = shellQuote(path)
+      const mode = (options.mode ?? 0o644).toString(8)
+      const r = yield* run(
+        `mkdir -p "$(dirname ${p})" && cat ${options.append ? ">>" : ">"} ${p} && chmod ${mode} ${p}`,
+        { stdin: contents, profile: false },
+      )
+      if (r.exitCode !== 0) return yield* new GuestShellError({ message: `writing ${path}: ${r.stderr.trim()}` })
+    })
+
+  const readFile: GuestShell["readFile"] = (path, maxBytes) =>
+    Effect.gen(function* () {
+      const p = shellQuote(path)
+      const r = yield* collectBytes(
+        `[ -f ${p} ] || exit 2; n=$(wc -c < ${p}); [ "$n" -le ${maxBytes} ] || { echo "$n" >&2; exit 3; }; cat ${p}`,
+      )
+      if (r.code === 2) return Option.none()
+      if (r.code === 3) return yield* new GuestFileTooLarge({ path, bytes: Number(r.err.trim()), maxBytes })
+      if (r.code !== 0) return yield* new GuestShellError({ message: `reading ${path}: ${r.err.trim()}` })
+      return Option.some(new Uint8Array(Buffer.concat(r.out)))
+    })
+
+  const setClock = (epochMs: number = Date.now()) =>
+    run(`date -s @${Math.floor(epochMs / 1000)} >/dev/null`, { profile: false }).pipe(
+      Effect.flatMap((r) =>
+        r.exitCode === 0 ? Effect.void : Effect.fail(new GuestShellError({ message: `date -s: ${r.stderr.trim()}` }))
+      ),
+    )
+
+  return { exec, run, writeFile, readFile, setClock }
+}

@@ -1,0 +1,196 @@
+import { Config, Deferred, Effect, Layer, Option, Semaphore } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { dataDirConfig } from "../image/GuestImage.ts"
+import { runHostCommand } from "../image/HostCommand.ts"
+import { decideAccelerator, tscArgs } from "./AccelProbe.ts"
+import { connectQmp } from "./Qmp.ts"
+import type { Qmp } from "./Qmp.ts"
+import { Vmm, vmProcessName, vmRunDirName, VmStartError } from "./Vmm.ts"
+import type { Accelerator, VmConfig, VmHandle } from "./Vmm.ts"
+
+/** Settings from microvm-here.md: each shaved boot time or removed a hang. */
+const baseCmdline = "console=ttyS0 quiet panic=-1 reboot=t mitigations=off cryptomgr.notests 8250.nr_uarts=1 pci=off"
+const stopGraceMs = 2_000
+const qmpTimeoutMs = 10_000
+
+export const vmmConfig = Config.all({
+  dataDir: dataDirConfig,
+  runDir: Config.option(Config.String("PAWS_RUN_DIR")),
+  accel: Config.Literals(["kvm", "tcg", "auto"], "PAWS_ACCEL").pipe(Config.withDefault("auto" as const)),
+  netns: Config.option(Config.String("PAWS_NODE_NETNS")),
+})
+
+export interface QemuMicrovmOptions {
+  /** Parent of the per-VM `vm-<sessionId>/` dirs. */
+  readonly runDir: string
+  readonly accel: "kvm" | "tcg" | "auto"
+  /** Network namespace to run QEMU in (where the TAPs are). */
+  readonly netns: string | undefined
+}
+
+/** The QEMU `-M microvm` driver (config: PAWS_RUN_DIR, PAWS_ACCEL, PAWS_NODE_NETNS). */
+export const QemuMicrovm = Layer.effect(
+  Vmm,
+  Effect.gen(function* () {
+    const config = yield* vmmConfig
+    return yield* makeQemuMicrovm({
+      runDir: Option.getOrElse(config.runDir, () => path.join(config.dataDir, "run")),
+      accel: config.accel,
+      netns: Option.getOrUndefined(config.netns),
+    })
+  }),
+)
+
+/** Per-VM qcow2 overlay over the image's ext4 root; one QMP socket and console log per VM. */
+export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
+  Effect.gen(function* () {
+    const config = options
+    const runRoot = path.resolve(options.runDir)
+    const netns = options.netns
+    const probeLock = yield* Semaphore.make(1)
+    let decided: Accelerator | undefined
+    const accelerator = (kernelPath: string) =>
+      decided !== undefined ? Effect.succeed(decided) : Semaphore.withPermit(
+        probeLock,
+        Effect.suspend(() =>
+          decided !== undefined ? Effect.succeed(decided) : decideAccelerator(config.accel, kernelPath).pipe(
+            Effect.tap((a) => Effect.sync(() => (decided = a))),
+            Effect.tap((a) => Effect.logInfo(`VM accelerator: ${a} (PAWS_ACCEL=${config.accel})`)),
+          )
+        ),
+      )
+
+    const start = Effect.fn("Vmm.start")(function* (vm: VmConfig) {
+      const accel = yield* accelerator(vm.image.kernelPath)
+      const runDir = path.join(runRoot, vmRunDirName(vm.sessionId))
+      const fail = (message: string, detail?: string) =>
+        new VmStartError({ sessionId: vm.sessionId, message, ...(detail === undefined ? {} : { detail }) })
+
+      // 1. runtime dir (removed last, after QEMU is gone)
+      yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: async () => {
+            await fs.mkdir(runRoot, { recursive: true })
+            await fs.mkdir(runDir, { mode: 0o700 })
+          },
+          catch: (e) => fail(`cannot create ${runDir}: ${(e as Error).message}`),
+        }),
+        () => Effect.promise(() => fs.rm(runDir, { recursive: true, force: true })),
+      )
+      const overlayPath = path.join(runDir, "disk.qcow2")
+      const consoleLogPath = path.join(runDir, "console.log")
+      const qmpPath = path.join(runDir, "qmp.sock")
+      const stderrPath = path.join(runDir, "qemu.log")
+      yield* runHostCommand("qemu-img", [
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        vm.image.rootfsPath,
+        "-F",
+        "raw",
+        overlayPath,
+      ])
+        .pipe(Effect.mapError((e) => fail("qemu-img create failed", e.stderr)))
+
+      // 2. QEMU itself; release = QMP quit, then SIGKILL after a grace period
+      const argv = qemuArgs(vm, { accel, overlayPath, consoleLogPath, qmpPath })
+      const [command, args] = netns
+        ? ["ip", ["netns", "exec", netns, "qemu-system-x86_64", ...argv]] as const
+        : ["qemu-system-x86_64", argv] as const
+      const exited = yield* Deferred.make<number | null>()
+      const qmpRef: { current?: Qmp } = {}
+      const child = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: async () => {
+            const log = await fs.open(stderrPath, "w")
+            try {
+              const c = spawn(command, args, { stdio: ["ignore", log.fd, log.fd] })
+              c.on("exit", (code) => Deferred.doneUnsafe(exited, Effect.succeed(code)))
+              await new Promise<void>((resolve, reject) => {
+                c.once("spawn", resolve)
+                c.once("error", reject)
+              })
+              return c
+            } finally {
+              await log.close()
+            }
+          },
+          catch: (e) => fail(`cannot spawn ${command}: ${(e as Error).message}`),
+        }),
+        (c) =>
+          Effect.gen(function* () {
+            const qmp = qmpRef.current
+            if (qmp && c.exitCode === null && c.signalCode === null) {
+              yield* qmp.execute("quit").pipe(Effect.ignore)
+            }
+            if (qmp) yield* qmp.close
+            const done = yield* Deferred.await(exited).pipe(Effect.timeoutOption(stopGraceMs))
+            if (Option.isNone(done)) {
+              c.kill("SIGKILL")
+              yield* Deferred.await(exited)
+            }
+          }),
+      )
+      if (child.pid === undefined) return yield* fail("QEMU has no pid")
+
+      const readText = (p: string) => Effect.promise(() => fs.readFile(p, "utf8").catch(() => ""))
+      const diagnostics = Effect.all([readText(stderrPath), readText(consoleLogPath)]).pipe(
+        Effect.map(([err, con]) => `${err.slice(-2000)}\n--- console ---\n${con.slice(-2000)}`),
+      )
+      // 3. QMP: proves QEMU parsed its arguments and built the machine
+      const live = yield* connectQmp(qmpPath, {
+        timeoutMs: qmpTimeoutMs,
+        gaveUp: () =>
+          child.exitCode !== null || child.signalCode !== null ? `QEMU exited (${child.exitCode})` : undefined,
+      }).pipe(Effect.catch((e) => Effect.flatMap(diagnostics, (d) => Effect.fail(fail(e.message, d)))))
+      qmpRef.current = live
+      const status = yield* live.execute("query-status").pipe(
+        Effect.catch((e) => Effect.flatMap(diagnostics, (d) => Effect.fail(fail(e.message, d)))),
+      )
+      yield* Effect.logDebug(`VM ${vm.sessionId} pid ${child.pid} ${accel}`, status)
+
+      const handle: VmHandle = {
+        sessionId: vm.sessionId,
+        pid: child.pid,
+        accelerator: accel,
+        netns,
+        runDir,
+        overlayPath,
+        consoleLogPath,
+        console: readText(consoleLogPath),
+        exited: Deferred.await(exited),
+        qmp: (cmd, a) => live.execute(cmd, a),
+      }
+      return handle
+    })
+
+    return Vmm.of({ start, accelerator, netns, runDir: runRoot })
+  })
+
+const qemuArgs = (vm: VmConfig, o: {
+  readonly accel: Accelerator
+  readonly overlayPath: string
+  readonly consoleLogPath: string
+  readonly qmpPath: string
+}): Array<string> => {
+  const net = [`vm.ip=${vm.guestCidr}`, `vm.gw=${vm.gateway}`, ...(vm.dns ? [`vm.dns=${vm.dns}`] : [])]
+  return [
+    ...["-name", vmProcessName(vm.sessionId)],
+    ...["-M", "microvm,acpi=on", "-accel", o.accel, "-cpu", o.accel === "kvm" ? "host" : "max"],
+    ...["-m", String(vm.memoryMB ?? 256), "-smp", String(vm.vcpus ?? 1)],
+    ...["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"],
+    // seccomp: no new privileges, no obsolete syscalls; spawn stays allowed for exec: migration
+    ...["-sandbox", "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"],
+    ...["-serial", `file:${o.consoleLogPath}`],
+    ...["-kernel", vm.image.kernelPath, "-initrd", vm.image.initrdPath],
+    ...["-drive", `id=d0,file=${o.overlayPath},format=qcow2,if=none`, "-device", "virtio-blk-device,drive=d0"],
+    ...["-netdev", `tap,id=n0,ifname=${vm.tap},script=no,downscript=no`],
+    ...["-device", `virtio-net-device,netdev=n0,mac=${vm.guestMac}`],
+    ...["-qmp", `unix:${o.qmpPath},server=on,wait=off`],
+    ...["-append", `${baseCmdline} ${tscArgs()} ${net.join(" ")}`],
+  ]
+}
