@@ -2,7 +2,9 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { HttpServer } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { newSessionId, type SessionDispatch, type SessionEvent } from "@paws/core"
+import { newSessionId, type SessionDispatch, type SessionEvent, UnknownSnapshot } from "@paws/core"
+import type { GuestImage } from "../src/image/GuestImage.ts"
+import { ImageStore } from "../src/image/ImageStore.ts"
 import { createServer } from "node:http"
 import { NodeConfig } from "../src/NodeConfig.ts"
 import { NodeRpcRoutes } from "../src/NodeServer.ts"
@@ -41,9 +43,21 @@ const dispatch = (script: string): SessionDispatch => ({
   network: { allowOut: [], credentials: {} },
 })
 
+/** Only "default" exists. */
+const FakeImages = Layer.succeed(
+  ImageStore,
+  ImageStore.of({
+    dir: "/nonexistent",
+    get: (name = "default") =>
+      name === "default"
+        ? Effect.succeed({} as GuestImage)
+        : Effect.fail(new UnknownSnapshot({ snapshot: name, message: `no image ${name}` })),
+  }),
+)
+
 const TestServer = NodeRpcRoutes.pipe(
   Layer.provide(LiveSessions.layer),
-  Layer.provide(FakeRunner),
+  Layer.provide([FakeRunner, FakeImages]),
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
   Layer.provide(NodeConfig.layerWith({ token: Redacted.make(token), maxVms: 1, netns: Option.none() })),
 )
@@ -95,6 +109,10 @@ layer(TestServer, { excludeTestServices: true })("NodeServer", (it) => {
       assert.strictEqual((yield* client.NodeStatus()).capacity.running, 1)
       const refused = yield* Stream.runCollect(client.RunSession(dispatch("echo no"))).pipe(Effect.flip)
       assert.strictEqual(refused._tag, "NodeAtCapacity")
+      const unknown = yield* Stream.runCollect(client.RunSession({ ...dispatch("echo"), snapshot: "nope" })).pipe(
+        Effect.flip,
+      )
+      assert.strictEqual(unknown._tag, "UnknownSnapshot")
       const missing = yield* client.CancelSession({ sessionId: newSessionId() }).pipe(Effect.flip)
       assert.strictEqual(missing._tag, "NodeSessionNotFound")
       yield* client.CancelSession({ sessionId: long.sessionId })

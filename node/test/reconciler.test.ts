@@ -55,7 +55,9 @@ describe("Reconciler", () => {
       const plainProc = yield* sleeper(ns)
       // QEMU's label is its -name; a stand-in process with the same argv shape.
       const qemuLike = yield* Effect.acquireRelease(
-        Effect.sync(() => spawn("ip", ["netns", "exec", ns, "sh", "-c", "sleep 60", "-name", `paws-${orphan}`], { stdio: "ignore" })),
+        Effect.sync(() =>
+          spawn("ip", ["netns", "exec", ns, "sh", "-c", "sleep 60", "-name", `paws-${orphan}`], { stdio: "ignore" })
+        ),
         (child) => Effect.sync(() => child.kill("SIGKILL")),
       ).pipe(Effect.tap(() => Effect.sleep("200 millis")))
       const found = yield* labelledProcesses(hostCommandIn(ns).netns)
@@ -67,7 +69,7 @@ describe("Reconciler", () => {
       const removed = yield* reconciler.reconcile(new Set([live]))
       assert.deepStrictEqual(removed.taps, [tap(orphan)])
       assert.deepStrictEqual(removed.tables, [table(orphan)])
-      assert.sameMembers(removed.pids, [orphanProc.pid!, qemuLike.pid!])
+      assert.sameMembers([...removed.pids], [orphanProc.pid!, qemuLike.pid!])
       yield* Effect.sleep("100 millis")
       assert.isFalse(alive(orphanProc.pid!))
       assert.isFalse(alive(qemuLike.pid!))

@@ -20,13 +20,9 @@ export const caEnv: Record<string, string> = {
 const exports = (env: Record<string, string>): string =>
   Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join("\n") + "\n"
 
-/**
- * Sets the clock (TLS needs it; a restored guest's clock is frozen at snapshot time), points DNS
- * at the proxy (the host-side IP) and installs the per-VM CA (read from stdin) into the trust store.
- */
-export const prepareGuestCommand = (epochSeconds: number, dnsIp: string): string =>
+/** Points DNS at the proxy (the host-side IP) and installs the per-VM CA (read from stdin) in the trust store. */
+export const prepareGuestCommand = (dnsIp: string): string =>
   [
-    `date -s @${epochSeconds} >/dev/null`,
     `echo ${shellQuote(`nameserver ${dnsIp}`)} > /etc/resolv.conf`,
     `mkdir -p /usr/local/share/ca-certificates /etc/ssl/certs /etc/paws /workload /output /etc/profile.d`,
     `cat > ${caPath}`,
@@ -38,23 +34,4 @@ export const prepareGuestCommand = (epochSeconds: number, dnsIp: string): string
 export const envFile = (workloadEnv: Record<string, string> | undefined): string =>
   exports(caEnv) + exports(workloadEnv ?? {})
 
-export const writeFileCommand = (path: string, mode: string): string => `cat > ${path} && chmod ${mode} ${path}`
-
 export const runWorkloadCommand = `. ${envPath} && cd /root 2>/dev/null; exec sh ${scriptPath}`
-
-/** Prints the result file (at most cap+1 bytes, so "too large" is detectable); exit 3 when absent. */
-export const readResultCommand = (capBytes: number): string =>
-  `test -f ${resultPath} || exit 3; head -c ${capBytes + 1} ${resultPath}`
-
-export type ParsedResult = { readonly output: unknown; readonly error?: string }
-
-export const parseResult = (exitCode: number | null, text: string, capBytes: number): ParsedResult => {
-  if (exitCode === 3) return { output: null }
-  if (exitCode !== 0) return { output: null, error: `could not read ${resultPath} (exit ${exitCode})` }
-  if (Buffer.byteLength(text) > capBytes) return { output: null, error: `${resultPath} exceeds ${capBytes} bytes` }
-  try {
-    return { output: JSON.parse(text) }
-  } catch (e) {
-    return { output: null, error: `${resultPath} is not valid JSON: ${(e as Error).message}` }
-  }
-}

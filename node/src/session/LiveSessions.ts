@@ -5,13 +5,11 @@ import {
   SessionAlreadyRunning,
   type SessionDispatch,
   type SessionEvent,
-  UnknownSnapshot,
+  type UnknownSnapshot,
 } from "@paws/core"
+import { ImageStore } from "../image/ImageStore.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { SessionRunner } from "./SessionRunner.ts"
-
-/** Snapshots this node can boot. Only cold boot of the built image exists so far. */
-export const knownSnapshots: ReadonlySet<string> = new Set(["default"])
 
 /**
  * The node's live sessions: admission (capacity, duplicates, snapshot), the event stream of
@@ -31,6 +29,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
     Effect.gen(function* () {
       const { maxVms } = yield* NodeConfig
       const runner = yield* SessionRunner
+      const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
 
       const admit = (dispatch: SessionDispatch) =>
@@ -39,12 +38,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           if (live.has(id)) {
             return yield* new SessionAlreadyRunning({ sessionId: id, message: `session ${id} is already running here` })
           }
-          if (!knownSnapshots.has(dispatch.snapshot)) {
-            return yield* new UnknownSnapshot({
-              snapshot: dispatch.snapshot,
-              message: `snapshot ${dispatch.snapshot} is not on this node`,
-            })
-          }
+          yield* images.get(dispatch.snapshot)
           if (live.size >= maxVms) {
             return yield* new NodeAtCapacity({ message: `node runs ${live.size} of ${maxVms} VMs` })
           }

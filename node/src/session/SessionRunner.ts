@@ -1,14 +1,192 @@
-import { Context, Deferred, Effect } from "effect"
-import type { SessionDispatch, SessionEvent } from "@paws/core"
+import { Cause, Context, Data, Deferred, Effect, Layer, Option, Stream } from "effect"
+import type { SessionDispatch, SessionEvent, SessionResult, SessionStatus } from "@paws/core"
+import { connectGuestShell, type GuestShell } from "../guest/GuestShell.ts"
+import { NetnsDialer } from "../guest/NetnsDialer.ts"
+import { NodeSshKey } from "../guest/NodeSshKey.ts"
+import { ImageStore } from "../image/ImageStore.ts"
+import { Firewall } from "../network/Firewall.ts"
+import { NetworkSlot } from "../network/NetworkSlot.ts"
+import { NodeConfig } from "../NodeConfig.ts"
+import { ProxySupervisor } from "../proxy/ProxySupervisor.ts"
+import { Vmm } from "../vmm/Vmm.ts"
+import { envFile, envPath, prepareGuestCommand, resultPath, runWorkloadCommand, scriptPath } from "./GuestSetup.ts"
+import { OutputCap } from "./OutputCap.ts"
 
-/** Runs one session to its end, emitting every event; returns when everything is released. */
+export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ readonly message: string }> {}
+
+interface Outcome {
+  readonly status: Extract<SessionStatus, "completed" | "failed" | "timeout" | "cancelled">
+  readonly exitCode: number | null
+  readonly output: unknown
+  readonly error?: string
+}
+
+const sshReadyTimeoutMs = 60_000
+const nowIso = (): string => new Date().toISOString()
+
+/** Runs one session to its end, emitting every event; returns once everything is released. */
 export class SessionRunner extends Context.Service<SessionRunner, {
   readonly run: (
     dispatch: SessionDispatch,
     emit: (event: SessionEvent) => void,
     cancel: Deferred.Deferred<void>,
   ) => Effect.Effect<void>
-}>()("paws/node/session/SessionRunner") {}
+}>()("paws/node/session/SessionRunner") {
+  static readonly layerNoDeps = Layer.effect(
+    SessionRunner,
+    Effect.gen(function* () {
+      const config = yield* NodeConfig
+      const images = yield* ImageStore
+      const slots = yield* NetworkSlot
+      const proxies = yield* ProxySupervisor
+      const firewall = yield* Firewall
+      const vmm = yield* Vmm
+      const dialer = yield* NetnsDialer
+      const key = yield* NodeSshKey
 
-export const nowIso = (): string => new Date().toISOString()
-export { Deferred }
+      const run = Effect.fn("SessionRunner.run")(function* (
+        dispatch: SessionDispatch,
+        emit: (event: SessionEvent) => void,
+        cancel: Deferred.Deferred<void>,
+      ) {
+        const id = dispatch.sessionId
+        const stdout = new OutputCap(config.outputCapBytes)
+        const stderr = new OutputCap(config.outputCapBytes)
+        const status = (s: SessionStatus, reason?: string) =>
+          emit({ _tag: "status", status: s, at: nowIso(), ...(reason === undefined ? {} : { reason }) })
+        const fail = (message: string) => new SessionStepFailed({ message })
+
+        /** Every step is an acquire/release pair in this scope; closing it tears down in reverse. */
+        const lifecycle = Effect.gen(function* () {
+          const image = yield* images.get(dispatch.snapshot)
+          const slot = yield* slots.acquire(id)
+          const proxy = yield* proxies.start({
+            sessionId: id,
+            hostIp: slot.hostIp,
+            allowOut: dispatch.network.allowOut,
+            credentials: dispatch.network.credentials,
+            onAudit: (event) => emit({ _tag: "audit", event }),
+          })
+          yield* firewall.apply(slot, proxy.ports)
+          const vm = yield* vmm.start({
+            sessionId: id,
+            image,
+            tap: slot.tap,
+            guestMac: slot.guestMac,
+            guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
+            gateway: slot.hostIp,
+            dns: slot.hostIp,
+            vcpus: dispatch.resources.vcpus,
+            memoryMB: dispatch.resources.memoryMB,
+          })
+          const vmDied = vm.exited.pipe(
+            Effect.flatMap((code) => Effect.fail(fail(`VM exited (${code}) unexpectedly`))),
+          )
+          const proxyDied = Deferred.await(proxy.exited).pipe(
+            Effect.flatMap((code) => Effect.fail(fail(`proxy exited (${code}) unexpectedly`))),
+          )
+          const shell: GuestShell = yield* connectGuestShell({
+            dialer,
+            host: slot.guestIp,
+            hostKeyBlob: image.hostKeyBlob,
+            privateKey: key.privateKey,
+            readyTimeoutMs: sshReadyTimeoutMs,
+          }).pipe(Effect.raceFirst(vmDied))
+          yield* shell.setClock()
+          const prepared = yield* shell.run(prepareGuestCommand(slot.hostIp), {
+            stdin: proxy.caCertificatePem,
+            profile: false,
+          })
+          if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
+          yield* shell.writeFile(envPath, envFile(dispatch.workload.env), { mode: 0o600 })
+          yield* shell.writeFile(scriptPath, dispatch.workload.script, { mode: 0o755 })
+
+          status("running")
+          const exitCode = yield* shell.exec(runWorkloadCommand).pipe(
+            Stream.runFold(() => null as number | null, (code, event) => {
+              if (event._tag === "Exit") return event.exitCode
+              const cap = event._tag === "Stdout" ? stdout : stderr
+              const data = cap.push(event.data)
+              if (data.length > 0) {
+                emit({ _tag: "output", stream: event._tag === "Stdout" ? "stdout" : "stderr", data })
+              }
+              return code
+            }),
+            Effect.raceFirst(vmDied),
+            Effect.raceFirst(proxyDied),
+            Effect.timeoutOption(dispatch.timeoutMs),
+          )
+          if (Option.isNone(exitCode)) {
+            // Closing the scope kills the VM; the session is over at the deadline.
+            return {
+              status: "timeout",
+              exitCode: null,
+              output: null,
+              error: `timed out after ${dispatch.timeoutMs} ms`,
+            } as Outcome
+          }
+          const result = yield* shell.readFile(resultPath, config.resultCapBytes).pipe(
+            Effect.map(Option.match({
+              onNone: () => ({ output: null }),
+              onSome: (bytes) => {
+                try {
+                  return { output: JSON.parse(Buffer.from(bytes).toString("utf8")) as unknown }
+                } catch (e) {
+                  return { output: null, error: `${resultPath} is not valid JSON: ${(e as Error).message}` }
+                }
+              },
+            })),
+            Effect.catchTag(
+              "GuestFileTooLarge",
+              (e) =>
+                Effect.succeed({
+                  output: null,
+                  error: `${resultPath} is ${e.bytes} bytes, over the ${e.maxBytes} byte cap`,
+                }),
+            ),
+          )
+          return {
+            status: exitCode.value === 0 ? "completed" : "failed",
+            exitCode: exitCode.value,
+            ...result,
+          } as Outcome
+        })
+
+        status("starting")
+        const outcome: Outcome = yield* Effect.scoped(lifecycle).pipe(
+          Effect.raceFirst(
+            Deferred.await(cancel).pipe(
+              Effect.as<Outcome>({ status: "cancelled", exitCode: null, output: null }),
+            ),
+          ),
+          Effect.catchCause((cause) =>
+            Effect.succeed<Outcome>({
+              status: "failed",
+              exitCode: null,
+              output: null,
+              error: Cause.squash(cause) instanceof Error
+                ? (Cause.squash(cause) as Error).message
+                : String(Cause.squash(cause)),
+            })
+          ),
+        )
+        stdout.end()
+        stderr.end()
+        const result: SessionResult = {
+          exitCode: outcome.exitCode,
+          stdout: stdout.text,
+          stderr: stderr.text,
+          output: (outcome.output ?? null) as SessionResult["output"],
+          truncated: stdout.truncated || stderr.truncated,
+          ...(outcome.error === undefined ? {} : { error: outcome.error }),
+        }
+        emit({ _tag: "result", result })
+        status(
+          outcome.status,
+          outcome.status === "failed" && outcome.error === undefined ? `exit code ${outcome.exitCode}` : outcome.error,
+        )
+      })
+      return SessionRunner.of({ run })
+    }),
+  )
+}

@@ -1,0 +1,62 @@
+/** `paws node` (`npm run node`): serves NodeRpcs for the control plane; must run as root. */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer, Option } from "effect"
+import { NetnsDialer } from "./guest/NetnsDialer.ts"
+import { NodeSshKey } from "./guest/NodeSshKey.ts"
+import { ImageStore } from "./image/ImageStore.ts"
+import { Firewall } from "./network/Firewall.ts"
+import { HostCommand } from "./network/HostCommand.ts"
+import { NetworkSlot } from "./network/NetworkSlot.ts"
+import { Reconciler } from "./network/Reconciler.ts"
+import { SlotPool } from "./network/SlotPool.ts"
+import { NodeConfig } from "./NodeConfig.ts"
+import { NodeServer } from "./NodeServer.ts"
+import { ProxySupervisor } from "./proxy/ProxySupervisor.ts"
+import { LiveSessions } from "./session/LiveSessions.ts"
+import { SessionRunner } from "./session/SessionRunner.ts"
+import { QemuMicrovm } from "./vmm/QemuMicrovm.ts"
+
+/** Everything a node runs sessions with, from `PAWS_*` config. */
+export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerNoDeps).pipe(
+  Layer.provideMerge(SessionRunner.layerNoDeps),
+  Layer.provideMerge(
+    Layer.mergeAll(
+      NetworkSlot.layerNoDeps.pipe(Layer.provide(SlotPool.layer)),
+      Firewall.layerNoDeps,
+      ProxySupervisor.layerNoDeps,
+      QemuMicrovm,
+      NetnsDialer.layer,
+      ImageStore.layer,
+      NodeSshKey.layer,
+    ),
+  ),
+  Layer.provideMerge(HostCommand.layer),
+  Layer.provideMerge(NodeConfig.layer),
+)
+
+/** On start nothing is live: every labelled TAP, table and process left from before is removed. */
+export const ReconcileOnStart = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const reconciler = yield* Reconciler
+    const config = yield* NodeConfig
+    yield* Effect.logInfo(
+      `paws node ${config.id}: reconciling${
+        Option.match(config.netns, { onNone: () => "", onSome: (ns) => ` in netns ${ns}` })
+      }`,
+    )
+    yield* reconciler.reconcile(new Set())
+  }),
+)
+
+export const NodeApp = NodeServer.pipe(
+  Layer.provide(ReconcileOnStart),
+  Layer.provide(NodeServices),
+)
+
+if (import.meta.main) {
+  if (process.getuid?.() !== 0) {
+    console.error("paws node must run as root: it creates TAP devices, nftables tables and VMs.")
+    process.exit(1)
+  }
+  Layer.launch(NodeApp).pipe(NodeRuntime.runMain)
+}
