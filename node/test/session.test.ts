@@ -1,5 +1,7 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
+import type { SessionEvent } from "@paws/core"
+import { LiveSessions } from "../src/session/LiveSessions.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
 import { testNodeLayer } from "./support/TestNode.ts"
 
@@ -36,6 +38,51 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: "4096" }), { excludeTestServic
         assert.isTrue(result.truncated)
         assert.isNull(result.output)
         assert.include(result.error ?? "", "not valid JSON")
+        yield* assertNothingLeft
+      }))
+
+    it.effect("kills the VM at the deadline and reports timeout", () =>
+      Effect.gen(function*() {
+        const started = Date.now()
+        const { statuses, result, events } = yield* runToEnd(
+          dispatchOf("echo started; sleep 300; echo never", { timeoutMs: 3_000 }),
+        )
+        assert.deepStrictEqual(statuses, ["starting", "running", "timeout"])
+        assert.strictEqual(result.stdout, "started\n")
+        assert.isNull(result.exitCode)
+        assert.include(result.error ?? "", "timed out after 3000 ms")
+        const last = events.at(-1)
+        assert.strictEqual(last?._tag === "status" ? last.reason : undefined, "timed out after 3000 ms")
+        assert.isBelow(Date.now() - started, 60_000)
+        yield* assertNothingLeft
+      }))
+
+    it.effect("cancels mid-run and releases everything", () =>
+      Effect.gen(function*() {
+        const sessions = yield* LiveSessions
+        const dispatch = dispatchOf("echo started; sleep 300")
+        const events: Array<SessionEvent> = []
+        yield* sessions.run(dispatch).pipe(
+          Stream.runForEach((e) =>
+            Effect.gen(function*() {
+              events.push(e)
+              if (e._tag === "output") yield* sessions.cancel(dispatch.sessionId)
+            })
+          ),
+        )
+        const statuses = events.flatMap((e) => (e._tag === "status" ? [e.status] : []))
+        assert.deepStrictEqual(statuses, ["starting", "running", "cancelled"])
+        assert.deepStrictEqual(yield* sessions.capacity, { maxConcurrent: 2, running: 0 })
+        yield* assertNothingLeft
+      }))
+
+    it.effect("interrupting the event stream (caller gone) releases everything too", () =>
+      Effect.gen(function*() {
+        const sessions = yield* LiveSessions
+        yield* sessions.run(dispatchOf("echo started; sleep 300")).pipe(
+          Stream.takeUntil((e) => e._tag === "output"),
+          Stream.runDrain,
+        )
         yield* assertNothingLeft
       }))
   },
