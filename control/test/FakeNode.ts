@@ -28,7 +28,7 @@ const now = () => new Date().toISOString()
  */
 export const registerFakeNode = (
   registry: NodeRegistry["Service"],
-  options: { readonly id: string; readonly maxConcurrent: number },
+  options: { readonly id: string; readonly maxConcurrent: number; readonly stallOn?: string },
 ): Effect.Effect<FakeNode, never, Scope.Scope> =>
   Effect.gen(function* () {
     const info: NodeInfo = {
@@ -51,6 +51,9 @@ export const registerFakeNode = (
         { _tag: "status", status: "starting", at: now() },
         { _tag: "status", status: "running", at: now() },
       ])
+      if (options.stallOn !== undefined && script.includes(options.stallOn)) {
+        return Stream.never // accepted but never reports back: the session stays "starting"
+      }
       if (script.includes("hang")) {
         const cancelled = Deferred.makeUnsafe<void>()
         cancels.set(d.sessionId, cancelled)

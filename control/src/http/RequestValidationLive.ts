@@ -1,6 +1,6 @@
 import { InvalidRequest, PayloadTooLarge, RequestValidation } from "@paws/core"
 import { ByteSize, Effect, Layer, SchemaIssue } from "effect"
-import { HttpIncomingMessage, HttpServerRequest } from "effect/http"
+import { HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiError } from "effect/http-api"
 import { ControlConfig } from "../ControlConfig.ts"
 
@@ -61,6 +61,15 @@ export const RequestValidationLive = Layer.effect(
           }),
           Effect.catchDefect((defect) =>
             isBodyTooLarge(defect) ? Effect.fail(tooLarge(maxBodyBytes)) : Effect.die(defect)
+          ),
+          // The framework answers an unknown content type with a plain-text 415; say what to send instead.
+          Effect.map((response) =>
+            response.status === 415
+              ? HttpServerResponse.jsonUnsafe({
+                _tag: "UnsupportedMediaType",
+                message: "send the request body as JSON with `Content-Type: application/json`",
+              }, { status: 415 })
+              : response
           ),
         )
       })
