@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+/** `paws`: the one binary. Client commands talk to the control API; `control`, `node` and `up` run services. */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Effect } from "effect"
+import { Command } from "effect/cli"
+import { controlConfigKeys } from "../../control/src/ControlConfig.ts"
+import { clientConfigKeys } from "./ClientConfig.ts"
+import { keys } from "./commands/keys.ts"
+import { logs } from "./commands/logs.ts"
+import { nodes } from "./commands/nodes.ts"
+import { root } from "./commands/root.ts"
+import { run } from "./commands/run.ts"
+import { control, node } from "./commands/services.ts"
+import { sessions } from "./commands/sessions.ts"
+import { top } from "./commands/top.ts"
+
+const configHelp = (title: string, keys: ReadonlyArray<{ name: string; default: string; description: string }>) =>
+  `${title}:\n${keys.map((k) => `  ${k.name.padEnd(26)} ${k.description} (default: ${k.default})`).join("\n")}`
+
+export const paws = root.pipe(
+  Command.withDescription(
+    [
+      "paws runs AI agents in ephemeral microVMs; credentials stay on the host and are injected by a per-VM TLS proxy.",
+      "",
+      configHelp("Client configuration (environment)", clientConfigKeys),
+      "",
+      configHelp("Control-plane configuration (environment, for `paws up` / `paws control`)", controlConfigKeys),
+    ].join("\n"),
+  ),
+  Command.withSubcommands([run, logs, sessions, nodes, keys, top, control, node]),
+)
+
+if (import.meta.main) {
+  paws.pipe(
+    Command.run({ version: "0.1.0" }),
+    Effect.provide(NodeServices.layer),
+    NodeRuntime.runMain,
+  )
+}

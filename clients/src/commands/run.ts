@@ -1,0 +1,109 @@
+import { Console, Effect, Option, Stream } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import { readFileSync } from "node:fs"
+import type { SessionEvent, SessionSpec, SessionStatus } from "@paws/core"
+import { ApiClient, Settings } from "../ApiClient.ts"
+import { CliInputError, parseCredential, parseDuration, parseEnvPair } from "../RunArguments.ts"
+import { sessionEvents } from "../SessionEvents.ts"
+import { withApi } from "./shared.ts"
+
+/** The process exit code for a finished session: the workload's own, else a conventional one. */
+export const exitCodeFor = (status: SessionStatus, exitCode: number | null): number => {
+  if (status === "completed") return exitCode ?? 0
+  if (status === "timeout") return 124
+  if (status === "cancelled") return 130
+  return exitCode !== null && exitCode !== 0 ? exitCode : 1
+}
+
+const writeOut = (event: SessionEvent) =>
+  Effect.sync(() => {
+    if (event._tag === "output") (event.stream === "stdout" ? process.stdout : process.stderr).write(event.data)
+  })
+
+export const run = Command.make("run", {
+  allow: Flag.String("allow").pipe(
+    Flag.withDescription("host the VM may reach (repeatable; *.example.com ok)"),
+    Flag.atLeast(0),
+  ),
+  cred: Flag.String("cred").pipe(
+    Flag.withDescription("credential HOST:Header=VALUE; VALUE of the form '$NAME' or env:NAME is read from your env"),
+    Flag.atLeast(0),
+  ),
+  env: Flag.String("env").pipe(
+    Flag.withDescription("environment variable NAME=VALUE for the workload (repeatable)"),
+    Flag.atLeast(0),
+  ),
+  timeout: Flag.String("timeout").pipe(Flag.withDescription("e.g. 30s, 5m, 120000 (ms)"), Flag.optional),
+  snapshot: Flag.String("snapshot").pipe(Flag.withDescription("image/snapshot name"), Flag.optional),
+  file: Flag.String("file").pipe(Flag.withAlias("f"), Flag.withDescription("script file to run"), Flag.optional),
+  detach: Flag.Boolean("detach").pipe(
+    Flag.withAlias("d"),
+    Flag.withDescription("print the session id and return"),
+    Flag.withDefault(false),
+  ),
+  script: Argument.String("script").pipe(
+    Argument.withDescription("shell script to run (after --)"),
+    Argument.variadic(),
+  ),
+}, (input) =>
+  withApi(Effect.gen(function* () {
+    const api = yield* ApiClient
+    const settings = yield* Settings
+    const file = Option.getOrUndefined(input.file)
+    const script = file !== undefined
+      ? yield* Effect.try({
+        try: () => readFileSync(file, "utf8"),
+        catch: () => new CliInputError({ message: `cannot read script file ${file}` }),
+      })
+      : input.script.join(" ")
+    if (script.trim() === "") {
+      return yield* new CliInputError({ message: "nothing to run: give a script after -- or a file with -f FILE" })
+    }
+    const credentials: Record<string, { headers: Record<string, string> }> = {}
+    for (const c of input.cred) {
+      const { host, header, value } = yield* parseCredential(c)
+      credentials[host] = { headers: { ...credentials[host]?.headers, [header]: value } }
+    }
+    const env: Record<string, string> = {}
+    for (const pair of input.env) {
+      const [k, v] = yield* parseEnvPair(pair)
+      env[k] = v
+    }
+    const spec: SessionSpec = {
+      workload: { type: "script", script, ...(input.env.length > 0 ? { env } : {}) },
+      network: { allowOut: input.allow, ...(input.cred.length > 0 ? { credentials } : {}) },
+      ...(Option.isSome(input.timeout) ? { timeoutMs: yield* parseDuration(input.timeout.value) } : {}),
+      ...(Option.isSome(input.snapshot) ? { snapshot: input.snapshot.value } : {}),
+    }
+    const accepted = yield* api.sessions.create({ payload: spec, headers: {} })
+    if (input.detach) return yield* Console.log(accepted.sessionId)
+    yield* Console.error(`session ${accepted.sessionId} ${accepted.status}`)
+    let final: { status: SessionStatus; exitCode: number | null } = { status: accepted.status, exitCode: null }
+    yield* sessionEvents(settings, accepted.sessionId).pipe(
+      Stream.runForEach(({ event }) =>
+        Effect.gen(function* () {
+          yield* writeOut(event)
+          if (event._tag === "result") final = { ...final, exitCode: event.result.exitCode }
+          if (event._tag === "status") {
+            final = { ...final, status: event.status }
+            if (event.status !== "running" && event.status !== "completed") {
+              yield* Console.error(
+                `session ${accepted.sessionId} ${event.status}${event.reason ? `: ${event.reason}` : ""}`,
+              )
+            }
+          }
+        })
+      ),
+      // Ctrl-C interrupts this fiber: cancel the session so the VM stops too.
+      Effect.onInterrupt(() =>
+        api.sessions.cancel({ params: { id: accepted.sessionId } }).pipe(
+          Effect.andThen(Console.error(`cancelled session ${accepted.sessionId}`)),
+          Effect.ignore,
+        )
+      ),
+    )
+    const session = yield* api.sessions.get({ params: { id: accepted.sessionId } })
+    const code = exitCodeFor(session.status, session.result?.exitCode ?? final.exitCode)
+    if (session.result?.error) yield* Console.error(`error: ${session.result.error}`)
+    process.exitCode = code
+  }))).pipe(Command.withDescription("Run a script in a fresh microVM, stream its output, exit with its exit code"))
