@@ -4,14 +4,17 @@ import { Schema } from "effect"
 import { chooseNode } from "../src/Scheduler.ts"
 import { SessionSpec } from "../src/SessionSpec.ts"
 import { newSessionId } from "../src/Ids.ts"
-import { sessionSpecProblems, defaultSessionLimits } from "../src/SessionLimits.ts"
+import { defaultSessionLimits, sessionSpecProblems } from "../src/SessionLimits.ts"
 import { NodeRpcs } from "../src/NodeRpc.ts"
 
 const spec = Schema.decodeUnknownSync(SessionSpec)({
   workload: { type: "script", script: "echo hi" },
   network: { allowOut: ["api.example.com"], credentials: { "api.example.com": { headers: { "x-api-key": "k" } } } },
 })
-const bad = Schema.decodeUnknownExit(SessionSpec)({ workload: { type: "script", script: "x" }, network: { allowOut: ["10.0.0.1"] } })
+const bad = Schema.decodeUnknownExit(SessionSpec)({
+  workload: { type: "script", script: "x" },
+  network: { allowOut: ["10.0.0.1"] },
+})
 const chosen = chooseNode([
   { id: "b", name: "b", status: "ready", labels: {}, capacity: { maxConcurrent: 4, running: 0, available: 4 } },
   { id: "a", name: "a", status: "ready", labels: {}, capacity: { maxConcurrent: 4, running: 0, available: 4 } },
