@@ -186,6 +186,27 @@ layer(TestVmLive, { timeout: "180 seconds", excludeTestServices: true })("QEMU m
       assert.isFalse(existsSync(vm.overlayPath), "overlay deleted")
       assert.isFalse(existsSync(vm.runDir), "runtime dir deleted")
     }))
+
+  it.effect("a QEMU that no longer answers is SIGKILLed after the grace period", () =>
+    Effect.gen(function* () {
+      const { vmm, image, netns } = yield* TestVm
+      const tap = yield* addTestTap(netns, 2)
+      const scope = yield* Scope.make()
+      const vm = yield* vmm.start({
+        sessionId: sessionId(),
+        image,
+        tap: tap.tap,
+        guestMac: tap.guestMac,
+        guestCidr: tap.guestCidr,
+        gateway: tap.hostIp,
+      }).pipe(Scope.provide(scope))
+      process.kill(vm.pid, "SIGSTOP") // wedged: QMP quit goes unanswered
+      const started = Date.now()
+      yield* Scope.close(scope, Exit.void)
+      assert.isFalse(existsSync(`/proc/${vm.pid}`), "QEMU is gone")
+      assert.isFalse(existsSync(vm.runDir), "runtime dir deleted")
+      assert.isBelow(Date.now() - started, 10_000)
+    }))
 })
 
 describe("QEMU microvm start failures", () => {

@@ -124,15 +124,16 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
         (c) =>
           Effect.gen(function* () {
             const qmp = qmpRef.current
-            if (qmp && c.exitCode === null && c.signalCode === null) {
-              yield* qmp.execute("quit").pipe(Effect.ignore)
-            }
-            if (qmp) yield* qmp.close
-            const done = yield* Deferred.await(exited).pipe(Effect.timeoutOption(stopGraceMs))
+            // one grace period for "quit" and the exit together: a wedged QEMU never answers
+            const done = yield* Effect.gen(function* () {
+              if (qmp && c.exitCode === null && c.signalCode === null) yield* qmp.execute("quit").pipe(Effect.ignore)
+              return yield* Deferred.await(exited)
+            }).pipe(Effect.timeoutOption(stopGraceMs))
             if (Option.isNone(done)) {
               c.kill("SIGKILL")
               yield* Deferred.await(exited)
             }
+            if (qmp) yield* qmp.close
           }),
       )
       if (child.pid === undefined) return yield* fail("QEMU has no pid")
