@@ -80,6 +80,8 @@ layer(TestVmLive, { timeout: "180 seconds", excludeTestServices: true })("QEMU m
       assert.strictEqual(vm.accelerator, kvmWorks ? "kvm" : "tcg")
       assert.strictEqual(yield* vmm.accelerator(image.kernelPath), vm.accelerator)
       assert.strictEqual(argv[argv.indexOf("-accel") + 1], vm.accelerator)
+      // QEMU dropped root after setup
+      assert.match(readFileSync(`/proc/${vm.pid}/status`, "utf8"), /^Uid:\s+65534\s/m)
       const status = (yield* vm.qmp("query-status")) as { status: string }
       assert.strictEqual(status.status, "running")
     }))

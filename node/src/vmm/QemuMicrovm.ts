@@ -28,6 +28,8 @@ export interface QemuMicrovmOptions {
   readonly accel: "kvm" | "tcg" | "auto"
   /** Network namespace to run QEMU in (where the TAPs are). */
   readonly netns: string | undefined
+  /** User QEMU drops to after setup; default "nobody" when running as root, "" to stay. */
+  readonly runAs?: string
 }
 
 /** The QEMU `-M microvm` driver (config: PAWS_RUN_DIR, PAWS_ACCEL, PAWS_NODE_NETNS). */
@@ -97,7 +99,8 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
         .pipe(Effect.mapError((e) => fail("qemu-img create failed", e.stderr)))
 
       // 2. QEMU itself; release = QMP quit, then SIGKILL after a grace period
-      const argv = qemuArgs(vm, { accel, overlayPath, consoleLogPath, qmpPath })
+      const runAs = options.runAs === undefined ? (process.getuid?.() === 0 ? "nobody" : undefined) : options.runAs
+      const argv = qemuArgs(vm, { accel, overlayPath, consoleLogPath, qmpPath, runAs: runAs || undefined })
       const [command, args] = netns
         ? ["ip", ["netns", "exec", netns, "qemu-system-x86_64", ...argv]] as const
         : ["qemu-system-x86_64", argv] as const
@@ -177,6 +180,7 @@ const qemuArgs = (vm: VmConfig, o: {
   readonly overlayPath: string
   readonly consoleLogPath: string
   readonly qmpPath: string
+  readonly runAs: string | undefined
 }): Array<string> => {
   const net = [`vm.ip=${vm.guestCidr}`, `vm.gw=${vm.gateway}`, ...(vm.dns ? [`vm.dns=${vm.dns}`] : [])]
   return [
@@ -185,7 +189,10 @@ const qemuArgs = (vm: VmConfig, o: {
     ...["-m", String(vm.memoryMB ?? 256), "-smp", String(vm.vcpus ?? 1)],
     ...["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"],
     // seccomp: no new privileges, no obsolete syscalls; spawn stays allowed for exec: migration
-    ...["-sandbox", "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"],
+    // After opening TAP, disk, sockets and log as root, QEMU drops to an unprivileged user, so a
+    // guest escape lands as `nobody`; seccomp on top (set*id must stay allowed for -runas).
+    ...(o.runAs ? ["-runas", o.runAs] : []),
+    ...["-sandbox", "on,obsolete=deny,resourcecontrol=deny"],
     ...["-serial", `file:${o.consoleLogPath}`],
     ...["-kernel", vm.image.kernelPath, "-initrd", vm.image.initrdPath],
     ...["-drive", `id=d0,file=${o.overlayPath},format=qcow2,if=none`, "-device", "virtio-blk-device,drive=d0"],
