@@ -1,4 +1,6 @@
-import { Config, Schema } from "effect"
+import { Config, Data, Schema } from "effect"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs/promises"
 import * as path from "node:path"
 
 /** One file of a built image, pinned by content. */
@@ -72,3 +74,22 @@ export const toGuestImage = (dir: string, manifest: GuestImageManifest): GuestIm
   hostKeyBlob: publicKeyBlob(manifest.hostKey.publicKey),
   manifest,
 })
+
+export class ImageBuildError extends Data.TaggedError("ImageBuildError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+export const readManifest = async (dir: string): Promise<GuestImageManifest | undefined> => {
+  const text = await fs.readFile(path.join(dir, "manifest.json"), "utf8").catch(() => undefined)
+  if (text === undefined) return undefined
+  try {
+    return Schema.decodeUnknownSync(GuestImageManifest)(JSON.parse(text))
+  } catch {
+    return undefined
+  }
+}
+
+/** OpenSSH-style "SHA256:<base64 without padding>". */
+export const sshFingerprint = (blob: Uint8Array) =>
+  `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`

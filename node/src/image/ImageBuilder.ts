@@ -1,4 +1,4 @@
-import { Context, Data, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
@@ -8,66 +8,21 @@ import { NodeSshKey } from "../guest/NodeSshKey.ts"
 import {
   artefactFiles,
   defaultImageName,
-  GuestImageManifest,
+  ImageBuildError,
   imageDirConfig,
   publicKeyBlob,
+  readManifest,
+  sshFingerprint,
   toGuestImage,
 } from "./GuestImage.ts"
-import type { GuestImage, ImageArtefact } from "./GuestImage.ts"
-import { HostCommandError, runHostCommand } from "./HostCommand.ts"
+import type { GuestImage, GuestImageManifest, ImageArtefact } from "./GuestImage.ts"
+import { runHostCommand } from "./HostCommand.ts"
+import { downloadDebs, resolvePackagesCached } from "./DebianPackages.ts"
+import type { Pkg } from "./DebianPackages.ts"
 import { withDirLock } from "./DirLock.ts"
 
-/** Guest packages (no recommends); the libraries are what `ld.so --list` needs, checked by the script. */
-export const guestPackages = [
-  "busybox-static",
-  "dropbear-bin",
-  "openssh-sftp-server",
-  "curl",
-  "git",
-  "ca-certificates",
-  "libc6",
-  "libgcc-s1",
-  "libcrypt1",
-  "libtomcrypt1",
-  "libtommath1",
-  "zlib1g",
-  "libgmp10",
-  "libcurl4",
-  "libcurl3-gnutls",
-  "libbrotli1",
-  "libidn2-0",
-  "libunistring2",
-  "libldap-2.5-0",
-  "libsasl2-2",
-  "libnghttp2-14",
-  "libpsl5",
-  "librtmp1",
-  "libssh2-1",
-  "libssl3",
-  "libzstd1",
-  "libgssapi-krb5-2",
-  "libk5crypto3",
-  "libkrb5-3",
-  "libkrb5support0",
-  "libkeyutils1",
-  "libcom-err2",
-  "libgnutls30",
-  "libhogweed6",
-  "libnettle8",
-  "libp11-kit0",
-  "libffi8",
-  "libtasn1-6",
-  "libexpat1",
-  "libpcre2-8-0",
-] as const
-export const kernelMetaPackage = "linux-image-cloud-amd64"
 const buildScript = fileURLToPath(new URL("./build-guest.sh", import.meta.url))
 const manifestFormat = 1
-
-export class ImageBuildError extends Data.TaggedError("ImageBuildError")<{
-  readonly message: string
-  readonly cause?: unknown
-}> {}
 
 export class ImageBuilder extends Context.Service<ImageBuilder, {
   /** Builds (or returns the cached build of) the named image; same inputs → no work. */
@@ -120,107 +75,6 @@ export class ImageBuilder extends Context.Service<ImageBuilder, {
   )
   static readonly layer = ImageBuilder.layerNoDeps.pipe(Layer.provide(NodeSshKey.layer))
 }
-
-interface Pkg {
-  readonly name: string
-  readonly version: string
-}
-
-/** Candidate versions from the local apt lists (CI runs `apt-get update` first). */
-const resolvePackages: Effect.Effect<ReadonlyArray<Pkg>, HostCommandError | ImageBuildError> = Effect.gen(
-  function* () {
-    const deps = yield* runHostCommand("apt-cache", ["depends", kernelMetaPackage], { env: { LC_ALL: "C" } })
-    const kernel = /Depends: (linux-image-[0-9][^\s]*)/.exec(deps.stdout)?.[1]
-    if (!kernel) return yield* new ImageBuildError({ message: `apt knows no ${kernelMetaPackage}; run apt-get update` })
-    const names = [...guestPackages, kernel]
-    const shown = yield* runHostCommand("apt-cache", ["show", "--no-all-versions", ...names], {
-      env: { LC_ALL: "C" },
-    })
-    const versions = new Map<string, string>()
-    for (const stanza of shown.stdout.split(/\n\n+/)) {
-      const pkg = /^Package: (.+)$/m.exec(stanza)?.[1]
-      const version = /^Version: (.+)$/m.exec(stanza)?.[1]
-      if (pkg && version && !versions.has(pkg)) versions.set(pkg, version)
-    }
-    const missing = names.filter((n) => !versions.has(n))
-    if (missing.length > 0) {
-      return yield* new ImageBuildError({
-        message: `apt has no candidate for ${missing.join(", ")}; run apt-get update`,
-      })
-    }
-    return names.map((name) => ({ name, version: versions.get(name)! })).sort((a, b) => a.name.localeCompare(b.name))
-  },
-)
-
-/**
- * apt-cache takes ~1 s per call here; its answer only changes when the apt lists do, so it is
- * remembered under a fingerprint of /var/lib/apt/lists (names, sizes, mtimes).
- */
-const resolvePackagesCached = (cacheFile: string) =>
-  Effect.gen(function* () {
-    const listsKey = yield* Effect.promise(aptListsFingerprint)
-    const cached = yield* Effect.promise(() =>
-      fs.readFile(cacheFile, "utf8").then((t) => JSON.parse(t) as { listsKey: string; packages: Array<Pkg> }, () =>
-        undefined)
-    )
-    if (cached?.listsKey === listsKey && Array.isArray(cached.packages)) {
-      return cached.packages
-    }
-    const packages = yield* resolvePackages
-    yield* Effect.promise(async () => {
-      await fs.mkdir(path.dirname(cacheFile), { recursive: true })
-      const tmp = `${cacheFile}.${process.pid}`
-      await fs.writeFile(tmp, JSON.stringify({ listsKey, packages }))
-      await fs.rename(tmp, cacheFile)
-    })
-    return packages
-  })
-
-const aptListsFingerprint = async () => {
-  const dir = "/var/lib/apt/lists"
-  const names = (await fs.readdir(dir).catch(() => [])).sort()
-  const h = createHash("sha256").update(guestPackages.join(",") + kernelMetaPackage)
-  for (const n of names) {
-    const st = await fs.stat(path.join(dir, n)).catch(() => undefined)
-    if (st?.isFile()) h.update(`${n}:${st.size}:${st.mtimeMs}\n`)
-  }
-  return h.digest("hex")
-}
-
-const debPrefix = (p: Pkg) => `${p.name}_${p.version.replaceAll(":", "%3a")}_`
-
-/** `apt-get download` whatever the cache lacks; returns the .deb paths in package order. */
-const downloadDebs = Effect.fn("ImageBuilder.downloadDebs")(function* (cache: string, packages: ReadonlyArray<Pkg>) {
-  yield* Effect.promise(() => fs.mkdir(cache, { recursive: true }))
-  const find = async () => {
-    const files = await fs.readdir(cache)
-    return packages.map((p) => files.find((f) => f.startsWith(debPrefix(p)) && f.endsWith(".deb")))
-  }
-  const have = yield* Effect.promise(find)
-  const missing = packages.filter((_, i) => have[i] === undefined)
-  if (missing.length > 0) {
-    const dl = path.join(cache, `.dl-${randomBytes(4).toString("hex")}`)
-    yield* Effect.acquireUseRelease(
-      Effect.promise(() => fs.mkdir(dl, { recursive: true })),
-      () =>
-        Effect.gen(function* () {
-          yield* runHostCommand("apt-get", ["download", "-q", ...missing.map((p) => `${p.name}=${p.version}`)], {
-            cwd: dl,
-          })
-          yield* Effect.promise(async () => {
-            for (const f of await fs.readdir(dl)) await fs.rename(path.join(dl, f), path.join(cache, f))
-          })
-        }),
-      () => Effect.promise(() => fs.rm(dl, { recursive: true, force: true })),
-    )
-  }
-  const found = yield* Effect.promise(find)
-  const absent = packages.filter((_, i) => found[i] === undefined)
-  if (absent.length > 0) {
-    return yield* new ImageBuildError({ message: `download did not produce ${absent.map((p) => p.name).join(", ")}` })
-  }
-  return found.map((f) => path.join(cache, f!))
-})
 
 const assemble = Effect.fn("ImageBuilder.assemble")(function* (args: {
   readonly imageDir: string
@@ -307,16 +161,6 @@ const readCached = (dir: string, inputHash: string) =>
     return toGuestImage(dir, manifest)
   })
 
-export const readManifest = async (dir: string): Promise<GuestImageManifest | undefined> => {
-  const text = await fs.readFile(path.join(dir, "manifest.json"), "utf8").catch(() => undefined)
-  if (text === undefined) return undefined
-  try {
-    return Schema.decodeUnknownSync(GuestImageManifest)(JSON.parse(text))
-  } catch {
-    return undefined
-  }
-}
-
 const sha256Hex = (s: string) => createHash("sha256").update(s).digest("hex")
 
 const sha256File = (p: string) =>
@@ -324,7 +168,3 @@ const sha256File = (p: string) =>
     const h = createHash("sha256")
     createReadStream(p).on("data", (d) => h.update(d)).on("error", reject).on("end", () => resolve(h.digest("hex")))
   })
-
-/** OpenSSH-style "SHA256:<base64 without padding>". */
-export const sshFingerprint = (blob: Uint8Array) =>
-  `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`

@@ -1,9 +1,8 @@
 import { UnknownSnapshot } from "@paws/core"
 import { Context, Effect, Layer } from "effect"
 import * as path from "node:path"
-import { defaultImageName, imageDirConfig, toGuestImage } from "./GuestImage.ts"
+import { defaultImageName, imageDirConfig, readManifest, toGuestImage } from "./GuestImage.ts"
 import type { GuestImage } from "./GuestImage.ts"
-import { readManifest } from "./ImageBuilder.ts"
 
 /** Looks up built images by name. An unknown name is `UnknownSnapshot`, never a fallback. */
 export class ImageStore extends Context.Service<ImageStore, {
