@@ -55,11 +55,16 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         const status = (s: SessionStatus, reason?: string) =>
           emit({ _tag: "status", status: s, at: nowIso(), ...(reason === undefined ? {} : { reason }) })
         const fail = (message: string) => new SessionStepFailed({ message })
+        // Step timings (ms since start), logged at the end: where a session's time goes.
+        const t0 = Date.now()
+        const marks: Array<string> = []
+        const mark = (step: string) => Effect.sync(() => void marks.push(`${step}=${Date.now() - t0}`))
 
         /** Every step is an acquire/release pair in this scope; closing it tears down in reverse. */
         const lifecycle = Effect.gen(function* () {
           const image = yield* images.get(dispatch.snapshot)
           const slot = yield* slots.acquire(id)
+          yield* mark("slot")
           const proxy = yield* proxies.start({
             sessionId: id,
             hostIp: slot.hostIp,
@@ -67,7 +72,9 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             credentials: dispatch.network.credentials,
             onAudit: (event) => emit({ _tag: "audit", event }),
           })
+          yield* mark("proxy")
           yield* firewall.apply(slot, proxy.ports)
+          yield* mark("firewall")
           const vm = yield* vmm.start({
             sessionId: id,
             image,
@@ -79,6 +86,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             vcpus: dispatch.resources.vcpus,
             memoryMB: dispatch.resources.memoryMB,
           })
+          yield* mark("vm")
           const vmDied = vm.exited.pipe(
             Effect.flatMap((code) => Effect.fail(fail(`VM exited (${code}) unexpectedly`))),
           )
@@ -92,6 +100,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             privateKey: key.privateKey,
             readyTimeoutMs: sshReadyTimeoutMs,
           }).pipe(Effect.raceFirst(vmDied))
+          yield* mark("ssh")
           yield* shell.setClock()
           const prepared = yield* shell.run(prepareGuestCommand(slot.hostIp), {
             stdin: proxy.caCertificatePem,
@@ -101,6 +110,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           yield* shell.writeFile(envPath, envFile(dispatch.workload.env), { mode: 0o600 })
           yield* shell.writeFile(scriptPath, dispatch.workload.script, { mode: 0o755 })
 
+          yield* mark("prepared")
           status("running")
           const exitCode = yield* shell.exec(runWorkloadCommand).pipe(
             Stream.runFold(() => null as number | null, (code, event) => {
@@ -116,6 +126,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             Effect.raceFirst(proxyDied),
             Effect.timeoutOption(dispatch.timeoutMs),
           )
+          yield* mark("workload")
           if (Option.isNone(exitCode)) {
             // Closing the scope kills the VM; the session is over at the deadline.
             return {
@@ -170,6 +181,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             })
           ),
         )
+        yield* mark("released")
+        yield* Effect.logInfo(`session ${id} ${outcome.status}: ${marks.join(" ")}`)
         stdout.end()
         stderr.end()
         const result: SessionResult = {
