@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServer, HttpServerRequest } from "effect/http"
+import { HttpRouter, HttpServer } from "effect/http"
 import { NetAddress } from "effect/net"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -17,6 +17,7 @@ import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Vault } from "./Vault.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
+import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
@@ -35,34 +36,12 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
   yield* keys.bootstrap
 }))
 
-/** Records every response (status and latency) in the HTTP metrics. */
-const httpMetrics = HttpRouter.middleware(
-  Effect.gen(function* () {
-    const metrics = yield* Metrics
-    return (httpEffect) =>
-      Effect.gen(function* () {
-        const request = yield* HttpServerRequest.HttpServerRequest
-        const start = performance.now()
-        return yield* Effect.onExit(httpEffect, (exit) =>
-          Effect.sync(() =>
-            metrics.recordRequest(
-              request.method,
-              request.url,
-              exit._tag === "Success" ? exit.value.status : 500,
-              (performance.now() - start) / 1000,
-            )
-          ))
-      })
-  }),
-  { global: true },
-)
-
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([SessionsHttp, KeysHttp, NodesHttp, MetricsHttp, HealthHttp]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
-  httpMetrics,
+  HttpObserver,
 )
 
 /**

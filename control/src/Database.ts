@@ -23,7 +23,8 @@ export const Database = Layer.unwrap(Effect.gen(function* () {
   const config = yield* ControlConfig
   if (config.databaseUrl !== undefined) {
     yield* Effect.logInfo("database: PostgreSQL from DATABASE_URL")
-    return PgClient.layer({ url: config.databaseUrl, maxConnections: config.dbMaxConnections })
+    // multiplex: pipeline statements from concurrent requests into one write per connection.
+    return PgClient.layer({ url: config.databaseUrl, maxConnections: config.dbMaxConnections, multiplex: true })
   }
   yield* Effect.logInfo("database: embedded PGlite").pipe(Effect.annotateLogs({ dataDir: config.dataDir }))
   return Layer.unwrap(

@@ -1,5 +1,5 @@
 import { Context, Data, Effect, Layer, Redacted } from "effect"
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { ControlConfig } from "./ControlConfig.ts"
@@ -30,10 +30,11 @@ export class Vault extends Context.Service<Vault, {
         return yield* Effect.die(new VaultError({ message: "PAWS_VAULT_KEY must be 32 bytes as base64 or hex" }))
       }
       const macKey = createHmac("sha256", key).update("paws-fingerprint").digest()
+      const secretKey = createSecretKey(key) // one KeyObject, not one per call (measurable at 1,500 creates/s)
       return Vault.of({
         seal: (plaintext, context) => {
           const iv = randomBytes(12)
-          const cipher = createCipheriv("aes-256-gcm", key, iv)
+          const cipher = createCipheriv("aes-256-gcm", secretKey, iv)
           cipher.setAAD(Buffer.from(context))
           const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()])
           return `${version}.${Buffer.concat([iv, cipher.getAuthTag(), body]).toString("base64")}`
@@ -43,7 +44,7 @@ export class Vault extends Context.Service<Vault, {
             try: () => {
               if (!sealed.startsWith(`${version}.`)) throw new Error("unknown vault format")
               const raw = Buffer.from(sealed.slice(version.length + 1), "base64")
-              const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(0, 12))
+              const decipher = createDecipheriv("aes-256-gcm", secretKey, raw.subarray(0, 12))
               decipher.setAAD(Buffer.from(context))
               decipher.setAuthTag(raw.subarray(12, 28))
               return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString("utf8")

@@ -97,25 +97,13 @@ const startServer = Effect.gen(function* () {
   execFileSync(initCmd, initArgs, { stdio: "ignore" })
   rmSync(pwfile)
   const port = yield* Effect.promise(freePort)
-  const [cmd, args] = asPostgres(join(bin, "postgres"), [
-    "-D",
-    data,
-    "-k",
-    dir,
-    "-p",
-    String(port),
-    "-c",
-    "listen_addresses=127.0.0.1",
-    // A test server: durability off for speed; the data dir is thrown away.
-    "-c",
-    "fsync=off",
-    "-c",
-    "synchronous_commit=off",
-    "-c",
-    "full_page_writes=off",
-    "-c",
-    "max_connections=200",
-  ])
+  // A test server: durability off for speed (the data dir is thrown away), unless a benchmark
+  // asks for production behaviour with PAWS_TEST_PG_DURABLE=1 (fsync, synchronous commit).
+  const fast = process.env["PAWS_TEST_PG_DURABLE"] === "1"
+    ? []
+    : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+  const settings = ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", ...fast]
+  const [cmd, args] = asPostgres(join(bin, "postgres"), ["-D", data, "-k", dir, "-p", String(port), ...settings])
   const child: ChildProcess = yield* Effect.acquireRelease(
     Effect.sync(() => spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] })),
     (child) =>

@@ -100,6 +100,9 @@ for (const backend of backends) {
             const spec = yield* call(control, "GET", "/openapi.json", { key: null })
             assert.strictEqual(spec.status, 200)
             assert.property(spec.body.paths, "/v1/sessions/{id}/events")
+            const nowhere = yield* call(control, "GET", "/v2/nothing?x=1", { key: null })
+            assert.strictEqual(nowhere.status, 404)
+            assert.strictEqual(nowhere.body._tag, "NotFound")
             const docs = yield* call(control, "GET", "/docs", { key: null })
             assert.strictEqual(docs.status, 200)
             assert.include(docs.text, "<html")
@@ -119,6 +122,7 @@ for (const backend of backends) {
               m.text,
               /^paws_http_requests_total\{method="POST",route="\/v1\/sessions",status="202"\} [1-9]/m,
             )
+            assert.notMatch(m.text, /route="\/v1\/sessions\/[0-9a-f]{8}-/, "ids are collapsed in route labels")
             assert.match(
               m.text,
               /^paws_http_request_duration_seconds_bucket\{method="POST",route="\/v1\/sessions",le="\+Inf"\} /m,

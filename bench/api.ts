@@ -1,0 +1,174 @@
+/**
+ * `npm run bench:api`: session creates per second and latency percentiles with N concurrent
+ * keep-alive clients on loopback, against the embedded PGlite and a real PostgreSQL (started
+ * from the installed binaries, or PAWS_BENCH_DATABASE_URL). The control plane runs in its own
+ * process, as in production. Results: bench/results/api-<timestamp>.json.
+ *
+ * Options (env): BENCH_CLIENTS (16), BENCH_REQUESTS (6000 per backend), BENCH_SECONDS (20, cap),
+ * BENCH_BACKENDS ("pglite,postgres").
+ */
+import { Context, Effect, Layer } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { Agent, request } from "node:http"
+import { cpus, freemem, platform, release, tmpdir, totalmem } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { TestPostgres } from "../control/test/TestPostgres.ts"
+
+// The PostgreSQL the benchmark starts keeps production durability (fsync, synchronous commit).
+process.env["PAWS_TEST_PG_DURABLE"] = "1"
+
+const root = fileURLToPath(new URL("../", import.meta.url))
+const clients = Number(process.env["BENCH_CLIENTS"] ?? 16)
+const total = Number(process.env["BENCH_REQUESTS"] ?? 6000)
+const maxSeconds = Number(process.env["BENCH_SECONDS"] ?? 20)
+const backends = (process.env["BENCH_BACKENDS"] ?? "pglite,postgres").split(",")
+
+const body = JSON.stringify({
+  workload: { type: "script", script: "claude -p 'summarise the repo' > /output/result.json" },
+  timeoutMs: 600000,
+  network: {
+    allowOut: ["api.anthropic.com", "github.com", "*.githubusercontent.com"],
+    credentials: { "api.anthropic.com": { headers: { "x-api-key": "sk-ant-bench-not-a-real-key" } } },
+  },
+  metadata: { bench: "api" },
+})
+
+const post = (agent: Agent, port: number, key: string) =>
+  new Promise<number>((resolve, reject) => {
+    const start = performance.now()
+    const req = request({
+      agent,
+      host: "127.0.0.1",
+      port,
+      method: "POST",
+      path: "/v1/sessions",
+      headers: {
+        authorization: `Bearer ${key}`,
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+      },
+    }, (res) => {
+      res.resume()
+      res.on(
+        "end",
+        () => (res.statusCode === 202
+          ? resolve(performance.now() - start)
+          : reject(new Error(`HTTP ${res.statusCode}`))),
+      )
+    })
+    req.on("error", reject)
+    req.end(body)
+  })
+
+const startControl = async (dataDir: string, databaseUrl: string | undefined) => {
+  const port = 20000 + Math.floor(Math.random() * 20000)
+  const env: Record<string, string> = {
+    PATH: process.env["PATH"] ?? "",
+    PAWS_HOST: "127.0.0.1",
+    PAWS_PORT: String(port),
+    PAWS_DATA_DIR: dataDir,
+    PAWS_LOG_LEVEL: "Warn",
+  }
+  if (databaseUrl !== undefined) env["DATABASE_URL"] = databaseUrl
+  const child: ChildProcess = spawn(process.execPath, [
+    ...(process.env["BENCH_PROFILE_DIR"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_PROFILE_DIR"]}`] : []),
+    join(root, "control/src/main.ts"),
+  ], { env, stdio: ["ignore", "inherit", "inherit"] })
+  for (let i = 0; i < 600; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`)
+      if (res.ok) break
+    } catch {
+      // not up yet
+    }
+    if (child.exitCode !== null) throw new Error("control exited during start")
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return { child, port, key: readFileSync(join(dataDir, "admin.key"), "utf8").trim() }
+}
+
+const percentile = (sorted: Array<number>, p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+
+const run = async (name: string, databaseUrl: string | undefined) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "paws-bench-"))
+  const control = await startControl(dataDir, databaseUrl)
+  const agent = new Agent({ keepAlive: true, maxSockets: clients })
+  try {
+    // Warm up: JIT, prepared statements, connection pool.
+    await Promise.all(Array.from({ length: clients }, async () => {
+      for (let i = 0; i < 30; i++) await post(agent, control.port, control.key)
+    }))
+    const latencies: Array<number> = []
+    const deadline = performance.now() + maxSeconds * 1000
+    let issued = 0
+    const started = performance.now()
+    await Promise.all(Array.from({ length: clients }, async () => {
+      while (issued < total && performance.now() < deadline) {
+        issued++
+        latencies.push(await post(agent, control.port, control.key))
+      }
+    }))
+    const seconds = (performance.now() - started) / 1000
+    latencies.sort((a, b) => a - b)
+    const result = {
+      backend: name,
+      clients,
+      requests: latencies.length,
+      seconds: Number(seconds.toFixed(3)),
+      createsPerSecond: Math.round(latencies.length / seconds),
+      latencyMs: {
+        p50: Number(percentile(latencies, 50).toFixed(2)),
+        p90: Number(percentile(latencies, 90).toFixed(2)),
+        p99: Number(percentile(latencies, 99).toFixed(2)),
+        max: Number(latencies[latencies.length - 1]!.toFixed(2)),
+      },
+    }
+    console.log(JSON.stringify(result))
+    return result
+  } finally {
+    agent.destroy()
+    control.child.kill("SIGTERM")
+    await new Promise((r) => control.child.once("exit", r))
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+const main = Effect.gen(function* () {
+  const results = []
+  for (const backend of backends) {
+    if (backend === "pglite") results.push(yield* Effect.promise(() => run("pglite", undefined)))
+    if (backend === "postgres") {
+      // The server lives until the end of this scope, i.e. the whole benchmark.
+      const url = process.env["PAWS_BENCH_DATABASE_URL"] ??
+        (yield* Effect.flatMap(Layer.build(TestPostgres.layer), (ctx) => Context.get(ctx, TestPostgres).freshDatabase))
+      results.push(yield* Effect.promise(() => run("postgres", url)))
+    }
+  }
+  const cpu = cpus()
+  const report = {
+    benchmark: "POST /v1/sessions (create, 202), keep-alive HTTP on loopback",
+    date: new Date().toISOString(),
+    machine: {
+      cpuModel: cpu[0]?.model ?? "unknown",
+      cores: cpu.length,
+      memGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
+      freeMemGiB: Number((freemem() / 2 ** 30).toFixed(1)),
+      os: `${platform()} ${release()}`,
+      node: process.version,
+    },
+    target: { backend: "postgres", createsPerSecond: 1500, p99Ms: 30 },
+    results,
+  }
+  mkdirSync(join(root, "bench/results"), { recursive: true })
+  const file = join(root, `bench/results/api-${report.date.replace(/[:.]/g, "-")}.json`)
+  writeFileSync(file, JSON.stringify(report, null, 2) + "\n")
+  console.log(`wrote ${file}`)
+}).pipe(Effect.scoped)
+
+Effect.runPromise(main as Effect.Effect<void>).catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
