@@ -2,8 +2,8 @@
  * The contract between a node and the `paws proxy` process it spawns for one VM.
  *
  * Lifecycle (parent = the node's ProxySupervisor):
- * 1. Parent spawns `node proxy/src/main.ts` (script `npm run proxy`) with stdio `["pipe", "pipe", "inherit"]`.
- *    No secrets in argv or env, ever.
+ * 1. Parent spawns `node ...proxyExecArgv proxy/src/main.ts` (script `npm run proxy`) with stdio
+ *    `["pipe", "pipe", "inherit"]`. No secrets in argv or env, ever.
  * 2. Parent writes ONE line to stdin: `JSON.stringify(Schema.encodeSync(ProxyConfig)(config)) + "\n"`.
  *    It keeps stdin open afterwards: further lines are reserved and ignored.
  * 3. The proxy writes NDJSON `ProxyMessage`s to stdout, one per line: first `ready` (CA certificate,
@@ -17,6 +17,9 @@ import * as Schema from "effect/Schema" // per-module import: the effect barrel 
 import { HostPattern } from "./HostPattern.ts"
 import { ProxyAuditEvent } from "./ProxyAudit.ts"
 import { CredentialRule } from "./SessionSpec.ts"
+
+/** Node flags for the proxy process: a small young generation keeps a busy proxy's RSS ~30% lower. */
+export const proxyExecArgv: ReadonlyArray<string> = ["--max-semi-space-size=2"]
 
 /** A literal IPv4 or IPv6 address (not a name): what listeners bind to and DNS answers carry. */
 export const IpAddress = Schema.String.pipe(

@@ -1,4 +1,4 @@
-import * as https from "node:https"
+import { https } from "./NodeHttp.ts"
 import type * as net from "node:net"
 import type { LeafCertificateCache } from "./LeafCertificateCache.ts"
 import type { makeRequestForwarder } from "./RequestForwarder.ts"

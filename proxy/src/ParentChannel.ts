@@ -69,15 +69,23 @@ export const decodeConfig = (line: string): Effect.Effect<ProxyConfig, ConfigUnr
     )
   })
 
-/** Completes when stdin ends (the parent closed it or died). */
-export const stdinClosed = (input: NodeJS.ReadableStream): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const onEnd = () => resume(Effect.void)
-    input.once("end", onEnd)
-    input.once("close", onEnd)
-    input.on("data", () => {}) // further lines are reserved; keep reading so EOF is seen
-    input.resume()
+/**
+ * Completes when stdin ends (the parent closed it or died). Call it first thing: the end may
+ * come while the proxy is still starting, and a listener added later would never hear it.
+ */
+export const watchStdinEnd = (input: NodeJS.ReadableStream): Effect.Effect<void> => {
+  const ended = new Promise<void>((resolve) => {
+    input.once("end", resolve)
+    input.once("close", resolve)
   })
+  return Effect.promise(() => ended)
+}
+
+/** After the config line, keep reading (further lines are reserved) so that EOF is seen. */
+export const drain = (input: NodeJS.ReadableStream): void => {
+  input.on("data", () => {})
+  input.resume()
+}
 
 export const writeLine = (line: string): void => {
   process.stdout.write(line)

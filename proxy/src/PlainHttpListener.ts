@@ -1,4 +1,4 @@
-import * as http from "node:http"
+import { http } from "./NodeHttp.ts"
 import type { AuditLog } from "./AuditLog.ts"
 import { auditPath } from "./AuditLog.ts"
 import type { AccessPolicy } from "./AccessPolicy.ts"

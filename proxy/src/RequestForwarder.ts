@@ -1,7 +1,6 @@
-import * as https from "node:https"
+import { https } from "./NodeHttp.ts"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { TLSSocket } from "node:tls"
-import { pipeline } from "node:stream"
 import type { AuditLog } from "./AuditLog.ts"
 import { auditPath } from "./AuditLog.ts"
 import type { Admission, Refusal, RequestJudge } from "./RequestJudge.ts"
@@ -147,8 +146,9 @@ const forward = (
     res.writeHead(status, upRes.statusMessage, headers)
     res.flushHeaders()
     upRes.on("data", (c: Buffer) => (bytesOut += c.length))
+    // pipe, not pipeline: pipeline allocates an AbortController per call, measurable per request.
     const source = injected ? upRes.pipe(new SecretScanner(deps.secrets, "redact", echo)) : upRes
-    pipeline(source, res, () => {})
+    source.pipe(res)
     upRes.on("error", () => res.destroy())
   })
 

@@ -9,6 +9,7 @@ import type { TransformCallback } from "node:stream"
  */
 export interface SecretNeedles {
   readonly needles: ReadonlyArray<Buffer>
+  readonly texts: ReadonlyArray<string>
   readonly maxLength: number
 }
 
@@ -49,8 +50,9 @@ export const secretNeedles = (values: ReadonlyArray<string>): SecretNeedles => {
       for (const f of base64Fragments(Buffer.from(core))) if (f.length >= minCoreLength) set.add(f)
     }
   }
-  const needles = [...set].map((s) => Buffer.from(s))
-  return { needles, maxLength: Math.max(0, ...needles.map((n) => n.length)) }
+  const texts = [...set]
+  const needles = texts.map((s) => Buffer.from(s))
+  return { needles, texts, maxLength: Math.max(0, ...needles.map((n) => n.length)) }
 }
 
 const maskFor = (length: number): Buffer => Buffer.from(("[redacted-by-paws]" + "*".repeat(length)).slice(0, length))
@@ -70,7 +72,9 @@ export const redactInPlace = (buf: Buffer, secrets: SecretNeedles): boolean => {
 }
 
 export const containsSecret = (text: string, secrets: SecretNeedles): boolean =>
-  secrets.needles.length > 0 && secrets.needles.some((n) => text.includes(n.toString()))
+  secrets.texts.length > 0 && secrets.texts.some((n) => text.includes(n))
+
+const containsNeedle = (buf: Buffer, secrets: SecretNeedles): boolean => secrets.needles.some((n) => buf.includes(n))
 
 export const redactText = (text: string, secrets: SecretNeedles): string => {
   if (!containsSecret(text, secrets)) return text
@@ -115,10 +119,12 @@ export class SecretScanner extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    // Copy: the chunk may be shared with other consumers and is edited in place.
-    const buf = this.tail ? Buffer.concat([this.tail, chunk]) : Buffer.from(chunk)
+    let buf = this.tail ? Buffer.concat([this.tail, chunk]) : chunk
     this.tail = undefined
-    if (redactInPlace(buf, this.secrets)) {
+    if (containsNeedle(buf, this.secrets)) {
+      // Copy before editing in place: the chunk may be shared with other consumers.
+      if (buf === chunk) buf = Buffer.from(chunk)
+      redactInPlace(buf, this.secrets)
       if (!this.reported) {
         this.reported = true
         this.onFound()

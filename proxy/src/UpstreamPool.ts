@@ -1,5 +1,6 @@
 import * as dns from "node:dns"
-import * as https from "node:https"
+import type { Agent } from "node:https"
+import { https } from "./NodeHttp.ts"
 import type { LookupFunction } from "node:net"
 import type { ProxyUpstream } from "../../core/src/ProxyConfig.ts"
 import { normalizeHost } from "../../core/src/HostPattern.ts"
@@ -22,7 +23,7 @@ export class BlockedAddress extends Error {
  * checked address is the one connected to, so DNS rebinding cannot slip a private address in.
  */
 export interface UpstreamPool {
-  readonly agent: https.Agent
+  readonly agent: Agent
   readonly lookup: LookupFunction
   readonly portFor: (host: string) => number
   readonly close: () => void

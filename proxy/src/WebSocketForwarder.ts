@@ -1,4 +1,4 @@
-import * as https from "node:https"
+import { https } from "./NodeHttp.ts"
 import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
 import type { TLSSocket } from "node:tls"

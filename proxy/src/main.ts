@@ -4,14 +4,16 @@
  */
 import * as Effect from "effect/Effect"
 import { runMain } from "@effect/platform-node/NodeRuntime"
-import { decodeConfig, message, readConfigLine, stdinClosed, writeLine } from "./ParentChannel.ts"
+import { decodeConfig, drain, message, readConfigLine, watchStdinEnd, writeLine } from "./ParentChannel.ts"
 import { startProxy } from "./ProxyServer.ts"
 
 const spawnedAt = performance.timeOrigin
 
 const program = Effect.gen(function* () {
   process.stdin.setEncoding("utf8")
+  const stdinEnded = watchStdinEnd(process.stdin)
   const config = yield* readConfigLine(process.stdin).pipe(Effect.flatMap(decodeConfig))
+  drain(process.stdin)
   yield* Effect.scoped(Effect.gen(function* () {
     const proxy = yield* startProxy(config, writeLine)
     proxy.audit.send({
@@ -21,7 +23,7 @@ const program = Effect.gen(function* () {
       ports: proxy.ports,
       startupMs: Math.round((Date.now() - spawnedAt) * 10) / 10,
     })
-    yield* stdinClosed(process.stdin)
+    yield* stdinEnded
   }))
 }).pipe(
   Effect.catch((error) =>

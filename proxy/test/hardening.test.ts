@@ -152,6 +152,22 @@ describe("proxy: lifecycle", () => {
     await w.upstreams.close()
   })
 
+  it("exits when stdin closes while it is still starting", async () => {
+    const { spawn } = await import("node:child_process")
+    const { proxyMain } = await import("./support/ProxyProcess.ts")
+    const child = spawn(process.execPath, [proxyMain], { stdio: ["pipe", "ignore", "ignore"], env: {} })
+    child.stdin.end(
+      JSON.stringify({
+        listen: { address: "127.0.0.1", https: 0, http: 0, dns: 0 },
+        dnsAnswer: "10.0.0.1",
+        allowOut: [],
+        credentials: {},
+      }) + "\n",
+    )
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
+    assert.strictEqual(code, 0)
+  })
+
   it("exits on SIGTERM and reports a bad config as a fatal error without echoing secrets", async () => {
     const w = await startWorld()
     w.proxy.child.kill("SIGTERM")

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { createInterface } from "node:readline"
-import { decodeProxyMessageLine, encodeProxyConfigLine } from "../../../core/src/ProxyConfig.ts"
+import { decodeProxyMessageLine, encodeProxyConfigLine, proxyExecArgv } from "../../../core/src/ProxyConfig.ts"
 import type { ProxyConfig, ProxyMessage, ProxyPorts } from "../../../core/src/ProxyConfig.ts"
 import type { ProxyAuditEvent } from "../../../core/src/ProxyAudit.ts"
 
@@ -26,7 +26,7 @@ export interface ProxyProcess {
 /** Spawns the real proxy process (config on stdin, as the node does) and waits for `ready`. */
 export const startProxyProcess = (config: ProxyConfig): Promise<ProxyProcess> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [proxyMain], { stdio: ["pipe", "pipe", "pipe"], env: {} })
+    const child = spawn(process.execPath, [...proxyExecArgv, proxyMain], { stdio: ["pipe", "pipe", "pipe"], env: {} })
     const stdoutLines: Array<string> = []
     const messages: Array<ProxyMessage> = []
     const audits: Array<ProxyAuditEvent> = []
