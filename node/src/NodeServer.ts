@@ -61,6 +61,13 @@ export const NodeRpcRoutes = Layer.unwrap(Effect.gen(function* () {
 export const NodeServer = Layer.unwrap(Effect.gen(function* () {
   const config = yield* NodeConfig
   return NodeRpcRoutes.pipe(
-    Layer.provide(NodeHttpServer.layer(createServer, { port: config.port, host: config.host })),
+    Layer.provide(
+      // Open RPC sockets must not hold a stopping node for long; sessions are torn down either way.
+      NodeHttpServer.layer(createServer, {
+        port: config.port,
+        host: config.host,
+        gracefulShutdownTimeout: "2 seconds",
+      }),
+    ),
   )
 }))
