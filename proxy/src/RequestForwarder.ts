@@ -1,5 +1,5 @@
 import { https } from "./NodeHttp.ts"
-import type { IncomingMessage, ServerResponse } from "node:http"
+import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http"
 import type { TLSSocket } from "node:tls"
 import type { AuditLog } from "./AuditLog.ts"
 import { auditPath } from "./AuditLog.ts"
@@ -99,26 +99,7 @@ const forward = (
   let decision: Refusal["decision"] | "allowed" = "allowed"
   let reason: string | undefined
 
-  const upReq = https.request({
-    host,
-    servername: host,
-    port: deps.pool.portFor(host),
-    method: req.method ?? "GET",
-    path: req.url ?? "/",
-    headers: upstreamRequestHeaders(req.rawHeaders, injections, false),
-    agent: deps.pool.agent,
-    lookup: deps.pool.lookup,
-    setHost: false,
-  })
-  upReq.setTimeout(deps.idleTimeoutMs, () => upReq.destroy(new Error("upstream idle timeout")))
-  upReq.on("socket", (s) => {
-    s.setNoDelay(true)
-    if (!s.connecting) return
-    const timer = setTimeout(() => upReq.destroy(new Error("upstream connect timeout")), deps.connectTimeoutMs)
-    s.once("connect", () => clearTimeout(timer))
-    s.once("close", () => clearTimeout(timer))
-  })
-
+  let upReq = openUpstream(deps, req, admission)
   const fail = (refusal: Refusal) => {
     decision = refusal.decision
     reason = refusal.reason
@@ -133,13 +114,7 @@ const forward = (
     } else res.destroy()
   }
 
-  upReq.on("error", (error) => {
-    if (decision === "allowed") {
-      fail(error instanceof SecretFound ? refusalsLeak(host) : blockedOrUpstreamError(host, error))
-    }
-  })
-
-  upReq.on("response", (upRes) => {
+  const onResponse = (upRes: IncomingMessage) => {
     status = upRes.statusCode ?? 502
     const { headers, redacted } = guestResponseHeaders(upRes.rawHeaders, injected ? deps.secrets : undefined)
     if (redacted) echo()
@@ -150,7 +125,24 @@ const forward = (
     const source = injected ? upRes.pipe(new SecretScanner(deps.secrets, "redact", echo)) : upRes
     source.pipe(res)
     upRes.on("error", () => res.destroy())
-  })
+  }
+
+  const wire = (attempt: ClientRequest, retried: boolean) => {
+    attempt.on("response", onResponse)
+    attempt.on("error", (error) => {
+      // A pooled connection the upstream closed as we reused it: retry a bodiless request once.
+      if (!retried && attempt.reusedSocket && status === 0 && bytesIn === 0 && req.complete && retryable(req.method)) {
+        upReq = openUpstream(deps, req, admission)
+        wire(upReq, true)
+        upReq.end()
+        return
+      }
+      if (decision === "allowed") {
+        fail(error instanceof SecretFound ? refusals.leak(host) : blockedOrUpstreamError(host, error))
+      }
+    })
+  }
+  wire(upReq, false)
 
   let echoed = false
   const echo = () => {
@@ -192,4 +184,28 @@ const forward = (
   })
 }
 
-const refusalsLeak = refusals.leak
+const retryable = (method: string | undefined) => method === "GET" || method === "HEAD" || method === "OPTIONS"
+
+/** The upstream request, with the connect and idle timeouts of the limits. */
+const openUpstream = (deps: ForwarderDeps, req: IncomingMessage, admission: Admission): ClientRequest => {
+  const upReq = https.request({
+    host: admission.host,
+    servername: admission.host,
+    port: deps.pool.portFor(admission.host),
+    method: req.method ?? "GET",
+    path: req.url ?? "/",
+    headers: upstreamRequestHeaders(req.rawHeaders, admission.injections, false),
+    agent: deps.pool.agent,
+    lookup: deps.pool.lookup,
+    setHost: false,
+  })
+  upReq.setTimeout(deps.idleTimeoutMs, () => upReq.destroy(new Error("upstream idle timeout")))
+  upReq.on("socket", (s) => {
+    s.setNoDelay(true)
+    if (!s.connecting) return
+    const timer = setTimeout(() => upReq.destroy(new Error("upstream connect timeout")), deps.connectTimeoutMs)
+    s.once("connect", () => clearTimeout(timer))
+    s.once("close", () => clearTimeout(timer))
+  })
+  return upReq
+}

@@ -27,7 +27,7 @@ describe("proxy: streaming and echo protection", () => {
       req.on("error", reject)
       req.end()
     })
-    assert.strictEqual(text, [0, 1, 2, 3, 4].map((n) => `data: token-${n}\n\n`).join(""))
+    assert.strictEqual(text, [0, 1, 2, 3, 4].map((n) => `data: token-${n}\n\n`).join(""), text)
     // Five events 150 ms apart: each arrives on its own, the first long before the last.
     assert.isAtLeast(arrivals.length, 4)
     assert.isAbove(arrivals.at(-1)! - arrivals[0]!, 400)
