@@ -127,10 +127,10 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         return toApiKey(rows[0])
       })
 
-      const bootstrap = Effect.gen(function* () {
-        const [{ n }] = (yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM api_keys`.pipe(Effect.orDie)) as [
-          { n: number },
-        ]
+      // Replicas starting together on an empty database: the advisory lock lets exactly one create the key.
+      const bootstrap = sql.withTransaction(Effect.gen(function* () {
+        yield* sql`SELECT pg_advisory_xact_lock(7061776)`
+        const [{ n }] = (yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM api_keys`) as [{ n: number }]
         if (n > 0) return
         const created = yield* create("admin (created on first start)", ["admin"])
         const file = resolve(join(config.dataDir, "admin.key"))
@@ -140,7 +140,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         yield* Effect.logWarning("created the first admin API key; it is shown nowhere else").pipe(
           Effect.annotateLogs({ file }),
         )
-      }).pipe(Effect.withSpan("ApiKeys.bootstrap"))
+      })).pipe(Effect.orDie, Effect.withSpan("ApiKeys.bootstrap"))
 
       return ApiKeys.of({ authenticate, create, list, revoke, bootstrap })
     }),

@@ -93,7 +93,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             RpcClientError: () => lost(claimed.id, "node_lost"),
           }),
           Effect.catchCause((cause) =>
-            Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.logError("dispatch failed", cause).pipe(
+            Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.logWarning("node lost during dispatch", cause).pipe(
               Effect.andThen(lost(claimed.id, "node_lost")),
             )
           ),

@@ -41,4 +41,8 @@ export const migrations = Migrator.fromRecord({
     )`
     yield* sql`CREATE INDEX session_events_session ON session_events (session_id, id)`
   }),
+  "0002_settings": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE paws_settings (name text PRIMARY KEY, value text NOT NULL)`
+  }),
 })

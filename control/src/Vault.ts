@@ -2,6 +2,7 @@ import { Context, Data, Effect, Layer, Redacted } from "effect"
 import { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { SqlClient } from "effect/sql"
 import { ControlConfig } from "./ControlConfig.ts"
 
 export class VaultError extends Data.TaggedError("VaultError")<{ readonly message: string }> {}
@@ -18,8 +19,11 @@ export class Vault extends Context.Service<Vault, {
   readonly open: (sealed: string, context: string) => Effect.Effect<string, VaultError>
   /** A keyed hash (HMAC-SHA-256) for comparing secrets-bearing values without storing them. */
   readonly fingerprint: (value: string) => string
+  /** Identifies the key without revealing it, so a database can tell when it is given the wrong one. */
+  readonly keyId: string
 }>()("paws/control/Vault") {
-  static readonly layer = Layer.effect(
+  /** The key alone, without checking it against a database (unit tests). */
+  static readonly layerKeyOnly = Layer.effect(
     Vault,
     Effect.gen(function* () {
       const config = yield* ControlConfig
@@ -53,8 +57,14 @@ export class Vault extends Context.Service<Vault, {
             catch: () => new VaultError({ message: "cannot decrypt credentials (wrong vault key or tampered data)" }),
           }),
         fingerprint: (value) => createHmac("sha256", macKey).update(value).digest("base64url"),
+        keyId: createHmac("sha256", key).update("paws-vault-key-id").digest("base64url").slice(0, 22),
       })
     }),
+  )
+
+  /** The key, verified against the database before anything can use it. */
+  static readonly layer = Layer.effectDiscard(Effect.suspend(() => verifyVaultKey)).pipe(
+    Layer.provideMerge(Vault.layerKeyOnly),
   )
 }
 
@@ -73,3 +83,30 @@ const loadOrCreateKeyFile = (dataDir: string): Buffer | undefined => {
   writeFileSync(file, key.toString("base64") + "\n", { mode: 0o600, flag: "wx" })
   return key
 }
+
+/**
+ * Refuses to start with a vault key other than the one the database's credentials were sealed
+ * with (e.g. a second replica that generated its own key file): better a clear error at start
+ * than sessions failing one by one at dispatch.
+ */
+export const verifyVaultKey = Effect.gen(function* () {
+  const vault = yield* Vault
+  const sql = yield* SqlClient.SqlClient
+  const config = yield* ControlConfig
+  if (config.databaseUrl !== undefined && config.vaultKey === undefined) {
+    yield* Effect.logWarning(
+      "DATABASE_URL is set but PAWS_VAULT_KEY is not: every replica must share one vault key; using the key file",
+    ).pipe(Effect.annotateLogs({ file: join(config.dataDir, "vault.key") }))
+  }
+  yield* sql`INSERT INTO paws_settings (name, value) VALUES ('vault_key_id', ${vault.keyId})
+    ON CONFLICT (name) DO NOTHING`
+  const rows = yield* sql<{ value: string }>`SELECT value FROM paws_settings WHERE name = 'vault_key_id'`
+  if (rows[0]?.value !== vault.keyId) {
+    return yield* Effect.die(
+      new VaultError({
+        message: "the vault key differs from the one this database's credentials were sealed with; " +
+          "set PAWS_VAULT_KEY (or PAWS_DATA_DIR) to the original",
+      }),
+    )
+  }
+}).pipe(Effect.orDie)

@@ -9,7 +9,7 @@ import { Vault } from "../src/Vault.ts"
 
 const vaultWith = (env: Record<string, string>) =>
   Layer.fresh(
-    Vault.layer.pipe(
+    Vault.layerKeyOnly.pipe(
       Layer.provide(ControlConfig.layer),
       Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))),
     ),

@@ -2,7 +2,8 @@
 import { PGlite } from "@electric-sql/pglite"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { Cause, Effect, Exit, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
 import { Reactivity } from "effect/reactivity"
 import { join } from "node:path"
 import { registerFakeNode } from "./FakeNode.ts"
@@ -76,6 +77,13 @@ for (const backend of backends) {
             const keys = yield* call(control, "GET", "/v1/keys")
             assert.strictEqual(keys.body.length, 1, "no second admin key on restart")
           }))
+
+          // A replica with another vault key could not open these credentials: it must not start.
+          const wrongKey = yield* Effect.exit(
+            Effect.scoped(startControl(store, { PAWS_VAULT_KEY: randomBytes(32).toString("base64") })),
+          )
+          assert.isTrue(Exit.isFailure(wrongKey))
+          assert.include(Exit.isFailure(wrongKey) ? Cause.pretty(wrongKey.cause) : "", "vault key differs")
         }))
     })
   })
