@@ -111,7 +111,8 @@ const throughput = async (target: Target, path: string) => {
   const started = performance.now()
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (performance.now() < until) {
-      bytes += await r.once(path)
+      const n = await r.once(path) // not `bytes += await …`: that reads `bytes` before the await and loses updates
+      bytes += n
       requests++
     }
   }))

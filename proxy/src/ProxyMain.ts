@@ -1,5 +1,5 @@
 /**
- * `paws proxy`: one process per VM. Protocol and lifecycle: core/src/ProxyConfig.ts.
+ * The proxy program, loaded by main.ts once the compile cache is on.
  * Imports are per module (effect/Effect, not the barrel) because spawn→ready time counts.
  */
 import * as Effect from "effect/Effect"
