@@ -70,6 +70,9 @@ const startControl = async (dataDir: string, databaseUrl: string | undefined) =>
     PAWS_PORT: String(port),
     PAWS_DATA_DIR: dataDir,
     PAWS_LOG_LEVEL: "Warn",
+    ...(process.env["PAWS_DB_MAX_CONNECTIONS"]
+      ? { PAWS_DB_MAX_CONNECTIONS: process.env["PAWS_DB_MAX_CONNECTIONS"] }
+      : {}),
   }
   if (databaseUrl !== undefined) env["DATABASE_URL"] = databaseUrl
   const child: ChildProcess = spawn(process.execPath, [
@@ -89,6 +92,17 @@ const startControl = async (dataDir: string, databaseUrl: string | undefined) =>
   return { child, port, key: readFileSync(join(dataDir, "admin.key"), "utf8").trim() }
 }
 
+/** utime + stime of a process in ms (Linux /proc, 100 Hz clock ticks). */
+const processCpuMs = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+const machineCpu = () => {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.split(/\s+/).slice(1).map(Number)
+  return { idle: cpu[3]! + cpu[4]!, total: cpu.reduce((a, b) => a + b, 0) }
+}
+
 const percentile = (sorted: Array<number>, p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
@@ -104,6 +118,8 @@ const run = async (name: string, databaseUrl: string | undefined) => {
     const latencies: Array<number> = []
     const deadline = performance.now() + maxSeconds * 1000
     let issued = 0
+    const cpuBefore = processCpuMs(control.child.pid!)
+    const machineBefore = machineCpu()
     const started = performance.now()
     await Promise.all(Array.from({ length: clients }, async () => {
       while (issued < total && performance.now() < deadline) {
@@ -112,6 +128,8 @@ const run = async (name: string, databaseUrl: string | undefined) => {
       }
     }))
     const seconds = (performance.now() - started) / 1000
+    const controlCpuMs = processCpuMs(control.child.pid!) - cpuBefore
+    const machineAfter = machineCpu()
     latencies.sort((a, b) => a - b)
     const result = {
       backend: name,
@@ -125,6 +143,12 @@ const run = async (name: string, databaseUrl: string | undefined) => {
         p99: Number(percentile(latencies, 99).toFixed(2)),
         max: Number(latencies[latencies.length - 1]!.toFixed(2)),
       },
+      // Contention-independent cost: CPU the control process spent per create (user + system).
+      controlCpuMsPerCreate: Number((controlCpuMs / latencies.length).toFixed(3)),
+      // Busy share of all cores during the run, this benchmark included; other load shows up here.
+      machineBusyPercent: Math.round(
+        100 * (1 - (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total)),
+      ),
     }
     console.log(JSON.stringify(result))
     return result

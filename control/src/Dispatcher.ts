@@ -93,9 +93,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             RpcClientError: () => lost(claimed.id, "node_lost"),
           }),
           Effect.catchCause((cause) =>
-            Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.logWarning("node lost during dispatch", cause).pipe(
-              Effect.andThen(lost(claimed.id, "node_lost")),
-            )
+            Cause.hasInterruptsOnly(cause)
+              ? Effect.interrupt
+              : Effect.logWarning("node lost during dispatch", cause).pipe(
+                Effect.andThen(lost(claimed.id, "node_lost")),
+              )
           ),
           Effect.asVoid,
           Effect.ensuring(Effect.gen(function* () {
