@@ -135,7 +135,16 @@ describe("Firewall", () => {
         Effect.provide(Firewall.layerNoDeps.pipe(Layer.provide(Layer.succeed(HostCommand, hostCommandIn(ns))))),
       )
       const rules = yield* Scope.make()
-      yield* fw.apply(a, ports).pipe(Scope.provide(rules))
+      // Isolated first (proxy still starting): nothing from the guest gets in, SSH from the host works.
+      yield* fw.isolate(a).pipe(Scope.provide(rules))
+      assert.deepStrictEqual(
+        yield* Effect.all([probe(ga, "tcp", "93.184.216.34", 443), probe(ga, "tcp", a.hostIp, 7711)], {
+          concurrency: 2,
+        }),
+        ["BLOCKED", "BLOCKED"],
+      )
+      assert.strictEqual(yield* probe(ns, "tcp", a.guestIp, 22), "ssh-A")
+      yield* fw.open(a, ports)
       yield* fw.apply(b, ports).pipe(Scope.provide(rules))
       assert.includeMembers(yield* tablesIn(ns), [tableName(a.sessionId), tableName(b.sessionId)])
 

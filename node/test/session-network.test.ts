@@ -4,7 +4,7 @@ import type { SessionEvent } from "@paws/core"
 import { LiveSessions } from "../src/session/LiveSessions.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
 import { serve, sh } from "./support/TestNet.ts"
-import { TestWorld, testNodeLayer } from "./support/TestNode.ts"
+import { testNodeLayer, TestWorld } from "./support/TestNode.ts"
 
 const apiKey = `sk-ant-test-${crypto.randomUUID()}`
 
@@ -34,7 +34,7 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: String(8 * 1024 * 1024) }), {
   it.effect(
     "HTTPS, git clone and DNS via the proxy with credentials injected; no credential in the guest; guest isolated",
     () =>
-      Effect.scoped(Effect.gen(function*() {
+      Effect.scoped(Effect.gen(function* () {
         const world = yield* TestWorld
         const sessions = yield* LiveSessions
         yield* serve(world.netns, "tcp", "0.0.0.0", 7711, "node-rpc")
@@ -58,7 +58,7 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: String(8 * 1024 * 1024) }), {
         const bPorts = [...listening.matchAll(/:(\d+)\s/g)].map((m) => m[1]!)
         assert.isAtLeast(bPorts.length, 2)
 
-        const { statuses, result } = yield* runToEnd(dispatchOf(script, {
+        const { statuses, result, events } = yield* runToEnd(dispatchOf(script, {
           workload: {
             type: "script",
             script,
@@ -72,6 +72,7 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: String(8 * 1024 * 1024) }), {
             },
           },
         }))
+        const audits = events.flatMap((e) => (e._tag === "audit" ? [e.event] : []))
         yield* sessions.cancel(b.sessionId)
         yield* Fiber.join(bFiber)
 
@@ -79,7 +80,7 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: String(8 * 1024 * 1024) }), {
         const out = result.stdout
         const gw = out.match(/^gw=(.*)$/m)![1]!
         assert.strictEqual(out.match(/^dns=(.*)$/m)?.[1], gw, "DNS answers come from the proxy with its address")
-        assert.include(out, "api=200")
+        assert.include(out, "api=200", `${out.slice(0, 600)}\n${JSON.stringify(audits)}`)
         assert.include(out, "clone=hello from the test upstream")
         for (const name of ["rpc", "othervm", "elsewhere", ...bPorts.map((p) => `otherproxy${p}`)]) {
           assert.include(out, `${name}=28`, `${name} must time out (dropped)`)

@@ -10,14 +10,22 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: "4096" }), { excludeTestServic
   (it) => {
     it.effect("runs a script: stdout, stderr, exit code, /output/result.json", () =>
       Effect.gen(function* () {
-        const { statuses, result, events } = yield* runToEnd(dispatchOf([
+        const script = [
           "echo hello from $(uname -s)",
           "echo to-stderr >&2",
+          `echo "greeting=$GREETING"`,
+          `echo "ca=$SSL_CERT_FILE"`,
           `echo '{"ok":true,"n":3}' > /output/result.json`,
-        ].join("\n")))
+        ].join("\n")
+        const { statuses, result, events } = yield* runToEnd(
+          dispatchOf(script, { workload: { type: "script", script, env: { GREETING: `it's "quoted" $HOME \\n` } } }),
+        )
         assert.deepStrictEqual(statuses, ["starting", "running", "completed"], JSON.stringify(result))
         assert.strictEqual(result.exitCode, 0)
-        assert.strictEqual(result.stdout, "hello from Linux\n")
+        assert.strictEqual(
+          result.stdout,
+          `hello from Linux\ngreeting=it's "quoted" $HOME \\n\nca=/etc/ssl/certs/ca-certificates.crt\n`,
+        )
         assert.strictEqual(result.stderr, "to-stderr\n")
         assert.deepStrictEqual(result.output, { ok: true, n: 3 })
         assert.isFalse(result.truncated)
@@ -27,22 +35,28 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: "4096" }), { excludeTestServic
 
     it.effect("reports a failing exit code, truncates output at the cap, rejects a non-JSON result", () =>
       Effect.gen(function* () {
-        const { statuses, result } = yield* runToEnd(dispatchOf([
+        const script = [
           "head -c 10000 /dev/zero | tr '\\0' x",
+          `echo "big=\${#BIG}" >&2`,
           "echo 'not json' > /output/result.json",
           "exit 7",
-        ].join("\n")))
+        ].join("\n")
+        // An env too large to travel inside the prepare command goes in its own write.
+        const { statuses, result } = yield* runToEnd(
+          dispatchOf(script, { workload: { type: "script", script, env: { BIG: "y".repeat(20_000) } } }),
+        )
         assert.deepStrictEqual(statuses, ["starting", "running", "failed"])
         assert.strictEqual(result.exitCode, 7)
         assert.strictEqual(result.stdout, "x".repeat(4096))
         assert.isTrue(result.truncated)
+        assert.strictEqual(result.stderr, "big=20000\n")
         assert.isNull(result.output)
         assert.include(result.error ?? "", "not valid JSON")
         yield* assertNothingLeft
       }))
 
     it.effect("kills the VM at the deadline and reports timeout", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const started = Date.now()
         const { statuses, result, events } = yield* runToEnd(
           dispatchOf("echo started; sleep 300; echo never", { timeoutMs: 3_000 }),
@@ -58,13 +72,13 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: "4096" }), { excludeTestServic
       }))
 
     it.effect("cancels mid-run and releases everything", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* LiveSessions
         const dispatch = dispatchOf("echo started; sleep 300")
         const events: Array<SessionEvent> = []
         yield* sessions.run(dispatch).pipe(
           Stream.runForEach((e) =>
-            Effect.gen(function*() {
+            Effect.gen(function* () {
               events.push(e)
               if (e._tag === "output") yield* sessions.cancel(dispatch.sessionId)
             })
@@ -77,7 +91,7 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: "4096" }), { excludeTestServic
       }))
 
     it.effect("interrupting the event stream (caller gone) releases everything too", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* LiveSessions
         yield* sessions.run(dispatchOf("echo started; sleep 300")).pipe(
           Stream.takeUntil((e) => e._tag === "output"),

@@ -23,26 +23,36 @@ export interface ProxyPorts {
  * VM's proxy on the slot's host IP; INPUT accepts only those DNATed packets (and replies to
  * connections the host opened, i.e. SSH); everything else from the TAP is dropped, including
  * other local addresses, other slots and other proxies. No forwarding either way.
+ *
+ * A VM's table goes in isolated (no DNAT, nothing accepted) before the VM boots, and is opened to
+ * the proxy in one atomic swap once the proxy reports its ports: VM boot and proxy start overlap.
  */
-export const renderRuleset = (slot: Slot, ports: ProxyPorts): string => {
+export const renderRuleset = (slot: Slot, ports: ProxyPorts | undefined): string => {
   const tap = `iifname "${slot.tap}"`
-  const to = (port: number) => `dnat ip to ${slot.hostIp}:${port}`
-  const tcpPorts = [...new Set([ports.https, ports.http, ports.dnsTcp])].join(", ")
   const fromGuest = `${tap} ip saddr ${slot.guestIp} ip daddr ${slot.hostIp}`
+  const to = (port: number) => `dnat ip to ${slot.hostIp}:${port}`
+  // Without ports the VM is isolated: nothing from the guest gets in (the proxy is still starting).
+  const dnat = ports === undefined ? [] : [
+    `${tap} tcp dport 443 ${to(ports.https)}`,
+    `${tap} tcp dport 80 ${to(ports.http)}`,
+    `${tap} udp dport 53 ${to(ports.dnsUdp)}`,
+    `${tap} tcp dport 53 ${to(ports.dnsTcp)}`,
+  ]
+  const accept = ports === undefined ? [] : [
+    `${fromGuest} tcp dport { ${
+      [...new Set([ports.https, ports.http, ports.dnsTcp])].join(", ")
+    } } ct status dnat accept`,
+    `${fromGuest} udp dport ${ports.dnsUdp} ct status dnat accept`,
+  ]
+  const lines = (xs: ReadonlyArray<string>) => xs.map((x) => `\n    ${x}`).join("")
   return `table inet ${tableName(slot.sessionId)} {
   comment "paws session ${slot.sessionId}"
   chain guest_dnat {
-    type nat hook prerouting priority dstnat; policy accept;
-    ${tap} tcp dport 443 ${to(ports.https)}
-    ${tap} tcp dport 80 ${to(ports.http)}
-    ${tap} udp dport 53 ${to(ports.dnsUdp)}
-    ${tap} tcp dport 53 ${to(ports.dnsTcp)}
+    type nat hook prerouting priority dstnat; policy accept;${lines(dnat)}
   }
   chain guest_input {
     type filter hook input priority filter; policy accept;
-    ${tap} ct state established,related accept
-    ${fromGuest} tcp dport { ${tcpPorts} } ct status dnat accept
-    ${fromGuest} udp dport ${ports.dnsUdp} ct status dnat accept
+    ${tap} ct state established,related accept${lines(accept)}
     ${tap} counter drop
   }
   chain guest_forward {
@@ -55,24 +65,35 @@ export const renderRuleset = (slot: Slot, ports: ProxyPorts): string => {
 }
 
 export class Firewall extends Context.Service<Firewall, {
-  /** Installs the VM's table; deleted when the scope closes. */
+  /** Installs the VM's table with the guest fully isolated; deleted when the scope closes. */
+  readonly isolate: (slot: Slot) => Effect.Effect<void, CommandFailed, Scope.Scope>
+  /** Opens the isolated VM's table to its proxy: 443/80/53 DNATed and accepted. */
+  readonly open: (slot: Slot, ports: ProxyPorts) => Effect.Effect<void, CommandFailed>
+  /** `isolate` then `open`. */
   readonly apply: (slot: Slot, ports: ProxyPorts) => Effect.Effect<void, CommandFailed, Scope.Scope>
 }>()("paws/node/network/Firewall") {
   static readonly layerNoDeps = Layer.effect(
     Firewall,
     Effect.gen(function* () {
       const cmd = yield* HostCommand
-      const apply = Effect.fn("Firewall.apply")(function* (slot: Slot, ports: ProxyPorts) {
+      const isolate = Effect.fn("Firewall.isolate")(function* (slot: Slot) {
         const table = tableName(slot.sessionId)
         yield* Effect.acquireRelease(
-          cmd.run(["nft", "-f", "-"], renderRuleset(slot, ports)),
+          cmd.run(["nft", "-f", "-"], renderRuleset(slot, undefined)),
           () =>
             cmd.run(["nft", "delete", "table", "inet", table]).pipe(
               Effect.catch((e) => Effect.logWarning(`could not delete nft table ${table}: ${e.message}`)),
             ),
         )
       })
-      return Firewall.of({ apply })
+      // One nft transaction: the rules are swapped atomically, never absent.
+      const open = (slot: Slot, ports: ProxyPorts) =>
+        cmd.run(
+          ["nft", "-f", "-"],
+          `flush table inet ${tableName(slot.sessionId)}\n${renderRuleset(slot, ports)}`,
+        ).pipe(Effect.asVoid, Effect.withSpan("Firewall.open"))
+      const apply = (slot: Slot, ports: ProxyPorts) => isolate(slot).pipe(Effect.andThen(open(slot, ports)))
+      return Firewall.of({ isolate, open, apply })
     }),
   )
   static readonly layer = Firewall.layerNoDeps.pipe(Layer.provide(HostCommand.layer))

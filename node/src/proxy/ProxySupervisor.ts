@@ -1,6 +1,6 @@
 import { Context, Data, Deferred, Effect, Layer, Scope } from "effect"
 import type { CredentialRule, ProxyAuditEvent, ProxyPorts } from "@paws/core"
-import { decodeProxyMessageLine, encodeProxyConfigLine, type ProxyConfig } from "@paws/core"
+import { decodeProxyMessageLine, encodeProxyConfigLine, type ProxyConfig, proxyExecArgv } from "@paws/core"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
@@ -74,7 +74,7 @@ export class ProxySupervisor extends Context.Service<ProxySupervisor, {
         const ready = yield* Deferred.make<Omit<RunningProxy, "exited">, ProxyFailed>()
         const child = yield* Effect.acquireRelease(
           Effect.sync(() => {
-            const argv = [...cmd.prefix, process.execPath, proxyMain]
+            const argv = [...cmd.prefix, process.execPath, ...proxyExecArgv, proxyMain]
             const child = spawn(argv[0]!, argv.slice(1), {
               stdio: ["pipe", "pipe", "inherit"],
               env: { PATH: process.env.PATH ?? "/usr/bin:/bin", [sessionEnvVar]: options.sessionId },

@@ -20,15 +20,33 @@ export const caEnv: Record<string, string> = {
 const exports = (env: Record<string, string>): string =>
   Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join("\n") + "\n"
 
-/** Points DNS at the proxy (the host-side IP) and installs the per-VM CA (read from stdin) in the trust store. */
-export const prepareGuestCommand = (dnsIp: string): string =>
+/**
+ * One exec that prepares the guest: clock (a restored guest's clock is behind; TLS needs it),
+ * DNS → the proxy (host-side IP), the per-VM CA into the trust store, the env file when it is
+ * small enough to travel in the command (`envInline`), and the workload script from stdin.
+ */
+export const prepareGuestCommand = (o: {
+  readonly epochSeconds: number
+  readonly dnsIp: string
+  readonly caPem: string
+  readonly envInline: string | undefined
+}): string =>
   [
-    `echo ${shellQuote(`nameserver ${dnsIp}`)} > /etc/resolv.conf`,
+    `date -s @${o.epochSeconds} >/dev/null`,
+    `echo ${shellQuote(`nameserver ${o.dnsIp}`)} > /etc/resolv.conf`,
     `mkdir -p /usr/local/share/ca-certificates /etc/ssl/certs /etc/paws /workload /output /etc/profile.d`,
-    `cat > ${caPath}`,
+    `printf '%s' ${shellQuote(o.caPem)} > ${caPath}`,
     `cat ${caPath} >> ${caBundlePath}`,
     `printf '%s' ${shellQuote(exports(caEnv))} > /etc/profile.d/paws-ca.sh`,
+    ...(o.envInline === undefined
+      ? []
+      : [`printf '%s' ${shellQuote(o.envInline)} > ${envPath}`, `chmod 600 ${envPath}`]),
+    `cat > ${scriptPath}`,
+    `chmod 755 ${scriptPath}`,
   ].join(" && ")
+
+/** dropbear refuses exec commands past ~9000 bytes; larger env files go in their own write. */
+export const maxInlineCommandBytes = 8000
 
 /** The env file: trust-store variables, then the workload's own env (it may override them). */
 export const envFile = (workloadEnv: Record<string, string> | undefined): string =>

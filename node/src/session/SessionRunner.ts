@@ -9,7 +9,14 @@ import { NetworkSlot } from "../network/NetworkSlot.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { ProxySupervisor } from "../proxy/ProxySupervisor.ts"
 import { Vmm } from "../vmm/Vmm.ts"
-import { envFile, envPath, prepareGuestCommand, resultPath, runWorkloadCommand, scriptPath } from "./GuestSetup.ts"
+import {
+  envFile,
+  envPath,
+  maxInlineCommandBytes,
+  prepareGuestCommand,
+  resultPath,
+  runWorkloadCommand,
+} from "./GuestSetup.ts"
 import { OutputCap } from "./OutputCap.ts"
 
 export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ readonly message: string }> {}
@@ -65,27 +72,29 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           const image = yield* images.get(dispatch.snapshot)
           const slot = yield* slots.acquire(id)
           yield* mark("slot")
-          const proxy = yield* proxies.start({
-            sessionId: id,
-            hostIp: slot.hostIp,
-            allowOut: dispatch.network.allowOut,
-            credentials: dispatch.network.credentials,
-            onAudit: (event) => emit({ _tag: "audit", event }),
-          })
-          yield* mark("proxy")
-          yield* firewall.apply(slot, proxy.ports)
-          yield* mark("firewall")
-          const vm = yield* vmm.start({
-            sessionId: id,
-            image,
-            tap: slot.tap,
-            guestMac: slot.guestMac,
-            guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-            gateway: slot.hostIp,
-            dns: slot.hostIp,
-            vcpus: dispatch.resources.vcpus,
-            memoryMB: dispatch.resources.memoryMB,
-          })
+          // The guest is isolated before it exists; the proxy starts while the VM boots, and the
+          // firewall opens to the proxy as soon as its ports are known.
+          yield* firewall.isolate(slot)
+          const [proxy, vm] = yield* Effect.all([
+            proxies.start({
+              sessionId: id,
+              hostIp: slot.hostIp,
+              allowOut: dispatch.network.allowOut,
+              credentials: dispatch.network.credentials,
+              onAudit: (event) => emit({ _tag: "audit", event }),
+            }).pipe(Effect.tap((p) => firewall.open(slot, p.ports)), Effect.tap(() => mark("proxy+firewall"))),
+            vmm.start({
+              sessionId: id,
+              image,
+              tap: slot.tap,
+              guestMac: slot.guestMac,
+              guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
+              gateway: slot.hostIp,
+              dns: slot.hostIp,
+              vcpus: dispatch.resources.vcpus,
+              memoryMB: dispatch.resources.memoryMB,
+            }),
+          ], { concurrency: 2 })
           yield* mark("vm")
           const vmDied = vm.exited.pipe(
             Effect.flatMap((code) => Effect.fail(fail(`VM exited (${code}) unexpectedly`))),
@@ -101,15 +110,21 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             readyTimeoutMs: sshReadyTimeoutMs,
           }).pipe(Effect.raceFirst(vmDied))
           yield* mark("ssh")
-          yield* shell.setClock()
-          const prepared = yield* shell.run(prepareGuestCommand(slot.hostIp), {
-            stdin: proxy.caCertificatePem,
+          const env = envFile(dispatch.workload.env)
+          const prepare = (envInline: string | undefined) =>
+            prepareGuestCommand({
+              epochSeconds: Math.floor(Date.now() / 1000),
+              dnsIp: slot.hostIp,
+              caPem: proxy.caCertificatePem,
+              envInline,
+            })
+          const inline = Buffer.byteLength(prepare(env)) <= maxInlineCommandBytes
+          if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
+          const prepared = yield* shell.run(prepare(inline ? env : undefined), {
+            stdin: dispatch.workload.script,
             profile: false,
           })
           if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
-          yield* shell.writeFile(envPath, envFile(dispatch.workload.env), { mode: 0o600 })
-          yield* shell.writeFile(scriptPath, dispatch.workload.script, { mode: 0o755 })
-
           yield* mark("prepared")
           status("running")
           const exitCode = yield* shell.exec(runWorkloadCommand).pipe(
