@@ -108,7 +108,10 @@ const percentile = (sorted: Array<number>, p: number) =>
 
 const run = async (name: string, databaseUrl: string | undefined) => {
   const dataDir = mkdtempSync(join(tmpdir(), "paws-bench-"))
-  const control = await startControl(dataDir, databaseUrl)
+  const control = await startControl(dataDir, databaseUrl).catch((e) => {
+    rmSync(dataDir, { recursive: true, force: true })
+    throw e
+  })
   const agent = new Agent({ keepAlive: true, maxSockets: clients })
   try {
     // Warm up: JIT, prepared statements, connection pool.

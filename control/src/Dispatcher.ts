@@ -37,6 +37,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const scope = yield* Effect.scope
       const running = new Map<SessionId, Fiber.Fiber<void>>()
       const perNode = new Map<string, number>()
+      const attempts = new Map<SessionId, number>()
+      const maxAttempts = 3
 
       const recovered = yield* store.recover
       if (recovered.requeued + recovered.lost > 0) {
@@ -56,12 +58,22 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           return false
         }).pipe(Effect.tap(() => feed.publish(id)))
 
-      /** The node failed us before or while running: re-queue if the VM never ran, else fail. */
+      /**
+       * The node failed us before or while running: re-queue if the VM never ran (at most
+       * `maxAttempts` times, so a broken node cannot bounce a session forever), else fail.
+       */
       const lost = (id: SessionId, reason: string) =>
-        store.transition(id, "pending", reason).pipe(
-          Effect.flatMap((requeued) => requeued ? Effect.succeed(true) : store.transition(id, "failed", reason)),
-          Effect.tap(() => feed.publish(id)),
-        )
+        Effect.gen(function* () {
+          const attempt = (attempts.get(id) ?? 0) + 1
+          attempts.set(id, attempt)
+          const requeued = attempt < maxAttempts && (yield* store.transition(id, "pending", reason))
+          if (requeued) yield* Effect.sleep(100 * attempt)
+          else {
+            attempts.delete(id)
+            yield* store.transition(id, "failed", attempt >= maxAttempts ? `${reason} (${attempt} attempts)` : reason)
+          }
+          yield* feed.publish(id)
+        })
 
       const run = (claimed: ClaimedSession, entry: NodeEntry) =>
         Effect.gen(function* () {
@@ -83,6 +95,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             Stream.runForEach((e) => Effect.map(event(id, e), (terminal) => void (ended ||= terminal))),
           )
           if (!ended) yield* store.transition(id, "failed", "node_ended_stream_early")
+          attempts.delete(id)
         }).pipe(
           Effect.catchTags({
             NodeAtCapacity: () =>

@@ -23,7 +23,7 @@ const now = () => new Date().toISOString()
 /**
  * An in-process node speaking the real NodeRpcs contract (through RpcTest, i.e. the real
  * RPC client and server with serialization bypassed). The workload script selects behaviour:
- * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `slow`
+ * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `vanish` dies before the VM starts; `slow`
  * spaces events 100 ms apart; anything else completes with output, an audit event and a result.
  */
 export const registerFakeNode = (
@@ -64,6 +64,7 @@ export const registerFakeNode = (
           ),
         )
       }
+      if (script.includes("vanish")) return Stream.die(new Error("node went away before starting the VM"))
       if (script.includes("crash")) return Stream.concat(start, Stream.die(new Error("node lost its VM host")))
       return Stream.concat(
         start,

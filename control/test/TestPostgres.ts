@@ -115,6 +115,10 @@ const startServer = Effect.gen(function* () {
         })
       ).pipe(Effect.andThen(Effect.sync(() => rmSync(dir, { recursive: true, force: true })))),
   )
+  // If the test process exits without running finalizers, do not leave a server behind.
+  const orphanGuard = () => child.kill("SIGKILL")
+  process.once("exit", orphanGuard)
+  yield* Effect.addFinalizer(() => Effect.sync(() => process.off("exit", orphanGuard)))
   let stderr = ""
   child.stderr?.on("data", (d) => (stderr += String(d)))
   // Ready when the postmaster writes "ready" into postmaster.pid.

@@ -147,6 +147,22 @@ for (const backend of backends) {
             assert.strictEqual(s.reason, "node_lost")
           }))
 
+        it.effect("a session whose node keeps failing before the VM starts is retried, then failed", () =>
+          Effect.gen(function* () {
+            const control = yield* TestControl
+            const node = yield* registerFakeNode(control.registry, { id: "n-vanish", maxConcurrent: 1 })
+            const created = yield* call(control, "POST", "/v1/sessions", { body: script("vanish") })
+            const id = created.body.sessionId
+            const s = yield* waitForSession(control, id, (s) => s.status === "failed")
+            assert.strictEqual(s.reason, "node_lost (3 attempts)")
+            assert.strictEqual(node.dispatched.filter((d) => d.sessionId === id).length, 3)
+            const sse = yield* readEvents(control, id)
+            assert.deepStrictEqual(
+              sse.frames.map((f) => f.data.status),
+              ["pending", "starting", "pending", "starting", "pending", "starting", "failed"],
+            )
+          }))
+
         it.effect("dispatches in queue order within node capacity", () =>
           Effect.gen(function* () {
             const control = yield* TestControl
