@@ -32,6 +32,11 @@ export const controlConfigKeys: ReadonlyArray<
     description: "how often the dispatcher re-reads the queue when nothing wakes it",
   },
   {
+    name: "PAWS_TIMEOUT_GRACE_MS",
+    default: "60000",
+    description: "how long past a session's timeoutMs control waits for its node before marking it timeout",
+  },
+  {
     name: "PAWS_MAX_TIMEOUT_MS",
     default: String(defaultSessionLimits.maxTimeoutMs),
     description: `largest session timeoutMs (at most ${hardLimits.timeoutMs})`,
@@ -74,6 +79,7 @@ export interface ControlSettings {
   readonly maxBodyBytes: number
   readonly logRequests: boolean
   readonly dispatchIntervalMs: number
+  readonly timeoutGraceMs: number
   readonly limits: SessionLimits
 }
 
@@ -94,6 +100,7 @@ const settings = Config.all({
   maxBodyBytes: positive("PAWS_MAX_BODY_BYTES", 64 * 1024 * 1024, 2 * 1024 * 1024),
   logRequests: Config.Boolean("PAWS_LOG_REQUESTS").pipe(Config.withDefault(false)),
   dispatchIntervalMs: positive("PAWS_DISPATCH_INTERVAL_MS", 60_000, 1000),
+  timeoutGraceMs: positive("PAWS_TIMEOUT_GRACE_MS", 3_600_000, 60_000),
   maxTimeoutMs: positive("PAWS_MAX_TIMEOUT_MS", hardLimits.timeoutMs, defaultSessionLimits.maxTimeoutMs),
   defaultTimeoutMs: positive("PAWS_DEFAULT_TIMEOUT_MS", hardLimits.timeoutMs, defaultSessionLimits.defaultTimeoutMs),
   maxVcpus: positive("PAWS_MAX_VCPUS", hardLimits.vcpus, defaultSessionLimits.maxVcpus),
@@ -118,6 +125,7 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
         maxBodyBytes: c.maxBodyBytes,
         logRequests: c.logRequests,
         dispatchIntervalMs: c.dispatchIntervalMs,
+        timeoutGraceMs: c.timeoutGraceMs,
         limits: {
           maxTimeoutMs: c.maxTimeoutMs,
           defaultTimeoutMs: Math.min(c.defaultTimeoutMs, c.maxTimeoutMs),

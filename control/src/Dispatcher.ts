@@ -91,10 +91,15 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
           }
           let ended = false
-          yield* entry.client.RunSession(dispatch).pipe(
+          const finished = yield* entry.client.RunSession(dispatch).pipe(
             Stream.runForEach((e) => Effect.map(event(id, e), (terminal) => void (ended ||= terminal))),
+            // The node enforces the timeout; this is the safety net for a node that never reports back.
+            Effect.timeoutOption(spec.timeoutMs + config.timeoutGraceMs),
           )
-          if (!ended) yield* store.transition(id, "failed", "node_ended_stream_early")
+          if (finished._tag === "None") {
+            yield* store.transition(id, "timeout", "node_missed_deadline")
+            yield* entry.client.CancelSession({ sessionId: id }).pipe(Effect.timeout(5_000), Effect.ignoreCause)
+          } else if (!ended) yield* store.transition(id, "failed", "node_ended_stream_early")
           attempts.delete(id)
         }).pipe(
           Effect.catchTags({

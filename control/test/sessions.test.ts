@@ -16,7 +16,10 @@ const withCredentials = (text: string) =>
 
 for (const backend of backends) {
   describe(`sessions over HTTP (${backend.name})`, () => {
-    layer(TestControl.layer().pipe(Layer.provide(backend.layer)), { excludeTestServices: true, timeout: 120_000 })(
+    layer(TestControl.layer({ PAWS_TIMEOUT_GRACE_MS: "300" }).pipe(Layer.provide(backend.layer)), {
+      excludeTestServices: true,
+      timeout: 120_000,
+    })(
       (it) => {
         it.effect("creates, gets, lists and cancels a pending session; credentials stay hidden", () =>
           Effect.gen(function* () {
@@ -145,6 +148,18 @@ for (const backend of backends) {
             const created = yield* call(control, "POST", "/v1/sessions", { body: script("crash") })
             const s = yield* waitForSession(control, created.body.sessionId, (s) => s.status === "failed")
             assert.strictEqual(s.reason, "node_lost")
+          }))
+
+        it.effect("a node that never reports back past the session timeout: control marks it timeout", () =>
+          Effect.gen(function* () {
+            const control = yield* TestControl
+            const node = yield* registerFakeNode(control.registry, { id: "n-silent", maxConcurrent: 1 })
+            const created = yield* call(control, "POST", "/v1/sessions", { body: script("hang", { timeoutMs: 1000 }) })
+            const id = created.body.sessionId
+            yield* waitForSession(control, id, (s) => s.status === "running")
+            const s = yield* waitForSession(control, id, (s) => s.status === "timeout", 5_000)
+            assert.strictEqual(s.reason, "node_missed_deadline")
+            assert.include(node.cancelled, id)
           }))
 
         it.effect("a session whose node keeps failing before the VM starts is retried, then failed", () =>
