@@ -74,8 +74,13 @@ export const connectGuestShell = (
 ): Effect.Effect<GuestShell, GuestUnreachable | GuestHostKeyMismatch, Scope.Scope> =>
   Effect.acquireRelease(
     connectWithRetry(options),
-    (client) => Effect.sync(() => client.end()),
-  ).pipe(Effect.map(makeShell))
+    // end() alone leaves the socket half-open when the guest dies first: destroy it too
+    ({ client, sock }) =>
+      Effect.sync(() => {
+        client.end()
+        sock.destroy()
+      }),
+  ).pipe(Effect.map(({ client }) => makeShell(client)))
 
 const connectWithRetry = (o: GuestShellOptions) =>
   Effect.gen(function* () {
@@ -99,10 +104,10 @@ const connectWithRetry = (o: GuestShellOptions) =>
   })
 
 const handshake = (o: GuestShellOptions, sock: Socket, timeoutMs: number) =>
-  Effect.callback<ssh2.Client, GuestUnreachable | GuestHostKeyMismatch>((resume) => {
+  Effect.callback<{ client: ssh2.Client; sock: Socket }, GuestUnreachable | GuestHostKeyMismatch>((resume) => {
     const client = new ssh2.Client()
     let keyRejected = false
-    client.once("ready", () => resume(Effect.succeed(client)))
+    client.once("ready", () => resume(Effect.succeed({ client, sock })))
     client.once("error", (e) => {
       client.end()
       sock.destroy()
@@ -123,7 +128,10 @@ const handshake = (o: GuestShellOptions, sock: Socket, timeoutMs: number) =>
         return !keyRejected
       },
     })
-    return Effect.sync(() => client.end())
+    return Effect.sync(() => {
+      client.end()
+      sock.destroy()
+    })
   })
 
 const makeShell = (client: ssh2.Client): GuestShell => {
