@@ -6,7 +6,7 @@
  * `PAWS_BENCH_VM_RUNS` (default 10). Results: bench/results/vm-<time>.json (+ summary on stdout).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
@@ -63,6 +63,13 @@ export const measurements: Record<string, Measurement> = {
           memoryMB,
         }).pipe(Scope.provide(scope))
         const qmpReady = performance.now() - t0
+        // wall time until rcS announces readiness on the console (splits boot from SSH handshake)
+        const consoleReady = yield* Effect.forkChild(
+          Effect.gen(function* () {
+            while (!(yield* vm.console).includes("PAWS-VM-READY")) yield* Effect.sleep(10)
+            return performance.now() - t0
+          }),
+        )
         const shell = yield* connectGuestShell({
           dialer,
           host: ctx.tap.guestIp,
@@ -73,12 +80,14 @@ export const measurements: Record<string, Measurement> = {
         const r = yield* shell.run("true", { profile: false })
         const ssh = performance.now() - t0
         if (r.exitCode !== 0) return yield* Effect.die(new Error("guest `true` failed"))
+        const ready = yield* Fiber.join(consoleReady).pipe(Effect.timeoutOption(5000))
         const uptime = /PAWS-VM-READY uptime=([0-9.]+)/.exec(yield* vm.console)?.[1]
         const s0 = performance.now()
         yield* Scope.close(scope, Exit.void)
         out.push({
           bootToSshMs: ms(ssh),
           qmpReadyMs: ms(qmpReady),
+          consoleReadyMs: Option.isSome(ready) ? ms(ready.value) : "n/a",
           guestUptimeAtReadyMs: uptime ? ms(Number(uptime) * 1000) : "n/a",
           stopMs: ms(performance.now() - s0),
           accelerator: vm.accelerator,
