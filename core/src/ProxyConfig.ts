@@ -7,7 +7,7 @@
  * 2. Parent writes ONE line to stdin: `JSON.stringify(Schema.encodeSync(ProxyConfig)(config)) + "\n"`.
  *    It keeps stdin open afterwards: further lines are reserved and ignored.
  * 3. The proxy writes NDJSON `ProxyMessage`s to stdout, one per line: first `ready` (CA certificate,
- *    actual bound ports), then `audit` events; `error` for problems (fatal ones precede exit code 1).
+ *    actual bound ports), then `audit` events; `error` for problems (`fatal: true` precedes exit code 2).
  *    stderr carries human diagnostics only (never secrets, never audit).
  * 4. Stop: close the proxy's stdin (EOF) or send SIGTERM/SIGINT → listeners close, process exits 0.
  *    stdin EOF also happens when the parent dies, so the proxy never outlives its node.

@@ -29,7 +29,9 @@ const toPem = (label: string, der: ArrayBuffer): string => {
 
 const serialNumber = (): asn1js.Integer => {
   const bytes = webcrypto.getRandomValues(new Uint8Array(16))
-  bytes[0] = bytes[0]! & 0x7f // positive
+  // Positive and non-zero first byte: DER INTEGERs must be minimal (a leading 0x00 before a byte
+  // < 0x80 is "illegal padding", and OpenSSL then rejects about one certificate in 256).
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01
   return new asn1js.Integer({ valueHex: bytes.buffer })
 }
 

@@ -70,6 +70,10 @@ export const startHttpsListener = (options: {
   server.maxConnections = limits.maxConnections
   server.timeout = limits.idleTimeoutMs
   server.on("upgrade", options.onUpgrade)
-  server.on("tlsClientError", () => {}) // malformed TLS: the socket is already destroyed
+  // Malformed TLS: the socket is already destroyed; one line for whoever reads stderr.
+  server.on(
+    "tlsClientError",
+    (error: NodeJS.ErrnoException) => process.stderr.write(`paws proxy: tls: ${error.code ?? error.message}\n`),
+  )
   return listen(server, options.address, options.port)
 }

@@ -119,7 +119,8 @@ const forward = (
     const { headers, redacted } = guestResponseHeaders(upRes.rawHeaders, injected ? deps.secrets : undefined)
     if (redacted) echo()
     res.writeHead(status, upRes.statusMessage, headers)
-    res.flushHeaders()
+    // Streams (SSE, chunked) get their headers at once; sized bodies travel in the same packet as them.
+    if (upRes.headers["content-length"] === undefined) res.flushHeaders()
     upRes.on("data", (c: Buffer) => (bytesOut += c.length))
     // pipe, not pipeline: pipeline allocates an AbortController per call, measurable per request.
     const source = injected ? upRes.pipe(new SecretScanner(deps.secrets, "redact", echo)) : upRes

@@ -46,6 +46,11 @@ export const refusals = {
     reason: `${host} is not on this sandbox's allowlist (network.allowOut), so the request was blocked. ` +
       "Retrying or using another route will not help; ask the session owner to allow the host",
   }),
+  absoluteForm: (): Refusal => ({
+    status: 400,
+    decision: "host_mismatch",
+    reason: "the request target must be a path (origin-form), not an absolute URL naming a host",
+  }),
   leak: (host: string): Refusal => ({
     status: 403,
     decision: "credential_leak",
@@ -76,6 +81,8 @@ export const makeRequestJudge = (policy: AccessPolicy) => {
     const sni = normalizeHost(servername)
     const host = hostOfHeader(headers.host)
     if (host !== sni) return refusals.mismatch(sni, host)
+    // An absolute URL would let a shared front end (CDN) route to a host other than the SNI.
+    if (!url.startsWith("/") && url !== "*") return refusals.absoluteForm()
     if (!policy.allowed(sni)) return refusals.denied(sni)
     const foreign = foreignFor(sni)
     if (foreign.needles.length > 0) {
@@ -114,6 +121,7 @@ export const upstreamRequestHeaders = (
   upgrade: boolean,
 ): Array<string> => {
   const drop = new Set(hopByHop)
+  drop.add("host") // re-added once below: a duplicate Host must not reach an upstream that reads the last one
   for (const { name } of injections) drop.add(name)
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.toLowerCase() === "connection") {
@@ -122,6 +130,8 @@ export const upstreamRequestHeaders = (
   }
   if (injections.length > 0) drop.add("accept-encoding") // keep responses scannable for echoes
   const out: Array<string> = []
+  const host = rawHeaders.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === "host")
+  if (host !== -1) out.push("host", rawHeaders[host + 1]!)
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
     if (!drop.has(name.toLowerCase())) out.push(name, rawHeaders[i + 1]!)

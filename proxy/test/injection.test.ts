@@ -69,6 +69,31 @@ describe("proxy: TLS termination, allowlist and injection (real curl, real upstr
     await world.proxy.waitForAudit((e) => e.decision === "host_mismatch")
   })
 
+  it("refuses absolute-form targets and forwards a single Host (no fronting through a shared upstream)", async () => {
+    const before = world.upstreams.received.length
+    const absolute = await curl([...viaProxy(world, "other.test"), "--request-target", "https://evil.test/steal"])
+    assert.strictEqual(absolute.status, 400)
+    assert.include(absolute.body, "origin-form")
+    assert.strictEqual(world.upstreams.received.length, before)
+
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({
+        host: "127.0.0.1",
+        port: world.proxy.ports.https,
+        servername: "other.test",
+        ca: world.proxy.caPem,
+      }, () => socket.write("GET /dup HTTP/1.1\r\nHost: other.test\r\nHost: evil.test\r\nConnection: close\r\n\r\n"))
+      let text = ""
+      socket.on("data", (c: Buffer) => (text += c.toString()))
+      socket.on("end", () => resolve(text))
+      socket.on("error", reject)
+    })
+    const dup = world.upstreams.received.filter((r) => r.url === "/dup")
+    // Either refused outright or forwarded with exactly the Host that matched the SNI.
+    if (dup.length > 0) assert.strictEqual(dup[0]!.headers["host"], "other.test")
+    else assert.match(answer, /^HTTP\/1.1 4\d\d/)
+  })
+
   it("refuses a TLS connection without SNI", async () => {
     // tls.connect to an IP address sends no SNI (Node's https would derive one from the Host header).
     const answer = await new Promise<string>((resolve, reject) => {

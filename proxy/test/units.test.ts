@@ -102,7 +102,7 @@ describe("AccessPolicy", () => {
       [{ name: "authorization", value: "real" }],
       false,
     )
-    assert.deepStrictEqual(out, ["Host", "a", "Accept", "*/*", "accept-encoding", "identity", "authorization", "real"])
+    assert.deepStrictEqual(out, ["host", "a", "Accept", "*/*", "accept-encoding", "identity", "authorization", "real"])
   })
 })
 
@@ -129,5 +129,20 @@ describe("address and header helpers", () => {
     assert.strictEqual(hostOfHeader("API.example.com:8443"), "api.example.com")
     assert.strictEqual(hostOfHeader("[::1]:80"), "::1")
     assert.strictEqual(hostOfHeader(undefined), "")
+  })
+})
+
+describe("CertificateAuthority", () => {
+  it("issues leaves that OpenSSL-backed X509 parsing accepts every time (minimal DER serials)", async () => {
+    const { X509Certificate } = await import("node:crypto")
+    const { makeCertificateAuthority } = await import("../src/CertificateAuthority.ts")
+    const ca = await makeCertificateAuthority()
+    const caCert = new X509Certificate(ca.certificatePem)
+    for (let i = 0; i < 1000; i++) {
+      const leaf = new X509Certificate(await ca.issueLeaf(`n${i}.example.com`))
+      assert.strictEqual(leaf.subjectAltName, `DNS:n${i}.example.com`)
+      assert.isTrue(leaf.checkIssued(caCert))
+      assert.notMatch(leaf.serialNumber, /^00/)
+    }
   })
 })
