@@ -129,6 +129,28 @@ describe("proxy: hostile clients", () => {
   })
 })
 
+describe("proxy: connection limit", () => {
+  it("drops connections beyond maxConnections and serves again once they close", async () => {
+    const small = await startWorld((c) => ({ ...c, limits: { ...c.limits, maxConnections: 2 } }))
+    try {
+      const port = small.proxy.ports.https
+      const open = await Promise.all([1, 2].map(() =>
+        new Promise<net.Socket>((resolve) => {
+          const s = net.connect(port, "127.0.0.1", () => resolve(s))
+        })
+      ))
+      await new Promise((r) => setTimeout(r, 100))
+      const third = await curl(viaProxy(small, "other.test")).then(() => "served", () => "dropped")
+      assert.strictEqual(third, "dropped")
+      for (const s of open) s.destroy()
+      await new Promise((r) => setTimeout(r, 100))
+      assert.strictEqual((await curl(viaProxy(small, "other.test"))).status, 200)
+    } finally {
+      await small.close()
+    }
+  })
+})
+
 describe("proxy: upstream addresses", () => {
   it("refuses loopback upstreams unless allowPrivateUpstreams is set", async () => {
     const strict = await startWorld((c) => ({ ...c, upstream: { ...c.upstream, allowPrivateUpstreams: false } }))
