@@ -12,6 +12,7 @@ import {
 } from "@paws/core"
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { makeBatcher } from "./Batcher.ts"
 import { iso } from "./Rows.ts"
 
 interface SessionRow {
@@ -104,20 +105,39 @@ export class SessionStore extends Context.Service<SessionStore, {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
 
+      /**
+       * One statement per batch of concurrent creates (see Batcher): the rows and their first
+       * events; a row whose idempotency key already exists is skipped and reported as not inserted.
+       */
+      const insertBatch = (batch: ReadonlyArray<NewSession>) =>
+        Effect.gen(function* () {
+          const pending = JSON.stringify(statusEvent("pending"))
+          const rows = batch.map((s) => ({
+            id: s.id,
+            status: "pending",
+            spec: JSON.stringify(s.spec),
+            credentials: s.credentials,
+            key_id: s.keyId,
+            idempotency_key: s.idempotencyKey ?? null,
+            request_hash: s.requestHash ?? null,
+          }))
+          const inserted = yield* sql<{ id: string }>`WITH s AS (
+              INSERT INTO sessions ${sql.insert(rows as unknown as readonly [Record<string, unknown>])}
+              ON CONFLICT (key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+              RETURNING id
+            ), e AS (
+              INSERT INTO session_events (session_id, event) SELECT id, ${pending}::jsonb FROM s ORDER BY id
+            )
+            SELECT id FROM s`
+          const ids = new Set(inserted.map((r) => String(r.id)))
+          return batch.map((s) => ids.has(s.id))
+        }).pipe(Effect.orDie)
+
+      const insert = yield* makeBatcher(insertBatch, { maxBatch: 64, maxInflight: 4 })
+
       const create = Effect.fnUntraced(function* (s: NewSession) {
-        const pending = JSON.stringify(statusEvent("pending"))
-        // One round trip: the row and its first event, or nothing when the idempotency key exists.
-        const rows = yield* sql<{ id: string }>`WITH s AS (
-            INSERT INTO sessions (id, status, spec, credentials, key_id, idempotency_key, request_hash)
-            VALUES (${s.id}, 'pending', ${JSON.stringify(s.spec)}::jsonb, ${s.credentials}, ${s.keyId},
-                    ${s.idempotencyKey ?? null}, ${s.requestHash ?? null})
-            ON CONFLICT (key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING id
-          ), e AS (
-            INSERT INTO session_events (session_id, event) SELECT id, ${pending}::jsonb FROM s
-          )
-          SELECT id FROM s`.pipe(Effect.orDie)
-        if (rows.length > 0) return { id: s.id, created: true }
+        const inserted = yield* insert(s)
+        if (inserted) return { id: s.id, created: true }
         const existing = yield* sql<{ id: string; request_hash: string | null }>`SELECT id, request_hash FROM sessions
           WHERE key_id = ${s.keyId} AND idempotency_key = ${s.idempotencyKey ?? null}`.pipe(Effect.orDie)
         const first = existing[0]

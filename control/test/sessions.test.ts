@@ -237,6 +237,17 @@ for (const backend of backends) {
             const other = yield* call(control, "POST", "/v1/sessions", { body: withCredentials("different"), headers })
             assert.strictEqual(other.status, 409)
             assert.strictEqual(other.body._tag, "IdempotencyConflict")
+            // Concurrent retries (likely in one insert batch) still make exactly one session.
+            const racing = yield* Effect.all(
+              Array.from({ length: 8 }, () =>
+                call(control, "POST", "/v1/sessions", {
+                  body: withCredentials("race"),
+                  headers: { "idempotency-key": "race-1" },
+                })),
+              { concurrency: "unbounded" },
+            )
+            assert.isTrue(racing.every((r) => r.status === 202), racing.map((r) => r.text).join("\n"))
+            assert.strictEqual(new Set(racing.map((r) => r.body.sessionId)).size, 1)
             const fresh = yield* call(control, "POST", "/v1/sessions", {
               body: withCredentials("idem"),
               headers: { "idempotency-key": "retry-2" },
