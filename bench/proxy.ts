@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as https from "node:https"
 import * as net from "node:net"
-import { cpus, tmpdir } from "node:os"
+import { cpus, loadavg, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
@@ -264,7 +264,7 @@ const main = async () => {
   const mitmR = results["mitmproxy"] as typeof direct | undefined
   const report = {
     time: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavg: loadavg() },
     settings: { spawnRuns, latencyRequests, throughputMs, concurrency },
     spawn: {
       readyMsP50: percentile(readyMs, 50),
