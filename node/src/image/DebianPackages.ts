@@ -48,6 +48,9 @@ export const guestPackages = [
   "libtasn1-6",
   "libexpat1",
   "libpcre2-8-0",
+  // build tool, staged only (not in the guest): unpacks the kernel for PVH boot
+  "lz4",
+  "liblz4-1",
 ] as const
 export const kernelMetaPackage = "linux-image-cloud-amd64"
 
