@@ -85,6 +85,11 @@ export const startWorld = async (
     bareRepo,
     close: async () => {
       await proxy.stop()
+      // Every world, whatever its tests did: no credential value in anything the proxy wrote.
+      const written = proxy.stdoutLines.join("\n") + proxy.stderr()
+      for (const [name, value] of Object.entries({ ...secrets, gitAuth })) {
+        if (written.includes(value)) throw new Error(`credential ${name} appeared in the proxy's output`)
+      }
       await upstreams.close()
       rmSync(dir, { recursive: true, force: true })
     },
