@@ -236,4 +236,37 @@ describe("QEMU microvm start failures", () => {
       }).pipe(Effect.scoped, Effect.provide(testImageLayer())),
     { timeout: 120_000 },
   )
+
+  it.live(
+    "values that would be spliced into QEMU options are refused before anything starts",
+    () =>
+      Effect.gen(function* () {
+        const image = yield* (yield* ImageBuilder).build()
+        const runDir = path.join(os.tmpdir(), "paws-test-run")
+        const vmm = yield* makeQemuMicrovm({ runDir, accel: "tcg", netns: undefined })
+        const good = {
+          sessionId: sessionId(),
+          image,
+          tap: "tap0",
+          guestMac: "52:54:00:00:00:02",
+          guestCidr: "172.16.0.2/30",
+          gateway: "172.16.0.1",
+        }
+        const bad = [
+          { sessionId: "../../etc" },
+          { tap: "tap0,script=/bin/sh" },
+          { guestMac: "52:54:00:00:00:02,romfile=x" },
+          { dns: "1.1.1.1 init=/bin/sh" },
+        ]
+        for (const b of bad) {
+          const e = yield* Effect.flip(Effect.scoped(vmm.start({ ...good, ...b })))
+          assert.strictEqual(e._tag, "VmStartError")
+        }
+        const long = yield* makeQemuMicrovm({ runDir: `/tmp/${"x".repeat(80)}`, accel: "tcg", netns: undefined })
+        const e = yield* Effect.flip(Effect.scoped(long.start(good)))
+        assert.include(e.message, "too long")
+        assert.isFalse(existsSync(path.join(runDir, `vm-${good.sessionId}`)))
+      }).pipe(Effect.provide(testImageLayer())),
+    { timeout: 120_000 },
+  )
 })

@@ -65,10 +65,12 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
       )
 
     const start = Effect.fn("Vmm.start")(function* (vm: VmConfig) {
-      const accel = yield* accelerator(vm.image.kernelPath)
       const runDir = path.join(runRoot, vmRunDirName(vm.sessionId))
       const fail = (message: string, detail?: string) =>
         new VmStartError({ sessionId: vm.sessionId, message, ...(detail === undefined ? {} : { detail }) })
+      const invalid = configProblem(vm, runDir)
+      if (invalid !== undefined) return yield* fail(invalid)
+      const accel = yield* accelerator(vm.image.kernelPath)
 
       // 1. runtime dir (removed last, after QEMU is gone)
       yield* Effect.acquireRelease(
@@ -174,6 +176,18 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
 
     return Vmm.of({ start, accelerator, netns, runDir: runRoot })
   })
+
+/** These values land in QEMU's comma-separated options, paths and sockets: reject anything odd. */
+const configProblem = (vm: VmConfig, runDir: string): string | undefined => {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(vm.sessionId)) return `session id ${JSON.stringify(vm.sessionId)} is not a plain id`
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(vm.tap)) return `TAP name ${JSON.stringify(vm.tap)} is not an interface name`
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(vm.guestMac)) return `guest MAC ${JSON.stringify(vm.guestMac)} is invalid`
+  if (!/^[0-9.]+\/[0-9]{1,2}$/.test(vm.guestCidr) || !/^[0-9.]+$/.test(vm.gateway)) return "guest address is invalid"
+  if (vm.dns !== undefined && !/^[0-9.]+$/.test(vm.dns)) return "DNS address is invalid"
+  // sun_path holds 108 bytes; QEMU would fail later with a less helpful message
+  if (path.join(runDir, "qmp.sock").length > 100) return `runtime dir ${runDir} is too long for a unix socket path`
+  return undefined
+}
 
 const qemuArgs = (vm: VmConfig, o: {
   readonly accel: Accelerator
