@@ -94,6 +94,10 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: String(8 * 1024 * 1024) }), {
         const git = world.received.filter((r) => r.host === "git.test")
         assert.isAbove(git.length, 0)
         for (const r of git) assert.strictEqual(r.headers["authorization"], world.gitAuth)
+        // The proxy's audit events came back as session events, naming (never carrying) what it injected.
+        const injected = audits.find((a) => a.host === "api.test" && a.decision === "allowed")
+        assert.deepStrictEqual(injected?.injected, ["x-api-key"], JSON.stringify(audits))
+        assert.notInclude(JSON.stringify(audits), apiKey)
         // ... and were nowhere in the guest's env, processes or files.
         assert.isFalse(result.truncated)
         assert.include(out, "--- end ---")
