@@ -4,7 +4,8 @@
  * from the installed binaries, or PAWS_BENCH_DATABASE_URL). The control plane runs in its own
  * process, as in production. Results: bench/results/api-<timestamp>.json.
  *
- * Options (env): BENCH_CLIENTS (16), BENCH_REQUESTS (6000 per backend), BENCH_SECONDS (20, cap),
+ * Options (env): BENCH_CLIENTS (16), BENCH_REQUESTS (6000 per round), BENCH_SECONDS (20, cap per round),
+ * BENCH_ROUNDS (3),
  * BENCH_BACKENDS ("pglite,postgres").
  */
 import { Context, Effect, Layer } from "effect"
@@ -24,6 +25,7 @@ const clients = Number(process.env["BENCH_CLIENTS"] ?? 16)
 const total = Number(process.env["BENCH_REQUESTS"] ?? 6000)
 const maxSeconds = Number(process.env["BENCH_SECONDS"] ?? 20)
 const backends = (process.env["BENCH_BACKENDS"] ?? "pglite,postgres").split(",")
+const roundsPerBackend = Number(process.env["BENCH_ROUNDS"] ?? 3)
 
 const body = JSON.stringify({
   workload: { type: "script", script: "claude -p 'summarise the repo' > /output/result.json" },
@@ -106,6 +108,47 @@ const machineCpu = () => {
 const percentile = (sorted: Array<number>, p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
+/** One measured round: `total` creates (or `maxSeconds`) from `clients` concurrent keep-alive clients. */
+const measure = async (name: string, agent: Agent, control: { child: ChildProcess; port: number; key: string }) => {
+  const latencies: Array<number> = []
+  const deadline = performance.now() + maxSeconds * 1000
+  let issued = 0
+  const cpuBefore = processCpuMs(control.child.pid!)
+  const machineBefore = machineCpu()
+  const started = performance.now()
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (issued < total && performance.now() < deadline) {
+      issued++
+      latencies.push(await post(agent, control.port, control.key))
+    }
+  }))
+  const seconds = (performance.now() - started) / 1000
+  const controlCpuMs = processCpuMs(control.child.pid!) - cpuBefore
+  const machineAfter = machineCpu()
+  latencies.sort((a, b) => a - b)
+  const result = {
+    backend: name,
+    clients,
+    requests: latencies.length,
+    seconds: Number(seconds.toFixed(3)),
+    createsPerSecond: Math.round(latencies.length / seconds),
+    latencyMs: {
+      p50: Number(percentile(latencies, 50).toFixed(2)),
+      p90: Number(percentile(latencies, 90).toFixed(2)),
+      p99: Number(percentile(latencies, 99).toFixed(2)),
+      max: Number(latencies[latencies.length - 1]!.toFixed(2)),
+    },
+    // Less sensitive to other load than rates: CPU the control process spent per create (user + system).
+    controlCpuMsPerCreate: Number((controlCpuMs / latencies.length).toFixed(3)),
+    // Busy share of all cores during the run, this benchmark included; other load shows up here.
+    machineBusyPercent: Math.round(
+      100 * (1 - (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total)),
+    ),
+  }
+  console.log(JSON.stringify(result))
+  return result
+}
+
 const run = async (name: string, databaseUrl: string | undefined) => {
   const dataDir = mkdtempSync(join(tmpdir(), "paws-bench-"))
   const control = await startControl(dataDir, databaseUrl).catch((e) => {
@@ -118,41 +161,11 @@ const run = async (name: string, databaseUrl: string | undefined) => {
     await Promise.all(Array.from({ length: clients }, async () => {
       for (let i = 0; i < 30; i++) await post(agent, control.port, control.key)
     }))
-    const latencies: Array<number> = []
-    const deadline = performance.now() + maxSeconds * 1000
-    let issued = 0
-    const cpuBefore = processCpuMs(control.child.pid!)
-    const machineBefore = machineCpu()
-    const started = performance.now()
-    await Promise.all(Array.from({ length: clients }, async () => {
-      while (issued < total && performance.now() < deadline) {
-        issued++
-        latencies.push(await post(agent, control.port, control.key))
-      }
-    }))
-    const seconds = (performance.now() - started) / 1000
-    const controlCpuMs = processCpuMs(control.child.pid!) - cpuBefore
-    const machineAfter = machineCpu()
-    latencies.sort((a, b) => a - b)
-    const result = {
-      backend: name,
-      clients,
-      requests: latencies.length,
-      seconds: Number(seconds.toFixed(3)),
-      createsPerSecond: Math.round(latencies.length / seconds),
-      latencyMs: {
-        p50: Number(percentile(latencies, 50).toFixed(2)),
-        p90: Number(percentile(latencies, 90).toFixed(2)),
-        p99: Number(percentile(latencies, 99).toFixed(2)),
-        max: Number(latencies[latencies.length - 1]!.toFixed(2)),
-      },
-      // Contention-independent cost: CPU the control process spent per create (user + system).
-      controlCpuMsPerCreate: Number((controlCpuMs / latencies.length).toFixed(3)),
-      // Busy share of all cores during the run, this benchmark included; other load shows up here.
-      machineBusyPercent: Math.round(
-        100 * (1 - (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total)),
-      ),
-    }
+    const rounds = []
+    for (let round = 0; round < roundsPerBackend; round++) rounds.push(await measure(name, agent, control))
+    // Rounds are reported one by one: on a shared machine, other load makes them differ.
+    const best = rounds.reduce((a, b) => (b.createsPerSecond > a.createsPerSecond ? b : a))
+    const result = { backend: name, best, rounds }
     console.log(JSON.stringify(result))
     return result
   } finally {
