@@ -11,14 +11,18 @@ import { Database } from "./Database.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { Metrics } from "./Metrics.ts"
+import { NodeGateway } from "./NodeGateway.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
+import { NodeTokens } from "./NodeTokens.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
+import { StaticNodes } from "./StaticNodes.ts"
 import { Vault } from "./Vault.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
+import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
@@ -26,7 +30,7 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer).pipe(
   Layer.provideMerge(Dispatcher.layer),
-  Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer)),
+  Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
   Layer.provideMerge(Database),
 )
@@ -38,10 +42,12 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, MetricsHttp, HealthHttp]),
+    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,
+  NodeGateway,
+  StaticNodes,
 )
 
 /**

@@ -6,7 +6,7 @@ import {
   type SessionEvent,
   type SessionId,
 } from "@paws/core"
-import { Cause, Context, Effect, Fiber, Layer, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
@@ -21,7 +21,11 @@ import { Vault } from "./Vault.ts"
  * database until the session ends.
  */
 export class Dispatcher extends Context.Service<Dispatcher, {
-  /** Stops a starting/running session on its node; the caller has already recorded the cancel. */
+  /**
+   * Stops a starting/running session on its node: asks the node to cancel and waits (up to
+   * 15 s) for its stream to end, which records `cancelled` once the node confirms the VM is
+   * gone; a node that does not confirm has its stream interrupted (that too stops the VM).
+   */
   readonly stop: (id: SessionId, node: string | null) => Effect.Effect<void>
   readonly inflight: Effect.Effect<number>
 }>()("paws/control/Dispatcher") {
@@ -38,6 +42,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const running = new Map<SessionId, Fiber.Fiber<void>>()
       const perNode = new Map<string, number>()
       const attempts = new Map<SessionId, number>()
+      /** Sessions a user cancelled: the node's "cancelled" confirms it (Sessions.cancel waits for that). */
+      const cancelling = new Set<SessionId>()
       const maxAttempts = 3
 
       const recovered = yield* store.recover
@@ -50,7 +56,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           if (e._tag === "status") {
             // "starting" was recorded when the session was claimed; the node repeating it is no news.
             if (e.status === "starting") return false
-            const moved = yield* store.transition(id, e.status, e.reason)
+            const reason = e.status === "cancelled" && cancelling.has(id) ? "cancelled_by_user" : e.reason
+            const moved = yield* store.transition(id, e.status, reason)
             return moved && isTerminal(e.status)
           }
           if (e._tag === "result") yield* store.setResult(id, e.result)
@@ -110,16 +117,17 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             VaultError: () => store.transition(claimed.id, "failed", "vault_cannot_decrypt_credentials"),
             RpcClientError: () => lost(claimed.id, "node_lost"),
           }),
+          // Our own interrupt (stop, shutdown) never reaches this handler; an interrupt here came
+          // from the node's side (it shut down, or its link closed), so the node is lost too.
           Effect.catchCause((cause) =>
-            Cause.hasInterruptsOnly(cause)
-              ? Effect.interrupt
-              : Effect.logWarning("node lost during dispatch", cause).pipe(
-                Effect.andThen(lost(claimed.id, "node_lost")),
-              )
+            Effect.logWarning("node lost during dispatch", cause).pipe(
+              Effect.andThen(lost(claimed.id, "node_lost")),
+            )
           ),
           Effect.asVoid,
           Effect.ensuring(Effect.gen(function* () {
             running.delete(claimed.id)
+            cancelling.delete(claimed.id)
             perNode.set(entry.info.id, Math.max(0, (perNode.get(entry.info.id) ?? 1) - 1))
             yield* feed.publish(claimed.id)
             yield* signal.kick
@@ -156,17 +164,24 @@ export class Dispatcher extends Context.Service<Dispatcher, {
 
       return Dispatcher.of({
         stop: Effect.fn("Dispatcher.stop")(function* (id: SessionId, node: string | null) {
+          cancelling.add(id)
           const entry = node === null ? undefined : yield* registry.get(node)
-          if (entry !== undefined) {
-            yield* entry.client.CancelSession({ sessionId: id }).pipe(
-              Effect.timeout(5_000),
-              Effect.catchCause((cause) =>
-                Effect.logWarning("node did not confirm cancel").pipe(Effect.annotateLogs({ session: id, cause }))
-              ),
-            )
-          }
+          const asked = entry === undefined ? false : yield* entry.client.CancelSession({ sessionId: id }).pipe(
+            Effect.timeout(5_000),
+            Effect.as(true),
+            Effect.catchCause((cause) =>
+              Effect.logWarning("node did not confirm cancel").pipe(
+                Effect.annotateLogs({ session: id, cause }),
+                Effect.as(false),
+              )
+            ),
+          )
           const fiber = running.get(id)
-          if (fiber !== undefined) yield* Fiber.interrupt(fiber)
+          if (fiber !== undefined) {
+            // Not live on the node (yet): interrupting the RunSession call stops it there.
+            const ended = asked ? yield* Fiber.await(fiber).pipe(Effect.timeoutOption(15_000)) : undefined
+            if (ended === undefined || ended._tag === "None") yield* Fiber.interrupt(fiber)
+          }
         }),
         inflight: Effect.sync(() => running.size),
       })

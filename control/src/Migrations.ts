@@ -45,4 +45,15 @@ export const migrations = Migrator.fromRecord({
     const sql = yield* SqlClient.SqlClient
     yield* sql`CREATE TABLE paws_settings (name text PRIMARY KEY, value text NOT NULL)`
   }),
+  "0003_node_tokens": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE node_tokens (
+      id text PRIMARY KEY,
+      name text NOT NULL,
+      secret_hash text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      last_used_at timestamptz,
+      revoked_at timestamptz
+    )`
+  }),
 })

@@ -36,7 +36,8 @@ export class NodeRegistry extends Context.Service<NodeRegistry, {
             ),
             () =>
               Effect.sync(() => {
-                if (nodes.get(entry.info.id) === entry) nodes.delete(entry.info.id)
+                // `update` replaces the entry object; the client tells whether it is still this connection.
+                if (nodes.get(entry.info.id)?.client === entry.client) nodes.delete(entry.info.id)
               }).pipe(Effect.andThen(Effect.logInfo("node gone").pipe(Effect.annotateLogs({ node: entry.info.id })))),
           ),
         update: (info) =>

@@ -103,12 +103,16 @@ export class Sessions extends Context.Service<Sessions, {
             message: `session ${id} is already ${from}; only pending, starting or running sessions can be cancelled`,
           })
         if (isTerminal(before.status)) return yield* illegal(before.status)
+        // On a node, the session becomes `cancelled` when the node confirms its VM is gone
+        // (Dispatcher.stop waits for that); the transition below covers a node that cannot.
+        if (before.node !== null) yield* dispatcher.stop(id, before.node)
         const moved = yield* store.transition(id, "cancelled", "cancelled_by_user")
         const after = yield* store.get(id)
         if (after === undefined) return yield* notFound(id)
-        if (!moved) return yield* illegal(after.status) // it finished meanwhile
+        if (!moved && after.status !== "cancelled") return yield* illegal(after.status) // it finished meanwhile
         yield* feed.publish(id)
-        if (after.node !== null) yield* dispatcher.stop(id, after.node)
+        // Claimed by a node while we cancelled it: stop it there too.
+        if (moved && before.node === null && after.node !== null) yield* dispatcher.stop(id, after.node)
         yield* Effect.logInfo("session cancelled").pipe(Effect.annotateLogs({ session: id, was: before.status }))
         return after
       })

@@ -1,7 +1,9 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { ApiKey, ApiKeyId, ApiKeyNotFound, type ApiScope, CreateApiKey, CreatedApiKey } from "./ApiKeys.ts"
-import { ApiAuth, RequestValidation, RequiredScope } from "./ApiMiddleware.ts"
+import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey } from "./ApiKeys.ts"
+import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
+import { NodeTokensApi } from "./ApiNodeTokens.ts"
+import { scoped } from "./ApiScoped.ts"
 import { IdempotencyConflict, IllegalTransition, ServiceUnavailable, SessionNotFound } from "./Errors.ts"
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
@@ -28,15 +30,6 @@ export const maxPageSize = 200
 const Limit = Schema.NumberFromString.pipe(
   Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: maxPageSize })),
 )
-
-/** Annotates an endpoint with the scope its callers need, for the auth middleware and the docs. */
-const scoped = (scope: ApiScope, summary: string, description?: string) => <E>(endpoint: E): E =>
-  (endpoint as unknown as HttpApiEndpoint.Top).annotate(RequiredScope, scope).annotateMerge(
-    OpenApi.annotations({
-      summary,
-      description: `${description ?? summary}\n\nRequires scope \`${scope}\` (or one that implies it).`,
-    }),
-  ) as unknown as E
 
 const doc = (summary: string, description: string) => OpenApi.annotations({ summary, description })
 
@@ -142,6 +135,7 @@ export class HealthApi extends HttpApiGroup.make("health")
 export class Api extends HttpApi.make("paws")
   .add(SessionsApi)
   .add(NodesApi)
+  .add(NodeTokensApi)
   .add(KeysApi)
   .add(MetricsApi)
   .middleware(ApiAuth)

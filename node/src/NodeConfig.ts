@@ -18,6 +18,12 @@ export interface NodeSettings {
   readonly resultCapBytes: number
   /** Test-only upstream overrides handed to every proxy (resolver, CA bundle, private upstreams). */
   readonly proxyUpstream: Option.Option<ProxyUpstream>
+  /** Call home to this control plane (PAWS_CONTROL_URL, e.g. http://127.0.0.1:4000); none = wait to be dialled. */
+  readonly controlUrl: Option.Option<string>
+  /** Serve NodeRpcs at /rpc: when PAWS_NODE_PORT is set, or when there is no PAWS_CONTROL_URL to call. */
+  readonly serveRpc: boolean
+  /** Control silent this long: the link is dropped and with it every live session (control fails them as node_lost). */
+  readonly lostAfterMs: number
 }
 
 /** One VM per core, and no more than fit in 3/4 of RAM at ~400 MiB each (guest + QEMU + proxy). */
@@ -38,7 +44,13 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   outputCapBytes: Config.Int("PAWS_NODE_OUTPUT_CAP_BYTES").pipe(Config.withDefault(1024 * 1024)),
   resultCapBytes: Config.Int("PAWS_NODE_RESULT_CAP_BYTES").pipe(Config.withDefault(1024 * 1024)),
   proxyUpstream: Config.option(Config.schema(Schema.fromJsonString(ProxyUpstream), "PAWS_NODE_PROXY_UPSTREAM")),
-})
+  controlUrl: Config.option(Config.String("PAWS_CONTROL_URL")),
+  portSet: Config.option(Config.Port("PAWS_NODE_PORT")),
+  lostAfterMs: Config.Int("PAWS_NODE_LOST_AFTER_MS").pipe(Config.withDefault(30_000)),
+}).pipe(Config.map(({ portSet, ...s }) => ({
+  ...s,
+  serveRpc: Option.isSome(portSet) || Option.isNone(s.controlUrl),
+})))
 
 export class NodeConfig extends Context.Service<NodeConfig, NodeSettings>()("paws/node/NodeConfig") {
   static readonly layer = Layer.effect(NodeConfig, Effect.map(nodeSettingsConfig, NodeConfig.of))
@@ -57,4 +69,7 @@ const testDefaults: NodeSettings = {
   outputCapBytes: 1024 * 1024,
   resultCapBytes: 1024 * 1024,
   proxyUpstream: Option.none(),
+  controlUrl: Option.none(),
+  serveRpc: true,
+  lostAfterMs: 30_000,
 }

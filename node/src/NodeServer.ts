@@ -9,7 +9,7 @@ import { timingSafeEqual } from "node:crypto"
 import { NodeConfig } from "./NodeConfig.ts"
 import { LiveSessions } from "./session/LiveSessions.ts"
 
-const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
+export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
   const sessions = yield* LiveSessions
   const config = yield* NodeConfig
   const id = Schema.decodeSync(NodeId)(config.id)

@@ -1,6 +1,7 @@
 /** `paws node` (`npm run node`): serves NodeRpcs for the control plane; must run as root. */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
+import { CallHome } from "./CallHome.ts"
 import { NetnsDialer } from "./guest/NetnsDialer.ts"
 import { NodeSshKey } from "./guest/NodeSshKey.ts"
 import { ImageStore } from "./image/ImageStore.ts"
@@ -48,7 +49,14 @@ export const ReconcileOnStart = Layer.effectDiscard(
   }),
 )
 
-export const NodeApp = NodeServer.pipe(
+/** Serves /rpc (static mode), calls home (PAWS_CONTROL_URL), or both; see NodeConfig.serveRpc. */
+const NodeLinks = Layer.unwrap(Effect.map(NodeConfig, (config) =>
+  Layer.mergeAll(
+    config.serveRpc ? NodeServer : Layer.empty,
+    Option.isSome(config.controlUrl) ? CallHome : Layer.empty,
+  )))
+
+export const NodeApp = NodeLinks.pipe(
   Layer.provide(ReconcileOnStart),
   Layer.provide(NodeServices),
 )

@@ -1,0 +1,46 @@
+import { NodeId } from "@paws/core"
+import { Effect, Schema } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { runNodeLink } from "./NodeLink.ts"
+import { NodeTokens } from "./NodeTokens.ts"
+
+export const nodeIdHeader = "x-paws-node-id"
+
+const refuse = (status: number, message: string) =>
+  HttpServerResponse.jsonUnsafe({ _tag: status === 401 ? "Unauthorized" : "InvalidRequest", message }, { status })
+
+const isNodeId = Schema.is(NodeId)
+
+/**
+ * `GET /v1/nodes/connect`: where nodes call home. The node token and node id are checked
+ * BEFORE the WebSocket upgrade (a wrong or missing token is a plain 401, never a socket);
+ * then control is the RPC client of the node over the upgraded socket for as long as it
+ * stays connected (see runNodeLink). Revoking the token closes the link.
+ */
+export const NodeGateway = HttpRouter.add(
+  "GET",
+  "/v1/nodes/connect",
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const tokens = yield* NodeTokens
+    const header = request.headers["authorization"] ?? ""
+    const tokenId = header.startsWith("Bearer ") ? yield* tokens.verify(header.slice("Bearer ".length)) : undefined
+    if (tokenId === undefined) {
+      yield* Effect.logWarning("node refused: missing or invalid node token").pipe(
+        Effect.annotateLogs({ remote: request.remoteAddress }),
+      )
+      return refuse(401, "missing, invalid or revoked node token: send `Authorization: Bearer <node token>`")
+    }
+    const nodeId = request.headers[nodeIdHeader] ?? ""
+    if (!isNodeId(nodeId)) return refuse(400, `send the node's id in ${nodeIdHeader} (1-63 chars of a-z 0-9 . _ -)`)
+    const socket = yield* Effect.orDie(request.upgrade)
+    yield* runNodeLink(socket, { expectedId: nodeId, until: tokens.revoked(tokenId) }).pipe(
+      Effect.catchTag(
+        "NodeLinkRefused",
+        (e) => Effect.logWarning("node link refused").pipe(Effect.annotateLogs({ node: nodeId, reason: e.message })),
+      ),
+      Effect.annotateLogs({ token: tokenId }),
+    )
+    return HttpServerResponse.empty()
+  }),
+)

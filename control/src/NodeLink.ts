@@ -1,0 +1,101 @@
+import { type NodeInfo, NodeRpcs } from "@paws/core"
+import { Config, Data, Deferred, Effect, Schema } from "effect"
+import { RpcClient, RpcSerialization } from "effect/rpc"
+import { Socket } from "effect/socket"
+import { NodeRegistry } from "./NodeRegistry.ts"
+
+const millis = (name: string, fallback: number) =>
+  Config.schema(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 10, maximum: 3_600_000 }))), name).pipe(
+    Config.withDefault(fallback),
+  )
+
+/** How often control asks a node for its status, and how long a silent node lives on. */
+export const nodeLinkConfig = Config.all({
+  heartbeatMs: millis("PAWS_NODE_HEARTBEAT_MS", 10_000),
+  lostAfterMs: millis("PAWS_NODE_LOST_AFTER_MS", 30_000),
+})
+
+export class NodeLinkRefused extends Data.TaggedError("NodeLinkRefused")<{ readonly message: string }> {}
+
+/**
+ * `socket`, whose reads fail once `kill` completes: the RPC protocol then fails in-flight
+ * calls with an RpcClientError, exactly as when the node drops the connection.
+ */
+const killable = (socket: Socket.Socket, kill: Effect.Effect<void>): Socket.Socket =>
+  Socket.make({
+    writer: socket.writer,
+    reader: Effect.map(socket.reader, (reader) => ({
+      ...reader,
+      pull: Effect.raceFirst(
+        reader.pull,
+        Effect.andThen(
+          kill,
+          Effect.fail(
+            new Socket.SocketError({ reason: new Socket.SocketReadError({ cause: new Error("node link closed") }) }),
+          ),
+        ),
+      ),
+    })),
+  })
+
+/**
+ * Runs control's side of one node connection, whoever dialled: control is the RPC client of
+ * `NodeRpcs` over `socket`. The node is registered (with the capacity of its first
+ * `NodeStatus`) until the socket drops or stays silent for `lostAfterMs` (the RPC pinger
+ * sends a ping every `heartbeatMs` and counts any frame as life); a `NodeStatus` every
+ * `heartbeatMs` keeps its capacity current. When the link ends, the protocol has already
+ * failed every in-flight RunSession with an RpcClientError, so the Dispatcher re-queues
+ * sessions whose VM never ran and fails running ones with `node_lost`.
+ */
+export const runNodeLink = (
+  socket: Socket.Socket,
+  options: { readonly expectedId?: string; readonly until?: Effect.Effect<void> } = {},
+): Effect.Effect<void, NodeLinkRefused, NodeRegistry> =>
+  Effect.scoped(Effect.gen(function* () {
+    const registry = yield* NodeRegistry
+    const { heartbeatMs, lostAfterMs } = yield* Effect.orDie(nodeLinkConfig)
+    const gone = yield* Deferred.make<void>()
+    const protocol = yield* RpcClient.makeProtocolSocket({
+      pingInterval: heartbeatMs,
+      pingTimeout: lostAfterMs,
+      retryTransientErrors: false,
+    }).pipe(
+      Effect.provideService(Socket.Socket, killable(socket, options.until ?? Effect.never)),
+      Effect.provideService(
+        RpcClient.ConnectionHooks,
+        RpcClient.ConnectionHooks.of({ onConnect: Effect.void, onDisconnect: Deferred.succeed(gone, undefined) }),
+      ),
+      Effect.provide(RpcSerialization.layerNdjson),
+    )
+    const client = yield* RpcClient.make(NodeRpcs).pipe(Effect.provideService(RpcClient.Protocol, protocol))
+    const status = client.NodeStatus().pipe(
+      Effect.timeout(lostAfterMs),
+      Effect.map((info): NodeInfo => ({ ...info, lastSeenAt: new Date().toISOString() })),
+    )
+    const info = yield* status.pipe(
+      Effect.mapError((e) => new NodeLinkRefused({ message: `node did not report its status: ${e.message}` })),
+    )
+    if (options.expectedId !== undefined && info.id !== options.expectedId) {
+      return yield* new NodeLinkRefused({
+        message: `node says it is ${info.id} but connected as ${options.expectedId}`,
+      })
+    }
+    const log = (message: string) => Effect.logInfo(message).pipe(Effect.annotateLogs({ node: info.id }))
+    yield* Effect.scoped(Effect.gen(function* () {
+      yield* registry.register({ info, client })
+      yield* status.pipe(
+        Effect.flatMap(registry.update),
+        Effect.catchCause((cause) =>
+          Effect.logWarning("node heartbeat failed").pipe(Effect.annotateLogs({ node: info.id, cause }))
+        ),
+        Effect.delay(heartbeatMs),
+        Effect.forever,
+        Effect.forkScoped,
+      )
+      yield* Deferred.await(gone)
+    }))
+    yield* log("node link ended")
+    // The protocol delivers the RpcClientError to in-flight calls right after onDisconnect;
+    // closing the client before that would interrupt them instead (no node_lost for the Dispatcher).
+    yield* Effect.sleep(200)
+  }))

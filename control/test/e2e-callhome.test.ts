@@ -1,0 +1,172 @@
+// deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
+import { assert, describe, layer } from "@effect/vitest"
+import { NodeAtCapacity, type SessionDispatch, type SessionEvent } from "@paws/core"
+import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { request } from "node:http"
+import { CallHome } from "../../node/src/CallHome.ts"
+import { NodeConfig } from "../../node/src/NodeConfig.ts"
+import { LiveSessions } from "../../node/src/session/LiveSessions.ts"
+import { call, pgliteBackend, script, TestControl, waitForSession } from "./harness.ts"
+
+const now = () => new Date().toISOString()
+
+/**
+ * The real call-home path (node's CallHome SocketServer + RpcServer, control's NodeGateway +
+ * NodeLink) with a session double instead of VMs: `hang` runs until cancelled.
+ */
+const fakeSessions = Layer.sync(LiveSessions, () => {
+  const live = new Map<string, Deferred.Deferred<void>>()
+  return LiveSessions.of({
+    run: (d: SessionDispatch) =>
+      Stream.unwrap(Effect.sync(() => {
+        const cancel = Deferred.makeUnsafe<void>()
+        live.set(d.sessionId, cancel)
+        const start: Array<SessionEvent> = [
+          { _tag: "status", status: "starting", at: now() },
+          { _tag: "status", status: "running", at: now() },
+        ]
+        return Stream.concat(
+          Stream.fromIterable(start),
+          Stream.fromEffect(Deferred.await(cancel)).pipe(
+            Stream.map((): SessionEvent => ({ _tag: "status", status: "cancelled", at: now() })),
+          ),
+        ).pipe(Stream.ensuring(Effect.sync(() => live.delete(d.sessionId))))
+      })) as Stream.Stream<SessionEvent, NodeAtCapacity>,
+    cancel: (id) => Effect.suspend(() => Deferred.succeed(live.get(id)!, undefined)).pipe(Effect.asVoid),
+    ids: Effect.sync(() => new Set(live.keys())),
+    capacity: Effect.sync(() => ({ maxConcurrent: 3, running: live.size })),
+  })
+})
+
+const callHomeNode = (url: string, token: string, id: string) =>
+  Layer.build(
+    CallHome.pipe(
+      Layer.provide(fakeSessions),
+      Layer.provide(NodeConfig.layerWith({
+        id,
+        token: Redacted.make(token),
+        controlUrl: Option.some(url),
+        serveRpc: false,
+        lostAfterMs: 2_000,
+      })),
+    ),
+  )
+
+/** A WebSocket upgrade request by hand: the status line tells whether control upgraded. */
+const upgradeStatus = (url: string, headers: Record<string, string>) =>
+  Effect.callback<number>((resume) => {
+    const req = request(`${url}/v1/nodes/connect`, {
+      headers: {
+        connection: "Upgrade",
+        upgrade: "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64"),
+        ...headers,
+      },
+    })
+    req.on("upgrade", (res, socket) => {
+      socket.destroy()
+      resume(Effect.succeed(res.statusCode ?? 0))
+    })
+    req.on("response", (res) => {
+      res.resume()
+      resume(Effect.succeed(res.statusCode ?? 0))
+    })
+    req.end()
+  })
+
+const nodesOf = (control: any) =>
+  Effect.map(call(control, "GET", "/v1/nodes"), (r) => r.body.map((n: any) => n.id) as Array<string>)
+
+const waitFor = <A>(what: string, effect: Effect.Effect<A>, ok: (a: A) => boolean, ms = 10_000) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + ms
+    while (true) {
+      const a = yield* effect
+      if (ok(a)) return a
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`${what}: last ${JSON.stringify(a)}`))
+      yield* Effect.sleep(50)
+    }
+  })
+
+describe("node call-home", () => {
+  layer(
+    TestControl.layer({ PAWS_NODE_HEARTBEAT_MS: "200", PAWS_NODE_LOST_AFTER_MS: "1500" }).pipe(
+      Layer.provide(pgliteBackend),
+    ),
+    { excludeTestServices: true, timeout: 120_000 },
+  )((it) => {
+    it.effect("node tokens: created once, listed without secrets, revoked; non-admin keys refused", () =>
+      Effect.gen(function* () {
+        const control = yield* TestControl
+        const created = yield* call(control, "POST", "/v1/nodes/tokens", { body: { name: "rack-1" } })
+        assert.strictEqual(created.status, 201, created.text)
+        assert.match(created.body.token, /^pawsn_[a-z0-9]{12}_/)
+        const listed = yield* call(control, "GET", "/v1/nodes/tokens")
+        assert.include(listed.body.map((t: any) => t.id), created.body.id)
+        assert.notInclude(listed.text, created.body.token.split("_")[2])
+        const reader = yield* call(control, "POST", "/v1/keys", { body: { name: "r", scopes: ["read"] } })
+        const forbidden = yield* call(control, "GET", "/v1/nodes/tokens", { key: reader.body.secret })
+        assert.strictEqual(forbidden.status, 403)
+        const revoked = yield* call(control, "DELETE", `/v1/nodes/tokens/${created.body.id}`)
+        assert.strictEqual(revoked.status, 200)
+        assert.isString(revoked.body.revokedAt)
+        const missing = yield* call(control, "DELETE", "/v1/nodes/tokens/aaaaaaaaaaaa")
+        assert.strictEqual(missing.status, 404)
+        assert.strictEqual(missing.body._tag, "NodeTokenNotFound")
+        // Revoked, wrong and absent tokens: a plain 401 before any upgrade.
+        const id = { "x-paws-node-id": "n-refused" }
+        assert.strictEqual(
+          yield* upgradeStatus(control.url, { ...id, authorization: `Bearer ${created.body.token}` }),
+          401,
+        )
+        assert.strictEqual(yield* upgradeStatus(control.url, { ...id, authorization: "Bearer pawsn_x" }), 401)
+        assert.strictEqual(yield* upgradeStatus(control.url, id), 401)
+        // An API key is not a node token.
+        assert.strictEqual(
+          yield* upgradeStatus(control.url, { ...id, authorization: `Bearer ${control.adminKey}` }),
+          401,
+        )
+      }))
+
+    it.effect("a node calls home, runs and cancels a session, is lost with its sessions, and a revoke cuts it off", () =>
+      Effect.gen(function* () {
+        const control = yield* TestControl
+        const token = (yield* call(control, "POST", "/v1/nodes/tokens", { body: { name: "n-home" } })).body
+        const good = { authorization: `Bearer ${token.token}` }
+        assert.strictEqual(yield* upgradeStatus(control.url, good), 400, "a node id is required")
+
+        const node = yield* Effect.scoped(Effect.gen(function* () {
+          yield* callHomeNode(control.url, token.token, "n-home")
+          const listed = yield* waitFor("registered", call(control, "GET", "/v1/nodes"), (r) => r.body.length === 1)
+          assert.deepInclude(listed.body[0], { id: "n-home", status: "ready" })
+          assert.strictEqual(listed.body[0].capacity.maxConcurrent, 3)
+
+          // Cancel: the node is asked, and the session is cancelled once it confirms.
+          const a = (yield* call(control, "POST", "/v1/sessions", { body: script("hang") })).body.sessionId
+          yield* waitForSession(control, a, (s) => s.status === "running")
+          const cancelled = yield* call(control, "DELETE", `/v1/sessions/${a}`)
+          assert.strictEqual(cancelled.body.status, "cancelled", cancelled.text)
+          assert.strictEqual(cancelled.body.reason, "cancelled_by_user")
+
+          const b = (yield* call(control, "POST", "/v1/sessions", { body: script("hang") })).body.sessionId
+          yield* waitForSession(control, b, (s) => s.status === "running")
+          return b
+        }))
+        // The node went away (its scope closed the socket): the running session failed as node_lost.
+        const lost = yield* waitForSession(control, node, (s) => s.status !== "running")
+        assert.strictEqual(lost.status, "failed")
+        assert.strictEqual(lost.reason, "node_lost")
+        yield* waitFor("unregistered", nodesOf(control), (ids) => ids.length === 0)
+
+        yield* Effect.scoped(Effect.gen(function* () {
+          yield* callHomeNode(control.url, token.token, "n-home")
+          yield* waitFor("re-registered", nodesOf(control), (ids) => ids.includes("n-home"))
+          yield* call(control, "DELETE", `/v1/nodes/tokens/${token.id}`)
+          yield* waitFor("revoked node dropped", nodesOf(control), (ids) => ids.length === 0)
+          yield* Effect.sleep(1_500) // its redials are refused
+          assert.deepStrictEqual(yield* nodesOf(control), [])
+        }))
+      }))
+  })
+})
