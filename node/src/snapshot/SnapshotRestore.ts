@@ -1,0 +1,166 @@
+import { Context, Effect, Layer } from "effect"
+import type { Scope } from "effect"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { runHostCommand } from "../image/HostCommand.ts"
+import { Vmm, vmRunDirName, VmStartError } from "../vmm/Vmm.ts"
+import type { VmHandle } from "../vmm/Vmm.ts"
+import { connectGuestAgent } from "./GuestAgent.ts"
+import type { GuestAgent } from "./GuestAgent.ts"
+import { launchQemu } from "./QemuProcess.ts"
+import { machineArgs } from "./SnapshotMachine.ts"
+import type { Snapshot } from "./SnapshotManifest.ts"
+
+/** The clone's own network: a new slot; the MACs are the snapshot's (fixed per slot anyway). */
+export interface RestoreTarget {
+  readonly sessionId: string
+  readonly tap: string
+  readonly guestCidr: string
+  readonly gateway: string
+  readonly dns: string
+}
+
+export interface RestoredVm {
+  readonly vm: VmHandle
+  readonly agent: GuestAgent
+  /** ms since restore began: QEMU up (QMP), state loaded (paused), resumed, guest refreshed. */
+  readonly timings: {
+    readonly qmp: number
+    readonly loaded: number
+    readonly resumed: number
+    readonly refreshed: number
+  }
+}
+
+const agentTimeoutMs = 10_000
+
+export class SnapshotRestore extends Context.Service<SnapshotRestore, {
+  /**
+   * Starts a clone of `snapshot` in the scope: copy-on-write disk over the snapshot's, RAM mapped
+   * privately from its file (nothing copied), device state loaded, resumed; then, before anything
+   * else runs, the guest agent sets the clock, reseeds the CRNG with fresh host entropy and moves
+   * the guest to this slot's addresses.
+   */
+  readonly restore: (snapshot: Snapshot, target: RestoreTarget) => Effect.Effect<RestoredVm, VmStartError, Scope.Scope>
+}>()("paws/snapshot/SnapshotRestore") {
+  static readonly layerNoDeps = Layer.effect(
+    SnapshotRestore,
+    Effect.gen(function* () {
+      const vmm = yield* Vmm
+      const restore = Effect.fn("SnapshotRestore.restore")(function* (snapshot: Snapshot, target: RestoreTarget) {
+        const t0 = performance.now()
+        const since = () => Math.round((performance.now() - t0) * 10) / 10
+        const m = snapshot.manifest
+        const fail = (message: string, detail?: string) =>
+          new VmStartError({ sessionId: target.sessionId, message, ...(detail === undefined ? {} : { detail }) })
+        const runDir = path.join(vmm.runDir, vmRunDirName(target.sessionId))
+        yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: async () => {
+              await fs.mkdir(vmm.runDir, { recursive: true })
+              await fs.mkdir(runDir, { mode: 0o700 })
+            },
+            catch: (e) => fail(`cannot create ${runDir}: ${(e as Error).message}`),
+          }),
+          () => Effect.promise(() => fs.rm(runDir, { recursive: true, force: true })),
+        )
+        const file = (f: string) => path.join(runDir, f)
+        const overlayPath = file("disk.qcow2")
+        yield* runHostCommand("qemu-img", [
+          ...["create", "-q", "-f", "qcow2", "-b", snapshot.diskPath, "-F", "qcow2", overlayPath],
+        ]).pipe(Effect.mapError((e) => fail("qemu-img create failed", e.stderr)))
+        // QEMU has dropped to nobody when it reads the device state (fd 4, `migrate-incoming fd:4`)
+        // and when `cont` activates the disk, which reopens it: through fd set 1 (fd 3), not a path
+        // in the root-only data dir.
+        const open = (p: string, flags: string) =>
+          Effect.acquireRelease(
+            Effect.tryPromise({
+              try: () => fs.open(p, flags),
+              catch: (e) => fail(`cannot open ${p}: ${(e as Error).message}`),
+            }),
+            (h) => Effect.promise(() => h.close()),
+          )
+        const disk = yield* open(overlayPath, "r+")
+        const state = yield* open(snapshot.statePath, "r")
+        const diskReadOnly = yield* open(overlayPath, "r") // an fd set hands out fds by access mode
+        const consoleLogPath = file("console.log")
+        const q = yield* launchQemu({
+          sessionId: target.sessionId,
+          netns: vmm.netns,
+          qmpPath: file("qmp.sock"),
+          stderrPath: file("qemu.log"),
+          consoleLogPath,
+          fds: [disk.fd, state.fd, diskReadOnly.fd],
+          argv: machineArgs({
+            accelerator: m.accelerator,
+            memoryMB: m.memoryMB,
+            vcpus: m.vcpus,
+            kernelPath: snapshot.image.kernelPath,
+            initrdPath: snapshot.image.initrdPath,
+            cmdline: m.cmdline,
+            guestMac: m.macPlan.guestMac,
+          }, {
+            sessionId: target.sessionId,
+            tap: target.tap,
+            diskPath: "/dev/fdset/1",
+            fdSets: [{ fd: 3, set: 1 }, { fd: 5, set: 1 }],
+            ramPath: snapshot.ramPath,
+            ramShared: false,
+            qmpPath: file("qmp.sock"),
+            consoleLogPath,
+            controlPath: file("ctl.sock"),
+            runAs: process.getuid?.() === 0 ? "nobody" : undefined,
+            incoming: true,
+          }),
+        })
+        const qmpAt = since()
+        const orDiagnose = <A, E extends { readonly message: string }, R>(eff: Effect.Effect<A, E, R>) =>
+          eff.pipe(Effect.catch((e) => Effect.flatMap(q.diagnostics, (d) => Effect.fail(fail(e.message, d)))))
+        // Connected before the guest resumes, so the agent's port never sees the host go away.
+        const agent = yield* orDiagnose(connectGuestAgent(file("ctl.sock")))
+        const qmp = (cmd: string, args?: Record<string, unknown>) => orDiagnose(q.qmp.execute(cmd, args))
+        yield* qmp("migrate-set-capabilities", { capabilities: [{ capability: "x-ignore-shared", state: true }] })
+        yield* qmp("migrate-incoming", { uri: "fd:4" })
+        for (;;) {
+          const s = (yield* qmp("query-status")) as { status: string }
+          if (s.status === "paused") break
+          if (s.status !== "inmigrate") {
+            return yield* Effect.flatMap(q.diagnostics, (d) => Effect.fail(fail(`restore ended in ${s.status}`, d)))
+          }
+          yield* Effect.sleep(2)
+        }
+        const loadedAt = since()
+        yield* qmp("cont")
+        const resumedAt = since()
+        const seed = randomBytes(64).toString("hex")
+        const epochNs = BigInt(Date.now()) * 1_000_000n
+        const reply = yield* orDiagnose(
+          agent.request(
+            `restore ${epochNs} ${seed} ${target.guestCidr} ${target.gateway} ${target.dns}`,
+            agentTimeoutMs,
+          ),
+        )
+        if (reply !== "ok") {
+          return yield* Effect.flatMap(q.diagnostics, (d) => Effect.fail(fail(`guest refresh failed: ${reply}`, d)))
+        }
+        const refreshedAt = since()
+        const readText = (p: string) => Effect.promise(() => fs.readFile(p, "utf8").catch(() => ""))
+        const vm: VmHandle = {
+          sessionId: target.sessionId,
+          pid: q.pid,
+          accelerator: m.accelerator,
+          netns: vmm.netns,
+          runDir,
+          overlayPath,
+          consoleLogPath,
+          console: readText(consoleLogPath),
+          exited: q.exited,
+          qmp: (cmd, a) => q.qmp.execute(cmd, a),
+        }
+        return { vm, agent, timings: { qmp: qmpAt, loaded: loadedAt, resumed: resumedAt, refreshed: refreshedAt } }
+      })
+      return SnapshotRestore.of({ restore })
+    }),
+  )
+}
