@@ -16,10 +16,13 @@ import { ProxySupervisor } from "./proxy/ProxySupervisor.ts"
 import { LiveSessions } from "./session/LiveSessions.ts"
 import { SessionRunner } from "./session/SessionRunner.ts"
 import { QemuMicrovm } from "./vmm/QemuMicrovm.ts"
+import { SnapshotRestore } from "./snapshot/SnapshotRestore.ts"
+import { SnapshotStore } from "./snapshot/SnapshotStore.ts"
 
 /** Everything a node runs sessions with, from `PAWS_*` config. */
 export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerNoDeps).pipe(
   Layer.provideMerge(SessionRunner.layerNoDeps),
+  Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps)),
   Layer.provideMerge(
     Layer.mergeAll(
       NetworkSlot.layerNoDeps.pipe(Layer.provide(SlotPool.layer)),

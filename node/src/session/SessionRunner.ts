@@ -9,6 +9,9 @@ import { NetworkSlot } from "../network/NetworkSlot.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { ProxySupervisor } from "../proxy/ProxySupervisor.ts"
 import { Vmm } from "../vmm/Vmm.ts"
+import { chooseSnapshot } from "../snapshot/SnapshotChoice.ts"
+import { SnapshotRestore } from "../snapshot/SnapshotRestore.ts"
+import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import {
   envFile,
   envPath,
@@ -50,6 +53,9 @@ export class SessionRunner extends Context.Service<SessionRunner, {
       const vmm = yield* Vmm
       const dialer = yield* NetnsDialer
       const key = yield* NodeSshKey
+      // Optional: a node without snapshot services cold-boots every session.
+      const snapshots = yield* Effect.serviceOption(SnapshotStore)
+      const restorer = yield* Effect.serviceOption(SnapshotRestore)
 
       const run = Effect.fn("SessionRunner.run")(function* (
         dispatch: SessionDispatch,
@@ -69,7 +75,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
 
         /** Every step is an acquire/release pair in this scope; closing it tears down in reverse. */
         const lifecycle = Effect.gen(function* () {
-          const image = yield* images.get(dispatch.snapshot)
+          const snapshot = yield* chooseSnapshot(snapshots, images, dispatch.snapshot, dispatch.resources)
+          const image = Option.isSome(snapshot) ? snapshot.value.image : yield* images.get(dispatch.snapshot)
           const slot = yield* slots.acquire(id)
           yield* mark("slot")
           // The guest is isolated before it exists; the proxy starts while the VM boots, and the
@@ -83,19 +90,27 @@ export class SessionRunner extends Context.Service<SessionRunner, {
               credentials: dispatch.network.credentials,
               onAudit: (event) => emit({ _tag: "audit", event }),
             }).pipe(Effect.tap((p) => firewall.open(slot, p.ports)), Effect.tap(() => mark("proxy+firewall"))),
-            vmm.start({
-              sessionId: id,
-              image,
-              tap: slot.tap,
-              guestMac: slot.guestMac,
-              guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-              gateway: slot.hostIp,
-              dns: slot.hostIp,
-              vcpus: dispatch.resources.vcpus,
-              memoryMB: dispatch.resources.memoryMB,
-            }),
+            Option.isSome(snapshot) && Option.isSome(restorer)
+              ? restorer.value.restore(snapshot.value, {
+                sessionId: id,
+                tap: slot.tap,
+                guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
+                gateway: slot.hostIp,
+                dns: slot.hostIp,
+              }).pipe(Effect.map((r) => r.vm))
+              : vmm.start({
+                sessionId: id,
+                image,
+                tap: slot.tap,
+                guestMac: slot.guestMac,
+                guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
+                gateway: slot.hostIp,
+                dns: slot.hostIp,
+                vcpus: dispatch.resources.vcpus,
+                memoryMB: dispatch.resources.memoryMB,
+              }),
           ], { concurrency: 2 })
-          yield* mark("vm")
+          yield* mark(Option.isSome(snapshot) ? "vm(restored)" : "vm")
           const vmDied = vm.exited.pipe(
             Effect.flatMap((code) => Effect.fail(fail(`VM exited (${code}) unexpectedly`))),
           )
