@@ -26,13 +26,14 @@ const exports = (env: Record<string, string>): string =>
  * small enough to travel in the command (`envInline`), and the workload script from stdin.
  */
 export const prepareGuestCommand = (o: {
-  readonly epochSeconds: number
+  /** Undefined when the clock is already exact (a restored guest's agent set it to the nanosecond). */
+  readonly epochSeconds: number | undefined
   readonly dnsIp: string
   readonly caPem: string
   readonly envInline: string | undefined
 }): string =>
   [
-    `date -s @${o.epochSeconds} >/dev/null`,
+    ...(o.epochSeconds === undefined ? [] : [`date -s @${o.epochSeconds} >/dev/null`]),
     `echo ${shellQuote(`nameserver ${o.dnsIp}`)} > /etc/resolv.conf`,
     `mkdir -p /usr/local/share/ca-certificates /etc/ssl/certs /etc/paws /workload /output /etc/profile.d`,
     `printf '%s' ${shellQuote(o.caPem)} > ${caPath}`,

@@ -128,7 +128,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           const env = envFile(dispatch.workload.env)
           const prepare = (envInline: string | undefined) =>
             prepareGuestCommand({
-              epochSeconds: Math.floor(Date.now() / 1000),
+              epochSeconds: Option.isSome(snapshot) ? undefined : Math.floor(Date.now() / 1000),
               dnsIp: slot.hostIp,
               caPem: proxy.caCertificatePem,
               envInline,

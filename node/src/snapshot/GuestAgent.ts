@@ -18,7 +18,9 @@ export const restoreHelperPath = "/run/paws/paws-restore"
  * The guest side: a busybox sh loop on the virtio-serial port. A port opens once (EBUSY
  * otherwise), hence one read-write fd; read returns EOF while no host is connected, hence the
  * reopen loop. `restore` runs right after a clone resumes: clock + CRNG reseed (paws-restore),
- * then the clone's own address, gateway and resolver (a snapshot carries its source's).
+ * then the clone's own address, gateway and resolver (a snapshot carries its source's). `run`
+ * executes a base64 script and answers `done <exit> <base64 output>` (a command channel without
+ * an SSH handshake; measured against SSH by bench:start).
  */
 export const agentScript = `#!/bin/sh
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -37,6 +39,9 @@ while :; do
       else
         echo "fail $(echo "$out" | tr '\\n' ' ')" >&3
       fi ;;
+    run)
+      out=$(echo "$a" | base64 -d | sh 2>&1)
+      echo "done $? $(printf %s "$out" | base64 | tr -d '\n')" >&3 ;;
     *) echo "fail unknown command $cmd" >&3 ;;
     esac
   done
@@ -68,6 +73,17 @@ export const buildRestoreHelper = (cacheDir: string): Effect.Effect<string, Gues
 export interface GuestAgent {
   readonly request: (line: string, timeoutMs: number) => Effect.Effect<string, GuestAgentError>
 }
+
+/** Runs a script through the agent; output is stdout and stderr together. */
+export const agentRun = (agent: GuestAgent, script: string, timeoutMs: number) =>
+  agent.request(`run ${Buffer.from(script).toString("base64")}`, timeoutMs).pipe(
+    Effect.flatMap((reply) => {
+      const m = /^done (\d+) ?(.*)$/.exec(reply)
+      return m
+        ? Effect.succeed({ exitCode: Number(m[1]), output: Buffer.from(m[2] ?? "", "base64").toString("utf8") })
+        : Effect.fail(new GuestAgentError({ message: `agent run: ${reply}` }))
+    }),
+  )
 
 /** Connects to QEMU's chardev socket for the port; closed with the scope. */
 export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent, GuestAgentError, Scope.Scope> =>

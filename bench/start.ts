@@ -1,0 +1,211 @@
+/**
+ * `npm run bench:start` (root): how fast a session starts from a snapshot, beside the raw floor.
+ *   raw.agent     bare restore of the snapshot (QEMU, device state, cont, clock/RNG/address refresh)
+ *                 + one command over the virtio-serial agent
+ *   raw.ssh       the same restore + SSH handshake + one `exec`
+ *   node.seq      a session through the node's own lifecycle (LiveSessions → SessionRunner: slot,
+ *                 firewall, proxy, restore, SSH, guest prepared, workload) → the workload's first
+ *                 command executed in the VM (it prints the guest clock, set from the host at restore)
+ *   node.conc4    the same, 4 sessions at a time
+ * Not yet through control + RPC (see the report in bench/results). Runs: PAWS_BENCH_START_RUNS (30).
+ * Results: bench/results/start-<time>.json.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer, Option, Stream } from "effect"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import * as os from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { newSessionId, type SessionDispatch } from "@paws/core"
+import { connectGuestShell } from "../node/src/guest/GuestShell.ts"
+import { NetnsDialer } from "../node/src/guest/NetnsDialer.ts"
+import { NodeSshKey } from "../node/src/guest/NodeSshKey.ts"
+import { ImageBuilder } from "../node/src/image/ImageBuilder.ts"
+import { NodeServices } from "../node/src/main.ts"
+import { NetworkSlot } from "../node/src/network/NetworkSlot.ts"
+import type { Slot } from "../node/src/network/NetworkSlot.ts"
+import { LiveSessions } from "../node/src/session/LiveSessions.ts"
+import { agentRun } from "../node/src/snapshot/GuestAgent.ts"
+import { SnapshotBuilder } from "../node/src/snapshot/SnapshotBuilder.ts"
+import { SnapshotRestore } from "../node/src/snapshot/SnapshotRestore.ts"
+import { SnapshotStore } from "../node/src/snapshot/SnapshotStore.ts"
+import { makeNetns } from "../node/test/support/Netns.ts"
+import { testConfig, testImageLayer } from "../node/test/support/TestImage.ts"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const runs = Number(process.env["PAWS_BENCH_START_RUNS"] ?? 30)
+const ms = (x: number) => Math.round(x * 10) / 10
+const percentile = (xs: ReadonlyArray<number>, p: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!
+}
+const summary = (xs: ReadonlyArray<number>) => ({
+  n: xs.length,
+  p50: ms(percentile(xs, 50)),
+  p99: ms(percentile(xs, 99)),
+  min: ms(Math.min(...xs)),
+  max: ms(Math.max(...xs)),
+})
+const netOf = (slot: Slot) => ({
+  tap: slot.tap,
+  guestMac: slot.guestMac,
+  guestIp: slot.guestIp,
+  guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
+  gateway: slot.hostIp,
+  dns: slot.hostIp,
+})
+
+const program = Effect.gen(function* () {
+  const store = yield* SnapshotStore
+  const restorer = yield* SnapshotRestore
+  const slots = yield* NetworkSlot
+  const sessions = yield* LiveSessions
+  const dialer = yield* NetnsDialer
+  const key = yield* NodeSshKey
+
+  const build = yield* Effect.scoped(Effect.gen(function* () {
+    const slot = yield* slots.acquire(newSessionId())
+    return yield* (yield* SnapshotBuilder).build({ name: "default", net: netOf(slot) })
+  }))
+  yield* Effect.logInfo(`snapshot built in ${build.buildMs["total"]} ms`)
+  const snapshot = Option.getOrThrow(yield* store.find("default"))
+
+  // raw floor: restore + one command, over the agent and over SSH
+  const raw = { agent: [] as Array<number>, ssh: [] as Array<number>, phases: [] as Array<Record<string, number>> }
+  for (let i = 0; i < runs; i++) {
+    for (const via of ["agent", "ssh"] as const) {
+      yield* Effect.scoped(Effect.gen(function* () {
+        const sessionId = newSessionId()
+        const slot = yield* slots.acquire(sessionId)
+        const t0 = performance.now()
+        const r = yield* restorer.restore(snapshot, { sessionId, ...netOf(slot) })
+        if (via === "agent") {
+          const out = yield* agentRun(r.agent, "echo go", 10_000)
+          if (out.output !== "go") return yield* Effect.die(new Error(`agent run: ${JSON.stringify(out)}`))
+          raw.agent.push(performance.now() - t0)
+          raw.phases.push({ ...r.timings, command: ms(performance.now() - t0) })
+          yield* Effect.logDebug(`raw phases ${JSON.stringify(raw.phases.at(-1))}`)
+        } else {
+          const shell = yield* connectGuestShell({
+            dialer,
+            host: slot.guestIp,
+            hostKeyBlob: snapshot.image.hostKeyBlob,
+            privateKey: key.privateKey,
+            readyTimeoutMs: 20_000,
+          })
+          const out = yield* shell.run("echo go", { profile: false })
+          if (out.stdout !== "go\n") return yield* Effect.die(new Error(`ssh run: ${JSON.stringify(out)}`))
+          raw.ssh.push(performance.now() - t0)
+        }
+      }))
+    }
+    yield* Effect.logInfo(
+      `raw ${i + 1}/${runs}: agent ${ms(raw.agent.at(-1)!)} ms ${JSON.stringify(raw.phases.at(-1))}, ssh ${
+        ms(raw.ssh.at(-1)!)
+      } ms`,
+    )
+  }
+
+  // through the node: first workload command executed in the VM (guest clock, exact after restore)
+  const session = Effect.gen(function* () {
+    const dispatch: SessionDispatch = {
+      sessionId: newSessionId(),
+      snapshot: "default",
+      // busybox `date` has no %N; adjtimex prints the clock to the microsecond
+      workload: { type: "script", script: "adjtimex | grep -E 'time.tv_(sec|usec)'" },
+      resources: { vcpus: 1, memoryMB: 256 },
+      timeoutMs: 60_000,
+      network: { allowOut: [], credentials: {} },
+    }
+    const t0Epoch = Date.now()
+    const t0 = performance.now()
+    let out = ""
+    let firstOutput = Number.NaN
+    let status = ""
+    yield* sessions.run(dispatch).pipe(Stream.runForEach((e) =>
+      Effect.sync(() => {
+        if (e._tag === "output" && e.stream === "stdout") {
+          if (Number.isNaN(firstOutput)) firstOutput = performance.now() - t0
+          out += e.data
+        }
+        if (e._tag === "status") status = e.status
+      })
+    ))
+    if (status !== "completed") return yield* Effect.die(new Error(`session ended ${status}: ${out}`))
+    const sec = /tv_sec:\s*(\d+)/.exec(out)?.[1]
+    const usec = /tv_usec:\s*(\d+)/.exec(out)?.[1]
+    if (sec === undefined || usec === undefined) return yield* Effect.die(new Error(`no guest time in ${out}`))
+    const executedMs = Number(sec) * 1000 + Number(usec) / 1000 - t0Epoch
+    return { executedMs, firstOutputMs: firstOutput, doneMs: performance.now() - t0 }
+  })
+  const seq: Array<{ executedMs: number; firstOutputMs: number; doneMs: number }> = []
+  for (let i = 0; i < runs; i++) {
+    seq.push(yield* session)
+    yield* Effect.logInfo(`node.seq ${i + 1}/${runs}: executed at ${ms(seq.at(-1)!.executedMs)} ms`)
+  }
+  const conc: typeof seq = []
+  for (let i = 0; i < Math.ceil(runs / 4); i++) {
+    conc.push(...yield* Effect.all([session, session, session, session], { concurrency: 4 }))
+    yield* Effect.logInfo(`node.conc4 batch ${i + 1}: executed at ${conc.slice(-4).map((c) => ms(c.executedMs))} ms`)
+  }
+
+  const results = {
+    raw: { agent: summary(raw.agent), ssh: summary(raw.ssh) },
+    rawPhasesMs: {
+      qmp: summary(raw.phases.map((p) => p["qmp"]!)),
+      loaded: summary(raw.phases.map((p) => p["loaded"]!)),
+      resumed: summary(raw.phases.map((p) => p["resumed"]!)),
+      refreshed: summary(raw.phases.map((p) => p["refreshed"]!)),
+    },
+    node: {
+      seq: { executed: summary(seq.map((s) => s.executedMs)), firstOutput: summary(seq.map((s) => s.firstOutputMs)) },
+      conc4: {
+        executed: summary(conc.map((s) => s.executedMs)),
+        firstOutput: summary(conc.map((s) => s.firstOutputMs)),
+      },
+    },
+  }
+  const ratio = results.node.seq.executed.p50 / results.raw.ssh.p50
+  const time = new Date().toISOString()
+  const report = {
+    time,
+    scope: "node-level (LiveSessions → SessionRunner → proxy + restored VM); control plane and RPC not included",
+    targets: { p50Ms: 150, p99Ms: 400, fullStackOverRaw: 1.15 },
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model ?? "unknown",
+      memoryMiB: Math.round(os.totalmem() / 2 ** 20),
+      loadAverage: os.loadavg(),
+      cpuMHz: /^cpu MHz\s*:\s*([0-9.]+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown",
+    },
+    snapshot: { memoryMB: build.memoryMB, accelerator: build.accelerator, buildMs: build.buildMs, files: build.files },
+    results,
+    nodeSeqOverRawSshP50: Math.round(ratio * 100) / 100,
+  }
+  const file = join(here, "results", `start-${time.replaceAll(":", "-").replace(".", "-")}.json`)
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
+  console.log(JSON.stringify({ file, ...results, nodeSeqOverRawSshP50: report.nodeSeqOverRawSshP50 }, null, 2))
+})
+
+const main = Effect.gen(function* () {
+  const netns = yield* makeNetns("bench")
+  const snapshotDir = yield* Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(os.tmpdir(), "paws-bench-snapshots-"))),
+    (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true })),
+  )
+  yield* ImageBuilder.use((b) => b.build()).pipe(Effect.provide(testImageLayer()), Effect.orDie)
+  const config = testConfig({
+    PAWS_NODE_NETNS: netns,
+    PAWS_NODE_TOKEN: "bench",
+    PAWS_NODE_POOL: "172.16.0.0/22",
+    PAWS_NODE_MAX_VMS: "8",
+    PAWS_SNAPSHOT_DIR: snapshotDir,
+  })
+  const services = yield* Layer.build(
+    SnapshotBuilder.layerNoDeps.pipe(Layer.provideMerge(NodeServices), Layer.provide(config)),
+  )
+  yield* program.pipe(Effect.provideContext(services))
+}).pipe(Effect.scoped)
+
+if (import.meta.main) main.pipe(NodeRuntime.runMain)
