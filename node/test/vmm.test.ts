@@ -119,6 +119,24 @@ layer(TestVmLive, { timeout: "180 seconds", excludeTestServices: true })("QEMU m
       assert.include(path.stdout, "/usr/bin/git")
     }))
 
+  it.effect("a consumer that stops reading an exec stream ends the guest command", () =>
+    Effect.gen(function* () {
+      const { shell } = yield* TestVm
+      const first = yield* shell.exec("sleep 4321 & echo started; exec sleep 1234").pipe(
+        Stream.take(1),
+        Stream.runCollect,
+      )
+      assert.strictEqual(first[0]?._tag === "Stdout" && text(first[0].data), "started\n")
+      let left = ""
+      for (let i = 0; i < 50; i++) {
+        left = (yield* shell.run("ps | grep -E '[s]leep (1234|4321)' || true")).stdout
+        if (left === "") break
+        yield* Effect.sleep(100)
+      }
+      assert.strictEqual(left, "", "the command and its background child are gone")
+      assert.strictEqual((yield* shell.run("echo still connected")).stdout, "still connected\n")
+    }))
+
   it.effect("writes and reads files, binary-safe, with modes and size caps", () =>
     Effect.gen(function* () {
       const { shell } = yield* TestVm

@@ -134,8 +134,22 @@ const handshake = (o: GuestShellOptions, sock: Socket, timeoutMs: number) =>
     })
   })
 
+/**
+ * Dropbear ignores "signal" requests and closing a channel leaves the command running; and all
+ * commands of one connection share dropbear's process group. So each exec becomes its own
+ * session leader (`exec setsid`: same pid, no fork) and records that pid; a stream abandoned
+ * before its exit kills the group. Builtins and exec only: forks are slow under TCG.
+ */
+const execDir = "/run/paws-exec"
+const asGroup = (id: string, script: string) =>
+  `[ -d ${execDir} ] || mkdir -p ${execDir}; echo $$ > ${execDir}/${id}; exec setsid sh -c ${shellQuote(script)}`
+const killGroup = (id: string) =>
+  `read -r pg < ${execDir}/${id} && kill -KILL -- "-$pg" 2>/dev/null; rm -f ${execDir}/${id}`
+
 const makeShell = (client: ssh2.Client): GuestShell => {
-  const open = (command: string, options: ExecOptions) =>
+  const connection = Math.random().toString(36).slice(2, 10)
+  let counter = 0
+  const open = (id: string, command: string, options: ExecOptions) =>
     new Promise<ClientChannel>((resolve, reject) => {
       const prefix = [
         options.profile === false ? "" : ". /etc/profile >/dev/null 2>&1;",
@@ -144,17 +158,33 @@ const makeShell = (client: ssh2.Client): GuestShell => {
           return `export ${k}=${shellQuote(v)};`
         }),
       ].join(" ")
-      client.exec(`${prefix} ${command}`, (err, channel) => (err ? reject(err) : resolve(channel)))
+      client.exec(asGroup(id, `${prefix} ${command}`), (err, channel) => (err ? reject(err) : resolve(channel)))
     })
 
+  const kill = (id: string) =>
+    Effect.callback<void>((resume) => {
+      client.exec(killGroup(id), (err, channel) => {
+        if (err) return resume(Effect.void)
+        channel.resume()
+        channel.on("close", () => resume(Effect.void))
+        channel.end()
+      })
+    }).pipe(Effect.timeoutOption(2_000), Effect.asVoid)
+
   const exec = (command: string, options: ExecOptions = {}): Stream.Stream<ExecEvent, GuestShellError> =>
-    Stream.callback<ExecEvent, GuestShellError>((queue) =>
-      Effect.acquireRelease(
+    Stream.callback<ExecEvent, GuestShellError>((queue) => {
+      const id = `${connection}-${counter++}`
+      let finished = false
+      return Effect.acquireRelease(
         Effect.tryPromise({
-          try: () => open(command, options),
+          try: () => open(id, command, options),
           catch: (e) => new GuestShellError({ message: `exec failed: ${(e as Error).message}` }),
         }),
-        (channel) => Effect.sync(() => channel.close()),
+        (channel) =>
+          Effect.suspend(() => {
+            channel.close()
+            return finished ? Effect.void : kill(id)
+          }),
       ).pipe(Effect.tap((channel) =>
         Effect.sync(() => {
           let code: number | null = null
@@ -169,6 +199,7 @@ const makeShell = (client: ssh2.Client): GuestShell => {
             signal = s
           })
           channel.on("close", () => {
+            finished = true
             Queue.offerUnsafe(queue, { _tag: "Exit", exitCode: code, signal })
             Queue.endUnsafe(queue)
           })
@@ -176,7 +207,7 @@ const makeShell = (client: ssh2.Client): GuestShell => {
           else channel.end()
         })
       ))
-    )
+    })
 
   const run = (command: string, options?: ExecOptions) =>
     exec(command, options).pipe(

@@ -48,7 +48,6 @@ export const QemuMicrovm = Layer.effect(
 /** Per-VM qcow2 overlay over the image's ext4 root; one QMP socket and console log per VM. */
 export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
   Effect.gen(function* () {
-    const config = options
     const runRoot = path.resolve(options.runDir)
     const netns = options.netns
     const probeLock = yield* Semaphore.make(1)
@@ -57,9 +56,9 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
       decided !== undefined ? Effect.succeed(decided) : Semaphore.withPermit(
         probeLock,
         Effect.suspend(() =>
-          decided !== undefined ? Effect.succeed(decided) : decideAccelerator(config.accel, kernelPath).pipe(
+          decided !== undefined ? Effect.succeed(decided) : decideAccelerator(options.accel, kernelPath).pipe(
             Effect.tap((a) => Effect.sync(() => (decided = a))),
-            Effect.tap((a) => Effect.logInfo(`VM accelerator: ${a} (PAWS_ACCEL=${config.accel})`)),
+            Effect.tap((a) => Effect.logInfo(`VM accelerator: ${a} (PAWS_ACCEL=${options.accel})`)),
           )
         ),
       )
