@@ -20,6 +20,7 @@ import { ImageBuilder } from "../node/src/image/ImageBuilder.ts"
 import { makeQemuMicrovm } from "../node/src/vmm/QemuMicrovm.ts"
 import { addTestTap, makeNetns } from "../node/test/support/Netns.ts"
 import { testConfig } from "../node/test/support/TestImage.ts"
+import { coldBootSession } from "./vm-session.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const runs = Number(process.env["PAWS_BENCH_VM_RUNS"] ?? 10)
@@ -96,6 +97,7 @@ export const measurements: Record<string, Measurement> = {
       }
       return out
     }),
+  coldBootSession,
 }
 
 const ms = (x: number) => Math.round(x * 10) / 10
