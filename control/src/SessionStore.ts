@@ -68,6 +68,14 @@ export interface StoredEvent {
   readonly event: SessionEvent
 }
 
+/**
+ * PostgreSQL text and jsonb cannot hold U+0000. Specs are checked for it at the API; what
+ * nodes report (output, results, reasons) may contain it and is stored with U+FFFD instead.
+ */
+const withoutNul = (s: string): string => (s.includes("\u0000") ? s.replaceAll("\u0000", "\uFFFD") : s)
+const nodeJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, v) => (typeof v === "string" ? withoutNul(v) : v))
+
 const statusEvent = (status: SessionStatus, reason?: string): SessionEvent =>
   reason === undefined
     ? { _tag: "status", status, at: new Date().toISOString() }
@@ -180,7 +188,8 @@ export class SessionStore extends Context.Service<SessionStore, {
         return { id: row.id as SessionId, spec: json(row.spec) as SessionSpecView, credentials: row.credentials }
       })
 
-      const transition = Effect.fnUntraced(function* (id: SessionId, to: SessionStatus, reason?: string) {
+      const transition = Effect.fnUntraced(function* (id: SessionId, to: SessionStatus, nodeReason?: string) {
+        const reason = nodeReason === undefined ? undefined : withoutNul(nodeReason)
         const event = JSON.stringify(statusEvent(to, reason))
         const terminal = isTerminal(to)
         const rows = yield* sql<{ id: string }>`WITH u AS (
@@ -199,7 +208,7 @@ export class SessionStore extends Context.Service<SessionStore, {
       })
 
       const append = (id: SessionId, event: SessionEvent) =>
-        sql`INSERT INTO session_events (session_id, event) VALUES (${id}, ${JSON.stringify(event)}::jsonb)`.pipe(
+        sql`INSERT INTO session_events (session_id, event) VALUES (${id}, ${nodeJson(event)}::jsonb)`.pipe(
           Effect.asVoid,
           Effect.orDie,
         )
@@ -207,9 +216,9 @@ export class SessionStore extends Context.Service<SessionStore, {
       const setResult = (id: SessionId, result: SessionResult) => {
         const event: SessionEvent = { _tag: "result", result }
         return sql`WITH u AS (
-            UPDATE sessions SET result = ${JSON.stringify(result)}::jsonb WHERE id = ${id} RETURNING id
+            UPDATE sessions SET result = ${nodeJson(result)}::jsonb WHERE id = ${id} RETURNING id
           )
-          INSERT INTO session_events (session_id, event) SELECT id, ${JSON.stringify(event)}::jsonb FROM u`.pipe(
+          INSERT INTO session_events (session_id, event) SELECT id, ${nodeJson(event)}::jsonb FROM u`.pipe(
           Effect.asVoid,
           Effect.orDie,
         )

@@ -22,6 +22,24 @@ import { QueueSignal } from "./QueueSignal.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Vault } from "./Vault.ts"
 
+/**
+ * U+0000 cannot be stored (PostgreSQL text/jsonb) nor passed to a shell or environment (C
+ * strings), so free-text fields that the schema does not pattern-check must not contain it.
+ */
+const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }> => {
+  const problems: Array<{ path: string; message: string }> = []
+  const check = (path: string, value: string) => {
+    if (value.includes("\u0000")) problems.push({ path, message: "must not contain NUL (U+0000)" })
+  }
+  check("workload.script", spec.workload.script)
+  for (const [name, value] of Object.entries(spec.workload.env ?? {})) check(`workload.env.${name}`, value)
+  for (const [key, value] of Object.entries(spec.metadata ?? {})) {
+    check(`metadata.${key}`, key)
+    check(`metadata.${key}`, value)
+  }
+  return problems
+}
+
 const notFound = (id: string) => new SessionNotFound({ sessionId: id, message: `no session ${id}` })
 
 /**
@@ -49,7 +67,7 @@ export class Sessions extends Context.Service<Sessions, {
 
       const create = Effect.fnUntraced(
         function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined) {
-          const problems = sessionSpecProblems(spec, limits)
+          const problems = [...sessionSpecProblems(spec, limits), ...nulProblems(spec)]
           if (problems.length > 0) {
             return yield* new InvalidRequest({
               message: problems.map((p) => `${p.path}: ${p.message}`).join("; "),

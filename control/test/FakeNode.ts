@@ -69,7 +69,11 @@ export const registerFakeNode = (
       return Stream.concat(
         start,
         paced([
-          { _tag: "output", stream: "stdout", data: `hello from ${d.sessionId}\n` },
+          {
+            _tag: "output",
+            stream: "stdout",
+            data: script.includes("binary") ? "a\u0000b" : `hello from ${d.sessionId}\n`,
+          },
           { _tag: "output", stream: "stderr", data: "a warning\n" },
           {
             _tag: "audit",

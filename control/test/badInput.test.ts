@@ -85,6 +85,15 @@ for (const backend of backends) {
               /not in network.allowOut/,
             )
 
+            yield* rejects(control, script("echo a\u0000b"), "workload.script", /NUL/)
+            yield* rejects(
+              control,
+              { workload: { type: "script", script: "x", env: { A: "\u0000" } } },
+              "workload.env.A",
+              /NUL/,
+            )
+            yield* rejects(control, script("x", { metadata: { k: "v\u0000" } }), "metadata.k", /NUL/)
+
             const text = yield* call(control, "POST", "/v1/sessions", {
               raw: "workload=x",
               headers: { "content-type": "application/x-www-form-urlencoded" },
