@@ -12,6 +12,7 @@ import { nodes } from "./commands/nodes.ts"
 import { root } from "./commands/root.ts"
 import { run } from "./commands/run.ts"
 import { control, node } from "./commands/services.ts"
+import { up } from "./commands/up.ts"
 import { sessions } from "./commands/sessions.ts"
 import { top } from "./commands/top.ts"
 
@@ -28,7 +29,7 @@ export const paws = root.pipe(
       configHelp("Control-plane configuration (environment, for `paws up` / `paws control`)", controlConfigKeys),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, nodes, keys, top, control, node]),
+  Command.withSubcommands([run, logs, sessions, nodes, keys, top, up, control, node]),
 )
 
 if (import.meta.main) {

@@ -1,5 +1,5 @@
 import { NodeId } from "@paws/core"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { runNodeLink } from "./NodeLink.ts"
 import { NodeTokens } from "./NodeTokens.ts"
@@ -27,7 +27,7 @@ export const NodeGateway = HttpRouter.add(
     const tokenId = header.startsWith("Bearer ") ? yield* tokens.verify(header.slice("Bearer ".length)) : undefined
     if (tokenId === undefined) {
       yield* Effect.logWarning("node refused: missing or invalid node token").pipe(
-        Effect.annotateLogs({ remote: request.remoteAddress }),
+        Effect.annotateLogs({ remote: Option.getOrUndefined(request.remoteAddress) }),
       )
       return refuse(401, "missing, invalid or revoked node token: send `Authorization: Bearer <node token>`")
     }

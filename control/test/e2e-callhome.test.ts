@@ -56,6 +56,7 @@ const callHomeNode = (url: string, token: string, id: string) =>
 const upgradeStatus = (url: string, headers: Record<string, string>) =>
   Effect.callback<number>((resume) => {
     const req = request(`${url}/v1/nodes/connect`, {
+      agent: false, // a refused upgrade closes its connection: never reuse one
       headers: {
         connection: "Upgrade",
         upgrade: "websocket",

@@ -1,6 +1,6 @@
 import { Console, Effect } from "effect"
-import { Command, Flag } from "effect/cli"
-import type { NodeInfo } from "@paws/core"
+import { Argument, Command, Flag } from "effect/cli"
+import type { NodeInfo, NodeToken } from "@paws/core"
 import { ApiClient } from "../ApiClient.ts"
 import { withApi } from "./shared.ts"
 
@@ -12,13 +12,64 @@ export const formatNodeRow = (n: NodeInfo): string =>
     `${n.capacity.available} free`,
   ].join("  ")
 
-export const nodes = Command.make("nodes", {
-  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON"), Flag.withDefault(false)),
-}, (input) =>
+const json = Flag.Boolean("json").pipe(Flag.withDescription("print JSON"), Flag.withDefault(false))
+
+const listNodes = (input: { readonly json: boolean }) =>
   withApi(Effect.gen(function* () {
     const api = yield* ApiClient
     const list = yield* api.nodes.list()
     if (input.json) return yield* Console.log(JSON.stringify(list, null, 2))
     if (list.length === 0) return yield* Console.log("no nodes (start one with `paws node` or `paws up`)")
     for (const n of list) yield* Console.log(formatNodeRow(n))
-  }))).pipe(Command.withDescription("List nodes and their capacity"))
+  }))
+
+const list = Command.make("list", { json }, listNodes).pipe(Command.withDescription("List nodes and their capacity"))
+
+const tokenCreate = Command.make("create", {
+  name: Flag.String("name").pipe(Flag.withDescription("which node (or group of nodes) the token is for")),
+}, (input) =>
+  withApi(Effect.gen(function* () {
+    const api = yield* ApiClient
+    const created = yield* api.nodeTokens.create({ payload: { name: input.name } })
+    yield* Console.error(
+      `created node token ${created.id}; it is shown only now. Start a node with it:\n` +
+        `  sudo PAWS_CONTROL_URL=<this control URL> PAWS_NODE_TOKEN=<token> paws node`,
+    )
+    yield* Console.log(created.token)
+  }))).pipe(Command.withDescription("Create a node token (printed once) for PAWS_NODE_TOKEN"))
+
+const tokenList = Command.make("list", { json }, (input) =>
+  withApi(Effect.gen(function* () {
+    const api = yield* ApiClient
+    const tokens: ReadonlyArray<NodeToken> = yield* api.nodeTokens.list()
+    if (input.json) return yield* Console.log(JSON.stringify(tokens, null, 2))
+    for (const t of tokens) {
+      yield* Console.log(
+        [t.id, t.name.padEnd(24), t.revokedAt === null ? "active " : "revoked", t.lastUsedAt ?? "never used"].join(
+          "  ",
+        ),
+      )
+    }
+  }))).pipe(Command.withDescription("List node tokens (never their secrets)"))
+
+const tokenRevoke = Command.make(
+  "revoke",
+  { id: Argument.String("id").pipe(Argument.withDescription("node token id")) },
+  (input) =>
+    withApi(Effect.gen(function* () {
+      const api = yield* ApiClient
+      const t = yield* api.nodeTokens.revoke({ params: { id: input.id } })
+      yield* Console.log(`${t.id} revoked; nodes using it are disconnected`)
+    })),
+).pipe(Command.withDescription("Revoke a node token and disconnect the nodes using it"))
+
+const token = Command.make("token").pipe(
+  Command.withDescription("Manage node tokens (admin)"),
+  Command.withSubcommands([tokenCreate, tokenList, tokenRevoke]),
+)
+
+/** `paws nodes` lists (as `paws nodes list` does); `paws nodes token …` manages node tokens. */
+export const nodes = Command.make("nodes", { json }, listNodes).pipe(
+  Command.withDescription("List nodes and their capacity; manage node tokens"),
+  Command.withSubcommands([list, token]),
+)

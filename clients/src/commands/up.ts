@@ -1,0 +1,69 @@
+import { ConfigProvider, Console, Context, Effect, Layer } from "effect"
+import { Command } from "effect/cli"
+import { HttpServer } from "effect/http"
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join, resolve } from "node:path"
+
+/**
+ * `paws up`: everything on one machine. Control (with the embedded database unless
+ * DATABASE_URL is set) and, as root, a local node in the same process that calls home to it
+ * with a node token kept 0600 in the data dir (reused across restarts). Without root, control
+ * alone: sessions wait until a node connects.
+ */
+export const up = Command.make("up", {}, () =>
+  Effect.scoped(Effect.gen(function* () {
+    const { ControlConfig, ControlLogging, ControlServer, NodeTokens, serverUrl } = yield* Effect.promise(() =>
+      import("@paws/control")
+    )
+    const control = yield* Layer.build(ControlServer.pipe(Layer.provide(ControlLogging)))
+    const url = yield* serverUrl.pipe(
+      Effect.provideService(HttpServer.HttpServer, Context.get(control, HttpServer.HttpServer)),
+    )
+    const { dataDir } = Context.get(control, ControlConfig)
+    const adminKey = resolve(join(dataDir, "admin.key"))
+    yield* Console.error(`paws control: ${url}  (API ${url}/v1, docs ${url}/docs)`)
+    yield* Console.error(`admin API key: ${adminKey} (the CLI finds it when run from this directory)`)
+
+    if (process.getuid?.() !== 0) {
+      yield* Console.error(
+        "not root: no local node, so sessions will wait in the queue until a node connects. Start one with:\n" +
+          `  paws nodes token create --name my-node     # prints a node token\n` +
+          `  sudo PAWS_CONTROL_URL=${url} PAWS_NODE_TOKEN=<token> paws node`,
+      )
+      return yield* Effect.never
+    }
+
+    // The local node's token: reused while valid, else created and stored 0600 beside the admin key.
+    const tokens = Context.get(control, NodeTokens)
+    const tokenFile = resolve(join(dataDir, "node.token"))
+    const stored = existsSync(tokenFile) ? readFileSync(tokenFile, "utf8").trim() : ""
+    let token = stored
+    if (stored === "" || (yield* tokens.verify(stored)) === undefined) {
+      token = (yield* tokens.create("local node (paws up)")).token
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+      writeFileSync(tokenFile, token + "\n", { mode: 0o600 })
+      chmodSync(tokenFile, 0o600)
+    }
+
+    const nodeConfig = ConfigProvider.layer(ConfigProvider.fromEnvRecord({
+      ...process.env as Record<string, string>,
+      PAWS_DATA_DIR: dataDir,
+      PAWS_CONTROL_URL: url,
+      PAWS_NODE_TOKEN: token,
+    }))
+    const { ImageBuilder } = yield* Effect.promise(() => import("../../../node/src/image/ImageBuilder.ts"))
+    const started = Date.now()
+    yield* Console.error("guest image: checking (the first build downloads Debian packages and takes minutes)…")
+    const image = yield* ImageBuilder.use((b) => b.build()).pipe(
+      Effect.provide(ImageBuilder.layer.pipe(Layer.provide(nodeConfig))),
+    )
+    yield* Console.error(`guest image: ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${image.dir})`)
+    const { NodeApp } = yield* Effect.promise(() => import("../../../node/src/main.ts"))
+    yield* Layer.build(NodeApp.pipe(Layer.provide(nodeConfig), Layer.provide(ControlLogging)))
+    yield* Console.error("local node: started; it calls home to this control plane (see `paws nodes`)")
+    return yield* Effect.never
+  }))).pipe(
+    Command.withDescription(
+      "Run control + embedded database, and (as root) a local node, in one process; Ctrl-C stops everything",
+    ),
+  )
