@@ -17,12 +17,13 @@ import { LiveSessions } from "./session/LiveSessions.ts"
 import { SessionRunner } from "./session/SessionRunner.ts"
 import { QemuMicrovm } from "./vmm/QemuMicrovm.ts"
 import { SnapshotRestore } from "./snapshot/SnapshotRestore.ts"
+import { ProxyPool } from "./pool/ProxyPool.ts"
 import { SnapshotStore } from "./snapshot/SnapshotStore.ts"
 
 /** Everything a node runs sessions with, from `PAWS_*` config. */
 export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerNoDeps).pipe(
   Layer.provideMerge(SessionRunner.layerNoDeps),
-  Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps)),
+  Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps, ProxyPool.layerNoDeps)),
   Layer.provideMerge(
     Layer.mergeAll(
       NetworkSlot.layerNoDeps.pipe(Layer.provide(SlotPool.layer)),

@@ -10,6 +10,7 @@ import { NodeConfig } from "../NodeConfig.ts"
 import { ProxySupervisor } from "../proxy/ProxySupervisor.ts"
 import { Vmm } from "../vmm/Vmm.ts"
 import { chooseSnapshot } from "../snapshot/SnapshotChoice.ts"
+import { ProxyPool } from "../pool/ProxyPool.ts"
 import { SnapshotRestore } from "../snapshot/SnapshotRestore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import {
@@ -56,6 +57,9 @@ export class SessionRunner extends Context.Service<SessionRunner, {
       // Optional: a node without snapshot services cold-boots every session.
       const snapshots = yield* Effect.serviceOption(SnapshotStore)
       const restorer = yield* Effect.serviceOption(SnapshotRestore)
+      // Warm proxies when the node keeps a pool (same contract as ProxySupervisor.start).
+      const proxyPool = yield* Effect.serviceOption(ProxyPool)
+      const startProxy = Option.isSome(proxyPool) ? proxyPool.value.start : proxies.start
 
       const run = Effect.fn("SessionRunner.run")(function* (
         dispatch: SessionDispatch,
@@ -83,7 +87,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           // firewall opens to the proxy as soon as its ports are known.
           yield* firewall.isolate(slot)
           const [proxy, vm] = yield* Effect.all([
-            proxies.start({
+            startProxy({
               sessionId: id,
               hostIp: slot.hostIp,
               allowOut: dispatch.network.allowOut,
