@@ -69,10 +69,10 @@ export interface StoredEvent {
 }
 
 /**
- * PostgreSQL text and jsonb cannot hold U+0000. Specs are checked for it at the API; what
- * nodes report (output, results, reasons) may contain it and is stored with U+FFFD instead.
+ * PostgreSQL text and jsonb cannot hold U+0000 or lone surrogates. Specs are checked at the
+ * API; what nodes report (output, results, reasons) is stored with U+FFFD in their place.
  */
-const withoutNul = (s: string): string => (s.includes("\u0000") ? s.replaceAll("\u0000", "\uFFFD") : s)
+const withoutNul = (s: string): string => (s.includes("\u0000") ? s.replaceAll("\u0000", "\uFFFD") : s).toWellFormed()
 const nodeJson = (value: unknown): string =>
   JSON.stringify(value, (_key, v) => (typeof v === "string" ? withoutNul(v) : v))
 

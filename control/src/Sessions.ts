@@ -23,13 +23,14 @@ import { SessionStore } from "./SessionStore.ts"
 import { Vault } from "./Vault.ts"
 
 /**
- * U+0000 cannot be stored (PostgreSQL text/jsonb) nor passed to a shell or environment (C
- * strings), so free-text fields that the schema does not pattern-check must not contain it.
+ * U+0000 and lone surrogates cannot be stored (PostgreSQL text/jsonb), and NUL cannot reach a
+ * shell or environment (C strings): free-text fields that no pattern checks must not hold them.
  */
 const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }> => {
   const problems: Array<{ path: string; message: string }> = []
   const check = (path: string, value: string) => {
     if (value.includes("\u0000")) problems.push({ path, message: "must not contain NUL (U+0000)" })
+    else if (!value.isWellFormed()) problems.push({ path, message: "must be valid Unicode (no lone surrogates)" })
   }
   check("workload.script", spec.workload.script)
   for (const [name, value] of Object.entries(spec.workload.env ?? {})) check(`workload.env.${name}`, value)

@@ -72,7 +72,7 @@ export const registerFakeNode = (
           {
             _tag: "output",
             stream: "stdout",
-            data: script.includes("binary") ? "a\u0000b" : `hello from ${d.sessionId}\n`,
+            data: script.includes("binary") ? "a\u0000b\ud800" : `hello from ${d.sessionId}\n`,
           },
           { _tag: "output", stream: "stderr", data: "a warning\n" },
           {

@@ -93,6 +93,7 @@ for (const backend of backends) {
               /NUL/,
             )
             yield* rejects(control, script("x", { metadata: { k: "v\u0000" } }), "metadata.k", /NUL/)
+            yield* rejects(control, script("lone \ud800 surrogate"), "workload.script", /Unicode|surrogate/)
 
             const text = yield* call(control, "POST", "/v1/sessions", {
               raw: "workload=x",

@@ -110,14 +110,14 @@ for (const backend of backends) {
             assert.strictEqual(events404.status, 404)
           }))
 
-        it.effect("output with NUL bytes from a node is stored (as U+FFFD) and the session completes", () =>
+        it.effect("output with NUL or lone surrogates from a node is stored (as U+FFFD) and the session completes", () =>
           Effect.gen(function* () {
             const control = yield* TestControl
             yield* registerFakeNode(control.registry, { id: "n-binary", maxConcurrent: 1 })
             const created = yield* call(control, "POST", "/v1/sessions", { body: script("binary") })
             yield* waitForSession(control, created.body.sessionId, (s) => s.status === "completed")
             const sse = yield* readEvents(control, created.body.sessionId)
-            assert.strictEqual(sse.frames.find((f) => f.event === "output")!.data.data, "a\uFFFDb")
+            assert.strictEqual(sse.frames.find((f) => f.event === "output")!.data.data, "a\uFFFDb\uFFFD")
           }))
 
         it.effect("streams live events to a client that connects before the session runs", () =>
