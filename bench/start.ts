@@ -200,6 +200,7 @@ const main = Effect.gen(function* () {
     PAWS_NODE_TOKEN: "bench",
     PAWS_NODE_POOL: "172.16.0.0/22",
     PAWS_NODE_MAX_VMS: "8",
+    PAWS_NODE_WARM_POOL: "4",
     PAWS_SNAPSHOT_DIR: snapshotDir,
   })
   const services = yield* Layer.build(

@@ -18,6 +18,8 @@ import { SessionRunner } from "./session/SessionRunner.ts"
 import { QemuMicrovm } from "./vmm/QemuMicrovm.ts"
 import { SnapshotRestore } from "./snapshot/SnapshotRestore.ts"
 import { ProxyPool } from "./pool/ProxyPool.ts"
+import { DefaultSnapshotOnStart } from "./snapshot/DefaultSnapshot.ts"
+import { SnapshotBuilder } from "./snapshot/SnapshotBuilder.ts"
 import { SnapshotStore } from "./snapshot/SnapshotStore.ts"
 
 /** Everything a node runs sessions with, from `PAWS_*` config. */
@@ -60,8 +62,14 @@ const NodeLinks = Layer.unwrap(Effect.map(NodeConfig, (config) =>
     Option.isSome(config.controlUrl) ? CallHome : Layer.empty,
   )))
 
+/** Reconcile first (it kills every labelled VM), then the optional background default-snapshot build. */
+const StartupTasks = DefaultSnapshotOnStart.pipe(
+  Layer.provide(SnapshotBuilder.layerNoDeps),
+  Layer.provideMerge(ReconcileOnStart),
+)
+
 export const NodeApp = NodeLinks.pipe(
-  Layer.provide(ReconcileOnStart),
+  Layer.provide(StartupTasks),
   Layer.provide(NodeServices),
 )
 
