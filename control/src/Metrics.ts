@@ -8,12 +8,19 @@ interface Histogram {
   count: number
 }
 
-/** Collapses ids in paths so the route label has bounded cardinality. */
+/**
+ * Collapses ids in paths so the route label has bounded cardinality. Every segment in an id
+ * position counts, not only well-formed ids: a request with a malformed id (a 400, or a 401
+ * without a key) still reaches a route, and each distinct one must not become a new label.
+ */
 export const routeLabel = (path: string): string =>
   path
     .split("?")[0]!
-    .replace(/\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, "/:id")
-    .replace(/^\/v1\/keys\/[^/]+$/, "/v1/keys/:id")
+    .replace(/\/{2,}/g, "/")
+    .replace(/^\/v1\/(sessions|keys|nodes\/tokens)\/[^/]+(\/events)?\/?$/, "/v1/$1/:id$2")
+
+/** Past this many distinct route labels, further ones are counted as "other" (a backstop for odd paths). */
+const maxRouteLabels = 64
 
 const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")
 const labels = (l: Record<string, string>) => `{${Object.entries(l).map(([k, v]) => `${k}="${escape(v)}"`).join(",")}}`
@@ -34,11 +41,14 @@ export class Metrics extends Context.Service<Metrics, {
     Metrics,
     Effect.sync(() => {
       const requests = new Map<string, number>()
+      const routes = new Set<string>()
       const latency = new Map<string, Histogram>()
       let created = 0
       return Metrics.of({
         recordRequest: (method, path, status, seconds) => {
-          const route = routeLabel(path)
+          const label = routeLabel(path)
+          const route = routes.has(label) || routes.size < maxRouteLabels ? label : "other"
+          routes.add(route)
           const key = `${method}\u0000${route}\u0000${status}`
           requests.set(key, (requests.get(key) ?? 0) + 1)
           const hkey = `${method}\u0000${route}`

@@ -26,8 +26,13 @@ export const ApiKey = Schema.Struct({
 }).annotate({ identifier: "ApiKey" })
 export type ApiKey = typeof ApiKey.Type
 
+/** PostgreSQL text cannot hold U+0000 or lone surrogates: such a name was a 500 (found by fuzz-api). */
+const storableName = Schema.makeFilter((s: string) =>
+  (!s.includes("\u0000") && s.isWellFormed()) || "must not contain NUL (U+0000) or lone surrogates"
+)
+
 export const CreateApiKey = Schema.Struct({
-  name: Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 128))),
+  name: Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 128), storableName)),
   scopes: Schema.Array(ApiScope).pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(3))),
 }).annotate({ identifier: "CreateApiKey" })
 export type CreateApiKey = typeof CreateApiKey.Type
