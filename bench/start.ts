@@ -7,11 +7,15 @@
  *                 firewall, proxy, restore, SSH, guest prepared, workload) → the workload's first
  *                 command executed in the VM (it prints the guest clock, set from the host at restore)
  *   node.conc4    the same, 4 sessions at a time
- * Not yet through control + RPC (see the report in bench/results). Runs: PAWS_BENCH_START_RUNS (30).
+ *   full.seq      POST /v1/sessions on a real control process (PGlite, its own process) → queue →
+ *                 scheduler → Effect RPC over WebSocket → this node → … → the workload's first command
+ *   full.conc4    the same, 4 at a time
+ * Runs: PAWS_BENCH_START_RUNS (30).
  * Results: bench/results/start-<time>.json.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Option, Stream } from "effect"
+import { spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { dirname, join } from "node:path"
@@ -23,6 +27,7 @@ import { NodeSshKey } from "../node/src/guest/NodeSshKey.ts"
 import { ImageBuilder } from "../node/src/image/ImageBuilder.ts"
 import { NodeServices } from "../node/src/main.ts"
 import { NetworkSlot } from "../node/src/network/NetworkSlot.ts"
+import { NodeServer } from "../node/src/NodeServer.ts"
 import type { Slot } from "../node/src/network/NetworkSlot.ts"
 import { LiveSessions } from "../node/src/session/LiveSessions.ts"
 import { agentRun } from "../node/src/snapshot/GuestAgent.ts"
@@ -55,138 +60,243 @@ const netOf = (slot: Slot) => ({
   dns: slot.hostIp,
 })
 
-const program = Effect.gen(function* () {
-  const store = yield* SnapshotStore
-  const restorer = yield* SnapshotRestore
-  const slots = yield* NetworkSlot
-  const sessions = yield* LiveSessions
-  const dialer = yield* NetnsDialer
-  const key = yield* NodeSshKey
+/** The workload: busybox `date` has no %N; adjtimex prints the clock to the microsecond. */
+const timestampScript = "adjtimex | grep -E 'time.tv_(sec|usec)'"
+const guestEpochMs = (out: string): number | undefined => {
+  const sec = /tv_sec:\s*(\d+)/.exec(out)?.[1]
+  const usec = /tv_usec:\s*(\d+)/.exec(out)?.[1]
+  return sec === undefined || usec === undefined ? undefined : Number(sec) * 1000 + Number(usec) / 1000
+}
 
-  const build = yield* Effect.scoped(Effect.gen(function* () {
-    const slot = yield* slots.acquire(newSessionId())
-    return yield* (yield* SnapshotBuilder).build({ name: "default", net: netOf(slot) })
-  }))
-  yield* Effect.logInfo(`snapshot built in ${build.buildMs["total"]} ms`)
-  const snapshot = Option.getOrThrow(yield* store.find("default"))
-
-  // raw floor: restore + one command, over the agent and over SSH
-  const raw = { agent: [] as Array<number>, ssh: [] as Array<number>, phases: [] as Array<Record<string, number>> }
-  for (let i = 0; i < runs; i++) {
-    for (const via of ["agent", "ssh"] as const) {
-      yield* Effect.scoped(Effect.gen(function* () {
-        const sessionId = newSessionId()
-        const slot = yield* slots.acquire(sessionId)
-        const t0 = performance.now()
-        const r = yield* restorer.restore(snapshot, { sessionId, ...netOf(slot) })
-        if (via === "agent") {
-          const out = yield* agentRun(r.agent, "echo go", 10_000)
-          if (out.output !== "go") return yield* Effect.die(new Error(`agent run: ${JSON.stringify(out)}`))
-          raw.agent.push(performance.now() - t0)
-          raw.phases.push({ ...r.timings, command: ms(performance.now() - t0) })
-          yield* Effect.logDebug(`raw phases ${JSON.stringify(raw.phases.at(-1))}`)
-        } else {
-          const shell = yield* connectGuestShell({
-            dialer,
-            host: slot.guestIp,
-            hostKeyBlob: snapshot.image.hostKeyBlob,
-            privateKey: key.privateKey,
-            readyTimeoutMs: 20_000,
-          })
-          const out = yield* shell.run("echo go", { profile: false })
-          if (out.stdout !== "go\n") return yield* Effect.die(new Error(`ssh run: ${JSON.stringify(out)}`))
-          raw.ssh.push(performance.now() - t0)
-        }
-      }))
-    }
-    yield* Effect.logInfo(
-      `raw ${i + 1}/${runs}: agent ${ms(raw.agent.at(-1)!)} ms ${JSON.stringify(raw.phases.at(-1))}, ssh ${
-        ms(raw.ssh.at(-1)!)
-      } ms`,
-    )
-  }
-
-  // through the node: first workload command executed in the VM (guest clock, exact after restore)
-  const session = Effect.gen(function* () {
-    const dispatch: SessionDispatch = {
-      sessionId: newSessionId(),
-      snapshot: "default",
-      // busybox `date` has no %N; adjtimex prints the clock to the microsecond
-      workload: { type: "script", script: "adjtimex | grep -E 'time.tv_(sec|usec)'" },
-      resources: { vcpus: 1, memoryMB: 256 },
-      timeoutMs: 60_000,
-      network: { allowOut: [], credentials: {} },
-    }
-    const t0Epoch = Date.now()
-    const t0 = performance.now()
-    let out = ""
-    let firstOutput = Number.NaN
-    let status = ""
-    yield* sessions.run(dispatch).pipe(Stream.runForEach((e) =>
-      Effect.sync(() => {
-        if (e._tag === "output" && e.stream === "stdout") {
-          if (Number.isNaN(firstOutput)) firstOutput = performance.now() - t0
-          out += e.data
-        }
-        if (e._tag === "status") status = e.status
+/** A control plane in its own process, dialling this node (static PAWS_NODES). */
+const startControl = (nodeUrl: string) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const dataDir = mkdtempSync(join(os.tmpdir(), "paws-bench-control-"))
+      const port = 20000 + Math.floor(Math.random() * 20000)
+      const child = spawn(process.execPath, [join(here, "../control/src/main.ts")], {
+        env: {
+          PATH: process.env["PATH"] ?? "",
+          PAWS_HOST: "127.0.0.1",
+          PAWS_PORT: String(port),
+          PAWS_DATA_DIR: dataDir,
+          PAWS_LOG_LEVEL: "Warn",
+          PAWS_NODES: nodeUrl,
+          PAWS_NODES_TOKEN: "bench",
+        },
+        stdio: ["ignore", "inherit", "inherit"],
       })
-    ))
-    if (status !== "completed") return yield* Effect.die(new Error(`session ended ${status}: ${out}`))
-    const sec = /tv_sec:\s*(\d+)/.exec(out)?.[1]
-    const usec = /tv_usec:\s*(\d+)/.exec(out)?.[1]
-    if (sec === undefined || usec === undefined) return yield* Effect.die(new Error(`no guest time in ${out}`))
-    const executedMs = Number(sec) * 1000 + Number(usec) / 1000 - t0Epoch
-    return { executedMs, firstOutputMs: firstOutput, doneMs: performance.now() - t0 }
-  })
-  const seq: Array<{ executedMs: number; firstOutputMs: number; doneMs: number }> = []
-  for (let i = 0; i < runs; i++) {
-    seq.push(yield* session)
-    yield* Effect.logInfo(`node.seq ${i + 1}/${runs}: executed at ${ms(seq.at(-1)!.executedMs)} ms`)
-  }
-  const conc: typeof seq = []
-  for (let i = 0; i < Math.ceil(runs / 4); i++) {
-    conc.push(...yield* Effect.all([session, session, session, session], { concurrency: 4 }))
-    yield* Effect.logInfo(`node.conc4 batch ${i + 1}: executed at ${conc.slice(-4).map((c) => ms(c.executedMs))} ms`)
-  }
+      const base = `http://127.0.0.1:${port}`
+      for (let i = 0; i < 600; i++) {
+        if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break
+        if (child.exitCode !== null) throw new Error("control exited during start")
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      const key = readFileSync(join(dataDir, "admin.key"), "utf8").trim()
+      const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" }
+      for (let i = 0; i < 300; i++) {
+        const nodes = await fetch(`${base}/v1/nodes`, { headers }).then((r) => r.json()) as Array<{ status: string }>
+        if (nodes.some((n) => n.status === "ready")) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      return { child, dataDir, base, headers }
+    }),
+    (c) =>
+      Effect.promise(async () => {
+        c.child.kill("SIGTERM")
+        if (c.child.exitCode === null) await new Promise((r) => c.child.once("exit", r))
+        rmSync(c.dataDir, { recursive: true, force: true })
+      }),
+  )
 
-  const results = {
-    raw: { agent: summary(raw.agent), ssh: summary(raw.ssh) },
-    rawPhasesMs: {
-      qmp: summary(raw.phases.map((p) => p["qmp"]!)),
-      loaded: summary(raw.phases.map((p) => p["loaded"]!)),
-      resumed: summary(raw.phases.map((p) => p["resumed"]!)),
-      refreshed: summary(raw.phases.map((p) => p["refreshed"]!)),
-    },
-    node: {
-      seq: { executed: summary(seq.map((s) => s.executedMs)), firstOutput: summary(seq.map((s) => s.firstOutputMs)) },
-      conc4: {
-        executed: summary(conc.map((s) => s.executedMs)),
-        firstOutput: summary(conc.map((s) => s.firstOutputMs)),
+const program = (nodeUrl: string) =>
+  Effect.gen(function* () {
+    const store = yield* SnapshotStore
+    const restorer = yield* SnapshotRestore
+    const slots = yield* NetworkSlot
+    const sessions = yield* LiveSessions
+    const dialer = yield* NetnsDialer
+    const key = yield* NodeSshKey
+
+    const build = yield* Effect.scoped(Effect.gen(function* () {
+      const slot = yield* slots.acquire(newSessionId())
+      return yield* (yield* SnapshotBuilder).build({ name: "default", net: netOf(slot) })
+    }))
+    yield* Effect.logInfo(`snapshot built in ${build.buildMs["total"]} ms`)
+    const snapshot = Option.getOrThrow(yield* store.find("default"))
+
+    // raw floor: restore + one command, over the agent and over SSH
+    const raw = { agent: [] as Array<number>, ssh: [] as Array<number>, phases: [] as Array<Record<string, number>> }
+    for (let i = 0; i < runs; i++) {
+      for (const via of ["agent", "ssh"] as const) {
+        yield* Effect.scoped(Effect.gen(function* () {
+          const sessionId = newSessionId()
+          const slot = yield* slots.acquire(sessionId)
+          const t0 = performance.now()
+          const r = yield* restorer.restore(snapshot, { sessionId, ...netOf(slot) })
+          if (via === "agent") {
+            const out = yield* agentRun(r.agent, "echo go", 10_000)
+            if (out.output !== "go") return yield* Effect.die(new Error(`agent run: ${JSON.stringify(out)}`))
+            raw.agent.push(performance.now() - t0)
+            raw.phases.push({ ...r.timings, command: ms(performance.now() - t0) })
+            yield* Effect.logDebug(`raw phases ${JSON.stringify(raw.phases.at(-1))}`)
+          } else {
+            const shell = yield* connectGuestShell({
+              dialer,
+              host: slot.guestIp,
+              hostKeyBlob: snapshot.image.hostKeyBlob,
+              privateKey: key.privateKey,
+              readyTimeoutMs: 20_000,
+            })
+            const out = yield* shell.run("echo go", { profile: false })
+            if (out.stdout !== "go\n") return yield* Effect.die(new Error(`ssh run: ${JSON.stringify(out)}`))
+            raw.ssh.push(performance.now() - t0)
+          }
+        }))
+      }
+      yield* Effect.logInfo(
+        `raw ${i + 1}/${runs}: agent ${ms(raw.agent.at(-1)!)} ms ${JSON.stringify(raw.phases.at(-1))}, ssh ${
+          ms(raw.ssh.at(-1)!)
+        } ms`,
+      )
+    }
+
+    // through the node: first workload command executed in the VM (guest clock, exact after restore)
+    const session = Effect.gen(function* () {
+      const dispatch: SessionDispatch = {
+        sessionId: newSessionId(),
+        snapshot: "default",
+        workload: { type: "script", script: timestampScript },
+        resources: { vcpus: 1, memoryMB: 256 },
+        timeoutMs: 60_000,
+        network: { allowOut: [], credentials: {} },
+      }
+      const t0Epoch = Date.now()
+      const t0 = performance.now()
+      let out = ""
+      let firstOutput = Number.NaN
+      let status = ""
+      yield* sessions.run(dispatch).pipe(Stream.runForEach((e) =>
+        Effect.sync(() => {
+          if (e._tag === "output" && e.stream === "stdout") {
+            if (Number.isNaN(firstOutput)) firstOutput = performance.now() - t0
+            out += e.data
+          }
+          if (e._tag === "status") status = e.status
+        })
+      ))
+      if (status !== "completed") return yield* Effect.die(new Error(`session ended ${status}: ${out}`))
+      const guestMs = guestEpochMs(out)
+      if (guestMs === undefined) return yield* Effect.die(new Error(`no guest time in ${out}`))
+      const executedMs = guestMs - t0Epoch
+      return { executedMs, firstOutputMs: firstOutput, doneMs: performance.now() - t0 }
+    })
+    const seq: Array<{ executedMs: number; firstOutputMs: number; doneMs: number }> = []
+    for (let i = 0; i < runs; i++) {
+      seq.push(yield* session)
+      yield* Effect.logInfo(`node.seq ${i + 1}/${runs}: executed at ${ms(seq.at(-1)!.executedMs)} ms`)
+    }
+    const conc: typeof seq = []
+    for (let i = 0; i < Math.ceil(runs / 4); i++) {
+      conc.push(...yield* Effect.all([session, session, session, session], { concurrency: 4 }))
+      yield* Effect.logInfo(`node.conc4 batch ${i + 1}: executed at ${conc.slice(-4).map((c) => ms(c.executedMs))} ms`)
+    }
+
+    // through the control plane: API → queue → scheduler → RPC → node → … → first command in the VM
+    const control = yield* startControl(nodeUrl)
+    const viaApi = Effect.promise(async () => {
+      const t0Epoch = Date.now()
+      const t0 = performance.now()
+      const res = await fetch(`${control.base}/v1/sessions`, {
+        method: "POST",
+        headers: control.headers,
+        body: JSON.stringify({ workload: { type: "script", script: timestampScript }, timeoutMs: 60_000 }),
+      })
+      if (res.status !== 202) throw new Error(`POST /v1/sessions: ${res.status} ${await res.text()}`)
+      const { sessionId } = await res.json() as { sessionId: string }
+      const acceptedMs = performance.now() - t0
+      for (;;) {
+        const s = await fetch(`${control.base}/v1/sessions/${sessionId}`, { headers: control.headers })
+          .then((r) => r.json()) as { status: string; result: { stdout: string } | null }
+        if (["completed", "failed", "timeout", "cancelled", "node_lost"].includes(s.status)) {
+          if (s.status !== "completed") throw new Error(`session ${sessionId} ended ${s.status}`)
+          const guestMs = guestEpochMs(s.result?.stdout ?? "")
+          if (guestMs === undefined) throw new Error(`no guest time in ${JSON.stringify(s.result)}`)
+          return { executedMs: guestMs - t0Epoch, acceptedMs, completedSeenMs: performance.now() - t0 }
+        }
+        await new Promise((r) => setTimeout(r, 25))
+      }
+    })
+    const fullSeq: Array<{ executedMs: number; acceptedMs: number; completedSeenMs: number }> = []
+    for (let i = 0; i < runs; i++) {
+      fullSeq.push(yield* viaApi)
+      yield* Effect.logInfo(`full.seq ${i + 1}/${runs}: executed at ${ms(fullSeq.at(-1)!.executedMs)} ms`)
+    }
+    const fullConc: typeof fullSeq = []
+    for (let i = 0; i < Math.ceil(runs / 4); i++) {
+      fullConc.push(...yield* Effect.all([viaApi, viaApi, viaApi, viaApi], { concurrency: 4 }))
+      yield* Effect.logInfo(
+        `full.conc4 batch ${i + 1}: executed at ${fullConc.slice(-4).map((c) => ms(c.executedMs))} ms`,
+      )
+    }
+
+    const results = {
+      raw: { agent: summary(raw.agent), ssh: summary(raw.ssh) },
+      rawPhasesMs: {
+        qmp: summary(raw.phases.map((p) => p["qmp"]!)),
+        loaded: summary(raw.phases.map((p) => p["loaded"]!)),
+        resumed: summary(raw.phases.map((p) => p["resumed"]!)),
+        refreshed: summary(raw.phases.map((p) => p["refreshed"]!)),
       },
-    },
-  }
-  const ratio = results.node.seq.executed.p50 / results.raw.ssh.p50
-  const time = new Date().toISOString()
-  const report = {
-    time,
-    scope: "node-level (LiveSessions → SessionRunner → proxy + restored VM); control plane and RPC not included",
-    targets: { p50Ms: 150, p99Ms: 400, fullStackOverRaw: 1.15 },
-    machine: {
-      cpus: os.cpus().length,
-      model: os.cpus()[0]?.model ?? "unknown",
-      memoryMiB: Math.round(os.totalmem() / 2 ** 20),
-      loadAverage: os.loadavg(),
-      cpuMHz: /^cpu MHz\s*:\s*([0-9.]+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown",
-    },
-    snapshot: { memoryMB: build.memoryMB, accelerator: build.accelerator, buildMs: build.buildMs, files: build.files },
-    results,
-    nodeSeqOverRawSshP50: Math.round(ratio * 100) / 100,
-  }
-  const file = join(here, "results", `start-${time.replaceAll(":", "-").replace(".", "-")}.json`)
-  mkdirSync(dirname(file), { recursive: true })
-  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
-  console.log(JSON.stringify({ file, ...results, nodeSeqOverRawSshP50: report.nodeSeqOverRawSshP50 }, null, 2))
-})
+      node: {
+        seq: { executed: summary(seq.map((s) => s.executedMs)), firstOutput: summary(seq.map((s) => s.firstOutputMs)) },
+        conc4: {
+          executed: summary(conc.map((s) => s.executedMs)),
+          firstOutput: summary(conc.map((s) => s.firstOutputMs)),
+        },
+      },
+      full: {
+        seq: {
+          executed: summary(fullSeq.map((s) => s.executedMs)),
+          accepted: summary(fullSeq.map((s) => s.acceptedMs)),
+        },
+        conc4: {
+          executed: summary(fullConc.map((s) => s.executedMs)),
+          accepted: summary(fullConc.map((s) => s.acceptedMs)),
+        },
+      },
+    }
+    const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100
+    const time = new Date().toISOString()
+    const report = {
+      time,
+      scope: "raw restore floor; node (LiveSessions → SessionRunner); full stack (API → control → RPC → node)",
+      targets: { p50Ms: 150, p99Ms: 400, fullStackOverRaw: 1.15 },
+      machine: {
+        cpus: os.cpus().length,
+        model: os.cpus()[0]?.model ?? "unknown",
+        memoryMiB: Math.round(os.totalmem() / 2 ** 20),
+        loadAverage: os.loadavg(),
+        cpuMHz: /^cpu MHz\s*:\s*([0-9.]+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown",
+      },
+      snapshot: {
+        memoryMB: build.memoryMB,
+        accelerator: build.accelerator,
+        buildMs: build.buildMs,
+        files: build.files,
+      },
+      results,
+      ratios: {
+        fullSeqOverRawSshP50: ratio(results.full.seq.executed.p50, results.raw.ssh.p50),
+        fullSeqOverRawAgentP50: ratio(results.full.seq.executed.p50, results.raw.agent.p50),
+        fullSeqOverNodeSeqP50: ratio(results.full.seq.executed.p50, results.node.seq.executed.p50),
+      },
+    }
+    const file = join(here, "results", `start-${time.replaceAll(":", "-").replace(".", "-")}.json`)
+    mkdirSync(dirname(file), { recursive: true })
+    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
+    console.log(JSON.stringify({ file, ...results, ratios: report.ratios }, null, 2))
+  })
 
 const main = Effect.gen(function* () {
   const netns = yield* makeNetns("bench")
@@ -195,7 +305,10 @@ const main = Effect.gen(function* () {
     (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true })),
   )
   yield* ImageBuilder.use((b) => b.build()).pipe(Effect.provide(testImageLayer()), Effect.orDie)
+  const nodePort = 40000 + Math.floor(Math.random() * 20000)
   const config = testConfig({
+    PAWS_NODE_HOST: "127.0.0.1",
+    PAWS_NODE_PORT: String(nodePort),
     PAWS_NODE_NETNS: netns,
     PAWS_NODE_TOKEN: "bench",
     PAWS_NODE_POOL: "172.16.0.0/22",
@@ -204,9 +317,12 @@ const main = Effect.gen(function* () {
     PAWS_SNAPSHOT_DIR: snapshotDir,
   })
   const services = yield* Layer.build(
-    SnapshotBuilder.layerNoDeps.pipe(Layer.provideMerge(NodeServices), Layer.provide(config)),
+    Layer.mergeAll(SnapshotBuilder.layerNoDeps, NodeServer).pipe(
+      Layer.provideMerge(NodeServices),
+      Layer.provide(config),
+    ),
   )
-  yield* program.pipe(Effect.provideContext(services))
+  yield* program(`ws://127.0.0.1:${nodePort}/rpc`).pipe(Effect.provideContext(services))
 }).pipe(Effect.scoped)
 
 if (import.meta.main) main.pipe(NodeRuntime.runMain)

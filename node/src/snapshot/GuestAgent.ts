@@ -17,8 +17,9 @@ export const restoreHelperPath = "/run/paws/paws-restore"
 /**
  * The guest side: a busybox sh loop on the virtio-serial port. A port opens once (EBUSY
  * otherwise), hence one read-write fd; read returns EOF while no host is connected, hence the
- * reopen loop. `restore` runs right after a clone resumes: clock + CRNG reseed (paws-restore),
- * then the clone's own address, gateway and resolver (a snapshot carries its source's). `run`
+ * reopen loop. `restore` runs right after a clone resumes: one paws-restore process sets the
+ * clock, reseeds the CRNG and moves the guest to the clone's own address, gateway and resolver (a
+ * snapshot carries its source's); no fork beyond it, as every new process is slow right after resume. `run`
  * executes a base64 script and answers `done <exit> <base64 output>` (a command channel without
  * an SSH handshake; measured against SSH by bench:start).
  */
@@ -33,11 +34,10 @@ while :; do
     case $cmd in
     ping) echo "pong $a" >&3 ;;
     restore)
-      if out=$(${restoreHelperPath} "$a" "$b" 2>&1 && ip addr flush dev eth0 2>&1 && ip addr add "$c" dev eth0 2>&1 &&
-        ip route replace default via "$d" dev eth0 2>&1 && echo "nameserver $e" >/etc/resolv.conf); then
+      if ${restoreHelperPath} "$a" "$b" "\${c%/*}" "\${c#*/}" "$d" "$e" 2>/run/paws/restore.err; then
         echo "ok" >&3
       else
-        echo "fail $(echo "$out" | tr '\\n' ' ')" >&3
+        echo "fail $(tr '\\n' ' ' </run/paws/restore.err)" >&3
       fi ;;
     run)
       out=$(echo "$a" | base64 -d | sh 2>&1)
