@@ -1,5 +1,5 @@
 import { type NodeInfo, NodeRpcs } from "@paws/core"
-import { Config, Data, Deferred, Effect, Schema } from "effect"
+import { Config, Data, Deferred, Effect, Exit, Schema, Scope } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
 import { NodeRegistry } from "./NodeRegistry.ts"
@@ -55,6 +55,11 @@ export const runNodeLink = (
     const registry = yield* NodeRegistry
     const { heartbeatMs, lostAfterMs } = yield* Effect.orDie(nodeLinkConfig)
     const gone = yield* Deferred.make<void>()
+    // The registration ends in onDisconnect, which the protocol runs before it fails in-flight
+    // calls: a lost node is gone from the registry before its sessions are failed or re-queued.
+    const registration = yield* Scope.make()
+    yield* Effect.addFinalizer(() => Scope.close(registration, Exit.void))
+    const onDisconnect = Effect.andThen(Scope.close(registration, Exit.void), Deferred.succeed(gone, undefined))
     const protocol = yield* RpcClient.makeProtocolSocket({
       pingInterval: heartbeatMs,
       pingTimeout: lostAfterMs,
@@ -63,7 +68,7 @@ export const runNodeLink = (
       Effect.provideService(Socket.Socket, killable(socket, options.until ?? Effect.never)),
       Effect.provideService(
         RpcClient.ConnectionHooks,
-        RpcClient.ConnectionHooks.of({ onConnect: Effect.void, onDisconnect: Deferred.succeed(gone, undefined) }),
+        RpcClient.ConnectionHooks.of({ onConnect: Effect.void, onDisconnect }),
       ),
       Effect.provide(RpcSerialization.layerNdjson),
     )
@@ -81,8 +86,8 @@ export const runNodeLink = (
       })
     }
     const log = (message: string) => Effect.logInfo(message).pipe(Effect.annotateLogs({ node: info.id }))
+    yield* registry.register({ info, client }).pipe(Scope.provide(registration))
     yield* Effect.scoped(Effect.gen(function* () {
-      yield* registry.register({ info, client })
       yield* status.pipe(
         Effect.flatMap(registry.update),
         Effect.catchCause((cause) =>

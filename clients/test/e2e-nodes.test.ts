@@ -1,0 +1,163 @@
+// deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { labelledProcesses } from "../../node/src/network/Reconciler.ts"
+import { leftovers } from "../../node/test/support/TestNode.ts"
+import { paws } from "./support/CliProcess.ts"
+import { freePort, makeE2eWorld, type PawsProcess, startPaws } from "./support/E2eWorld.ts"
+
+// Root only: `paws control` and `paws node` as separate real processes, the node calling home
+// from a test netns; short heartbeats so that loss is seen within seconds.
+
+let world: Awaited<ReturnType<typeof makeE2eWorld>>
+let control: PawsProcess
+let node: PawsProcess | undefined
+let port = 0
+let url = ""
+let token = ""
+let cli: Record<string, string | undefined> = {}
+
+const controlEnv = () => ({
+  PAWS_HOST: "127.0.0.1",
+  PAWS_PORT: String(port),
+  PAWS_DATA_DIR: join(world.dir, "control"),
+  PAWS_NODE_HEARTBEAT_MS: "500",
+  PAWS_NODE_LOST_AFTER_MS: "3000",
+  PAWS_DISPATCH_INTERVAL_MS: "200",
+})
+
+const startControl = async () => {
+  control = startPaws(["control"], controlEnv())
+  await control.waitFor(/paws control is serving/, 120_000)
+}
+
+const startNode = (nodeToken = token) =>
+  startPaws(["node"], {
+    ...world.nodeEnv,
+    PAWS_DATA_DIR: join(world.dir, "node"),
+    PAWS_CONTROL_URL: url,
+    PAWS_NODE_TOKEN: nodeToken,
+    PAWS_NODE_ID: "e2e-node",
+    PAWS_NODE_MAX_VMS: "1",
+    PAWS_NODE_LOST_AFTER_MS: "3000",
+  })
+
+const api = async (method: string, path: string) => {
+  const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${cli.PAWS_API_KEY}` } })
+  return { status: res.status, body: await res.json() as any }
+}
+
+const waitUntil = async <A>(what: string, get: () => Promise<A>, ok: (a: A) => boolean, ms = 60_000) => {
+  const deadline = Date.now() + ms
+  let last: A = await get()
+  while (!ok(last)) {
+    if (Date.now() > deadline) throw new Error(`${what}: last ${JSON.stringify(last)}`)
+    await new Promise((r) => setTimeout(r, 100))
+    last = await get()
+  }
+  return last
+}
+
+const session = (id: string) => api("GET", `/v1/sessions/${id}`).then((r) => r.body)
+const nodeIds = () => api("GET", "/v1/nodes").then((r) => (r.body as Array<{ id: string }>).map((n) => n.id))
+const left = () => Effect.runPromise(leftovers(world.netns))
+const labelled = () => Effect.runPromise(labelledProcesses(Option.some(world.netns)))
+const detached = async (script: string) => {
+  const r = await paws(["run", "-d", "--", script], cli)
+  expect(r.code, r.stderr).toBe(0)
+  return r.stdout.trim()
+}
+
+beforeAll(async () => {
+  world = await makeE2eWorld()
+  port = await freePort()
+  url = `http://127.0.0.1:${port}`
+  await startControl()
+  cli = {
+    PAWS_URL: url,
+    PAWS_API_KEY: readFileSync(join(world.dir, "control", "admin.key"), "utf8").trim(),
+    PAWS_CONFIG: join(world.dir, "none.json"),
+  }
+  const created = await paws(["nodes", "token", "create", "--name", "e2e"], cli)
+  expect(created.code, created.stderr).toBe(0)
+  token = created.stdout.trim()
+}, 180_000)
+
+afterAll(async () => {
+  await node?.kill("SIGKILL")
+  await control?.kill("SIGTERM")
+  await world?.close()
+}, 60_000)
+
+describe("control and node as separate processes (call-home)", () => {
+  it("a node with a wrong token is refused and keeps retrying; it never registers", async () => {
+    const intruder = startNode("pawsn_aaaaaaaaaaaa_" + "b".repeat(43))
+    try {
+      await intruder.waitFor(/cannot reach control/, 60_000)
+      expect(intruder.log()).toMatch(/401/)
+      expect(await nodeIds()).toEqual([])
+    } finally {
+      await intruder.kill("SIGTERM")
+    }
+  })
+
+  it("node SIGKILLed mid-session: the session fails as node_lost; restarted, the node reconciles and runs again", async () => {
+    node = startNode()
+    await waitUntil("registered", nodeIds, (ids) => ids.includes("e2e-node"))
+    const id = await detached("echo up; sleep 300")
+    await waitUntil("running", () => session(id), (s) => s.status === "running")
+    await node.kill("SIGKILL")
+    const lost = await waitUntil("lost", () => session(id), (s) => s.status !== "running", 15_000)
+    expect(lost).toMatchObject({ status: "failed", reason: "node_lost" })
+    await waitUntil("unregistered", nodeIds, (ids) => ids.length === 0, 15_000)
+    // What the killed node left: its VM's TAP, firewall table, QEMU and proxy.
+    expect((await left()).taps.length).toBe(1)
+    expect((await labelled()).length).toBeGreaterThan(0)
+
+    node = startNode()
+    await node.waitFor(/calling home/, 60_000)
+    expect(node.log()).toMatch(/deleted orphan TAP/)
+    expect(await left()).toEqual({ taps: [], tables: [], processes: [] })
+    await waitUntil("registered again", nodeIds, (ids) => ids.includes("e2e-node"))
+    const again = await paws(["run", "--", "echo after-restart"], cli)
+    expect(again.stdout, again.stderr).toContain("after-restart")
+    expect(again.code).toBe(0)
+  })
+
+  it("a silent node (SIGSTOP) is lost after PAWS_NODE_LOST_AFTER_MS; resumed, it stops the failed session's VM and rejoins", async () => {
+    const id = await detached("echo up; sleep 300")
+    await waitUntil("running", () => session(id), (s) => s.status === "running")
+    const stoppedAt = Date.now()
+    node!.child.kill("SIGSTOP")
+    try {
+      const lost = await waitUntil("lost", () => session(id), (s) => s.status !== "running", 15_000)
+      expect(lost).toMatchObject({ status: "failed", reason: "node_lost" })
+      expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(2_500) // silence, not a closed socket
+      expect(await nodeIds()).toEqual([])
+    } finally {
+      node!.child.kill("SIGCONT")
+    }
+    await waitUntil("VM released", left, (l) => l.taps.length + l.tables.length + l.processes.length === 0, 40_000)
+    await waitUntil("rejoined", nodeIds, (ids) => ids.includes("e2e-node"), 40_000)
+  })
+
+  it("control restarted mid-queue: pending sessions survive and run once the node is back", async () => {
+    const busy = await detached("sleep 300")
+    await waitUntil("busy running", () => session(busy), (s) => s.status === "running")
+    const queued = [await detached("echo queued-1"), await detached("echo queued-2")]
+    for (const q of queued) expect((await session(q)).status).toBe("pending")
+
+    await control.kill("SIGTERM")
+    // Cut off from control, the node stops the session control can no longer track.
+    await waitUntil("node released the busy VM", left, (l) => l.taps.length === 0, 20_000)
+    await startControl()
+    expect((await session(busy)).status).toBe("failed")
+    for (const q of queued) {
+      const done = await waitUntil("queued ran", () => session(q), (s) => s.status === "completed", 90_000)
+      expect(done.result.stdout).toBe(q === queued[0] ? "queued-1\n" : "queued-2\n")
+    }
+    expect(await nodeIds()).toEqual(["e2e-node"])
+  })
+})
