@@ -4,8 +4,33 @@ import { NodeAtCapacity, NodeSessionNotFound, SessionAlreadyRunning, UnknownSnap
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
 import { SessionEvent } from "./SessionEvent.ts"
-import { Metadata, Resources, SnapshotName, Workload } from "./SessionSpec.ts"
-import { HostPattern } from "./HostPattern.ts"
+import {
+  hardLimits,
+  headerNameRegExp,
+  HeaderValue,
+  Metadata,
+  Resources,
+  SnapshotName,
+  Workload,
+} from "./SessionSpec.ts"
+import { HostPattern, hostPatternProblem } from "./HostPattern.ts"
+
+/**
+ * A record whose every key passes `problem`. Schema.Record with a refined key schema silently
+ * drops keys that fail it (found by fuzz-rpc: a dispatch with a bad credential host ran, minus
+ * that credential); on this wire a bad key must reject the whole dispatch instead.
+ */
+const checkedKeys = (problem: (key: string) => string | undefined) =>
+  Schema.makeFilter((record: { readonly [key: string]: unknown }) => {
+    for (const key of Object.keys(record)) {
+      const p = problem(key)
+      if (p !== undefined) return `key ${JSON.stringify(key.slice(0, 64))} ${p}`
+    }
+    return true
+  })
+
+const headerNameProblem = (name: string) =>
+  headerNameRegExp.test(name) ? undefined : "must be an RFC 9110 header name (token characters)"
 
 /**
  * What control sends a node to run: the spec with defaults filled in and credential values
@@ -16,10 +41,15 @@ export const SessionDispatch = Schema.Struct({
   snapshot: SnapshotName,
   workload: Workload,
   resources: Resources,
-  timeoutMs: Schema.Int,
+  timeoutMs: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: hardLimits.timeoutMs }))),
   network: Schema.Struct({
     allowOut: Schema.Array(HostPattern),
-    credentials: Schema.Record(HostPattern, Schema.Struct({ headers: Schema.Record(Schema.String, Schema.String) })),
+    credentials: Schema.Record(
+      Schema.String,
+      Schema.Struct({
+        headers: Schema.Record(Schema.String, HeaderValue).pipe(Schema.check(checkedKeys(headerNameProblem))),
+      }),
+    ).pipe(Schema.check(checkedKeys(hostPatternProblem))),
   }),
   metadata: Schema.optionalKey(Metadata),
 }).annotate({ identifier: "SessionDispatch" })
