@@ -37,6 +37,22 @@ export const controlConfigKeys: ReadonlyArray<
     description: "how long past a session's timeoutMs control waits for its node before marking it timeout",
   },
   {
+    name: "PAWS_NODE_HEARTBEAT_MS",
+    default: "10000",
+    description: "how often control pings nodes and asks their status",
+  },
+  {
+    name: "PAWS_NODE_LOST_AFTER_MS",
+    default: "30000",
+    description: "a node silent this long is lost: running sessions fail (node_lost), claimed ones re-queue",
+  },
+  {
+    name: "PAWS_NODES",
+    default: "(unset)",
+    description: "static mode: comma-separated ws://host:port/rpc URLs of nodes that control dials",
+  },
+  { name: "PAWS_NODES_TOKEN", default: "(unset)", description: "bearer token control sends to PAWS_NODES" },
+  {
     name: "PAWS_MAX_TIMEOUT_MS",
     default: String(defaultSessionLimits.maxTimeoutMs),
     description: `largest session timeoutMs (at most ${hardLimits.timeoutMs})`,

@@ -3,12 +3,22 @@ import { assert, describe, layer } from "@effect/vitest"
 import { NodeAtCapacity, type SessionDispatch, type SessionEvent } from "@paws/core"
 import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { request } from "node:http"
+import { createServer } from "node:net"
 import { CallHome } from "../../node/src/CallHome.ts"
 import { NodeConfig } from "../../node/src/NodeConfig.ts"
+import { NodeServer } from "../../node/src/NodeServer.ts"
 import { LiveSessions } from "../../node/src/session/LiveSessions.ts"
-import { call, pgliteBackend, script, TestControl, waitForSession } from "./harness.ts"
+import { call, pgliteBackend, script, startControl, TestControl, TestDatabase, waitForSession } from "./harness.ts"
 
 const now = () => new Date().toISOString()
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
 
 /**
  * The real call-home path (node's CallHome SocketServer + RpcServer, control's NodeGateway +
@@ -168,6 +178,51 @@ describe("node call-home", () => {
           yield* Effect.sleep(1_500) // its redials are refused
           assert.deepStrictEqual(yield* nodesOf(control), [])
         }))
+      }))
+  })
+})
+
+describe("static nodes (PAWS_NODES)", () => {
+  layer(pgliteBackend, { excludeTestServices: true, timeout: 120_000 })((it) => {
+    it.effect("control dials a node's /rpc with PAWS_NODES_TOKEN, redials when it comes back, and runs sessions on it", () =>
+      Effect.gen(function* () {
+        const db = yield* TestDatabase
+        const port = yield* Effect.promise(freePort)
+        const nodeToken = `static-${crypto.randomUUID()}`
+        const staticNode = (token: string) =>
+          Layer.build(
+            NodeServer.pipe(
+              Layer.provide(fakeSessions),
+              Layer.provide(NodeConfig.layerWith({
+                id: "n-static",
+                host: "127.0.0.1",
+                port,
+                token: Redacted.make(token),
+              })),
+            ),
+          )
+        const control = yield* startControl(yield* db.fresh, {
+          PAWS_NODES: `ws://127.0.0.1:${port}/rpc`,
+          PAWS_NODES_TOKEN: nodeToken,
+          PAWS_NODE_HEARTBEAT_MS: "200",
+          PAWS_NODE_LOST_AFTER_MS: "1500",
+        })
+        // Up after control: control keeps redialling until it answers.
+        yield* Effect.scoped(Effect.gen(function* () {
+          yield* Effect.sleep(700)
+          yield* staticNode("not-what-control-sends")
+          yield* Effect.sleep(1_500)
+          assert.deepStrictEqual(yield* nodesOf(control), [], "a node refusing control's token is not registered")
+        }))
+        yield* Effect.scoped(Effect.gen(function* () {
+          yield* staticNode(nodeToken)
+          yield* waitFor("static node registered", nodesOf(control), (ids) => ids.includes("n-static"), 40_000)
+          const id = (yield* call(control, "POST", "/v1/sessions", { body: script("hang") })).body.sessionId
+          yield* waitForSession(control, id, (s) => s.status === "running")
+          const cancelled = yield* call(control, "DELETE", `/v1/sessions/${id}`)
+          assert.strictEqual(cancelled.body.status, "cancelled")
+        }))
+        yield* waitFor("static node gone", nodesOf(control), (ids) => ids.length === 0)
       }))
   })
 })

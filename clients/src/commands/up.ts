@@ -15,6 +15,7 @@ export const up = Command.make("up", {}, () =>
     const { ControlConfig, ControlLogging, ControlServer, NodeTokens, serverUrl } = yield* Effect.promise(() =>
       import("@paws/control")
     )
+    yield* Console.error("starting paws control (the first start initialises the embedded database: ~15 s)…")
     const control = yield* Layer.build(ControlServer.pipe(Layer.provide(ControlLogging)))
     const url = yield* serverUrl.pipe(
       Effect.provideService(HttpServer.HttpServer, Context.get(control, HttpServer.HttpServer)),
