@@ -1,6 +1,6 @@
 import { Cause, Context, Data, Deferred, Effect, Layer, Option, Stream } from "effect"
 import type { SessionDispatch, SessionEvent, SessionResult, SessionStatus } from "@paws/core"
-import { connectGuestShell, type GuestShell } from "../guest/GuestShell.ts"
+import { connectGuestShell } from "../guest/GuestShell.ts"
 import { NetnsDialer } from "../guest/NetnsDialer.ts"
 import { NodeSshKey } from "../guest/NodeSshKey.ts"
 import { ImageStore } from "../image/ImageStore.ts"
@@ -11,6 +11,8 @@ import { ProxySupervisor } from "../proxy/ProxySupervisor.ts"
 import { Vmm } from "../vmm/Vmm.ts"
 import { chooseSnapshot } from "../snapshot/SnapshotChoice.ts"
 import { ProxyPool } from "../pool/ProxyPool.ts"
+import { agentPrepareMaxBytes, prepareViaAgent } from "../snapshot/AgentPrepare.ts"
+import type { GuestAgent } from "../snapshot/GuestAgent.ts"
 import { SnapshotRestore } from "../snapshot/SnapshotRestore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import {
@@ -86,6 +88,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           // The guest is isolated before it exists; the proxy starts while the VM boots, and the
           // firewall opens to the proxy as soon as its ports are known.
           yield* firewall.isolate(slot)
+          const restored: { agent?: GuestAgent } = {}
           const [proxy, vm] = yield* Effect.all([
             startProxy({
               sessionId: id,
@@ -101,7 +104,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
                 guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
                 gateway: slot.hostIp,
                 dns: slot.hostIp,
-              }).pipe(Effect.map((r) => r.vm))
+              }).pipe(Effect.map((r) => ((restored.agent = r.agent), r.vm)))
               : vmm.start({
                 sessionId: id,
                 image,
@@ -121,14 +124,6 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           const proxyDied = Deferred.await(proxy.exited).pipe(
             Effect.flatMap((code) => Effect.fail(fail(`proxy exited (${code}) unexpectedly`))),
           )
-          const shell: GuestShell = yield* connectGuestShell({
-            dialer,
-            host: slot.guestIp,
-            hostKeyBlob: image.hostKeyBlob,
-            privateKey: key.privateKey,
-            readyTimeoutMs: sshReadyTimeoutMs,
-          }).pipe(Effect.raceFirst(vmDied))
-          yield* mark("ssh")
           const env = envFile(dispatch.workload.env)
           const prepare = (envInline: string | undefined) =>
             prepareGuestCommand({
@@ -138,13 +133,33 @@ export class SessionRunner extends Context.Service<SessionRunner, {
               envInline,
             })
           const inline = Buffer.byteLength(prepare(env)) <= maxInlineCommandBytes
-          if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
-          const prepared = yield* shell.run(prepare(inline ? env : undefined), {
-            stdin: dispatch.workload.script,
-            profile: false,
-          })
-          if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
-          yield* mark("prepared")
+          // A restored guest is prepared over its agent while the SSH handshake runs.
+          const viaAgent = restored.agent !== undefined && inline &&
+            Buffer.byteLength(dispatch.workload.script) <= agentPrepareMaxBytes
+          const [shell] = yield* Effect.all([
+            connectGuestShell({
+              dialer,
+              host: slot.guestIp,
+              hostKeyBlob: image.hostKeyBlob,
+              privateKey: key.privateKey,
+              readyTimeoutMs: sshReadyTimeoutMs,
+            }).pipe(Effect.raceFirst(vmDied), Effect.tap(() => mark("ssh"))),
+            viaAgent
+              ? prepareViaAgent(restored.agent!, prepare(env), dispatch.workload.script).pipe(
+                Effect.mapError((e) => fail(e.message)),
+                Effect.tap(() => mark("prepared(agent)")),
+              )
+              : Effect.void,
+          ], { concurrency: 2 })
+          if (!viaAgent) {
+            if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
+            const prepared = yield* shell.run(prepare(inline ? env : undefined), {
+              stdin: dispatch.workload.script,
+              profile: false,
+            })
+            if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
+            yield* mark("prepared")
+          }
           status("running")
           const exitCode = yield* shell.exec(runWorkloadCommand).pipe(
             Stream.runFold(() => null as number | null, (code, event) => {
