@@ -2,6 +2,7 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import fc from "fast-check"
+import { validateHeaderValue } from "node:http"
 import { decodeProxyMessageLine } from "../../core/src/ProxyConfig.ts"
 import { decodeConfig } from "../src/ParentChannel.ts"
 import { applyBreak, breakConfig, canariesOf, canaryCore, runProxyWith, validConfig } from "./support/FuzzConfig.ts"
@@ -65,6 +66,21 @@ describe("fuzz: proxy config pipe", () => {
         assert.isUndefined(verdict(JSON.stringify(config)), JSON.stringify(config))
       }),
       { numRuns: 300 },
+    )
+  })
+
+  it("every credential value the decoder accepts is one Node's HTTP stack can send", () => {
+    // A value it cannot send (e.g. an emoji) made every request to that host hang at the proxy.
+    const value = fc.string({ unit: "binary", maxLength: 12 })
+    fc.assert(
+      fc.property(validConfig, value, (config, v) => {
+        count("decoderHeaderValues")
+        const line = JSON.stringify({ ...config, credentials: { "api.example.com": { headers: { "x-api-key": v } } } })
+        if (verdict(line) === undefined) {
+          assert.doesNotThrow(() => validateHeaderValue("x-api-key", v), undefined, undefined, JSON.stringify(v))
+        }
+      }),
+      { numRuns: 1000 },
     )
   })
 
