@@ -90,10 +90,18 @@ export class SnapshotBuilder extends Context.Service<SnapshotBuilder, {
           yield* runHostCommand("qemu-img", [
             ...["create", "-q", "-f", "qcow2", "-b", image.rootfsPath, "-F", "raw", file(snapshotFiles.disk)],
           ]).pipe(Effect.mapError((e) => fail("qemu-img create failed", e.stderr)))
-          // The source VM keeps root: saving inactivates its disks, which reopens the image files by
-          // path (nobody cannot traverse the data dir). It still runs under the seccomp sandbox and
-          // only for the build. The state goes to a scratch dir anyway (GLib's spawn closes fd 3).
-          const runAs = undefined
+          // QEMU drops to nobody (the setup script is user code). Saving inactivates the disk, which
+          // reopens it: through fd set 1 (fd 3 read-write, fd 4 read-only), as nobody cannot traverse
+          // the data dir. The device state goes to a scratch dir nobody may write (GLib's spawn
+          // closes inherited fds, so `exec:cat >&N` cannot work).
+          const runAs = process.getuid?.() === 0 ? "nobody" : undefined
+          const openDisk = (flags: string) =>
+            Effect.acquireRelease(
+              Effect.promise(() => fs.open(file(snapshotFiles.disk), flags)),
+              (h) => Effect.promise(() => h.close()),
+            )
+          const diskRw = yield* openDisk("r+")
+          const diskRo = yield* openDisk("r")
           const saveDir = yield* Effect.acquireRelease(
             Effect.promise(async () => {
               const d = await fs.mkdtemp(path.join(os.tmpdir(), "paws-snapsave-"))
@@ -108,10 +116,12 @@ export class SnapshotBuilder extends Context.Service<SnapshotBuilder, {
             qmpPath: file("qmp.sock"),
             stderrPath: file("qemu.log"),
             consoleLogPath: file("console.log"),
+            fds: [diskRw.fd, diskRo.fd],
             argv: machineArgs(spec, {
               sessionId,
               tap: o.net.tap,
-              diskPath: file(snapshotFiles.disk),
+              diskPath: "/dev/fdset/1",
+              fdSets: [{ fd: 3, set: 1 }, { fd: 4, set: 1 }],
               ramPath: file(snapshotFiles.ram),
               ramShared: true,
               qmpPath: file("qmp.sock"),
