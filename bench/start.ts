@@ -204,6 +204,8 @@ const program = (nodeUrl: string) =>
 
     // through the control plane: API → queue → scheduler → RPC → node → … → first command in the VM
     const control = yield* startControl(nodeUrl)
+    // A session that does not complete is counted (with its reason), not fatal to the run.
+    const failures: Array<string> = []
     const viaApi = Effect.promise(async () => {
       const t0Epoch = Date.now()
       const t0 = performance.now()
@@ -219,7 +221,10 @@ const program = (nodeUrl: string) =>
         const s = await fetch(`${control.base}/v1/sessions/${sessionId}`, { headers: control.headers })
           .then((r) => r.json()) as { status: string; result: { stdout: string } | null }
         if (["completed", "failed", "timeout", "cancelled", "node_lost"].includes(s.status)) {
-          if (s.status !== "completed") throw new Error(`session ${sessionId} ended ${s.status}`)
+          if (s.status !== "completed") {
+            failures.push(`${sessionId} ${s.status}: ${JSON.stringify(s.result ?? null).slice(0, 300)}`)
+            return undefined
+          }
           const guestMs = guestEpochMs(s.result?.stdout ?? "")
           if (guestMs === undefined) throw new Error(`no guest time in ${JSON.stringify(s.result)}`)
           return { executedMs: guestMs - t0Epoch, acceptedMs, completedSeenMs: performance.now() - t0 }
@@ -227,14 +232,16 @@ const program = (nodeUrl: string) =>
         await new Promise((r) => setTimeout(r, 25))
       }
     })
-    const fullSeq: Array<{ executedMs: number; acceptedMs: number; completedSeenMs: number }> = []
+    type Full = { executedMs: number; acceptedMs: number; completedSeenMs: number }
+    const ok = (xs: ReadonlyArray<Full | undefined>) => xs.filter((x): x is Full => x !== undefined)
+    const fullSeq: Array<Full> = []
     for (let i = 0; i < runs; i++) {
-      fullSeq.push(yield* viaApi)
-      yield* Effect.logInfo(`full.seq ${i + 1}/${runs}: executed at ${ms(fullSeq.at(-1)!.executedMs)} ms`)
+      fullSeq.push(...ok([yield* viaApi]))
+      yield* Effect.logInfo(`full.seq ${i + 1}/${runs}: executed at ${ms(fullSeq.at(-1)?.executedMs ?? NaN)} ms`)
     }
-    const fullConc: typeof fullSeq = []
+    const fullConc: Array<Full> = []
     for (let i = 0; i < Math.ceil(runs / 4); i++) {
-      fullConc.push(...yield* Effect.all([viaApi, viaApi, viaApi, viaApi], { concurrency: 4 }))
+      fullConc.push(...ok(yield* Effect.all([viaApi, viaApi, viaApi, viaApi], { concurrency: 4 })))
       yield* Effect.logInfo(
         `full.conc4 batch ${i + 1}: executed at ${fullConc.slice(-4).map((c) => ms(c.executedMs))} ms`,
       )
@@ -256,6 +263,7 @@ const program = (nodeUrl: string) =>
         },
       },
       full: {
+        failures,
         seq: {
           executed: summary(fullSeq.map((s) => s.executedMs)),
           accepted: summary(fullSeq.map((s) => s.acceptedMs)),
