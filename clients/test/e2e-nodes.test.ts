@@ -101,47 +101,55 @@ describe("control and node as separate processes (call-home)", () => {
     } finally {
       await intruder.kill("SIGTERM")
     }
-  })
+  }, 180_000)
 
-  it("node SIGKILLed mid-session: the session fails as node_lost; restarted, the node reconciles and runs again", async () => {
-    node = startNode()
-    await waitUntil("registered", nodeIds, (ids) => ids.includes("e2e-node"))
-    const id = await detached("echo up; sleep 300")
-    await waitUntil("running", () => session(id), (s) => s.status === "running")
-    await node.kill("SIGKILL")
-    const lost = await waitUntil("lost", () => session(id), (s) => s.status !== "running", 15_000)
-    expect(lost).toMatchObject({ status: "failed", reason: "node_lost" })
-    await waitUntil("unregistered", nodeIds, (ids) => ids.length === 0, 15_000)
-    // What the killed node left: its VM's TAP, firewall table, QEMU and proxy.
-    expect((await left()).taps.length).toBe(1)
-    expect((await labelled()).length).toBeGreaterThan(0)
-
-    node = startNode()
-    await node.waitFor(/calling home/, 60_000)
-    expect(node.log()).toMatch(/deleted orphan TAP/)
-    expect(await left()).toEqual({ taps: [], tables: [], processes: [] })
-    await waitUntil("registered again", nodeIds, (ids) => ids.includes("e2e-node"))
-    const again = await paws(["run", "--", "echo after-restart"], cli)
-    expect(again.stdout, again.stderr).toContain("after-restart")
-    expect(again.code).toBe(0)
-  })
-
-  it("a silent node (SIGSTOP) is lost after PAWS_NODE_LOST_AFTER_MS; resumed, it stops the failed session's VM and rejoins", async () => {
-    const id = await detached("echo up; sleep 300")
-    await waitUntil("running", () => session(id), (s) => s.status === "running")
-    const stoppedAt = Date.now()
-    node!.child.kill("SIGSTOP")
-    try {
+  it(
+    "node SIGKILLed mid-session: the session fails as node_lost; restarted, the node reconciles and runs again",
+    async () => {
+      node = startNode()
+      await waitUntil("registered", nodeIds, (ids) => ids.includes("e2e-node"))
+      const id = await detached("echo up; sleep 300")
+      await waitUntil("running", () => session(id), (s) => s.status === "running")
+      await node.kill("SIGKILL")
       const lost = await waitUntil("lost", () => session(id), (s) => s.status !== "running", 15_000)
       expect(lost).toMatchObject({ status: "failed", reason: "node_lost" })
-      expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(2_500) // silence, not a closed socket
-      expect(await nodeIds()).toEqual([])
-    } finally {
-      node!.child.kill("SIGCONT")
-    }
-    await waitUntil("VM released", left, (l) => l.taps.length + l.tables.length + l.processes.length === 0, 40_000)
-    await waitUntil("rejoined", nodeIds, (ids) => ids.includes("e2e-node"), 40_000)
-  })
+      await waitUntil("unregistered", nodeIds, (ids) => ids.length === 0, 15_000)
+      // What the killed node left: its VM's TAP, firewall table, QEMU and proxy.
+      expect((await left()).taps.length).toBe(1)
+      expect((await labelled()).length).toBeGreaterThan(0)
+
+      node = startNode()
+      await node.waitFor(/calling home/, 60_000)
+      expect(node.log()).toMatch(/deleted orphan TAP/)
+      expect(await left()).toEqual({ taps: [], tables: [], processes: [] })
+      await waitUntil("registered again", nodeIds, (ids) => ids.includes("e2e-node"))
+      const again = await paws(["run", "--", "echo after-restart"], cli)
+      expect(again.stdout, again.stderr).toContain("after-restart")
+      expect(again.code).toBe(0)
+    },
+    180_000,
+  )
+
+  it(
+    "a silent node (SIGSTOP) is lost after PAWS_NODE_LOST_AFTER_MS; resumed, it stops the failed session's VM and rejoins",
+    async () => {
+      const id = await detached("echo up; sleep 300")
+      await waitUntil("running", () => session(id), (s) => s.status === "running")
+      const stoppedAt = Date.now()
+      node!.child.kill("SIGSTOP")
+      try {
+        const lost = await waitUntil("lost", () => session(id), (s) => s.status !== "running", 15_000)
+        expect(lost).toMatchObject({ status: "failed", reason: "node_lost" })
+        expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(2_500) // silence, not a closed socket
+        expect(await nodeIds()).toEqual([])
+      } finally {
+        node!.child.kill("SIGCONT")
+      }
+      await waitUntil("VM released", left, (l) => l.taps.length + l.tables.length + l.processes.length === 0, 40_000)
+      await waitUntil("rejoined", nodeIds, (ids) => ids.includes("e2e-node"), 40_000)
+    },
+    180_000,
+  )
 
   it("control restarted mid-queue: pending sessions survive and run once the node is back", async () => {
     const busy = await detached("sleep 300")
@@ -159,5 +167,5 @@ describe("control and node as separate processes (call-home)", () => {
       expect(done.result.stdout).toBe(q === queued[0] ? "queued-1\n" : "queued-2\n")
     }
     expect(await nodeIds()).toEqual(["e2e-node"])
-  })
+  }, 180_000)
 })

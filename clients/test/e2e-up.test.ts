@@ -102,29 +102,33 @@ describe("paws up (control + local node + embedded database)", () => {
     const nodes = await waitUntil("node listed", () => paws(["nodes"], cli), (r) => r.stdout.includes("e2e-up"))
     expect(nodes.stdout).toMatch(/e2e-up\s+ready\s+0\/2 running/)
     expect(up.log()).not.toContain(readFileSync(join(world.dir, ".paws", "node.token"), "utf8").trim())
-  })
+  }, 180_000)
 
-  it("paws run: streams output, exits with the workload's code, injects the credential the guest never sees", async () => {
-    const secret = `sk-e2e-${crypto.randomUUID()}`
-    const script = [
-      "echo guest-env-hits=$(env | grep -c sk-e2e)",
-      "grep -rls sk-e2e /etc /root /tmp 2>/dev/null | wc -l | sed 's/^/guest-file-hits=/'",
-      "curl -sS -o /dev/null -w 'api=%{http_code}\\n' https://api.test/v1/messages",
-      "exit 3",
-    ].join("; ")
-    const run = await paws(
-      ["run", "--allow", "api.test", "--cred", "api.test:x-api-key=$E2E_SECRET", "--", script],
-      { ...cli, E2E_SECRET: secret },
-    )
-    expect(run.stdout, run.stderr).toContain("guest-env-hits=0")
-    expect(run.stdout).toContain("guest-file-hits=0")
-    expect(run.stdout).toMatch(/api=\d{3}/)
-    expect(run.code).toBe(3)
-    expect(run.stdout + run.stderr).not.toContain(secret)
-    const hit = world.received.find((r) => r.host === "api.test" && r.url === "/v1/messages")
-    expect(hit?.headers["x-api-key"]).toBe(secret)
-    await waitUntil("released", noLeftovers, (l) => l.taps.length + l.tables.length + l.processes.length === 0)
-  })
+  it(
+    "paws run: streams output, exits with the workload's code, injects the credential the guest never sees",
+    async () => {
+      const secret = `sk-e2e-${crypto.randomUUID()}`
+      const script = [
+        "echo guest-env-hits=$(env | grep -c sk-e2e)",
+        "grep -rls sk-e2e /etc /root /tmp 2>/dev/null | wc -l | sed 's/^/guest-file-hits=/'",
+        "curl -sS -o /dev/null -w 'api=%{http_code}\\n' https://api.test/v1/messages",
+        "exit 3",
+      ].join("; ")
+      const run = await paws(
+        ["run", "--allow", "api.test", "--cred", "api.test:x-api-key=$E2E_SECRET", "--", script],
+        { ...cli, E2E_SECRET: secret },
+      )
+      expect(run.stdout, run.stderr).toContain("guest-env-hits=0")
+      expect(run.stdout).toContain("guest-file-hits=0")
+      expect(run.stdout).toMatch(/api=\d{3}/)
+      expect(run.code).toBe(3)
+      expect(run.stdout + run.stderr).not.toContain(secret)
+      const hit = world.received.find((r) => r.host === "api.test" && r.url === "/v1/messages")
+      expect(hit?.headers["x-api-key"]).toBe(secret)
+      await waitUntil("released", noLeftovers, (l) => l.taps.length + l.tables.length + l.processes.length === 0)
+    },
+    180_000,
+  )
 
   it("cancel via CLI and via API stops the VM: QEMU is gone once the session reads cancelled", async () => {
     for (const how of ["cli", "api"] as const) {
@@ -146,7 +150,7 @@ describe("paws up (control + local node + embedded database)", () => {
       expect(await qemuIn()).toEqual([])
       await waitUntil("released", noLeftovers, (l) => l.taps.length + l.tables.length + l.processes.length === 0)
     }
-  })
+  }, 180_000)
 
   it("refuses a wrong, absent or API-key token before upgrading", async () => {
     const id = { "x-paws-node-id": "intruder" }
@@ -155,5 +159,5 @@ describe("paws up (control + local node + embedded database)", () => {
     expect(await upgradeStatus({ ...id, authorization: `Bearer ${cli.PAWS_API_KEY}` })).toBe(401)
     const tokens = await paws(["nodes", "token", "list"], cli)
     expect(tokens.stdout).toContain("local node (paws up)")
-  })
+  }, 180_000)
 })
