@@ -28,7 +28,9 @@ export const ensureSnapshot = (
     if (Option.isSome(current) && current.value.manifest.memoryMB === (options.memoryMB ?? 256)) {
       return Option.none()
     }
-    if (Option.isNone(yield* Effect.option((yield* ImageStore).get(name)))) return Option.none()
+    if (Option.isNone(yield* Effect.option((yield* ImageStore).get(name)))) {
+      return Option.none()
+    }
     return yield* Effect.scoped(Effect.gen(function* () {
       const slot = yield* (yield* NetworkSlot).acquire(newSessionId())
       yield* (yield* Firewall).isolate(slot)
@@ -46,7 +48,9 @@ export const ensureSnapshot = (
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
       })
       return Option.some(manifest)
-    })).pipe(Effect.mapError((e) => new Error(e.message)))
+    })).pipe(Effect.mapError((e) =>
+      new Error(e.message)
+    ))
   })
 
 /**
