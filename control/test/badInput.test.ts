@@ -168,6 +168,13 @@ for (const backend of backends) {
             })
             assert.strictEqual(idem.status, 400)
             assert.strictEqual(idem.body.issues[0].path, "header.idempotency-key")
+
+            // PostgreSQL text cannot hold NUL: a key or node-token name with one is a 400, not a 500.
+            for (const [path, extra] of [["/v1/keys", { scopes: ["read"] }], ["/v1/nodes/tokens", {}]] as const) {
+              const nul = yield* call(control, "POST", path, { body: { name: "a\u0000b", ...extra } })
+              assert.strictEqual(nul.status, 400, `${path}: ${nul.text}`)
+              assert.strictEqual(nul.body.issues[0].path, "name")
+            }
           }))
       },
     )

@@ -27,7 +27,7 @@ export const ApiKey = Schema.Struct({
 export type ApiKey = typeof ApiKey.Type
 
 /** PostgreSQL text cannot hold U+0000 or lone surrogates: such a name was a 500 (found by fuzz-api). */
-const storableName = Schema.makeFilter((s: string) =>
+export const storableName = Schema.makeFilter((s: string) =>
   (!s.includes("\u0000") && s.isWellFormed()) || "must not contain NUL (U+0000) or lone surrogates"
 )
 

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { storableName } from "./ApiKeys.ts"
 import { scoped } from "./ApiScoped.ts"
 
 export const NodeTokenId = Schema.String.pipe(
@@ -17,7 +18,7 @@ export const NodeToken = Schema.Struct({
 export type NodeToken = typeof NodeToken.Type
 
 export const CreateNodeToken = Schema.Struct({
-  name: Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 128))),
+  name: Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 128), storableName)),
 }).annotate({ identifier: "CreateNodeToken" })
 export type CreateNodeToken = typeof CreateNodeToken.Type
 
