@@ -15,7 +15,7 @@ describe("spec/openapi.json", () => {
   it("passes redocly lint", async () => {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
-      [`${root}node_modules/@redocly/cli/bin/cli.js`, "lint", "spec/openapi.json", "--config", "redocly.yaml"],
+      [`${root}node_modules/@redocly/cli/bin/cli.js`, "lint", "spec/openapi.json", "--config", "spec/redocly.yaml"],
       { cwd: root },
     ).catch((e: { stdout: string; stderr: string }) => {
       throw new Error(`redocly lint failed:\n${e.stdout}\n${e.stderr}`)
