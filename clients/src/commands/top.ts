@@ -13,15 +13,20 @@ const waitForQuit = Effect.callback<void>((resume) => {
   if (!stdin.isTTY) return
   stdin.setRawMode(true)
   stdin.resume()
-  const onData = (b: Buffer) => {
-    if (b.includes(0x71) || b.includes(0x03)) resume(Effect.void)
-  }
-  stdin.on("data", onData)
-  return Effect.sync(() => {
+  // Restore the terminal on quit and on interrupt alike; a paused stdin lets the process exit.
+  const restore = () => {
     stdin.off("data", onData)
     stdin.setRawMode(false)
     stdin.pause()
-  })
+  }
+  const onData = (b: Buffer) => {
+    if (b.includes(0x71) || b.includes(0x03)) {
+      restore()
+      resume(Effect.void)
+    }
+  }
+  stdin.on("data", onData)
+  return Effect.sync(restore)
 })
 
 export const top = Command.make("top", {
