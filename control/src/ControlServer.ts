@@ -11,6 +11,7 @@ import { Database } from "./Database.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { Metrics } from "./Metrics.ts"
+import { LiveGateway } from "./LiveGateway.ts"
 import { NodeGateway } from "./NodeGateway.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
 import { NodeTokens } from "./NodeTokens.ts"
@@ -47,6 +48,7 @@ const routes = Layer.mergeAll(
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,
   NodeGateway,
+  LiveGateway,
   StaticNodes,
 )
 
