@@ -1,6 +1,8 @@
 /** `paws node` (`npm run node`): serves NodeRpcs for the control plane; must run as root. */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
 import { CallHome } from "./CallHome.ts"
 import { NetnsDialer } from "./guest/NetnsDialer.ts"
 import { NodeSshKey } from "./guest/NodeSshKey.ts"
@@ -8,6 +10,7 @@ import { ImageStore } from "./image/ImageStore.ts"
 import { Firewall } from "./network/Firewall.ts"
 import { HostCommand } from "./network/HostCommand.ts"
 import { NetworkSlot } from "./network/NetworkSlot.ts"
+import { sessionIdOfTable } from "./network/Naming.ts"
 import { Reconciler } from "./network/Reconciler.ts"
 import { SlotPool } from "./network/SlotPool.ts"
 import { NodeConfig } from "./NodeConfig.ts"
@@ -16,6 +19,7 @@ import { ProxySupervisor } from "./proxy/ProxySupervisor.ts"
 import { LiveSessions } from "./session/LiveSessions.ts"
 import { SessionRunner } from "./session/SessionRunner.ts"
 import { QemuMicrovm } from "./vmm/QemuMicrovm.ts"
+import { Vmm, vmRunDirName } from "./vmm/Vmm.ts"
 import { SnapshotRestore } from "./snapshot/SnapshotRestore.ts"
 import { ProxyPool } from "./pool/ProxyPool.ts"
 import { DefaultSnapshotOnStart } from "./snapshot/DefaultSnapshot.ts"
@@ -51,7 +55,18 @@ export const ReconcileOnStart = Layer.effectDiscard(
         Option.match(config.netns, { onNone: () => "", onSome: (ns) => ` in netns ${ns}` })
       }`,
     )
-    yield* reconciler.reconcile(new Set())
+    const removed = yield* reconciler.reconcile(new Set())
+    // A killed node also leaves its VMs' run dirs (disk overlays); each VM had a firewall table,
+    // so the tables just removed name exactly the dirs that are ours (the run root may be shared).
+    const vmm = yield* Vmm
+    for (const table of removed.tables) {
+      const id = sessionIdOfTable(table)
+      if (id === undefined) continue
+      const dir = path.join(vmm.runDir, vmRunDirName(id))
+      if (yield* Effect.promise(() => fs.rm(dir, { recursive: true }).then(() => true, () => false))) {
+        yield* Effect.logWarning(`reconcile: removed orphan run dir ${dir}`)
+      }
+    }
   }),
 )
 
