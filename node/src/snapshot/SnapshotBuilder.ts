@@ -12,7 +12,7 @@ import { hostMac } from "../network/Naming.ts"
 import { tscArgs } from "../vmm/AccelProbe.ts"
 import { Vmm } from "../vmm/Vmm.ts"
 import { agentPath, agentScript, buildRestoreHelper, connectGuestAgent, restoreHelperPath } from "./GuestAgent.ts"
-import { launchQemu } from "./QemuProcess.ts"
+import { launchQemu } from "../vmm/QemuProcess.ts"
 import { controlPortName, deviceSignature, machineArgs, snapshotCmdline } from "./SnapshotMachine.ts"
 import type { MachineSpec } from "./SnapshotMachine.ts"
 import {

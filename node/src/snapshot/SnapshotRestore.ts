@@ -8,7 +8,7 @@ import { Vmm, vmRunDirName, VmStartError } from "../vmm/Vmm.ts"
 import type { VmHandle } from "../vmm/Vmm.ts"
 import { connectGuestAgent } from "./GuestAgent.ts"
 import type { GuestAgent } from "./GuestAgent.ts"
-import { launchQemu } from "./QemuProcess.ts"
+import { launchQemu } from "../vmm/QemuProcess.ts"
 import { machineArgs } from "./SnapshotMachine.ts"
 import type { Snapshot } from "./SnapshotManifest.ts"
 

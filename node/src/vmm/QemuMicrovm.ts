@@ -1,19 +1,15 @@
-import { Config, Deferred, Effect, Layer, Option, Semaphore } from "effect"
-import { spawn } from "node:child_process"
+import { Config, Effect, Layer, Option, Semaphore } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { dataDirConfig } from "../image/GuestImage.ts"
 import { runHostCommand } from "../image/HostCommand.ts"
 import { decideAccelerator, tscArgs } from "./AccelProbe.ts"
-import { connectQmp } from "./Qmp.ts"
-import type { Qmp } from "./Qmp.ts"
+import { launchQemu } from "./QemuProcess.ts"
 import { Vmm, vmProcessName, vmRunDirName, VmStartError } from "./Vmm.ts"
 import type { Accelerator, VmConfig, VmHandle } from "./Vmm.ts"
 
 /** Settings from microvm-here.md: each shaved boot time or removed a hang. */
 const baseCmdline = "console=ttyS0 quiet panic=-1 reboot=t mitigations=off cryptomgr.notests 8250.nr_uarts=1 pci=off"
-const stopGraceMs = 2_000
-const qmpTimeoutMs = 10_000
 
 export const vmmConfig = Config.all({
   dataDir: dataDirConfig,
@@ -102,72 +98,24 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
       // 2. QEMU itself; release = QMP quit, then SIGKILL after a grace period
       const runAs = options.runAs === undefined ? (process.getuid?.() === 0 ? "nobody" : undefined) : options.runAs
       const argv = qemuArgs(vm, { accel, overlayPath, consoleLogPath, qmpPath, runAs: runAs || undefined })
-      const [command, args] = netns
-        ? ["ip", ["netns", "exec", netns, "qemu-system-x86_64", ...argv]] as const
-        : ["qemu-system-x86_64", argv] as const
-      const exited = yield* Deferred.make<number | null>()
-      const qmpRef: { current?: Qmp } = {}
-      const child = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: async () => {
-            const log = await fs.open(stderrPath, "w")
-            try {
-              const c = spawn(command, args, { stdio: ["ignore", log.fd, log.fd] })
-              c.on("exit", (code) => Deferred.doneUnsafe(exited, Effect.succeed(code)))
-              await new Promise<void>((resolve, reject) => {
-                c.once("spawn", resolve)
-                c.once("error", reject)
-              })
-              return c
-            } finally {
-              await log.close()
-            }
-          },
-          catch: (e) => fail(`cannot spawn ${command}: ${(e as Error).message}`),
-        }),
-        (c) =>
-          Effect.gen(function* () {
-            const qmp = qmpRef.current
-            // one grace period for "quit" and the exit together: a wedged QEMU never answers
-            const done = yield* Effect.gen(function* () {
-              if (qmp && c.exitCode === null && c.signalCode === null) yield* qmp.execute("quit").pipe(Effect.ignore)
-              return yield* Deferred.await(exited)
-            }).pipe(Effect.timeoutOption(stopGraceMs))
-            if (Option.isNone(done)) {
-              c.kill("SIGKILL")
-              yield* Deferred.await(exited)
-            }
-            if (qmp) yield* qmp.close
-          }),
-      )
-      if (child.pid === undefined) return yield* fail("QEMU has no pid")
-
+      const qemu = yield* launchQemu({ sessionId: vm.sessionId, netns, argv, qmpPath, stderrPath, consoleLogPath })
+      const live = qemu.qmp
       const readText = (p: string) => Effect.promise(() => fs.readFile(p, "utf8").catch(() => ""))
-      const diagnostics = Effect.all([readText(stderrPath), readText(consoleLogPath)]).pipe(
-        Effect.map(([err, con]) => `${err.slice(-2000)}\n--- console ---\n${con.slice(-2000)}`),
-      )
-      // 3. QMP: proves QEMU parsed its arguments and built the machine
-      const live = yield* connectQmp(qmpPath, {
-        timeoutMs: qmpTimeoutMs,
-        gaveUp: () =>
-          child.exitCode !== null || child.signalCode !== null ? `QEMU exited (${child.exitCode})` : undefined,
-      }).pipe(Effect.catch((e) => Effect.flatMap(diagnostics, (d) => Effect.fail(fail(e.message, d)))))
-      qmpRef.current = live
       const status = yield* live.execute("query-status").pipe(
-        Effect.catch((e) => Effect.flatMap(diagnostics, (d) => Effect.fail(fail(e.message, d)))),
+        Effect.catch((e) => Effect.flatMap(qemu.diagnostics, (d) => Effect.fail(fail(e.message, d)))),
       )
-      yield* Effect.logDebug(`VM ${vm.sessionId} pid ${child.pid} ${accel}`, status)
+      yield* Effect.logDebug(`VM ${vm.sessionId} pid ${qemu.pid} ${accel}`, status)
 
       const handle: VmHandle = {
         sessionId: vm.sessionId,
-        pid: child.pid,
+        pid: qemu.pid,
         accelerator: accel,
         netns,
         runDir,
         overlayPath,
         consoleLogPath,
         console: readText(consoleLogPath),
-        exited: Deferred.await(exited),
+        exited: qemu.exited,
         qmp: (cmd, a) => live.execute(cmd, a),
       }
       return handle

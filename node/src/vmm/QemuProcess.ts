@@ -3,9 +3,9 @@ import type { Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { connectQmp } from "../vmm/Qmp.ts"
-import type { Qmp } from "../vmm/Qmp.ts"
-import { VmStartError } from "../vmm/Vmm.ts"
+import { connectQmp } from "./Qmp.ts"
+import type { Qmp } from "./Qmp.ts"
+import { VmStartError } from "./Vmm.ts"
 
 const stopGraceMs = 2_000
 const qmpTimeoutMs = 10_000
