@@ -1,11 +1,8 @@
 import { Context, Effect, Layer, Option } from "effect"
-import type { Scope } from "effect"
-import { spawn } from "node:child_process"
-import { createInterface } from "node:readline"
-import { fileURLToPath } from "node:url"
 import { ImageBuilder } from "../../src/image/ImageBuilder.ts"
 import { labelledProcesses } from "../../src/network/Reconciler.ts"
 import { NodeServices } from "../../src/main.ts"
+import { upstreamsIn } from "./CanaryWorld.ts"
 import { makeNetns } from "./Netns.ts"
 import { linksIn, tablesIn } from "./TestNet.ts"
 import { testConfig, testImageLayer } from "./TestImage.ts"
@@ -28,30 +25,6 @@ export class TestWorld extends Context.Service<TestWorld, {
   readonly gitAuth: string
 }>()("paws/test/TestWorld") {}
 
-const childScript = fileURLToPath(new URL("./upstream-child.ts", import.meta.url))
-
-const startUpstreams = (netns: string, gitAuth: string): Effect.Effect<
-  { port: number; caPem: string; received: Array<Received> },
-  never,
-  Scope.Scope
-> =>
-  Effect.acquireRelease(
-    Effect.callback<{ port: number; caPem: string; received: Array<Received>; kill: () => void }>((resume) => {
-      const child = spawn("ip", ["netns", "exec", netns, process.execPath, childScript], {
-        stdio: ["pipe", "pipe", "inherit"],
-      })
-      const received: Array<Received> = []
-      child.stdin!.write(JSON.stringify({ gitAuth }) + "\n")
-      createInterface({ input: child.stdout! }).on("line", (line) => {
-        const msg = JSON.parse(line) as { port?: number; caPem?: string; received?: Received }
-        if (msg.received) received.push(msg.received)
-        else resume(Effect.succeed({ port: msg.port!, caPem: msg.caPem!, received, kill: () => child.kill("SIGKILL") }))
-      })
-      child.once("exit", (code) => resume(Effect.die(new Error(`upstream child exited ${code}`))))
-    }),
-    (u) => Effect.sync(u.kill),
-  )
-
 /**
  * A complete node (NodeServices) in a fresh netns, with HTTPS upstreams inside it that the
  * proxies reach through their resolver override. `extra` adds PAWS_* config.
@@ -60,7 +33,7 @@ export const testNodeLayer = (extra: Record<string, string> = {}) =>
   Layer.unwrap(Effect.gen(function* () {
     const netns = yield* makeNetns("node")
     const gitAuth = `Basic ${Buffer.from(`x-access-token:ghs_${crypto.randomUUID()}`).toString("base64")}`
-    const upstreams = yield* startUpstreams(netns, gitAuth)
+    const upstreams = yield* upstreamsIn(netns, gitAuth)
     const upstream = {
       caBundlePem: upstreams.caPem,
       resolve: Object.fromEntries(upstreamNames.map((n) => [n, { address: "127.0.0.1", port: upstreams.port }])),
