@@ -10,6 +10,10 @@ const heartbeatEvery = 15 // idle waits of one second between `: keep-alive` com
  * A session's stored events after `afterId`, then live ones (woken by the EventFeed, re-read
  * from the database each second) until the session ends. `undefined` marks an idle second,
  * so a transport can send keep-alives.
+ *
+ * The stream ends only on an empty read made after the session was seen terminal: the
+ * terminal status may commit between an (empty) events read and the session read, so the
+ * session read alone would drop it.
  */
 export const sessionEventRows = (
   store: SessionStore["Service"],
@@ -19,14 +23,16 @@ export const sessionEventRows = (
 ): Stream.Stream<ReadonlyArray<StoredEvent> | undefined> =>
   Stream.paginate({ after: afterId }, (state) =>
     Effect.gen(function* () {
+      const page = (rows: ReadonlyArray<StoredEvent>) =>
+        [[rows], Option.some({ after: rows[rows.length - 1]!.id })] as const
       const rows = yield* store.events(id, state.after, pageSize)
-      if (rows.length > 0) {
-        const ended = rows.some((r) => r.event._tag === "status" && isTerminal(r.event.status))
-        const next = { after: rows[rows.length - 1]!.id }
-        return [[rows], ended && rows.length < pageSize ? Option.none() : Option.some(next)] as const
-      }
+      if (rows.length > 0) return page(rows)
       const session = yield* store.get(id)
-      if (session === undefined || isTerminal(session.status)) return [[], Option.none()] as const
+      if (session === undefined) return [[], Option.none()] as const
+      if (isTerminal(session.status)) {
+        const last = yield* store.events(id, state.after, pageSize)
+        return last.length > 0 ? page(last) : [[], Option.none()] as const
+      }
       yield* feed.waitFor(id, 1000)
       return [[undefined], Option.some(state)] as const
     }))
