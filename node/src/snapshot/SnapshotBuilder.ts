@@ -40,6 +40,10 @@ export interface SnapshotBuildOptions {
   readonly image?: string
   /** Shell script run as root in the guest before the snapshot; must exit 0. */
   readonly setup?: string
+  /** Run as root right before `setup` (the build's network: proxy CA, DNS); must exit 0. */
+  readonly beforeSetup?: string
+  /** Run after `setup` succeeded, before the pause: undoes `beforeSetup` so that clones keep nothing of it. */
+  readonly afterSetup?: string
   readonly memoryMB?: number
   readonly vcpus?: number
   readonly net: SnapshotNet
@@ -163,6 +167,13 @@ export class SnapshotBuilder extends Context.Service<SnapshotBuilder, {
               )
               if (agent.exitCode !== 0) return yield* fail(`starting the guest agent failed: ${agent.stderr.trim()}`)
               if (o.setup !== undefined) {
+                const guestStep = (what: string, command: string | undefined) =>
+                  command === undefined ? Effect.void : shell.run(command, { profile: false }).pipe(
+                    Effect.flatMap((r) =>
+                      r.exitCode === 0 ? Effect.void : Effect.fail(fail(`${what} failed`, r.stderr.slice(-2000)))
+                    ),
+                  )
+                yield* guestStep("preparing the setup network", o.beforeSetup)
                 const r = yield* shell.run("sh -s", { stdin: o.setup })
                 if (r.exitCode !== 0) {
                   return yield* fail(
@@ -170,6 +181,7 @@ export class SnapshotBuilder extends Context.Service<SnapshotBuilder, {
                     `${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`,
                   )
                 }
+                yield* guestStep("removing the setup network", o.afterSetup)
                 yield* phase("setup")
               }
               yield* shell.run("sync", { profile: false })
