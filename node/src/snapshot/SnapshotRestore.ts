@@ -12,13 +12,44 @@ import { launchQemu } from "../vmm/QemuProcess.ts"
 import { machineArgs } from "./SnapshotMachine.ts"
 import type { Snapshot } from "./SnapshotManifest.ts"
 
-/** The clone's own network: a new slot; the MACs are the snapshot's (fixed per slot anyway). */
-export interface RestoreTarget {
+/** Where a clone runs: its VM id (run dir, QEMU name) and an existing TAP. Fixed at load. */
+export interface LoadTarget {
   readonly sessionId: string
   readonly tap: string
+}
+
+/** The clone's own addresses, applied by the guest agent at resume (a snapshot carries its source's). */
+export interface GuestNetwork {
   readonly guestCidr: string
   readonly gateway: string
   readonly dns: string
+}
+
+/** The clone's own network: a new slot; the MACs are the snapshot's (fixed per slot anyway). */
+export interface RestoreTarget extends LoadTarget, GuestNetwork {}
+
+/** ms since resume began: running again (`cont`), guest refreshed (clock, CRNG, address). */
+export interface ResumeTimings {
+  readonly resumed: number
+  readonly refreshed: number
+}
+
+/**
+ * A clone with its device state loaded and still paused: no guest code has run since the
+ * snapshot, so it has learned nothing (no clock, no entropy, no address) that `resume` must undo.
+ */
+export interface LoadedVm {
+  readonly vm: VmHandle
+  readonly agent: GuestAgent
+  /** False once QEMU has exited (a paused clone can still die, e.g. killed). */
+  readonly running: () => boolean
+  /** ms since load began: QEMU up (QMP), state loaded (paused). */
+  readonly timings: { readonly qmp: number; readonly loaded: number }
+  /**
+   * `cont`, then the guest agent sets the clock, reseeds the CRNG with entropy drawn now and moves
+   * the guest to `network`, before anything else runs. Once per clone; a second call fails.
+   */
+  readonly resume: (network: GuestNetwork) => Effect.Effect<ResumeTimings, VmStartError>
 }
 
 export interface RestoredVm {
@@ -37,20 +68,21 @@ const agentTimeoutMs = 10_000
 
 export class SnapshotRestore extends Context.Service<SnapshotRestore, {
   /**
-   * Starts a clone of `snapshot` in the scope: copy-on-write disk over the snapshot's, RAM mapped
-   * privately from its file (nothing copied), device state loaded, resumed; then, before anything
-   * else runs, the guest agent sets the clock, reseeds the CRNG with fresh host entropy and moves
-   * the guest to this slot's addresses.
+   * Starts a clone of `snapshot` in the scope, up to "state loaded, paused": copy-on-write disk
+   * over the snapshot's, RAM mapped privately from its file (nothing copied), device state loaded,
+   * guest agent connected. Everything (QEMU, overlay, run dir) is released with the scope.
    */
+  readonly load: (snapshot: Snapshot, target: LoadTarget) => Effect.Effect<LoadedVm, VmStartError, Scope.Scope>
+  /** `load` then `resume` on the target's network: a running clone with fresh clock, entropy and address. */
   readonly restore: (snapshot: Snapshot, target: RestoreTarget) => Effect.Effect<RestoredVm, VmStartError, Scope.Scope>
 }>()("paws/snapshot/SnapshotRestore") {
   static readonly layerNoDeps = Layer.effect(
     SnapshotRestore,
     Effect.gen(function* () {
       const vmm = yield* Vmm
-      const restore = Effect.fn("SnapshotRestore.restore")(function* (snapshot: Snapshot, target: RestoreTarget) {
+      const load = Effect.fn("SnapshotRestore.load")(function* (snapshot: Snapshot, target: LoadTarget) {
         const t0 = performance.now()
-        const since = () => Math.round((performance.now() - t0) * 10) / 10
+        const since = (t: number) => Math.round((performance.now() - t) * 10) / 10
         const m = snapshot.manifest
         const fail = (message: string, detail?: string) =>
           new VmStartError({ sessionId: target.sessionId, message, ...(detail === undefined ? {} : { detail }) })
@@ -114,7 +146,7 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
             incoming: true,
           }),
         })
-        const qmpAt = since()
+        const qmpAt = since(t0)
         const orDiagnose = <A, E extends { readonly message: string }, R>(eff: Effect.Effect<A, E, R>) =>
           eff.pipe(Effect.catch((e) => Effect.flatMap(q.diagnostics, (d) => Effect.fail(fail(e.message, d)))))
         // Connected before the guest resumes, so the agent's port never sees the host go away.
@@ -130,21 +162,7 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
           }
           yield* Effect.sleep(2)
         }
-        const loadedAt = since()
-        yield* qmp("cont")
-        const resumedAt = since()
-        const seed = randomBytes(64).toString("hex")
-        const epochNs = BigInt(Date.now()) * 1_000_000n
-        const reply = yield* orDiagnose(
-          agent.request(
-            `restore ${epochNs} ${seed} ${target.guestCidr} ${target.gateway} ${target.dns}`,
-            agentTimeoutMs,
-          ),
-        )
-        if (reply !== "ok") {
-          return yield* Effect.flatMap(q.diagnostics, (d) => Effect.fail(fail(`guest refresh failed: ${reply}`, d)))
-        }
-        const refreshedAt = since()
+        const loadedAt = since(t0)
         const readText = (p: string) => Effect.promise(() => fs.readFile(p, "utf8").catch(() => ""))
         const vm: VmHandle = {
           sessionId: target.sessionId,
@@ -158,9 +176,40 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
           exited: q.exited,
           qmp: (cmd, a) => q.qmp.execute(cmd, a),
         }
-        return { vm, agent, timings: { qmp: qmpAt, loaded: loadedAt, resumed: resumedAt, refreshed: refreshedAt } }
+        let resumed = false
+        const resume = (network: GuestNetwork) =>
+          Effect.gen(function* () {
+            if (resumed) return yield* fail("this clone was already resumed")
+            resumed = true
+            const t1 = performance.now()
+            yield* qmp("cont")
+            const resumedAt = since(t1)
+            // Drawn now, never at load: a pooled clone waits paused and must share nothing with others.
+            const seed = randomBytes(64).toString("hex")
+            const epochNs = BigInt(Date.now()) * 1_000_000n
+            const reply = yield* orDiagnose(
+              agent.request(
+                `restore ${epochNs} ${seed} ${network.guestCidr} ${network.gateway} ${network.dns}`,
+                agentTimeoutMs,
+              ),
+            )
+            if (reply !== "ok") {
+              return yield* Effect.flatMap(q.diagnostics, (d) => Effect.fail(fail(`guest refresh failed: ${reply}`, d)))
+            }
+            return { resumed: resumedAt, refreshed: since(t1) }
+          }).pipe(Effect.withSpan("SnapshotRestore.resume"))
+        const loaded: LoadedVm = { vm, agent, running: q.running, timings: { qmp: qmpAt, loaded: loadedAt }, resume }
+        return loaded
       })
-      return SnapshotRestore.of({ restore })
+
+      const restore = Effect.fn("SnapshotRestore.restore")(function* (snapshot: Snapshot, target: RestoreTarget) {
+        const loaded = yield* load(snapshot, target)
+        const { loaded: loadedAt } = loaded.timings
+        const r = yield* loaded.resume(target)
+        const timings = { ...loaded.timings, resumed: loadedAt + r.resumed, refreshed: loadedAt + r.refreshed }
+        return { vm: loaded.vm, agent: loaded.agent, timings }
+      })
+      return SnapshotRestore.of({ load, restore })
     }),
   )
 }
