@@ -18,6 +18,7 @@ import { NodeTokens } from "./NodeTokens.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
+import { Snapshots } from "./Snapshots.ts"
 import { StaticNodes } from "./StaticNodes.ts"
 import { Vault } from "./Vault.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
@@ -26,10 +27,11 @@ import { KeysHttp } from "./http/KeysHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
+import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
-export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer).pipe(
+export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
   Layer.provideMerge(Dispatcher.layer),
   Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
@@ -43,7 +45,7 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp]),
+    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,

@@ -6,6 +6,11 @@ import {
   NodeSessionNotFound,
   type SessionDispatch,
   type SessionEvent,
+  type SnapshotBuildDispatch,
+  type SnapshotBuildEvent,
+  SnapshotBuildFailed,
+  type SnapshotView,
+  UnknownSnapshot,
 } from "@paws/core"
 import { Deferred, Effect, Layer, type Scope, Stream } from "effect"
 import { RpcTest } from "effect/rpc"
@@ -16,6 +21,8 @@ export interface FakeNode {
   /** Every dispatch received, with decrypted credentials, in arrival order. */
   readonly dispatched: Array<SessionDispatch>
   readonly cancelled: Array<string>
+  /** Every snapshot build received, with credentials, in arrival order. */
+  readonly snapshotBuilds: Array<SnapshotBuildDispatch>
 }
 
 const now = () => new Date().toISOString()
@@ -38,7 +45,51 @@ export const registerFakeNode = (
       status: "ready",
       labels: { fake: "true" },
     }
-    const node: FakeNode = { info, dispatched: [], cancelled: [] }
+    const node: FakeNode = { info, dispatched: [], cancelled: [], snapshotBuilds: [] }
+    const snapshots = new Map<string, SnapshotView>()
+
+    /** Snapshot builds: base `missing` is unknown; setup `fail` fails, `hang` never ends; else built after 3 phases. */
+    const buildSnapshot = (d: SnapshotBuildDispatch): Stream.Stream<SnapshotBuildEvent, any> => {
+      if (d.base === "missing") {
+        return Stream.fail(new UnknownSnapshot({ snapshot: d.base, message: `no guest image named "${d.base}"` }))
+      }
+      node.snapshotBuilds.push(d)
+      const progress = Stream.fromIterable(["queued", "started", "booted"]).pipe(
+        Stream.map((phase, i): SnapshotBuildEvent => ({ _tag: "progress", phase, ms: i * 10 })),
+        Stream.tap(() => Effect.sleep(20)),
+      )
+      if (d.setup?.includes("hang")) return Stream.concat(progress, Stream.never)
+      if (d.setup?.includes("fail")) {
+        return Stream.concat(
+          progress,
+          Stream.fail(new SnapshotBuildFailed({ snapshot: d.name, message: "setup script exited 1" })),
+        )
+      }
+      const view: SnapshotView = {
+        name: d.name,
+        node: options.id,
+        status: "ready",
+        manifest: {
+          image: { name: d.base, hash: "f".repeat(64) },
+          memoryMB: d.memoryMB,
+          vcpus: d.vcpus,
+          accelerator: "tcg",
+          cmdline: "console=ttyS0",
+          devices: ["-M", "microvm"],
+          macPlan: { guestMac: "02:00:00:00:00:02", hostMac: "02:00:00:00:00:01" },
+          createdAt: now(),
+          buildMs: { started: 10, total: 30 },
+          setupSha256: "0".repeat(64),
+        },
+      }
+      return Stream.concat(
+        progress,
+        Stream.fromEffect(Effect.sync((): SnapshotBuildEvent => {
+          snapshots.set(d.name, view)
+          return { _tag: "built", snapshot: view }
+        })),
+      )
+    }
     const cancels = new Map<string, Deferred.Deferred<void>>()
 
     const run = (d: SessionDispatch): Stream.Stream<SessionEvent> => {
@@ -113,6 +164,9 @@ export const registerFakeNode = (
           yield* Deferred.succeed(d, undefined)
         }),
       NodeStatus: () => Effect.succeed(info),
+      BuildSnapshot: (d) => buildSnapshot(d),
+      ListSnapshots: () => Effect.sync(() => [...snapshots.values()]),
+      DeleteSnapshot: ({ name }) => Effect.sync(() => ({ removed: snapshots.delete(name) })),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
     yield* registry.register({ info, client: client as never })

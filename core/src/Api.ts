@@ -4,6 +4,7 @@ import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey } from ".
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
+import { SnapshotsApi } from "./ApiSnapshots.ts"
 import { IdempotencyConflict, IllegalTransition, ServiceUnavailable, SessionNotFound } from "./Errors.ts"
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
@@ -136,6 +137,7 @@ export class Api extends HttpApi.make("paws")
   .add(SessionsApi)
   .add(NodesApi)
   .add(NodeTokensApi)
+  .add(SnapshotsApi)
   .add(KeysApi)
   .add(MetricsApi)
   .middleware(ApiAuth)

@@ -14,6 +14,13 @@ import {
   Workload,
 } from "./SessionSpec.ts"
 import { HostPattern, hostPatternProblem } from "./HostPattern.ts"
+import {
+  SnapshotBuildEvent,
+  SnapshotBuildFailed,
+  SnapshotBusy,
+  snapshotSetupMaxBytes,
+  SnapshotView,
+} from "./Snapshot.ts"
 
 /**
  * A record whose every key passes `problem`. Schema.Record with a refined key schema silently
@@ -71,5 +78,42 @@ export const GetNodeStatus = Rpc.make("NodeStatus", {
   success: NodeInfo,
 })
 
+/** A snapshot build as control sends it: defaults filled in, credential values in clear (memory and wire only). */
+export const SnapshotBuildDispatch = Schema.Struct({
+  name: SnapshotName,
+  base: SnapshotName,
+  setup: Schema.optionalKey(Schema.String.pipe(Schema.check(Schema.isMaxLength(snapshotSetupMaxBytes)))),
+  network: SessionDispatch.fields.network,
+  memoryMB: Resources.fields.memoryMB,
+  vcpus: Resources.fields.vcpus,
+}).annotate({ identifier: "SnapshotBuildDispatch" })
+export type SnapshotBuildDispatch = typeof SnapshotBuildDispatch.Type
+
+/** Progress events, then one `built` event; the build stops if the stream is interrupted. */
+export const BuildSnapshot = Rpc.make("BuildSnapshot", {
+  payload: SnapshotBuildDispatch,
+  success: SnapshotBuildEvent,
+  error: Schema.Union([UnknownSnapshot, SnapshotBusy, SnapshotBuildFailed]),
+  stream: true,
+})
+
+/** The node's snapshots (ready or stale) and its builds (running, or failed since it started). */
+export const ListSnapshots = Rpc.make("ListSnapshots", {
+  success: Schema.Array(SnapshotView),
+})
+
+export const DeleteSnapshot = Rpc.make("DeleteSnapshot", {
+  payload: { name: SnapshotName },
+  success: Schema.Struct({ removed: Schema.Boolean }),
+  error: SnapshotBusy,
+})
+
 /** The control↔node contract: control calls these on a node. */
-export class NodeRpcs extends RpcGroup.make(RunSession, CancelSession, GetNodeStatus) {}
+export class NodeRpcs extends RpcGroup.make(
+  RunSession,
+  CancelSession,
+  GetNodeStatus,
+  BuildSnapshot,
+  ListSnapshots,
+  DeleteSnapshot,
+) {}

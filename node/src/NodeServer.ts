@@ -1,20 +1,32 @@
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import { Schema } from "effect"
 import { NodeHttpServer } from "@effect/platform-node"
-import { NodeId, NodeRpcs } from "@paws/core"
+import { NodeId, NodeRpcs, SnapshotBuildFailed } from "@paws/core"
 import { createServer } from "node:http"
 import { timingSafeEqual } from "node:crypto"
 import { NodeConfig } from "./NodeConfig.ts"
 import { LiveSessions } from "./session/LiveSessions.ts"
+import { NodeSnapshots } from "./snapshot/NodeSnapshots.ts"
 
 export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
   const sessions = yield* LiveSessions
   const config = yield* NodeConfig
   const id = Schema.decodeSync(NodeId)(config.id)
+  // Optional: a node composed without snapshot services (some tests) says so instead of building.
+  const snapshots = yield* Effect.serviceOption(NodeSnapshots)
+  const noSnapshots = (name: string) =>
+    new SnapshotBuildFailed({ snapshot: name, message: `node ${config.id} cannot build snapshots` })
   return {
     RunSession: (dispatch) => sessions.run(dispatch),
+    BuildSnapshot: (request) =>
+      Option.isSome(snapshots) ? snapshots.value.build(request) : Stream.fail(noSnapshots(request.name)),
+    ListSnapshots: () => Option.isSome(snapshots) ? snapshots.value.list : Effect.succeed([]),
+    DeleteSnapshot: ({ name }) =>
+      Option.isSome(snapshots)
+        ? Effect.map(snapshots.value.remove(name), (removed) => ({ removed }))
+        : Effect.succeed({ removed: false }),
     CancelSession: ({ sessionId }) => sessions.cancel(sessionId),
     NodeStatus: () =>
       Effect.map(sessions.capacity, ({ maxConcurrent, running }) => ({

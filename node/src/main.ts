@@ -25,9 +25,10 @@ import { ProxyPool } from "./pool/ProxyPool.ts"
 import { DefaultSnapshotOnStart } from "./snapshot/DefaultSnapshot.ts"
 import { SnapshotBuilder } from "./snapshot/SnapshotBuilder.ts"
 import { SnapshotStore } from "./snapshot/SnapshotStore.ts"
+import { NodeSnapshots } from "./snapshot/NodeSnapshots.ts"
 
 /** Everything a node runs sessions with, from `PAWS_*` config. */
-export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerNoDeps).pipe(
+export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerNoDeps, NodeSnapshots.layer).pipe(
   Layer.provideMerge(SessionRunner.layerNoDeps),
   Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps, ProxyPool.layerNoDeps)),
   Layer.provideMerge(

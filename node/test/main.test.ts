@@ -64,6 +64,7 @@ describe("paws node (main)", () => {
           PAWS_NODE_PORT: String(port),
           PAWS_NODE_POOL: "172.16.2.0/24",
           PAWS_DATA_DIR: testDataDir,
+          PAWS_NODE_DEFAULT_SNAPSHOT: "0", // the shared data dir: no background build
         },
       })
       node.stdout!.on("data", (d) => (log += d))

@@ -85,6 +85,8 @@ export const makeE2eWorld = async () => {
   const nodeEnv = {
     PAWS_NODE_NETNS: netns,
     PAWS_NODE_POOL: "172.16.0.0/24",
+    // No background default-snapshot build at node start: tests stay deterministic.
+    PAWS_NODE_DEFAULT_SNAPSHOT: "0",
     PAWS_IMAGE_DIR: join(testDataDir, "images"),
     PAWS_NODE_SSH_KEY: join(testDataDir, "keys", "node_ed25519"),
     PAWS_NODE_PROXY_UPSTREAM: JSON.stringify({

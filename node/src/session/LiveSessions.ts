@@ -1,4 +1,4 @@
-import { Context, Deferred, Effect, Layer, Queue, Stream } from "effect"
+import { Context, Deferred, Effect, Layer, Option, Queue, Stream } from "effect"
 import {
   NodeAtCapacity,
   NodeSessionNotFound,
@@ -8,6 +8,7 @@ import {
   type UnknownSnapshot,
 } from "@paws/core"
 import { ImageStore } from "../image/ImageStore.ts"
+import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { SessionRunner } from "./SessionRunner.ts"
 
@@ -31,6 +32,20 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const runner = yield* SessionRunner
       const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
+      // A session names an image or a snapshot (one name space); a snapshot may have a base image of another name.
+      const snapshots = yield* Effect.serviceOption(SnapshotStore)
+      const known = (name: string) =>
+        images.get(name).pipe(
+          Effect.catchTag("UnknownSnapshot", (unknown) =>
+            Option.isNone(snapshots) ? Effect.fail(unknown) : snapshots.value.find(name).pipe(
+              // A refused snapshot is admitted: the runner fails the session with the reason.
+              Effect.map(Option.isSome),
+              Effect.orElseSucceed(() =>
+                true
+              ),
+              Effect.flatMap((exists) => exists ? Effect.void : Effect.fail(unknown)),
+            )),
+        )
 
       const admit = (dispatch: SessionDispatch) =>
         Effect.gen(function* () {
@@ -38,7 +53,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           if (live.has(id)) {
             return yield* new SessionAlreadyRunning({ sessionId: id, message: `session ${id} is already running here` })
           }
-          yield* images.get(dispatch.snapshot)
+          yield* known(dispatch.snapshot)
           if (live.size >= maxVms) {
             return yield* new NodeAtCapacity({ message: `node runs ${live.size} of ${maxVms} VMs` })
           }

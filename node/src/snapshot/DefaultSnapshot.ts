@@ -1,65 +1,53 @@
-import { Config, Effect, Layer, Option } from "effect"
-import { newSessionId } from "@paws/core"
+import { Config, Effect, Layer, Option, Stream } from "effect"
 import { ImageStore } from "../image/ImageStore.ts"
-import { Firewall } from "../network/Firewall.ts"
-import { NetworkSlot } from "../network/NetworkSlot.ts"
-import { SnapshotBuilder } from "./SnapshotBuilder.ts"
 import type { SnapshotManifest } from "./SnapshotManifest.ts"
+import { NodeSnapshots } from "./NodeSnapshots.ts"
 import { SnapshotStore } from "./SnapshotStore.ts"
 
 /**
- * Builds snapshot `name` of the image of the same name unless a restorable one exists. The source
- * VM gets a real network slot with the guest fully isolated (no setup script, so no network).
+ * Builds snapshot `name` of the image of the same name unless a restorable one exists, through
+ * NodeSnapshots (so the build shows in ListSnapshots while it runs). No setup script, so the
+ * source VM's guest stays fully isolated.
  */
 export const ensureSnapshot = (
   name: string,
   options: { readonly memoryMB?: number; readonly onProgress?: (phase: string, ms: number) => void } = {},
-): Effect.Effect<
-  Option.Option<SnapshotManifest>,
-  Error,
-  SnapshotStore | SnapshotBuilder | NetworkSlot | Firewall | ImageStore
-> =>
+): Effect.Effect<Option.Option<SnapshotManifest>, Error, SnapshotStore | NodeSnapshots | ImageStore> =>
   Effect.gen(function* () {
     const store = yield* SnapshotStore
+    const memoryMB = options.memoryMB ?? 256
     const current = yield* store.find(name).pipe(
-      Effect.catchTag("SnapshotMismatch", (e) =>
-        Effect.logWarning(`${e.message}: rebuilding`).pipe(Effect.as(Option.none()))),
+      Effect.catchTag(
+        "SnapshotMismatch",
+        (e) => Effect.logWarning(`${e.message}: rebuilding`).pipe(Effect.as(Option.none())),
+      ),
     )
-    if (Option.isSome(current) && current.value.manifest.memoryMB === (options.memoryMB ?? 256)) {
-      return Option.none()
-    }
-    if (Option.isNone(yield* Effect.option((yield* ImageStore).get(name)))) {
-      return Option.none()
-    }
-    return yield* Effect.scoped(Effect.gen(function* () {
-      const slot = yield* (yield* NetworkSlot).acquire(newSessionId())
-      yield* (yield* Firewall).isolate(slot)
-      const manifest = yield* (yield* SnapshotBuilder).build({
-        name,
-        ...(options.memoryMB === undefined ? {} : { memoryMB: options.memoryMB }),
-        net: {
-          tap: slot.tap,
-          guestMac: slot.guestMac,
-          guestIp: slot.guestIp,
-          guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-          gateway: slot.hostIp,
-          dns: slot.hostIp,
-        },
-        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-      })
-      return Option.some(manifest)
-    })).pipe(Effect.mapError((e) =>
-      new Error(e.message)
-    ))
+    if (Option.isSome(current) && current.value.manifest.memoryMB === memoryMB) return Option.none()
+    if (Option.isNone(yield* Effect.option((yield* ImageStore).get(name)))) return Option.none()
+    yield* (yield* NodeSnapshots).build({
+      name,
+      base: name,
+      network: { allowOut: [], credentials: {} },
+      memoryMB,
+      vcpus: 1,
+    }).pipe(
+      Stream.runForEach((e) =>
+        Effect.sync(() => {
+          if (e._tag === "progress") options.onProgress?.(e.phase, e.ms)
+        })
+      ),
+      Effect.mapError((e) => new Error(e.message)),
+    )
+    return Option.map(yield* Effect.orDie(store.find(name)), (s) => s.manifest)
   })
 
 /**
- * `PAWS_NODE_DEFAULT_SNAPSHOT=1`: at node start, build the default snapshot in the background when
- * it is missing or stale (sessions cold-boot until it is ready). Off by default for now: test nodes
- * share one data dir, and a background build would change every other test's sessions.
+ * `PAWS_NODE_DEFAULT_SNAPSHOT` (default true): at node start, build the default snapshot in the
+ * background when it is missing or stale; sessions cold-boot until it is ready. Test nodes that
+ * share one data dir set it to 0, so that no background build changes other tests' sessions.
  */
 export const DefaultSnapshotOnStart = Layer.effectDiscard(Effect.gen(function* () {
-  const enabled = yield* Config.Boolean("PAWS_NODE_DEFAULT_SNAPSHOT").pipe(Config.withDefault(false))
+  const enabled = yield* Config.Boolean("PAWS_NODE_DEFAULT_SNAPSHOT").pipe(Config.withDefault(true))
   if (!enabled) return
   yield* ensureSnapshot("default").pipe(
     Effect.tap(Option.match({

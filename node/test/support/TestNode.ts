@@ -45,6 +45,7 @@ export const testNodeLayer = (extra: Record<string, string> = {}) =>
       PAWS_NODE_POOL: "172.16.0.0/24",
       PAWS_NODE_MAX_VMS: "2",
       PAWS_NODE_PROXY_UPSTREAM: JSON.stringify(upstream),
+      PAWS_NODE_DEFAULT_SNAPSHOT: "0", // deterministic: no background build at start
       ...extra,
     })
     // The guest image is content-cached in the shared test data dir; build it if missing.

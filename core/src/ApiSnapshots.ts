@@ -1,0 +1,42 @@
+import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { scoped } from "./ApiScoped.ts"
+import { InvalidRequest, ServiceUnavailable } from "./Errors.ts"
+import { SnapshotName } from "./SessionSpec.ts"
+import { SnapshotAccepted, SnapshotBusy, SnapshotNotFound, SnapshotRequest, SnapshotView } from "./Snapshot.ts"
+
+/** Snapshots: a booted, set-up guest saved on a node, which sessions restore instead of booting. */
+export class SnapshotsApi extends HttpApiGroup.make("snapshots")
+  .add(
+    HttpApiEndpoint.post("create", "/", {
+      payload: SnapshotRequest,
+      success: SnapshotAccepted.pipe(HttpApiSchema.status(202)),
+      error: [InvalidRequest, SnapshotBusy, ServiceUnavailable],
+    }).pipe(scoped(
+      "admin",
+      "Build a snapshot",
+      "Boot image `base` on a node, run the `setup` script as root with the network limited to " +
+        "`network.allowOut` through a proxy (credential values are injected there and never enter the VM), " +
+        "pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's " +
+        "phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`.",
+    )),
+    HttpApiEndpoint.get("list", "/", { success: Schema.Array(SnapshotView) })
+      .pipe(scoped("read", "List snapshots", "Snapshots on every connected node, and builds running or failed.")),
+    HttpApiEndpoint.get("get", "/:name", {
+      params: { name: SnapshotName },
+      success: SnapshotView,
+      error: SnapshotNotFound,
+    }).pipe(scoped("read", "Get a snapshot", "A snapshot with its manifest, or its build's current phase.")),
+    HttpApiEndpoint.delete("delete", "/:name", {
+      params: { name: SnapshotName },
+      success: HttpApiSchema.NoContent,
+      error: [SnapshotNotFound, SnapshotBusy],
+    }).pipe(scoped(
+      "admin",
+      "Delete a snapshot",
+      "Delete the snapshot from every node that has it (running sessions keep their copy). " +
+        "A failed build is forgotten. While it is being built: 409.",
+    )),
+  )
+  .prefix("/v1/snapshots")
+  .annotateMerge(OpenApi.annotations({ description: "Snapshots: prepared guests that sessions restore from." })) {}
