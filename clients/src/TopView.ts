@@ -20,14 +20,19 @@ export const renderTop = (
   const running = input.sessions.filter((s) => s.status === "running" || s.status === "starting").length
   const pending = input.sessions.filter((s) => s.status === "pending").length
   lines.push(`paws top — ${input.url} — ${new Date(now).toISOString()}   (q to quit)`)
-  lines.push(`nodes ${input.nodes.length}   running ${running}   queued ${pending}`)
+  const lost = input.nodes.filter((n) => n.status === "lost").length
+  lines.push(
+    `nodes ${input.nodes.length - lost}${lost > 0 ? ` (+${lost} lost)` : ""}   running ${running}   queued ${pending}`,
+  )
   lines.push("")
   lines.push("NODE              STATUS    SLOTS          RUNNING/MAX")
   for (const n of input.nodes) {
     lines.push(
       `${n.id.padEnd(16).slice(0, 16)}  ${n.status.padEnd(8)}  ${
         bar(n.capacity.running, n.capacity.maxConcurrent)
-      }   ${n.capacity.running}/${n.capacity.maxConcurrent}`,
+      }   ${n.capacity.running}/${n.capacity.maxConcurrent}${
+        n.status === "lost" ? `   last seen ${age(n.lastSeenAt ?? null, now)} ago` : ""
+      }`,
     )
   }
   if (input.nodes.length === 0) lines.push("(no nodes)")

@@ -61,7 +61,9 @@ const waitUntil = async <A>(what: string, get: () => Promise<A>, ok: (a: A) => b
 }
 
 const session = (id: string) => api("GET", `/v1/sessions/${id}`).then((r) => r.body)
-const nodeIds = () => api("GET", "/v1/nodes").then((r) => (r.body as Array<{ id: string }>).map((n) => n.id))
+const nodeList = () => api("GET", "/v1/nodes").then((r) => r.body as Array<any>)
+/** Connected nodes (a lost one stays listed with status lost). */
+const nodeIds = () => nodeList().then((ns) => ns.filter((n) => n.status !== "lost").map((n) => n.id as string))
 const left = () => Effect.runPromise(leftovers(world.netns))
 const labelled = () => Effect.runPromise(labelledProcesses(Option.some(world.netns)))
 const detached = async (script: string) => {
@@ -114,6 +116,7 @@ describe("control and node as separate processes (call-home)", () => {
       const lost = await waitUntil("lost", () => session(id), (s) => s.status !== "running", 15_000)
       expect(lost).toMatchObject({ status: "failed", reason: "node_lost" })
       await waitUntil("unregistered", nodeIds, (ids) => ids.length === 0, 15_000)
+      expect(await nodeList()).toMatchObject([{ id: "e2e-node", status: "lost" }])
       // What the killed node left: its VM's TAP, firewall table, QEMU and proxy.
       expect((await left()).taps.length).toBe(1)
       expect((await labelled()).length).toBeGreaterThan(0)
@@ -131,10 +134,11 @@ describe("control and node as separate processes (call-home)", () => {
   )
 
   it(
-    "a silent node (SIGSTOP) is lost after PAWS_NODE_LOST_AFTER_MS; resumed, it stops the failed session's VM and rejoins",
+    "a silent node (SIGSTOP) is lost after PAWS_NODE_LOST_AFTER_MS, listed as lost and never scheduled onto; resumed, it stops the failed session's VM, rejoins as ready and runs the queued session",
     async () => {
       const id = await detached("echo up; sleep 300")
       await waitUntil("running", () => session(id), (s) => s.status === "running")
+      let queued = ""
       const stoppedAt = Date.now()
       node!.child.kill("SIGSTOP")
       try {
@@ -142,11 +146,25 @@ describe("control and node as separate processes (call-home)", () => {
         expect(lost).toMatchObject({ status: "failed", reason: "node_lost" })
         expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(2_500) // silence, not a closed socket
         expect(await nodeIds()).toEqual([])
+        // Still listed, as lost, last seen before it went silent (the heartbeat is 500 ms).
+        const [listed] = await nodeList()
+        expect(listed).toMatchObject({ id: "e2e-node", status: "lost", capacity: { available: 0 } })
+        expect(Date.parse(listed.lastSeenAt)).toBeLessThanOrEqual(stoppedAt + 1_000) // a reply already in flight
+        expect(Date.parse(listed.lastSeenAt)).toBeGreaterThan(stoppedAt - 5_000)
+        const shown = await paws(["nodes"], cli)
+        expect(shown.stdout).toMatch(new RegExp(`e2e-node\\s+lost\\s+.*last seen ${listed.lastSeenAt}`))
+        // Never scheduled onto while lost: a new session waits in the queue.
+        queued = await detached("echo after-silence")
+        await new Promise((r) => setTimeout(r, 1_500))
+        expect((await session(queued)).status).toBe("pending")
       } finally {
         node!.child.kill("SIGCONT")
       }
       await waitUntil("VM released", left, (l) => l.taps.length + l.tables.length + l.processes.length === 0, 40_000)
       await waitUntil("rejoined", nodeIds, (ids) => ids.includes("e2e-node"), 40_000)
+      expect(await nodeList()).toMatchObject([{ id: "e2e-node", status: "ready" }])
+      const ran = await waitUntil("queued ran", () => session(queued), (s) => s.status === "completed", 90_000)
+      expect(ran.result.stdout).toBe("after-silence\n")
     },
     180_000,
   )

@@ -47,6 +47,12 @@ export const controlConfigKeys: ReadonlyArray<
     description: "a node silent this long is lost: running sessions fail (node_lost), claimed ones re-queue",
   },
   {
+    name: "PAWS_NODE_LOST_RETENTION_MS",
+    default: "86400000",
+    description:
+      "how long a lost node stays listed (status lost, lastSeenAt) unless it returns or its token is revoked",
+  },
+  {
     name: "PAWS_NODES",
     default: "(unset)",
     description: "static mode: comma-separated ws://host:port/rpc URLs of nodes that control dials",

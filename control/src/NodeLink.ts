@@ -43,7 +43,8 @@ const killable = (socket: Socket.Socket, kill: Effect.Effect<void>): Socket.Sock
  * `NodeRpcs` over `socket`. The node is registered (with the capacity of its first
  * `NodeStatus`) until the socket drops or stays silent for `lostAfterMs` (the RPC pinger
  * sends a ping every `heartbeatMs` and counts any frame as life); a `NodeStatus` every
- * `heartbeatMs` keeps its capacity current. When the link ends, the protocol has already
+ * `heartbeatMs` keeps its capacity and last-seen time current. Then the registry lists it as
+ * `lost` (never dispatched to) until it calls home again. When the link ends, the protocol has already
  * failed every in-flight RunSession with an RpcClientError, so the Dispatcher re-queues
  * sessions whose VM never ran and fails running ones with `node_lost`.
  */
@@ -60,12 +61,15 @@ export const runNodeLink = (
     const registration = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(registration, Exit.void))
     const onDisconnect = Effect.andThen(Scope.close(registration, Exit.void), Deferred.succeed(gone, undefined))
+    // A link cut by its token's revocation ends the node's listing too: the admin is done with it.
+    let revoked = false
+    const until = Effect.tap(options.until ?? Effect.never, () => Effect.sync(() => (revoked = true)))
     const protocol = yield* RpcClient.makeProtocolSocket({
       pingInterval: heartbeatMs,
       pingTimeout: lostAfterMs,
       retryTransientErrors: false,
     }).pipe(
-      Effect.provideService(Socket.Socket, killable(socket, options.until ?? Effect.never)),
+      Effect.provideService(Socket.Socket, killable(socket, until)),
       Effect.provideService(
         RpcClient.ConnectionHooks,
         RpcClient.ConnectionHooks.of({ onConnect: Effect.void, onDisconnect }),
@@ -100,6 +104,7 @@ export const runNodeLink = (
       yield* Deferred.await(gone)
     }))
     yield* log("node link ended")
+    if (revoked) yield* registry.forget(info.id)
     // The protocol delivers the RpcClientError to in-flight calls right after onDisconnect;
     // closing the client before that would interrupt them instead (no node_lost for the Dispatcher).
     yield* Effect.sleep(200)

@@ -1,5 +1,5 @@
 import type { NodeInfo, NodeRpcs } from "@paws/core"
-import { Context, Effect, Layer, type Scope } from "effect"
+import { Config, Context, Effect, Layer, Schema, type Scope } from "effect"
 import type { RpcClient, RpcClientError } from "effect/rpc"
 import { QueueSignal } from "./QueueSignal.ts"
 
@@ -11,34 +11,71 @@ export interface NodeEntry {
   readonly client: NodeClient
 }
 
+/** How long a lost node stays listed (as `lost`) unless it comes back or is forgotten. */
+export const lostRetentionConfig = Config.schema(
+  Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 30 * 86_400_000 }))),
+  "PAWS_NODE_LOST_RETENTION_MS",
+).pipe(Config.withDefault(86_400_000))
+
+/** What a lost node shows: its last report, with nothing running and nothing free. */
+const asLost = (info: NodeInfo): NodeInfo => ({
+  ...info,
+  status: "lost",
+  capacity: { maxConcurrent: info.capacity.maxConcurrent, running: 0, available: 0 },
+  lastSeenAt: info.lastSeenAt ?? new Date().toISOString(),
+})
+
 /**
  * The nodes this control plane can dispatch to. A node is registered for the lifetime of a
- * scope (its connection) and removed when that closes; a later issue fills this from
- * call-home WebSocket connections.
+ * scope (its connection). When that closes the node is lost: it leaves the dispatchable set
+ * (`list`, `get`) at once but stays in `all` with status `lost` and its last-seen time until
+ * it registers again, is forgotten (token revoked), or PAWS_NODE_LOST_RETENTION_MS passes.
  */
 export class NodeRegistry extends Context.Service<NodeRegistry, {
   readonly register: (entry: NodeEntry) => Effect.Effect<void, never, Scope.Scope>
   readonly update: (info: NodeInfo) => Effect.Effect<void>
+  /** Connected nodes: the only ones the Dispatcher sees. */
   readonly list: Effect.Effect<ReadonlyArray<NodeEntry>>
   readonly get: (id: string) => Effect.Effect<NodeEntry | undefined>
+  /** What `GET /v1/nodes` shows: connected nodes and lost ones still retained, by id. */
+  readonly all: Effect.Effect<ReadonlyArray<NodeInfo>>
+  /** Drops a lost node from `all` (a connected one is untouched). */
+  readonly forget: (id: string) => Effect.Effect<void>
 }>()("paws/control/NodeRegistry") {
   static readonly layer = Layer.effect(
     NodeRegistry,
     Effect.gen(function* () {
       const signal = yield* QueueSignal
+      const retentionMs = yield* Effect.orDie(lostRetentionConfig)
       const nodes = new Map<string, NodeEntry>()
+      const lost = new Map<string, { readonly info: NodeInfo; readonly at: number }>()
+      const prune = () => {
+        const cutoff = Date.now() - retentionMs
+        for (const [id, l] of lost) if (l.at < cutoff) lost.delete(id)
+      }
       return NodeRegistry.of({
         register: (entry) =>
           Effect.acquireRelease(
-            Effect.sync(() => nodes.set(entry.info.id, entry)).pipe(
+            Effect.sync(() => {
+              lost.delete(entry.info.id)
+              nodes.set(entry.info.id, entry)
+            }).pipe(
               Effect.andThen(Effect.logInfo("node registered").pipe(Effect.annotateLogs({ node: entry.info.id }))),
               Effect.andThen(signal.kick),
             ),
             () =>
-              Effect.sync(() => {
-                // `update` replaces the entry object; the client tells whether it is still this connection.
-                if (nodes.get(entry.info.id)?.client === entry.client) nodes.delete(entry.info.id)
-              }).pipe(Effect.andThen(Effect.logInfo("node gone").pipe(Effect.annotateLogs({ node: entry.info.id })))),
+              Effect.suspend(() => {
+                // `update` replaces the entry object; the client tells whether it is still this connection
+                // (a node that reconnected before its old link timed out is not lost).
+                const current = nodes.get(entry.info.id)
+                if (current?.client !== entry.client) return Effect.void
+                nodes.delete(entry.info.id)
+                const info = asLost(current.info)
+                lost.set(info.id, { info, at: Date.now() })
+                return Effect.logWarning("node lost").pipe(
+                  Effect.annotateLogs({ node: info.id, lastSeenAt: info.lastSeenAt }),
+                )
+              }),
           ),
         update: (info) =>
           Effect.sync(() => {
@@ -47,6 +84,17 @@ export class NodeRegistry extends Context.Service<NodeRegistry, {
           }).pipe(Effect.andThen(signal.kick)),
         list: Effect.sync(() => [...nodes.values()]),
         get: (id) => Effect.sync(() => nodes.get(id)),
+        all: Effect.sync(() => {
+          prune()
+          const infos = [...[...nodes.values()].map((e) => e.info), ...[...lost.values()].map((l) => l.info)]
+          return infos.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        }),
+        forget: (id) =>
+          Effect.suspend(() =>
+            lost.delete(id)
+              ? Effect.logInfo("lost node forgotten").pipe(Effect.annotateLogs({ node: id }))
+              : Effect.void
+          ),
       })
     }),
   )

@@ -168,12 +168,33 @@ describe("node call-home", () => {
         const lost = yield* waitForSession(control, node, (s) => s.status !== "running")
         assert.strictEqual(lost.status, "failed")
         assert.strictEqual(lost.reason, "node_lost")
-        yield* waitFor("unregistered", nodesOf(control), (ids) => ids.length === 0)
+        // It stays listed as lost, with when it was last heard from, and nothing is dispatched to it.
+        const gone = yield* waitFor(
+          "listed as lost",
+          call(control, "GET", "/v1/nodes"),
+          (r) => r.body[0]?.status === "lost",
+        )
+        assert.strictEqual(gone.body.length, 1)
+        assert.deepInclude(gone.body[0], { id: "n-home", status: "lost" })
+        assert.deepInclude(gone.body[0].capacity, { maxConcurrent: 3, running: 0, available: 0 })
+        const lastSeen = Date.parse(gone.body[0].lastSeenAt)
+        assert.isTrue(lastSeen > Date.now() - 30_000 && lastSeen <= Date.now(), gone.body[0].lastSeenAt)
+        const queued = (yield* call(control, "POST", "/v1/sessions", { body: script("hang") })).body.sessionId
+        yield* Effect.sleep(1_000) // five dispatcher passes
+        assert.strictEqual((yield* call(control, "GET", `/v1/sessions/${queued}`)).body.status, "pending")
 
         yield* Effect.scoped(Effect.gen(function* () {
           yield* callHomeNode(control.url, token.token, "n-home")
-          yield* waitFor("re-registered", nodesOf(control), (ids) => ids.includes("n-home"))
+          const back = yield* waitFor(
+            "ready again",
+            call(control, "GET", "/v1/nodes"),
+            (r) => r.body[0]?.status === "ready",
+          )
+          assert.strictEqual(back.body.length, 1)
+          assert.isAtLeast(Date.parse(back.body[0].lastSeenAt), lastSeen)
+          yield* waitForSession(control, queued, (s) => s.status === "running")
           yield* call(control, "DELETE", `/v1/nodes/tokens/${token.id}`)
+          // Revoking its token forgets the node: not even listed as lost.
           yield* waitFor("revoked node dropped", nodesOf(control), (ids) => ids.length === 0)
           yield* Effect.sleep(1_500) // its redials are refused
           assert.deepStrictEqual(yield* nodesOf(control), [])
@@ -222,7 +243,11 @@ describe("static nodes (PAWS_NODES)", () => {
           const cancelled = yield* call(control, "DELETE", `/v1/sessions/${id}`)
           assert.strictEqual(cancelled.body.status, "cancelled")
         }))
-        yield* waitFor("static node gone", nodesOf(control), (ids) => ids.length === 0)
+        yield* waitFor(
+          "static node lost",
+          call(control, "GET", "/v1/nodes"),
+          (r) => r.body.length === 1 && r.body[0].status === "lost",
+        )
       }))
   })
 })

@@ -4,12 +4,13 @@ import type { NodeInfo, NodeToken } from "@paws/core"
 import { ApiClient } from "../ApiClient.ts"
 import { withApi } from "./shared.ts"
 
+/** A lost node shows when it was last heard from instead of capacity it no longer offers. */
 export const formatNodeRow = (n: NodeInfo): string =>
   [
     n.id.padEnd(16),
     n.status.padEnd(8),
     `${n.capacity.running}/${n.capacity.maxConcurrent} running`.padEnd(14),
-    `${n.capacity.available} free`,
+    n.status === "lost" ? `last seen ${n.lastSeenAt ?? "never"}` : `${n.capacity.available} free`,
   ].join("  ")
 
 const json = Flag.Boolean("json").pipe(Flag.withDescription("print JSON"), Flag.withDefault(false))

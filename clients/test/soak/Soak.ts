@@ -97,7 +97,11 @@ export const runSoak = async (options: SoakOptions): Promise<SoakReport> => {
     }
     return last
   }
-  const nodeIds = () => api("GET", "/v1/nodes").then((r) => (r.body as Array<{ id: string }>).map((n) => n.id))
+  /** Connected nodes (a lost one stays listed with status lost). */
+  const nodeIds = () =>
+    api("GET", "/v1/nodes").then((r) =>
+      (r.body as Array<{ id: string; status: string }>).filter((n) => n.status !== "lost").map((n) => n.id)
+    )
   const session = (id: string) => api("GET", `/v1/sessions/${id}`).then((r) => r.body)
   const submit = async (script: string, timeoutMs?: number) => {
     const r = await api("POST", "/v1/sessions", {

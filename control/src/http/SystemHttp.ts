@@ -12,7 +12,7 @@ export const NodesHttp = HttpApiBuilder.group(
   "nodes",
   Effect.fn(function* (handlers) {
     const registry = yield* NodeRegistry
-    return handlers.handle("list", () => Effect.map(registry.list, (entries) => entries.map((e) => e.info)))
+    return handlers.handle("list", () => registry.all)
   }),
 )
 
