@@ -22,29 +22,11 @@ import { QemuMicrovm } from "./vmm/QemuMicrovm.ts"
 import { Vmm, vmRunDirName } from "./vmm/Vmm.ts"
 import { SnapshotRestore } from "./snapshot/SnapshotRestore.ts"
 import { ProxyPool } from "./pool/ProxyPool.ts"
+import { VmPool } from "./pool/VmPool.ts"
 import { DefaultSnapshotOnStart } from "./snapshot/DefaultSnapshot.ts"
 import { SnapshotBuilder } from "./snapshot/SnapshotBuilder.ts"
 import { SnapshotStore } from "./snapshot/SnapshotStore.ts"
 import { NodeSnapshots } from "./snapshot/NodeSnapshots.ts"
-
-/** Everything a node runs sessions with, from `PAWS_*` config. */
-export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerNoDeps, NodeSnapshots.layer).pipe(
-  Layer.provideMerge(SessionRunner.layerNoDeps),
-  Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps, ProxyPool.layerNoDeps)),
-  Layer.provideMerge(
-    Layer.mergeAll(
-      NetworkSlot.layerNoDeps.pipe(Layer.provide(SlotPool.layer)),
-      Firewall.layerNoDeps,
-      ProxySupervisor.layerNoDeps,
-      QemuMicrovm,
-      NetnsDialer.layer,
-      ImageStore.layer,
-      NodeSshKey.layer,
-    ),
-  ),
-  Layer.provideMerge(HostCommand.layer),
-  Layer.provideMerge(NodeConfig.layer),
-)
 
 /** On start nothing is live: every labelled TAP, table and process left from before is removed. */
 export const ReconcileOnStart = Layer.effectDiscard(
@@ -69,6 +51,28 @@ export const ReconcileOnStart = Layer.effectDiscard(
       }
     }
   }),
+)
+
+/** Everything a node runs sessions with, from `PAWS_*` config. */
+export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerNoDeps, NodeSnapshots.layer).pipe(
+  Layer.provideMerge(SessionRunner.layerNoDeps),
+  // Warm clones are made only after the start reconcile (one run: layers are shared), which
+  // removes everything labelled that a previous node process left, pooled clones included.
+  Layer.provideMerge(VmPool.layerNoDeps.pipe(Layer.provide(ReconcileOnStart), Layer.provide(Reconciler.layerNoDeps))),
+  Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps, ProxyPool.layerNoDeps)),
+  Layer.provideMerge(
+    Layer.mergeAll(
+      NetworkSlot.layerNoDeps.pipe(Layer.provide(SlotPool.layer)),
+      Firewall.layerNoDeps,
+      ProxySupervisor.layerNoDeps,
+      QemuMicrovm,
+      NetnsDialer.layer,
+      ImageStore.layer,
+      NodeSshKey.layer,
+    ),
+  ),
+  Layer.provideMerge(HostCommand.layer),
+  Layer.provideMerge(NodeConfig.layer),
 )
 
 /** Serves /rpc (static mode), calls home (PAWS_CONTROL_URL), or both; see NodeConfig.serveRpc. */
