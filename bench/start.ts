@@ -1,11 +1,12 @@
 /**
  * `npm run bench:start` (root): how fast a session starts from a snapshot, beside the raw floor.
  *   raw.agent     bare restore of the snapshot (QEMU, device state, cont, clock/RNG/address refresh)
- *                 + one command over the virtio-serial agent
+ *                 + one `exec` over the virtio-serial agent (paws-agent.c)
  *   raw.ssh       the same restore + SSH handshake + one `exec`
  *   node.seq      a session through the node's own lifecycle (LiveSessions → SessionRunner: slot,
- *                 firewall, proxy, restore, SSH, guest prepared, workload) → the workload's first
- *                 command executed in the VM (it prints the guest clock, set from the host at restore)
+ *                 firewall, proxy, restore, guest prepared and workload run over the agent, no SSH)
+ *                 → the workload's first command executed in the VM (it prints the guest clock, set
+ *                 from the host at restore)
  *   node.conc4    the same, 4 sessions at a time
  *   full.seq      POST /v1/sessions on a real control process (PGlite, its own process) → queue →
  *                 scheduler → Effect RPC over WebSocket → this node → … → the workload's first command

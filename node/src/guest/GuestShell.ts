@@ -151,14 +151,7 @@ const makeShell = (client: ssh2.Client): GuestShell => {
   let counter = 0
   const open = (id: string, command: string, options: ExecOptions) =>
     new Promise<ClientChannel>((resolve, reject) => {
-      const prefix = [
-        options.profile === false ? "" : ". /etc/profile >/dev/null 2>&1;",
-        ...Object.entries(options.env ?? {}).map(([k, v]) => {
-          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`bad env name ${k}`)
-          return `export ${k}=${shellQuote(v)};`
-        }),
-      ].join(" ")
-      client.exec(asGroup(id, `${prefix} ${command}`), (err, channel) => (err ? reject(err) : resolve(channel)))
+      client.exec(asGroup(id, withOptions(command, options)), (err, channel) => (err ? reject(err) : resolve(channel)))
     })
 
   const kill = (id: string) =>
@@ -209,6 +202,25 @@ const makeShell = (client: ssh2.Client): GuestShell => {
       ))
     })
 
+  return shellFromExec(exec)
+}
+
+/** The options' profile and env as a command prefix (throws on an invalid env name). */
+export const withOptions = (command: string, options: ExecOptions): string =>
+  [
+    options.profile === false ? "" : ". /etc/profile >/dev/null 2>&1;",
+    ...Object.entries(options.env ?? {}).map(([k, v]) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`bad env name ${k}`)
+      return `export ${k}=${shellQuote(v)};`
+    }),
+    command,
+  ].join(" ")
+
+/**
+ * Everything of a shell that is built on `exec` (file transfer, clock): shared by the SSH shell
+ * and the virtio-serial agent's (GuestAgent.agentShell), so both behave the same.
+ */
+export const shellFromExec = (exec: GuestShell["exec"]): GuestShell => {
   const run = (command: string, options?: ExecOptions) =>
     exec(command, options).pipe(
       Stream.runFold(

@@ -9,9 +9,10 @@ import { NetworkSlot } from "../network/NetworkSlot.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { ProxySupervisor } from "../proxy/ProxySupervisor.ts"
 import { Vmm } from "../vmm/Vmm.ts"
+import type { VmHandle } from "../vmm/Vmm.ts"
 import { chooseSnapshot } from "../snapshot/SnapshotChoice.ts"
 import { ProxyPool } from "../pool/ProxyPool.ts"
-import { agentPrepareMaxBytes, prepareViaAgent } from "../snapshot/AgentPrepare.ts"
+import { agentShell } from "../snapshot/GuestAgent.ts"
 import type { GuestAgent } from "../snapshot/GuestAgent.ts"
 import { SnapshotRestore } from "../snapshot/SnapshotRestore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
@@ -32,6 +33,12 @@ interface Outcome {
   readonly exitCode: number | null
   readonly output: unknown
   readonly error?: string
+}
+
+/** A running VM; restored ones come with their connected agent (SnapshotRestore, later a pool). */
+interface StartedVm {
+  readonly vm: VmHandle
+  readonly agent?: GuestAgent
 }
 
 const sshReadyTimeoutMs = 60_000
@@ -88,8 +95,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           // The guest is isolated before it exists; the proxy starts while the VM boots, and the
           // firewall opens to the proxy as soon as its ports are known.
           yield* firewall.isolate(slot)
-          const restored: { agent?: GuestAgent } = {}
-          const [proxy, vm] = yield* Effect.all([
+          const [proxy, started] = yield* Effect.all([
             startProxy({
               sessionId: id,
               hostIp: slot.hostIp,
@@ -104,7 +110,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
                 guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
                 gateway: slot.hostIp,
                 dns: slot.hostIp,
-              }).pipe(Effect.map((r) => ((restored.agent = r.agent), r.vm)))
+              })
               : vmm.start({
                 sessionId: id,
                 image,
@@ -115,51 +121,44 @@ export class SessionRunner extends Context.Service<SessionRunner, {
                 dns: slot.hostIp,
                 vcpus: dispatch.resources.vcpus,
                 memoryMB: dispatch.resources.memoryMB,
-              }),
+              }).pipe(Effect.map((vm): StartedVm => ({ vm }))),
           ], { concurrency: 2 })
-          yield* mark(Option.isSome(snapshot) ? "vm(restored)" : "vm")
+          const vm = started.vm
+          yield* mark(started.agent === undefined ? "vm" : "vm(restored)")
           const vmDied = vm.exited.pipe(
             Effect.flatMap((code) => Effect.fail(fail(`VM exited (${code}) unexpectedly`))),
           )
           const proxyDied = Deferred.await(proxy.exited).pipe(
             Effect.flatMap((code) => Effect.fail(fail(`proxy exited (${code}) unexpectedly`))),
           )
+          // The guest's command channel. A restored VM's agent (virtio-serial, already connected
+          // and refreshed by the restore): no SSH handshake, SSH is never dialled. A cold-booted
+          // VM has no agent: SSH, once its dropbear is up.
+          const shell = started.agent !== undefined ? agentShell(started.agent) : yield* connectGuestShell({
+            dialer,
+            host: slot.guestIp,
+            hostKeyBlob: image.hostKeyBlob,
+            privateKey: key.privateKey,
+            readyTimeoutMs: sshReadyTimeoutMs,
+          }).pipe(Effect.raceFirst(vmDied), Effect.tap(() => mark("ssh")))
           const env = envFile(dispatch.workload.env)
           const prepare = (envInline: string | undefined) =>
             prepareGuestCommand({
-              epochSeconds: Option.isSome(snapshot) ? undefined : Math.floor(Date.now() / 1000),
+              epochSeconds: started.agent !== undefined ? undefined : Math.floor(Date.now() / 1000),
               dnsIp: slot.hostIp,
               caPem: proxy.caCertificatePem,
               envInline,
             })
+          // Over either channel: an env file too large for the prepare command gets its own write,
+          // the script travels on stdin.
           const inline = Buffer.byteLength(prepare(env)) <= maxInlineCommandBytes
-          // A restored guest is prepared over its agent while the SSH handshake runs.
-          const viaAgent = restored.agent !== undefined && inline &&
-            Buffer.byteLength(dispatch.workload.script) <= agentPrepareMaxBytes
-          const [shell] = yield* Effect.all([
-            connectGuestShell({
-              dialer,
-              host: slot.guestIp,
-              hostKeyBlob: image.hostKeyBlob,
-              privateKey: key.privateKey,
-              readyTimeoutMs: sshReadyTimeoutMs,
-            }).pipe(Effect.raceFirst(vmDied), Effect.tap(() => mark("ssh"))),
-            viaAgent
-              ? prepareViaAgent(restored.agent!, prepare(env), dispatch.workload.script).pipe(
-                Effect.mapError((e) => fail(e.message)),
-                Effect.tap(() => mark("prepared(agent)")),
-              )
-              : Effect.void,
-          ], { concurrency: 2 })
-          if (!viaAgent) {
-            if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
-            const prepared = yield* shell.run(prepare(inline ? env : undefined), {
-              stdin: dispatch.workload.script,
-              profile: false,
-            })
-            if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
-            yield* mark("prepared")
-          }
+          if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
+          const prepared = yield* shell.run(prepare(inline ? env : undefined), {
+            stdin: dispatch.workload.script,
+            profile: false,
+          }).pipe(Effect.raceFirst(vmDied))
+          if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
+          yield* mark(started.agent === undefined ? "prepared" : "prepared(agent)")
           status("running")
           const exitCode = yield* shell.exec(runWorkloadCommand).pipe(
             Stream.runFold(() => null as number | null, (code, event) => {

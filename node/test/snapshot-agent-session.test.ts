@@ -1,0 +1,95 @@
+import { assert, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { newSessionId } from "@paws/core"
+import { NetworkSlot } from "../src/network/NetworkSlot.ts"
+import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
+import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
+import { testConfig } from "./support/TestImage.ts"
+import { testNodeLayer } from "./support/TestNode.ts"
+
+// A private snapshot dir: other test files keep cold-booting the shared test image.
+const snapshotDir = fs.mkdtempSync(path.join(os.tmpdir(), "paws-agent-session-"))
+const config = { PAWS_SNAPSHOT_DIR: snapshotDir }
+const world = SnapshotBuilder.layerNoDeps.pipe(
+  Layer.provide(testConfig(config)),
+  Layer.provideMerge(testNodeLayer(config)),
+  Layer.provideMerge(
+    Layer.effectDiscard(
+      Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(snapshotDir, { recursive: true, force: true }))),
+    ),
+  ),
+)
+
+// The snapshot's guest has no SSH server: its setup stops dropbear's listener (the build's own
+// connection lives on until the pause). A session that dialled SSH could only fail.
+const noSsh =
+  "kill -KILL $(cat /run/dropbear.pid); while grep -q ' 00000000:0016 00000000:0000 0A' /proc/net/tcp; do sleep 0.1; done"
+/** Whether anything listens on TCP port 22. */
+const sshState = `grep -q ' 00000000:0016 00000000:0000 0A' /proc/net/tcp && echo sshd-up || echo sshd-down`
+
+layer(world, { excludeTestServices: true, timeout: 240_000 })(
+  "snapshot sessions over the guest agent (real VMs)",
+  (it) => {
+    it.effect("workload output, exit code and result arrive over the agent with no SSH server in the guest", () =>
+      Effect.gen(function* () {
+        yield* Effect.scoped(Effect.gen(function* () {
+          const slot = yield* (yield* NetworkSlot).acquire(newSessionId())
+          yield* (yield* SnapshotBuilder).build({
+            name: "default",
+            setup: `echo from-snapshot > /root/marker; ${noSsh}`,
+            net: {
+              tap: slot.tap,
+              guestMac: slot.guestMac,
+              guestIp: slot.guestIp,
+              guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
+              gateway: slot.hostIp,
+              dns: slot.hostIp,
+            },
+          })
+        }))
+        const script = [
+          "cat /root/marker",
+          sshState,
+          "printf 'to-stderr' >&2",
+          `echo '{"answer":42}' > /output/result.json`,
+          "printf 'no-newline'",
+          "exit 3",
+        ].join("\n")
+        const { events, statuses, result } = yield* runToEnd(dispatchOf(script))
+        assert.deepStrictEqual(statuses, ["starting", "running", "failed"], JSON.stringify(result))
+        assert.strictEqual(result.stdout, "from-snapshot\nsshd-down\nno-newline")
+        assert.strictEqual(result.stderr, "to-stderr")
+        assert.strictEqual(result.exitCode, 3)
+        assert.deepStrictEqual(result.output, { answer: 42 })
+        const live = events.flatMap((e) => (e._tag === "output" ? [`${e.stream}:${e.data}`] : []))
+        assert.include(live.join(""), "stdout:from-snapshot")
+        assert.include(live, "stderr:to-stderr")
+
+        // an env file over the inline limit (its own write), a script over 64 KiB on stdin, a
+        // result that is not JSON
+        const bigValue = "v".repeat(20_000)
+        const bigScript = [
+          `# ${"padding ".repeat(10_000)}`,
+          sshState,
+          `[ "$BIG" = "${bigValue}" ] && echo env-ok`,
+          `echo "$GREETING"`,
+          "echo 'not json' > /output/result.json",
+        ].join("\n")
+        const env = { BIG: bigValue, GREETING: `it's "quoted"` }
+        const big = yield* runToEnd(dispatchOf(bigScript, { workload: { type: "script", script: bigScript, env } }))
+        assert.deepStrictEqual(big.statuses, ["starting", "running", "completed"], JSON.stringify(big.result))
+        assert.strictEqual(big.result.stdout, `sshd-down\nenv-ok\nit's "quoted"\n`)
+        assert.strictEqual(big.result.output, null)
+        assert.match(big.result.error ?? "", /result.json is not valid JSON/)
+
+        // the deadline interrupts the exec; the VM goes with the session
+        const slow = yield* runToEnd(dispatchOf(`${sshState}; sleep 60`, { timeoutMs: 4_000 }))
+        assert.deepStrictEqual(slow.statuses, ["starting", "running", "timeout"], JSON.stringify(slow.result))
+        assert.strictEqual(slow.result.stdout, "sshd-down\n")
+        yield* assertNothingLeft
+      }))
+  },
+)
