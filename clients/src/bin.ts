@@ -6,6 +6,7 @@ import { Effect } from "effect"
 import { Command } from "effect/cli"
 import { controlConfigKeys } from "../../control/src/ControlConfig.ts"
 import { clientConfigKeys } from "./ClientConfig.ts"
+import { image } from "./commands/image.ts"
 import { keys } from "./commands/keys.ts"
 import { logs } from "./commands/logs.ts"
 import { nodes } from "./commands/nodes.ts"
@@ -29,7 +30,7 @@ export const paws = root.pipe(
       configHelp("Control-plane configuration (environment, for `paws up` / `paws control`)", controlConfigKeys),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, nodes, keys, top, up, control, node]),
+  Command.withSubcommands([run, logs, sessions, nodes, image, keys, top, up, control, node]),
 )
 
 if (import.meta.main) {

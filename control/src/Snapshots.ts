@@ -18,6 +18,7 @@ interface Build {
   readonly node: string
   readonly status: "building" | "failed"
   readonly phase: string
+  readonly phases?: ReadonlyArray<{ readonly phase: string; readonly ms: number }>
   readonly startedAt: string
   readonly error?: string
 }
@@ -117,8 +118,10 @@ export class Snapshots extends Context.Service<Snapshots, {
           Stream.runForEach((e) =>
             Effect.gen(function* () {
               yield* Deferred.succeed(admitted, undefined)
-              if (e._tag === "progress") set({ status: "building", phase: e.phase })
-              // Built: the node lists it from now on.
+              if (e._tag === "progress") {
+                const phases = [...builds.get(r.name)?.phases ?? [], { phase: e.phase, ms: e.ms }]
+                set({ status: "building", phase: e.phase, phases })
+              } // Built: the node lists it from now on.
               else builds.delete(r.name)
             })
           ),

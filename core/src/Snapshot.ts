@@ -53,6 +53,8 @@ export const SnapshotView = Schema.Struct({
   status: SnapshotStatus,
   /** The build's current (or last) phase: queued, started, booted, network, setup, agent, saved, ready. */
   phase: Schema.optionalKey(Schema.String),
+  /** Every phase the build has passed so far, with ms since its start (builds this control plane started). */
+  phases: Schema.optionalKey(Schema.Array(Schema.Struct({ phase: Schema.String, ms: Schema.Number }))),
   error: Schema.optionalKey(Schema.String),
   startedAt: Schema.optionalKey(Schema.String),
   manifest: Schema.optionalKey(SnapshotManifestSummary),
