@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { leftovers } from "../../node/test/support/TestNode.ts"
 import { paws } from "./support/CliProcess.ts"
@@ -156,6 +156,22 @@ describe("snapshots end to end (real control, node, VMs; real CLI)", () => {
       const certs = (s: string) => /certs=(\d+)/.exec(s)?.[1]
       expect(certs(fromSnapshot.stdout)).toBeDefined()
       expect(certs(fromSnapshot.stdout)).toBe(certs(fromImage.stdout))
+
+      // Its image "rebuilt" (the manifest's hash no longer matches): listed as stale, sessions refused, saying why.
+      const manifestPath = join(snapshotDir("tools"), "manifest.json")
+      const manifest = JSON.parse(readFileSync(manifestPath, "utf8"))
+      writeFileSync(
+        manifestPath,
+        JSON.stringify({ ...manifest, image: { ...manifest.image, inputHash: "0".repeat(64) } }),
+      )
+      const stale = await api("GET", "/v1/snapshots/tools")
+      expect(stale.body).toMatchObject({ status: "stale" })
+      expect(stale.body.error).toMatch(
+        /image "default" was rebuilt since .*rebuild it with "paws image snapshot tools"/,
+      )
+      const refused = await paws(["run", "--snapshot", "tools", "--", "true"], cli)
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toMatch(/snapshot "tools" cannot be restored: image "default" was rebuilt since/)
 
       const removed = await paws(["image", "rm", "tools"], cli)
       expect(removed.code, removed.stderr).toBe(0)
