@@ -189,9 +189,14 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("warm VM pool (rea
         assert.strictEqual(left.qemus.length, 2)
 
         // For the report: a hand-out (take + resume) against a full restore into a fresh slot.
+        const rssKiB = left.qemus.map((pid) =>
+          Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1])
+        )
         const tTake = performance.now()
+        let takeMs = 0
         const one = yield* Effect.scoped(
           pool.take(name, small).pipe(
+            Effect.tap(() => Effect.sync(() => (takeMs = Math.round(performance.now() - tTake)))),
             Effect.flatMap((o) => Option.getOrThrow(o).resume),
             Effect.map(() => Math.round(performance.now() - tTake)),
           ),
@@ -213,7 +218,8 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("warm VM pool (rea
         }))
         const restoreMs = Math.round(performance.now() - tRestore)
         yield* Effect.logInfo(
-          `vm pool: filled 2 in ${fillMs} ms; 2 concurrent resumes ${resumeMs} ms; take+resume ${one} ms; ` +
+          `vm pool: filled 2 in ${fillMs} ms (idle QEMU RSS ${rssKiB.join(", ")} KiB); 2 concurrent resumes ` +
+            `${resumeMs} ms; take ${takeMs} ms, take+resume ${one} ms; ` +
             `slot+table+restore ${restoreMs} ms (slot+table ${netMs} ms, restore ${JSON.stringify(restored.timings)})`,
         )
       })).pipe(Effect.provide(poolOf(2)))

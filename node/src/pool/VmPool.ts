@@ -54,10 +54,10 @@ const maxRetryMs = 60_000
  * request is for the pool's snapshot, its resources equal the snapshot's and the snapshot on disk
  * is still the build the clone came from; otherwise None, and the caller restores as usual. The
  * clone is resumed and refreshed only by the taker (`resume`), so nothing it learns is shared.
- * One background fiber refills after every take, replaces a clone whose QEMU died while idle,
- * and drops clones of a rebuilt or deleted snapshot. Pooled resources are named after a pool id
- * in the session id format, so the start reconcile removes any a killed node left; the pool's
- * scope tears every idle clone down.
+ * One background fiber refills after every hand-out (once the clone runs), replaces a clone
+ * whose QEMU died while idle, and drops clones of a rebuilt or deleted snapshot. Pooled resources
+ * are named after a pool id in the session id format, so the start reconcile removes any a killed
+ * node left; the pool's scope tears every idle clone down.
  */
 export class VmPool extends Context.Service<VmPool, {
   readonly take: (
@@ -205,16 +205,20 @@ export class VmPool extends Context.Service<VmPool, {
             const i = idle.findIndex((e) => e.key === key && e.loaded.running())
             return i < 0 ? undefined : idle.splice(i, 1)[0]
           }),
-          (e, exit) => (e === undefined ? Effect.void : Scope.close(e.scope, exit)),
+          (e, exit) => (e === undefined ? Effect.void : Scope.close(e.scope, exit).pipe(Effect.andThen(wakeUp))),
         )
-        yield* wakeUp
-        if (e === undefined) return Option.none<PooledVm>()
+        if (e === undefined) return yield* wakeUp.pipe(Effect.as(Option.none<PooledVm>()))
         const { slot, loaded } = e
+        // The refill starts once this clone runs (or its taker lets it go): loading the next one
+        // meanwhile would compete with this resume, the hand-out's critical path.
         const resume = loaded.resume({
           guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
           gateway: slot.hostIp,
           dns: slot.hostIp,
-        }).pipe(Effect.map((timings) => ({ vm: loaded.vm, agent: loaded.agent, timings })))
+        }).pipe(
+          Effect.ensuring(wakeUp),
+          Effect.map((timings) => ({ vm: loaded.vm, agent: loaded.agent, timings })),
+        )
         return Option.some<PooledVm>({ slot, snapshot: e.snapshot, vm: loaded.vm, agent: loaded.agent, resume })
       })
 
