@@ -9,12 +9,10 @@ import { newSessionId } from "@paws/core"
 import { connectGuestShell } from "../src/guest/GuestShell.ts"
 import { NetnsDialer } from "../src/guest/NetnsDialer.ts"
 import { NodeSshKey } from "../src/guest/NodeSshKey.ts"
-import { ReconcileOnStart } from "../src/main.ts"
+import { NodeServices } from "../src/main.ts"
 import { Firewall } from "../src/network/Firewall.ts"
-import { HostCommand } from "../src/network/HostCommand.ts"
 import { NetworkSlot } from "../src/network/NetworkSlot.ts"
-import { labelledProcesses, Reconciler } from "../src/network/Reconciler.ts"
-import { NodeConfig } from "../src/NodeConfig.ts"
+import { labelledProcesses } from "../src/network/Reconciler.ts"
 import type { PooledVm } from "../src/pool/VmPool.ts"
 import { VmPool } from "../src/pool/VmPool.ts"
 import { agentRun } from "../src/snapshot/GuestAgent.ts"
@@ -281,7 +279,7 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("warm VM pool (rea
       assert.deepStrictEqual(yield* artefacts, nothing)
     }))
 
-  it.effect("the start reconcile removes every clone, TAP, table and run dir a SIGKILLed node's pool left", () =>
+  it.effect("a restarted node removes every clone, TAP, table and run dir a SIGKILLed node's pool left, then fills its own", () =>
     Effect.gen(function* () {
       yield* ensureSnapshot
       const store = yield* SnapshotStore
@@ -319,16 +317,32 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("warm VM pool (rea
       assert.strictEqual(left.tables.length, 2)
       assert.strictEqual(left.runDirs.length, 2)
 
-      // What a restarted node runs first.
-      const host = Layer.succeed(HostCommand, HostCommand.make(Option.some(netns)))
-      yield* Layer.build(ReconcileOnStart).pipe(
-        Effect.provide(Reconciler.layerNoDeps.pipe(Layer.provide(host))),
-        Effect.provide(NodeConfig.layerWith({ netns: Option.some(netns) })),
-        Effect.provideService(Vmm, vmm),
-        Effect.scoped,
-      )
-      yield* Effect.sleep(200)
-      for (const pid of left.qemus) assert.isFalse(alive(pid))
+      // A restarted node (the real service graph, its own pool on): the start reconcile removes
+      // everything the killed one left, then its pool fills, and nothing of the new pool is hit.
+      const restarted = NodeServices.pipe(Layer.provide(testConfig({
+        PAWS_NODE_NETNS: netns,
+        PAWS_RUN_DIR: vmm.runDir,
+        PAWS_SNAPSHOT_DIR: store.dir,
+        PAWS_NODE_TOKEN: "test-node-token",
+        PAWS_NODE_POOL: "172.16.2.0/24",
+        PAWS_NODE_WARM_POOL: "0",
+        PAWS_NODE_VM_POOL: "2",
+        PAWS_NODE_VM_POOL_SNAPSHOT: name,
+      })))
+      yield* Effect.scoped(Effect.gen(function* () {
+        const pool = yield* VmPool
+        assert.strictEqual(yield* waitFor(pool.idle, (n) => n === 2), 2)
+        for (const pid of left.qemus) assert.isFalse(alive(pid))
+        const now = yield* artefacts
+        assert.strictEqual(now.qemus.length, 2)
+        assert.isTrue(now.qemus.every((pid) => !left.qemus.includes(pid)))
+        for (const x of ["taps", "tables", "runDirs"] as const) {
+          assert.strictEqual(now[x].length, 2)
+          assert.isTrue(now[x].every((t) => !(left[x] as ReadonlyArray<string>).includes(t)))
+        }
+        yield* Effect.sleep(500)
+        assert.deepStrictEqual(yield* artefacts, now, "the new pool's clones stay")
+      })).pipe(Effect.provide(restarted))
       assert.deepStrictEqual(yield* artefacts, nothing)
     }))
 })
