@@ -1,8 +1,11 @@
-import { ConfigProvider, Console, Context, Effect, Layer } from "effect"
+import { ConfigProvider, Console, Context, Effect, Layer, References } from "effect"
 import { Command } from "effect/cli"
 import { HttpServer } from "effect/http"
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
+import { withProgress } from "../Progress.ts"
+
+const since = (started: number) => `${((Date.now() - started) / 1000).toFixed(1)} s`
 
 /**
  * `paws up`: everything on one machine. Control (with the embedded database unless
@@ -16,13 +19,18 @@ export const up = Command.make("up", {}, () =>
       import("@paws/control")
     )
     yield* Console.error("starting paws control (the first start initialises the embedded database: ~15 s)…")
-    const control = yield* Layer.build(ControlServer.pipe(Layer.provide(ControlLogging)))
+    const controlStarted = Date.now()
+    const control = yield* withProgress(
+      "paws control",
+      () => Layer.build(ControlServer.pipe(Layer.provide(ControlLogging))),
+      { initialPhase: "starting (database, migrations, API)" },
+    )
     const url = yield* serverUrl.pipe(
       Effect.provideService(HttpServer.HttpServer, Context.get(control, HttpServer.HttpServer)),
     )
     const { dataDir } = Context.get(control, ControlConfig)
     const adminKey = resolve(join(dataDir, "admin.key"))
-    yield* Console.error(`paws control: ${url}  (API ${url}/v1, docs ${url}/docs)`)
+    yield* Console.error(`paws control: ${url}  (API ${url}/v1, docs ${url}/docs; started in ${since(controlStarted)})`)
     yield* Console.error(`admin API key: ${adminKey} (the CLI finds it when run from this directory)`)
 
     if (process.getuid?.() !== 0) {
@@ -55,13 +63,26 @@ export const up = Command.make("up", {}, () =>
     const { ImageBuilder } = yield* Effect.promise(() => import("../../../node/src/image/ImageBuilder.ts"))
     const started = Date.now()
     yield* Console.error("guest image: checking (the first build downloads Debian packages and takes minutes)…")
-    const image = yield* ImageBuilder.use((b) => b.build()).pipe(
+    const image = yield* withProgress(
+      "guest image",
+      (onProgress) => ImageBuilder.use((b) => b.build(undefined, { onProgress })),
+      { initialPhase: "checking" },
+    ).pipe(
       Effect.provide(ImageBuilder.layer.pipe(Layer.provide(nodeConfig))),
+      // the progress line says what the builder's info logs would
+      Effect.provideService(References.MinimumLogLevel, "Warn"),
     )
-    yield* Console.error(`guest image: ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${image.dir})`)
+    yield* Console.error(`guest image: ready in ${since(started)} (${image.dir})`)
     const { NodeApp } = yield* Effect.promise(() => import("../../../node/src/main.ts"))
-    yield* Layer.build(NodeApp.pipe(Layer.provide(nodeConfig), Layer.provide(ControlLogging)))
-    yield* Console.error("local node: started; it calls home to this control plane (see `paws nodes`)")
+    const nodeStarted = Date.now()
+    yield* withProgress(
+      "local node",
+      () => Layer.build(NodeApp.pipe(Layer.provide(nodeConfig), Layer.provide(ControlLogging))),
+      { initialPhase: "starting (reconcile leftovers, network, call home)" },
+    )
+    yield* Console.error(
+      `local node: started in ${since(nodeStarted)}; it calls home to this control plane (see \`paws nodes\`)`,
+    )
     return yield* Effect.never
   }))).pipe(
     Command.withDescription(

@@ -24,9 +24,15 @@ import { withDirLock } from "./DirLock.ts"
 const buildScript = fileURLToPath(new URL("./build-guest.sh", import.meta.url))
 const manifestFormat = 1
 
+/** Called with each phase a build enters (a short human-readable label), e.g. for a CLI progress line. */
+export type ImageBuildProgress = (phase: string) => void
+
 export class ImageBuilder extends Context.Service<ImageBuilder, {
   /** Builds (or returns the cached build of) the named image; same inputs → no work. */
-  readonly build: (name?: string) => Effect.Effect<GuestImage, ImageBuildError>
+  readonly build: (
+    name?: string,
+    options?: { readonly onProgress?: ImageBuildProgress },
+  ) => Effect.Effect<GuestImage, ImageBuildError>
 }>()("paws/image/ImageBuilder") {
   static readonly layerNoDeps = Layer.effect(
     ImageBuilder,
@@ -36,24 +42,29 @@ export class ImageBuilder extends Context.Service<ImageBuilder, {
       const debCache = path.join(imageDir, ".cache", "debs")
 
       const build = Effect.fn("ImageBuilder.build")(
-        function* (name: string = defaultImageName) {
+        function* (name: string = defaultImageName, options: { readonly onProgress?: ImageBuildProgress } = {}) {
           if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(name)) {
             return yield* new ImageBuildError({ message: `invalid image name "${name}"` })
           }
+          const progress = (phase: string) => Effect.sync(() => options.onProgress?.(phase))
+          yield* progress("resolving package versions")
           const packages = yield* resolvePackagesCached(path.join(imageDir, ".cache", "resolved.json"))
           const script = yield* Effect.promise(() => fs.readFile(buildScript, "utf8"))
           const inputHash = sha256Hex(JSON.stringify({ manifestFormat, packages, script, key: clientKey.publicKey }))
           const finalDir = path.join(imageDir, name)
           const cached = yield* readCached(finalDir, inputHash)
           if (cached) return cached
+          yield* progress("waiting for other builds of this image")
           return yield* withDirLock(
             path.join(imageDir, `.lock-${name}`),
             Effect.gen(function* () {
               const again = yield* readCached(finalDir, inputHash)
               if (again) return again
               yield* Effect.logInfo(`building guest image "${name}" (${inputHash.slice(0, 12)})`)
+              yield* progress(`fetching ${packages.length} Debian packages (cached after the first build)`)
               const debs = yield* downloadDebs(debCache, packages)
               return yield* assemble({
+                progress,
                 imageDir,
                 name,
                 finalDir,
@@ -76,7 +87,35 @@ export class ImageBuilder extends Context.Service<ImageBuilder, {
   static readonly layer = ImageBuilder.layerNoDeps.pipe(Layer.provide(NodeSshKey.layer))
 }
 
+/**
+ * The build script's phases, read off the files it has written so far (latest first): the script
+ * stays silent because its text is part of the image's input hash.
+ */
+const scriptPhases: ReadonlyArray<readonly [file: string, phase: string]> = [
+  ["out/initramfs-boot.cpio.gz", "packing the initramfs"],
+  ["out/rootfs.ext4", "writing the ext4 root filesystem"],
+  ["out/host_key.pub", "configuring the guest (host key, kernel modules, init)"],
+  ["work/rootfs/bin", "assembling the root filesystem (binaries, shared libraries, CA bundle)"],
+  ["out/kernel.version", "unpacking the kernel"],
+]
+
+/** Reports the script's phase as it changes until interrupted (polls: the phases last seconds). */
+const watchScript = (tmp: string, progress: (phase: string) => Effect.Effect<void>) =>
+  Effect.gen(function* () {
+    let current = "unpacking the packages"
+    yield* progress(current)
+    while (true) {
+      yield* Effect.sleep(200)
+      const phase = yield* Effect.promise(async () => {
+        for (const [file, phase] of scriptPhases) if (await exists(path.join(tmp, file))) return phase
+        return current
+      })
+      if (phase !== current) yield* progress(current = phase)
+    }
+  })
+
 const assemble = Effect.fn("ImageBuilder.assemble")(function* (args: {
+  readonly progress: (phase: string) => Effect.Effect<void>
   readonly imageDir: string
   readonly name: string
   readonly finalDir: string
@@ -105,7 +144,8 @@ const assemble = Effect.fn("ImageBuilder.assemble")(function* (args: {
             CLIENT_PUBKEY: path.join(tmp, "client.pub"),
             LC_ALL: "C",
           },
-        })
+        }).pipe(Effect.raceFirst(watchScript(tmp, args.progress)))
+        yield* args.progress("hashing the artefacts, writing the manifest")
         const manifest = yield* Effect.promise(() => writeManifest(out, args))
         yield* Effect.promise(async () => {
           const old = path.join(args.imageDir, `.old-${args.name}-${randomBytes(4).toString("hex")}`)
