@@ -199,4 +199,36 @@ describe("snapshots end to end (real control, node, VMs; real CLI)", () => {
     expect(bad.stderr).toMatch(/snapshot name "Bad Name" must be 1-64 characters of a-z 0-9 \. _ -/)
     expect(await Effect.runPromise(leftovers(world.netns))).toEqual({ taps: [], tables: [], processes: [] })
   }, 300_000)
+
+  it(
+    "a node started without PAWS_NODE_DEFAULT_SNAPSHOT builds the default snapshot in the background; sessions then restore it",
+    async () => {
+      await node.kill("SIGTERM")
+      const { PAWS_NODE_DEFAULT_SNAPSHOT: _, ...env } = world.nodeEnv
+      const created = await paws(["nodes", "token", "create", "--name", "e2e-default"], cli)
+      node = startPaws(["node"], {
+        ...env,
+        PAWS_DATA_DIR: join(world.dir, "node-default"),
+        PAWS_CONTROL_URL: url,
+        PAWS_NODE_TOKEN: created.stdout.trim(),
+        PAWS_NODE_ID: "e2e-default",
+        PAWS_NODE_MAX_VMS: "2",
+      })
+      const defaultOn = async () =>
+        ((await api("GET", "/v1/snapshots")).body as Array<any>).find((s) =>
+          s.name === "default" && s.node === "e2e-default"
+        )
+      // Visible while it builds (the node reports its own build), then ready with its manifest.
+      const building = await waitUntil("default building", defaultOn, (s) => s?.status === "building", 120_000)
+      expect(typeof building.phase).toBe("string")
+      const ready = await waitUntil("default ready", defaultOn, (s) => s?.status === "ready", 240_000)
+      expect(ready.manifest).toMatchObject({ memoryMB: 256, vcpus: 1, image: { name: "default" } })
+      expect(node.log()).toMatch(/default snapshot built in \d+ ms/)
+      const run = await paws(["run", "--", "echo from-default"], cli)
+      expect(run.code, run.stderr).toBe(0)
+      expect(run.stdout).toContain("from-default")
+      expect(node.log()).toMatch(/vm\(restored\)/)
+    },
+    400_000,
+  )
 })
