@@ -69,6 +69,14 @@ describe("snapshots over HTTP (fake node)", () => {
           assert.strictEqual((yield* call(control, "GET", "/v1/snapshots/Bad%20Name")).status, 400)
           const unauthorized = yield* call(control, "GET", "/v1/snapshots", { key: null })
           assert.strictEqual(unauthorized.status, 401)
+          // Building and removing snapshots is for admins; reading is for every key.
+          const reader = yield* call(control, "POST", "/v1/keys", { body: { name: "reader", scopes: ["read"] } })
+          const key = reader.body.secret as string
+          assert.strictEqual((yield* call(control, "GET", "/v1/snapshots", { key })).status, 200)
+          const forbidden = yield* call(control, "POST", "/v1/snapshots", { key, body: { name: "ok" } })
+          assert.strictEqual(forbidden.status, 403, forbidden.text)
+          assert.strictEqual(forbidden.body.requiredScope, "admin")
+          assert.strictEqual((yield* call(control, "DELETE", "/v1/snapshots/ok", { key })).status, 403)
         }))
 
       it.effect("build → progress → ready with manifest; credentials reach the node only; 409 while building; delete", () =>
