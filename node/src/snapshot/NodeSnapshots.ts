@@ -113,7 +113,8 @@ export class NodeSnapshots extends Context.Service<NodeSnapshots, {
               gateway: slot.hostIp,
               dns: slot.hostIp,
             },
-            onProgress: progress,
+            // Times since this build was admitted (the manifest keeps the builder's own).
+            onProgress: (phase) => progress(phase, Date.now() - started),
           })
         }))
 
@@ -121,8 +122,14 @@ export class NodeSnapshots extends Context.Service<NodeSnapshots, {
         Stream.callback<SnapshotBuildEvent, UnknownSnapshot | SnapshotBusy | SnapshotBuildFailed>((queue) =>
           Effect.gen(function* () {
             if (builds.get(d.name)?.status === "building") return yield* busy(d.name)
-            yield* images.get(d.base)
+            const before = builds.get(d.name)
+            // Claimed before the first yield: a second build of the name is busy from here on.
             builds.set(d.name, { status: "building", phase: "queued", startedAt: new Date().toISOString() })
+            yield* images.get(d.base).pipe(
+              Effect.tapError(() =>
+                Effect.sync(() => before === undefined ? builds.delete(d.name) : builds.set(d.name, before))
+              ),
+            )
             const emit = (e: SnapshotBuildEvent) => void Queue.offerUnsafe(queue, e)
             // Admitted: the caller may now report the build as accepted.
             emit({ _tag: "progress", phase: "queued", ms: 0 })
