@@ -119,6 +119,8 @@ describe("snapshots end to end (real control, node, VMs; real CLI)", () => {
       expect(printed).toMatchObject({ name: "tools", node: "e2e-snap", status: "ready" })
       expect(printed.manifest.image.name).toBe("default")
       expect(built.stdout + built.stderr).not.toContain(secret)
+      expect(built.stderr).toMatch(/snapshot tools: the setup script was refused echo\.test \(not in --allow\)/)
+      expect(printed.refusedHosts).toEqual(["echo.test"])
 
       // The upstream got the credential from the proxy; the guest never had it.
       const fetched = world.received.filter((r) => r.host === "api.test" && r.url === "/setup-fetch")
@@ -133,7 +135,8 @@ describe("snapshots end to end (real control, node, VMs; real CLI)", () => {
       // Listed with its manifest, over the API and the CLI.
       const list = await api("GET", "/v1/snapshots")
       const listed = list.body.find((s: any) => s.name === "tools")
-      expect(listed).toMatchObject({ node: "e2e-snap", status: "ready" })
+      expect(listed).toMatchObject({ node: "e2e-snap", status: "ready", refusedHosts: ["echo.test"] })
+      expect(listed.phases.map((p: any) => p.phase)).toContain("setup")
       expect(listed.manifest).toMatchObject({ memoryMB: 256, vcpus: 1, image: { name: "default" } })
       expect(listed.manifest.image.hash).toMatch(/^[0-9a-f]{64}$/)
       expect(listed.manifest.cmdline).toMatch(/vm\.ip=/)

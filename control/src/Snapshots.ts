@@ -16,11 +16,13 @@ import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 /** A build this replica started: in memory only (credentials included), until it ends. */
 interface Build {
   readonly node: string
-  readonly status: "building" | "failed"
+  /** `ready`: finished; the node's view is the truth, this adds what only the build saw (phases, refused hosts). */
+  readonly status: "building" | "failed" | "ready"
   readonly phase: string
   readonly phases?: ReadonlyArray<{ readonly phase: string; readonly ms: number }>
   readonly startedAt: string
   readonly error?: string
+  readonly refusedHosts?: ReadonlyArray<string>
 }
 
 const fieldOf: Record<string, string> = { "workload.script": "setup", "resources.memoryMB": "memoryMB" }
@@ -118,11 +120,16 @@ export class Snapshots extends Context.Service<Snapshots, {
           Stream.runForEach((e) =>
             Effect.gen(function* () {
               yield* Deferred.succeed(admitted, undefined)
+              const b = builds.get(r.name)
               if (e._tag === "progress") {
-                const phases = [...builds.get(r.name)?.phases ?? [], { phase: e.phase, ms: e.ms }]
-                set({ status: "building", phase: e.phase, phases })
-              } // Built: the node lists it from now on.
-              else builds.delete(r.name)
+                set({ status: "building", phase: e.phase, phases: [...b?.phases ?? [], { phase: e.phase, ms: e.ms }] })
+              } else if (e._tag === "refused") {
+                set({
+                  status: "building",
+                  phase: b?.phase ?? "setup",
+                  refusedHosts: [...b?.refusedHosts ?? [], e.host],
+                })
+              } else set({ status: "ready", phase: "ready" })
             })
           ),
           Effect.catchTags({
@@ -162,7 +169,16 @@ export class Snapshots extends Context.Service<Snapshots, {
         for (const s of yield* fromNodes) out.set(`${s.name}\u0000${s.node}`, s)
         for (const [name, b] of builds) {
           const key = `${name}\u0000${b.node}`
-          out.set(key, { ...out.get(key), name, ...b })
+          const onNode = out.get(key)
+          if (b.status !== "ready") out.set(key, { ...onNode, name, ...b })
+          // Finished: only while the node still has it (it may have been removed or rebuilt meanwhile).
+          else if (onNode !== undefined && onNode.status !== "building") {
+            out.set(key, {
+              ...onNode,
+              ...(b.phases === undefined ? {} : { phases: b.phases }),
+              ...(b.refusedHosts === undefined ? {} : { refusedHosts: b.refusedHosts }),
+            })
+          }
         }
         return [...out.values()].sort((a, b) => a.name.localeCompare(b.name) || a.node.localeCompare(b.node))
       })

@@ -55,6 +55,8 @@ export const SnapshotView = Schema.Struct({
   phase: Schema.optionalKey(Schema.String),
   /** Every phase the build has passed so far, with ms since its start (builds this control plane started). */
   phases: Schema.optionalKey(Schema.Array(Schema.Struct({ phase: Schema.String, ms: Schema.Number }))),
+  /** Hosts the setup script tried to reach that its proxy refused (not in `network.allowOut`). */
+  refusedHosts: Schema.optionalKey(Schema.Array(Schema.String)),
   error: Schema.optionalKey(Schema.String),
   startedAt: Schema.optionalKey(Schema.String),
   manifest: Schema.optionalKey(SnapshotManifestSummary),
@@ -72,6 +74,8 @@ export type SnapshotAccepted = typeof SnapshotAccepted.Type
 /** One event of a node's build: progress while it runs, the snapshot at the end. */
 export const SnapshotBuildEvent = Schema.Union([
   Schema.TaggedStruct("progress", { phase: Schema.String, ms: Schema.Number }),
+  /** The setup script tried a host its proxy refused (each host once). */
+  Schema.TaggedStruct("refused", { host: Schema.String, decision: Schema.String }),
   Schema.TaggedStruct("built", { snapshot: SnapshotView }),
 ])
 export type SnapshotBuildEvent = typeof SnapshotBuildEvent.Type

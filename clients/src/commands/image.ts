@@ -107,6 +107,11 @@ const snapshot = Command.make("snapshot", {
     while (true) {
       const s = yield* api.snapshots.get({ params: { name: accepted.name } })
       for (const p of s.phases ?? []) yield* show(p.phase, p.ms)
+      for (const host of s.refusedHosts ?? []) {
+        if (shown.has(`refused ${host}`)) continue
+        shown.add(`refused ${host}`)
+        yield* Console.error(`snapshot ${s.name}: the setup script was refused ${host} (not in --allow)`)
+      }
       if (s.status === "building" && s.phases === undefined) yield* show(s.phase ?? "queued", Date.now() - started)
       if (s.status === "ready" && s.manifest !== undefined) {
         const done = Object.entries(s.manifest.buildMs).filter(([p]) => p !== "total").sort((a, b) => a[1] - b[1])
@@ -122,9 +127,11 @@ const snapshot = Command.make("snapshot", {
         return yield* Console.log(JSON.stringify(s, null, 2))
       }
       if (s.status === "failed" || s.status === "stale") {
+        const refused = s.refusedHosts ?? []
         yield* Console.error(
           `snapshot ${s.name} ${s.status}: ${s.error ?? "no reason given"}\n` +
-            "fix the setup script (it must exit 0; hosts it reaches need --allow) and run this command again",
+            "fix the setup script (it must exit 0; hosts it reaches need --allow) and run this command again" +
+            (refused.length === 0 ? "" : `; it was refused: ${refused.map((h) => `--allow ${h}`).join(" ")}?`),
         )
         process.exitCode = 1
         return

@@ -23,7 +23,11 @@ interface Build {
   readonly phase: string
   readonly startedAt: string
   readonly error?: string
+  readonly refusedHosts?: ReadonlyArray<string>
 }
+
+/** Proxy decisions that mean "the setup script may not go there". */
+const refusals = new Set(["denied_host", "dns_refused", "blocked_address", "no_sni", "host_mismatch"])
 
 export const manifestSummary = (m: SnapshotManifest): NonNullable<SnapshotView["manifest"]> => ({
   image: { name: m.image.name, hash: m.image.inputHash },
@@ -92,7 +96,12 @@ export class NodeSnapshots extends Context.Service<NodeSnapshots, {
             hostIp: slot.hostIp,
             allowOut: d.network.allowOut,
             credentials: d.network.credentials,
-            onAudit: () => {},
+            onAudit: (event) => {
+              const b = builds.get(d.name)
+              if (!refusals.has(event.decision) || b === undefined || b.refusedHosts?.includes(event.host)) return
+              builds.set(d.name, { ...b, refusedHosts: [...b.refusedHosts ?? [], event.host] })
+              emit({ _tag: "refused", host: event.host, decision: event.decision })
+            },
           }).pipe(
             Effect.tap((p) => firewall.open(slot, p.ports)),
             Effect.map((p) => setupNetworkCommands({ dnsIp: slot.hostIp, caPem: p.caCertificatePem })),
@@ -139,8 +148,12 @@ export class NodeSnapshots extends Context.Service<NodeSnapshots, {
                 onNone: () => Effect.fail(new Error("the snapshot was built but is not restorable")),
                 onSome: (snapshot) =>
                   Effect.sync(() => {
+                    const refused = builds.get(d.name)?.refusedHosts
                     builds.delete(d.name)
-                    emit({ _tag: "built", snapshot })
+                    emit({
+                      _tag: "built",
+                      snapshot: refused === undefined ? snapshot : { ...snapshot, refusedHosts: refused },
+                    })
                   }),
               })),
               Effect.andThen(Queue.end(queue)),
@@ -149,6 +162,7 @@ export class NodeSnapshots extends Context.Service<NodeSnapshots, {
                 const message = `${e.message ?? String(e)}${e.detail ? `\n${e.detail.slice(-1500)}` : ""}`
                 const b = builds.get(d.name)
                 builds.set(d.name, {
+                  ...b,
                   status: "failed",
                   phase: b?.phase ?? "queued",
                   startedAt: b?.startedAt ?? "",
@@ -190,6 +204,7 @@ export class NodeSnapshots extends Context.Service<NodeSnapshots, {
             status: b.status,
             phase: b.phase,
             startedAt: b.startedAt,
+            ...(b.refusedHosts === undefined ? {} : { refusedHosts: b.refusedHosts }),
             ...(b.error === undefined ? {} : { error: b.error }),
           })
         }
