@@ -326,6 +326,7 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("warm VM pool (rea
         PAWS_NODE_TOKEN: "test-node-token",
         PAWS_NODE_POOL: "172.16.2.0/24",
         PAWS_NODE_WARM_POOL: "0",
+        PAWS_NODE_DEFAULT_SNAPSHOT: "0",
         PAWS_NODE_VM_POOL: "2",
         PAWS_NODE_VM_POOL_SNAPSHOT: name,
       })))
