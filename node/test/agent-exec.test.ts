@@ -119,6 +119,15 @@ layer(snapshotWorldLayer, { excludeTestServices: true, timeout: 240_000 })("gues
       assert.strictEqual(over._tag, "GuestFileTooLarge")
       assert.deepStrictEqual(over._tag === "GuestFileTooLarge" && [over.bytes, over.maxBytes], [5000, 4999])
       assert.isTrue(Option.isNone(yield* shell.readFile("/tmp/no-such-file", 10)))
+      // the agent's own writes (no process): parents created, mode set, append keeps the mode
+      yield* agent.writeFile("/tmp/new/dir/f", "ab", { mode: 0o640 })
+      yield* agent.writeFile("/tmp/new/dir/f", "cd", { append: true, mode: 0o777 })
+      yield* agent.mkdir("/tmp/made/deep")
+      yield* shell.writeFile("/tmp/with space", "spaced") // not a plain path: through an exec
+      const files = yield* shell.run(
+        "stat -c '%a %s %n' /tmp/new/dir/f /tmp/made/deep '/tmp/with space'; cat /tmp/new/dir/f",
+      )
+      assert.strictEqual(files.stdout, "640 4 /tmp/new/dir/f\n755 40 /tmp/made/deep\n644 6 /tmp/with space\nabcd")
       const envCmd =
         "pwd; umask; env | grep -v '^SSH_' | sort; grep -E '^Sig(Ign|Blk)' /proc/self/status; ls /proc/self/fd | wc -l"
       const overAgent = yield* shell.run(envCmd)

@@ -12,6 +12,7 @@ import { Vmm } from "../vmm/Vmm.ts"
 import type { VmHandle } from "../vmm/Vmm.ts"
 import { chooseSnapshot } from "../snapshot/SnapshotChoice.ts"
 import { ProxyPool } from "../pool/ProxyPool.ts"
+import { prepareViaAgent } from "../snapshot/AgentPrepare.ts"
 import { agentShell } from "../snapshot/GuestAgent.ts"
 import type { GuestAgent } from "../snapshot/GuestAgent.ts"
 import { SnapshotRestore } from "../snapshot/SnapshotRestore.ts"
@@ -131,34 +132,50 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           const proxyDied = Deferred.await(proxy.exited).pipe(
             Effect.flatMap((code) => Effect.fail(fail(`proxy exited (${code}) unexpectedly`))),
           )
-          // The guest's command channel. A restored VM's agent (virtio-serial, already connected
-          // and refreshed by the restore): no SSH handshake, SSH is never dialled. A cold-booted
-          // VM has no agent: SSH, once its dropbear is up.
-          const shell = started.agent !== undefined ? agentShell(started.agent) : yield* connectGuestShell({
-            dialer,
-            host: slot.guestIp,
-            hostKeyBlob: image.hostKeyBlob,
-            privateKey: key.privateKey,
-            readyTimeoutMs: sshReadyTimeoutMs,
-          }).pipe(Effect.raceFirst(vmDied), Effect.tap(() => mark("ssh")))
           const env = envFile(dispatch.workload.env)
-          const prepare = (envInline: string | undefined) =>
-            prepareGuestCommand({
-              epochSeconds: started.agent !== undefined ? undefined : Math.floor(Date.now() / 1000),
-              dnsIp: slot.hostIp,
+          // The guest's command channel, and the guest prepared over it (clock, DNS, CA, env file,
+          // script). A restored VM: its agent (virtio-serial, connected and refreshed by the
+          // restore) writes the files itself, and SSH is never dialled. A cold-booted VM has no
+          // agent: SSH once its dropbear is up, then one prepare command.
+          const restoredGuest = (restored: { readonly vm: VmHandle; readonly agent: GuestAgent }) =>
+            prepareViaAgent(restored.agent, {
               caPem: proxy.caCertificatePem,
-              envInline,
+              env,
+              script: dispatch.workload.script,
+            }).pipe(
+              Effect.mapError((e) => fail(`preparing the guest failed: ${e.message}`)),
+              Effect.raceFirst(vmDied),
+              Effect.as(agentShell(restored.agent)),
+              Effect.tap(() => mark("prepared(agent)")),
+            )
+          const coldGuest = Effect.gen(function* () {
+            const shell = yield* connectGuestShell({
+              dialer,
+              host: slot.guestIp,
+              hostKeyBlob: image.hostKeyBlob,
+              privateKey: key.privateKey,
+              readyTimeoutMs: sshReadyTimeoutMs,
+            }).pipe(Effect.raceFirst(vmDied), Effect.tap(() => mark("ssh")))
+            const prepare = (envInline: string | undefined) =>
+              prepareGuestCommand({
+                epochSeconds: Math.floor(Date.now() / 1000),
+                dnsIp: slot.hostIp,
+                caPem: proxy.caCertificatePem,
+                envInline,
+              })
+            // dropbear's command length limit: a large env file gets its own write; the script is on stdin
+            const inline = Buffer.byteLength(prepare(env)) <= maxInlineCommandBytes
+            if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
+            const prepared = yield* shell.run(prepare(inline ? env : undefined), {
+              stdin: dispatch.workload.script,
+              profile: false,
             })
-          // Over either channel: an env file too large for the prepare command gets its own write,
-          // the script travels on stdin.
-          const inline = Buffer.byteLength(prepare(env)) <= maxInlineCommandBytes
-          if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
-          const prepared = yield* shell.run(prepare(inline ? env : undefined), {
-            stdin: dispatch.workload.script,
-            profile: false,
-          }).pipe(Effect.raceFirst(vmDied))
-          if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
-          yield* mark(started.agent === undefined ? "prepared" : "prepared(agent)")
+            if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
+            yield* mark("prepared")
+            return shell
+          })
+          const agent = started.agent
+          const shell = agent !== undefined ? yield* restoredGuest({ vm, agent }) : yield* coldGuest
           status("running")
           const exitCode = yield* shell.exec(runWorkloadCommand).pipe(
             Stream.runFold(() => null as number | null, (code, event) => {

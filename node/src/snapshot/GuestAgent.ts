@@ -68,15 +68,36 @@ export interface GuestAgent {
     command: string,
     options?: { readonly stdin?: string | Uint8Array },
   ) => Stream.Stream<ExecEvent, GuestAgentError>
+  /** Writes (or appends to) a file, creating its parent dirs, by the agent itself: no guest process. */
+  readonly writeFile: (
+    path: string,
+    contents: string | Uint8Array,
+    options?: { readonly mode?: number; readonly append?: boolean },
+  ) => Effect.Effect<void, GuestAgentError>
+  /** `mkdir -p`, by the agent itself. */
+  readonly mkdir: (path: string) => Effect.Effect<void, GuestAgentError>
 }
 
+/** Paths the agent's line protocol can carry (no whitespace); others go through an exec. */
+const plainPath = (p: string) => p.startsWith("/") && !/\s/.test(p)
+
 /** A GuestShell over the agent: the same exec options, files and clock as over SSH. */
-export const agentShell = (agent: GuestAgent): GuestShell =>
-  shellFromExec((command, options = {}) =>
+export const agentShell = (agent: GuestAgent): GuestShell => {
+  const shell = shellFromExec((command, options = {}) =>
     Stream.suspend(() =>
       agent.exec(withOptions(command, options), options.stdin === undefined ? {} : { stdin: options.stdin })
     ).pipe(Stream.mapError((e) => new GuestShellError({ message: e.message })))
   )
+  return {
+    ...shell,
+    writeFile: (path, contents, options = {}) =>
+      plainPath(path)
+        ? agent.writeFile(path, contents, options).pipe(
+          Effect.mapError((e) => new GuestShellError({ message: `writing ${path}: ${e.message}` })),
+        )
+        : shell.writeFile(path, contents, options),
+  }
+}
 
 /** Runs a script through the agent; output is stdout and stderr together, trailing newlines cut. */
 export const agentRun = (agent: GuestAgent, script: string, timeoutMs: number) =>
@@ -155,14 +176,15 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
     socket.on("close", () => lost(new Error("agent connection closed")))
     const failure = (e: Error) => new GuestAgentError({ message: e.message })
 
-    const request = (line: string, timeoutMs: number) =>
+    /** Sends a request (a line, maybe with bytes after it) and waits for the one-line answer. */
+    const ask = (parts: ReadonlyArray<string | Uint8Array>, timeoutMs: number) =>
       Effect.callback<string, GuestAgentError>((resume) => {
         if (closed) return resume(Effect.fail(failure(closed)))
         handler = (m) => {
           handler = undefined
           resume(m instanceof Error ? Effect.fail(failure(m)) : Effect.succeed(m.head))
         }
-        socket.write(`${line}\n`)
+        for (const p of parts) socket.write(p)
         return Effect.sync(() => void (handler = undefined))
       }).pipe(
         Effect.timeoutOrElse({
@@ -171,6 +193,26 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
         }),
         turn.withPermits(1),
       )
+    const request = (line: string, timeoutMs: number) => ask([`${line}\n`], timeoutMs)
+    const okOrFail = (what: string) => (reply: string) =>
+      reply === "ok" ? Effect.void : Effect.fail(new GuestAgentError({ message: `agent ${what}: ${reply}` }))
+
+    const writeFile: GuestAgent["writeFile"] = (filePath, contents, options = {}) =>
+      Effect.suspend(() => {
+        if (!plainPath(filePath)) {
+          return Effect.fail(
+            new GuestAgentError({ message: `agent write: unsupported path ${JSON.stringify(filePath)}` }),
+          )
+        }
+        const data = Buffer.from(contents)
+        const mode = (options.mode ?? 0o644).toString(8)
+        return ask([`write ${filePath} ${mode} ${options.append ? "a" : "w"} ${data.length}\n`, data], 30_000)
+      }).pipe(Effect.flatMap(okOrFail(`write ${filePath}`)))
+
+    const mkdir: GuestAgent["mkdir"] = (dirPath) =>
+      plainPath(dirPath)
+        ? request(`mkdir ${dirPath}`, 30_000).pipe(Effect.flatMap(okOrFail(`mkdir ${dirPath}`)))
+        : Effect.fail(new GuestAgentError({ message: `agent mkdir: unsupported path ${JSON.stringify(dirPath)}` }))
 
     const exec: GuestAgent["exec"] = (command, options = {}) =>
       Stream.callback<ExecEvent, GuestAgentError>((queue) =>
@@ -226,5 +268,5 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
         })
       )
 
-    return { request, exec }
+    return { request, exec, writeFile, mkdir }
   })

@@ -6,6 +6,10 @@
  *   exec <cmd-len> <stdin-len>\n<cmd><stdin>
  *        -> (o <n>\n<n bytes of stdout> | e <n>\n<n bytes of stderr>)* then x <code> | x s<signal>
  *           (or fail <message> before any frame); a `kill` line meanwhile kills its process group
+ *   write <path> <octal-mode> <w|a> <len>\n<bytes>  -> ok | fail <message>   (parents created; the
+ *                                        mode is set on w, and used on a only if the file is new)
+ *   mkdir <path>                         -> ok | fail <message>   (like mkdir -p)
+ * write and mkdir need no process at all: the node prepares a freshly resumed guest with them.
  * exec runs `/bin/sh -c <cmd>` like dropbear runs an SSH exec for root (same environment, cwd
  * /root, default signals, own session) so a workload cannot tell the channels apart. Output
  * streams while the command runs, byte-exact. A port opens once (EBUSY otherwise) and reads EOF
@@ -76,19 +80,24 @@ static char *read_line(void) {
     if (fill() <= 0) return 0;
   return l;
 }
-/* Copies n bytes of the request to dst (a buffer) or fd; -1 if the host went away. */
+/* Copies n bytes of the request to dst (a buffer) or fd; -1 if the host went away, 1 if writing
+   to fd failed (the bytes are consumed all the same). */
 static int read_exact(char *dst, int fd, long n) {
+  int bad = 0;
   while (n > 0) {
     if (in_start == in_end && fill() <= 0) return -1;
     long k = in_end - in_start < n ? in_end - in_start : n;
     if (dst) {
       for (long i = 0; i < k; i++) dst[i] = inbuf[in_start + i];
       dst += k;
-    } else if (fd >= 0 && write_all(fd, inbuf + in_start, k) != 0) fd = -1; /* keep consuming */
+    } else if (fd >= 0 && write_all(fd, inbuf + in_start, k) != 0) {
+      fd = -1;
+      bad = 1;
+    }
     in_start += k;
     n -= k;
   }
-  return 0;
+  return bad;
 }
 static int eq(const char *a, const char *b) {
   while (*a && *a == *b) a++, b++;
@@ -163,10 +172,10 @@ static int do_exec(char *args) {
   const char *in_path = ilen > 0 ? "/run/paws/exec-stdin" : "/dev/null";
   long in = sys(SYS_open, (long)in_path, (ilen > 0 ? 2 | 0100 | 01000 : 0) | 02000000 /* RDWR|CREAT|TRUNC : RDONLY, CLOEXEC */, 0600);
   if (ilen > 0) {
-    if (read_exact(0, (int)in, ilen) != 0) {
-      if (in >= 0) sys(SYS_close, in, 0, 0);
-      return -1;
-    }
+    int r = read_exact(0, (int)in, ilen);
+    if (r != 0 && in >= 0) sys(SYS_close, in, 0, 0);
+    if (r < 0) return -1;
+    if (r > 0) return say("fail cannot store stdin\n");
     sys(SYS_unlink, (long)in_path, 0, 0);
     if (in >= 0) sys(SYS_lseek, in, 0, 0);
   }
@@ -239,6 +248,45 @@ static int do_exec(char *args) {
   return write_all(port, x, q - x);
 }
 
+/* mkdir -p of path (the whole path when last, else up to its last slash); 0 or an error message. */
+static const char *make_dirs(char *path, int last) {
+  long r = 0;
+  for (char *s = path + 1;; s++) {
+    if (*s == '/' || (*s == 0 && last)) {
+      char c = *s;
+      *s = 0;
+      r = sys(SYS_mkdir, (long)path, 0755, 0);
+      *s = c;
+      if (r != 0 && r != -17 /* EEXIST */) return "mkdir failed";
+    }
+    if (*s == 0) return 0;
+  }
+}
+
+static int do_write(char *args) {
+  char *path = word(&args), *mode_s = word(&args), *how = word(&args);
+  long len = parse_num(&args), mode = 0;
+  if (!path || !mode_s || !how || len < 0 || path[0] != '/') return say("fail bad write header\n");
+  for (char *m = mode_s; *m; m++) mode = mode * 8 + (*m - '0');
+  const char *e = make_dirs(path, 0);
+  long fd = -1;
+  if (!e) {
+    long flags = 01 | 0100 | 02000000 | (how[0] == 'a' ? 02000 : 01000); /* WRONLY|CREAT|CLOEXEC|APPEND or TRUNC */
+    fd = sys(SYS_open, (long)path, flags, mode);
+    if (fd < 0) e = "open failed";
+  }
+  int r = read_exact(0, (int)fd, len);
+  if (r < 0) {
+    if (fd >= 0) sys(SYS_close, fd, 0, 0);
+    return -1;
+  }
+  if (r > 0 && !e) e = "write failed";
+  if (!e && how[0] != 'a' && sys(SYS_fchmod, fd, mode, 0) != 0) e = "fchmod failed"; /* like cat >> */
+  if (fd >= 0 && sys(SYS_close, fd, 0, 0) != 0 && !e) e = "close failed";
+  if (e) return say("fail ") == 0 && say(e) == 0 ? say("\n") : -1;
+  return say("ok\n");
+}
+
 static int handle(char *line) {
   char *rest = line, *c = word(&rest);
   if (!c) return 0;
@@ -249,6 +297,13 @@ static int handle(char *line) {
     return write_all(port, out, q - out);
   }
   if (eq(c, "exec")) return do_exec(rest);
+  if (eq(c, "write")) return do_write(rest);
+  if (eq(c, "mkdir")) {
+    char *path = word(&rest);
+    const char *e = path && path[0] == '/' ? make_dirs(path, 1) : "bad path";
+    if (!e) return say("ok\n");
+    return say("fail ") == 0 && say(e) == 0 ? say("\n") : -1;
+  }
   if (eq(c, "restore")) {
     char *epoch = word(&rest), *seed = word(&rest), *cidr = word(&rest), *gw = word(&rest), *dns = word(&rest);
     char *prefix = 0;

@@ -17,7 +17,7 @@ enum {
   SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_poll = 7, SYS_lseek = 8,
   SYS_rt_sigaction = 13, SYS_rt_sigprocmask = 14, SYS_ioctl = 16, SYS_dup2 = 33, SYS_nanosleep = 35,
   SYS_socket = 41, SYS_fork = 57, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_kill = 62,
-  SYS_chdir = 80, SYS_unlink = 87, SYS_setsid = 112, SYS_clock_settime = 227, SYS_signalfd4 = 289,
+  SYS_chdir = 80, SYS_mkdir = 83, SYS_unlink = 87, SYS_fchmod = 91, SYS_setsid = 112, SYS_clock_settime = 227, SYS_signalfd4 = 289,
   SYS_pipe2 = 293,
 };
 static inline long str_len(const char *s) {
