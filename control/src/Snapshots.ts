@@ -32,6 +32,7 @@ const requestProblems = (r: SnapshotRequest, limits: ControlConfig["Service"]["l
   const spec = {
     workload: { type: "script" as const, script: r.setup ?? "true" },
     resources: { vcpus: r.vcpus ?? 1, memoryMB: r.memoryMB ?? 64 },
+    ...(r.timeoutMs === undefined ? {} : { timeoutMs: r.timeoutMs }),
     ...(r.network === undefined ? {} : { network: r.network }),
   }
   const problems = sessionSpecProblems(spec, limits).map((p) => ({
@@ -116,6 +117,7 @@ export class Snapshots extends Context.Service<Snapshots, {
           network: { allowOut: r.network?.allowOut ?? [], credentials: r.network?.credentials ?? {} },
           memoryMB: r.memoryMB ?? limits.defaultMemoryMB,
           vcpus: r.vcpus ?? limits.defaultVcpus,
+          timeoutMs: r.timeoutMs ?? limits.maxTimeoutMs,
         }).pipe(
           Stream.runForEach((e) =>
             Effect.gen(function* () {

@@ -4,7 +4,7 @@ import { Effect, Layer } from "effect"
 import { registerFakeNode } from "./FakeNode.ts"
 import { call, type ControlHandle, pgliteBackend, TestControl } from "./harness.ts"
 
-const limits = { PAWS_MAX_SCRIPT_BYTES: "1000", PAWS_MAX_VCPUS: "2" }
+const limits = { PAWS_MAX_SCRIPT_BYTES: "1000", PAWS_MAX_VCPUS: "2", PAWS_MAX_TIMEOUT_MS: "600000" }
 
 /** Posts a snapshot request and expects a 400 whose issues name `path`. */
 const rejects = (control: ControlHandle, body: unknown, path: string, message?: RegExp) =>
@@ -43,6 +43,8 @@ describe("snapshots over HTTP (fake node)", () => {
           yield* rejects(control, { name: "ok", memoryMB: 1 }, "memoryMB")
           yield* rejects(control, { name: "ok", vcpus: 3 }, "vcpus", /at most 2/)
           yield* rejects(control, { name: "ok", extra: 1 }, "extra", /excess/)
+          yield* rejects(control, { name: "ok", timeoutMs: 999 }, "timeoutMs")
+          yield* rejects(control, { name: "ok", timeoutMs: 600_001 }, "timeoutMs", /at most 600000/)
           yield* rejects(control, { name: "ok", network: { allowOut: ["http://x"] } }, "network.allowOut[0]")
           yield* rejects(
             control,
@@ -97,6 +99,7 @@ describe("snapshots over HTTP (fake node)", () => {
           assert.strictEqual(ready.manifest.image.name, "default")
           assert.strictEqual(ready.manifest.memoryMB, 256)
           assert.strictEqual(ready.manifest.vcpus, 1)
+          assert.strictEqual(node.snapshotBuilds[0]!.timeoutMs, 600_000)
           assert.deepStrictEqual(node.snapshotBuilds[0]!.network, {
             allowOut: ["api.test"],
             credentials: { "api.test": { headers: { "x-api-key": secret } } },

@@ -86,6 +86,7 @@ export const SnapshotBuildDispatch = Schema.Struct({
   network: SessionDispatch.fields.network,
   memoryMB: Resources.fields.memoryMB,
   vcpus: Resources.fields.vcpus,
+  timeoutMs: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: hardLimits.timeoutMs }))),
 }).annotate({ identifier: "SnapshotBuildDispatch" })
 export type SnapshotBuildDispatch = typeof SnapshotBuildDispatch.Type
 

@@ -1,5 +1,5 @@
 import * as Schema from "effect/Schema"
-import { Network, Resources, SnapshotName } from "./SessionSpec.ts"
+import { hardLimits, Network, Resources, SnapshotName } from "./SessionSpec.ts"
 
 /** Setup scripts travel in the request, over the node RPC and into the guest over SSH. */
 export const snapshotSetupMaxBytes = 256 * 1024
@@ -19,6 +19,10 @@ export const SnapshotRequest = Schema.Struct({
   network: Schema.optionalKey(Network),
   memoryMB: Schema.optionalKey(Resources.fields.memoryMB),
   vcpus: Schema.optionalKey(Resources.fields.vcpus),
+  /** The whole build (boot, setup, save) must finish within this; default: the largest session timeout. */
+  timeoutMs: Schema.optionalKey(
+    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1000, maximum: hardLimits.timeoutMs }))),
+  ),
   /** Build on this node; default: the node with the most free capacity. */
   node: Schema.optionalKey(Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 63)))),
 }).annotate({ identifier: "SnapshotRequest" })

@@ -24,6 +24,7 @@ const request = (name: string, extra: Partial<SnapshotBuildDispatch> = {}): Snap
   network: { allowOut: [], credentials: {} },
   memoryMB: 256,
   vcpus: 1,
+  timeoutMs: 120_000,
   ...extra,
 })
 
@@ -58,6 +59,21 @@ layer(world, { excludeTestServices: true, timeout: 180_000 })("NodeSnapshots (re
       yield* Fiber.interrupt(fiber)
       assert.deepStrictEqual(yield* snapshots.list, [])
       assert.isFalse(fs.existsSync(path.join(snapshotDir, "busy")))
+      assert.deepStrictEqual(fs.readdirSync(snapshotDir).filter((f) => f.startsWith(".build-")), [])
+      yield* assertNothingLeft
+    }))
+
+  it.effect("a build past its deadline fails saying so, stays listed as failed, and leaves nothing", () =>
+    Effect.gen(function* () {
+      const snapshots = yield* NodeSnapshots
+      const exit = yield* Effect.exit(
+        Stream.runCollect(snapshots.build(request("late", { setup: "sleep 600", timeoutMs: 20_000 }))),
+      )
+      assert.match(JSON.stringify(exit), /SnapshotBuildFailed.*did not finish within 20000 ms/)
+      const listed = yield* snapshots.list
+      assert.deepStrictEqual(listed.map((s) => [s.name, s.status]), [["late", "failed"]])
+      assert.isTrue(yield* snapshots.remove("late"))
+      assert.deepStrictEqual(yield* snapshots.list, [])
       assert.deepStrictEqual(fs.readdirSync(snapshotDir).filter((f) => f.startsWith(".build-")), [])
       yield* assertNothingLeft
     }))

@@ -3,7 +3,7 @@ import { Argument, Command, Flag } from "effect/cli"
 import { readFileSync } from "node:fs"
 import type { SnapshotRequest, SnapshotView } from "@paws/core/Snapshot"
 import { ApiClient } from "../ApiClient.ts"
-import { CliInputError, parseCredential } from "../RunArguments.ts"
+import { CliInputError, parseCredential, parseDuration } from "../RunArguments.ts"
 import { withApi } from "./shared.ts"
 
 const checkName = (name: string) =>
@@ -45,6 +45,10 @@ const snapshot = Command.make("snapshot", {
     Flag.optional,
   ),
   vcpus: Flag.Int("vcpus").pipe(Flag.withDescription("vCPUs (sessions must ask the same)"), Flag.optional),
+  timeout: Flag.String("timeout").pipe(
+    Flag.withDescription("the whole build must finish within this, e.g. 10m (default: the largest session timeout)"),
+    Flag.optional,
+  ),
   node: Flag.String("node").pipe(Flag.withDescription("build on this node (default: the least busy)"), Flag.optional),
   detach: Flag.Boolean("detach").pipe(
     Flag.withAlias("d"),
@@ -92,6 +96,7 @@ const snapshot = Command.make("snapshot", {
       ...(Option.isSome(input.memory) ? { memoryMB: input.memory.value } : {}),
       ...(Option.isSome(input.vcpus) ? { vcpus: input.vcpus.value } : {}),
       ...(Option.isSome(input.node) ? { node: input.node.value } : {}),
+      ...(Option.isSome(input.timeout) ? { timeoutMs: yield* parseDuration(input.timeout.value) } : {}),
     }
     const started = Date.now()
     const accepted = yield* api.snapshots.create({ payload: request })

@@ -30,6 +30,7 @@ export const ensureSnapshot = (
       network: { allowOut: [], credentials: {} },
       memoryMB,
       vcpus: 1,
+      timeoutMs: 30 * 60_000,
     }).pipe(
       Stream.runForEach((e) =>
         Effect.sync(() => {

@@ -143,6 +143,11 @@ export class NodeSnapshots extends Context.Service<NodeSnapshots, {
             // Admitted: the caller may now report the build as accepted.
             emit({ _tag: "progress", phase: "queued", ms: 0 })
             yield* run(d, emit).pipe(
+              // Closing the build's scope at the deadline stops its VM and proxy.
+              Effect.timeoutOrElse({
+                duration: d.timeoutMs,
+                orElse: () => Effect.fail(new Error(`the build did not finish within ${d.timeoutMs} ms`)),
+              }),
               Effect.flatMap(() => view(d.name)),
               Effect.flatMap(Option.match({
                 onNone: () => Effect.fail(new Error("the snapshot was built but is not restorable")),

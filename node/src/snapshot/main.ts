@@ -27,6 +27,7 @@ const program = Effect.gen(function* () {
     network: { allowOut, credentials: {} },
     memoryMB: 256,
     vcpus: 1,
+    timeoutMs: 60 * 60_000,
   }).pipe(
     Stream.runForEach((e) =>
       e._tag === "progress" ? Console.error(`snapshot ${name}: ${e.phase} (${e.ms} ms)`) : Effect.void
