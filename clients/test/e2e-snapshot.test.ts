@@ -128,6 +128,7 @@ describe("snapshots end to end (real control, node, VMs; real CLI)", () => {
       expect(fetched[0]!.headers["x-api-key"]).toBe(secret)
       expect(world.received.some((r) => r.host === "echo.test")).toBe(false)
       expect(secretIn(snapshotDir("tools"))).toEqual([])
+      expect(node.log() + control.log()).not.toContain(secret)
       expect(readdirSync(snapshotDir("tools")).sort()).toEqual(
         ["devices.mig", "disk.qcow2", "manifest.json", "memory.ram"],
       )
@@ -137,6 +138,7 @@ describe("snapshots end to end (real control, node, VMs; real CLI)", () => {
       const listed = list.body.find((s: any) => s.name === "tools")
       expect(listed).toMatchObject({ node: "e2e-snap", status: "ready", refusedHosts: ["echo.test"] })
       expect(listed.phases.map((p: any) => p.phase)).toContain("setup")
+      expect(JSON.stringify(list.body)).not.toContain(secret)
       expect(listed.manifest).toMatchObject({ memoryMB: 256, vcpus: 1, image: { name: "default" } })
       expect(listed.manifest.image.hash).toMatch(/^[0-9a-f]{64}$/)
       expect(listed.manifest.cmdline).toMatch(/vm\.ip=/)
