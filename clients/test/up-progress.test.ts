@@ -40,6 +40,7 @@ const upEnv = async (name: string, netns: string) => ({
   PAWS_NODE_NETNS: netns,
   PAWS_NODE_POOL: "172.16.0.0/24",
   PAWS_NODE_ID: name,
+  PAWS_NODE_DEFAULT_SNAPSHOT: "0", // this test watches the image build; no background snapshot build
 })
 
 beforeAll(async () => {
