@@ -5,7 +5,7 @@ import { dataDirConfig } from "../image/GuestImage.ts"
 import type { GuestImage } from "../image/GuestImage.ts"
 
 /** Bumped whenever the restore procedure or the guest agent protocol changes: old snapshots are refused. */
-export const snapshotFormat = 2
+export const snapshotFormat = 3
 
 export const snapshotFiles = {
   /** Device state (`migrate` with x-ignore-shared: RAM is not in it). */

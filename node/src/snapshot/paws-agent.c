@@ -15,6 +15,8 @@
  * streams while the command runs, byte-exact. A port opens once (EBUSY otherwise) and reads EOF
  * while no host is connected, hence the reopen loop. One resident static process: right after a
  * snapshot resumes every new guest process is slow, and `restore` needs none.
+ * The agent lives in every snapshot's RAM: a protocol change must bump snapshotFormat
+ * (SnapshotManifest.ts) so that snapshots holding an older agent are refused and rebuilt.
  */
 #include "paws-sys.h"
 
