@@ -12,6 +12,7 @@ import { Vmm } from "../vmm/Vmm.ts"
 import type { VmHandle } from "../vmm/Vmm.ts"
 import { chooseSnapshot } from "../snapshot/SnapshotChoice.ts"
 import { ProxyPool } from "../pool/ProxyPool.ts"
+import { VmPool } from "../pool/VmPool.ts"
 import { prepareViaAgent } from "../snapshot/AgentPrepare.ts"
 import { agentShell } from "../snapshot/GuestAgent.ts"
 import type { GuestAgent } from "../snapshot/GuestAgent.ts"
@@ -70,6 +71,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
       // Warm proxies when the node keeps a pool (same contract as ProxySupervisor.start).
       const proxyPool = yield* Effect.serviceOption(ProxyPool)
       const startProxy = Option.isSome(proxyPool) ? proxyPool.value.start : proxies.start
+      // Warm clones (loaded, paused, in an isolated slot) when the node keeps a VM pool.
+      const vmPool = yield* Effect.serviceOption(VmPool)
 
       const run = Effect.fn("SessionRunner.run")(function* (
         dispatch: SessionDispatch,
@@ -91,11 +94,16 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         const lifecycle = Effect.gen(function* () {
           const snapshot = yield* chooseSnapshot(snapshots, images, dispatch.snapshot, dispatch.resources)
           const image = Option.isSome(snapshot) ? snapshot.value.image : yield* images.get(dispatch.snapshot)
-          const slot = yield* slots.acquire(id)
-          yield* mark("slot")
+          // A warm clone comes with its slot, its table already installed (isolated); it is resumed
+          // and refreshed (clock, entropy, address) only now, for this session.
+          const pooled = Option.isSome(snapshot) && Option.isSome(vmPool)
+            ? yield* vmPool.value.take(snapshot.value.name, dispatch.resources)
+            : Option.none()
+          const slot = Option.isSome(pooled) ? pooled.value.slot : yield* slots.acquire(id)
+          yield* mark(Option.isSome(pooled) ? "slot(pooled)" : "slot")
           // The guest is isolated before it exists; the proxy starts while the VM boots, and the
           // firewall opens to the proxy as soon as its ports are known.
-          yield* firewall.isolate(slot)
+          if (Option.isNone(pooled)) yield* firewall.isolate(slot)
           const [proxy, started] = yield* Effect.all([
             startProxy({
               sessionId: id,
@@ -104,7 +112,9 @@ export class SessionRunner extends Context.Service<SessionRunner, {
               credentials: dispatch.network.credentials,
               onAudit: (event) => emit({ _tag: "audit", event }),
             }).pipe(Effect.tap((p) => firewall.open(slot, p.ports)), Effect.tap(() => mark("proxy+firewall"))),
-            Option.isSome(snapshot) && Option.isSome(restorer)
+            Option.isSome(pooled)
+              ? pooled.value.resume.pipe(Effect.map((r): StartedVm => ({ vm: r.vm, agent: r.agent })))
+              : Option.isSome(snapshot) && Option.isSome(restorer)
               ? restorer.value.restore(snapshot.value, {
                 sessionId: id,
                 tap: slot.tap,
