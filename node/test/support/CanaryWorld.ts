@@ -54,7 +54,8 @@ export const nodeProcess = (env: Record<string, string>): Effect.Effect<
       let log = ""
       const child = spawn(process.execPath, [nodeMain], {
         stdio: ["ignore", "pipe", "pipe"],
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+        // No background default-snapshot build: it would land in the shared test data dir.
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PAWS_NODE_DEFAULT_SNAPSHOT: "0", ...env },
       })
       child.stdout!.on("data", (d) => (log += d))
       child.stderr!.on("data", (d) => (log += d))
