@@ -122,19 +122,23 @@ dns dns-port-5353 api.test $GW:5353 &
 wait
 
 echo phase=proxy
-# --- what the proxy must answer (and refuse) ---
+# --- what the proxy must answer (and refuse); in batches: each curl's TLS costs ~2 s of the
+# 1-vCPU TCG guest, and a dozen at once outlast the proxy's 15 s handshake+headers limit ---
 ask plain-http-allowlisted http://api.test/plain-probe -H 'x-api-key: guest-plain' &
 ask host-web-80 http://$GW/ &
 ask host-web-443 https://$GW/ -k &
 ask raw-ip-80 http://93.184.216.34/ &
+wait
 ask raw-ip-443 https://93.184.216.34/ -k &
 ask metadata-80 http://${p.metadata}/latest/meta-data/ &
 ask metadata-443 https://${p.metadata}/ -k &
 ask unlisted-host https://evil.example/ --resolve evil.example:443:$GW &
+wait
 ask sni-host-mismatch https://api.test/mismatch-probe -H 'Host: echo.test' &
 ask sni-host-mismatch-rev https://echo.test/mismatch-probe -H 'Host: api.test' &
 ask absolute-form https://api.test/ --request-target https://echo.test/abs-probe &
 ask connect-https-proxy https://echo.test/connect-probe -p -x https://api.test:443 --proxy-cacert /etc/ssl/certs/ca-certificates.crt &
+wait
 ask connect-http-proxy https://echo.test/connect-probe -p -x http://api.test:80 &
 ask forge-header-other-host https://echo.test/forge-probe -H 'x-api-key: guest-forged' &
 wait
