@@ -152,5 +152,17 @@ layer(snapshotWorldLayer, { excludeTestServices: true, timeout: 240_000 })("gues
       const viaAgent = yield* timed(shell.run("true", { profile: false }))
       const viaSsh = yield* timed(ssh.run("true", { profile: false }))
       yield* Effect.logInfo(`one exec: agent ${Math.round(viaAgent)} ms, ssh ${Math.round(viaSsh)} ms`)
+
+      // a root workload can kill the agent and speak on the port itself: a frame it claims to be
+      // huge is a protocol violation that ends the channel, never an allocation on the node
+      const forged = yield* Effect.flip(collect(
+        agent,
+        [
+          'for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = paws.ctl ] && dev=/dev/${p##*/}; done',
+          "kill -KILL $PPID; sleep 0.3; exec 3<>$dev",
+          "printf 'o 99999999999\\n' >&3; head -c 300000 /dev/zero >&3; sleep 5",
+        ].join("\n"),
+      ))
+      assert.include(forged.message, "agent protocol violation: a frame of 99999999999 bytes")
     }).pipe(Effect.scoped))
 })

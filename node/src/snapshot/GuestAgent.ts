@@ -119,6 +119,10 @@ export const agentRun = (agent: GuestAgent, script: string, timeoutMs: number) =
 
 const signalNames = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name.replace(/^SIG/, "")]))
 
+/** paws-agent.c sends output in chunks of at most 64 KiB and short lines. */
+const maxFrameBytes = 65_536
+const maxLineBytes = 65_536
+
 /** One message from the guest: a line, or a stdout (`o`) / stderr (`e`) frame with its bytes. */
 interface Message {
   readonly head: string
@@ -160,14 +164,24 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
           continue
         }
         const nl = buffer.indexOf(10)
-        if (nl < 0) break
+        if (nl < 0) {
+          if (buffer.length > maxLineBytes) return breach(`a line over ${maxLineBytes} bytes`)
+          break
+        }
         const head = buffer.subarray(0, nl).toString("latin1")
         buffer = buffer.subarray(nl + 1)
         const m = /^([oe]) (\d+)$/.exec(head)
+        if (m && Number(m[2]) > maxFrameBytes) return breach(`a frame of ${m[2]} bytes`)
         if (m) frame = { tag: m[1]!, bytes: Number(m[2]) }
         else handler?.({ head })
       }
     })
+    // The guest is not trusted (a root workload can replace the agent on the port): nothing it
+    // sends may make the node buffer more than one frame or line.
+    const breach = (what: string) => {
+      lost(new Error(`agent protocol violation: ${what}`))
+      socket.destroy()
+    }
     const lost = (e: Error) => {
       closed ??= e
       handler?.(e)
