@@ -5,9 +5,13 @@
 import * as Effect from "effect/Effect"
 import { runMain } from "@effect/platform-node/NodeRuntime"
 import { decodeConfig, drain, message, readConfigLine, watchStdinEnd, writeLine } from "./ParentChannel.ts"
-import { startProxy } from "./ProxyServer.ts"
+import { prepareAuthority, startProxy } from "./ProxyServer.ts"
 
 const spawnedAt = performance.timeOrigin
+
+// This process's CA is made while it waits for its config (a pooled proxy waits for a session).
+const authority = prepareAuthority()
+authority.catch(() => {}) // awaited (and reported) by startProxy
 
 const program = Effect.gen(function* () {
   process.stdin.setEncoding("utf8")
@@ -15,7 +19,7 @@ const program = Effect.gen(function* () {
   const config = yield* readConfigLine(process.stdin).pipe(Effect.flatMap(decodeConfig))
   drain(process.stdin)
   yield* Effect.scoped(Effect.gen(function* () {
-    const proxy = yield* startProxy(config, writeLine)
+    const proxy = yield* startProxy(config, writeLine, authority)
     proxy.audit.send({
       _tag: "ready",
       pid: process.pid,

@@ -6,6 +6,7 @@ import { makeAccessPolicy } from "./AccessPolicy.ts"
 import { makeAuditLog } from "./AuditLog.ts"
 import type { AuditLog } from "./AuditLog.ts"
 import { makeCertificateAuthority } from "./CertificateAuthority.ts"
+import type { CertificateAuthority } from "./CertificateAuthority.ts"
 import { makeDnsAnswerer, startDnsServer } from "./DnsServer.ts"
 import { startHttpsListener } from "./HttpsListener.ts"
 import { makeLeafCertificateCache } from "./LeafCertificateCache.ts"
@@ -30,18 +31,30 @@ const listener = <A extends { readonly close: () => Promise<void> }>(start: () =
  * One proxy for one VM: CA, policy, upstream pool and the HTTPS, HTTP and DNS listeners, each
  * released in reverse order when the scope closes. `write` receives NDJSON lines for the parent.
  */
+/** The per-VM CA and its no-SNI leaf: nothing session-specific, so made before the config arrives. */
+export interface PreparedAuthority {
+  readonly ca: CertificateAuthority
+  readonly noSniCertificatePem: string
+}
+
+export const prepareAuthority = async (): Promise<PreparedAuthority> => {
+  const ca = await makeCertificateAuthority()
+  return { ca, noSniCertificatePem: await ca.issueLeaf("no-sni.invalid") }
+}
+
 export const startProxy = (
   config: ProxyConfig,
   write: (line: string) => void,
+  authority: Promise<PreparedAuthority> = prepareAuthority(),
 ): Effect.Effect<RunningProxy, never, Scope.Scope> =>
   Effect.gen(function* () {
     const limits = { ...defaultProxyLimits, ...config.limits }
     const policy = makeAccessPolicy(config)
     const secrets = secretNeedles(policy.secrets.map((s) => s.value))
     const audit = makeAuditLog(write, secrets)
-    const ca = yield* Effect.promise(makeCertificateAuthority)
+    const { ca, noSniCertificatePem } = yield* Effect.promise(() => authority)
     const leaves = makeLeafCertificateCache(ca)
-    const defaultCertificate = { key: ca.leafKeyPem, cert: yield* Effect.promise(() => ca.issueLeaf("no-sni.invalid")) }
+    const defaultCertificate = { key: ca.leafKeyPem, cert: noSniCertificatePem }
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => makeUpstreamPool(config.upstream ?? {}, limits.upstreamConnectTimeoutMs)),
       (p) => Effect.sync(p.close),
