@@ -127,6 +127,7 @@ export class VmPool extends Context.Service<VmPool, {
             const slot = yield* slots.acquire(id)
             yield* firewall.isolate(slot)
             const loaded = yield* restorer.load(snapshot, { sessionId: id, tap: slot.tap })
+            yield* loaded.warm
             return { key: identity(snapshot), scope, slot, snapshot, loaded } satisfies Entry
           }).pipe(Scope.provide(scope))
           // Interrupted or failed half way: whatever was made is released; made: admitted at once.

@@ -6,7 +6,7 @@ import * as path from "node:path"
 import { runHostCommand } from "../image/HostCommand.ts"
 import { Vmm, vmRunDirName, VmStartError } from "../vmm/Vmm.ts"
 import type { VmHandle } from "../vmm/Vmm.ts"
-import { connectGuestAgent } from "./GuestAgent.ts"
+import { agentRun, connectGuestAgent } from "./GuestAgent.ts"
 import type { GuestAgent } from "./GuestAgent.ts"
 import { launchQemu } from "../vmm/QemuProcess.ts"
 import { machineArgs } from "./SnapshotMachine.ts"
@@ -36,7 +36,8 @@ export interface ResumeTimings {
 
 /**
  * A clone with its device state loaded and still paused: no guest code has run since the
- * snapshot, so it has learned nothing (no clock, no entropy, no address) that `resume` must undo.
+ * snapshot (or only `warm`'s), so it has learned nothing (no clock, no entropy, no address) that
+ * `resume` must undo.
  */
 export interface LoadedVm {
   readonly vm: VmHandle
@@ -50,6 +51,14 @@ export interface LoadedVm {
    * the guest to `network`, before anything else runs. Once per clone; a second call fails.
    */
   readonly resume: (network: GuestNetwork) => Effect.Effect<ResumeTimings, VmStartError>
+  /**
+   * For a clone that will wait in a pool: runs it briefly (its table isolated, no refresh yet) for
+   * one agent file write and one `sh -c`, then pauses it again. Under TCG a resumed guest's first
+   * processes are slow while QEMU translates their code; that translation stays in this QEMU
+   * process, so the session's own prepare and workload start warm. Nothing session-specific or
+   * random is drawn here; `resume` still sets the clock, reseeds and moves the address.
+   */
+  readonly warm: Effect.Effect<void, VmStartError>
 }
 
 export interface RestoredVm {
@@ -198,7 +207,22 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
             }
             return { resumed: resumedAt, refreshed: since(t1) }
           }).pipe(Effect.withSpan("SnapshotRestore.resume"))
-        const loaded: LoadedVm = { vm, agent, running: q.running, timings: { qmp: qmpAt, loaded: loadedAt }, resume }
+        const warm = Effect.gen(function* () {
+          if (resumed) return yield* fail("this clone was already resumed")
+          yield* qmp("cont")
+          yield* orDiagnose(agent.writeFile("/run/paws/warm", "warm\n"))
+          const out = yield* orDiagnose(agentRun(agent, "cd /root && exec sh -c 'echo warm'", agentTimeoutMs))
+          if (out.output !== "warm") return yield* fail(`warm-up exec answered ${JSON.stringify(out)}`)
+          yield* qmp("stop")
+        }).pipe(Effect.withSpan("SnapshotRestore.warm"))
+        const loaded: LoadedVm = {
+          vm,
+          agent,
+          running: q.running,
+          timings: { qmp: qmpAt, loaded: loadedAt },
+          resume,
+          warm,
+        }
         return loaded
       })
 
