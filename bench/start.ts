@@ -11,6 +11,8 @@
  *   full.seq      POST /v1/sessions on a real control process (PGlite, its own process) → queue →
  *                 scheduler → Effect RPC over WebSocket → this node → … → the workload's first command
  *   full.conc4    the same, 4 at a time
+ *   pooled.*     node.* and full.* again through a node keeping PAWS_NODE_VM_POOL=4 clones loaded and
+ *                 paused in ready slots; each session (or batch of 4) arrives once the pool has refilled
  * Runs: PAWS_BENCH_START_RUNS (30).
  * Results: bench/results/start-<time>.json.
  */
@@ -31,6 +33,7 @@ import { NetworkSlot } from "../node/src/network/NetworkSlot.ts"
 import { NodeServer } from "../node/src/NodeServer.ts"
 import type { Slot } from "../node/src/network/NetworkSlot.ts"
 import { LiveSessions } from "../node/src/session/LiveSessions.ts"
+import { VmPool } from "../node/src/pool/VmPool.ts"
 import { agentRun } from "../node/src/snapshot/GuestAgent.ts"
 import { SnapshotBuilder } from "../node/src/snapshot/SnapshotBuilder.ts"
 import { SnapshotRestore } from "../node/src/snapshot/SnapshotRestore.ts"
@@ -110,7 +113,13 @@ const startControl = (nodeUrl: string) =>
       }),
   )
 
-const program = (nodeUrl: string) =>
+/** Waits (up to 10 s) until the node's VM pool holds `size` idle clones again. */
+const poolRefilled = Effect.gen(function* () {
+  const pool = yield* VmPool
+  for (let i = 0; i < 200 && (yield* pool.idle) < pool.size; i++) yield* Effect.sleep(50)
+})
+
+const program = (nodeUrl: string, pooled: boolean) =>
   Effect.gen(function* () {
     const store = yield* SnapshotStore
     const restorer = yield* SnapshotRestore
@@ -119,16 +128,20 @@ const program = (nodeUrl: string) =>
     const dialer = yield* NetnsDialer
     const key = yield* NodeSshKey
 
-    const build = yield* Effect.scoped(Effect.gen(function* () {
+    const existing = yield* store.find("default")
+    const build = Option.isSome(existing) ? existing.value.manifest : yield* Effect.scoped(Effect.gen(function* () {
       const slot = yield* slots.acquire(newSessionId())
       return yield* (yield* SnapshotBuilder).build({ name: "default", net: netOf(slot) })
     }))
     yield* Effect.logInfo(`snapshot built in ${build.buildMs["total"]} ms`)
     const snapshot = Option.getOrThrow(yield* store.find("default"))
+    // Pooled rows: every session (or batch of 4) arrives at a node whose pool has refilled.
+    const settle = pooled ? poolRefilled : Effect.void
+    if (pooled) yield* poolRefilled
 
     // raw floor: restore + one command, over the agent and over SSH
     const raw = { agent: [] as Array<number>, ssh: [] as Array<number>, phases: [] as Array<Record<string, number>> }
-    for (let i = 0; i < runs; i++) {
+    for (let i = 0; i < (pooled ? 0 : runs); i++) {
       for (const via of ["agent", "ssh"] as const) {
         yield* Effect.scoped(Effect.gen(function* () {
           const sessionId = newSessionId()
@@ -194,11 +207,13 @@ const program = (nodeUrl: string) =>
     })
     const seq: Array<{ executedMs: number; firstOutputMs: number; doneMs: number }> = []
     for (let i = 0; i < runs; i++) {
+      yield* settle
       seq.push(yield* session)
       yield* Effect.logInfo(`node.seq ${i + 1}/${runs}: executed at ${ms(seq.at(-1)!.executedMs)} ms`)
     }
     const conc: typeof seq = []
     for (let i = 0; i < Math.ceil(runs / 4); i++) {
+      yield* settle
       conc.push(...yield* Effect.all([session, session, session, session], { concurrency: 4 }))
       yield* Effect.logInfo(`node.conc4 batch ${i + 1}: executed at ${conc.slice(-4).map((c) => ms(c.executedMs))} ms`)
     }
@@ -237,11 +252,13 @@ const program = (nodeUrl: string) =>
     const ok = (xs: ReadonlyArray<Full | undefined>) => xs.filter((x): x is Full => x !== undefined)
     const fullSeq: Array<Full> = []
     for (let i = 0; i < runs; i++) {
+      yield* settle
       fullSeq.push(...ok([yield* viaApi]))
       yield* Effect.logInfo(`full.seq ${i + 1}/${runs}: executed at ${ms(fullSeq.at(-1)?.executedMs ?? NaN)} ms`)
     }
     const fullConc: Array<Full> = []
     for (let i = 0; i < Math.ceil(runs / 4); i++) {
+      yield* settle
       fullConc.push(...ok(yield* Effect.all([viaApi, viaApi, viaApi, viaApi], { concurrency: 4 })))
       yield* Effect.logInfo(
         `full.conc4 batch ${i + 1}: executed at ${fullConc.slice(-4).map((c) => ms(c.executedMs))} ms`,
@@ -275,36 +292,7 @@ const program = (nodeUrl: string) =>
         },
       },
     }
-    const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100
-    const time = new Date().toISOString()
-    const report = {
-      time,
-      scope: "raw restore floor; node (LiveSessions → SessionRunner); full stack (API → control → RPC → node)",
-      targets: { p50Ms: 150, p99Ms: 400, fullStackOverRaw: 1.15 },
-      machine: {
-        cpus: os.cpus().length,
-        model: os.cpus()[0]?.model ?? "unknown",
-        memoryMiB: Math.round(os.totalmem() / 2 ** 20),
-        loadAverage: os.loadavg(),
-        cpuMHz: /^cpu MHz\s*:\s*([0-9.]+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown",
-      },
-      snapshot: {
-        memoryMB: build.memoryMB,
-        accelerator: build.accelerator,
-        buildMs: build.buildMs,
-        files: build.files,
-      },
-      results,
-      ratios: {
-        fullSeqOverRawSshP50: ratio(results.full.seq.executed.p50, results.raw.ssh.p50),
-        fullSeqOverRawAgentP50: ratio(results.full.seq.executed.p50, results.raw.agent.p50),
-        fullSeqOverNodeSeqP50: ratio(results.full.seq.executed.p50, results.node.seq.executed.p50),
-      },
-    }
-    const file = join(here, "results", `start-${time.replaceAll(":", "-").replace(".", "-")}.json`)
-    mkdirSync(dirname(file), { recursive: true })
-    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
-    console.log(JSON.stringify({ file, ...results, ratios: report.ratios }, null, 2))
+    return { results, build }
   })
 
 const main = Effect.gen(function* () {
@@ -314,24 +302,70 @@ const main = Effect.gen(function* () {
     (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true })),
   )
   yield* ImageBuilder.use((b) => b.build()).pipe(Effect.provide(testImageLayer()), Effect.orDie)
-  const nodePort = 40000 + Math.floor(Math.random() * 20000)
-  const config = testConfig({
-    PAWS_NODE_HOST: "127.0.0.1",
-    PAWS_NODE_PORT: String(nodePort),
-    PAWS_NODE_NETNS: netns,
-    PAWS_NODE_TOKEN: "bench",
-    PAWS_NODE_POOL: "172.16.0.0/22",
-    PAWS_NODE_MAX_VMS: "8",
-    PAWS_NODE_WARM_POOL: "4",
-    PAWS_SNAPSHOT_DIR: snapshotDir,
-  })
-  const services = yield* Layer.build(
-    Layer.mergeAll(SnapshotBuilder.layerNoDeps, NodeServer).pipe(
-      Layer.provideMerge(NodeServices),
-      Layer.provide(config),
-    ),
-  )
-  yield* program(`ws://127.0.0.1:${nodePort}/rpc`).pipe(Effect.provideContext(services))
+  /** One node (its own layer graph and port) per phase, in the same netns, one after the other. */
+  const phase = (vmPool: number) =>
+    Effect.scoped(Effect.gen(function* () {
+      const nodePort = 40000 + Math.floor(Math.random() * 20000)
+      const config = testConfig({
+        PAWS_NODE_HOST: "127.0.0.1",
+        PAWS_NODE_PORT: String(nodePort),
+        PAWS_NODE_NETNS: netns,
+        PAWS_NODE_TOKEN: "bench",
+        PAWS_NODE_POOL: "172.16.0.0/22",
+        PAWS_NODE_MAX_VMS: "8",
+        PAWS_NODE_WARM_POOL: "4",
+        PAWS_NODE_VM_POOL: String(vmPool),
+        PAWS_NODE_DEFAULT_SNAPSHOT: "0",
+        PAWS_SNAPSHOT_DIR: snapshotDir,
+      })
+      const services = yield* Layer.build(
+        Layer.mergeAll(SnapshotBuilder.layerNoDeps, NodeServer).pipe(
+          Layer.provideMerge(NodeServices),
+          Layer.provide(config),
+        ),
+      )
+      return yield* program(`ws://127.0.0.1:${nodePort}/rpc`, vmPool > 0).pipe(Effect.provideContext(services))
+    }))
+  const restored = yield* phase(0)
+  const pooled = yield* phase(4)
+  const results = {
+    ...restored.results,
+    pooled: { node: pooled.results.node, full: pooled.results.full },
+  }
+  const build = restored.build
+  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100
+  const time = new Date().toISOString()
+  const report = {
+    time,
+    scope: "raw restore floor; node (LiveSessions → SessionRunner); full stack (API → control → RPC → node); " +
+      "pooled.*: the same through a node with PAWS_NODE_VM_POOL=4 (warm paused clones), each session or batch of 4 " +
+      "arriving once the pool has refilled",
+    targets: { p50Ms: 150, p99Ms: 400, fullStackOverRaw: 1.15 },
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model ?? "unknown",
+      memoryMiB: Math.round(os.totalmem() / 2 ** 20),
+      loadAverage: os.loadavg(),
+      cpuMHz: /^cpu MHz\s*:\s*([0-9.]+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown",
+    },
+    snapshot: {
+      memoryMB: build.memoryMB,
+      accelerator: build.accelerator,
+      buildMs: build.buildMs,
+      files: build.files,
+    },
+    results,
+    ratios: {
+      fullSeqOverRawSshP50: ratio(results.full.seq.executed.p50, results.raw.ssh.p50),
+      fullSeqOverRawAgentP50: ratio(results.full.seq.executed.p50, results.raw.agent.p50),
+      fullSeqOverNodeSeqP50: ratio(results.full.seq.executed.p50, results.node.seq.executed.p50),
+      pooledFullSeqOverRawAgentP50: ratio(results.pooled.full.seq.executed.p50, results.raw.agent.p50),
+    },
+  }
+  const file = join(here, "results", `start-${time.replaceAll(":", "-").replace(".", "-")}.json`)
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
+  console.log(JSON.stringify({ file, ...results, ratios: report.ratios }, null, 2))
 }).pipe(Effect.scoped)
 
 if (import.meta.main) main.pipe(NodeRuntime.runMain)

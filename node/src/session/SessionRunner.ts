@@ -111,7 +111,11 @@ export class SessionRunner extends Context.Service<SessionRunner, {
               allowOut: dispatch.network.allowOut,
               credentials: dispatch.network.credentials,
               onAudit: (event) => emit({ _tag: "audit", event }),
-            }).pipe(Effect.tap((p) => firewall.open(slot, p.ports)), Effect.tap(() => mark("proxy+firewall"))),
+            }).pipe(
+              Effect.tap(() => mark("proxy")),
+              Effect.tap((p) => firewall.open(slot, p.ports)),
+              Effect.tap(() => mark("firewall")),
+            ),
             Option.isSome(pooled)
               ? pooled.value.resume.pipe(Effect.map((r): StartedVm => ({ vm: r.vm, agent: r.agent })))
               : Option.isSome(snapshot) && Option.isSome(restorer)
