@@ -11,13 +11,14 @@
  *   full.seq      POST /v1/sessions on a real control process (PGlite, its own process) → queue →
  *                 scheduler → Effect RPC over WebSocket → this node → … → the workload's first command
  *   full.conc4    the same, 4 at a time
- *   pooled.*     node.* and full.* again through a node keeping PAWS_NODE_VM_POOL=4 clones loaded and
- *                 paused in ready slots; each session (or batch of 4) arrives once the pool has refilled
+ *   pooled.*     node.* and full.* through a second node keeping PAWS_NODE_VM_POOL=4 clones loaded and
+ *                 paused in ready slots, interleaved with the first node's sessions; each session (or batch
+ *                 of 4) arrives once the pool has refilled
  * Runs: PAWS_BENCH_START_RUNS (30).
  * Results: bench/results/start-<time>.json.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Option, Stream } from "effect"
+import { Context, Effect, Layer, Logger, Option, Stream } from "effect"
 import { spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
@@ -63,6 +64,23 @@ const netOf = (slot: Slot) => ({
   gateway: slot.hostIp,
   dns: slot.hostIp,
 })
+
+/**
+ * SessionRunner logs each session's step marks (`session <id> completed: slot=4 proxy=58 …`, ms
+ * since the dispatch arrived); the bench collects them to record where the time goes.
+ */
+const stepLog: Array<Record<string, number>> = []
+const stepLogger = Logger.make((o) => {
+  const text = Array.isArray(o.message) ? o.message.join(" ") : String(o.message)
+  const m = /^session \S+ \w+: (.*)$/.exec(text)
+  if (m) stepLog.push(Object.fromEntries([...m[1]!.matchAll(/(\S+?)=(\d+)/g)].map((x) => [x[1]!, Number(x[2])])))
+})
+/** Median of each step over the sessions logged since `from` (pooled ones, or the others). */
+const medianSteps = (from: number, pooled: boolean) => {
+  const rows = stepLog.slice(from).filter((r) => ("slot(pooled)" in r) === pooled)
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))]
+  return Object.fromEntries(keys.map((k) => [k, percentile(rows.flatMap((r) => (k in r ? [r[k]!] : [])), 50)]))
+}
 
 /** The workload: busybox `date` has no %N; adjtimex prints the clock to the microsecond. */
 const timestampScript = "adjtimex | grep -E 'time.tv_(sec|usec)'"
@@ -119,7 +137,11 @@ const poolRefilled = Effect.gen(function* () {
   for (let i = 0; i < 200 && (yield* pool.idle) < pool.size; i++) yield* Effect.sleep(50)
 })
 
-const program = (nodeUrl: string, pooled: boolean) =>
+/**
+ * Node A restores per session; node B (its own netns) keeps a VM pool. Their rows interleave
+ * (a session on one, then on the other) so both see the same machine.
+ */
+const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context<LiveSessions | VmPool>) =>
   Effect.gen(function* () {
     const store = yield* SnapshotStore
     const restorer = yield* SnapshotRestore
@@ -136,12 +158,13 @@ const program = (nodeUrl: string, pooled: boolean) =>
     yield* Effect.logInfo(`snapshot built in ${build.buildMs["total"]} ms`)
     const snapshot = Option.getOrThrow(yield* store.find("default"))
     // Pooled rows: every session (or batch of 4) arrives at a node whose pool has refilled.
-    const settle = pooled ? poolRefilled : Effect.void
-    if (pooled) yield* poolRefilled
+    const settle = poolRefilled.pipe(Effect.provideContext(pooledNode))
+    const pooledSessions = Context.get(pooledNode, LiveSessions)
+    for (let i = 0; i < 6; i++) yield* settle // the first fill: the pool finds the snapshot within 5 s
 
     // raw floor: restore + one command, over the agent and over SSH
     const raw = { agent: [] as Array<number>, ssh: [] as Array<number>, phases: [] as Array<Record<string, number>> }
-    for (let i = 0; i < (pooled ? 0 : runs); i++) {
+    for (let i = 0; i < runs; i++) {
       for (const via of ["agent", "ssh"] as const) {
         yield* Effect.scoped(Effect.gen(function* () {
           const sessionId = newSessionId()
@@ -176,94 +199,153 @@ const program = (nodeUrl: string, pooled: boolean) =>
     }
 
     // through the node: first workload command executed in the VM (guest clock, exact after restore)
-    const session = Effect.gen(function* () {
-      const dispatch: SessionDispatch = {
-        sessionId: newSessionId(),
-        snapshot: "default",
-        workload: { type: "script", script: timestampScript },
-        resources: { vcpus: 1, memoryMB: 256 },
-        timeoutMs: 60_000,
-        network: { allowOut: [], credentials: {} },
-      }
-      const t0Epoch = Date.now()
-      const t0 = performance.now()
-      let out = ""
-      let firstOutput = Number.NaN
-      let status = ""
-      yield* sessions.run(dispatch).pipe(Stream.runForEach((e) =>
-        Effect.sync(() => {
-          if (e._tag === "output" && e.stream === "stdout") {
-            if (Number.isNaN(firstOutput)) firstOutput = performance.now() - t0
-            out += e.data
-          }
-          if (e._tag === "status") status = e.status
-        })
-      ))
-      if (status !== "completed") return yield* Effect.die(new Error(`session ended ${status}: ${out}`))
-      const guestMs = guestEpochMs(out)
-      if (guestMs === undefined) return yield* Effect.die(new Error(`no guest time in ${out}`))
-      const executedMs = guestMs - t0Epoch
-      return { executedMs, firstOutputMs: firstOutput, doneMs: performance.now() - t0 }
-    })
-    const seq: Array<{ executedMs: number; firstOutputMs: number; doneMs: number }> = []
+    const sessionOn = (sessions: LiveSessions["Service"]) =>
+      Effect.gen(function* () {
+        const dispatch: SessionDispatch = {
+          sessionId: newSessionId(),
+          snapshot: "default",
+          workload: { type: "script", script: timestampScript },
+          resources: { vcpus: 1, memoryMB: 256 },
+          timeoutMs: 60_000,
+          network: { allowOut: [], credentials: {} },
+        }
+        const t0Epoch = Date.now()
+        const t0 = performance.now()
+        let out = ""
+        let firstOutput = Number.NaN
+        let status = ""
+        yield* sessions.run(dispatch).pipe(Stream.runForEach((e) =>
+          Effect.sync(() => {
+            if (e._tag === "output" && e.stream === "stdout") {
+              if (Number.isNaN(firstOutput)) firstOutput = performance.now() - t0
+              out += e.data
+            }
+            if (e._tag === "status") status = e.status
+          })
+        ))
+        if (status !== "completed") return yield* Effect.die(new Error(`session ended ${status}: ${out}`))
+        const guestMs = guestEpochMs(out)
+        if (guestMs === undefined) return yield* Effect.die(new Error(`no guest time in ${out}`))
+        const executedMs = guestMs - t0Epoch
+        return { executedMs, firstOutputMs: firstOutput, doneMs: performance.now() - t0 }
+      })
+    const session = sessionOn(sessions)
+    const pooledSession = sessionOn(pooledSessions)
+    type Started = { executedMs: number; firstOutputMs: number; doneMs: number }
+    const seq: Array<Started> = []
+    const pSeq: Array<Started> = []
+    const stepsFrom = stepLog.length
     for (let i = 0; i < runs; i++) {
       yield* settle
-      seq.push(yield* session)
-      yield* Effect.logInfo(`node.seq ${i + 1}/${runs}: executed at ${ms(seq.at(-1)!.executedMs)} ms`)
+      // Alternating which goes first, so neither always follows the other's teardown.
+      if (i % 2 === 0) seq.push(yield* session)
+      pSeq.push(yield* pooledSession)
+      if (i % 2 === 1) seq.push(yield* session)
+      yield* Effect.logInfo(
+        `node.seq ${i + 1}/${runs}: executed at ${ms(seq.at(-1)!.executedMs)} ms, pooled ${
+          ms(pSeq.at(-1)!.executedMs)
+        } ms`,
+      )
     }
-    const conc: typeof seq = []
+    const seqSteps = medianSteps(stepsFrom, false)
+    const pSeqSteps = medianSteps(stepsFrom, true)
+    const conc: Array<Started> = []
+    const pConc: Array<Started> = []
     for (let i = 0; i < Math.ceil(runs / 4); i++) {
-      yield* settle
       conc.push(...yield* Effect.all([session, session, session, session], { concurrency: 4 }))
+      yield* settle
+      pConc.push(
+        ...yield* Effect.all([pooledSession, pooledSession, pooledSession, pooledSession], { concurrency: 4 }),
+      )
       yield* Effect.logInfo(`node.conc4 batch ${i + 1}: executed at ${conc.slice(-4).map((c) => ms(c.executedMs))} ms`)
     }
 
     // through the control plane: API → queue → scheduler → RPC → node → … → first command in the VM
     const control = yield* startControl(nodeUrl)
+    const pooledControl = yield* startControl(pooledUrl)
     // A session that does not complete is counted (with its reason), not fatal to the run.
     const failures: Array<string> = []
-    const viaApi = Effect.promise(async () => {
-      const t0Epoch = Date.now()
-      const t0 = performance.now()
-      const res = await fetch(`${control.base}/v1/sessions`, {
-        method: "POST",
-        headers: control.headers,
-        body: JSON.stringify({ workload: { type: "script", script: timestampScript }, timeoutMs: 60_000 }),
-      })
-      if (res.status !== 202) throw new Error(`POST /v1/sessions: ${res.status} ${await res.text()}`)
-      const { sessionId } = await res.json() as { sessionId: string }
-      const acceptedMs = performance.now() - t0
-      for (;;) {
-        const s = await fetch(`${control.base}/v1/sessions/${sessionId}`, { headers: control.headers })
-          .then((r) => r.json()) as { status: string; result: { stdout: string } | null }
-        if (["completed", "failed", "timeout", "cancelled", "node_lost"].includes(s.status)) {
-          if (s.status !== "completed") {
-            failures.push(`${sessionId} ${s.status}: ${JSON.stringify(s.result ?? null).slice(0, 300)}`)
-            return undefined
+    const viaApiOf = (control: { base: string; headers: Record<string, string> }) =>
+      Effect.promise(async () => {
+        const t0Epoch = Date.now()
+        const t0 = performance.now()
+        const res = await fetch(`${control.base}/v1/sessions`, {
+          method: "POST",
+          headers: control.headers,
+          body: JSON.stringify({ workload: { type: "script", script: timestampScript }, timeoutMs: 60_000 }),
+        })
+        if (res.status !== 202) throw new Error(`POST /v1/sessions: ${res.status} ${await res.text()}`)
+        const { sessionId } = await res.json() as { sessionId: string }
+        const acceptedMs = performance.now() - t0
+        for (;;) {
+          const s = await fetch(`${control.base}/v1/sessions/${sessionId}`, { headers: control.headers })
+            .then((r) => r.json()) as { status: string; result: { stdout: string } | null }
+          if (["completed", "failed", "timeout", "cancelled", "node_lost"].includes(s.status)) {
+            if (s.status !== "completed") {
+              failures.push(`${sessionId} ${s.status}: ${JSON.stringify(s.result ?? null).slice(0, 300)}`)
+              return undefined
+            }
+            const guestMs = guestEpochMs(s.result?.stdout ?? "")
+            if (guestMs === undefined) throw new Error(`no guest time in ${JSON.stringify(s.result)}`)
+            return { executedMs: guestMs - t0Epoch, acceptedMs, completedSeenMs: performance.now() - t0 }
           }
-          const guestMs = guestEpochMs(s.result?.stdout ?? "")
-          if (guestMs === undefined) throw new Error(`no guest time in ${JSON.stringify(s.result)}`)
-          return { executedMs: guestMs - t0Epoch, acceptedMs, completedSeenMs: performance.now() - t0 }
+          await new Promise((r) => setTimeout(r, 25))
         }
-        await new Promise((r) => setTimeout(r, 25))
-      }
-    })
+      })
+    const viaApi = viaApiOf(control)
+    const pooledViaApi = viaApiOf(pooledControl)
     type Full = { executedMs: number; acceptedMs: number; completedSeenMs: number }
     const ok = (xs: ReadonlyArray<Full | undefined>) => xs.filter((x): x is Full => x !== undefined)
     const fullSeq: Array<Full> = []
+    const pFullSeq: Array<Full> = []
     for (let i = 0; i < runs; i++) {
       yield* settle
-      fullSeq.push(...ok([yield* viaApi]))
+      if (i % 2 === 0) fullSeq.push(...ok([yield* viaApi]))
+      pFullSeq.push(...ok([yield* pooledViaApi]))
+      if (i % 2 === 1) fullSeq.push(...ok([yield* viaApi]))
       yield* Effect.logInfo(`full.seq ${i + 1}/${runs}: executed at ${ms(fullSeq.at(-1)?.executedMs ?? NaN)} ms`)
     }
     const fullConc: Array<Full> = []
+    const pFullConc: Array<Full> = []
     for (let i = 0; i < Math.ceil(runs / 4); i++) {
-      yield* settle
       fullConc.push(...ok(yield* Effect.all([viaApi, viaApi, viaApi, viaApi], { concurrency: 4 })))
+      yield* settle
+      pFullConc.push(
+        ...ok(yield* Effect.all([pooledViaApi, pooledViaApi, pooledViaApi, pooledViaApi], { concurrency: 4 })),
+      )
       yield* Effect.logInfo(
         `full.conc4 batch ${i + 1}: executed at ${fullConc.slice(-4).map((c) => ms(c.executedMs))} ms`,
       )
     }
+    const rows = (
+      seqRows: ReadonlyArray<Started>,
+      steps: Record<string, number>,
+      concRows: ReadonlyArray<Started>,
+      fullSeqRows: ReadonlyArray<Full>,
+      fullConcRows: ReadonlyArray<Full>,
+    ) => ({
+      node: {
+        seq: {
+          executed: summary(seqRows.map((s) => s.executedMs)),
+          firstOutput: summary(seqRows.map((s) => s.firstOutputMs)),
+          medianStepMarksMs: steps,
+        },
+        conc4: {
+          executed: summary(concRows.map((s) => s.executedMs)),
+          firstOutput: summary(concRows.map((s) => s.firstOutputMs)),
+        },
+      },
+      full: {
+        seq: {
+          executed: summary(fullSeqRows.map((s) => s.executedMs)),
+          accepted: summary(fullSeqRows.map((s) => s.acceptedMs)),
+        },
+        conc4: {
+          executed: summary(fullConcRows.map((s) => s.executedMs)),
+          accepted: summary(fullConcRows.map((s) => s.acceptedMs)),
+        },
+      },
+    })
 
     const results = {
       raw: { agent: summary(raw.agent), ssh: summary(raw.ssh) },
@@ -273,38 +355,23 @@ const program = (nodeUrl: string, pooled: boolean) =>
         resumed: summary(raw.phases.map((p) => p["resumed"]!)),
         refreshed: summary(raw.phases.map((p) => p["refreshed"]!)),
       },
-      node: {
-        seq: { executed: summary(seq.map((s) => s.executedMs)), firstOutput: summary(seq.map((s) => s.firstOutputMs)) },
-        conc4: {
-          executed: summary(conc.map((s) => s.executedMs)),
-          firstOutput: summary(conc.map((s) => s.firstOutputMs)),
-        },
-      },
-      full: {
-        failures,
-        seq: {
-          executed: summary(fullSeq.map((s) => s.executedMs)),
-          accepted: summary(fullSeq.map((s) => s.acceptedMs)),
-        },
-        conc4: {
-          executed: summary(fullConc.map((s) => s.executedMs)),
-          accepted: summary(fullConc.map((s) => s.acceptedMs)),
-        },
-      },
+      ...rows(seq, seqSteps, conc, fullSeq, fullConc),
+      pooled: rows(pSeq, pSeqSteps, pConc, pFullSeq, pFullConc),
+      failures,
     }
     return { results, build }
   })
 
 const main = Effect.gen(function* () {
-  const netns = yield* makeNetns("bench")
   const snapshotDir = yield* Effect.acquireRelease(
     Effect.sync(() => mkdtempSync(join(os.tmpdir(), "paws-bench-snapshots-"))),
     (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true })),
   )
   yield* ImageBuilder.use((b) => b.build()).pipe(Effect.provide(testImageLayer()), Effect.orDie)
-  /** One node (its own layer graph and port) per phase, in the same netns, one after the other. */
-  const phase = (vmPool: number) =>
-    Effect.scoped(Effect.gen(function* () {
+  /** A node with its own layer graph, port and netns (a node's start reconcile owns its netns). */
+  const startNode = (name: string, vmPool: number) =>
+    Effect.gen(function* () {
+      const netns = yield* makeNetns(name)
       const nodePort = 40000 + Math.floor(Math.random() * 20000)
       const config = testConfig({
         PAWS_NODE_HOST: "127.0.0.1",
@@ -322,24 +389,23 @@ const main = Effect.gen(function* () {
         Layer.mergeAll(SnapshotBuilder.layerNoDeps, NodeServer).pipe(
           Layer.provideMerge(NodeServices),
           Layer.provide(config),
+          Layer.provideMerge(Logger.layer([stepLogger], { mergeWithExisting: true })),
         ),
       )
-      return yield* program(`ws://127.0.0.1:${nodePort}/rpc`, vmPool > 0).pipe(Effect.provideContext(services))
-    }))
-  const restored = yield* phase(0)
-  const pooled = yield* phase(4)
-  const results = {
-    ...restored.results,
-    pooled: { node: pooled.results.node, full: pooled.results.full },
-  }
-  const build = restored.build
+      return { url: `ws://127.0.0.1:${nodePort}/rpc`, services }
+    })
+  const restoring = yield* startNode("bench", 0)
+  const pooledNode = yield* startNode("bench-pool", 4)
+  const { results, build } = yield* program(restoring.url, pooledNode.url, pooledNode.services).pipe(
+    Effect.provideContext(restoring.services),
+  )
   const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100
   const time = new Date().toISOString()
   const report = {
     time,
     scope: "raw restore floor; node (LiveSessions → SessionRunner); full stack (API → control → RPC → node); " +
-      "pooled.*: the same through a node with PAWS_NODE_VM_POOL=4 (warm paused clones), each session or batch of 4 " +
-      "arriving once the pool has refilled",
+      "pooled.*: the same through a second node (own netns) with PAWS_NODE_VM_POOL=4 (warm paused clones), each " +
+      "session or batch of 4 arriving once its pool has refilled; the two nodes' sessions interleave",
     targets: { p50Ms: 150, p99Ms: 400, fullStackOverRaw: 1.15 },
     machine: {
       cpus: os.cpus().length,
