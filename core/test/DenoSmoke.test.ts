@@ -14,7 +14,7 @@ describe("core under Deno", () => {
       problems: 0,
       badRejected: true,
       chosen: "a",
-      rpcs: ["CancelSession", "NodeStatus", "RunSession"],
+      rpcs: ["BuildSnapshot", "CancelSession", "DeleteSnapshot", "ListSnapshots", "NodeStatus", "RunSession"],
     })
     expect(result.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/)
   })
