@@ -30,9 +30,8 @@ import { NetnsDialer } from "../node/src/guest/NetnsDialer.ts"
 import { NodeSshKey } from "../node/src/guest/NodeSshKey.ts"
 import { ImageBuilder } from "../node/src/image/ImageBuilder.ts"
 import { NodeServices } from "../node/src/main.ts"
-import { NetworkSlot } from "../node/src/network/NetworkSlot.ts"
+import { guestNetworkOf, NetworkSlot } from "../node/src/network/NetworkSlot.ts"
 import { NodeServer } from "../node/src/NodeServer.ts"
-import type { Slot } from "../node/src/network/NetworkSlot.ts"
 import { LiveSessions } from "../node/src/session/LiveSessions.ts"
 import { VmPool } from "../node/src/pool/VmPool.ts"
 import { agentRun } from "../node/src/snapshot/GuestAgent.ts"
@@ -55,14 +54,6 @@ const summary = (xs: ReadonlyArray<number>) => ({
   p99: ms(percentile(xs, 99)),
   min: ms(Math.min(...xs)),
   max: ms(Math.max(...xs)),
-})
-const netOf = (slot: Slot) => ({
-  tap: slot.tap,
-  guestMac: slot.guestMac,
-  guestIp: slot.guestIp,
-  guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-  gateway: slot.hostIp,
-  dns: slot.hostIp,
 })
 
 /**
@@ -153,7 +144,7 @@ const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context
     const existing = yield* store.find("default")
     const build = Option.isSome(existing) ? existing.value.manifest : yield* Effect.scoped(Effect.gen(function* () {
       const slot = yield* slots.acquire(newSessionId())
-      return yield* (yield* SnapshotBuilder).build({ name: "default", net: netOf(slot) })
+      return yield* (yield* SnapshotBuilder).build({ name: "default", net: guestNetworkOf(slot) })
     }))
     yield* Effect.logInfo(`snapshot built in ${build.buildMs["total"]} ms`)
     const snapshot = Option.getOrThrow(yield* store.find("default"))
@@ -170,7 +161,7 @@ const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context
           const sessionId = newSessionId()
           const slot = yield* slots.acquire(sessionId)
           const t0 = performance.now()
-          const r = yield* restorer.restore(snapshot, { sessionId, ...netOf(slot) })
+          const r = yield* restorer.restore(snapshot, { sessionId, ...guestNetworkOf(slot) })
           if (via === "agent") {
             const out = yield* agentRun(r.agent, "echo go", 10_000)
             if (out.output !== "go") return yield* Effect.die(new Error(`agent run: ${JSON.stringify(out)}`))

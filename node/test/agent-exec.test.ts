@@ -6,7 +6,7 @@ import { connectGuestShell } from "../src/guest/GuestShell.ts"
 import type { ExecEvent } from "../src/guest/GuestShell.ts"
 import { NetnsDialer } from "../src/guest/NetnsDialer.ts"
 import { NodeSshKey } from "../src/guest/NodeSshKey.ts"
-import { NetworkSlot } from "../src/network/NetworkSlot.ts"
+import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
 import { agentShell } from "../src/snapshot/GuestAgent.ts"
 import type { GuestAgent } from "../src/snapshot/GuestAgent.ts"
 import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
@@ -36,14 +36,7 @@ const setup = Effect.gen(function* () {
     yield* (yield* SnapshotBuilder).build({
       name: "agent-exec",
       image: "default",
-      net: {
-        tap: slot.tap,
-        guestMac: slot.guestMac,
-        guestIp: slot.guestIp,
-        guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-        gateway: slot.hostIp,
-        dns: slot.hostIp,
-      },
+      net: guestNetworkOf(slot),
     })
   }))
   const snapshot = Option.getOrThrow(yield* (yield* SnapshotStore).find("agent-exec"))

@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { newSessionId } from "@paws/core"
-import { NetworkSlot } from "../src/network/NetworkSlot.ts"
+import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
 import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
 import { escapeNodeConfig, escapeSuite } from "./support/EscapeSuite.ts"
 import { testConfig } from "./support/TestImage.ts"
@@ -18,14 +18,7 @@ const buildDefaultSnapshot = Layer.effectDiscard(
     const slot = yield* (yield* NetworkSlot).acquire(newSessionId())
     yield* (yield* SnapshotBuilder).build({
       name: "default",
-      net: {
-        tap: slot.tap,
-        guestMac: slot.guestMac,
-        guestIp: slot.guestIp,
-        guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-        gateway: slot.hostIp,
-        dns: slot.hostIp,
-      },
+      net: guestNetworkOf(slot),
     })
   })).pipe(Effect.orDie),
 )

@@ -4,7 +4,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { newSessionId } from "@paws/core"
-import { NetworkSlot } from "../src/network/NetworkSlot.ts"
+import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
 import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
 import { testConfig } from "./support/TestImage.ts"
@@ -40,14 +40,7 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("sessions restored
         yield* builder.build({
           name: "default",
           setup: "echo restored-from-snapshot > /root/marker",
-          net: {
-            tap: slot.tap,
-            guestMac: slot.guestMac,
-            guestIp: slot.guestIp,
-            guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-            gateway: slot.hostIp,
-            dns: slot.hostIp,
-          },
+          net: guestNetworkOf(slot),
         })
       }))
       yield* Effect.sleep(2000)

@@ -7,7 +7,7 @@ import { connectGuestShell } from "../src/guest/GuestShell.ts"
 import { NetnsDialer } from "../src/guest/NetnsDialer.ts"
 import { NodeSshKey } from "../src/guest/NodeSshKey.ts"
 import { ImageStore } from "../src/image/ImageStore.ts"
-import { NetworkSlot } from "../src/network/NetworkSlot.ts"
+import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
 import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
 import { snapshotFiles } from "../src/snapshot/SnapshotManifest.ts"
 import { SnapshotRestore } from "../src/snapshot/SnapshotRestore.ts"
@@ -59,14 +59,7 @@ layer(snapshotWorldLayer, { excludeTestServices: true, timeout: 240_000 })("snap
           image: "default",
           setup: "echo prepared-by-setup > /root/marker; head -c 16 /dev/urandom > /root/pre-snapshot-random",
           memoryMB: 256,
-          net: {
-            tap: slot.tap,
-            guestMac: slot.guestMac,
-            guestIp: slot.guestIp,
-            guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-            gateway: slot.hostIp,
-            dns: slot.hostIp,
-          },
+          net: guestNetworkOf(slot),
           onProgress: (phase) => phases.push(phase),
         }))
       }))

@@ -4,7 +4,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { newSessionId } from "@paws/core"
-import { NetworkSlot } from "../src/network/NetworkSlot.ts"
+import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
 import { VmPool } from "../src/pool/VmPool.ts"
 import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
@@ -56,14 +56,7 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("sessions from the
         const slot = yield* (yield* NetworkSlot).acquire(newSessionId())
         yield* (yield* SnapshotBuilder).build({
           name: "default",
-          net: {
-            tap: slot.tap,
-            guestMac: slot.guestMac,
-            guestIp: slot.guestIp,
-            guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-            gateway: slot.hostIp,
-            dns: slot.hostIp,
-          },
+          net: guestNetworkOf(slot),
         })
       }))
       yield* waitForIdle(2)

@@ -11,7 +11,7 @@ import { NetnsDialer } from "../src/guest/NetnsDialer.ts"
 import { NodeSshKey } from "../src/guest/NodeSshKey.ts"
 import { NodeServices } from "../src/main.ts"
 import { Firewall } from "../src/network/Firewall.ts"
-import { NetworkSlot } from "../src/network/NetworkSlot.ts"
+import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
 import type { PooledVm } from "../src/pool/VmPool.ts"
 import { VmPool } from "../src/pool/VmPool.ts"
@@ -44,14 +44,7 @@ const ensureSnapshot = Effect.gen(function* () {
       setup: "echo pooled > /root/marker",
       memoryMB: small.memoryMB,
       vcpus: small.vcpus,
-      net: {
-        tap: slot.tap,
-        guestMac: slot.guestMac,
-        guestIp: slot.guestIp,
-        guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-        gateway: slot.hostIp,
-        dns: slot.hostIp,
-      },
+      net: guestNetworkOf(slot),
     })
   }))
 })

@@ -13,6 +13,16 @@ export interface Slot extends SlotAddresses {
   readonly guestMac: string
 }
 
+/** The slot as its guest is configured: address, gateway and resolver (both the host end). */
+export const guestNetworkOf = (slot: Slot) => ({
+  tap: slot.tap,
+  guestMac: slot.guestMac,
+  guestIp: slot.guestIp,
+  guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
+  gateway: slot.hostIp,
+  dns: slot.hostIp,
+})
+
 export const tapUpScript = (slot: Slot): string =>
   [
     `tuntap add dev ${slot.tap} mode tap`,

@@ -10,7 +10,7 @@ import {
 } from "@paws/core"
 import { ImageStore } from "../image/ImageStore.ts"
 import { Firewall } from "../network/Firewall.ts"
-import { NetworkSlot } from "../network/NetworkSlot.ts"
+import { guestNetworkOf, NetworkSlot } from "../network/NetworkSlot.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { ProxySupervisor } from "../proxy/ProxySupervisor.ts"
 import { SnapshotBuilder } from "./SnapshotBuilder.ts"
@@ -114,14 +114,7 @@ export class NodeSnapshots extends Context.Service<NodeSnapshots, {
             ...(network === undefined ? {} : { beforeSetup: network.before, afterSetup: network.after }),
             memoryMB: d.memoryMB,
             vcpus: d.vcpus,
-            net: {
-              tap: slot.tap,
-              guestMac: slot.guestMac,
-              guestIp: slot.guestIp,
-              guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
-              gateway: slot.hostIp,
-              dns: slot.hostIp,
-            },
+            net: guestNetworkOf(slot),
             // Times since this build was admitted (the manifest keeps the builder's own).
             onProgress: (phase) => progress(phase, Date.now() - started),
           })
