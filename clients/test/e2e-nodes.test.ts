@@ -7,6 +7,7 @@ import { labelledProcesses } from "../../node/src/network/Reconciler.ts"
 import { leftovers } from "../../node/test/support/TestNode.ts"
 import { paws } from "./support/CliProcess.ts"
 import { freePort, makeE2eWorld, type PawsProcess, startPaws } from "./support/E2eWorld.ts"
+import { waitUntil } from "./support/WaitUntil.ts"
 
 // Root only: `paws control` and `paws node` as separate real processes, the node calling home
 // from a test netns; short heartbeats so that loss is seen within seconds.
@@ -47,17 +48,6 @@ const startNode = (nodeToken = token) =>
 const api = async (method: string, path: string) => {
   const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${cli.PAWS_API_KEY}` } })
   return { status: res.status, body: await res.json() as any }
-}
-
-const waitUntil = async <A>(what: string, get: () => Promise<A>, ok: (a: A) => boolean, ms = 60_000) => {
-  const deadline = Date.now() + ms
-  let last: A = await get()
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`${what}: last ${JSON.stringify(last)}`)
-    await new Promise((r) => setTimeout(r, 100))
-    last = await get()
-  }
-  return last
 }
 
 const session = (id: string) => api("GET", `/v1/sessions/${id}`).then((r) => r.body)

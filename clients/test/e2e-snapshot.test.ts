@@ -6,6 +6,7 @@ import { join } from "node:path"
 import { leftovers } from "../../node/test/support/TestNode.ts"
 import { paws } from "./support/CliProcess.ts"
 import { freePort, makeE2eWorld, type PawsProcess, startPaws } from "./support/E2eWorld.ts"
+import { waitUntil } from "./support/WaitUntil.ts"
 
 // Root only: real `paws control` and `paws node` processes (the node in a test netns with
 // HTTPS upstreams), real VMs; snapshots built and used through the real CLI.
@@ -21,17 +22,6 @@ const api = async (method: string, path: string) => {
   const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${cli.PAWS_API_KEY}` } })
   const text = await res.text()
   return { status: res.status, body: text === "" ? undefined : JSON.parse(text) as any }
-}
-
-const waitUntil = async <A>(what: string, get: () => Promise<A>, ok: (a: A) => boolean, ms = 60_000) => {
-  const deadline = Date.now() + ms
-  let last: A = await get()
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`${what}: last ${JSON.stringify(last)}`)
-    await new Promise((r) => setTimeout(r, 100))
-    last = await get()
-  }
-  return last
 }
 
 const snapshotDir = (name: string) => join(world.dir, "node", "snapshots", name)

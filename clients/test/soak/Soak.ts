@@ -6,6 +6,7 @@ import { ImageBuilder } from "../../../node/src/image/ImageBuilder.ts"
 import { testImageLayer } from "../../../node/test/support/TestImage.ts"
 import { paws } from "../support/CliProcess.ts"
 import { freePort, makeE2eWorld, type PawsProcess, startPaws } from "../support/E2eWorld.ts"
+import { waitUntil } from "../support/WaitUntil.ts"
 import { allKinds, exclusiveKinds, type Kind, makePlan, prng } from "./SoakPlan.ts"
 import { cutSsh, heldBy, leakCount, type Leaks, leaks, proxyOf, qemuOf, runRootOf } from "./SoakProbe.ts"
 
@@ -86,16 +87,6 @@ export const runSoak = async (options: SoakOptions): Promise<SoakReport> => {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     })
     return { status: res.status, body: await res.json() as any }
-  }
-  const waitUntil = async <A>(what: string, get: () => Promise<A>, ok: (a: A) => boolean, ms = 90_000, every = 100) => {
-    const end = Date.now() + ms
-    let last: A = await get()
-    while (!ok(last)) {
-      if (Date.now() > end) throw new Error(`${what}: last ${JSON.stringify(last)?.slice(0, 500)}`)
-      await sleep(every)
-      last = await get()
-    }
-    return last
   }
   /** Connected nodes (a lost one stays listed with status lost). */
   const nodeIds = () =>
