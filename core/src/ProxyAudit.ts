@@ -10,6 +10,8 @@ export const AuditDecision = Schema.Literals([
   "credential_leak", // a request carried a credential value to a host that does not own it
   "echo_redacted", // an injected value came back in a response and was redacted
   "upstream_error",
+  "malformed_request", // framing or Host the proxy will not forward (request smuggling shapes): 400
+  "method_refused", // TRACE/TRACK/CONNECT: 405
   "dns_answered",
   "dns_refused",
 ]).annotate({ identifier: "AuditDecision" })

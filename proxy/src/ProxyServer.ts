@@ -77,6 +77,7 @@ export const startProxy = (
         defaultCertificate,
         onRequest: makeRequestForwarder(deps),
         onUpgrade: makeWebSocketForwarder(deps),
+        audit,
       })
     )
     const http = yield* listener(() =>

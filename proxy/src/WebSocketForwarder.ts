@@ -46,7 +46,7 @@ export const makeWebSocketForwarder = (deps: ForwarderDeps) => (req: IncomingMes
   }
   socket.on("error", () => socket.destroy())
 
-  const verdict = deps.judge(servername, req.url ?? "/", req.headers, req.rawHeaders)
+  const verdict = deps.judge(servername, req, true)
   if (isRefusal(verdict)) return refuse(verdict, servername || "")
   const { host, injections } = verdict
   if (String(req.headers.upgrade).toLowerCase() !== "websocket") {
@@ -60,18 +60,20 @@ export const makeWebSocketForwarder = (deps: ForwarderDeps) => (req: IncomingMes
     method: req.method ?? "GET",
     path: req.url ?? "/",
     headers: upstreamRequestHeaders(req.rawHeaders, injections, true),
-    agent: deps.pool.agent,
+    // A connection of its own, never pooled: it either becomes the WebSocket or is closed.
+    agent: deps.pool.oneShotAgent,
     lookup: deps.pool.lookup,
     setHost: false,
   })
   upReq.on("error", (error) => refuse(blockedOrUpstreamError(host, error), host))
   upReq.on("response", (upRes) => {
-    // The server declined the upgrade: relay its answer and close.
+    // The server declined the upgrade: relay its answer and close both sides.
     const { headers } = guestResponseHeaders(upRes.rawHeaders, injections.length > 0 ? deps.secrets : undefined)
     socket.write(
       statusLine(upRes.statusCode ?? 502, upRes.statusMessage) + headBlock(headers) + "connection: close\r\n\r\n",
     )
     upRes.pipe(socket)
+    upRes.on("end", () => upReq.destroy())
     audit("allowed", host, upRes.statusCode ?? 502)
   })
   upReq.on("upgrade", (upRes, upSocket, upHead) => {
