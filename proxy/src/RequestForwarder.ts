@@ -11,6 +11,7 @@ import type { UpstreamPool } from "./UpstreamPool.ts"
 import { BlockedAddress } from "./UpstreamPool.ts"
 import { BodyMeter } from "./BodyMeter.ts"
 import { framingHeaders } from "./RequestFraming.ts"
+import { encodedBodyHeaders, responseDecoder } from "./ResponseDecoding.ts"
 
 export interface ForwarderDeps {
   readonly judge: RequestJudge
@@ -56,12 +57,16 @@ export const refuse = (
 }
 
 /** Response headers for the guest: hop-by-hop dropped, echoed credential values redacted. */
-export const guestResponseHeaders = (raw: ReadonlyArray<string>, secrets: SecretNeedles | undefined) => {
+export const guestResponseHeaders = (
+  raw: ReadonlyArray<string>,
+  secrets: SecretNeedles | undefined,
+  drop?: ReadonlySet<string>,
+) => {
   const out: Array<string> = []
   let redacted = false
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
-    if (hopByHop.has(name.toLowerCase())) continue
+    if (hopByHop.has(name.toLowerCase()) || drop?.has(name.toLowerCase())) continue
     let value = raw[i + 1]!
     if (secrets && containsSecret(value, secrets)) {
       value = redactText(value, secrets)
@@ -126,15 +131,29 @@ const forward = (
 
   const onResponse = (upRes: IncomingMessage) => {
     if (!bodyWritten) deps.pool.spoil(upReq.socket)
+    const decoder = injected ? responseDecoder(upRes.headers["content-encoding"]) : undefined
+    if (decoder === "unsupported") {
+      fail(refusals.unscannable(host, String(upRes.headers["content-encoding"])))
+      return upReq.destroy()
+    }
     status = upRes.statusCode ?? 502
-    const { headers, redacted } = guestResponseHeaders(upRes.rawHeaders, injected ? deps.secrets : undefined)
+    const { headers, redacted } = guestResponseHeaders(
+      upRes.rawHeaders,
+      injected ? deps.secrets : undefined,
+      decoder === undefined ? undefined : encodedBodyHeaders,
+    )
     if (redacted) echo()
     res.writeHead(status, upRes.statusMessage, headers)
     // Streams (SSE, chunked) get their headers at once; sized bodies travel in the same packet as them.
-    if (upRes.headers["content-length"] === undefined) res.flushHeaders()
+    if (decoder !== undefined || upRes.headers["content-length"] === undefined) res.flushHeaders()
     upRes.on("data", (c: Buffer) => (bytesOut += c.length))
     // pipe, not pipeline: pipeline allocates an AbortController per call, measurable per request.
-    const source = injected ? upRes.pipe(new SecretScanner(deps.secrets, "redact", echo)) : upRes
+    let source: NodeJS.ReadableStream = upRes
+    if (decoder !== undefined) {
+      decoder.on("error", () => res.destroy())
+      source = source.pipe(decoder)
+    }
+    if (injected) source = source.pipe(new SecretScanner(deps.secrets, "redact", echo))
     source.pipe(res)
     upRes.on("error", () => res.destroy())
   }

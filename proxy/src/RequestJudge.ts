@@ -71,6 +71,12 @@ export const refusals = {
     decision: "host_mismatch",
     reason: "the request target must be a path (origin-form), not an absolute URL naming a host",
   }),
+  unscannable: (host: string, encoding: string): Refusal => ({
+    status: 502,
+    decision: "upstream_error",
+    reason: `${host} answered a request that carried a credential with Content-Encoding "${encoding.slice(0, 40)}", ` +
+      "which the proxy cannot decode to check for an echoed credential, so the response was withheld",
+  }),
   leak: (host: string): Refusal => ({
     status: 403,
     decision: "credential_leak",

@@ -7,7 +7,7 @@ import type { ForwarderDeps } from "./RequestForwarder.ts"
 import { blockedOrUpstreamError, guestResponseHeaders, refusalBody } from "./RequestForwarder.ts"
 import type { Refusal } from "./RequestJudge.ts"
 import { isRefusal, upstreamRequestHeaders } from "./RequestJudge.ts"
-import { SecretScanner } from "./SecretScanner.ts"
+import { WebSocketFrameScanner } from "./WebSocketFrameScanner.ts"
 
 const statusLine = (status: number, message: string | undefined) => `HTTP/1.1 ${status} ${message ?? ""}\r\n`
 
@@ -77,6 +77,15 @@ export const makeWebSocketForwarder = (deps: ForwarderDeps) => (req: IncomingMes
     audit("allowed", host, upRes.statusCode ?? 502)
   })
   upReq.on("upgrade", (upRes, upSocket, upHead) => {
+    if (injections.length > 0 && upRes.headers["sec-websocket-extensions"] !== undefined) {
+      // Never offered on an injected upgrade: compressed frames would hide an echoed credential.
+      upSocket.destroy()
+      return refuse({
+        status: 502,
+        decision: "upstream_error",
+        reason: `${host} accepted the WebSocket with an extension that was not offered; the connection was closed`,
+      }, host)
+    }
     const { headers } = guestResponseHeaders(upRes.rawHeaders, injections.length > 0 ? deps.secrets : undefined)
     socket.write(
       statusLine(101, upRes.statusMessage) + headBlock(headers) + "connection: upgrade\r\nupgrade: websocket\r\n\r\n",
@@ -85,11 +94,14 @@ export const makeWebSocketForwarder = (deps: ForwarderDeps) => (req: IncomingMes
     socket.on("close", () => upSocket.destroy())
     upSocket.on("close", () => socket.destroy())
     if (injections.length > 0) {
-      const scanner = new SecretScanner(
+      const scanner = new WebSocketFrameScanner(
         deps.secrets,
-        "redact",
         () => audit("echo_redacted", host, 101, "an injected credential came back over the WebSocket and was redacted"),
       )
+      scanner.on("error", () => {
+        upSocket.destroy()
+        socket.destroy()
+      })
       if (upHead.length > 0) scanner.write(upHead)
       upSocket.pipe(scanner).pipe(socket)
     } else {
