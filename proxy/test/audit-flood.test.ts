@@ -89,8 +89,10 @@ describe("proxy: audit events under a flood", () => {
     assert.strictEqual(await tcpFlood(w.proxy.ports.dnsTcp, random), 5000)
     // The proxy still answers while (and after) it throttles its audit.
     assert.deepStrictEqual((await udpAnswer(w.proxy.ports.dnsUdp, "api.anthropic.com")).answers?.length, 1)
+    // Aggregates arrive while the proxy runs (each window), not only when it stops.
+    await w.proxy.waitForAudit((e) => e.host === "evil.test" && (e.count ?? 1) > 1, 10_000)
     const seconds = (performance.now() - started) / 1000
-    await w.proxy.stop() // flushes what the throttle holds
+    await w.proxy.stop() // flushes what the throttle still holds
 
     const audits = w.proxy.audits
     assert.isAtMost(audits.length, bound(seconds), `emitted ${audits.length} events for 8001 queries`)
