@@ -56,4 +56,9 @@ export const migrations = Migrator.fromRecord({
       revoked_at timestamptz
     )`
   }),
+  "0004_session_audit_events": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // Audit events a node reported for the session, stored or not: what enforces the per-session cap.
+    yield* sql`ALTER TABLE sessions ADD COLUMN audit_events integer NOT NULL DEFAULT 0`
+  }),
 })

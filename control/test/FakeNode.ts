@@ -31,7 +31,7 @@ const now = () => new Date().toISOString()
  * An in-process node speaking the real NodeRpcs contract (through RpcTest, i.e. the real
  * RPC client and server with serialization bypassed). The workload script selects behaviour:
  * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `vanish` dies before the VM starts; `slow`
- * spaces events 100 ms apart; anything else completes with output, an audit event and a result.
+ * spaces events 100 ms apart; `auditflood N` streams N audit events at once; anything else completes with output, an audit event and a result.
  */
 export const registerFakeNode = (
   registry: NodeRegistry["Service"],
@@ -113,6 +113,22 @@ export const registerFakeNode = (
           Stream.fromEffect(Deferred.await(cancelled)).pipe(
             Stream.map((): SessionEvent => ({ _tag: "status", status: "cancelled", at: now(), reason: "cancelled" })),
           ),
+        )
+      }
+      const flood = /auditflood (\d+)/.exec(script)
+      if (flood !== null) {
+        // As fast as the stream goes: N audit events (every 10th host repeats), then the end.
+        const events = Array.from({ length: Number(flood[1]) }, (_, i): SessionEvent => ({
+          _tag: "audit",
+          event: { time: now(), decision: "dns_refused", host: `n${i % 10 === 0 ? 0 : i}.flood.test`, reason: "DNS A" },
+        }))
+        return Stream.concat(
+          start,
+          Stream.fromIterable<SessionEvent>([
+            ...events,
+            { _tag: "result", result: { exitCode: 0, stdout: "", stderr: "", output: null, truncated: false } },
+            { _tag: "status", status: "completed", at: now() },
+          ]),
         )
       }
       if (script.includes("vanish")) return Stream.die(new Error("node went away before starting the VM"))

@@ -51,7 +51,11 @@ export const startProxy = (
     const limits = { ...defaultProxyLimits, ...config.limits }
     const policy = makeAccessPolicy(config)
     const secrets = secretNeedles(policy.secrets.map((s) => s.value))
-    const audit = makeAuditLog(write, secrets)
+    // Released last: whatever the throttle still holds is written after the listeners closed.
+    const audit = yield* Effect.acquireRelease(
+      Effect.sync(() => makeAuditLog(write, secrets)),
+      (a) => Effect.sync(a.close),
+    )
     const { ca, noSniCertificatePem } = yield* Effect.promise(() => authority)
     const leaves = makeLeafCertificateCache(ca)
     const defaultCertificate = { key: ca.leafKeyPem, cert: noSniCertificatePem }
