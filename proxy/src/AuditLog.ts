@@ -1,5 +1,5 @@
-import type { AuditDecision, ProxyAuditEvent } from "../../core/src/ProxyAudit.ts"
-import type { ProxyMessage } from "../../core/src/ProxyConfig.ts"
+import type { AuditDecision, ProxyAuditEvent } from "@paws/core/ProxyAudit"
+import type { ProxyMessage } from "@paws/core/ProxyConfig"
 import { redactText } from "./SecretScanner.ts"
 import type { SecretNeedles } from "./SecretScanner.ts"
 

@@ -1,5 +1,5 @@
-import type { AuditDecision } from "../../core/src/ProxyAudit.ts"
-import { normalizeHost } from "../../core/src/HostPattern.ts"
+import type { AuditDecision } from "@paws/core/ProxyAudit"
+import { normalizeHost } from "@paws/core/HostPattern"
 import type { AccessPolicy, Injection } from "./AccessPolicy.ts"
 import { framingOf, headerValues, malformed, methodRefused, refusedMethods } from "./RequestFraming.ts"
 import type { Framing } from "./RequestFraming.ts"

@@ -3,8 +3,8 @@ import type { Agent } from "node:https"
 import type { Duplex } from "node:stream"
 import { https } from "./NodeHttp.ts"
 import type { LookupFunction } from "node:net"
-import type { ProxyUpstream } from "../../core/src/ProxyConfig.ts"
-import { normalizeHost } from "../../core/src/HostPattern.ts"
+import type { ProxyUpstream } from "@paws/core/ProxyConfig"
+import { normalizeHost } from "@paws/core/HostPattern"
 import { isForbiddenAddress } from "./AddressPolicy.ts"
 
 /** The upstream resolved only to addresses the guest may not reach. */
