@@ -44,6 +44,8 @@ interface StartedVm {
 }
 
 const sshReadyTimeoutMs = 60_000
+/** Reading result.json (at most resultCapBytes) takes well under a second even under TCG. */
+const resultReadTimeoutMs = 10_000
 const nowIso = (): string => new Date().toISOString()
 
 /** Runs one session to its end, emitting every event; returns once everything is released. */
@@ -215,6 +217,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
               error: `timed out after ${dispatch.timeoutMs} ms`,
             } as Outcome
           }
+          // The node's own cap and deadline: the guest's `cat` (or agent) may be replaced by its root.
           const result = yield* shell.readFile(resultPath, config.resultCapBytes).pipe(
             Effect.map(Option.match({
               onNone: () => ({ output: null }),
@@ -229,11 +232,20 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             Effect.catchTag(
               "GuestFileTooLarge",
               (e) =>
-                Effect.succeed({
-                  output: null,
-                  error: `${resultPath} is ${e.bytes} bytes, over the ${e.maxBytes} byte cap`,
-                }),
+                e.cutByNode
+                  ? Effect.fail(
+                    fail(`the guest sent more than the ${e.maxBytes} byte cap for ${resultPath}; the node cut it off`),
+                  )
+                  : Effect.succeed({
+                    output: null,
+                    error: `${resultPath} is ${e.bytes} bytes, over the ${e.maxBytes} byte cap`,
+                  }),
             ),
+            Effect.timeoutOrElse({
+              duration: resultReadTimeoutMs,
+              orElse: () => Effect.fail(fail(`reading ${resultPath} took longer than ${resultReadTimeoutMs} ms`)),
+            }),
+            Effect.raceFirst(vmDied),
           )
           return {
             status: exitCode.value === 0 ? "completed" : "failed",
