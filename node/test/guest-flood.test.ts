@@ -80,6 +80,9 @@ const endlessCat = hostileShell("exec /bin/busybox yes 0123456789abcdef012345678
 const outputFlood =
   "yes aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa | head -c 8000000; echo err >&2"
 
+/** 3000 one-byte writes: each may arrive as its own chunk, none may become its own event. */
+const tinyWrites = "i=0; while [ $i -lt 3000 ]; do printf y; i=$((i+1)); done"
+
 /** A session that must still work on the node afterwards. */
 const assertNodeStillWorks = Effect.gen(function* () {
   const script = `echo fine; echo '{"after":true}' > /output/result.json`
@@ -94,13 +97,20 @@ layer(world, { excludeTestServices: true, timeout: 300_000 })(
   (it) => {
     /** The workload floods its output, then the node's read of result.json streams endlessly. */
     const endlessResult = Effect.gen(function* () {
-      const flood = yield* runWatched(dispatchOf(`${outputFlood}\n${endlessCat}`))
+      const started = Date.now()
+      const flood = yield* runWatched(dispatchOf(`${tinyWrites}\n${outputFlood}\n${endlessCat}`))
+      // Output events are queued for subscribers: their number is bounded by time (one per
+      // stream per 50 ms), not by how the guest chops its writes.
+      const outputEvents = flood.events.filter((e) => e._tag === "output").length
+      yield* Effect.logInfo(`${outputEvents} output events in ${Date.now() - started} ms`)
+      assert.isAtMost(outputEvents, Math.ceil((Date.now() - started) / 50) * 2 + 2)
       assert.deepStrictEqual(flood.statuses, ["starting", "running", "failed"], flood.result.error)
       assert.strictEqual(
         reasonOf(flood),
         `the guest sent more than the ${capBytes} byte cap for /output/result.json; the node cut it off`,
       )
       assert.strictEqual(flood.result.stdout.length, capBytes)
+      assert.isTrue(flood.result.stdout.startsWith(`${"y".repeat(3000)}aaa`))
       assert.isTrue(flood.result.truncated)
       assert.strictEqual(flood.result.stderr, "err\n")
       yield* assertNodeStillWorks

@@ -26,6 +26,7 @@ import {
   resultPath,
   runWorkloadCommand,
 } from "./GuestSetup.ts"
+import { LiveOutput } from "./LiveOutput.ts"
 import { OutputCap } from "./OutputCap.ts"
 
 export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ readonly message: string }> {}
@@ -84,6 +85,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         const id = dispatch.sessionId
         const stdout = new OutputCap(config.outputCapBytes)
         const stderr = new OutputCap(config.outputCapBytes)
+        const live = new LiveOutput((stream, data) => emit({ _tag: "output", stream, data }))
         const status = (s: SessionStatus, reason?: string) =>
           emit({ _tag: "status", status: s, at: nowIso(), ...(reason === undefined ? {} : { reason }) })
         const fail = (message: string) => new SessionStepFailed({ message })
@@ -197,10 +199,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             Stream.runFold(() => null as number | null, (code, event) => {
               if (event._tag === "Exit") return event.exitCode
               const cap = event._tag === "Stdout" ? stdout : stderr
-              const data = cap.push(event.data)
-              if (data.length > 0) {
-                emit({ _tag: "output", stream: event._tag === "Stdout" ? "stdout" : "stderr", data })
-              }
+              live.push(event._tag === "Stdout" ? "stdout" : "stderr", cap.push(event.data))
               return code
             }),
             Effect.raceFirst(vmDied),
@@ -274,6 +273,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         )
         yield* mark("released")
         yield* Effect.logInfo(`session ${id} ${outcome.status}: ${marks.join(" ")}`)
+        live.end()
         stdout.end()
         stderr.end()
         const result: SessionResult = {
