@@ -1,12 +1,19 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Schedule } from "effect"
+import { Effect, Layer, Option, Schedule, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { newSessionId } from "@paws/core"
 import type { SessionDispatch } from "@paws/core"
+import { connectGuestShell } from "../src/guest/GuestShell.ts"
+import type { GuestShell } from "../src/guest/GuestShell.ts"
+import { NetnsDialer } from "../src/guest/NetnsDialer.ts"
+import { NodeSshKey } from "../src/guest/NodeSshKey.ts"
 import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
+import { agentShell } from "../src/snapshot/GuestAgent.ts"
 import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
+import { SnapshotRestore } from "../src/snapshot/SnapshotRestore.ts"
+import { SnapshotStore } from "../src/snapshot/SnapshotStore.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
 import { testConfig } from "./support/TestImage.ts"
 import { testNodeLayer } from "./support/TestNode.ts"
@@ -40,22 +47,24 @@ const world = SnapshotBuilder.layerNoDeps.pipe(
  */
 const rssBoundBytes = 64 * 1024 * 1024
 
-/** Runs a session to its end while sampling the node's (this process's) RSS; fails past the bound. */
-const runWatched = (dispatch: SessionDispatch) =>
+/** Runs `effect` while sampling the node's (this process's) RSS; fails once it grew past `bound`. */
+const watchingRss = <A, E, R>(what: string, effect: Effect.Effect<A, E, R>, bound = rssBoundBytes) =>
   Effect.gen(function* () {
     const base = process.memoryUsage.rss()
     let peak = base
     const watch = Effect.suspend(() => {
       peak = Math.max(peak, process.memoryUsage.rss())
-      return peak - base > rssBoundBytes
-        ? Effect.fail(new Error(`node RSS grew by ${Math.round((peak - base) / 1048576)} MiB during the session`))
+      return peak - base > bound
+        ? Effect.fail(new Error(`node RSS grew by ${Math.round((peak - base) / 1048576)} MiB during ${what}`))
         : Effect.void
     }).pipe(Effect.repeat(Schedule.spaced(100)), Effect.andThen(Effect.never))
-    const run = yield* runToEnd(dispatch).pipe(Effect.raceFirst(watch))
-    const growthMiB = Math.round((peak - base) / 1048576)
-    yield* Effect.logInfo(`node RSS grew by ${growthMiB} MiB (peak) during session ${dispatch.sessionId}`)
-    return { ...run, growthMiB }
+    const result = yield* effect.pipe(Effect.raceFirst(watch))
+    yield* Effect.logInfo(`node RSS grew by ${Math.round((peak - base) / 1048576)} MiB (peak) during ${what}`)
+    return result
   })
+
+/** Runs a session to its end within the RSS bound. */
+const runWatched = (dispatch: SessionDispatch) => watchingRss(`session ${dispatch.sessionId}`, runToEnd(dispatch))
 
 /** The session's last status event's reason. */
 const reasonOf = (run: Effect.Success<ReturnType<typeof runToEnd>>) => {
@@ -82,6 +91,18 @@ const outputFlood =
 
 /** 3000 one-byte writes: each may arrive as its own chunk, none may become its own event. */
 const tinyWrites = "i=0; while [ $i -lt 3000 ]; do printf y; i=$((i+1)); done"
+
+/** The "default" snapshot, built once: from then on sessions restore it and talk to its agent. */
+const ensureSnapshot = Effect.gen(function* () {
+  const store = yield* SnapshotStore
+  if (Option.isNone(yield* store.find("default"))) {
+    yield* Effect.scoped(Effect.gen(function* () {
+      const slot = yield* (yield* NetworkSlot).acquire(newSessionId())
+      yield* (yield* SnapshotBuilder).build({ name: "default", net: guestNetworkOf(slot) })
+    }))
+  }
+  return Option.getOrThrow(yield* store.find("default"))
+})
 
 /** A session that must still work on the node afterwards. */
 const assertNodeStillWorks = Effect.gen(function* () {
@@ -139,11 +160,7 @@ layer(world, { excludeTestServices: true, timeout: 300_000 })(
 
     it.effect("restored (agent): an output flood and an endless `cat` of result.json end failed within the caps", () =>
       Effect.gen(function* () {
-        // From here on, sessions restore this snapshot and talk to its guest agent.
-        yield* Effect.scoped(Effect.gen(function* () {
-          const slot = yield* (yield* NetworkSlot).acquire(newSessionId())
-          yield* (yield* SnapshotBuilder).build({ name: "default", net: guestNetworkOf(slot) })
-        }))
+        yield* ensureSnapshot
         yield* endlessResult
       }))
 
@@ -167,5 +184,47 @@ layer(world, { excludeTestServices: true, timeout: 300_000 })(
         yield* assertNodeStillWorks
         yield* assertNothingLeft
       }))
+
+    it.effect(
+      "an exec whose reader stalls holds the guest back instead of buffering its output (SSH and agent)",
+      () =>
+        Effect.gen(function* () {
+          const snapshot = yield* ensureSnapshot
+          const sessionId = newSessionId()
+          const slot = yield* (yield* NetworkSlot).acquire(sessionId)
+          const { agent } = yield* (yield* SnapshotRestore).restore(snapshot, {
+            sessionId,
+            tap: slot.tap,
+            guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
+            gateway: slot.hostIp,
+            dns: slot.hostIp,
+          })
+          const ssh = yield* connectGuestShell({
+            dialer: yield* NetnsDialer,
+            host: slot.guestIp,
+            hostKeyBlob: snapshot.image.hostKeyBlob,
+            privateKey: (yield* NodeSshKey).privateKey,
+            readyTimeoutMs: 20_000,
+          })
+          const channels: ReadonlyArray<readonly [string, GuestShell]> = [["SSH", ssh], ["agent", agentShell(agent)]]
+          for (const [name, shell] of channels) {
+            // The reader takes one chunk every 4 s while the guest writes as fast as it can.
+            const chunks = yield* watchingRss(
+              `a stalled read over ${name}`,
+              shell.exec("exec yes 0123456789abcdef0123456789abcdef", { profile: false }).pipe(
+                Stream.mapEffect((event) => Effect.sleep(4_000).pipe(Effect.as(event))),
+                Stream.take(2),
+                Stream.runCollect,
+              ),
+              32 * 1024 * 1024,
+            )
+            assert.strictEqual(Array.from(chunks).length, 2)
+            // the abandoned command was killed: the channel answers at once
+            const after = yield* shell.run("echo alive", { profile: false })
+            assert.strictEqual(after.stdout, "alive\n")
+          }
+        }).pipe(Effect.scoped),
+      120_000,
+    )
   },
 )
