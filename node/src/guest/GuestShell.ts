@@ -256,7 +256,8 @@ export const shellFromExec = (exec: GuestShell["exec"]): GuestShell => {
       return exec(command, options).pipe(
         Stream.runFold(() => null as number | null, (code, ev) => {
           if (ev._tag === "Exit") return ev.exitCode
-          ;(ev._tag === "Stdout" ? out : err).push(ev.data)
+          const cap = ev._tag === "Stdout" ? out : err
+          cap.push(ev.data)
           return code
         }),
         Effect.map((exitCode): ExecResult => ({ stdout: textOf(out), stderr: textOf(err), exitCode })),
