@@ -3,6 +3,8 @@ import type { Scope } from "effect"
 import ssh2 from "ssh2"
 import type { ClientChannel } from "ssh2"
 import type { Socket } from "node:net"
+import { OutputCap } from "../session/OutputCap.ts"
+import { execInFlightBytes, InFlight } from "./InFlight.ts"
 import type { Dialer } from "./NetnsDialer.ts"
 
 export class GuestUnreachable extends Data.TaggedError("GuestUnreachable")<{ readonly message: string }> {}
@@ -11,8 +13,11 @@ export class GuestHostKeyMismatch extends Data.TaggedError("GuestHostKeyMismatch
 export class GuestShellError extends Data.TaggedError("GuestShellError")<{ readonly message: string }> {}
 export class GuestFileTooLarge extends Data.TaggedError("GuestFileTooLarge")<{
   readonly path: string
+  /** The file's size as the guest reported it, or (cut by the node) what arrived before the cut. */
   readonly bytes: number
   readonly maxBytes: number
+  /** The guest sent more than it said it would (or than the cap): a hostile guest, not a big file. */
+  readonly cutByNode: boolean
 }> {}
 
 export type ExecEvent =
@@ -64,6 +69,14 @@ export interface GuestShellOptions {
   readonly privateKey: Redacted.Redacted<string>
   /** How long to keep trying while the guest boots. */
   readonly readyTimeoutMs?: number
+}
+
+/** What `run` keeps of each of stdout and stderr; the rest is dropped. */
+export const runCapBytes = 1024 * 1024
+
+const textOf = (cap: OutputCap) => {
+  cap.end()
+  return cap.text
 }
 
 export const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
@@ -165,41 +178,54 @@ const makeShell = (client: ssh2.Client): GuestShell => {
     }).pipe(Effect.timeoutOption(2_000), Effect.asVoid)
 
   const exec = (command: string, options: ExecOptions = {}): Stream.Stream<ExecEvent, GuestShellError> =>
-    Stream.callback<ExecEvent, GuestShellError>((queue) => {
-      const id = `${connection}-${counter++}`
-      let finished = false
-      return Effect.acquireRelease(
-        Effect.tryPromise({
-          try: () => open(id, command, options),
-          catch: (e) => new GuestShellError({ message: `exec failed: ${(e as Error).message}` }),
-        }),
-        (channel) =>
-          Effect.suspend(() => {
-            channel.close()
-            return finished ? Effect.void : kill(id)
+    Stream.suspend(() => {
+      // Paused, the channel stops granting SSH window: dropbear, then the command, block.
+      let source: ClientChannel | undefined
+      const inFlight = new InFlight(execInFlightBytes, () => {
+        source?.pause()
+        source?.stderr.pause()
+      }, () => {
+        source?.resume()
+        source?.stderr.resume()
+      })
+      return Stream.callback<ExecEvent, GuestShellError>((queue) => {
+        const id = `${connection}-${counter++}`
+        let finished = false
+        return Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => open(id, command, options),
+            catch: (e) => new GuestShellError({ message: `exec failed: ${(e as Error).message}` }),
           }),
-      ).pipe(Effect.tap((channel) =>
-        Effect.sync(() => {
-          let code: number | null = null
-          let signal: string | undefined
-          channel.on("data", (d: Buffer) => Queue.offerUnsafe(queue, { _tag: "Stdout", data: new Uint8Array(d) }))
-          channel.stderr.on(
-            "data",
-            (d: Buffer) => Queue.offerUnsafe(queue, { _tag: "Stderr", data: new Uint8Array(d) }),
-          )
-          channel.on("exit", (c: number | null, s?: string) => {
-            code = c
-            signal = s
+          (channel) =>
+            Effect.suspend(() => {
+              channel.close()
+              return finished ? Effect.void : kill(id)
+            }),
+        ).pipe(Effect.tap((channel) =>
+          Effect.sync(() => {
+            let code: number | null = null
+            let signal: string | undefined
+            source = channel
+            const offer = (event: Extract<ExecEvent, { data: Uint8Array }>) => {
+              inFlight.added(event.data.length)
+              Queue.offerUnsafe(queue, event)
+            }
+            channel.on("data", (d: Buffer) => offer({ _tag: "Stdout", data: new Uint8Array(d) }))
+            channel.stderr.on("data", (d: Buffer) => offer({ _tag: "Stderr", data: new Uint8Array(d) }))
+            channel.on("exit", (c: number | null, s?: string) => {
+              code = c
+              signal = s
+            })
+            channel.on("close", () => {
+              finished = true
+              Queue.offerUnsafe(queue, { _tag: "Exit", exitCode: code, signal })
+              Queue.endUnsafe(queue)
+            })
+            if (options.stdin !== undefined) channel.end(options.stdin)
+            else channel.end()
           })
-          channel.on("close", () => {
-            finished = true
-            Queue.offerUnsafe(queue, { _tag: "Exit", exitCode: code, signal })
-            Queue.endUnsafe(queue)
-          })
-          if (options.stdin !== undefined) channel.end(options.stdin)
-          else channel.end()
-        })
-      ))
+        ))
+      }).pipe(Stream.tap((event) => Effect.sync(() => event._tag !== "Exit" && inFlight.taken(event.data.length))))
     })
 
   return shellFromExec(exec)
@@ -221,33 +247,44 @@ export const withOptions = (command: string, options: ExecOptions): string =>
  * and the virtio-serial agent's (GuestAgent.agentShell), so both behave the same.
  */
 export const shellFromExec = (exec: GuestShell["exec"]): GuestShell => {
+  // What `run` keeps of each stream: its callers read short answers; a chatty command (a
+  // snapshot's setup) is cut, never buffered whole.
   const run = (command: string, options?: ExecOptions) =>
-    exec(command, options).pipe(
-      Stream.runFold(
-        () => ({ out: [] as Array<Uint8Array>, err: [] as Array<Uint8Array>, code: null as number | null }),
-        (acc, ev) => {
-          if (ev._tag === "Stdout") acc.out.push(ev.data)
-          else if (ev._tag === "Stderr") acc.err.push(ev.data)
-          else acc.code = ev.exitCode
-          return acc
-        },
-      ),
-      Effect.map((acc): ExecResult => ({
-        stdout: Buffer.concat(acc.out).toString("utf8"),
-        stderr: Buffer.concat(acc.err).toString("utf8"),
-        exitCode: acc.code,
-      })),
-    )
+    Effect.suspend(() => {
+      const out = new OutputCap(runCapBytes)
+      const err = new OutputCap(runCapBytes)
+      return exec(command, options).pipe(
+        Stream.runFold(() => null as number | null, (code, ev) => {
+          if (ev._tag === "Exit") return ev.exitCode
+          const cap = ev._tag === "Stdout" ? out : err
+          cap.push(ev.data)
+          return code
+        }),
+        Effect.map((exitCode): ExecResult => ({ stdout: textOf(out), stderr: textOf(err), exitCode })),
+      )
+    })
 
-  const collectBytes = (command: string) =>
-    exec(command, { profile: false }).pipe(
-      Stream.runFold(() => ({ out: [] as Array<Uint8Array>, err: "", code: null as number | null }), (acc, ev) => {
-        if (ev._tag === "Stdout") acc.out.push(ev.data)
-        else if (ev._tag === "Stderr") acc.err += Buffer.from(ev.data).toString("utf8")
-        else acc.code = ev.exitCode
-        return acc
-      }),
-    )
+  /**
+   * Stdout up to `maxBytes`, counted by the node: the guest's own size check is a courtesy (a
+   * root workload can replace `cat`), so the stream is cut once more than that has arrived.
+   */
+  const collectBytes = (command: string, maxBytes: number) =>
+    Effect.suspend(() => {
+      const acc = { out: [] as Array<Uint8Array>, bytes: 0, err: new OutputCap(4096), code: null as number | null }
+      return exec(command, { profile: false }).pipe(
+        Stream.takeUntil((ev) => {
+          if (ev._tag === "Exit") acc.code = ev.exitCode
+          else if (ev._tag === "Stderr") acc.err.push(ev.data)
+          else {
+            acc.bytes += ev.data.length
+            if (acc.bytes <= maxBytes) acc.out.push(ev.data)
+          }
+          return acc.bytes > maxBytes
+        }),
+        Stream.runDrain,
+        Effect.as(acc),
+      )
+    })
 
   const writeFile: GuestShell["writeFile"] = (path, contents, options = {}) =>
     Effect.gen(function* () {
@@ -265,10 +302,15 @@ export const shellFromExec = (exec: GuestShell["exec"]): GuestShell => {
       const p = shellQuote(path)
       const r = yield* collectBytes(
         `[ -f ${p} ] || exit 2; n=$(wc -c < ${p}); [ "$n" -le ${maxBytes} ] || { echo "$n" >&2; exit 3; }; cat ${p}`,
+        maxBytes,
       )
+      if (r.bytes > maxBytes) {
+        return yield* new GuestFileTooLarge({ path, bytes: r.bytes, maxBytes, cutByNode: true })
+      }
       if (r.code === 2) return Option.none()
-      if (r.code === 3) return yield* new GuestFileTooLarge({ path, bytes: Number(r.err.trim()), maxBytes })
-      if (r.code !== 0) return yield* new GuestShellError({ message: `reading ${path}: ${r.err.trim()}` })
+      const err = textOf(r.err).trim()
+      if (r.code === 3) return yield* new GuestFileTooLarge({ path, bytes: Number(err), maxBytes, cutByNode: false })
+      if (r.code !== 0) return yield* new GuestShellError({ message: `reading ${path}: ${err}` })
       return Option.some(new Uint8Array(Buffer.concat(r.out)))
     })
 

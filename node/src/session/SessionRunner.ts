@@ -26,6 +26,7 @@ import {
   resultPath,
   runWorkloadCommand,
 } from "./GuestSetup.ts"
+import { LiveOutput } from "./LiveOutput.ts"
 import { OutputCap } from "./OutputCap.ts"
 
 export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ readonly message: string }> {}
@@ -44,6 +45,8 @@ interface StartedVm {
 }
 
 const sshReadyTimeoutMs = 60_000
+/** Reading result.json (at most resultCapBytes) takes well under a second even under TCG. */
+const resultReadTimeoutMs = 10_000
 const nowIso = (): string => new Date().toISOString()
 
 /** Runs one session to its end, emitting every event; returns once everything is released. */
@@ -82,6 +85,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         const id = dispatch.sessionId
         const stdout = new OutputCap(config.outputCapBytes)
         const stderr = new OutputCap(config.outputCapBytes)
+        const live = new LiveOutput((stream, data) => emit({ _tag: "output", stream, data }))
         const status = (s: SessionStatus, reason?: string) =>
           emit({ _tag: "status", status: s, at: nowIso(), ...(reason === undefined ? {} : { reason }) })
         const fail = (message: string) => new SessionStepFailed({ message })
@@ -195,10 +199,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             Stream.runFold(() => null as number | null, (code, event) => {
               if (event._tag === "Exit") return event.exitCode
               const cap = event._tag === "Stdout" ? stdout : stderr
-              const data = cap.push(event.data)
-              if (data.length > 0) {
-                emit({ _tag: "output", stream: event._tag === "Stdout" ? "stdout" : "stderr", data })
-              }
+              live.push(event._tag === "Stdout" ? "stdout" : "stderr", cap.push(event.data))
               return code
             }),
             Effect.raceFirst(vmDied),
@@ -215,6 +216,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
               error: `timed out after ${dispatch.timeoutMs} ms`,
             } as Outcome
           }
+          // The node's own cap and deadline: the guest's `cat` (or agent) may be replaced by its root.
           const result = yield* shell.readFile(resultPath, config.resultCapBytes).pipe(
             Effect.map(Option.match({
               onNone: () => ({ output: null }),
@@ -229,11 +231,20 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             Effect.catchTag(
               "GuestFileTooLarge",
               (e) =>
-                Effect.succeed({
-                  output: null,
-                  error: `${resultPath} is ${e.bytes} bytes, over the ${e.maxBytes} byte cap`,
-                }),
+                e.cutByNode
+                  ? Effect.fail(
+                    fail(`the guest sent more than the ${e.maxBytes} byte cap for ${resultPath}; the node cut it off`),
+                  )
+                  : Effect.succeed({
+                    output: null,
+                    error: `${resultPath} is ${e.bytes} bytes, over the ${e.maxBytes} byte cap`,
+                  }),
             ),
+            Effect.timeoutOrElse({
+              duration: resultReadTimeoutMs,
+              orElse: () => Effect.fail(fail(`reading ${resultPath} took longer than ${resultReadTimeoutMs} ms`)),
+            }),
+            Effect.raceFirst(vmDied),
           )
           return {
             status: exitCode.value === 0 ? "completed" : "failed",
@@ -262,6 +273,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         )
         yield* mark("released")
         yield* Effect.logInfo(`session ${id} ${outcome.status}: ${marks.join(" ")}`)
+        live.end()
         stdout.end()
         stderr.end()
         const result: SessionResult = {

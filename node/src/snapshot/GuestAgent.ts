@@ -6,9 +6,11 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { GuestShellError, shellFromExec, withOptions } from "../guest/GuestShell.ts"
+import { GuestShellError, runCapBytes, shellFromExec, withOptions } from "../guest/GuestShell.ts"
 import type { ExecEvent, GuestShell } from "../guest/GuestShell.ts"
+import { execInFlightBytes, InFlight } from "../guest/InFlight.ts"
 import { runHostCommand } from "../image/HostCommand.ts"
+import { OutputCap } from "../session/OutputCap.ts"
 import { controlPortName } from "../vmm/MachineArgs.ts"
 
 export class GuestAgentError extends Data.TaggedError("GuestAgentError")<{ readonly message: string }> {}
@@ -102,14 +104,14 @@ export const agentShell = (agent: GuestAgent): GuestShell => {
 /** Runs a script through the agent; output is stdout and stderr together, trailing newlines cut. */
 export const agentRun = (agent: GuestAgent, script: string, timeoutMs: number) =>
   agent.exec(script).pipe(
-    Stream.runFold(() => ({ out: [] as Array<Uint8Array>, code: null as number | null }), (acc, ev) => {
+    Stream.runFold(() => ({ out: new OutputCap(runCapBytes), code: null as number | null }), (acc, ev) => {
       if (ev._tag === "Exit") acc.code = ev.exitCode
       else acc.out.push(ev.data)
       return acc
     }),
     Effect.map((acc) => ({
       exitCode: acc.code,
-      output: Buffer.concat(acc.out).toString("utf8").replace(/\n+$/, ""),
+      output: `${acc.out.text}${acc.out.end()}`.replace(/\n+$/, ""),
     })),
     Effect.timeoutOrElse({
       duration: timeoutMs,
@@ -119,9 +121,15 @@ export const agentRun = (agent: GuestAgent, script: string, timeoutMs: number) =
 
 const signalNames = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name.replace(/^SIG/, "")]))
 
-/** paws-agent.c sends output in chunks of at most 64 KiB and short lines. */
+/** paws-agent.c sends output in chunks of at most 64 KiB (never empty) and short lines. */
 const maxFrameBytes = 65_536
 const maxLineBytes = 65_536
+/**
+ * Messages (lines and frames) the node handles per second from one guest. The real agent sends
+ * one frame per pipe read, far fewer under TCG; a flood of tiny forged frames waits instead.
+ */
+export const maxMessagesPerSecond = 20_000
+const rateWaitMs = 50
 
 /** One message from the guest: a line, or a stdout (`o`) / stderr (`e`) frame with its bytes. */
 interface Message {
@@ -151,16 +159,58 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
     let closed: Error | undefined
     let buffer: Buffer = Buffer.alloc(0)
     let frame: { tag: string; bytes: number } | undefined
-    socket.on("data", (chunk: Buffer) => {
-      buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk])
-      for (;;) {
+    // The guest is not trusted (a root workload can replace the agent on the port): nothing it
+    // sends may make the node buffer more than one frame or line plus one exec's bounded
+    // in-flight output, nor handle more than maxMessagesPerSecond. Past either bound the socket
+    // is paused (the guest's writes block), never read into memory.
+    const holds = new Set<"rate" | "exec">()
+    const hold = (why: "rate" | "exec") => {
+      if (holds.size === 0) socket.pause()
+      holds.add(why)
+    }
+    const unhold = (why: "rate" | "exec") => {
+      if (!holds.delete(why) || holds.size > 0 || closed) return
+      socket.resume()
+      parse()
+    }
+    let tokens = maxMessagesPerSecond
+    let refilled = Date.now()
+    /** One message's worth of the rate budget; without one, reading waits for the refill. */
+    const spend = () => {
+      if (tokens < 1) {
+        const now = Date.now()
+        tokens = Math.min(maxMessagesPerSecond, tokens + ((now - refilled) * maxMessagesPerSecond) / 1000)
+        refilled = now
+      }
+      if (tokens >= 1) {
+        tokens -= 1
+        return true
+      }
+      if (!holds.has("rate")) {
+        hold("rate")
+        setTimeout(() => unhold("rate"), rateWaitMs).unref()
+      }
+      return false
+    }
+    // Consecutive frames of one stream read in one go are handed on as one message: a flood of
+    // tiny frames costs the node a header parse each, not a queued event each.
+    let run: { tag: string; parts: Array<Buffer> } | undefined
+    const flush = () => {
+      if (run === undefined) return
+      const { tag, parts } = run
+      run = undefined
+      handler?.({ head: tag, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts) })
+    }
+    const parse = () => {
+      while (!holds.has("rate") && !closed) {
         if (frame !== undefined) {
-          if (buffer.length < frame.bytes) break
+          if (buffer.length < frame.bytes || !spend()) break
           const data = buffer.subarray(0, frame.bytes)
           buffer = buffer.subarray(frame.bytes)
-          const head = frame.tag
+          if (run !== undefined && run.tag !== frame.tag) flush()
+          if (run === undefined) run = { tag: frame.tag, parts: [data] }
+          else run.parts.push(data)
           frame = undefined
-          handler?.({ head, data })
           continue
         }
         const nl = buffer.indexOf(10)
@@ -169,15 +219,22 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
           break
         }
         const head = buffer.subarray(0, nl).toString("latin1")
-        buffer = buffer.subarray(nl + 1)
         const m = /^([oe]) (\d+)$/.exec(head)
-        if (m && Number(m[2]) > maxFrameBytes) return breach(`a frame of ${m[2]} bytes`)
+        if (m && (Number(m[2]) > maxFrameBytes || Number(m[2]) === 0)) return breach(`a frame of ${m[2]} bytes`)
+        if (!m && !spend()) break
+        buffer = buffer.subarray(nl + 1)
         if (m) frame = { tag: m[1]!, bytes: Number(m[2]) }
-        else handler?.({ head })
+        else {
+          flush()
+          handler?.({ head })
+        }
       }
+      flush()
+    }
+    socket.on("data", (chunk: Buffer) => {
+      buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk])
+      parse()
     })
-    // The guest is not trusted (a root workload can replace the agent on the port): nothing it
-    // sends may make the node buffer more than one frame or line.
     const breach = (what: string) => {
       lost(new Error(`agent protocol violation: ${what}`))
       socket.destroy()
@@ -229,58 +286,70 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
         : Effect.fail(new GuestAgentError({ message: `agent mkdir: unsupported path ${JSON.stringify(dirPath)}` }))
 
     const exec: GuestAgent["exec"] = (command, options = {}) =>
-      Stream.callback<ExecEvent, GuestAgentError>((queue) =>
-        Effect.gen(function* () {
-          const cmd = Buffer.from(command)
-          const stdin = options.stdin === undefined ? Buffer.alloc(0) : Buffer.from(options.stdin)
-          if (cmd.length >= agentMaxCommandBytes) {
-            return yield* new GuestAgentError({ message: `agent exec: command of ${cmd.length} bytes is too long` })
-          }
-          yield* Effect.acquireRelease(turn.take(1), () => turn.release(1))
-          let finished = false
-          let onFinished: (() => void) | undefined
-          const finish = (event: ExecEvent | GuestAgentError) => {
-            finished = true
-            handler = undefined
-            if (event instanceof GuestAgentError) Queue.failCauseUnsafe(queue, Cause.fail(event))
-            else {
-              Queue.offerUnsafe(queue, event)
-              Queue.endUnsafe(queue)
+      Stream.suspend(() => {
+        // Output not yet taken by the stream's consumer holds the socket past the bound.
+        const inFlight = new InFlight(execInFlightBytes, () => hold("exec"), () => unhold("exec"))
+        // Set once the consumer is gone: later frames are only drained, never queued.
+        let abandoned = false
+        return Stream.callback<ExecEvent, GuestAgentError>((queue) =>
+          Effect.gen(function* () {
+            const cmd = Buffer.from(command)
+            const stdin = options.stdin === undefined ? Buffer.alloc(0) : Buffer.from(options.stdin)
+            if (cmd.length >= agentMaxCommandBytes) {
+              return yield* new GuestAgentError({ message: `agent exec: command of ${cmd.length} bytes is too long` })
             }
-            onFinished?.()
-          }
-          yield* Effect.acquireRelease(
-            Effect.sync(() => {
-              if (closed) return finish(failure(closed))
-              handler = (m) => {
-                if (m instanceof Error) return finish(failure(m))
-                if (m.data !== undefined) {
-                  const data = new Uint8Array(m.data)
-                  return void Queue.offerUnsafe(queue, { _tag: m.head === "o" ? "Stdout" : "Stderr", data })
-                }
-                const x = /^x (s?)(\d+)$/.exec(m.head)
-                if (x === null) return finish(new GuestAgentError({ message: `agent exec: ${m.head}` }))
-                const n = Number(x[2])
-                finish(
-                  x[1] === "s"
-                    ? { _tag: "Exit", exitCode: null, signal: signalNames.get(n) ?? String(n) }
-                    : { _tag: "Exit", exitCode: n, signal: undefined },
-                )
+            yield* Effect.acquireRelease(turn.take(1), () => turn.release(1))
+            let finished = false
+            let onFinished: (() => void) | undefined
+            const finish = (event: ExecEvent | GuestAgentError) => {
+              finished = true
+              handler = undefined
+              if (event instanceof GuestAgentError) Queue.failCauseUnsafe(queue, Cause.fail(event))
+              else {
+                Queue.offerUnsafe(queue, event)
+                Queue.endUnsafe(queue)
               }
-              socket.write(`exec ${cmd.length} ${stdin.length}\n`)
-              socket.write(cmd)
-              if (stdin.length > 0) socket.write(stdin)
-            }),
-            // Abandoned before its exit: kill its process group and let the agent finish the exec
-            // (its remaining frames drained here) before the next request goes out.
-            () =>
-              finished || closed ? Effect.void : Effect.callback<void>((resume) => {
-                onFinished = () => resume(Effect.void)
-                socket.write("kill\n")
-              }).pipe(Effect.timeoutOption(2_000), Effect.asVoid),
-          )
-        })
-      )
+              onFinished?.()
+            }
+            yield* Effect.acquireRelease(
+              Effect.sync(() => {
+                if (closed) return finish(failure(closed))
+                handler = (m) => {
+                  if (m instanceof Error) return finish(failure(m))
+                  if (m.data !== undefined) {
+                    if (abandoned) return
+                    const data = new Uint8Array(m.data)
+                    inFlight.added(data.length)
+                    return void Queue.offerUnsafe(queue, { _tag: m.head === "o" ? "Stdout" : "Stderr", data })
+                  }
+                  const x = /^x (s?)(\d+)$/.exec(m.head)
+                  if (x === null) return finish(new GuestAgentError({ message: `agent exec: ${m.head}` }))
+                  const n = Number(x[2])
+                  finish(
+                    x[1] === "s"
+                      ? { _tag: "Exit", exitCode: null, signal: signalNames.get(n) ?? String(n) }
+                      : { _tag: "Exit", exitCode: n, signal: undefined },
+                  )
+                }
+                socket.write(`exec ${cmd.length} ${stdin.length}\n`)
+                socket.write(cmd)
+                if (stdin.length > 0) socket.write(stdin)
+              }),
+              // Abandoned before its exit: kill its process group and let the agent finish the exec
+              // (its remaining frames drained here) before the next request goes out.
+              () =>
+                Effect.suspend(() => {
+                  abandoned = true
+                  unhold("exec")
+                  return finished || closed ? Effect.void : Effect.callback<void>((resume) => {
+                    onFinished = () => resume(Effect.void)
+                    socket.write("kill\n")
+                  }).pipe(Effect.timeoutOption(2_000), Effect.asVoid)
+                }),
+            )
+          })
+        ).pipe(Stream.tap((event) => Effect.sync(() => event._tag !== "Exit" && inFlight.taken(event.data.length))))
+      })
 
     return { request, exec, writeFile, mkdir }
   })
