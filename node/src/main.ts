@@ -12,7 +12,7 @@ import { HostCommand } from "./network/HostCommand.ts"
 import { NetworkSlot } from "./network/NetworkSlot.ts"
 import { sessionIdOfTable } from "./network/Naming.ts"
 import { Reconciler } from "./network/Reconciler.ts"
-import { SlotPool } from "./network/SlotPool.ts"
+import { AddressSlots } from "./network/AddressSlots.ts"
 import { NodeConfig } from "./NodeConfig.ts"
 import { NodeServer } from "./NodeServer.ts"
 import { ProxySupervisor } from "./proxy/ProxySupervisor.ts"
@@ -62,7 +62,7 @@ export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerN
   Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps, ProxyPool.layerNoDeps)),
   Layer.provideMerge(
     Layer.mergeAll(
-      NetworkSlot.layerNoDeps.pipe(Layer.provide(SlotPool.layer)),
+      NetworkSlot.layerNoDeps.pipe(Layer.provide(AddressSlots.layer)),
       Firewall.layerNoDeps,
       ProxySupervisor.layerNoDeps,
       QemuMicrovm,

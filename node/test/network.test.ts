@@ -4,12 +4,12 @@ import { Firewall, renderRuleset } from "../src/network/Firewall.ts"
 import { HostCommand } from "../src/network/HostCommand.ts"
 import { guestMac, hostMac, tableName, tapName } from "../src/network/Naming.ts"
 import { NetworkSlot, type Slot } from "../src/network/NetworkSlot.ts"
-import { InvalidPool, parsePool, slotAddresses, SlotPool } from "../src/network/SlotPool.ts"
+import { AddressSlots, InvalidPool, parsePool, slotAddresses } from "../src/network/AddressSlots.ts"
 import { hostCommandIn, linksIn, probe, serve, sh, tablesIn, testNetns } from "./support/TestNet.ts"
 
 const sid = (n: number) => `0190f000-0000-7000-8000-${n.toString(16).padStart(12, "0")}`
 
-describe("SlotPool", () => {
+describe("AddressSlots", () => {
   it("carves /30 blocks: host .1, guest .2", () => {
     const pool = parsePool("172.16.0.0/16")
     assert(!(pool instanceof InvalidPool))
@@ -29,7 +29,7 @@ describe("SlotPool", () => {
 
   it.effect("hands out each slot once and fails when exhausted", () =>
     Effect.gen(function* () {
-      const pool = yield* SlotPool.make({ base: 0x0a000000, size: 2 })
+      const pool = yield* AddressSlots.make({ base: 0x0a000000, size: 2 })
       const a = yield* pool.allocate
       const b = yield* pool.allocate
       assert.notStrictEqual(a.index, b.index)
@@ -51,7 +51,7 @@ describe("Naming", () => {
 const slotLayer = (netns: string, pool: string) =>
   NetworkSlot.layerNoDeps.pipe(
     Layer.provide(Layer.succeed(HostCommand, hostCommandIn(netns))),
-    Layer.provide(Layer.effect(SlotPool, SlotPool.make(parsePool(pool) as { base: number; size: number }))),
+    Layer.provide(Layer.effect(AddressSlots, AddressSlots.make(parsePool(pool) as { base: number; size: number }))),
   )
 
 describe("NetworkSlot", () => {

@@ -11,7 +11,7 @@ const spawnedAt = performance.timeOrigin
 
 // This process's CA is made while it waits for its config (a pooled proxy waits for a session).
 const authority = prepareAuthority()
-authority.catch(() => {}) // awaited (and reported) by startProxy
+authority.catch(() => {}) // startProxy awaits it: a failure there fails the start and is sent to the parent as a fatal error
 
 const program = Effect.gen(function* () {
   process.stdin.setEncoding("utf8")

@@ -1,5 +1,5 @@
 import { Data, Effect } from "effect"
-import { agentPath, agentScript, restoreHelperPath } from "../snapshot/GuestAgent.ts"
+import { agentBinaryPath, agentPath, agentScript } from "./AgentBinary.ts"
 import { controlPortName } from "../vmm/MachineArgs.ts"
 import type { GuestShell } from "./GuestShell.ts"
 
@@ -15,7 +15,7 @@ export class GuestStepFailed extends Data.TaggedError("GuestStepFailed")<{
  */
 export const installAgent = (shell: GuestShell, restoreHelper: Uint8Array) =>
   Effect.gen(function* () {
-    yield* shell.writeFile(restoreHelperPath, restoreHelper, { mode: 0o700 })
+    yield* shell.writeFile(agentBinaryPath, restoreHelper, { mode: 0o700 })
     yield* shell.writeFile(agentPath, agentScript, { mode: 0o700 })
     const started = yield* shell.run(
       [

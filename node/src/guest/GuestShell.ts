@@ -3,7 +3,7 @@ import type { Scope } from "effect"
 import ssh2 from "ssh2"
 import type { ClientChannel } from "ssh2"
 import type { Socket } from "node:net"
-import { OutputCap } from "../session/OutputCap.ts"
+import { OutputCap } from "./OutputCap.ts"
 import { execInFlightBytes, InFlight } from "./InFlight.ts"
 import type { Dialer } from "./NetnsDialer.ts"
 

@@ -2,8 +2,8 @@ import { Context, Effect, Layer, Scope } from "effect"
 import type { CommandFailed } from "./HostCommand.ts"
 import { HostCommand } from "./HostCommand.ts"
 import { guestMac, hostMac, tapAlias, tapName } from "./Naming.ts"
-import type { PoolExhausted, SlotAddresses } from "./SlotPool.ts"
-import { SlotPool } from "./SlotPool.ts"
+import type { PoolExhausted, SlotAddresses } from "./AddressSlots.ts"
+import { AddressSlots } from "./AddressSlots.ts"
 
 /** A VM's network: its TAP (fixed host MAC, /30 host address, permanent neighbour entry for the guest). */
 export interface Slot extends SlotAddresses {
@@ -41,7 +41,7 @@ export class NetworkSlot extends Context.Service<NetworkSlot, {
   static readonly layerNoDeps = Layer.effect(
     NetworkSlot,
     Effect.gen(function* () {
-      const pool = yield* SlotPool
+      const pool = yield* AddressSlots
       const cmd = yield* HostCommand
       const deleteTap = (tap: string) =>
         cmd.run(["ip", "link", "del", "dev", tap]).pipe(
@@ -62,5 +62,5 @@ export class NetworkSlot extends Context.Service<NetworkSlot, {
       return NetworkSlot.of({ acquire })
     }),
   )
-  static readonly layer = NetworkSlot.layerNoDeps.pipe(Layer.provide([SlotPool.layer, HostCommand.layer]))
+  static readonly layer = NetworkSlot.layerNoDeps.pipe(Layer.provide([AddressSlots.layer, HostCommand.layer]))
 }

@@ -13,9 +13,9 @@ import type { VmHandle } from "../vmm/Vmm.ts"
 import { chooseSnapshot } from "../snapshot/SnapshotChoice.ts"
 import { ProxyPool } from "../pool/ProxyPool.ts"
 import { VmPool } from "../pool/VmPool.ts"
-import { prepareViaAgent } from "../snapshot/AgentPrepare.ts"
-import { agentShell } from "../snapshot/GuestAgent.ts"
-import type { GuestAgent } from "../snapshot/GuestAgent.ts"
+import { prepareViaAgent } from "../guest/AgentPrepare.ts"
+import { agentShell } from "../guest/AgentShell.ts"
+import type { GuestAgent } from "../guest/GuestAgent.ts"
 import { SnapshotRestore } from "../snapshot/SnapshotRestore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import {
@@ -25,9 +25,9 @@ import {
   prepareGuestCommand,
   resultPath,
   runWorkloadCommand,
-} from "./GuestSetup.ts"
+} from "../guest/GuestSetup.ts"
 import { LiveOutput } from "./LiveOutput.ts"
-import { OutputCap } from "./OutputCap.ts"
+import { OutputCap } from "../guest/OutputCap.ts"
 
 export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ readonly message: string }> {}
 
@@ -38,7 +38,7 @@ interface Outcome {
   readonly error?: string
 }
 
-/** A running VM; restored ones come with their connected agent (SnapshotRestore, later a pool). */
+/** A running VM; restored ones (SnapshotRestore or a warm pooled clone) come with their connected agent. */
 interface StartedVm {
   readonly vm: VmHandle
   readonly agent?: GuestAgent

@@ -1,4 +1,4 @@
-import { caBundlePath, caEnv, caPath, shellQuote } from "../session/GuestSetup.ts"
+import { caBundlePath, caEnv, caPath, shellQuote } from "../guest/GuestSetup.ts"
 
 /**
  * Guest commands around a snapshot's setup script: before, DNS → the build's proxy and its CA in

@@ -9,7 +9,8 @@ import { NodeSshKey } from "../guest/NodeSshKey.ts"
 import { ImageStore } from "../image/ImageStore.ts"
 import { tscArgs } from "../vmm/AccelProbe.ts"
 import { Vmm } from "../vmm/Vmm.ts"
-import { buildRestoreHelper, connectGuestAgent } from "./GuestAgent.ts"
+import { buildAgentBinary } from "../guest/AgentBinary.ts"
+import { connectGuestAgent } from "../guest/GuestAgent.ts"
 import { snapshotCmdline } from "../vmm/MachineArgs.ts"
 import type { MachineSpec } from "../vmm/MachineArgs.ts"
 import { SnapshotBuildError, snapshotDirConfig, snapshotFiles, validSnapshotName } from "./SnapshotManifest.ts"
@@ -68,7 +69,7 @@ export class SnapshotBuilder extends Context.Service<SnapshotBuilder, {
             buildMs[name] = Date.now() - started
             o.onProgress?.(name, buildMs[name]!)
           })
-        const helper = yield* buildRestoreHelper(path.join(dir, ".cache")).pipe(Effect.mapError((e) => fail(e.message)))
+        const helper = yield* buildAgentBinary(path.join(dir, ".cache")).pipe(Effect.mapError((e) => fail(e.message)))
         const spec: MachineSpec = {
           accelerator: yield* vmm.accelerator(image.kernelPath),
           memoryMB: o.memoryMB ?? 256,

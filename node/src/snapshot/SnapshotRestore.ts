@@ -3,8 +3,9 @@ import type { Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { Vmm, VmStartError } from "../vmm/Vmm.ts"
 import type { VmHandle } from "../vmm/Vmm.ts"
-import { agentRun, connectGuestAgent } from "./GuestAgent.ts"
-import type { GuestAgent } from "./GuestAgent.ts"
+import { agentRun } from "../guest/AgentShell.ts"
+import { connectGuestAgent } from "../guest/GuestAgent.ts"
+import type { GuestAgent } from "../guest/GuestAgent.ts"
 import type { Snapshot } from "./SnapshotManifest.ts"
 
 /** Where a clone runs: its VM id (run dir, QEMU name) and an existing TAP. Fixed at load. */

@@ -6,8 +6,8 @@ import { NetnsDialer } from "../../src/guest/NetnsDialer.ts"
 import { ImageBuilder } from "../../src/image/ImageBuilder.ts"
 import { HostCommand } from "../../src/network/HostCommand.ts"
 import { NetworkSlot } from "../../src/network/NetworkSlot.ts"
-import { parsePool, SlotPool } from "../../src/network/SlotPool.ts"
-import type { ParsedPool } from "../../src/network/SlotPool.ts"
+import { AddressSlots, parsePool } from "../../src/network/AddressSlots.ts"
+import type { ParsedPool } from "../../src/network/AddressSlots.ts"
 import { SnapshotBuilder } from "../../src/snapshot/SnapshotBuilder.ts"
 import { SnapshotRestore } from "../../src/snapshot/SnapshotRestore.ts"
 import { SnapshotStore } from "../../src/snapshot/SnapshotStore.ts"
@@ -29,7 +29,7 @@ export const snapshotWorldLayer = Layer.unwrap(Effect.gen(function* () {
   const runDir = path.join(snapshotDir, "run")
   yield* ImageBuilder.use((b) => b.build()).pipe(Effect.provide(testImageLayer()), Effect.orDie)
   const host = Layer.succeed(HostCommand, HostCommand.make(Option.some(netns)))
-  const pool = Layer.effect(SlotPool, SlotPool.make(parsePool("172.16.0.0/24") as ParsedPool))
+  const pool = Layer.effect(AddressSlots, AddressSlots.make(parsePool("172.16.0.0/24") as ParsedPool))
   const vmm = Layer.effect(Vmm, makeQemuMicrovm({ runDir, accel: "auto", netns }).pipe(Effect.map(Vmm.of)))
   const base = Layer.mergeAll(
     vmm,

@@ -8,8 +8,8 @@ import { Effect, Layer, Option } from "effect"
 import { Firewall } from "../../src/network/Firewall.ts"
 import { HostCommand } from "../../src/network/HostCommand.ts"
 import { NetworkSlot } from "../../src/network/NetworkSlot.ts"
-import { parsePool, SlotPool } from "../../src/network/SlotPool.ts"
-import type { ParsedPool } from "../../src/network/SlotPool.ts"
+import { AddressSlots, parsePool } from "../../src/network/AddressSlots.ts"
+import type { ParsedPool } from "../../src/network/AddressSlots.ts"
 import { VmPool } from "../../src/pool/VmPool.ts"
 import { SnapshotRestore } from "../../src/snapshot/SnapshotRestore.ts"
 import { SnapshotStore } from "../../src/snapshot/SnapshotStore.ts"
@@ -26,7 +26,7 @@ const netns = env("PAWS_T_NETNS")
 const snapshots = { PAWS_SNAPSHOT_DIR: env("PAWS_SNAPSHOT_DIR") }
 const host = Layer.succeed(HostCommand, HostCommand.make(Option.some(netns)))
 // Other addresses than the test's own slots: both may exist in the netns at once.
-const slots = Layer.effect(SlotPool, SlotPool.make(parsePool("172.16.1.0/24") as ParsedPool))
+const slots = Layer.effect(AddressSlots, AddressSlots.make(parsePool("172.16.1.0/24") as ParsedPool))
 const vmm = Layer.effect(
   Vmm,
   makeQemuMicrovm({ runDir: env("PAWS_T_RUN_DIR"), accel: "auto", netns }).pipe(Effect.map(Vmm.of)),

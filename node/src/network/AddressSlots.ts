@@ -48,17 +48,17 @@ export const slotAddresses = (pool: ParsedPool, index: number): SlotAddresses =>
 }
 
 /** Hands out free /30 slots; a slot returns to the pool when its owner's scope closes. */
-export class SlotPool extends Context.Service<SlotPool, {
+export class AddressSlots extends Context.Service<AddressSlots, {
   readonly size: number
   readonly allocate: Effect.Effect<SlotAddresses, PoolExhausted>
   readonly free: (index: number) => Effect.Effect<void>
   readonly inUse: Effect.Effect<number>
-}>()("paws/node/network/SlotPool") {
+}>()("paws/node/network/AddressSlots") {
   static readonly make = (pool: ParsedPool) =>
     Effect.sync(() => {
       const used = new Set<number>()
       let next = 0
-      return SlotPool.of({
+      return AddressSlots.of({
         size: pool.size,
         // Round-robin so a just-freed slot (whose conntrack entries may linger) is reused last.
         allocate: Effect.suspend(() => {
@@ -78,12 +78,12 @@ export class SlotPool extends Context.Service<SlotPool, {
     })
 
   static readonly layer = Layer.effect(
-    SlotPool,
+    AddressSlots,
     Effect.gen(function* () {
       const { pool } = yield* NodeConfig
       const parsed = parsePool(pool)
       if (parsed instanceof InvalidPool) return yield* Effect.die(parsed)
-      return yield* SlotPool.make(parsed)
+      return yield* AddressSlots.make(parsed)
     }),
   )
 }

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { caBundlePath, caEnv, caPath, envPath, scriptPath, shellQuote } from "../session/GuestSetup.ts"
+import { caBundlePath, caEnv, caPath, envPath, scriptPath, shellQuote } from "./GuestSetup.ts"
 import type { GuestAgent, GuestAgentError } from "./GuestAgent.ts"
 
 /**

@@ -1,58 +1,11 @@
 import { Cause, Data, Effect, Queue, Semaphore, Stream } from "effect"
 import type { Scope } from "effect"
-import { createHash, randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as net from "node:net"
 import * as os from "node:os"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
-import { GuestShellError, runCapBytes, shellFromExec, withOptions } from "../guest/GuestShell.ts"
-import type { ExecEvent, GuestShell } from "../guest/GuestShell.ts"
-import { execInFlightBytes, InFlight } from "../guest/InFlight.ts"
-import { runHostCommand } from "../image/HostCommand.ts"
-import { OutputCap } from "../session/OutputCap.ts"
-import { controlPortName } from "../vmm/MachineArgs.ts"
+import type { ExecEvent } from "./GuestShell.ts"
+import { execInFlightBytes, InFlight } from "./InFlight.ts"
 
 export class GuestAgentError extends Data.TaggedError("GuestAgentError")<{ readonly message: string }> {}
-
-/** Guest paths of the agent; /run is tmpfs, so they live in the snapshot's RAM, not in the image. */
-export const agentPath = "/run/paws/agent"
-/** The static agent binary (paws-agent.c): the port loop, `restore` and `exec`. */
-export const agentBinaryPath = "/run/paws/paws-agent"
-/** SnapshotBuilder installs the binary under this name. */
-export const restoreHelperPath = agentBinaryPath
-
-/** The guest side's start: find the port by name, then become the static agent (paws-agent.c). */
-export const agentScript = `#!/bin/sh
-dev=
-for p in /sys/class/virtio-ports/*; do [ "$(cat "$p/name" 2>/dev/null)" = ${controlPortName} ] && dev=/dev/\${p##*/}; done
-[ -n "$dev" ] || { echo "paws agent: no ${controlPortName} port" >/dev/ttyS0; exit 1; }
-exec ${agentBinaryPath} "$dev"
-`
-
-const sources = ["paws-agent.c", "paws-restore.c", "paws-sys.h"].map((f) =>
-  fileURLToPath(new URL(`./${f}`, import.meta.url))
-)
-
-/** Compiles the static, libc-free guest agent once per source version (needs gcc on the node). */
-export const buildAgentBinary = (cacheDir: string): Effect.Effect<string, GuestAgentError> =>
-  Effect.gen(function* () {
-    const hash = createHash("sha256")
-    for (const s of sources) hash.update(yield* Effect.promise(() => fs.readFile(s)))
-    const out = path.join(cacheDir, `paws-agent-${hash.digest("hex").slice(0, 16)}`)
-    const exists = yield* Effect.promise(() => fs.access(out).then(() => true, () => false))
-    if (exists) return out
-    yield* Effect.promise(() => fs.mkdir(cacheDir, { recursive: true }))
-    const tmp = `${out}.${randomBytes(4).toString("hex")}`
-    yield* runHostCommand("gcc", [
-      ...["-Os", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie", "-s"],
-      ...["-o", tmp, sources[0]!, sources[1]!],
-    ]).pipe(Effect.mapError((e) => new GuestAgentError({ message: `gcc paws-agent.c failed: ${e.stderr}` })))
-    yield* Effect.promise(() => fs.rename(tmp, out))
-    return out
-  })
-/** SnapshotBuilder's name for it. */
-export const buildRestoreHelper = buildAgentBinary
 
 /** `exec`'s command is one execve argument of the guest's `sh -c` (MAX_ARG_STRLEN, with its NUL). */
 export const agentMaxCommandBytes = 131_072
@@ -81,43 +34,7 @@ export interface GuestAgent {
 }
 
 /** Paths the agent's line protocol can carry (no whitespace); others go through an exec. */
-const plainPath = (p: string) => p.startsWith("/") && !/\s/.test(p)
-
-/** A GuestShell over the agent: the same exec options, files and clock as over SSH. */
-export const agentShell = (agent: GuestAgent): GuestShell => {
-  const shell = shellFromExec((command, options = {}) =>
-    Stream.suspend(() =>
-      agent.exec(withOptions(command, options), options.stdin === undefined ? {} : { stdin: options.stdin })
-    ).pipe(Stream.mapError((e) => new GuestShellError({ message: e.message })))
-  )
-  return {
-    ...shell,
-    writeFile: (path, contents, options = {}) =>
-      plainPath(path)
-        ? agent.writeFile(path, contents, options).pipe(
-          Effect.mapError((e) => new GuestShellError({ message: `writing ${path}: ${e.message}` })),
-        )
-        : shell.writeFile(path, contents, options),
-  }
-}
-
-/** Runs a script through the agent; output is stdout and stderr together, trailing newlines cut. */
-export const agentRun = (agent: GuestAgent, script: string, timeoutMs: number) =>
-  agent.exec(script).pipe(
-    Stream.runFold(() => ({ out: new OutputCap(runCapBytes), code: null as number | null }), (acc, ev) => {
-      if (ev._tag === "Exit") acc.code = ev.exitCode
-      else acc.out.push(ev.data)
-      return acc
-    }),
-    Effect.map((acc) => ({
-      exitCode: acc.code,
-      output: `${acc.out.text}${acc.out.end()}`.replace(/\n+$/, ""),
-    })),
-    Effect.timeoutOrElse({
-      duration: timeoutMs,
-      orElse: () => Effect.fail(new GuestAgentError({ message: `agent: no answer in ${timeoutMs} ms` })),
-    }),
-  )
+export const plainPath = (p: string) => p.startsWith("/") && !/\s/.test(p)
 
 const signalNames = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name.replace(/^SIG/, "")]))
 
