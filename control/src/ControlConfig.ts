@@ -53,6 +53,12 @@ export const controlConfigKeys: ReadonlyArray<
       "how long a lost node stays listed (status lost, lastSeenAt) unless it returns or its token is revoked",
   },
   {
+    name: "PAWS_NODE_MAX_CONCURRENT",
+    default: "64",
+    description: "most sessions control runs at once on one node, whatever the node reports " +
+      "(a node token's maxConcurrent replaces it for that node)",
+  },
+  {
     name: "PAWS_NODES",
     default: "(unset)",
     description: "static mode: comma-separated ws://host:port/rpc URLs of nodes that control dials",

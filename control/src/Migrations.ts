@@ -56,4 +56,9 @@ export const migrations = Migrator.fromRecord({
       revoked_at timestamptz
     )`
   }),
+  "0004_node_token_binding": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE node_tokens ADD COLUMN node_id text`
+    yield* sql`ALTER TABLE node_tokens ADD COLUMN max_concurrent integer`
+  }),
 })

@@ -169,6 +169,6 @@ export const registerFakeNode = (
       DeleteSnapshot: ({ name }) => Effect.sync(() => ({ removed: snapshots.delete(name) })),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
-    yield* registry.register({ info, client: client as never })
+    yield* registry.register({ info, client: client as never }).pipe(Effect.orDie)
     return node
   })
