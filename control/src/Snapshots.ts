@@ -1,5 +1,6 @@
 import {
   chooseNode,
+  credentialWarnings,
   InvalidRequest,
   ServiceUnavailable,
   sessionSpecProblems,
@@ -153,7 +154,13 @@ export class Snapshots extends Context.Service<Snapshots, {
         yield* Effect.logInfo("snapshot build").pipe(Effect.annotateLogs({ snapshot: r.name, node, base }))
         // The node admits (or refuses: unknown base, same name building there) before we answer.
         yield* Deferred.await(admitted).pipe(Effect.timeout(30_000), Effect.catchTag("TimeoutError", () => Effect.void))
-        return { name: r.name, node, status: builds.get(r.name)?.status ?? "ready" as const }
+        const warnings = credentialWarnings(r.network)
+        return {
+          name: r.name,
+          node,
+          status: builds.get(r.name)?.status ?? "ready" as const,
+          ...(warnings.length === 0 ? {} : { warnings }),
+        }
       })
 
       const fromNodes = Effect.gen(function* () {
