@@ -27,10 +27,15 @@ export interface FakeNode {
 
 const now = () => new Date().toISOString()
 
+/** What a node whose schema refuses a payload could answer: issue text quoting the values it saw. */
+const rejection = (network: SessionDispatch["network"]) =>
+  `Expected a dispatch this node understands, got ${JSON.stringify(network)}\n  at ["network"]["credentials"]`
+
 /**
  * An in-process node speaking the real NodeRpcs contract (through RpcTest, i.e. the real
  * RPC client and server with serialization bypassed). The workload script selects behaviour:
- * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `vanish` dies before the VM starts; `slow`
+ * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `vanish` dies before the VM starts;
+ * `reject` refuses the dispatch with issue text that quotes its credentials (setup `reject` does so for a build); `slow`
  * spaces events 100 ms apart; anything else completes with output, an audit event and a result.
  */
 export const registerFakeNode = (
@@ -58,6 +63,7 @@ export const registerFakeNode = (
         Stream.map((phase, i): SnapshotBuildEvent => ({ _tag: "progress", phase, ms: i * 10 })),
         Stream.tap(() => Effect.sleep(20)),
       )
+      if (d.setup?.includes("reject")) return Stream.die(rejection(d.network))
       if (d.setup?.includes("hang")) return Stream.concat(progress, Stream.never)
       if (d.setup?.includes("fail")) {
         return Stream.concat(
@@ -115,6 +121,7 @@ export const registerFakeNode = (
           ),
         )
       }
+      if (script.includes("reject")) return Stream.die(rejection(d.network))
       if (script.includes("vanish")) return Stream.die(new Error("node went away before starting the VM"))
       if (script.includes("crash")) return Stream.concat(start, Stream.die(new Error("node lost its VM host")))
       return Stream.concat(
