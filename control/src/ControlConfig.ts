@@ -10,7 +10,8 @@ export const controlConfigKeys: ReadonlyArray<
   {
     name: "PAWS_DATA_DIR",
     default: ".paws",
-    description: "directory for the embedded database, the vault key file and the first admin key file",
+    description: "directory for the embedded database, the vault key file and the first admin key file " +
+      "(control refuses to start when it or vault.key is reachable by group or other users)",
   },
   {
     name: "DATABASE_URL",
