@@ -53,7 +53,7 @@ export const measurements: Record<string, Measurement> = {
       for (let i = 0; i < n; i++) {
         const scope = yield* Scope.make()
         const t0 = performance.now()
-        const vm = yield* vmm.start({
+        const vm = yield* vmm.boot({
           sessionId: sessionId(i),
           image: ctx.image,
           tap: ctx.tap.tap,

@@ -87,6 +87,11 @@ export const controlConfigKeys: ReadonlyArray<
     description: `largest workload.script in UTF-8 bytes (at most ${hardLimits.scriptBytes})`,
   },
   {
+    name: "PAWS_MAX_AUDIT_ROWS",
+    default: "10000",
+    description: "proxy audit events stored per session; the rest are counted in one final audit_dropped row",
+  },
+  {
     name: "PAWS_DEFAULT_VCPUS",
     default: String(defaultSessionLimits.defaultVcpus),
     description: "vCPUs of sessions that set no resources",
@@ -109,6 +114,7 @@ export interface ControlSettings {
   readonly logRequests: boolean
   readonly dispatchIntervalMs: number
   readonly timeoutGraceMs: number
+  readonly maxAuditRows: number
   readonly limits: SessionLimits
 }
 
@@ -130,6 +136,7 @@ const settings = Config.all({
   logRequests: Config.Boolean("PAWS_LOG_REQUESTS").pipe(Config.withDefault(false)),
   dispatchIntervalMs: positive("PAWS_DISPATCH_INTERVAL_MS", 60_000, 1000),
   timeoutGraceMs: positive("PAWS_TIMEOUT_GRACE_MS", 3_600_000, 60_000),
+  maxAuditRows: positive("PAWS_MAX_AUDIT_ROWS", 10_000_000, 10_000),
   maxTimeoutMs: positive("PAWS_MAX_TIMEOUT_MS", hardLimits.timeoutMs, defaultSessionLimits.maxTimeoutMs),
   defaultTimeoutMs: positive("PAWS_DEFAULT_TIMEOUT_MS", hardLimits.timeoutMs, defaultSessionLimits.defaultTimeoutMs),
   maxVcpus: positive("PAWS_MAX_VCPUS", hardLimits.vcpus, defaultSessionLimits.maxVcpus),
@@ -155,6 +162,7 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
         logRequests: c.logRequests,
         dispatchIntervalMs: c.dispatchIntervalMs,
         timeoutGraceMs: c.timeoutGraceMs,
+        maxAuditRows: c.maxAuditRows,
         limits: {
           maxTimeoutMs: c.maxTimeoutMs,
           defaultTimeoutMs: Math.min(c.defaultTimeoutMs, c.maxTimeoutMs),

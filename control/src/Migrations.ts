@@ -56,7 +56,12 @@ export const migrations = Migrator.fromRecord({
       revoked_at timestamptz
     )`
   }),
-  "0004_node_token_binding": Effect.gen(function* () {
+  "0004_session_audit_events": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // Audit events a node reported for the session, stored or not: what enforces the per-session cap.
+    yield* sql`ALTER TABLE sessions ADD COLUMN audit_events integer NOT NULL DEFAULT 0`
+  }),
+  "0005_node_token_binding": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE node_tokens ADD COLUMN node_id text`
     yield* sql`ALTER TABLE node_tokens ADD COLUMN max_concurrent integer`

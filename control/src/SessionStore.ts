@@ -13,6 +13,7 @@ import {
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { makeBatcher } from "./Batcher.ts"
+import { ControlConfig } from "./ControlConfig.ts"
 import { iso } from "./Rows.ts"
 
 interface SessionRow {
@@ -112,6 +113,7 @@ export class SessionStore extends Context.Service<SessionStore, {
     SessionStore,
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
+      const maxAuditRows = (yield* ControlConfig).maxAuditRows
 
       /**
        * One statement per batch of concurrent creates (see Batcher): the rows and their first
@@ -188,6 +190,20 @@ export class SessionStore extends Context.Service<SessionStore, {
         return { id: row.id as SessionId, spec: json(row.spec) as SessionSpecView, credentials: row.credentials }
       })
 
+      /**
+       * Ends a session's events with one row that counts the audit events dropped after the cap
+       * (before its terminal status, which is where readers stop). A UNION member over `u`.
+       */
+      const droppedMarker = sql`SELECT id, jsonb_build_object('_tag', 'audit', 'event', jsonb_build_object(
+          'time', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+          'decision', 'audit_dropped',
+          'host', '*',
+          'count', audit_events - ${maxAuditRows}::int,
+          'reason', (audit_events - ${maxAuditRows}::int)::text || ' audit events dropped after the cap of '
+            || ${maxAuditRows}::int::text || ' per session'
+        )) AS event, 0 AS n FROM u WHERE audit_events > ${maxAuditRows}::int
+        UNION ALL`
+
       const transition = Effect.fnUntraced(function* (id: SessionId, to: SessionStatus, nodeReason?: string) {
         const reason = nodeReason === undefined ? undefined : withoutNul(nodeReason)
         const event = JSON.stringify(statusEvent(to, reason))
@@ -199,19 +215,32 @@ export class SessionStore extends Context.Service<SessionStore, {
               completed_at = ${terminal ? sql`now()` : sql`completed_at`},
               reason = ${reason === undefined ? sql`reason` : sql`${reason}`}
             WHERE id = ${id} AND status IN ${sql.in(fromStatuses(to))}
-            RETURNING id
+            RETURNING id, audit_events
           ), e AS (
-            INSERT INTO session_events (session_id, event) SELECT id, ${event}::jsonb FROM u
+            INSERT INTO session_events (session_id, event) SELECT id, event FROM (
+              ${terminal ? droppedMarker : sql``}
+              SELECT id, ${event}::jsonb AS event, 1 AS n FROM u
+            ) x ORDER BY n
           )
           SELECT id FROM u`.pipe(Effect.orDie)
         return rows.length > 0
       })
 
+      /**
+       * Audit events are counted on the session row and stored only up to `maxAuditRows` per
+       * session: a guest decides how many there are, the database must not.
+       */
       const append = (id: SessionId, event: SessionEvent) =>
-        sql`INSERT INTO session_events (session_id, event) VALUES (${id}, ${nodeJson(event)}::jsonb)`.pipe(
-          Effect.asVoid,
-          Effect.orDie,
-        )
+        (event._tag === "audit"
+          ? sql`WITH u AS (
+              UPDATE sessions SET audit_events = audit_events + 1 WHERE id = ${id} RETURNING audit_events
+            )
+            INSERT INTO session_events (session_id, event)
+            SELECT ${id}::uuid, ${nodeJson(event)}::jsonb FROM u WHERE audit_events <= ${maxAuditRows}::int`
+          : sql`INSERT INTO session_events (session_id, event) VALUES (${id}, ${nodeJson(event)}::jsonb)`).pipe(
+            Effect.asVoid,
+            Effect.orDie,
+          )
 
       const setResult = (id: SessionId, result: SessionResult) => {
         const event: SessionEvent = { _tag: "result", result }

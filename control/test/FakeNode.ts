@@ -36,7 +36,8 @@ const rejection = (network: SessionDispatch["network"]) =>
  * RPC client and server with serialization bypassed). The workload script selects behaviour:
  * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `vanish` dies before the VM starts;
  * `reject` refuses the dispatch with issue text that quotes its credentials (setup `reject` does so for a build); `slow`
- * spaces events 100 ms apart; anything else completes with output, an audit event and a result.
+ * spaces events 100 ms apart; `auditflood N` streams N audit events at once; anything else completes with output, an
+ * audit event and a result.
  */
 export const registerFakeNode = (
   registry: NodeRegistry["Service"],
@@ -122,6 +123,22 @@ export const registerFakeNode = (
         )
       }
       if (script.includes("reject")) return Stream.die(rejection(d.network))
+      const flood = /auditflood (\d+)/.exec(script)
+      if (flood !== null) {
+        // As fast as the stream goes: N audit events (every 10th host repeats), then the end.
+        const events = Array.from({ length: Number(flood[1]) }, (_, i): SessionEvent => ({
+          _tag: "audit",
+          event: { time: now(), decision: "dns_refused", host: `n${i % 10 === 0 ? 0 : i}.flood.test`, reason: "DNS A" },
+        }))
+        return Stream.concat(
+          start,
+          Stream.fromIterable<SessionEvent>([
+            ...events,
+            { _tag: "result", result: { exitCode: 0, stdout: "", stderr: "", output: null, truncated: false } },
+            { _tag: "status", status: "completed", at: now() },
+          ]),
+        )
+      }
       if (script.includes("vanish")) return Stream.die(new Error("node went away before starting the VM"))
       if (script.includes("crash")) return Stream.concat(start, Stream.die(new Error("node lost its VM host")))
       return Stream.concat(

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { registerFakeNode } from "./FakeNode.ts"

@@ -10,12 +10,21 @@ export const AuditDecision = Schema.Literals([
   "credential_leak", // a request carried a credential value to a host that does not own it
   "echo_redacted", // an injected value came back in a response and was redacted
   "upstream_error",
+  "malformed_request", // framing or Host the proxy will not forward (request smuggling shapes): 400
+  "method_refused", // TRACE/TRACK/CONNECT: 405
   "dns_answered",
   "dns_refused",
+  "audit_suppressed", // the proxy's rate limit held back `count` events (the reason names their decisions)
+  "audit_dropped", // control stored no more audit rows for this session after its cap; `count` were dropped
 ]).annotate({ identifier: "AuditDecision" })
 export type AuditDecision = typeof AuditDecision.Type
 
-/** One proxy decision. Carries header names only, never values; the path has no query values. */
+/**
+ * One proxy decision. Carries header names only, never values; the path has no query values.
+ * With `count` (> 1) it stands for that many identical decisions (same decision, host, method,
+ * path, status, reason) seen within one aggregation window: `time` is the first one's, and
+ * bytes and `durationMs` are totals over all of them.
+ */
 export const ProxyAuditEvent = Schema.Struct({
   time: Schema.String,
   decision: AuditDecision,
@@ -28,5 +37,6 @@ export const ProxyAuditEvent = Schema.Struct({
   durationMs: Schema.optionalKey(Schema.Number),
   injected: Schema.optionalKey(Schema.Array(Schema.String)),
   reason: Schema.optionalKey(Schema.String),
+  count: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isGreaterThan(0)))),
 }).annotate({ identifier: "ProxyAuditEvent" })
 export type ProxyAuditEvent = typeof ProxyAuditEvent.Type

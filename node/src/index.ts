@@ -1,11 +1,7 @@
-export * from "./NodeConfig.ts"
-export * from "./NodeServer.ts"
-export * from "./network/Firewall.ts"
-export * from "./network/HostCommand.ts"
-export * from "./network/Naming.ts"
-export * from "./network/NetworkSlot.ts"
-export * from "./network/Reconciler.ts"
-export * from "./network/SlotPool.ts"
-export * from "./proxy/ProxySupervisor.ts"
-export * from "./session/LiveSessions.ts"
-export * from "./session/SessionRunner.ts"
+/**
+ * @paws/node: what other packages use of the node. The CLI lazily imports `NodeApp` (`paws node`,
+ * `paws up`) and `ImageBuilder` (`paws up` builds the guest image); tests reach internals by path.
+ */
+export { NodeApp, NodeServices } from "./main.ts"
+export { ImageBuilder } from "./image/ImageBuilder.ts"
+export { NodeConfig } from "./NodeConfig.ts"

@@ -43,7 +43,7 @@ const TestVmLive = Layer.effect(
       accel: "auto",
       netns,
     })
-    const vm = yield* vmm.start({
+    const vm = yield* vmm.boot({
       sessionId: sessionId(),
       image,
       tap: tap.tap,
@@ -191,7 +191,7 @@ layer(TestVmLive, { timeout: "180 seconds", excludeTestServices: true })("QEMU m
       // a second VM on a TAP of its own in the same netns; only QEMU's life matters here
       const tap = yield* addTestTap(netns, 1)
       const scope = yield* Scope.make()
-      const vm = yield* vmm.start({
+      const vm = yield* vmm.boot({
         sessionId: sessionId(),
         image,
         tap: tap.tap,
@@ -212,7 +212,7 @@ layer(TestVmLive, { timeout: "180 seconds", excludeTestServices: true })("QEMU m
       const { vmm, image, netns } = yield* TestVm
       const tap = yield* addTestTap(netns, 2)
       const scope = yield* Scope.make()
-      const vm = yield* vmm.start({
+      const vm = yield* vmm.boot({
         sessionId: sessionId(),
         image,
         tap: tap.tap,
@@ -240,7 +240,7 @@ describe("QEMU microvm start failures", () => {
         const vmm = yield* makeQemuMicrovm({ runDir, accel: "tcg", netns })
         const id = sessionId()
         const tap = yield* addTestTap(netns)
-        const failed = yield* Effect.flip(Effect.scoped(vmm.start({
+        const failed = yield* Effect.flip(Effect.scoped(vmm.boot({
           sessionId: id,
           image: { ...image, kernelPath: "/nonexistent/vmlinuz" },
           tap: tap.tap,
@@ -277,11 +277,11 @@ describe("QEMU microvm start failures", () => {
           { dns: "1.1.1.1 init=/bin/sh" },
         ]
         for (const b of bad) {
-          const e = yield* Effect.flip(Effect.scoped(vmm.start({ ...good, ...b })))
+          const e = yield* Effect.flip(Effect.scoped(vmm.boot({ ...good, ...b })))
           assert.strictEqual(e._tag, "VmStartError")
         }
         const long = yield* makeQemuMicrovm({ runDir: `/tmp/${"x".repeat(80)}`, accel: "tcg", netns: undefined })
-        const e = yield* Effect.flip(Effect.scoped(long.start(good)))
+        const e = yield* Effect.flip(Effect.scoped(long.boot(good)))
         assert.include(e.message, "too long")
         assert.isFalse(existsSync(path.join(runDir, `vm-${good.sessionId}`)))
       }).pipe(Effect.provide(testImageLayer())),

@@ -1,5 +1,5 @@
-import { hostAllowed, hostMatches, normalizeHost } from "../../core/src/HostPattern.ts"
-import type { ProxyConfig } from "../../core/src/ProxyConfig.ts"
+import { hostAllowed, hostMatches, normalizeHost } from "@paws/core/HostPattern"
+import type { ProxyConfig } from "@paws/core/ProxyConfig"
 
 /** One header to set on the way out: the name as configured (lower-cased) and its value. */
 export interface Injection {

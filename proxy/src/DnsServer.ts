@@ -1,7 +1,7 @@
 import * as dgram from "node:dgram"
 import * as net from "node:net"
 import dnsPacket from "dns-packet"
-import { normalizeHost } from "../../core/src/HostPattern.ts"
+import { normalizeHost } from "@paws/core/HostPattern"
 import type { AccessPolicy } from "./AccessPolicy.ts"
 import type { AuditLog } from "./AuditLog.ts"
 import type { BoundListener } from "./HttpsListener.ts"

@@ -3,6 +3,8 @@ import type * as net from "node:net"
 import type { LeafCertificateCache } from "./LeafCertificateCache.ts"
 import type { makeRequestForwarder } from "./RequestForwarder.ts"
 import type { makeWebSocketForwarder } from "./WebSocketForwarder.ts"
+import type { AuditLog } from "./AuditLog.ts"
+import { makeClientErrorHandler, makeConnectRefusal } from "./ClientErrors.ts"
 
 export interface ListenerLimits {
   readonly maxHeaderBytes: number
@@ -53,6 +55,7 @@ export const startHttpsListener = (options: {
   readonly defaultCertificate: { readonly key: string; readonly cert: string }
   readonly onRequest: ReturnType<typeof makeRequestForwarder>
   readonly onUpgrade: ReturnType<typeof makeWebSocketForwarder>
+  readonly audit: AuditLog
 }): Promise<BoundListener> => {
   const { limits } = options
   const server = https.createServer({
@@ -70,6 +73,8 @@ export const startHttpsListener = (options: {
   server.maxConnections = limits.maxConnections
   server.timeout = limits.idleTimeoutMs
   server.on("upgrade", options.onUpgrade)
+  server.on("clientError", makeClientErrorHandler(options.audit))
+  server.on("connect", makeConnectRefusal(options.audit))
   // Malformed TLS: the socket is already destroyed; one line for whoever reads stderr.
   server.on(
     "tlsClientError",

@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { ProxyConfig } from "../../core/src/ProxyConfig.ts"
-import type { ProxyMessage } from "../../core/src/ProxyConfig.ts"
+import { ProxyConfig } from "@paws/core/ProxyConfig"
+import type { ProxyMessage } from "@paws/core/ProxyConfig"
 
 /**
  * The pipe to the node that spawned this proxy: the config arrives as the first stdin line,

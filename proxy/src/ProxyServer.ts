@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { defaultProxyLimits } from "../../core/src/ProxyConfig.ts"
-import type { ProxyConfig, ProxyPorts } from "../../core/src/ProxyConfig.ts"
+import { defaultProxyLimits } from "@paws/core/ProxyConfig"
+import type { ProxyConfig, ProxyPorts } from "@paws/core/ProxyConfig"
 import { makeAccessPolicy } from "./AccessPolicy.ts"
 import { makeAuditLog } from "./AuditLog.ts"
 import type { AuditLog } from "./AuditLog.ts"
@@ -51,7 +51,11 @@ export const startProxy = (
     const limits = { ...defaultProxyLimits, ...config.limits }
     const policy = makeAccessPolicy(config)
     const secrets = secretNeedles(policy.secrets.map((s) => s.value))
-    const audit = makeAuditLog(write, secrets)
+    // Released last: whatever the throttle still holds is written after the listeners closed.
+    const audit = yield* Effect.acquireRelease(
+      Effect.sync(() => makeAuditLog(write, secrets)),
+      (a) => Effect.sync(a.close),
+    )
     const { ca, noSniCertificatePem } = yield* Effect.promise(() => authority)
     const leaves = makeLeafCertificateCache(ca)
     const defaultCertificate = { key: ca.leafKeyPem, cert: noSniCertificatePem }
@@ -77,6 +81,7 @@ export const startProxy = (
         defaultCertificate,
         onRequest: makeRequestForwarder(deps),
         onUpgrade: makeWebSocketForwarder(deps),
+        audit,
       })
     )
     const http = yield* listener(() =>

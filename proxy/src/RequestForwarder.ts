@@ -9,6 +9,9 @@ import { containsSecret, redactText, SecretFound, SecretScanner } from "./Secret
 import type { SecretNeedles } from "./SecretScanner.ts"
 import type { UpstreamPool } from "./UpstreamPool.ts"
 import { BlockedAddress } from "./UpstreamPool.ts"
+import { BodyMeter } from "./BodyMeter.ts"
+import { framingHeaders } from "./RequestFraming.ts"
+import { encodedBodyHeaders, responseDecoder } from "./ResponseDecoding.ts"
 
 export interface ForwarderDeps {
   readonly judge: RequestJudge
@@ -36,6 +39,10 @@ export const refuse = (
       "content-type": "text/plain; charset=utf-8",
       "content-length": Buffer.byteLength(body),
       "x-paws-decision": refusal.decision,
+      // After a request the proxy would not frame, nothing more on this connection is trusted.
+      ...(refusal.decision === "malformed_request" || refusal.decision === "method_refused"
+        ? { connection: "close" }
+        : {}),
     })
     res.end(body)
   } else res.destroy()
@@ -50,12 +57,16 @@ export const refuse = (
 }
 
 /** Response headers for the guest: hop-by-hop dropped, echoed credential values redacted. */
-export const guestResponseHeaders = (raw: ReadonlyArray<string>, secrets: SecretNeedles | undefined) => {
+export const guestResponseHeaders = (
+  raw: ReadonlyArray<string>,
+  secrets: SecretNeedles | undefined,
+  drop?: ReadonlySet<string>,
+) => {
   const out: Array<string> = []
   let redacted = false
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
-    if (hopByHop.has(name.toLowerCase())) continue
+    if (hopByHop.has(name.toLowerCase()) || drop?.has(name.toLowerCase())) continue
     let value = raw[i + 1]!
     if (secrets && containsSecret(value, secrets)) {
       value = redactText(value, secrets)
@@ -76,7 +87,7 @@ export const blockedOrUpstreamError = (host: string, error: Error): Refusal =>
 export const makeRequestForwarder = (deps: ForwarderDeps) => (req: IncomingMessage, res: ServerResponse) => {
   const started = performance.now()
   const socket = req.socket as TLSSocket
-  const verdict = deps.judge(socket.servername, req.url ?? "/", req.headers, req.rawHeaders)
+  const verdict = deps.judge(socket.servername, req, false)
   if (isRefusal(verdict)) {
     req.resume()
     return refuse(deps, req, res, verdict, socket.servername || String(req.headers.host ?? ""))
@@ -99,7 +110,11 @@ const forward = (
   let decision: Refusal["decision"] | "allowed" = "allowed"
   let reason: string | undefined
 
+  // Until the body is fully written the upstream may still be reading it: a response before then
+  // spoils the connection (never reused), so leftover body bytes can never become a "next request".
+  let bodyWritten = admission.framing.body === "none"
   let upReq = openUpstream(deps, req, admission)
+  upReq.on("finish", () => (bodyWritten = true))
   const fail = (refusal: Refusal) => {
     decision = refusal.decision
     reason = refusal.reason
@@ -115,15 +130,30 @@ const forward = (
   }
 
   const onResponse = (upRes: IncomingMessage) => {
+    if (!bodyWritten) deps.pool.spoil(upReq.socket)
+    const decoder = injected ? responseDecoder(upRes.headers["content-encoding"]) : undefined
+    if (decoder === "unsupported") {
+      fail(refusals.unscannable(host, String(upRes.headers["content-encoding"])))
+      return upReq.destroy()
+    }
     status = upRes.statusCode ?? 502
-    const { headers, redacted } = guestResponseHeaders(upRes.rawHeaders, injected ? deps.secrets : undefined)
+    const { headers, redacted } = guestResponseHeaders(
+      upRes.rawHeaders,
+      injected ? deps.secrets : undefined,
+      decoder === undefined ? undefined : encodedBodyHeaders,
+    )
     if (redacted) echo()
     res.writeHead(status, upRes.statusMessage, headers)
     // Streams (SSE, chunked) get their headers at once; sized bodies travel in the same packet as them.
-    if (upRes.headers["content-length"] === undefined) res.flushHeaders()
+    if (decoder !== undefined || upRes.headers["content-length"] === undefined) res.flushHeaders()
     upRes.on("data", (c: Buffer) => (bytesOut += c.length))
     // pipe, not pipeline: pipeline allocates an AbortController per call, measurable per request.
-    const source = injected ? upRes.pipe(new SecretScanner(deps.secrets, "redact", echo)) : upRes
+    let source: NodeJS.ReadableStream = upRes
+    if (decoder !== undefined) {
+      decoder.on("error", () => res.destroy())
+      source = source.pipe(decoder)
+    }
+    if (injected) source = source.pipe(new SecretScanner(deps.secrets, "redact", echo))
     source.pipe(res)
     upRes.on("error", () => res.destroy())
   }
@@ -132,7 +162,11 @@ const forward = (
     attempt.on("response", onResponse)
     attempt.on("error", (error) => {
       // A pooled connection the upstream closed as we reused it: retry a bodiless request once.
-      if (!retried && attempt.reusedSocket && status === 0 && bytesIn === 0 && req.complete && retryable(req.method)) {
+      if (
+        !retried && attempt.reusedSocket && status === 0 && bytesIn === 0 && req.complete &&
+        admission.framing.body === "none" &&
+        retryable(req.method)
+      ) {
         upReq = openUpstream(deps, req, admission)
         wire(upReq, true)
         upReq.end()
@@ -160,12 +194,20 @@ const forward = (
 
   req.on("data", (c: Buffer) => (bytesIn += c.length))
   // pipe, not pipeline: destroying a server request would destroy the socket before the 502 is written.
-  if (admission.foreign.needles.length > 0) {
-    const scanner = new SecretScanner(admission.foreign, "block", () => {})
-    scanner.on("error", (err) => upReq.destroy(err))
-    req.pipe(scanner).pipe(upReq)
+  const { framing } = admission
+  if (framing.body === "none") {
+    req.resume()
+    upReq.end()
   } else {
-    req.pipe(upReq)
+    const meter = new BodyMeter(framing.body === "length" ? framing.length : undefined)
+    meter.on("error", (err) => upReq.destroy(err))
+    if (admission.foreign.needles.length > 0) {
+      const scanner = new SecretScanner(admission.foreign, "block", () => {})
+      scanner.on("error", (err) => upReq.destroy(err))
+      req.pipe(scanner).pipe(meter).pipe(upReq)
+    } else {
+      req.pipe(meter).pipe(upReq)
+    }
   }
 
   res.on("close", () => {
@@ -195,7 +237,7 @@ const openUpstream = (deps: ForwarderDeps, req: IncomingMessage, admission: Admi
     port: deps.pool.portFor(admission.host),
     method: req.method ?? "GET",
     path: req.url ?? "/",
-    headers: upstreamRequestHeaders(req.rawHeaders, admission.injections, false),
+    headers: upstreamRequestHeaders(req.rawHeaders, admission.injections, false, framingHeaders(admission.framing)),
     agent: deps.pool.agent,
     lookup: deps.pool.lookup,
     setHost: false,

@@ -2,7 +2,7 @@ import { Transform } from "node:stream"
 import type { TransformCallback } from "node:stream"
 
 /**
- * The byte strings under which a credential value may travel: raw, URL-encoded, JSON-escaped and
+ * The byte strings under which a credential value may travel: raw, URL-encoded, JSON-escaped, hex and
  * base64/base64url at each of the three byte alignments (so that a value embedded in a longer
  * base64 text is still found). For `Bearer x` / `token x` the token itself is the secret; for
  * `Basic b64` also the decoded `user:password` and the password.
@@ -39,14 +39,37 @@ const base64Fragments = (core: Buffer): Array<string> => {
   return out
 }
 
+const lowerPercent = (text: string) => text.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())
+
+/**
+ * The forms an echo may take: raw; URL-encoded (upper and lower case hex, and every byte escaped);
+ * JSON-escaped, also with `\/`; hex in either case.
+ */
+const encodings = (core: string): Array<string> => {
+  const bytes = Buffer.from(core)
+  const uri = encodeURIComponent(core)
+  const everyByte = [...bytes].map((b) => "%" + b.toString(16).padStart(2, "0").toUpperCase()).join("")
+  const json = JSON.stringify(core).slice(1, -1)
+  const hex = bytes.toString("hex")
+  return [
+    core,
+    uri,
+    lowerPercent(uri),
+    everyByte,
+    lowerPercent(everyByte),
+    json,
+    json.replace(/\//g, "\\/"),
+    hex,
+    hex.toUpperCase(),
+  ]
+}
+
 export const secretNeedles = (values: ReadonlyArray<string>): SecretNeedles => {
   const set = new Set<string>()
   for (const value of values) {
     for (const core of cores(value)) {
       if (core.length < minCoreLength) continue
-      set.add(core)
-      set.add(encodeURIComponent(core))
-      set.add(JSON.stringify(core).slice(1, -1))
+      for (const form of encodings(core)) set.add(form)
       for (const f of base64Fragments(Buffer.from(core))) if (f.length >= minCoreLength) set.add(f)
     }
   }
@@ -84,7 +107,7 @@ export const redactText = (text: string, secrets: SecretNeedles): string => {
 }
 
 /** Length of the longest suffix of `buf` that is a proper prefix of some needle (may complete later). */
-const pendingLength = (buf: Buffer, secrets: SecretNeedles): number => {
+export const pendingLength = (buf: Buffer, secrets: SecretNeedles): number => {
   let hold = 0
   for (const needle of secrets.needles) {
     for (let i = Math.max(0, buf.length - needle.length + 1); i < buf.length; i++) {

@@ -1,9 +1,10 @@
 import * as dns from "node:dns"
 import type { Agent } from "node:https"
+import type { Duplex } from "node:stream"
 import { https } from "./NodeHttp.ts"
 import type { LookupFunction } from "node:net"
-import type { ProxyUpstream } from "../../core/src/ProxyConfig.ts"
-import { normalizeHost } from "../../core/src/HostPattern.ts"
+import type { ProxyUpstream } from "@paws/core/ProxyConfig"
+import { normalizeHost } from "@paws/core/HostPattern"
 import { isForbiddenAddress } from "./AddressPolicy.ts"
 
 /** The upstream resolved only to addresses the guest may not reach. */
@@ -23,7 +24,15 @@ export class BlockedAddress extends Error {
  * checked address is the one connected to, so DNS rebinding cannot slip a private address in.
  */
 export interface UpstreamPool {
+  /** Keep-alive connections, reused only for sockets never `spoil`ed. */
   readonly agent: Agent
+  /** Fresh connections that are never pooled (WebSocket handshakes: an upgraded socket is never reused). */
+  readonly oneShotAgent: Agent
+  /**
+   * Marks a connection as not reusable: its request's framing was not fully consumed (a response
+   * came before the body was sent), so the upstream may still be reading bytes of it.
+   */
+  readonly spoil: (socket: Duplex | null | undefined) => void
   readonly lookup: LookupFunction
   readonly portFor: (host: string) => number
   readonly close: () => void
@@ -53,20 +62,37 @@ export const makeUpstreamPool = (
     })
   }
 
-  const agent = new https.Agent({
+  const spoiled = new WeakSet<Duplex>()
+  const trust = upstream.caBundlePem === undefined ? {} : { ca: upstream.caBundlePem }
+  // Node asks keepSocketAlive before pooling a freed socket; false destroys it instead.
+  class SpoilAwareAgent extends https.Agent {
+    override keepSocketAlive(socket: Duplex): boolean {
+      if (spoiled.has(socket)) return false
+      return (super.keepSocketAlive as (s: Duplex) => boolean)(socket)
+    }
+  }
+  const agent = new SpoilAwareAgent({
     keepAlive: true,
     keepAliveMsecs: 15_000,
     maxSockets: 128,
     maxFreeSockets: 32,
     scheduling: "lifo",
     timeout: connectTimeoutMs,
-    ...(upstream.caBundlePem === undefined ? {} : { ca: upstream.caBundlePem }),
+    ...trust,
   })
+  const oneShotAgent = new https.Agent({ keepAlive: false, maxFreeSockets: 0, timeout: connectTimeoutMs, ...trust })
 
   return {
     agent,
+    oneShotAgent,
+    spoil: (socket) => {
+      if (socket) spoiled.add(socket)
+    },
     lookup,
     portFor: (host) => overrides.get(normalizeHost(host))?.port ?? 443,
-    close: () => agent.destroy(),
+    close: () => {
+      agent.destroy()
+      oneShotAgent.destroy()
+    },
   }
 }

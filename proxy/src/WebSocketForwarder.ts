@@ -7,7 +7,7 @@ import type { ForwarderDeps } from "./RequestForwarder.ts"
 import { blockedOrUpstreamError, guestResponseHeaders, refusalBody } from "./RequestForwarder.ts"
 import type { Refusal } from "./RequestJudge.ts"
 import { isRefusal, upstreamRequestHeaders } from "./RequestJudge.ts"
-import { SecretScanner } from "./SecretScanner.ts"
+import { WebSocketFrameScanner } from "./WebSocketFrameScanner.ts"
 
 const statusLine = (status: number, message: string | undefined) => `HTTP/1.1 ${status} ${message ?? ""}\r\n`
 
@@ -46,7 +46,7 @@ export const makeWebSocketForwarder = (deps: ForwarderDeps) => (req: IncomingMes
   }
   socket.on("error", () => socket.destroy())
 
-  const verdict = deps.judge(servername, req.url ?? "/", req.headers, req.rawHeaders)
+  const verdict = deps.judge(servername, req, true)
   if (isRefusal(verdict)) return refuse(verdict, servername || "")
   const { host, injections } = verdict
   if (String(req.headers.upgrade).toLowerCase() !== "websocket") {
@@ -60,21 +60,32 @@ export const makeWebSocketForwarder = (deps: ForwarderDeps) => (req: IncomingMes
     method: req.method ?? "GET",
     path: req.url ?? "/",
     headers: upstreamRequestHeaders(req.rawHeaders, injections, true),
-    agent: deps.pool.agent,
+    // A connection of its own, never pooled: it either becomes the WebSocket or is closed.
+    agent: deps.pool.oneShotAgent,
     lookup: deps.pool.lookup,
     setHost: false,
   })
   upReq.on("error", (error) => refuse(blockedOrUpstreamError(host, error), host))
   upReq.on("response", (upRes) => {
-    // The server declined the upgrade: relay its answer and close.
+    // The server declined the upgrade: relay its answer and close both sides.
     const { headers } = guestResponseHeaders(upRes.rawHeaders, injections.length > 0 ? deps.secrets : undefined)
     socket.write(
       statusLine(upRes.statusCode ?? 502, upRes.statusMessage) + headBlock(headers) + "connection: close\r\n\r\n",
     )
     upRes.pipe(socket)
+    upRes.on("end", () => upReq.destroy())
     audit("allowed", host, upRes.statusCode ?? 502)
   })
   upReq.on("upgrade", (upRes, upSocket, upHead) => {
+    if (injections.length > 0 && upRes.headers["sec-websocket-extensions"] !== undefined) {
+      // Never offered on an injected upgrade: compressed frames would hide an echoed credential.
+      upSocket.destroy()
+      return refuse({
+        status: 502,
+        decision: "upstream_error",
+        reason: `${host} accepted the WebSocket with an extension that was not offered; the connection was closed`,
+      }, host)
+    }
     const { headers } = guestResponseHeaders(upRes.rawHeaders, injections.length > 0 ? deps.secrets : undefined)
     socket.write(
       statusLine(101, upRes.statusMessage) + headBlock(headers) + "connection: upgrade\r\nupgrade: websocket\r\n\r\n",
@@ -83,11 +94,14 @@ export const makeWebSocketForwarder = (deps: ForwarderDeps) => (req: IncomingMes
     socket.on("close", () => upSocket.destroy())
     upSocket.on("close", () => socket.destroy())
     if (injections.length > 0) {
-      const scanner = new SecretScanner(
+      const scanner = new WebSocketFrameScanner(
         deps.secrets,
-        "redact",
         () => audit("echo_redacted", host, 101, "an injected credential came back over the WebSocket and was redacted"),
       )
+      scanner.on("error", () => {
+        upSocket.destroy()
+        socket.destroy()
+      })
       if (upHead.length > 0) scanner.write(upHead)
       upSocket.pipe(scanner).pipe(socket)
     } else {

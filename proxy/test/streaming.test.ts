@@ -99,4 +99,48 @@ describe("proxy: streaming and echo protection", () => {
     assert.include(messages[0]!, "authorization=Bearer [redacted-by-paws]")
     assert.strictEqual(messages[1], "echo:ping-1")
   })
+
+  const firstMessage = (path: string) =>
+    new Promise<{ message: string; extensions: string }>((resolve, reject) => {
+      // The ws client offers permessage-deflate by default.
+      const ws = new WebSocket(`wss://ws.test:${world.proxy.ports.https}${path}`, {
+        ca: world.proxy.caPem,
+        lookup: loopbackLookup,
+      })
+      ws.on("message", (data) => {
+        resolve({ message: data.toString(), extensions: ws.extensions })
+        ws.close()
+      })
+      ws.on("error", reject)
+    })
+
+  it("never lets a WebSocket with an injected credential negotiate compression", async () => {
+    const { message, extensions } = await firstMessage("/deflate")
+    const handshake = world.upstreams.received.filter((r) => r.url === "/deflate").at(-1)!
+    assert.isUndefined(handshake.headers["sec-websocket-extensions"])
+    assert.strictEqual(extensions, "")
+    assert.notInclude(message, world.secrets.ws)
+    assert.include(message, "authorization=Bearer [redacted-by-paws]")
+  })
+
+  it("redacts a credential echoed across two WebSocket frames", async () => {
+    const { message } = await firstMessage("/fragmented")
+    assert.notInclude(message, world.secrets.ws)
+    assert.notInclude(message, world.secrets.ws.slice(0, -10))
+    assert.include(message, "authorization=Bearer [redacted-by-paws]")
+  })
+
+  it("decodes a compressed response to an injected request before scanning it for echoes", async () => {
+    for (const encoding of ["gzip", "br", "deflate"]) {
+      const res = await curl([...viaProxy(world, "echo.test", `/compressed?encoding=${encoding}`), "--compressed"])
+      assert.strictEqual(res.status, 200)
+      assert.isUndefined(res.headers["content-encoding"], encoding)
+      assert.notInclude(res.body, world.secrets.echo)
+      assert.include(res.body, "redacted-by-paws")
+    }
+    const odd = await curl(viaProxy(world, "echo.test", "/compressed?encoding=x-paws-unknown"))
+    assert.strictEqual(odd.status, 502)
+    assert.include(odd.body, "cannot decode")
+    assert.notInclude(odd.body, world.secrets.echo)
+  })
 })

@@ -6,6 +6,7 @@ import { isForbiddenAddress } from "../src/AddressPolicy.ts"
 import { auditPath } from "../src/AuditLog.ts"
 import { hostOfHeader, upstreamRequestHeaders } from "../src/RequestJudge.ts"
 import { SecretFound, secretNeedles, SecretScanner } from "../src/SecretScanner.ts"
+import { WebSocketFrameScanner } from "../src/WebSocketFrameScanner.ts"
 
 const collect = async (chunks: ReadonlyArray<Buffer>, scanner: SecretScanner): Promise<string> => {
   const out: Array<Buffer> = []
@@ -22,6 +23,11 @@ describe("SecretScanner", () => {
     JSON.stringify(secret).slice(1, -1),
     Buffer.from(secret).toString("base64"),
     Buffer.from(`xy${secret}`).toString("base64url"),
+    encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+    JSON.stringify(secret).slice(1, -1).replaceAll("/", "\\/"), // PHP-style json_encode
+    Buffer.from(secret).toString("hex"),
+    Buffer.from(secret).toString("hex").toUpperCase(),
+    [...Buffer.from(secret)].map((b) => "%" + b.toString(16).padStart(2, "0")).join(""),
   ]
 
   it("redacts every encoding of a value wherever the stream is split, keeping the length", async () => {
@@ -39,8 +45,59 @@ describe("SecretScanner", () => {
           let found = 0
           const out = await collect(chunks, new SecretScanner(needles, "redact", () => found++))
           assert.strictEqual(out.length, text.length)
+          assert.notInclude(out, form)
           assert.notInclude(out, secret)
           assert.notInclude(out, Buffer.from(secret).toString("base64").slice(4, -4))
+          assert.strictEqual(found, 1)
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+
+  it("redacts a value split across WebSocket frames and reads, keeping every frame's length", async () => {
+    const frame = (payload: Buffer, first: boolean, fin: boolean) => {
+      const head = payload.length < 126
+        ? Buffer.from([(fin ? 0x80 : 0) | (first ? 1 : 0), payload.length])
+        : Buffer.from([(fin ? 0x80 : 0) | (first ? 1 : 0), 126, payload.length >> 8, payload.length & 0xff])
+      return Buffer.concat([head, payload])
+    }
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ maxLength: 300 }),
+        fc.array(fc.nat({ max: 400 }), { maxLength: 4 }),
+        fc.array(fc.nat({ max: 500 }), { maxLength: 6 }),
+        async (filler, frameCuts, readCuts) => {
+          const message = Buffer.from(`{"echo":"${filler}Bearer ${secret}${filler}"}`)
+          const fcuts = [...new Set(frameCuts.map((c) => c % message.length))].sort((a, b) => a - b)
+          const bounds = [0, ...fcuts.filter((c) => c > 0), message.length]
+          const frames = bounds.slice(1).map((end, i) =>
+            frame(message.subarray(bounds[i]!, end), i === 0, i === bounds.length - 2)
+          )
+          const wire = Buffer.concat(frames)
+          const points = [...new Set(readCuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
+          const reads = [0, ...points, wire.length].slice(1).map((end, i, all) =>
+            wire.subarray(i === 0 ? 0 : all[i - 1]!, end)
+          )
+          let found = 0
+          const out: Array<Buffer> = []
+          for await (const c of Readable.from(reads).pipe(new WebSocketFrameScanner(needles, () => found++))) {
+            out.push(c as Buffer)
+          }
+          const result = Buffer.concat(out)
+          assert.strictEqual(result.length, wire.length)
+          // Same frame headers where they were; payloads joined hold no trace of the value.
+          let at = 0
+          const payload: Array<Buffer> = []
+          for (const f of frames) {
+            const headerLength = f[1]! === 126 ? 4 : 2
+            assert.deepStrictEqual(result.subarray(at, at + headerLength), f.subarray(0, headerLength))
+            payload.push(result.subarray(at + headerLength, at + f.length))
+            at += f.length
+          }
+          const text = Buffer.concat(payload).toString()
+          assert.notInclude(text, secret)
+          assert.include(text, "[redacted-by-paws]")
           assert.strictEqual(found, 1)
         },
       ),

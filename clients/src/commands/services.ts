@@ -19,6 +19,6 @@ export const node = Command.make("node", {}, () =>
         )
       )
     }
-    const { NodeApp } = yield* Effect.promise(() => import("../../../node/src/main.ts"))
+    const { NodeApp } = yield* Effect.promise(() => import("@paws/node"))
     return yield* Layer.launch(NodeApp)
   })).pipe(Command.withDescription("Run a node (microVMs, network, proxies); needs root"))

@@ -60,7 +60,7 @@ export const up = Command.make("up", {}, () =>
       PAWS_CONTROL_URL: url,
       PAWS_NODE_TOKEN: token,
     }))
-    const { ImageBuilder } = yield* Effect.promise(() => import("../../../node/src/image/ImageBuilder.ts"))
+    const { ImageBuilder } = yield* Effect.promise(() => import("@paws/node"))
     const started = Date.now()
     yield* Console.error("guest image: checking (the first build downloads Debian packages and takes minutes)…")
     const image = yield* withProgress(
@@ -73,7 +73,7 @@ export const up = Command.make("up", {}, () =>
       Effect.provideService(References.MinimumLogLevel, "Warn"),
     )
     yield* Console.error(`guest image: ready in ${since(started)} (${image.dir})`)
-    const { NodeApp } = yield* Effect.promise(() => import("../../../node/src/main.ts"))
+    const { NodeApp } = yield* Effect.promise(() => import("@paws/node"))
     const nodeStarted = Date.now()
     yield* withProgress(
       "local node",

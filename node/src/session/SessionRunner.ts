@@ -126,7 +126,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
                 gateway: slot.hostIp,
                 dns: slot.hostIp,
               })
-              : vmm.start({
+              : vmm.boot({
                 sessionId: id,
                 image,
                 tap: slot.tap,

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url"
 import { GuestShellError, shellFromExec, withOptions } from "../guest/GuestShell.ts"
 import type { ExecEvent, GuestShell } from "../guest/GuestShell.ts"
 import { runHostCommand } from "../image/HostCommand.ts"
-import { controlPortName } from "./SnapshotMachine.ts"
+import { controlPortName } from "../vmm/MachineArgs.ts"
 
 export class GuestAgentError extends Data.TaggedError("GuestAgentError")<{ readonly message: string }> {}
 

@@ -1,15 +1,10 @@
 import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
-import * as path from "node:path"
-import { runHostCommand } from "../image/HostCommand.ts"
-import { Vmm, vmRunDirName, VmStartError } from "../vmm/Vmm.ts"
+import { Vmm, VmStartError } from "../vmm/Vmm.ts"
 import type { VmHandle } from "../vmm/Vmm.ts"
 import { agentRun, connectGuestAgent } from "./GuestAgent.ts"
 import type { GuestAgent } from "./GuestAgent.ts"
-import { launchQemu } from "../vmm/QemuProcess.ts"
-import { machineArgs } from "./SnapshotMachine.ts"
 import type { Snapshot } from "./SnapshotManifest.ts"
 
 /** Where a clone runs: its VM id (run dir, QEMU name) and an existing TAP. Fixed at load. */
@@ -90,50 +85,13 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
     Effect.gen(function* () {
       const vmm = yield* Vmm
       const load = Effect.fn("SnapshotRestore.load")(function* (snapshot: Snapshot, target: LoadTarget) {
-        const t0 = performance.now()
-        const since = (t: number) => Math.round((performance.now() - t) * 10) / 10
         const m = snapshot.manifest
-        const fail = (message: string, detail?: string) =>
-          new VmStartError({ sessionId: target.sessionId, message, ...(detail === undefined ? {} : { detail }) })
-        const runDir = path.join(vmm.runDir, vmRunDirName(target.sessionId))
-        yield* Effect.acquireRelease(
-          Effect.tryPromise({
-            try: async () => {
-              await fs.mkdir(vmm.runDir, { recursive: true })
-              await fs.mkdir(runDir, { mode: 0o700 })
-            },
-            catch: (e) => fail(`cannot create ${runDir}: ${(e as Error).message}`),
-          }),
-          () => Effect.promise(() => fs.rm(runDir, { recursive: true, force: true })),
-        )
-        const file = (f: string) => path.join(runDir, f)
-        const overlayPath = file("disk.qcow2")
-        yield* runHostCommand("qemu-img", [
-          ...["create", "-q", "-f", "qcow2", "-b", snapshot.diskPath, "-F", "qcow2", overlayPath],
-        ]).pipe(Effect.mapError((e) => fail("qemu-img create failed", e.stderr)))
-        // QEMU has dropped to nobody when it reads the device state (fd 4, `migrate-incoming fd:4`)
-        // and when `cont` activates the disk, which reopens it: through fd set 1 (fd 3), not a path
-        // in the root-only data dir.
-        const open = (p: string, flags: string) =>
-          Effect.acquireRelease(
-            Effect.tryPromise({
-              try: () => fs.open(p, flags),
-              catch: (e) => fail(`cannot open ${p}: ${(e as Error).message}`),
-            }),
-            (h) => Effect.promise(() => h.close()),
-          )
-        const disk = yield* open(overlayPath, "r+")
-        const state = yield* open(snapshot.statePath, "r")
-        const diskReadOnly = yield* open(overlayPath, "r") // an fd set hands out fds by access mode
-        const consoleLogPath = file("console.log")
-        const q = yield* launchQemu({
+        const since = (t: number) => Math.round((performance.now() - t) * 10) / 10
+        const fail = (message: string) => new VmStartError({ sessionId: target.sessionId, message })
+        const machine = yield* vmm.restore({
           sessionId: target.sessionId,
-          netns: vmm.netns,
-          qmpPath: file("qmp.sock"),
-          stderrPath: file("qemu.log"),
-          consoleLogPath,
-          fds: [disk.fd, state.fd, diskReadOnly.fd],
-          argv: machineArgs({
+          tap: target.tap,
+          spec: {
             accelerator: m.accelerator,
             memoryMB: m.memoryMB,
             vcpus: m.vcpus,
@@ -141,57 +99,19 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
             initrdPath: snapshot.image.initrdPath,
             cmdline: m.cmdline,
             guestMac: m.macPlan.guestMac,
-          }, {
-            sessionId: target.sessionId,
-            tap: target.tap,
-            diskPath: "/dev/fdset/1",
-            fdSets: [{ fd: 3, set: 1 }, { fd: 5, set: 1 }],
-            ramPath: snapshot.ramPath,
-            ramShared: false,
-            qmpPath: file("qmp.sock"),
-            consoleLogPath,
-            controlPath: file("ctl.sock"),
-            runAs: process.getuid?.() === 0 ? "nobody" : undefined,
-            incoming: true,
-          }),
-        })
-        const qmpAt = since(t0)
-        const orDiagnose = <A, E extends { readonly message: string }, R>(eff: Effect.Effect<A, E, R>) =>
-          eff.pipe(Effect.catch((e) => Effect.flatMap(q.diagnostics, (d) => Effect.fail(fail(e.message, d)))))
-        // Connected before the guest resumes, so the agent's port never sees the host go away.
-        const agent = yield* orDiagnose(connectGuestAgent(file("ctl.sock")))
-        const qmp = (cmd: string, args?: Record<string, unknown>) => orDiagnose(q.qmp.execute(cmd, args))
-        yield* qmp("migrate-set-capabilities", { capabilities: [{ capability: "x-ignore-shared", state: true }] })
-        yield* qmp("migrate-incoming", { uri: "fd:4" })
-        for (;;) {
-          const s = (yield* qmp("query-status")) as { status: string }
-          if (s.status === "paused") break
-          if (s.status !== "inmigrate") {
-            return yield* Effect.flatMap(q.diagnostics, (d) => Effect.fail(fail(`restore ended in ${s.status}`, d)))
-          }
-          yield* Effect.sleep(2)
-        }
-        const loadedAt = since(t0)
-        const readText = (p: string) => Effect.promise(() => fs.readFile(p, "utf8").catch(() => ""))
-        const vm: VmHandle = {
-          sessionId: target.sessionId,
-          pid: q.pid,
-          accelerator: m.accelerator,
-          netns: vmm.netns,
-          runDir,
-          overlayPath,
-          consoleLogPath,
-          console: readText(consoleLogPath),
-          exited: q.exited,
-          qmp: (cmd, a) => q.qmp.execute(cmd, a),
-        }
+          },
+          diskPath: snapshot.diskPath,
+          ramPath: snapshot.ramPath,
+          statePath: snapshot.statePath,
+        }, (controlPath) => connectGuestAgent(controlPath).pipe(Effect.mapError((e) => fail(e.message))))
+        const { vm, attached: agent, diagnose: orDiagnose } = machine
         let resumed = false
         const resume = (network: GuestNetwork) =>
           Effect.gen(function* () {
             if (resumed) return yield* fail("this clone was already resumed")
             resumed = true
             const t1 = performance.now()
-            yield* qmp("cont")
+            yield* machine.cont
             const resumedAt = since(t1)
             // Drawn now, never at load: a pooled clone waits paused and must share nothing with others.
             const seed = randomBytes(64).toString("hex")
@@ -202,24 +122,22 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
                 agentTimeoutMs,
               ),
             )
-            if (reply !== "ok") {
-              return yield* Effect.flatMap(q.diagnostics, (d) => Effect.fail(fail(`guest refresh failed: ${reply}`, d)))
-            }
+            if (reply !== "ok") return yield* machine.fail(`guest refresh failed: ${reply}`)
             return { resumed: resumedAt, refreshed: since(t1) }
           }).pipe(Effect.withSpan("SnapshotRestore.resume"))
         const warm = Effect.gen(function* () {
           if (resumed) return yield* fail("this clone was already resumed")
-          yield* qmp("cont")
+          yield* machine.cont
           yield* orDiagnose(agent.writeFile("/run/paws/warm", "warm\n"))
           const out = yield* orDiagnose(agentRun(agent, "cd /root && exec sh -c 'echo warm'", agentTimeoutMs))
           if (out.output !== "warm") return yield* fail(`warm-up exec answered ${JSON.stringify(out)}`)
-          yield* qmp("stop")
+          yield* machine.stop
         }).pipe(Effect.withSpan("SnapshotRestore.warm"))
         const loaded: LoadedVm = {
           vm,
           agent,
-          running: q.running,
-          timings: { qmp: qmpAt, loaded: loadedAt },
+          running: machine.running,
+          timings: machine.timings,
           resume,
           warm,
         }

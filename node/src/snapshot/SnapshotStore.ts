@@ -3,7 +3,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { ImageStore } from "../image/ImageStore.ts"
 import { Vmm } from "../vmm/Vmm.ts"
-import { deviceSignature } from "./SnapshotMachine.ts"
+import { deviceSignature } from "../vmm/MachineArgs.ts"
 import {
   mismatchReason,
   readSnapshotManifest,

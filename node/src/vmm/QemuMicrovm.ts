@@ -2,7 +2,8 @@ import { Config, Effect, Layer, Option, Semaphore } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { dataDirConfig } from "../image/GuestImage.ts"
-import { runHostCommand } from "../image/HostCommand.ts"
+import { createOverlay, makeRunDir } from "./RunDir.ts"
+import { makeSnapshotVms } from "./SnapshotVms.ts"
 import { decideAccelerator, tscArgs } from "./AccelProbe.ts"
 import { launchQemu } from "./QemuProcess.ts"
 import { Vmm, vmProcessName, vmRunDirName, VmStartError } from "./Vmm.ts"
@@ -59,7 +60,7 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
         ),
       )
 
-    const start = Effect.fn("Vmm.start")(function* (vm: VmConfig) {
+    const boot = Effect.fn("Vmm.boot")(function* (vm: VmConfig) {
       const runDir = path.join(runRoot, vmRunDirName(vm.sessionId))
       const fail = (message: string, detail?: string) =>
         new VmStartError({ sessionId: vm.sessionId, message, ...(detail === undefined ? {} : { detail }) })
@@ -67,33 +68,13 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
       if (invalid !== undefined) return yield* fail(invalid)
       const accel = yield* accelerator(vm.image.kernelPath)
 
-      // 1. runtime dir (removed last, after QEMU is gone)
-      yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: async () => {
-            await fs.mkdir(runRoot, { recursive: true })
-            await fs.mkdir(runDir, { mode: 0o700 })
-          },
-          catch: (e) => fail(`cannot create ${runDir}: ${(e as Error).message}`),
-        }),
-        () => Effect.promise(() => fs.rm(runDir, { recursive: true, force: true })),
-      )
+      // 1. runtime dir (removed last, after QEMU is gone) and the disk overlay
+      yield* makeRunDir(vm.sessionId, runRoot, vmRunDirName(vm.sessionId))
       const overlayPath = path.join(runDir, "disk.qcow2")
       const consoleLogPath = path.join(runDir, "console.log")
       const qmpPath = path.join(runDir, "qmp.sock")
       const stderrPath = path.join(runDir, "qemu.log")
-      yield* runHostCommand("qemu-img", [
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-b",
-        vm.image.rootfsPath,
-        "-F",
-        "raw",
-        overlayPath,
-      ])
-        .pipe(Effect.mapError((e) => fail("qemu-img create failed", e.stderr)))
+      yield* createOverlay(vm.sessionId, vm.image.rootfsPath, "raw", overlayPath)
 
       // 2. QEMU itself; release = QMP quit, then SIGKILL after a grace period
       const runAs = options.runAs === undefined ? (process.getuid?.() === 0 ? "nobody" : undefined) : options.runAs
@@ -121,7 +102,8 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
       return handle
     })
 
-    return Vmm.of({ start, accelerator, netns, runDir: runRoot })
+    const snapshots = makeSnapshotVms(runRoot, netns)
+    return Vmm.of({ boot, ...snapshots, accelerator, netns, runDir: runRoot })
   })
 
 /** These values land in QEMU's comma-separated options, paths and sockets: reject anything odd. */

@@ -6,6 +6,7 @@ import * as path from "node:path"
 import { connectQmp } from "./Qmp.ts"
 import type { Qmp } from "./Qmp.ts"
 import { VmStartError } from "./Vmm.ts"
+import { runHostCommand } from "../image/HostCommand.ts"
 
 const stopGraceMs = 2_000
 const qmpTimeoutMs = 10_000
@@ -90,3 +91,9 @@ export const launchQemu = (o: {
 
 /** `dir/name` resolved, for QEMU arguments (QEMU resolves relative paths against its own cwd). */
 export const inDir = (dir: string, name: string) => path.resolve(dir, name)
+
+/** The first line of `qemu-system-x86_64 --version`, recorded in each snapshot's manifest. */
+export const qemuVersion = runHostCommand("qemu-system-x86_64", ["--version"]).pipe(
+  Effect.map((r) => r.stdout.split("\n")[0]!.trim()),
+  Effect.orElseSucceed(() => "unknown"),
+)

@@ -2,6 +2,8 @@ import { Context, Data } from "effect"
 import type { Effect, Scope } from "effect"
 import type { GuestImage } from "../image/GuestImage.ts"
 import type { QmpError } from "./Qmp.ts"
+import type { MachineSpec } from "./MachineArgs.ts"
+import type { QemuProcess } from "./QemuProcess.ts"
 
 export type Accelerator = "kvm" | "tcg"
 
@@ -47,9 +49,69 @@ export class VmStartError extends Data.TaggedError("VmStartError")<{
   readonly detail?: string
 }> {}
 
+/** A snapshot's source VM: booted with its RAM in a shared file under `dir`, its disk an overlay there. */
+export interface SnapshotSourceConfig {
+  readonly sessionId: string
+  /** The snapshot's (temporary) directory: disk, RAM and state files land here. */
+  readonly dir: string
+  readonly files: { readonly disk: string; readonly ram: string; readonly state: string }
+  /** The image's raw root filesystem. */
+  readonly baseDisk: string
+  readonly spec: MachineSpec
+  readonly tap: string
+}
+
+export interface SnapshotSourceVm {
+  readonly sessionId: string
+  /** The guest agent's channel (a unix socket QEMU serves). */
+  readonly controlPath: string
+  readonly process: QemuProcess
+  readonly stateFile: string
+}
+
+/** A clone of a snapshot: its files, the machine it was made on, and where the clone runs. */
+export interface RestoreConfig {
+  readonly sessionId: string
+  readonly tap: string
+  readonly spec: MachineSpec
+  /** The snapshot's qcow2 disk (the clone gets an overlay over it). */
+  readonly diskPath: string
+  /** Mapped privately: the clone's writes never reach the file. */
+  readonly ramPath: string
+  readonly statePath: string
+}
+
+/** A clone with its device state loaded, paused. `A` is what `attach` made of its guest channel. */
+export interface RestoredMachine<A> {
+  readonly vm: VmHandle
+  readonly attached: A
+  readonly running: () => boolean
+  /** ms since the restore began: QEMU up (QMP), state loaded (paused). */
+  readonly timings: { readonly qmp: number; readonly loaded: number }
+  readonly cont: Effect.Effect<void, VmStartError>
+  readonly stop: Effect.Effect<void, VmStartError>
+  /** Errors of `eff` as VmStartErrors carrying this QEMU's diagnostics. */
+  readonly diagnose: <B, E extends { readonly message: string }, R>(
+    eff: Effect.Effect<B, E, R>,
+  ) => Effect.Effect<B, VmStartError, R>
+  readonly fail: (message: string) => Effect.Effect<never, VmStartError>
+}
+
 export class Vmm extends Context.Service<Vmm, {
-  /** Boots a VM; the handle lives as long as the surrounding Scope. */
-  readonly start: (config: VmConfig) => Effect.Effect<VmHandle, VmStartError, Scope.Scope>
+  /** Cold-boots a VM from an image; the handle lives as long as the surrounding Scope. */
+  readonly boot: (config: VmConfig) => Effect.Effect<VmHandle, VmStartError, Scope.Scope>
+  /** Boots a snapshot's source VM (shared RAM file, guest agent port) in the scope. */
+  readonly bootSource: (config: SnapshotSourceConfig) => Effect.Effect<SnapshotSourceVm, VmStartError, Scope.Scope>
+  /** Pauses a source VM and writes its device state next to its RAM and disk. */
+  readonly save: (source: SnapshotSourceVm) => Effect.Effect<void, VmStartError>
+  /**
+   * Starts a clone in the scope, up to "state loaded, paused"; `attach` runs once QEMU is up and
+   * before the state loads (the guest agent connects there).
+   */
+  readonly restore: <A>(
+    config: RestoreConfig,
+    attach: (controlPath: string) => Effect.Effect<A, VmStartError, Scope.Scope>,
+  ) => Effect.Effect<RestoredMachine<A>, VmStartError, Scope.Scope>
   /** The accelerator VMs get (probed once: KVM only when a probe boot under KVM works). */
   readonly accelerator: (kernelPath: string) => Effect.Effect<Accelerator>
   /** Network namespace QEMU runs in (config `PAWS_NODE_NETNS`), if any. */

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process"
 import * as https from "node:https"
+import * as zlib from "node:zlib"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { WebSocketServer } from "ws"
@@ -100,6 +101,18 @@ export const startTestUpstreams = async (options: { gitRoot: string; gitAuth: st
           embedded: Buffer.from(`user=${auth};`).toString("base64"),
           url: encodeURIComponent(auth),
         })
+        // /compressed?encoding=E answers in E whatever Accept-Encoding said (a careless upstream).
+        const encoding = new URL(req.url ?? "/", "https://echo.test").searchParams.get("encoding")
+        if (encoding !== null) {
+          const encoders: Record<string, (b: Buffer) => Buffer> = {
+            gzip: zlib.gzipSync,
+            br: zlib.brotliCompressSync,
+            deflate: zlib.deflateSync,
+          }
+          const encoded = (encoders[encoding] ?? ((b: Buffer) => b))(Buffer.from(body))
+          res.writeHead(200, { "content-type": "application/json", "content-encoding": encoding })
+          return res.end(encoded)
+        }
         res.writeHead(200, {
           "content-type": "application/json",
           "x-echo-authorization": String(req.headers.authorization ?? ""),
@@ -133,10 +146,18 @@ export const startTestUpstreams = async (options: { gitRoot: string; gitAuth: st
     req.on("end", () => json(res, 200, { host, headers: req.headers }))
   })
   const wss = new WebSocketServer({ noServer: true })
+  // /deflate accepts permessage-deflate when offered; /fragmented splits its hello into two frames
+  // in the middle of the authorization value.
+  const deflating = new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 0 } })
   server.on("upgrade", (req, socket, head) => {
     received.push({ host: "ws.test", method: "GET", url: req.url ?? "", headers: { ...req.headers } })
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.send(`hello; you sent authorization=${req.headers.authorization ?? ""}`)
+    ;(req.url === "/deflate" ? deflating : wss).handleUpgrade(req, socket, head, (ws) => {
+      const hello = `hello; you sent authorization=${req.headers.authorization ?? ""}`
+      if (req.url === "/fragmented") {
+        const cut = hello.length - 10
+        ws.send(hello.slice(0, cut), { fin: false })
+        ws.send(hello.slice(cut), { fin: true })
+      } else ws.send(hello)
       ws.on("message", (data) => ws.send(`echo:${data.toString()}`))
     })
   })
@@ -148,6 +169,7 @@ export const startTestUpstreams = async (options: { gitRoot: string; gitAuth: st
     close: () =>
       new Promise((resolve) => {
         wss.close()
+        deflating.close()
         server.closeAllConnections()
         server.close(() => resolve())
       }),

@@ -1,5 +1,5 @@
-import { vmProcessName } from "../vmm/Vmm.ts"
-import type { Accelerator } from "../vmm/Vmm.ts"
+import { vmProcessName } from "./Vmm.ts"
+import type { Accelerator } from "./Vmm.ts"
 
 /** What must be identical between a snapshot's source VM and every clone. */
 export interface MachineSpec {
