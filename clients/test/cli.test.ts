@@ -53,6 +53,30 @@ describe("paws CLI against a real control plane", () => {
     expect(got.stdout + got.stderr + created.stdout + created.stderr).not.toContain(secret)
   })
 
+  it("a wildcard --cred needs --allow-wildcard-credential; over a public suffix the CLI prints the API's warning", async () => {
+    const cred = ["--allow", "*.github.io", "--cred", "*.github.io:x-api-key=$PAWS_TEST_SECRET"]
+    const withSecret = { ...env, PAWS_TEST_SECRET: "sk-wildcard-cli-secret" }
+    const refused = await paws(["run", "-d", ...cred, "--", "true"], withSecret)
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain("allowWildcardCredential")
+    const accepted = await paws(["run", "-d", "--allow-wildcard-credential", ...cred, "--", "true"], withSecret)
+    expect(accepted.code).toBe(0)
+    expect(accepted.stderr).toMatch(/warning: network\.credentials\.\*\.github\.io: .*public suffix/)
+    await paws(["sessions", "cancel", accepted.stdout.trim()], env)
+  })
+
+  it("creates a node token bound to a node id with control's capacity cap", async () => {
+    const created = await paws(
+      ["nodes", "token", "create", "--name", "rack-9", "--node-id", "n-rack-9", "--max-concurrent", "3"],
+      env,
+    )
+    expect(created.code).toBe(0)
+    const listed = await paws(["nodes", "token", "list", "--json"], env)
+    expect(JSON.parse(listed.stdout)).toContainEqual(
+      expect.objectContaining({ name: "rack-9", nodeId: "n-rack-9", maxConcurrent: 3 }),
+    )
+  })
+
   it("explains bad input and missing configuration with the fix", async () => {
     const badCred = await paws(["run", "--cred", "nohost", "--", "true"], env)
     expect(badCred.code).toBe(1)

@@ -51,6 +51,11 @@ const toApiKey = (row: KeyRow): ApiKey => ({
  */
 export class ApiKeys extends Context.Service<ApiKeys, {
   readonly authenticate: (token: string) => Effect.Effect<Principal, Unauthorized>
+  /**
+   * Fails when key `keyId` has been revoked (at once on this replica, within the cache TTL of
+   * 5 s on others): long-lived holders of a key's authority (Cap'n Web capabilities) ask again.
+   */
+  readonly stillValid: (keyId: string) => Effect.Effect<void, Unauthorized>
   readonly create: (name: string, scopes: ReadonlyArray<ApiScope>) => Effect.Effect<CreatedApiKey>
   readonly list: Effect.Effect<ReadonlyArray<ApiKey>>
   readonly revoke: (id: string) => Effect.Effect<ApiKey, ApiKeyNotFound>
@@ -67,9 +72,9 @@ export class ApiKeys extends Context.Service<ApiKeys, {
 
       const unauthorized = (message: string) => new Unauthorized({ message })
 
-      const lookup = Effect.fnUntraced(function* (id: string, now: number) {
+      const lookup = Effect.fnUntraced(function* (id: string, now: number, maxAgeMs = cacheTtlMs) {
         const hit = cache.get(id)
-        if (hit !== undefined && now - hit.at < cacheTtlMs) return hit
+        if (hit !== undefined && now - hit.at < maxAgeMs) return hit
         const rows = yield* sql<KeyRow>`SELECT * FROM api_keys WHERE id = ${id}`.pipe(Effect.orDie)
         const row = rows[0]
         if (row === undefined) return undefined
@@ -102,6 +107,12 @@ export class ApiKeys extends Context.Service<ApiKeys, {
           yield* Effect.forkDetach(sql`UPDATE api_keys SET last_used_at = now() WHERE id = ${id}`.pipe(Effect.ignore))
         }
         return { keyId: id, scopes: entry.scopes }
+      })
+
+      const stillValid = Effect.fnUntraced(function* (keyId: string) {
+        // 4 s, not the 5 s TTL: with a check every second, a revocation on another replica bites within 5 s.
+        const entry = yield* lookup(keyId, yield* Clock.currentTimeMillis, cacheTtlMs - 1_000)
+        if (entry === undefined || entry.revoked) return yield* unauthorized("API key has been revoked")
       })
 
       const create = Effect.fn("ApiKeys.create")(function* (name: string, scopes: ReadonlyArray<ApiScope>) {
@@ -142,7 +153,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         )
       })).pipe(Effect.orDie, Effect.withSpan("ApiKeys.bootstrap"))
 
-      return ApiKeys.of({ authenticate, create, list, revoke, bootstrap })
+      return ApiKeys.of({ authenticate, stillValid, create, list, revoke, bootstrap })
     }),
   )
 }

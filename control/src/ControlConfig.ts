@@ -10,7 +10,8 @@ export const controlConfigKeys: ReadonlyArray<
   {
     name: "PAWS_DATA_DIR",
     default: ".paws",
-    description: "directory for the embedded database, the vault key file and the first admin key file",
+    description: "directory for the embedded database, the vault key file and the first admin key file " +
+      "(control refuses to start when it or vault.key is reachable by group or other users)",
   },
   {
     name: "DATABASE_URL",
@@ -51,6 +52,12 @@ export const controlConfigKeys: ReadonlyArray<
     default: "86400000",
     description:
       "how long a lost node stays listed (status lost, lastSeenAt) unless it returns or its token is revoked",
+  },
+  {
+    name: "PAWS_NODE_MAX_CONCURRENT",
+    default: "64",
+    description: "most sessions control runs at once on one node, whatever the node reports " +
+      "(a node token's maxConcurrent replaces it for that node)",
   },
   {
     name: "PAWS_NODES",

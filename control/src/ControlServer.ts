@@ -15,6 +15,7 @@ import { LiveGateway } from "./LiveGateway.ts"
 import { NodeGateway } from "./NodeGateway.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
 import { NodeTokens } from "./NodeTokens.ts"
+import { PrivateDataDir } from "./PrivateFiles.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
@@ -36,6 +37,8 @@ export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Sna
   Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
   Layer.provideMerge(Database),
+  // Before the database opens anything in it.
+  Layer.provide(PrivateDataDir),
 )
 
 const bootstrap = Layer.effectDiscard(Effect.gen(function* () {

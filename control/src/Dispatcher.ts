@@ -6,11 +6,12 @@ import {
   type SessionEvent,
   type SessionId,
 } from "@paws/core"
-import { Context, Effect, Fiber, Layer, Stream } from "effect"
+import { Cause, Context, Effect, Fiber, Layer, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
+import { redactCredentials } from "./RedactCredentials.ts"
 import { type ClaimedSession, SessionStore } from "./SessionStore.ts"
 import { Vault } from "./Vault.ts"
 
@@ -82,12 +83,15 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           yield* feed.publish(id)
         })
 
-      const run = (claimed: ClaimedSession, entry: NodeEntry) =>
-        Effect.gen(function* () {
+      const run = (claimed: ClaimedSession, entry: NodeEntry) => {
+        // What this dispatch carried: anything the node says back is logged only with these values redacted.
+        let sent: SessionDispatch["network"]["credentials"] = {}
+        return Effect.gen(function* () {
           const { id, spec } = claimed
           const credentials = claimed.credentials === null
             ? {}
             : JSON.parse(yield* vault.open(claimed.credentials, id)) as SessionDispatch["network"]["credentials"]
+          sent = credentials
           const dispatch: SessionDispatch = {
             sessionId: id,
             snapshot: spec.snapshot,
@@ -119,8 +123,10 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           }),
           // Our own interrupt (stop, shutdown) never reaches this handler; an interrupt here came
           // from the node's side (it shut down, or its link closed), so the node is lost too.
+          // A node's refusal (e.g. its schema issue text) may quote the payload: never log credential values.
           Effect.catchCause((cause) =>
-            Effect.logWarning("node lost during dispatch", cause).pipe(
+            Effect.logWarning("node lost during dispatch").pipe(
+              Effect.annotateLogs({ session: claimed.id, cause: redactCredentials(Cause.pretty(cause), sent) }),
               Effect.andThen(lost(claimed.id, "node_lost")),
             )
           ),
@@ -133,6 +139,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             yield* signal.kick
           })),
         )
+      }
 
       const withFreeSlots = (info: NodeInfo): NodeInfo => {
         const busy = perNode.get(info.id) ?? 0

@@ -28,6 +28,8 @@ export interface LiveServices {
 const failure = (tag: string, message: string): Error => Object.assign(new Error(message), { name: tag })
 
 const decodeSpec = Schema.decodeUnknownEffect(SessionSpec)
+/** How often a long-running call (subscribe) re-checks its key (ApiKeys.stillValid): a revocation bites within 5 s. */
+const revocationCheckMs = 1_000
 const decodeId = Schema.decodeUnknownEffect(SessionId)
 
 /**
@@ -47,9 +49,21 @@ export class LiveSessions extends RpcTarget {
     if (!scopeAllows(this.#principal.scopes, scope)) {
       return Promise.reject(failure("Forbidden", `this API key lacks the ${scope} scope`))
     }
-    return Effect.runPromiseWith(this.#live.context)(effect.pipe(
-      Effect.mapError((e) => failure(e._tag, e.message ?? e._tag)),
-    ))
+    // A capability is only as good as its key: every call re-checks it, and a call that runs on
+    // (subscribe) is cut off within one check interval of the key's revocation.
+    const valid = this.#live.keys.stillValid(this.#principal.keyId)
+    const revoked = valid.pipe(
+      Effect.delay(revocationCheckMs),
+      Effect.forever,
+      Effect.flip,
+      Effect.flatMap(Effect.fail),
+    )
+    return Effect.runPromiseWith(this.#live.context)(
+      valid.pipe(
+        Effect.andThen(Effect.raceFirst(effect, revoked)),
+        Effect.mapError((e) => failure(e._tag, e.message ?? e._tag)),
+      ),
+    )
   }
 
   createSession(spec: unknown): Promise<SessionAccepted> {

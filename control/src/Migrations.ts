@@ -61,4 +61,9 @@ export const migrations = Migrator.fromRecord({
     // Audit events a node reported for the session, stored or not: what enforces the per-session cap.
     yield* sql`ALTER TABLE sessions ADD COLUMN audit_events integer NOT NULL DEFAULT 0`
   }),
+  "0005_node_token_binding": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE node_tokens ADD COLUMN node_id text`
+    yield* sql`ALTER TABLE node_tokens ADD COLUMN max_concurrent integer`
+  }),
 })

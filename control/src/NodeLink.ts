@@ -1,4 +1,4 @@
-import { type NodeInfo, NodeRpcs } from "@paws/core"
+import { type NodeInfo, nodeMaxConcurrentLimit, NodeRpcs } from "@paws/core"
 import { Config, Data, Deferred, Effect, Exit, Schema, Scope } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
@@ -9,11 +9,32 @@ const millis = (name: string, fallback: number) =>
     Config.withDefault(fallback),
   )
 
-/** How often control asks a node for its status, and how long a silent node lives on. */
+/**
+ * How often control asks a node for its status, how long a silent node lives on, and the most
+ * sessions control runs on one node at once (unless its node token sets its own maxConcurrent).
+ */
 export const nodeLinkConfig = Config.all({
   heartbeatMs: millis("PAWS_NODE_HEARTBEAT_MS", 10_000),
   lostAfterMs: millis("PAWS_NODE_LOST_AFTER_MS", 30_000),
+  maxConcurrent: Config.schema(
+    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: nodeMaxConcurrentLimit }))),
+    "PAWS_NODE_MAX_CONCURRENT",
+  ).pipe(Config.withDefault(64)),
 })
+
+/** A node's report with its capacity cut to what control allows: a node cannot talk itself into more work. */
+export const capCapacity = (info: NodeInfo, max: number): NodeInfo => {
+  const maxConcurrent = Math.max(0, Math.min(info.capacity.maxConcurrent, max))
+  const running = Math.max(0, info.capacity.running)
+  return {
+    ...info,
+    capacity: {
+      maxConcurrent,
+      running,
+      available: Math.max(0, Math.min(info.capacity.available, maxConcurrent - running)),
+    },
+  }
+}
 
 export class NodeLinkRefused extends Data.TaggedError("NodeLinkRefused")<{ readonly message: string }> {}
 
@@ -46,15 +67,23 @@ const killable = (socket: Socket.Socket, kill: Effect.Effect<void>): Socket.Sock
  * `heartbeatMs` keeps its capacity and last-seen time current. Then the registry lists it as
  * `lost` (never dispatched to) until it calls home again. When the link ends, the protocol has already
  * failed every in-flight RunSession with an RpcClientError, so the Dispatcher re-queues
- * sessions whose VM never ran and fails running ones with `node_lost`.
+ * sessions whose VM never ran and fails running ones with `node_lost`. Every report's capacity
+ * is capped at `maxConcurrent` (else PAWS_NODE_MAX_CONCURRENT); a second link claiming the id of
+ * a connected node is refused.
  */
 export const runNodeLink = (
   socket: Socket.Socket,
-  options: { readonly expectedId?: string; readonly until?: Effect.Effect<void> } = {},
+  options: {
+    readonly expectedId?: string
+    readonly until?: Effect.Effect<void>
+    readonly maxConcurrent?: number | null
+  } = {},
 ): Effect.Effect<void, NodeLinkRefused, NodeRegistry> =>
   Effect.scoped(Effect.gen(function* () {
     const registry = yield* NodeRegistry
-    const { heartbeatMs, lostAfterMs } = yield* Effect.orDie(nodeLinkConfig)
+    const config = yield* Effect.orDie(nodeLinkConfig)
+    const { heartbeatMs, lostAfterMs } = config
+    const cap = options.maxConcurrent ?? config.maxConcurrent
     const gone = yield* Deferred.make<void>()
     // The registration ends in onDisconnect, which the protocol runs before it fails in-flight
     // calls: a lost node is gone from the registry before its sessions are failed or re-queued.
@@ -79,7 +108,7 @@ export const runNodeLink = (
     const client = yield* RpcClient.make(NodeRpcs).pipe(Effect.provideService(RpcClient.Protocol, protocol))
     const status = client.NodeStatus().pipe(
       Effect.timeout(lostAfterMs),
-      Effect.map((info): NodeInfo => ({ ...info, lastSeenAt: new Date().toISOString() })),
+      Effect.map((info): NodeInfo => capCapacity({ ...info, lastSeenAt: new Date().toISOString() }, cap)),
     )
     const info = yield* status.pipe(
       Effect.mapError((e) => new NodeLinkRefused({ message: `node did not report its status: ${e.message}` })),
@@ -90,10 +119,14 @@ export const runNodeLink = (
       })
     }
     const log = (message: string) => Effect.logInfo(message).pipe(Effect.annotateLogs({ node: info.id }))
-    yield* registry.register({ info, client }).pipe(Scope.provide(registration))
+    yield* registry.register({ info, client }).pipe(
+      Scope.provide(registration),
+      Effect.mapError((e) => new NodeLinkRefused({ message: e.message })),
+    )
     yield* Effect.scoped(Effect.gen(function* () {
       yield* status.pipe(
-        Effect.flatMap(registry.update),
+        // The id is the one this link registered: a node cannot rewrite another node's entry.
+        Effect.flatMap((next) => registry.update({ ...next, id: info.id })),
         Effect.catchCause((cause) =>
           Effect.logWarning("node heartbeat failed").pipe(Effect.annotateLogs({ node: info.id, cause }))
         ),

@@ -1,5 +1,5 @@
 import type { NodeInfo, NodeRpcs } from "@paws/core"
-import { Config, Context, Effect, Layer, Schema, type Scope } from "effect"
+import { Config, Context, Data, Effect, Layer, Schema, type Scope } from "effect"
 import type { RpcClient, RpcClientError } from "effect/rpc"
 import { QueueSignal } from "./QueueSignal.ts"
 
@@ -10,6 +10,9 @@ export interface NodeEntry {
   readonly info: NodeInfo
   readonly client: NodeClient
 }
+
+/** A second connection claimed the id of a node that is still connected: refused, the first stays. */
+export class NodeIdInUse extends Data.TaggedError("NodeIdInUse")<{ readonly message: string }> {}
 
 /** How long a lost node stays listed (as `lost`) unless it comes back or is forgotten. */
 export const lostRetentionConfig = Config.schema(
@@ -30,9 +33,12 @@ const asLost = (info: NodeInfo): NodeInfo => ({
  * scope (its connection). When that closes the node is lost: it leaves the dispatchable set
  * (`list`, `get`) at once but stays in `all` with status `lost` and its last-seen time until
  * it registers again, is forgotten (token revoked), or PAWS_NODE_LOST_RETENTION_MS passes.
+ * One connection per node id: while a node is connected, another link claiming its id is
+ * refused (a stolen token or a copied PAWS_NODE_ID cannot take over its sessions); a node
+ * whose old link is dead gets back in once control has noticed (PAWS_NODE_LOST_AFTER_MS).
  */
 export class NodeRegistry extends Context.Service<NodeRegistry, {
-  readonly register: (entry: NodeEntry) => Effect.Effect<void, never, Scope.Scope>
+  readonly register: (entry: NodeEntry) => Effect.Effect<void, NodeIdInUse, Scope.Scope>
   readonly update: (info: NodeInfo) => Effect.Effect<void>
   /** Connected nodes: the only ones the Dispatcher sees. */
   readonly list: Effect.Effect<ReadonlyArray<NodeEntry>>
@@ -56,17 +62,24 @@ export class NodeRegistry extends Context.Service<NodeRegistry, {
       return NodeRegistry.of({
         register: (entry) =>
           Effect.acquireRelease(
-            Effect.sync(() => {
+            Effect.suspend(() => {
+              if (nodes.has(entry.info.id)) {
+                return Effect.fail(
+                  new NodeIdInUse({
+                    message: `node ${entry.info.id} is already connected; this second link is refused`,
+                  }),
+                )
+              }
               lost.delete(entry.info.id)
               nodes.set(entry.info.id, entry)
+              return Effect.void
             }).pipe(
               Effect.andThen(Effect.logInfo("node registered").pipe(Effect.annotateLogs({ node: entry.info.id }))),
               Effect.andThen(signal.kick),
             ),
             () =>
               Effect.suspend(() => {
-                // `update` replaces the entry object; the client tells whether it is still this connection
-                // (a node that reconnected before its old link timed out is not lost).
+                // `update` replaces the entry object; the client tells whether it is still this connection.
                 const current = nodes.get(entry.info.id)
                 if (current?.client !== entry.client) return Effect.void
                 nodes.delete(entry.info.id)

@@ -17,6 +17,8 @@ interface TokenRow {
   readonly id: string
   readonly name: string
   readonly secret_hash: string
+  readonly node_id: string | null
+  readonly max_concurrent: number | null
   readonly created_at: unknown
   readonly last_used_at: unknown
   readonly revoked_at: unknown
@@ -25,20 +27,34 @@ interface TokenRow {
 const toNodeToken = (row: TokenRow): NodeToken => ({
   id: row.id,
   name: row.name,
+  nodeId: row.node_id,
+  maxConcurrent: row.max_concurrent,
   createdAt: iso(row.created_at)!,
   lastUsedAt: iso(row.last_used_at),
   revokedAt: iso(row.revoked_at),
 })
 
+/** What a token allows the node presenting it: refused when it is bound to another node id. */
+export type NodeTokenClaim =
+  | { readonly _tag: "Granted"; readonly maxConcurrent: number | null }
+  | { readonly _tag: "BoundElsewhere"; readonly nodeId: string }
+
 /**
  * Tokens with which nodes call home. Like API keys: 256-bit secrets shown once, stored as
  * SHA-256 hashes. Nodes connect rarely, so every check reads the database (no cache): a
  * revoke refuses the next connection at once, and `revoked` lets open connections close.
+ * Each token is bound to one node id (given at creation, else taken by the first node that
+ * connects), so a token leaked from one node cannot impersonate another.
  */
 export class NodeTokens extends Context.Service<NodeTokens, {
   /** The token id when `token` is valid and not revoked, else undefined. */
   readonly verify: (token: string) => Effect.Effect<string | undefined>
-  readonly create: (name: string) => Effect.Effect<CreatedNodeToken>
+  /** Binds token `id` to `nodeId` if it is unbound; says whether `nodeId` may use it. */
+  readonly claim: (id: string, nodeId: string) => Effect.Effect<NodeTokenClaim>
+  readonly create: (
+    name: string,
+    options?: { readonly nodeId?: string | undefined; readonly maxConcurrent?: number | undefined },
+  ) => Effect.Effect<CreatedNodeToken>
   readonly list: Effect.Effect<ReadonlyArray<NodeToken>>
   readonly revoke: (id: string) => Effect.Effect<NodeToken, NodeTokenNotFound>
   /** Completes when token `id` is revoked (on this replica). */
@@ -67,12 +83,31 @@ export class NodeTokens extends Context.Service<NodeTokens, {
         return id
       })
 
-      const create = Effect.fn("NodeTokens.create")(function* (name: string) {
+      // One statement, so two nodes racing on an unbound token cannot both bind it.
+      const claim = Effect.fnUntraced(function* (id: string, nodeId: string) {
+        const rows = yield* sql<Pick<TokenRow, "node_id" | "max_concurrent">>`UPDATE node_tokens
+          SET node_id = coalesce(node_id, ${nodeId}) WHERE id = ${id}
+          RETURNING node_id, max_concurrent`.pipe(Effect.orDie)
+        const row = rows[0]
+        if (row === undefined) return { _tag: "BoundElsewhere", nodeId: "(deleted)" } as const
+        return row.node_id === nodeId
+          ? { _tag: "Granted", maxConcurrent: row.max_concurrent } as const
+          : { _tag: "BoundElsewhere", nodeId: row.node_id ?? "" } as const
+      })
+
+      const create = Effect.fn("NodeTokens.create")(function* (
+        name: string,
+        options: { readonly nodeId?: string | undefined; readonly maxConcurrent?: number | undefined } = {},
+      ) {
         const id = newTokenId()
         const secret = randomBytes(32).toString("base64url")
-        yield* sql`INSERT INTO node_tokens (id, name, secret_hash)
-          VALUES (${id}, ${name}, ${hashSecret(secret).toString("hex")})`.pipe(Effect.orDie)
-        return { id, name, token: `pawsn_${id}_${secret}` }
+        const nodeId = options.nodeId ?? null
+        const maxConcurrent = options.maxConcurrent ?? null
+        yield* sql`INSERT INTO node_tokens (id, name, secret_hash, node_id, max_concurrent)
+          VALUES (${id}, ${name}, ${hashSecret(secret).toString("hex")}, ${nodeId}, ${maxConcurrent})`.pipe(
+          Effect.orDie,
+        )
+        return { id, name, nodeId, maxConcurrent, token: `pawsn_${id}_${secret}` }
       })
 
       const list = sql<TokenRow>`SELECT * FROM node_tokens ORDER BY created_at, id`.pipe(
@@ -90,6 +125,7 @@ export class NodeTokens extends Context.Service<NodeTokens, {
 
       return NodeTokens.of({
         verify,
+        claim,
         create,
         list,
         revoke,

@@ -1,4 +1,5 @@
 import {
+  credentialWarnings,
   type IdempotencyConflict,
   IllegalTransition,
   InvalidRequest,
@@ -101,13 +102,15 @@ export class Sessions extends Context.Service<Sessions, {
             // Keyed hash: comparing retries must not leave a guessable digest of credential values.
             requestHash: idempotencyKey === undefined ? undefined : vault.fingerprint(JSON.stringify(spec)),
           })
+          const warnings = credentialWarnings(spec.network)
+          const warned = warnings.length === 0 ? {} : { warnings }
           if (!result.created) {
             const existing = yield* store.get(result.id)
-            return { sessionId: result.id, status: existing?.status ?? "pending" }
+            return { sessionId: result.id, status: existing?.status ?? "pending", ...warned }
           }
           metrics.sessionCreated()
           yield* signal.kick
-          return { sessionId: id, status: "pending" as const }
+          return { sessionId: id, status: "pending" as const, ...warned }
         },
       )
 

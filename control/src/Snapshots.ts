@@ -1,5 +1,6 @@
 import {
   chooseNode,
+  credentialWarnings,
   InvalidRequest,
   ServiceUnavailable,
   sessionSpecProblems,
@@ -12,6 +13,7 @@ import {
 import { Context, Deferred, Effect, Layer, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
+import { redactCredentials } from "./RedactCredentials.ts"
 
 /** A build this replica started: in memory only (credentials included), until it ends. */
 interface Build {
@@ -106,6 +108,7 @@ export class Snapshots extends Context.Service<Snapshots, {
           const old = builds.get(r.name)
           builds.set(r.name, { ...old, node, startedAt: old?.startedAt ?? new Date().toISOString(), ...b })
         }
+        const redact = (text: string) => redactCredentials(text, r.network?.credentials ?? {})
         const fail = (message: string) =>
           set({ status: "failed", phase: builds.get(r.name)?.phase ?? "queued", error: message })
         builds.delete(r.name) // a failed build of the same name is superseded
@@ -142,10 +145,14 @@ export class Snapshots extends Context.Service<Snapshots, {
               ),
             SnapshotBusy: () =>
               Effect.andThen(Effect.sync(() => builds.delete(r.name)), Deferred.fail(admitted, busy(r.name))),
-            SnapshotBuildFailed: (e) => Effect.sync(() => fail(e.message)),
-            RpcClientError: (e) => Effect.sync(() => fail(`node ${node} was lost during the build: ${e.message}`)),
+            SnapshotBuildFailed: (e) => Effect.sync(() => fail(redact(e.message))),
+            RpcClientError: (e) =>
+              Effect.sync(() => fail(redact(`node ${node} was lost during the build: ${e.message}`))),
           }),
-          Effect.catchCause((cause) => Effect.sync(() => fail(`node ${node} failed the build: ${String(cause)}`))),
+          // The error is shown by GET /v1/snapshots: a node's refusal may quote the payload, so redact it.
+          Effect.catchCause((cause) =>
+            Effect.sync(() => fail(redact(`node ${node} failed the build: ${String(cause)}`)))
+          ),
           Effect.ensuring(Deferred.succeed(admitted, undefined)),
           Effect.asVoid,
           Effect.forkIn(scope),
@@ -153,7 +160,13 @@ export class Snapshots extends Context.Service<Snapshots, {
         yield* Effect.logInfo("snapshot build").pipe(Effect.annotateLogs({ snapshot: r.name, node, base }))
         // The node admits (or refuses: unknown base, same name building there) before we answer.
         yield* Deferred.await(admitted).pipe(Effect.timeout(30_000), Effect.catchTag("TimeoutError", () => Effect.void))
-        return { name: r.name, node, status: builds.get(r.name)?.status ?? "ready" as const }
+        const warnings = credentialWarnings(r.network)
+        return {
+          name: r.name,
+          node,
+          status: builds.get(r.name)?.status ?? "ready" as const,
+          ...(warnings.length === 0 ? {} : { warnings }),
+        }
       })
 
       const fromNodes = Effect.gen(function* () {

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { SqlClient } from "effect/sql"
 import { ControlConfig } from "./ControlConfig.ts"
+import { requirePrivate } from "./PrivateFiles.ts"
 
 export class VaultError extends Data.TaggedError("VaultError")<{ readonly message: string }> {}
 
@@ -27,6 +28,9 @@ export class Vault extends Context.Service<Vault, {
     Vault,
     Effect.gen(function* () {
       const config = yield* ControlConfig
+      if (config.vaultKey === undefined) {
+        yield* requirePrivate(join(config.dataDir, "vault.key"), "file", "the vault key").pipe(Effect.orDie)
+      }
       const key = config.vaultKey !== undefined
         ? parseKey(Redacted.value(config.vaultKey))
         : yield* Effect.sync(() => loadOrCreateKeyFile(config.dataDir))

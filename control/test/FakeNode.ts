@@ -27,11 +27,17 @@ export interface FakeNode {
 
 const now = () => new Date().toISOString()
 
+/** What a node whose schema refuses a payload could answer: issue text quoting the values it saw. */
+const rejection = (network: SessionDispatch["network"]) =>
+  `Expected a dispatch this node understands, got ${JSON.stringify(network)}\n  at ["network"]["credentials"]`
+
 /**
  * An in-process node speaking the real NodeRpcs contract (through RpcTest, i.e. the real
  * RPC client and server with serialization bypassed). The workload script selects behaviour:
- * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `vanish` dies before the VM starts; `slow`
- * spaces events 100 ms apart; `auditflood N` streams N audit events at once; anything else completes with output, an audit event and a result.
+ * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `vanish` dies before the VM starts;
+ * `reject` refuses the dispatch with issue text that quotes its credentials (setup `reject` does so for a build); `slow`
+ * spaces events 100 ms apart; `auditflood N` streams N audit events at once; anything else completes with output, an
+ * audit event and a result.
  */
 export const registerFakeNode = (
   registry: NodeRegistry["Service"],
@@ -58,6 +64,7 @@ export const registerFakeNode = (
         Stream.map((phase, i): SnapshotBuildEvent => ({ _tag: "progress", phase, ms: i * 10 })),
         Stream.tap(() => Effect.sleep(20)),
       )
+      if (d.setup?.includes("reject")) return Stream.die(rejection(d.network))
       if (d.setup?.includes("hang")) return Stream.concat(progress, Stream.never)
       if (d.setup?.includes("fail")) {
         return Stream.concat(
@@ -115,6 +122,7 @@ export const registerFakeNode = (
           ),
         )
       }
+      if (script.includes("reject")) return Stream.die(rejection(d.network))
       const flood = /auditflood (\d+)/.exec(script)
       if (flood !== null) {
         // As fast as the stream goes: N audit events (every 10th host repeats), then the end.
@@ -185,6 +193,6 @@ export const registerFakeNode = (
       DeleteSnapshot: ({ name }) => Effect.sync(() => ({ removed: snapshots.delete(name) })),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
-    yield* registry.register({ info, client: client as never })
+    yield* registry.register({ info, client: client as never }).pipe(Effect.orDie)
     return node
   })

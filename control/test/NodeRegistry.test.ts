@@ -58,14 +58,18 @@ describe("NodeRegistry", () => {
       assert.strictEqual((yield* nodes.get("n-a"))?.client, back.entry.client)
     }).pipe(Effect.provide(registry(60_000))))
 
-  it.live("the old link of a node that already reconnected ending does not mark it lost", () =>
+  it.live("a second link claiming a connected node's id is refused; the first stays until it drops", () =>
     Effect.gen(function* () {
       const nodes = yield* NodeRegistry
-      const old = yield* connect(info("n-a", new Date().toISOString()))
-      yield* connect(info("n-a", new Date().toISOString()))
-      yield* old.drop
+      const first = yield* connect(info("n-a", new Date().toISOString()))
+      const second = yield* Effect.flip(connect(info("n-a", new Date().toISOString())))
+      assert.strictEqual(second._tag, "NodeIdInUse")
+      assert.strictEqual((yield* nodes.get("n-a"))?.client, first.entry.client)
       assert.deepStrictEqual((yield* nodes.all).map((n) => n.status), ["ready"])
-      assert.strictEqual((yield* nodes.list).length, 1)
+      yield* first.drop
+      assert.deepStrictEqual((yield* nodes.all).map((n) => n.status), ["lost"])
+      const back = yield* connect(info("n-a", new Date().toISOString()))
+      assert.strictEqual((yield* nodes.get("n-a"))?.client, back.entry.client)
     }).pipe(Effect.provide(registry(60_000))))
 
   it.live("a lost node is dropped after the retention time, or at once when forgotten", () =>

@@ -85,6 +85,26 @@ for (const backend of backends) {
               /not in network.allowOut/,
             )
 
+            // Credential secrets: at least 8 characters, an auth scheme not counted.
+            yield* rejects(
+              control,
+              net(["api.example.com"], { "api.example.com": { headers: { "x-api-key": "short12" } } }),
+              "network.credentials.api.example.com.headers.x-api-key",
+              /shorter than 8 characters/,
+            )
+            yield* rejects(
+              control,
+              net(["api.example.com"], { "api.example.com": { headers: { authorization: "Bearer abc1234" } } }),
+              "network.credentials.api.example.com.headers.authorization",
+              /shorter than 8 characters/,
+            )
+            // Wildcard credentials only when the request says it means it.
+            yield* rejects(
+              control,
+              net(["*.example.com"], { "*.example.com": { headers: { "x-api-key": "sk-long-enough-1" } } }),
+              "network.credentials.*.example.com",
+              /allowWildcardCredential/,
+            )
             yield* rejects(control, script("echo a\u0000b"), "workload.script", /NUL/)
             yield* rejects(
               control,
@@ -103,6 +123,36 @@ for (const backend of backends) {
             assert.strictEqual(text.body._tag, "UnsupportedMediaType")
 
             assert.strictEqual(yield* count(control), before, "no rejected request wrote a session")
+          }))
+
+        it.effect("a wildcard credential passes with allowWildcardCredential; over a public suffix it warns", () =>
+          Effect.gen(function* () {
+            const control = yield* TestControl
+            const wild = (pattern: string) =>
+              call(control, "POST", "/v1/sessions", {
+                body: script("x", {
+                  network: {
+                    allowOut: [pattern],
+                    credentials: { [pattern]: { headers: { "x-api-key": "sk-long-enough-1" } } },
+                    allowWildcardCredential: true,
+                  },
+                }),
+              })
+            const own = yield* wild("*.example.com")
+            assert.strictEqual(own.status, 202, own.text)
+            assert.isUndefined(own.body.warnings)
+            for (const pattern of ["*.github.io", "*.co.uk", "*.com.au"]) {
+              const risky = yield* wild(pattern)
+              assert.strictEqual(risky.status, 202, risky.text)
+              assert.strictEqual(risky.body.warnings.length, 1, risky.text)
+              assert.include(risky.body.warnings[0], `network.credentials.${pattern}`)
+              assert.match(risky.body.warnings[0], /public suffix/)
+            }
+            const exact = yield* call(control, "POST", "/v1/sessions", {
+              body: net(["api.example.com"], { "api.example.com": { headers: { authorization: "Bearer abcd1234" } } }),
+            })
+            assert.strictEqual(exact.status, 202, exact.text)
+            assert.isUndefined(exact.body.warnings)
           }))
 
         it.effect("oversize bodies are 413, by Content-Length and when streamed chunked", () =>

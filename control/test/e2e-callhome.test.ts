@@ -24,34 +24,35 @@ const freePort = () =>
  * The real call-home path (node's CallHome SocketServer + RpcServer, control's NodeGateway +
  * NodeLink) with a session double instead of VMs: `hang` runs until cancelled.
  */
-const fakeSessions = Layer.sync(LiveSessions, () => {
-  const live = new Map<string, Deferred.Deferred<void>>()
-  return LiveSessions.of({
-    run: (d: SessionDispatch) =>
-      Stream.unwrap(Effect.sync(() => {
-        const cancel = Deferred.makeUnsafe<void>()
-        live.set(d.sessionId, cancel)
-        const start: Array<SessionEvent> = [
-          { _tag: "status", status: "starting", at: now() },
-          { _tag: "status", status: "running", at: now() },
-        ]
-        return Stream.concat(
-          Stream.fromIterable(start),
-          Stream.fromEffect(Deferred.await(cancel)).pipe(
-            Stream.map((): SessionEvent => ({ _tag: "status", status: "cancelled", at: now() })),
-          ),
-        ).pipe(Stream.ensuring(Effect.sync(() => live.delete(d.sessionId))))
-      })) as Stream.Stream<SessionEvent, NodeAtCapacity>,
-    cancel: (id) => Effect.suspend(() => Deferred.succeed(live.get(id)!, undefined)).pipe(Effect.asVoid),
-    ids: Effect.sync(() => new Set(live.keys())),
-    capacity: Effect.sync(() => ({ maxConcurrent: 3, running: live.size })),
+const fakeSessions = (maxConcurrent = 3) =>
+  Layer.sync(LiveSessions, () => {
+    const live = new Map<string, Deferred.Deferred<void>>()
+    return LiveSessions.of({
+      run: (d: SessionDispatch) =>
+        Stream.unwrap(Effect.sync(() => {
+          const cancel = Deferred.makeUnsafe<void>()
+          live.set(d.sessionId, cancel)
+          const start: Array<SessionEvent> = [
+            { _tag: "status", status: "starting", at: now() },
+            { _tag: "status", status: "running", at: now() },
+          ]
+          return Stream.concat(
+            Stream.fromIterable(start),
+            Stream.fromEffect(Deferred.await(cancel)).pipe(
+              Stream.map((): SessionEvent => ({ _tag: "status", status: "cancelled", at: now() })),
+            ),
+          ).pipe(Stream.ensuring(Effect.sync(() => live.delete(d.sessionId))))
+        })) as Stream.Stream<SessionEvent, NodeAtCapacity>,
+      cancel: (id) => Effect.suspend(() => Deferred.succeed(live.get(id)!, undefined)).pipe(Effect.asVoid),
+      ids: Effect.sync(() => new Set(live.keys())),
+      capacity: Effect.sync(() => ({ maxConcurrent, running: live.size })),
+    })
   })
-})
 
-const callHomeNode = (url: string, token: string, id: string) =>
+const callHomeNode = (url: string, token: string, id: string, maxConcurrent = 3) =>
   Layer.build(
     CallHome.pipe(
-      Layer.provide(fakeSessions),
+      Layer.provide(fakeSessions(maxConcurrent)),
       Layer.provide(NodeConfig.layerWith({
         id,
         token: Redacted.make(token),
@@ -102,7 +103,11 @@ const waitFor = <A>(what: string, effect: Effect.Effect<A>, ok: (a: A) => boolea
 
 describe("node call-home", () => {
   layer(
-    TestControl.layer({ PAWS_NODE_HEARTBEAT_MS: "200", PAWS_NODE_LOST_AFTER_MS: "1500" }).pipe(
+    TestControl.layer({
+      PAWS_NODE_HEARTBEAT_MS: "200",
+      PAWS_NODE_LOST_AFTER_MS: "1500",
+      PAWS_NODE_MAX_CONCURRENT: "5",
+    }).pipe(
       Layer.provide(pgliteBackend),
     ),
     { excludeTestServices: true, timeout: 120_000 },
@@ -200,6 +205,71 @@ describe("node call-home", () => {
           assert.deepStrictEqual(yield* nodesOf(control), [])
         }))
       }))
+
+    it.effect("a token is bound to its node id, a live node id cannot be claimed twice, capacity is capped by control", () =>
+      Effect.gen(function* () {
+        const control = yield* TestControl
+        const mint = (body: Record<string, unknown>) =>
+          Effect.map(call(control, "POST", "/v1/nodes/tokens", { body }), (r) => {
+            assert.strictEqual(r.status, 201, r.text)
+            return r.body
+          })
+        const bearer = (t: any) => ({ authorization: `Bearer ${t.token}` })
+        // Minted for n-bound: any other id is refused before the upgrade, and nothing registers.
+        const bound = yield* mint({ name: "bound", nodeId: "n-bound", maxConcurrent: 2 })
+        assert.deepInclude(bound, { nodeId: "n-bound", maxConcurrent: 2 })
+        assert.strictEqual(yield* upgradeStatus(control.url, { ...bearer(bound), "x-paws-node-id": "n-other" }), 403)
+        // Minted without an id: the first node to connect binds it; another id is refused from then on.
+        const loose = yield* mint({ name: "loose" })
+        assert.isNull(loose.nodeId)
+
+        yield* Effect.scoped(Effect.gen(function* () {
+          // Both nodes report room for 10,000 sessions.
+          yield* callHomeNode(control.url, bound.token, "n-bound", 10_000)
+          yield* callHomeNode(control.url, loose.token, "n-loose", 10_000)
+          const listed = yield* waitFor(
+            "both registered",
+            call(control, "GET", "/v1/nodes"),
+            (r) => r.body.filter((n: any) => n.status === "ready").length === 2,
+          )
+          const cap = Object.fromEntries(listed.body.map((n: any) => [n.id, n.capacity.maxConcurrent]))
+          assert.deepStrictEqual(cap, { "n-bound": 2, "n-loose": 5 }, "the token's cap, else PAWS_NODE_MAX_CONCURRENT")
+          const tokens = (yield* call(control, "GET", "/v1/nodes/tokens")).body
+          assert.strictEqual(tokens.find((t: any) => t.id === loose.id).nodeId, "n-loose")
+          assert.strictEqual(
+            yield* upgradeStatus(control.url, { ...bearer(loose), "x-paws-node-id": "n-thief" }),
+            403,
+            "bound by its first use",
+          )
+          // A second connection claiming a connected id (with its own valid token) is refused; the first stays.
+          const other = yield* mint({ name: "other", nodeId: "n-bound" })
+          assert.strictEqual(yield* upgradeStatus(control.url, { ...bearer(other), "x-paws-node-id": "n-bound" }), 409)
+          assert.strictEqual(yield* upgradeStatus(control.url, { ...bearer(bound), "x-paws-node-id": "n-bound" }), 409)
+          yield* Effect.sleep(500) // several heartbeats
+          const still = (yield* call(control, "GET", "/v1/nodes")).body.find((n: any) => n.id === "n-bound")
+          assert.strictEqual(still.status, "ready")
+
+          // 9 sessions: never more than 2 + 5 run at once, whatever the nodes claim.
+          const ids: Array<string> = []
+          for (let i = 0; i < 9; i++) {
+            ids.push((yield* call(control, "POST", "/v1/sessions", { body: script("hang") })).body.sessionId)
+          }
+          const statuses = () =>
+            Effect.forEach(ids, (id) => Effect.map(call(control, "GET", `/v1/sessions/${id}`), (r) => r.body))
+          yield* waitFor(
+            "7 running",
+            statuses(),
+            (all) => all.filter((s: any) => s.status === "running").length === 7,
+          )
+          yield* Effect.sleep(1_000) // five dispatcher passes
+          const after = yield* statuses()
+          assert.strictEqual(after.filter((s: any) => s.status === "running").length, 7)
+          assert.strictEqual(after.filter((s: any) => s.status === "pending").length, 2)
+          const perNode = after.filter((s: any) => s.status === "running").map((s: any) => s.node)
+          assert.strictEqual(perNode.filter((n: string) => n === "n-bound").length, 2)
+          for (const id of ids) yield* call(control, "DELETE", `/v1/sessions/${id}`)
+        }))
+      }))
   })
 })
 
@@ -213,7 +283,7 @@ describe("static nodes (PAWS_NODES)", () => {
         const staticNode = (token: string) =>
           Layer.build(
             NodeServer.pipe(
-              Layer.provide(fakeSessions),
+              Layer.provide(fakeSessions()),
               Layer.provide(NodeConfig.layerWith({
                 id: "n-static",
                 host: "127.0.0.1",

@@ -89,10 +89,18 @@ const quiet = Layer.mergeAll(
   Layer.succeed(References.MinimumLogLevel, process.env["PAWS_TEST_LOG_LEVEL"] as "Info" ?? "Error"),
 )
 
+/** Every log line (JSON, Debug and up) into `lines`: for tests that check what is never logged. */
+export const capturingLogs = (lines: Array<string>) =>
+  Layer.mergeAll(
+    Logger.layer([Logger.map(Logger.formatJson, (line) => void lines.push(line))]),
+    Layer.succeed(References.MinimumLogLevel, "Debug"),
+  )
+
 /** Starts a control plane on a random loopback port for the current scope. */
 export const startControl = (
   store: { readonly dataDir: string; readonly databaseUrl: string | undefined },
   env: Record<string, string> = {},
+  logging: Layer.Layer<never> = quiet,
 ): Effect.Effect<ControlHandle, never, Scope.Scope> =>
   Effect.gen(function* () {
     const config = ConfigProvider.fromUnknown({
@@ -104,7 +112,7 @@ export const startControl = (
       ...env,
     })
     const context = yield* Layer.build(
-      ControlServer.pipe(Layer.provide(ConfigProvider.layer(config)), Layer.provide(quiet)),
+      ControlServer.pipe(Layer.provide(ConfigProvider.layer(config)), Layer.provide(logging)),
     ).pipe(Effect.orDie)
     const url = yield* serverUrl.pipe(
       Effect.provideService(HttpServer.HttpServer, Context.get(context, HttpServer.HttpServer)),

@@ -81,6 +81,41 @@ describe("Cap'n Web live API (/v1/rpc)", () => {
           const plain = yield* call(control, "GET", "/v1/rpc")
           assert.strictEqual(plain.status, 400)
         }))
+
+      it.effect("a capability stops working within 5 s of its key's revocation, a running subscribe included", () =>
+        Effect.gen(function* () {
+          const control = yield* TestControl
+          const created = yield* call(control, "POST", "/v1/keys", {
+            body: { name: "revoked-live", scopes: ["read", "sessions:write"] },
+          })
+          const connection = yield* Effect.acquireRelease(
+            Effect.promise(() => connectLive(control.url, created.body.secret)),
+            (c) => Effect.sync(c.close),
+          )
+          const live = connection.sessions
+          // No node takes it: the session stays pending and its subscription open.
+          const accepted = yield* Effect.promise(() => live.createSession(script("hang")))
+          const subscription = live.subscribe(accepted.sessionId, () => undefined).then(
+            () => "ended",
+            (e: Error) => e.message,
+          )
+          yield* Effect.sleep(300)
+          const revoked = yield* call(control, "DELETE", `/v1/keys/${created.body.key.id}`)
+          assert.strictEqual(revoked.status, 200, revoked.text)
+          const at = Date.now()
+          const outcome = yield* Effect.promise(() => subscription)
+          assert.match(outcome, /revoked/)
+          assert.isBelow(Date.now() - at, 5_000)
+          const later = yield* Effect.promise(() =>
+            live.getSession(accepted.sessionId).then(() => "answered", (e: Error) => e.message)
+          )
+          assert.match(later, /revoked/)
+          const create = yield* Effect.promise(() =>
+            live.createSession(script("x")).then(() => "accepted", (e: Error) => e.message)
+          )
+          assert.match(create, /revoked/)
+          yield* call(control, "DELETE", `/v1/sessions/${accepted.sessionId}`)
+        }))
     },
   )
 })

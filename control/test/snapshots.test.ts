@@ -60,6 +60,27 @@ describe("snapshots over HTTP (fake node)", () => {
             "network.credentials.api.test",
             /allowOut/,
           )
+          yield* rejects(
+            control,
+            {
+              name: "ok",
+              network: { allowOut: ["api.test"], credentials: { "api.test": { headers: { a: "1234" } } } },
+            },
+            "network.credentials.api.test.headers.a",
+            /shorter than 8 characters/,
+          )
+          yield* rejects(
+            control,
+            {
+              name: "ok",
+              network: {
+                allowOut: ["*.api.test"],
+                credentials: { "*.api.test": { headers: { a: "sk-long-enough" } } },
+              },
+            },
+            "network.credentials.*.api.test",
+            /allowWildcardCredential/,
+          )
           yield* rejects(control, { name: "ok", node: "nowhere" }, "node", /no connected node/)
           const none = yield* call(control, "POST", "/v1/snapshots", { body: { name: "ok" } })
           assert.strictEqual(none.status, 503, none.text)

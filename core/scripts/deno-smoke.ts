@@ -9,7 +9,10 @@ import { NodeRpcs } from "../src/NodeRpc.ts"
 
 const spec = Schema.decodeUnknownSync(SessionSpec)({
   workload: { type: "script", script: "echo hi" },
-  network: { allowOut: ["api.example.com"], credentials: { "api.example.com": { headers: { "x-api-key": "k" } } } },
+  network: {
+    allowOut: ["api.example.com"],
+    credentials: { "api.example.com": { headers: { "x-api-key": "sk-deno-smoke" } } },
+  },
 })
 const bad = Schema.decodeUnknownExit(SessionSpec)({
   workload: { type: "script", script: "x" },

@@ -16,6 +16,8 @@ import { SessionStatus } from "./SessionStatus.ts"
 export const SessionAccepted = Schema.Struct({
   sessionId: SessionId,
   status: SessionStatus,
+  /** Accepted, but worth a second look (e.g. a wildcard credential over a public suffix); absent when none. */
+  warnings: Schema.optionalKey(Schema.Array(Schema.String)),
 }).annotate({ identifier: "SessionAccepted" })
 export type SessionAccepted = typeof SessionAccepted.Type
 
@@ -46,7 +48,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       "Create a session",
       "Queue a session. Credential header values go to the vault and are never returned. " +
         "With an `Idempotency-Key` header a retried request returns the first session; the same key " +
-        "with a different body is a 409.",
+        "with a different body is a 409. " +
+        "Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.",
     )),
     HttpApiEndpoint.get("list", "/", {
       query: {

@@ -18,7 +18,8 @@ export class SnapshotsApi extends HttpApiGroup.make("snapshots")
       "Boot image `base` on a node, run the `setup` script as root with the network limited to " +
         "`network.allowOut` through a proxy (credential values are injected there and never enter the VM), " +
         "pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's " +
-        "phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`.",
+        "phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. " +
+        "Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.",
     )),
     HttpApiEndpoint.get("list", "/", { success: Schema.Array(SnapshotView) })
       .pipe(scoped("read", "List snapshots", "Snapshots on every connected node, and builds running or failed.")),

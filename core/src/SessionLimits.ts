@@ -1,5 +1,6 @@
 import type { SessionSpec } from "./SessionSpec.ts"
 import { hostMatches } from "./HostPattern.ts"
+import { credentialProblems } from "./CredentialPolicy.ts"
 
 /** Configurable maxima (each at most the matching hard limit) and the defaults applied to a spec. */
 export interface SessionLimits {
@@ -64,6 +65,7 @@ export const sessionSpecProblems = (spec: SessionSpec, limits: SessionLimits): R
       })
     }
   }
+  problems.push(...credentialProblems(spec.network))
   return problems
 }
 

@@ -76,6 +76,8 @@ export type CredentialRule = typeof CredentialRule.Type
 export const Network = Schema.Struct({
   allowOut: Schema.Array(HostPattern).pipe(Schema.check(Schema.isMaxLength(hardLimits.allowOutEntries))),
   credentials: Schema.optionalKey(Schema.Record(HostPattern, CredentialRule)),
+  /** Required (true) for a credential on a `*.` pattern: it goes to every host under that domain. */
+  allowWildcardCredential: Schema.optionalKey(Schema.Boolean),
 }).annotate({ identifier: "Network" })
 export type Network = typeof Network.Type
 

@@ -72,6 +72,8 @@ export const SnapshotAccepted = Schema.Struct({
   name: SnapshotName,
   node: Schema.String,
   status: SnapshotStatus,
+  /** Accepted, but worth a second look (e.g. a wildcard credential over a public suffix); absent when none. */
+  warnings: Schema.optionalKey(Schema.Array(Schema.String)),
 }).annotate({ identifier: "SnapshotAccepted" })
 export type SnapshotAccepted = typeof SnapshotAccepted.Type
 

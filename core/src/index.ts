@@ -1,3 +1,4 @@
+export * from "./CredentialPolicy.ts"
 export * from "./Errors.ts"
 export * from "./HostPattern.ts"
 export * from "./Ids.ts"

@@ -21,7 +21,7 @@ describe("sessionSpecProblems", () => {
   it("rejects a credential for a host outside allowOut", () => {
     const problems = sessionSpecProblems({
       ...base,
-      network: { allowOut: ["*.example.com"], credentials: { "example.com": { headers: { a: "b" } } } },
+      network: { allowOut: ["*.example.com"], credentials: { "example.com": { headers: { a: "sk-long-enough" } } } },
     }, defaultSessionLimits)
     expect(problems).toEqual([{
       path: "network.credentials.example.com",

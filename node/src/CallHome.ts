@@ -78,7 +78,10 @@ const CallHomeSocketServer = Layer.effect(
               )
             } else {
               const reason = exit._tag === "Failure" ? Cause.pretty(exit.cause).split("\n")[0] : "closed"
-              yield* Effect.logWarning("cannot reach control (a 401 means a wrong or revoked PAWS_NODE_TOKEN)")
+              yield* Effect.logWarning(
+                "cannot reach control (401: wrong or revoked PAWS_NODE_TOKEN; 403: the token is bound to another " +
+                  "PAWS_NODE_ID; 409: a node with this id is connected already)",
+              )
                 .pipe(Effect.annotateLogs({ control: url, reason, retryInMs: delay }))
             }
             yield* Effect.sleep(delay)

@@ -33,6 +33,11 @@ export const defaultMaxVms = (cpus = os.availableParallelism(), memBytes = os.to
 const sanitizeId = (s: string): string =>
   s.toLowerCase().replace(/[^a-z0-9._-]/g, "-").replace(/^[^a-z0-9]+/, "").slice(0, 63) || "node"
 
+/** Test-only upstream overrides (JSON); NodeStartChecks warns when they are set. */
+export const proxyUpstreamConfig = Config.option(
+  Config.schema(Schema.fromJsonString(ProxyUpstream), "PAWS_NODE_PROXY_UPSTREAM"),
+)
+
 export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   id: Config.String("PAWS_NODE_ID").pipe(Config.withDefault(sanitizeId(os.hostname()))),
   netns: Config.option(Config.String("PAWS_NODE_NETNS")),
@@ -43,7 +48,7 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   maxVms: Config.Int("PAWS_NODE_MAX_VMS").pipe(Config.withDefault(defaultMaxVms())),
   outputCapBytes: Config.Int("PAWS_NODE_OUTPUT_CAP_BYTES").pipe(Config.withDefault(1024 * 1024)),
   resultCapBytes: Config.Int("PAWS_NODE_RESULT_CAP_BYTES").pipe(Config.withDefault(1024 * 1024)),
-  proxyUpstream: Config.option(Config.schema(Schema.fromJsonString(ProxyUpstream), "PAWS_NODE_PROXY_UPSTREAM")),
+  proxyUpstream: proxyUpstreamConfig,
   controlUrl: Config.option(Config.String("PAWS_CONTROL_URL")),
   portSet: Config.option(Config.Port("PAWS_NODE_PORT")),
   lostAfterMs: Config.Int("PAWS_NODE_LOST_AFTER_MS").pipe(Config.withDefault(30_000)),

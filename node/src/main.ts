@@ -15,6 +15,7 @@ import { Reconciler } from "./network/Reconciler.ts"
 import { AddressSlots } from "./network/AddressSlots.ts"
 import { NodeConfig } from "./NodeConfig.ts"
 import { NodeServer } from "./NodeServer.ts"
+import { NodeStartChecks } from "./NodeStartChecks.ts"
 import { ProxySupervisor } from "./proxy/ProxySupervisor.ts"
 import { LiveSessions } from "./session/LiveSessions.ts"
 import { SessionRunner } from "./session/SessionRunner.ts"
@@ -91,6 +92,8 @@ const StartupTasks = DefaultSnapshotOnStart.pipe(
 export const NodeApp = NodeLinks.pipe(
   Layer.provide(StartupTasks),
   Layer.provide(NodeServices),
+  // First of all: refuse an empty token and warn about unsafe settings before reconcile touches anything.
+  Layer.provide(NodeStartChecks),
 )
 
 if (import.meta.main) {

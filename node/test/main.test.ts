@@ -38,6 +38,38 @@ describe("paws node (main)", () => {
       assert.include(stderr, "must run as root")
     }))
 
+  it.live("refuses an empty PAWS_NODE_TOKEN before touching anything, after warning about unsafe settings", () =>
+    Effect.gen(function* () {
+      let log = ""
+      const node = spawn(process.execPath, [main], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          PATH: process.env.PATH,
+          PAWS_NODE_TOKEN: "",
+          // Never dialled or entered: the start is refused before reconcile, links or VMs.
+          PAWS_NODE_NETNS: "paws-test-never-created",
+          PAWS_CONTROL_URL: "http://10.255.255.1:4000",
+          PAWS_NODE_PROXY_UPSTREAM: JSON.stringify({
+            allowPrivateUpstreams: true,
+            resolve: { "api.test": { address: "127.0.0.1", port: 1 } },
+          }),
+          PAWS_DATA_DIR: testDataDir,
+          PAWS_NODE_DEFAULT_SNAPSHOT: "0",
+        },
+      })
+      node.stdout!.on("data", (d) => (log += d))
+      node.stderr!.on("data", (d) => (log += d))
+      yield* Effect.addFinalizer(() => Effect.sync(() => node.kill("SIGKILL")))
+      const code = yield* exitOf(node).pipe(Effect.timeout(20_000))
+      assert.notStrictEqual(code, 0, log)
+      assert.include(log, "PAWS_NODE_TOKEN is empty", log)
+      assert.include(log, "PAWS_CONTROL_URL http://10.255.255.1:4000 is not https", log)
+      assert.include(log, "PAWS_NODE_PROXY_UPSTREAM is set: TEST-ONLY", log)
+      assert.include(log, "allowPrivateUpstreams", log)
+      assert.include(log, "resolve (names pinned to addresses: api.test)", log)
+      assert.notInclude(log, "reconciling", "nothing ran before the refusal")
+    }).pipe(Effect.scoped))
+
   it.live("reconciles leftovers on start, serves RunSession over authenticated WebSocket RPC, tears sessions down on SIGTERM", () =>
     Effect.scoped(Effect.gen(function* () {
       const ns = yield* makeNetns("main")

@@ -55,12 +55,14 @@ const FakeImages = Layer.succeed(
   }),
 )
 
-const TestServer = NodeRpcRoutes.pipe(
-  Layer.provide(LiveSessions.layer),
-  Layer.provide([FakeRunner, FakeImages]),
-  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-  Layer.provide(NodeConfig.layerWith({ token: Redacted.make(token), maxVms: 1, netns: Option.none() })),
-)
+const serverWith = (nodeToken: string) =>
+  NodeRpcRoutes.pipe(
+    Layer.provide(LiveSessions.layer),
+    Layer.provide([FakeRunner, FakeImages]),
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+    Layer.provide(NodeConfig.layerWith({ token: Redacted.make(nodeToken), maxVms: 1, netns: Option.none() })),
+  )
+const TestServer = serverWith(token)
 
 const urls = Effect.map(HttpServer.HttpServer, (s) => {
   const port = (s.address as { port: number }).port
@@ -124,4 +126,14 @@ layer(TestServer, { excludeTestServices: true })("NodeServer", (it) => {
       })
       assert.strictEqual((yield* client.NodeStatus()).capacity.running, 0)
     })))
+})
+
+layer(serverWith(""), { excludeTestServices: true })("NodeServer with an empty token", (it) => {
+  it.effect("authorizes nobody: no header and an empty bearer are both 401", () =>
+    Effect.gen(function* () {
+      const { http } = yield* urls
+      assert.strictEqual((yield* Effect.promise(() => fetch(http))).status, 401)
+      const empty = yield* Effect.promise(() => fetch(http, { headers: { authorization: "Bearer " } }))
+      assert.strictEqual(empty.status, 401)
+    }))
 })

@@ -1,6 +1,6 @@
-import { Console, Effect } from "effect"
+import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import type { NodeInfo, NodeToken } from "@paws/core"
+import type { NodeId, NodeInfo, NodeToken } from "@paws/core"
 import { ApiClient } from "../ApiClient.ts"
 import { withApi } from "./shared.ts"
 
@@ -27,11 +27,25 @@ const listNodes = (input: { readonly json: boolean }) =>
 const list = Command.make("list", { json }, listNodes).pipe(Command.withDescription("List nodes and their capacity"))
 
 const tokenCreate = Command.make("create", {
-  name: Flag.String("name").pipe(Flag.withDescription("which node (or group of nodes) the token is for")),
+  name: Flag.String("name").pipe(Flag.withDescription("which node the token is for")),
+  nodeId: Flag.String("node-id").pipe(
+    Flag.withDescription("bind the token to this PAWS_NODE_ID (default: the first node that connects with it)"),
+    Flag.optional,
+  ),
+  maxConcurrent: Flag.Int("max-concurrent").pipe(
+    Flag.withDescription("most sessions control runs on the node at once (default PAWS_NODE_MAX_CONCURRENT)"),
+    Flag.optional,
+  ),
 }, (input) =>
   withApi(Effect.gen(function* () {
     const api = yield* ApiClient
-    const created = yield* api.nodeTokens.create({ payload: { name: input.name } })
+    const created = yield* api.nodeTokens.create({
+      payload: {
+        name: input.name,
+        ...(Option.isSome(input.nodeId) ? { nodeId: input.nodeId.value as NodeId } : {}),
+        ...(Option.isSome(input.maxConcurrent) ? { maxConcurrent: input.maxConcurrent.value } : {}),
+      },
+    })
     yield* Console.error(
       `created node token ${created.id}; it is shown only now. Start a node with it:\n` +
         `  sudo PAWS_CONTROL_URL=<this control URL> PAWS_NODE_TOKEN=<token> paws node`,

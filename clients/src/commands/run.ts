@@ -29,6 +29,10 @@ export const run = Command.make("run", {
     Flag.withDescription("credential HOST:Header=VALUE; VALUE of the form '$NAME' or env:NAME is read from your env"),
     Flag.atLeast(0),
   ),
+  allowWildcardCredential: Flag.Boolean("allow-wildcard-credential").pipe(
+    Flag.withDescription("permit a --cred on a *.example.com pattern (sent to every host under it)"),
+    Flag.withDefault(false),
+  ),
   env: Flag.String("env").pipe(
     Flag.withDescription("environment variable NAME=VALUE for the workload (repeatable)"),
     Flag.atLeast(0),
@@ -71,11 +75,16 @@ export const run = Command.make("run", {
     }
     const spec: SessionSpec = {
       workload: { type: "script", script, ...(input.env.length > 0 ? { env } : {}) },
-      network: { allowOut: input.allow, ...(input.cred.length > 0 ? { credentials } : {}) },
+      network: {
+        allowOut: input.allow,
+        ...(input.cred.length > 0 ? { credentials } : {}),
+        ...(input.allowWildcardCredential ? { allowWildcardCredential: true } : {}),
+      },
       ...(Option.isSome(input.timeout) ? { timeoutMs: yield* parseDuration(input.timeout.value) } : {}),
       ...(Option.isSome(input.snapshot) ? { snapshot: input.snapshot.value } : {}),
     }
     const accepted = yield* api.sessions.create({ payload: spec, headers: {} })
+    for (const warning of accepted.warnings ?? []) yield* Console.error(`warning: ${warning}`)
     if (input.detach) return yield* Console.log(accepted.sessionId)
     yield* Console.error(`session ${accepted.sessionId} ${accepted.status}`)
     let final: { status: SessionStatus; exitCode: number | null } = { status: accepted.status, exitCode: null }

@@ -9,7 +9,7 @@ export const NodeTokensHttp = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const tokens = yield* NodeTokens
     return handlers
-      .handle("create", ({ payload }) => tokens.create(payload.name))
+      .handle("create", ({ payload }) => tokens.create(payload.name, payload))
       .handle("list", () => tokens.list)
       .handle("revoke", ({ params }) => tokens.revoke(params.id))
   }),

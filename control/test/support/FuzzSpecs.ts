@@ -6,7 +6,8 @@ const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,6}[a-z0-9])?$/)
 const host = fc.tuple(label, label, fc.constantFrom("com", "dev", "test")).map((p) => p.join("."))
 const hostPattern = fc.tuple(fc.boolean(), host).map(([wild, h]) => (wild ? `*.${h}` : h))
 const headerName = fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/)
-const headerValue = fc.string({ maxLength: 40, unit: "grapheme-ascii" })
+// Mostly long enough to be a secret (8+ characters); the short ones check that refusal.
+const headerValue = fc.string({ minLength: 6, maxLength: 40, unit: "grapheme-ascii" })
 
 const network = fc.uniqueArray(hostPattern, { maxLength: 4 }).chain((allowOut) =>
   fc.record({
@@ -16,6 +17,7 @@ const network = fc.uniqueArray(hostPattern, { maxLength: 4 }).chain((allowOut) =
         Object.fromEntries(hosts.map((h, i) => [h, { headers: rules[i]! }]))
       )
     ),
+    allowWildcardCredential: fc.boolean(),
   }, { requiredKeys: ["allowOut"] })
 )
 
