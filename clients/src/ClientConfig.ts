@@ -2,6 +2,7 @@ import { Config, Data, Effect, Option, Redacted } from "effect"
 import { existsSync, readFileSync } from "node:fs"
 import { homedir } from "node:os"
 import { join, resolve } from "node:path"
+import { customSetting, optionSetting, readSettings, textSetting } from "@paws/core/Settings"
 
 /** Where the CLI talks to and with which key. */
 export interface ClientSettings {
@@ -12,15 +13,22 @@ export interface ClientSettings {
 
 export class ClientConfigError extends Data.TaggedError("ClientConfigError")<{ readonly message: string }> {}
 
-export const clientConfigKeys = [
-  { name: "PAWS_URL", default: "http://127.0.0.1:4000", description: "control-plane URL the CLI talks to" },
-  { name: "PAWS_API_KEY", default: "(unset)", description: "API key the CLI sends (Authorization: Bearer)" },
-  {
-    name: "PAWS_CONFIG",
-    default: "~/.config/paws/config.json",
-    description: 'CLI config file: {"url": …, "apiKey": …}',
-  },
-] as const
+/** The CLI's settings (flags win over these, these over the config file); `--help` lists this table. */
+export const clientSettings = {
+  url: optionSetting("PAWS_URL", "the config file's url, else http://127.0.0.1:4000", "control-plane URL"),
+  apiKey: customSetting(
+    "PAWS_API_KEY",
+    "(unset: the config file's apiKey, else ./.paws/admin.key)",
+    "API key the CLI sends (Authorization: Bearer)",
+    Config.option(Config.Redacted("PAWS_API_KEY")),
+  ),
+  configPath: textSetting(
+    "PAWS_CONFIG",
+    join(homedir(), ".config", "paws", "config.json"),
+    'CLI config file: {"url": …, "apiKey": …}',
+  ),
+  dataDir: textSetting("PAWS_DATA_DIR", ".paws", "where `paws up` keeps its data (the CLI reads admin.key there)"),
+}
 
 interface FileConfig {
   readonly url?: string
@@ -39,12 +47,7 @@ const readConfigFile = (path: string): Effect.Effect<FileConfig, ClientConfigErr
  */
 export const resolveClientSettings = (flags: { readonly url: Option.Option<string> }) =>
   Effect.gen(function* () {
-    const envUrl = yield* Config.option(Config.String("PAWS_URL"))
-    const envKey = yield* Config.option(Config.Redacted("PAWS_API_KEY"))
-    const configPath = yield* Config.String("PAWS_CONFIG").pipe(
-      Config.withDefault(join(homedir(), ".config", "paws", "config.json")),
-    )
-    const dataDir = yield* Config.String("PAWS_DATA_DIR").pipe(Config.withDefault(".paws"))
+    const { url: envUrl, apiKey: envKey, configPath, dataDir } = yield* readSettings(clientSettings)
     const file = yield* readConfigFile(configPath)
     const url = Option.getOrUndefined(flags.url) ?? Option.getOrUndefined(envUrl) ?? file.url ??
       "http://127.0.0.1:4000"

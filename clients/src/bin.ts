@@ -4,8 +4,10 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
-import { controlConfigKeys } from "../../control/src/ControlConfig.ts"
-import { clientConfigKeys } from "./ClientConfig.ts"
+import { controlSettings } from "@paws/control/ControlConfig"
+import { nodeSettings } from "@paws/node/NodeConfig"
+import { settingsHelp } from "@paws/core/Settings"
+import { clientSettings } from "./ClientConfig.ts"
 import { image } from "./commands/image.ts"
 import { keys } from "./commands/keys.ts"
 import { logs } from "./commands/logs.ts"
@@ -17,17 +19,16 @@ import { up } from "./commands/up.ts"
 import { sessions } from "./commands/sessions.ts"
 import { top } from "./commands/top.ts"
 
-const configHelp = (title: string, keys: ReadonlyArray<{ name: string; default: string; description: string }>) =>
-  `${title}:\n${keys.map((k) => `  ${k.name.padEnd(26)} ${k.description} (default: ${k.default})`).join("\n")}`
-
 export const paws = root.pipe(
   Command.withDescription(
     [
       "paws runs AI agents in ephemeral microVMs; credentials stay on the host and are injected by a per-VM TLS proxy.",
       "",
-      configHelp("Client configuration (environment)", clientConfigKeys),
+      settingsHelp("Client configuration (environment)", clientSettings),
       "",
-      configHelp("Control-plane configuration (environment, for `paws up` / `paws control`)", controlConfigKeys),
+      settingsHelp("Control-plane configuration (environment, for `paws up` / `paws control`)", controlSettings),
+      "",
+      settingsHelp("Node configuration (environment, for `paws up` as root / `paws node`)", nodeSettings),
     ].join("\n"),
   ),
   Command.withSubcommands([run, logs, sessions, nodes, image, keys, top, up, control, node]),

@@ -1,107 +1,123 @@
-import { Config, Context, Effect, Layer, type Redacted, Schema } from "effect"
-import { defaultSessionLimits, hardLimits, type SessionLimits } from "@paws/core"
+import { Config, Context, Effect, Layer, type Redacted } from "effect"
+import { defaultSessionLimits, hardLimits, nodeMaxConcurrentLimit, type SessionLimits } from "@paws/core"
+import { customSetting, flagSetting, intSetting, readSettings, secretSetting, textSetting } from "@paws/core/Settings"
 
-/** Every setting of `paws control`, for `--help` and the README. All come from the environment. */
-export const controlConfigKeys: ReadonlyArray<
-  { readonly name: string; readonly default: string; readonly description: string }
-> = [
-  { name: "PAWS_HOST", default: "127.0.0.1", description: "address the HTTP API listens on" },
-  { name: "PAWS_PORT", default: "4000", description: "port the HTTP API listens on (0 = any free port)" },
-  {
-    name: "PAWS_DATA_DIR",
-    default: ".paws",
-    description: "directory for the embedded database, the vault key file and the first admin key file " +
-      "(control refuses to start when it or vault.key is reachable by group or other users)",
-  },
-  {
-    name: "DATABASE_URL",
-    default: "(unset: embedded PGlite in PAWS_DATA_DIR)",
-    description: "PostgreSQL URL (postgres://user:pass@host:port/db); unset = embedded database",
-  },
-  { name: "PAWS_DB_MAX_CONNECTIONS", default: "10", description: "connection pool size for DATABASE_URL" },
-  {
-    name: "PAWS_VAULT_KEY",
-    default: "(unset: PAWS_DATA_DIR/vault.key, created 0600 on first start)",
-    description: "32-byte AES-256-GCM key for credentials at rest, base64 or hex",
-  },
-  { name: "PAWS_MAX_BODY_BYTES", default: "2097152", description: "largest accepted request body (413 above)" },
-  { name: "PAWS_LOG_LEVEL", default: "Info", description: "Trace, Debug, Info, Warn, Error or None" },
-  { name: "PAWS_LOG_REQUESTS", default: "false", description: "log one line per HTTP request" },
-  {
-    name: "PAWS_DISPATCH_INTERVAL_MS",
-    default: "1000",
-    description: "how often the dispatcher re-reads the queue when nothing wakes it",
-  },
-  {
-    name: "PAWS_TIMEOUT_GRACE_MS",
-    default: "60000",
-    description: "how long past a session's timeoutMs control waits for its node before marking it timeout",
-  },
-  {
-    name: "PAWS_NODE_HEARTBEAT_MS",
-    default: "10000",
-    description: "how often control pings nodes and asks their status",
-  },
-  {
-    name: "PAWS_NODE_LOST_AFTER_MS",
-    default: "30000",
-    description: "a node silent this long is lost: running sessions fail (node_lost), claimed ones re-queue",
-  },
-  {
-    name: "PAWS_NODE_LOST_RETENTION_MS",
-    default: "86400000",
-    description:
-      "how long a lost node stays listed (status lost, lastSeenAt) unless it returns or its token is revoked",
-  },
-  {
-    name: "PAWS_NODE_MAX_CONCURRENT",
-    default: "64",
-    description: "most sessions control runs at once on one node, whatever the node reports " +
+/** Every setting of `paws control`, read from the environment; `--help` and the README list this table. */
+export const controlSettings = {
+  host: textSetting("PAWS_HOST", "127.0.0.1", "address the HTTP API listens on"),
+  port: intSetting("PAWS_PORT", 4000, "port the HTTP API listens on (0 = any free port)", { min: 0, max: 65535 }),
+  dataDir: textSetting(
+    "PAWS_DATA_DIR",
+    ".paws",
+    "directory for the embedded database, the vault key file and the first admin key file (mode 0700)",
+  ),
+  databaseUrl: secretSetting(
+    "DATABASE_URL",
+    "embedded PGlite in PAWS_DATA_DIR",
+    "PostgreSQL URL (postgres://user:pass@host:port/db)",
+  ),
+  dbMaxConnections: intSetting("PAWS_DB_MAX_CONNECTIONS", 10, "connection pool size for DATABASE_URL", { max: 1000 }),
+  vaultKey: secretSetting(
+    "PAWS_VAULT_KEY",
+    "PAWS_DATA_DIR/vault.key, created 0600 on first start",
+    "32-byte AES-256-GCM key for credentials at rest, base64 or hex",
+  ),
+  maxBodyBytes: intSetting("PAWS_MAX_BODY_BYTES", 2 * 1024 * 1024, "largest accepted request body (413 above)", {
+    max: 64 * 1024 * 1024,
+  }),
+  logLevel: customSetting(
+    "PAWS_LOG_LEVEL",
+    "Info",
+    "Trace, Debug, Info, Warn, Error or None",
+    Config.LogLevel("PAWS_LOG_LEVEL").pipe(Config.withDefault("Info" as const)),
+  ),
+  logRequests: flagSetting("PAWS_LOG_REQUESTS", false, "log one line per HTTP request"),
+  dispatchIntervalMs: intSetting(
+    "PAWS_DISPATCH_INTERVAL_MS",
+    1000,
+    "how often the dispatcher re-reads the queue when nothing wakes it",
+    { max: 60_000 },
+  ),
+  timeoutGraceMs: intSetting(
+    "PAWS_TIMEOUT_GRACE_MS",
+    60_000,
+    "how long past a session's timeoutMs control waits for its node before marking it timeout",
+    { max: 3_600_000 },
+  ),
+  heartbeatMs: intSetting("PAWS_NODE_HEARTBEAT_MS", 10_000, "how often control pings nodes and asks their status", {
+    min: 10,
+    max: 3_600_000,
+  }),
+  lostAfterMs: intSetting(
+    "PAWS_NODE_LOST_AFTER_MS",
+    30_000,
+    "a node silent this long is lost: running sessions fail (node_lost), claimed ones re-queue",
+    { min: 10, max: 3_600_000 },
+  ),
+  lostRetentionMs: intSetting(
+    "PAWS_NODE_LOST_RETENTION_MS",
+    86_400_000,
+    "how long a lost node stays listed (status lost, lastSeenAt) unless it returns or its token is revoked",
+    { min: 0, max: 30 * 86_400_000 },
+  ),
+  nodeMaxConcurrent: intSetting(
+    "PAWS_NODE_MAX_CONCURRENT",
+    64,
+    "most sessions control runs on one node at once, whatever the node reports " +
       "(a node token's maxConcurrent replaces it for that node)",
-  },
-  {
-    name: "PAWS_NODES",
-    default: "(unset)",
-    description: "static mode: comma-separated ws://host:port/rpc URLs of nodes that control dials",
-  },
-  { name: "PAWS_NODES_TOKEN", default: "(unset)", description: "bearer token control sends to PAWS_NODES" },
-  {
-    name: "PAWS_MAX_TIMEOUT_MS",
-    default: String(defaultSessionLimits.maxTimeoutMs),
-    description: `largest session timeoutMs (at most ${hardLimits.timeoutMs})`,
-  },
-  {
-    name: "PAWS_DEFAULT_TIMEOUT_MS",
-    default: String(defaultSessionLimits.defaultTimeoutMs),
-    description: "timeoutMs of sessions that set none",
-  },
-  { name: "PAWS_MAX_VCPUS", default: String(defaultSessionLimits.maxVcpus), description: "largest resources.vcpus" },
-  {
-    name: "PAWS_MAX_MEMORY_MB",
-    default: String(defaultSessionLimits.maxMemoryMB),
-    description: "largest resources.memoryMB",
-  },
-  {
-    name: "PAWS_MAX_SCRIPT_BYTES",
-    default: String(defaultSessionLimits.maxScriptBytes),
-    description: `largest workload.script in UTF-8 bytes (at most ${hardLimits.scriptBytes})`,
-  },
-  {
-    name: "PAWS_MAX_AUDIT_ROWS",
-    default: "10000",
-    description: "proxy audit events stored per session; the rest are counted in one final audit_dropped row",
-  },
-  {
-    name: "PAWS_DEFAULT_VCPUS",
-    default: String(defaultSessionLimits.defaultVcpus),
-    description: "vCPUs of sessions that set no resources",
-  },
-  {
-    name: "PAWS_DEFAULT_MEMORY_MB",
-    default: String(defaultSessionLimits.defaultMemoryMB),
-    description: "memory of sessions that set no resources",
-  },
-]
+    { max: nodeMaxConcurrentLimit },
+  ),
+  staticNodes: textSetting(
+    "PAWS_NODES",
+    "",
+    "static mode: comma-separated ws://host:port/rpc URLs of nodes that control dials",
+  ),
+  staticNodesToken: secretSetting("PAWS_NODES_TOKEN", "none", "bearer token control sends to PAWS_NODES"),
+  maxTimeoutMs: intSetting(
+    "PAWS_MAX_TIMEOUT_MS",
+    defaultSessionLimits.maxTimeoutMs,
+    `largest session timeoutMs (at most ${hardLimits.timeoutMs})`,
+    { max: hardLimits.timeoutMs },
+  ),
+  defaultTimeoutMs: intSetting(
+    "PAWS_DEFAULT_TIMEOUT_MS",
+    defaultSessionLimits.defaultTimeoutMs,
+    "timeoutMs of sessions that set none",
+    { max: hardLimits.timeoutMs },
+  ),
+  maxVcpus: intSetting("PAWS_MAX_VCPUS", defaultSessionLimits.maxVcpus, "largest resources.vcpus", {
+    max: hardLimits.vcpus,
+  }),
+  maxMemoryMB: intSetting("PAWS_MAX_MEMORY_MB", defaultSessionLimits.maxMemoryMB, "largest resources.memoryMB", {
+    max: hardLimits.memoryMB,
+  }),
+  maxScriptBytes: intSetting(
+    "PAWS_MAX_SCRIPT_BYTES",
+    defaultSessionLimits.maxScriptBytes,
+    `largest workload.script in UTF-8 bytes (at most ${hardLimits.scriptBytes})`,
+    { max: hardLimits.scriptBytes },
+  ),
+  maxAuditRows: intSetting(
+    "PAWS_MAX_AUDIT_ROWS",
+    10_000,
+    "proxy audit events stored per session; the rest are counted in one final audit_dropped row",
+    { max: 10_000_000 },
+  ),
+  defaultVcpus: intSetting(
+    "PAWS_DEFAULT_VCPUS",
+    defaultSessionLimits.defaultVcpus,
+    "vCPUs of sessions that set no resources",
+    {
+      max: hardLimits.vcpus,
+    },
+  ),
+  defaultMemoryMB: intSetting(
+    "PAWS_DEFAULT_MEMORY_MB",
+    defaultSessionLimits.defaultMemoryMB,
+    "memory of sessions that set no resources",
+    { max: hardLimits.memoryMB },
+  ),
+}
 
 export interface ControlSettings {
   readonly host: string
@@ -118,46 +134,18 @@ export interface ControlSettings {
   readonly limits: SessionLimits
 }
 
-/** An integer setting in 1..max; out-of-range values fail at start with the name of the variable. */
-const positive = (name: string, max: number, fallback: number) =>
-  Config.schema(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: max }))), name).pipe(
-    Config.withDefault(fallback),
-  )
-
-const settings = Config.all({
-  host: Config.String("PAWS_HOST").pipe(Config.withDefault("127.0.0.1")),
-  port: Config.schema(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))), "PAWS_PORT")
-    .pipe(Config.withDefault(4000)),
-  dataDir: Config.String("PAWS_DATA_DIR").pipe(Config.withDefault(".paws")),
-  databaseUrl: Config.Redacted("DATABASE_URL").pipe(Config.option),
-  dbMaxConnections: positive("PAWS_DB_MAX_CONNECTIONS", 1000, 10),
-  vaultKey: Config.Redacted("PAWS_VAULT_KEY").pipe(Config.option),
-  maxBodyBytes: positive("PAWS_MAX_BODY_BYTES", 64 * 1024 * 1024, 2 * 1024 * 1024),
-  logRequests: Config.Boolean("PAWS_LOG_REQUESTS").pipe(Config.withDefault(false)),
-  dispatchIntervalMs: positive("PAWS_DISPATCH_INTERVAL_MS", 60_000, 1000),
-  timeoutGraceMs: positive("PAWS_TIMEOUT_GRACE_MS", 3_600_000, 60_000),
-  maxAuditRows: positive("PAWS_MAX_AUDIT_ROWS", 10_000_000, 10_000),
-  maxTimeoutMs: positive("PAWS_MAX_TIMEOUT_MS", hardLimits.timeoutMs, defaultSessionLimits.maxTimeoutMs),
-  defaultTimeoutMs: positive("PAWS_DEFAULT_TIMEOUT_MS", hardLimits.timeoutMs, defaultSessionLimits.defaultTimeoutMs),
-  maxVcpus: positive("PAWS_MAX_VCPUS", hardLimits.vcpus, defaultSessionLimits.maxVcpus),
-  maxMemoryMB: positive("PAWS_MAX_MEMORY_MB", hardLimits.memoryMB, defaultSessionLimits.maxMemoryMB),
-  maxScriptBytes: positive("PAWS_MAX_SCRIPT_BYTES", hardLimits.scriptBytes, defaultSessionLimits.maxScriptBytes),
-  defaultVcpus: positive("PAWS_DEFAULT_VCPUS", hardLimits.vcpus, defaultSessionLimits.defaultVcpus),
-  defaultMemoryMB: positive("PAWS_DEFAULT_MEMORY_MB", hardLimits.memoryMB, defaultSessionLimits.defaultMemoryMB),
-})
-
 export class ControlConfig extends Context.Service<ControlConfig, ControlSettings>()("paws/control/ControlConfig") {
   static readonly layer = Layer.effect(
     ControlConfig,
     Effect.gen(function* () {
-      const c = yield* settings
+      const c = yield* readSettings(controlSettings)
       return ControlConfig.of({
         host: c.host,
         port: c.port,
         dataDir: c.dataDir,
-        databaseUrl: c.databaseUrl._tag === "Some" ? c.databaseUrl.value : undefined,
+        databaseUrl: c.databaseUrl,
         dbMaxConnections: c.dbMaxConnections,
-        vaultKey: c.vaultKey._tag === "Some" ? c.vaultKey.value : undefined,
+        vaultKey: c.vaultKey,
         maxBodyBytes: c.maxBodyBytes,
         logRequests: c.logRequests,
         dispatchIntervalMs: c.dispatchIntervalMs,

@@ -1,25 +1,18 @@
-import { type NodeInfo, nodeMaxConcurrentLimit, NodeRpcs } from "@paws/core"
-import { Config, Data, Deferred, Effect, Exit, Schema, Scope } from "effect"
+import { type NodeInfo, NodeRpcs } from "@paws/core"
+import { Config, Data, Deferred, Effect, Exit, Scope } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
+import { controlSettings } from "./ControlConfig.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
-
-const millis = (name: string, fallback: number) =>
-  Config.schema(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 10, maximum: 3_600_000 }))), name).pipe(
-    Config.withDefault(fallback),
-  )
 
 /**
  * How often control asks a node for its status, how long a silent node lives on, and the most
  * sessions control runs on one node at once (unless its node token sets its own maxConcurrent).
  */
 export const nodeLinkConfig = Config.all({
-  heartbeatMs: millis("PAWS_NODE_HEARTBEAT_MS", 10_000),
-  lostAfterMs: millis("PAWS_NODE_LOST_AFTER_MS", 30_000),
-  maxConcurrent: Config.schema(
-    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: nodeMaxConcurrentLimit }))),
-    "PAWS_NODE_MAX_CONCURRENT",
-  ).pipe(Config.withDefault(64)),
+  heartbeatMs: controlSettings.heartbeatMs.config,
+  lostAfterMs: controlSettings.lostAfterMs.config,
+  maxConcurrent: controlSettings.nodeMaxConcurrent.config,
 })
 
 /** A node's report with its capacity cut to what control allows: a node cannot talk itself into more work. */

@@ -1,5 +1,6 @@
 import type { NodeInfo, NodeRpcs } from "@paws/core"
-import { Config, Context, Data, Effect, Layer, Schema, type Scope } from "effect"
+import { Context, Data, Effect, Layer, type Scope } from "effect"
+import { controlSettings } from "./ControlConfig.ts"
 import type { RpcClient, RpcClientError } from "effect/rpc"
 import { QueueSignal } from "./QueueSignal.ts"
 
@@ -15,10 +16,7 @@ export interface NodeEntry {
 export class NodeIdInUse extends Data.TaggedError("NodeIdInUse")<{ readonly message: string }> {}
 
 /** How long a lost node stays listed (as `lost`) unless it comes back or is forgotten. */
-export const lostRetentionConfig = Config.schema(
-  Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 30 * 86_400_000 }))),
-  "PAWS_NODE_LOST_RETENTION_MS",
-).pipe(Config.withDefault(86_400_000))
+export const lostRetentionConfig = controlSettings.lostRetentionMs.config
 
 /** What a lost node shows: its last report, with nothing running and nothing free. */
 const asLost = (info: NodeInfo): NodeInfo => ({

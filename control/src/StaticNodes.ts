@@ -1,14 +1,14 @@
 import { NodeSocket } from "@effect/platform-node"
 import { Cause, Config, Effect, Layer, Redacted } from "effect"
 import { Socket } from "effect/socket"
+import { controlSettings } from "./ControlConfig.ts"
 import { runNodeLink } from "./NodeLink.ts"
 
 const staticNodesConfig = Config.all({
-  urls: Config.String("PAWS_NODES").pipe(
-    Config.withDefault(""),
+  urls: controlSettings.staticNodes.config.pipe(
     Config.map((s) => s.split(",").map((u) => u.trim()).filter((u) => u !== "")),
   ),
-  token: Config.Redacted("PAWS_NODES_TOKEN").pipe(Config.withDefault(Redacted.make(""))),
+  token: controlSettings.staticNodesToken.config.pipe(Config.map((t) => t ?? Redacted.make(""))),
 })
 
 /**

@@ -1,10 +1,11 @@
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Effect, Layer, Logger, References } from "effect"
+import { Effect, Layer, Logger, References } from "effect"
+import { controlSettings } from "./ControlConfig.ts"
 import { ControlServer, serverUrl } from "./ControlServer.ts"
 
 /** JSON log lines on stdout at PAWS_LOG_LEVEL; secrets are never logged (keys go to a 0600 file). */
 export const ControlLogging = Layer.unwrap(Effect.gen(function* () {
-  const level = yield* Config.LogLevel("PAWS_LOG_LEVEL").pipe(Config.withDefault("Info"))
+  const level = yield* controlSettings.logLevel.config
   return Layer.mergeAll(
     Logger.layer([Logger.consoleJson]),
     Layer.succeed(References.MinimumLogLevel, level),

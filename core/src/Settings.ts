@@ -1,5 +1,5 @@
 import { Config, Schema } from "effect"
-import type { Redacted } from "effect"
+import type { Option, Redacted } from "effect"
 
 /**
  * One environment setting: how it is read and how `--help` and the README describe it. Each
@@ -50,6 +50,10 @@ export const flagSetting = (name: string, fallback: boolean, description: string
 export const optionalSetting = (name: string, unset: string, description: string): Setting<string | undefined> =>
   make(name, description, `(unset: ${unset})`, Config.String(name).pipe(Config.option, Config.map(optionalValue)))
 
+/** Like optionalSetting, as an Option (for code that matches on it). */
+export const optionSetting = (name: string, unset: string, description: string): Setting<Option.Option<string>> =>
+  make(name, description, `(unset: ${unset})`, Config.option(Config.String(name)))
+
 export const secretSetting = (
   name: string,
   unset: string,
@@ -67,7 +71,7 @@ const optionalValue = <A>(o: { readonly _tag: "Some"; readonly value: A } | { re
 type Values<S> = { readonly [K in keyof S]: S[K] extends Setting<infer A> ? A : never }
 
 /** Reads a whole table at once (the failure names the first bad variable). */
-export const readSettings = <S extends Record<string, Setting<any>>>(table: S): Config.Config<Values<S>> =>
+export const readSettings = <S extends Record<string, Setting<unknown>>>(table: S): Config.Config<Values<S>> =>
   Config.all(Object.fromEntries(Object.entries(table).map(([k, s]) => [k, s.config]))) as never
 
 /** `--help` lines of a table: name, what it does, its default. */

@@ -1,4 +1,5 @@
 import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { customSetting, flagSetting, intSetting, optionSetting, secretSetting, textSetting } from "@paws/core/Settings"
 import { ProxyUpstream } from "@paws/core"
 import * as os from "node:os"
 
@@ -33,28 +34,95 @@ export const defaultMaxVms = (cpus = os.availableParallelism(), memBytes = os.to
 const sanitizeId = (s: string): string =>
   s.toLowerCase().replace(/[^a-z0-9._-]/g, "-").replace(/^[^a-z0-9]+/, "").slice(0, 63) || "node"
 
+/**
+ * Every setting of `paws node` (and of the image and snapshot tools it shares), read from the
+ * environment. Each is defined here once; services read `nodeSettings.X.config`, and `--help` and
+ * the README list this table.
+ */
+export const nodeSettings = {
+  id: textSetting("PAWS_NODE_ID", sanitizeId(os.hostname()), "this node's id (a node token is bound to it)"),
+  token: secretSetting("PAWS_NODE_TOKEN", "refused at start", "node token from `paws nodes token create` (required)"),
+  controlUrl: optionSetting(
+    "PAWS_CONTROL_URL",
+    "wait to be dialled",
+    "call home to this control plane (http(s)://host:port; ws:// off loopback warns)",
+  ),
+  host: textSetting("PAWS_NODE_HOST", "0.0.0.0", "address the node's RPC listens on when it is dialled"),
+  port: customSetting(
+    "PAWS_NODE_PORT",
+    "7711, served only without PAWS_CONTROL_URL",
+    "port of the node's RPC (/rpc); setting it serves RPC even when calling home",
+    Config.option(Config.Port("PAWS_NODE_PORT")),
+  ),
+  netns: optionSetting("PAWS_NODE_NETNS", "the current one", "network namespace for TAPs, firewall, QEMU and proxies"),
+  pool: textSetting("PAWS_NODE_POOL", "172.16.0.0/16", "IPv4 range carved into one /30 per VM (host .1, guest .2)"),
+  maxVms: intSetting(
+    "PAWS_NODE_MAX_VMS",
+    defaultMaxVms(),
+    "most VMs at once (one per core, within 3/4 of RAM, on this machine)",
+  ),
+  outputCapBytes: intSetting("PAWS_NODE_OUTPUT_CAP_BYTES", 1024 * 1024, "stdout and stderr kept per session, each"),
+  resultCapBytes: intSetting("PAWS_NODE_RESULT_CAP_BYTES", 1024 * 1024, "largest /output/result.json read"),
+  lostAfterMs: intSetting(
+    "PAWS_NODE_LOST_AFTER_MS",
+    30_000,
+    "control silent this long: the link drops and its sessions stop",
+  ),
+  proxyUpstream: customSetting(
+    "PAWS_NODE_PROXY_UPSTREAM",
+    "(unset)",
+    "TEST ONLY: JSON upstream overrides for every proxy (resolver, CA bundle, private upstreams); warns at start",
+    Config.option(Config.schema(Schema.fromJsonString(ProxyUpstream), "PAWS_NODE_PROXY_UPSTREAM")),
+  ),
+  warmProxies: intSetting("PAWS_NODE_WARM_POOL", 2, "proxies kept started, waiting for a session (0 = none)", {
+    min: 0,
+    max: 64,
+  }),
+  warmVms: intSetting(
+    "PAWS_NODE_VM_POOL",
+    0,
+    "snapshot clones kept loaded and paused for the next sessions (0 = off)",
+    { min: 0, max: 256 },
+  ),
+  warmVmSnapshot: textSetting("PAWS_NODE_VM_POOL_SNAPSHOT", "default", "which snapshot PAWS_NODE_VM_POOL clones"),
+  defaultSnapshot: flagSetting(
+    "PAWS_NODE_DEFAULT_SNAPSHOT",
+    true,
+    "build the default snapshot at start (sessions restore it instead of cold-booting)",
+  ),
+  dataDir: textSetting("PAWS_DATA_DIR", ".paws", "where images, snapshots, keys and run dirs live"),
+  imageDir: optionSetting("PAWS_IMAGE_DIR", "PAWS_DATA_DIR/images", "guest images"),
+  snapshotDir: optionSetting("PAWS_SNAPSHOT_DIR", "PAWS_DATA_DIR/snapshots", "snapshots"),
+  runDir: optionSetting("PAWS_RUN_DIR", "PAWS_DATA_DIR/run", "per-VM runtime dirs (overlay, sockets, logs)"),
+  sshKey: optionSetting("PAWS_NODE_SSH_KEY", "PAWS_DATA_DIR/keys/node_ed25519, made at first start", "node SSH key"),
+  accel: customSetting(
+    "PAWS_ACCEL",
+    "auto",
+    "kvm, tcg or auto (KVM when a probe boot under it works)",
+    Config.Literals(["kvm", "tcg", "auto"], "PAWS_ACCEL").pipe(Config.withDefault("auto" as const)),
+  ),
+}
+
 /** Test-only upstream overrides (JSON); NodeStartChecks warns when they are set. */
-export const proxyUpstreamConfig = Config.option(
-  Config.schema(Schema.fromJsonString(ProxyUpstream), "PAWS_NODE_PROXY_UPSTREAM"),
-)
+export const proxyUpstreamConfig = nodeSettings.proxyUpstream.config
 
 export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
-  id: Config.String("PAWS_NODE_ID").pipe(Config.withDefault(sanitizeId(os.hostname()))),
-  netns: Config.option(Config.String("PAWS_NODE_NETNS")),
-  token: Config.Redacted("PAWS_NODE_TOKEN"),
-  host: Config.String("PAWS_NODE_HOST").pipe(Config.withDefault("0.0.0.0")),
-  port: Config.Port("PAWS_NODE_PORT").pipe(Config.withDefault(7711)),
-  pool: Config.String("PAWS_NODE_POOL").pipe(Config.withDefault("172.16.0.0/16")),
-  maxVms: Config.Int("PAWS_NODE_MAX_VMS").pipe(Config.withDefault(defaultMaxVms())),
-  outputCapBytes: Config.Int("PAWS_NODE_OUTPUT_CAP_BYTES").pipe(Config.withDefault(1024 * 1024)),
-  resultCapBytes: Config.Int("PAWS_NODE_RESULT_CAP_BYTES").pipe(Config.withDefault(1024 * 1024)),
+  id: nodeSettings.id.config,
+  netns: nodeSettings.netns.config,
+  token: nodeSettings.token.config.pipe(Config.map((t) => t ?? Redacted.make(""))),
+  host: nodeSettings.host.config,
+  port: nodeSettings.port.config,
+  pool: nodeSettings.pool.config,
+  maxVms: nodeSettings.maxVms.config,
+  outputCapBytes: nodeSettings.outputCapBytes.config,
+  resultCapBytes: nodeSettings.resultCapBytes.config,
   proxyUpstream: proxyUpstreamConfig,
-  controlUrl: Config.option(Config.String("PAWS_CONTROL_URL")),
-  portSet: Config.option(Config.Port("PAWS_NODE_PORT")),
-  lostAfterMs: Config.Int("PAWS_NODE_LOST_AFTER_MS").pipe(Config.withDefault(30_000)),
-}).pipe(Config.map(({ portSet, ...s }) => ({
+  controlUrl: nodeSettings.controlUrl.config,
+  lostAfterMs: nodeSettings.lostAfterMs.config,
+}).pipe(Config.map(({ port, ...s }) => ({
   ...s,
-  serveRpc: Option.isSome(portSet) || Option.isNone(s.controlUrl),
+  port: Option.getOrElse(port, () => 7711),
+  serveRpc: Option.isSome(port) || Option.isNone(s.controlUrl),
 })))
 
 export class NodeConfig extends Context.Service<NodeConfig, NodeSettings>()("paws/node/NodeConfig") {

@@ -1,5 +1,5 @@
 import { Config, Data, Effect, Layer, Option, Redacted } from "effect"
-import { type NodeSettings, proxyUpstreamConfig } from "./NodeConfig.ts"
+import { type NodeSettings, nodeSettings, proxyUpstreamConfig } from "./NodeConfig.ts"
 
 /** A setting `paws node` will not start with. */
 export class NodeStartRefused extends Data.TaggedError("NodeStartRefused")<{ readonly message: string }> {}
@@ -57,8 +57,8 @@ export const startWarnings = (
 export const NodeStartChecks = Layer.effectDiscard(Effect.gen(function* () {
   // Read on their own (not NodeSettings, which fails on an empty token with a bare "Expected string").
   const settings = yield* Config.all({
-    token: Config.option(Config.Redacted("PAWS_NODE_TOKEN")),
-    controlUrl: Config.option(Config.String("PAWS_CONTROL_URL")),
+    token: nodeSettings.token.config.pipe(Config.map(Option.fromUndefinedOr)),
+    controlUrl: nodeSettings.controlUrl.config,
     proxyUpstream: proxyUpstreamConfig,
   })
   // Warnings first, so a refused start still shows every problem at once.

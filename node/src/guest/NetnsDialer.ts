@@ -1,9 +1,10 @@
-import { Config, Context, Data, Effect, Layer, Option } from "effect"
+import { Context, Data, Effect, Layer, Option } from "effect"
 import type { Scope } from "effect"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as net from "node:net"
 import { fileURLToPath } from "node:url"
+import { nodeSettings } from "../NodeConfig.ts"
 
 export class DialError extends Data.TaggedError("DialError")<{ readonly message: string }> {}
 
@@ -27,7 +28,7 @@ export class NetnsDialer extends Context.Service<NetnsDialer, Dialer>()("paws/gu
   static readonly layer = Layer.effect(
     NetnsDialer,
     Effect.gen(function* () {
-      const netns = yield* Config.option(Config.String("PAWS_NODE_NETNS"))
+      const netns = yield* nodeSettings.netns.config
       return NetnsDialer.of(yield* NetnsDialer.make(Option.getOrUndefined(netns)))
     }),
   )

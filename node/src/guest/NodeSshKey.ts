@@ -1,8 +1,9 @@
-import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
+import { Context, Effect, Layer, Option, Redacted } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import ssh2 from "ssh2"
 import { dataDirConfig } from "../image/GuestImage.ts"
+import { nodeSettings } from "../NodeConfig.ts"
 
 /**
  * The node's SSH client key (ed25519): authorised for root in every image this node builds,
@@ -18,7 +19,7 @@ export class NodeSshKey extends Context.Service<NodeSshKey, {
     NodeSshKey,
     Effect.gen(function* () {
       const dataDir = yield* dataDirConfig
-      const configured = yield* Config.option(Config.String("PAWS_NODE_SSH_KEY"))
+      const configured = yield* nodeSettings.sshKey.config
       const keyPath = path.resolve(Option.getOrElse(configured, () => path.join(dataDir, "keys", "node_ed25519")))
       const key = yield* Effect.promise(() => loadOrCreate(keyPath))
       return NodeSshKey.of({ privateKey: Redacted.make(key.privateKey), publicKey: key.publicKey, path: keyPath })

@@ -2,6 +2,7 @@ import { Config, Data, Schema } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { nodeSettings } from "../NodeConfig.ts"
 
 /** One file of a built image, pinned by content. */
 export const ImageArtefact = Schema.Struct({
@@ -41,11 +42,11 @@ export interface GuestImage {
 export const defaultImageName = "default"
 
 /** Root of node state; images, keys and runtime dirs live below unless configured apart. */
-export const dataDirConfig = Config.String("PAWS_DATA_DIR").pipe(Config.withDefault(".paws"))
+export const dataDirConfig = nodeSettings.dataDir.config
 
 export const imageDirConfig = Config.all({
   dataDir: dataDirConfig,
-  imageDir: Config.option(Config.String("PAWS_IMAGE_DIR")),
+  imageDir: nodeSettings.imageDir.config,
 }).pipe(
   Config.map(({ dataDir, imageDir }) =>
     path.resolve(imageDir._tag === "Some" ? imageDir.value : path.join(dataDir, "images"))

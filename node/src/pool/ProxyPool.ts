@@ -1,4 +1,4 @@
-import { Config, Context, Deferred, Effect, Layer, Option, Scope } from "effect"
+import { Context, Deferred, Effect, Layer, Option, Scope } from "effect"
 import { decodeProxyMessageLine, encodeProxyConfigLine, type ProxyConfig, proxyExecArgv } from "@paws/core"
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -9,13 +9,14 @@ import { HostCommand } from "../network/HostCommand.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { ProxyFailed } from "../proxy/ProxySupervisor.ts"
 import type { ProxyStart, RunningProxy } from "../proxy/ProxySupervisor.ts"
+import { nodeSettings } from "../NodeConfig.ts"
 
 const proxyMain = fileURLToPath(new URL("../../../proxy/src/main.ts", import.meta.url))
 const readyTimeoutMs = 15_000
 const stopGraceMs = 3_000
 
 /** `PAWS_NODE_WARM_POOL`: proxies kept started and waiting for their session's config (0 = none). */
-export const warmPoolConfig = Config.Int("PAWS_NODE_WARM_POOL").pipe(Config.withDefault(2))
+export const warmPoolConfig = nodeSettings.warmProxies.config
 
 /** Idle pooled proxies carry this label (not a session's): they belong to no session yet. */
 export const poolEnvVar = "PAWS_POOL_ID"

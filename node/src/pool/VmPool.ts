@@ -9,6 +9,7 @@ import type { LoadedVm, ResumeTimings } from "../snapshot/SnapshotRestore.ts"
 import { SnapshotRestore } from "../snapshot/SnapshotRestore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import type { VmHandle, VmStartError } from "../vmm/Vmm.ts"
+import { nodeSettings } from "../NodeConfig.ts"
 
 /**
  * `PAWS_NODE_VM_POOL`: clones of one snapshot kept loaded and paused, each in its own network
@@ -17,8 +18,8 @@ import type { VmHandle, VmStartError } from "../vmm/Vmm.ts"
  * `PAWS_NODE_VM_POOL_SNAPSHOT`: which snapshot (default "default").
  */
 export const vmPoolConfig = Config.all({
-  size: Config.Int("PAWS_NODE_VM_POOL").pipe(Config.withDefault(0)),
-  snapshot: Config.String("PAWS_NODE_VM_POOL_SNAPSHOT").pipe(Config.withDefault("default")),
+  size: nodeSettings.warmVms.config,
+  snapshot: nodeSettings.warmVmSnapshot.config,
 })
 
 /** A taken clone, owned by the taker's scope (VM, overlay, run dir, table, TAP, slot go with it). */

@@ -1,8 +1,9 @@
-import { Config, Effect, Layer, Option, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
 import { ImageStore } from "../image/ImageStore.ts"
 import type { SnapshotManifest } from "./SnapshotManifest.ts"
 import { NodeSnapshots } from "./NodeSnapshots.ts"
 import { SnapshotStore } from "./SnapshotStore.ts"
+import { nodeSettings } from "../NodeConfig.ts"
 
 /**
  * Builds snapshot `name` of the image of the same name unless a restorable one exists, through
@@ -48,7 +49,7 @@ export const ensureSnapshot = (
  * share one data dir set it to 0, so that no background build changes other tests' sessions.
  */
 export const DefaultSnapshotOnStart = Layer.effectDiscard(Effect.gen(function* () {
-  const enabled = yield* Config.Boolean("PAWS_NODE_DEFAULT_SNAPSHOT").pipe(Config.withDefault(true))
+  const enabled = yield* nodeSettings.defaultSnapshot.config
   if (!enabled) return
   yield* ensureSnapshot("default").pipe(
     Effect.tap(Option.match({

@@ -3,6 +3,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { dataDirConfig } from "../image/GuestImage.ts"
 import type { GuestImage } from "../image/GuestImage.ts"
+import { nodeSettings } from "../NodeConfig.ts"
 
 /** Bumped whenever the restore procedure or the guest agent protocol changes: old snapshots are refused. */
 export const snapshotFormat = 3
@@ -78,7 +79,7 @@ export class SnapshotBuildError extends Data.TaggedError("SnapshotBuildError")<{
 /** Snapshots live beside images (`<data>/snapshots/<name>/`), in the same name space as images. */
 export const snapshotDirConfig = Config.all({
   dataDir: dataDirConfig,
-  snapshotDir: Config.option(Config.String("PAWS_SNAPSHOT_DIR")),
+  snapshotDir: nodeSettings.snapshotDir.config,
 }).pipe(
   Config.map(({ dataDir, snapshotDir }) =>
     path.resolve(snapshotDir._tag === "Some" ? snapshotDir.value : path.join(dataDir, "snapshots"))

@@ -8,15 +8,16 @@ import { decideAccelerator, tscArgs } from "./AccelProbe.ts"
 import { launchQemu } from "./QemuProcess.ts"
 import { Vmm, vmProcessName, vmRunDirName, VmStartError } from "./Vmm.ts"
 import type { Accelerator, VmConfig, VmHandle } from "./Vmm.ts"
+import { nodeSettings } from "../NodeConfig.ts"
 
 /** Settings from microvm-here.md: each shaved boot time or removed a hang. */
 const baseCmdline = "console=ttyS0 quiet panic=-1 reboot=t mitigations=off cryptomgr.notests 8250.nr_uarts=1 pci=off"
 
 export const vmmConfig = Config.all({
   dataDir: dataDirConfig,
-  runDir: Config.option(Config.String("PAWS_RUN_DIR")),
-  accel: Config.Literals(["kvm", "tcg", "auto"], "PAWS_ACCEL").pipe(Config.withDefault("auto" as const)),
-  netns: Config.option(Config.String("PAWS_NODE_NETNS")),
+  runDir: nodeSettings.runDir.config,
+  accel: nodeSettings.accel.config,
+  netns: nodeSettings.netns.config,
 })
 
 export interface QemuMicrovmOptions {
