@@ -1,9 +1,9 @@
 import { newWebSocketRpcSession, type RpcStub } from "capnweb"
-import type { LiveGate, LiveSessions } from "../../control/src/LiveApi.ts"
+import { type LiveGateApi, type LiveSessionsApi, liveUrl } from "@paws/core/LiveApi"
 
 export interface LiveConnection {
   /** The session capability: createSession, getSession, cancelSession, subscribe. */
-  readonly sessions: RpcStub<LiveSessions>
+  readonly sessions: RpcStub<LiveSessionsApi>
   /** Releases the capability and closes the WebSocket. */
   readonly close: () => void
 }
@@ -14,11 +14,9 @@ export interface LiveConnection {
  * checked against the key's scopes like the REST API.
  */
 export const connectLive = async (baseUrl: string, apiKey: string): Promise<LiveConnection> => {
-  const url = new URL("/v1/rpc", baseUrl)
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
-  const gate = newWebSocketRpcSession<LiveGate>(url.toString())
+  const gate = newWebSocketRpcSession<LiveGateApi>(liveUrl(baseUrl))
   try {
-    const sessions = await gate.authenticate(apiKey) as unknown as RpcStub<LiveSessions>
+    const sessions = await gate.authenticate(apiKey) as unknown as RpcStub<LiveSessionsApi>
     return {
       sessions,
       close: () => {

@@ -1,5 +1,8 @@
 import {
   type ApiScope,
+  type LiveEvent,
+  type LiveGateApi,
+  type LiveSessionsApi,
   type Principal,
   scopeAllows,
   type Session,
@@ -36,7 +39,7 @@ const decodeId = Schema.decodeUnknownEffect(SessionId)
  * The capability an authenticated Cap'n Web client holds: create, read, cancel and follow
  * sessions, each call checked against the key's scopes like the REST API.
  */
-export class LiveSessions extends RpcTarget {
+export class LiveSessions extends RpcTarget implements LiveSessionsApi {
   readonly #live: LiveServices
   readonly #principal: Principal
   constructor(live: LiveServices, principal: Principal) {
@@ -96,7 +99,7 @@ export class LiveSessions extends RpcTarget {
    */
   subscribe(
     id: string,
-    onEvent: (event: { readonly id: string; readonly event: unknown }) => unknown,
+    onEvent: (event: LiveEvent) => unknown,
     afterId = "0",
   ): Promise<Session> {
     const { store, feed } = this.#live
@@ -129,7 +132,7 @@ export class LiveSessions extends RpcTarget {
 }
 
 /** The only thing an unauthenticated Cap'n Web connection can do: trade an API key for a capability. */
-export class LiveGate extends RpcTarget {
+export class LiveGate extends RpcTarget implements LiveGateApi {
   readonly #live: LiveServices
   constructor(live: LiveServices) {
     super()

@@ -1,4 +1,5 @@
 import { RpcSession, type RpcTransport } from "capnweb"
+import { livePath } from "@paws/core"
 import { Effect } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { Socket } from "effect/socket"
@@ -54,7 +55,7 @@ const serveCapnweb = (socket: Socket.Socket, main: LiveGate) =>
  */
 export const LiveGateway = HttpRouter.add(
   "GET",
-  "/v1/rpc",
+  livePath,
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     if ((request.headers["upgrade"] ?? "").toLowerCase() !== "websocket") {

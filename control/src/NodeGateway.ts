@@ -1,11 +1,9 @@
-import { NodeId } from "@paws/core"
+import { nodeConnectPath, NodeId, nodeIdHeader } from "@paws/core"
 import { Effect, Option, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { runNodeLink } from "./NodeLink.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
 import { NodeTokens } from "./NodeTokens.ts"
-
-export const nodeIdHeader = "x-paws-node-id"
 
 const tags: Record<number, string> = { 401: "Unauthorized", 403: "Forbidden", 409: "NodeIdInUse" }
 const refuse = (status: number, message: string) =>
@@ -22,7 +20,7 @@ const isNodeId = Schema.is(NodeId)
  */
 export const NodeGateway = HttpRouter.add(
   "GET",
-  "/v1/nodes/connect",
+  nodeConnectPath,
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const tokens = yield* NodeTokens

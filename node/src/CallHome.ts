@@ -1,20 +1,11 @@
 import { NodeSocket } from "@effect/platform-node"
-import { NodeRpcs } from "@paws/core"
+import { nodeConnectUrl, nodeIdHeader, NodeRpcs } from "@paws/core"
 import { Cause, Effect, Layer, Option, Redacted } from "effect"
 import { NetAddress } from "effect/net"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import { Socket, SocketServer } from "effect/socket"
 import { NodeConfig } from "./NodeConfig.ts"
 import { NodeRpcHandlers } from "./NodeServer.ts"
-
-/** The header that tells control which node is calling (checked with the token before the upgrade). */
-export const nodeIdHeader = "x-paws-node-id"
-
-export const connectUrl = (controlUrl: string): string => {
-  const url = new URL("/v1/nodes/connect", controlUrl)
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
-  return url.toString()
-}
 
 /**
  * `socket`, whose reads fail when control has sent nothing for `silentMs` (control pings and
@@ -55,7 +46,7 @@ const CallHomeSocketServer = Layer.effect(
   Effect.gen(function* () {
     const config = yield* NodeConfig
     const makeWs = yield* Socket.WebSocketConstructor
-    const url = connectUrl(Option.getOrThrow(config.controlUrl))
+    const url = nodeConnectUrl(Option.getOrThrow(config.controlUrl))
     const headers = { authorization: `Bearer ${Redacted.value(config.token)}`, [nodeIdHeader]: config.id }
     return SocketServer.SocketServer.of({
       // Nothing listens: the node only dials out.
@@ -100,7 +91,7 @@ export const CallHome = Layer.effectDiscard(
   Effect.gen(function* () {
     const config = yield* NodeConfig
     yield* Effect.logInfo(`paws node ${config.id}: calling home`).pipe(
-      Effect.annotateLogs({ control: connectUrl(Option.getOrThrow(config.controlUrl)) }),
+      Effect.annotateLogs({ control: nodeConnectUrl(Option.getOrThrow(config.controlUrl)) }),
     )
   }),
 ).pipe(
