@@ -1,18 +1,11 @@
-import {
-  type ApiKey,
-  ApiKeyNotFound,
-  type ApiScope,
-  type CreatedApiKey,
-  type Principal,
-  Unauthorized,
-} from "@paws/core"
-import { Clock, Context, Effect, Layer } from "effect"
+import { ApiKey, ApiKeyNotFound, ApiScope, type CreatedApiKey, type Principal, Unauthorized } from "@paws/core"
+import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { ControlConfig } from "./ControlConfig.ts"
-import { iso } from "./Rows.ts"
+import { iso, rowDecoder } from "./Rows.ts"
 
 /** Keys look like `paws_<12-char id>_<43-char secret>`; the id finds the row, the secret is checked by hash. */
 const keyPattern = /^paws_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
@@ -34,14 +27,18 @@ interface KeyRow {
   readonly revoked_at: unknown
 }
 
-const toApiKey = (row: KeyRow): ApiKey => ({
-  id: row.id,
-  name: row.name,
-  scopes: row.scopes.split(",") as Array<ApiScope>,
-  createdAt: iso(row.created_at)!,
-  lastUsedAt: iso(row.last_used_at),
-  revokedAt: iso(row.revoked_at),
-})
+const decodeApiKey = rowDecoder(ApiKey, "API key")
+const decodeScopes = rowDecoder(Schema.Array(ApiScope), "API key's scopes")
+
+const toApiKey = (row: KeyRow): ApiKey =>
+  decodeApiKey({
+    id: row.id,
+    name: row.name,
+    scopes: row.scopes.split(","),
+    createdAt: iso(row.created_at),
+    lastUsedAt: iso(row.last_used_at),
+    revokedAt: iso(row.revoked_at),
+  })
 
 /**
  * API keys: high-entropy secrets shown once and stored as SHA-256 hashes (a slow hash adds
@@ -80,7 +77,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         if (row === undefined) return undefined
         const entry = {
           hash: Buffer.from(row.secret_hash, "hex"),
-          scopes: row.scopes.split(",") as Array<ApiScope>,
+          scopes: [...decodeScopes(row.scopes.split(","))],
           revoked: row.revoked_at !== null,
           at: now,
         }

@@ -1,8 +1,8 @@
-import { type CreatedNodeToken, type NodeToken, NodeTokenNotFound } from "@paws/core"
+import { type CreatedNodeToken, NodeToken, NodeTokenNotFound } from "@paws/core"
 import { Context, Deferred, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
-import { iso } from "./Rows.ts"
+import { iso, rowDecoder } from "./Rows.ts"
 
 /** Node tokens look like `pawsn_<12-char id>_<43-char secret>`; the id finds the row, the secret is checked by hash. */
 const tokenPattern = /^pawsn_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
@@ -24,15 +24,18 @@ interface TokenRow {
   readonly revoked_at: unknown
 }
 
-const toNodeToken = (row: TokenRow): NodeToken => ({
-  id: row.id,
-  name: row.name,
-  nodeId: row.node_id,
-  maxConcurrent: row.max_concurrent,
-  createdAt: iso(row.created_at)!,
-  lastUsedAt: iso(row.last_used_at),
-  revokedAt: iso(row.revoked_at),
-})
+const decodeNodeToken = rowDecoder(NodeToken, "node token")
+
+const toNodeToken = (row: TokenRow): NodeToken =>
+  decodeNodeToken({
+    id: row.id,
+    name: row.name,
+    nodeId: row.node_id,
+    maxConcurrent: row.max_concurrent,
+    createdAt: iso(row.created_at),
+    lastUsedAt: iso(row.last_used_at),
+    revokedAt: iso(row.revoked_at),
+  })
 
 /** What a token allows the node presenting it: refused when it is bound to another node id. */
 export type NodeTokenClaim =

@@ -1,24 +1,25 @@
 import {
   IdempotencyConflict,
   isTerminal,
-  type Session,
-  type SessionEvent,
-  type SessionId,
+  Session,
+  SessionEvent,
+  SessionId,
   type SessionResult,
-  type SessionSpecView,
+  SessionSpecView,
   type SessionStatus,
   sessionStatuses,
   sessionTransitions,
 } from "@paws/core"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { makeBatcher } from "./Batcher.ts"
 import { ControlConfig } from "./ControlConfig.ts"
-import { iso } from "./Rows.ts"
+import { iso, json, rowDecoder } from "./Rows.ts"
 
+/** A sessions row as the driver returns it; decoded into a Session by `toSession`. */
 interface SessionRow {
   readonly id: string
-  readonly status: SessionStatus
+  readonly status: string
   readonly spec: unknown
   readonly credentials: string | null
   readonly node: string | null
@@ -29,23 +30,25 @@ interface SessionRow {
   readonly result: unknown
 }
 
-const json = (value: unknown): unknown => (typeof value === "string" ? JSON.parse(value) : value)
+const decodeSession = rowDecoder(Session, "session")
+const decodeClaimed = rowDecoder(Schema.Struct({ id: SessionId, spec: SessionSpecView }), "session")
+const decodeEvent = rowDecoder(SessionEvent, "session event")
 
 const toSession = (row: SessionRow): Session => {
   const startedAt = iso(row.started_at)
   const completedAt = iso(row.completed_at)
-  return {
-    id: row.id as SessionId,
+  return decodeSession({
+    id: row.id,
     status: row.status,
-    spec: json(row.spec) as SessionSpecView,
-    node: row.node as Session["node"],
-    createdAt: iso(row.created_at)!,
+    spec: json(row.spec),
+    node: row.node,
+    createdAt: iso(row.created_at),
     startedAt,
     completedAt,
     durationMs: startedAt !== null && completedAt !== null ? Date.parse(completedAt) - Date.parse(startedAt) : null,
     reason: row.reason,
-    result: row.result === null ? null : (json(row.result) as SessionResult),
-  }
+    result: row.result === null ? null : json(row.result),
+  })
 }
 
 export interface NewSession {
@@ -187,7 +190,7 @@ export class SessionStore extends Context.Service<SessionStore, {
           SELECT * FROM c`.pipe(Effect.orDie)
         const row = rows[0]
         if (row === undefined) return undefined
-        return { id: row.id as SessionId, spec: json(row.spec) as SessionSpecView, credentials: row.credentials }
+        return { ...decodeClaimed({ id: row.id, spec: json(row.spec) }), credentials: row.credentials }
       })
 
       /**
@@ -256,7 +259,7 @@ export class SessionStore extends Context.Service<SessionStore, {
       const events = (id: SessionId, afterId: string, limit: number) =>
         sql<{ id: unknown; event: unknown }>`SELECT id, event FROM session_events
           WHERE session_id = ${id} AND id > ${afterId}::bigint ORDER BY id LIMIT ${limit}`.pipe(
-          Effect.map((rows) => rows.map((r) => ({ id: String(r.id), event: json(r.event) as SessionEvent }))),
+          Effect.map((rows) => rows.map((r) => ({ id: String(r.id), event: decodeEvent(json(r.event)) }))),
           Effect.orDie,
         )
 
