@@ -1,0 +1,118 @@
+import type { ChildProcess } from "node:child_process"
+import { spawn } from "node:child_process"
+import { randomInt } from "node:crypto"
+import { realpathSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { proxyExecArgv } from "@paws/core"
+
+/**
+ * How the node starts a `paws proxy` so that only the node is root. The proxy parses everything a
+ * hostile guest sends; if it is ever taken over, it should hold nothing beyond its own VM's CA and
+ * credentials. Every proxy (ProxySupervisor's and ProxyPool's) is spawned here:
+ *
+ * - its own uid and gid (no passwd entry, no supplementary groups), a fresh one per proxy, so a
+ *   proxy cannot signal, ptrace or read /proc/<pid>/mem of another VM's proxy (as it could if all
+ *   ran as `nobody`). Range 0x70000000 + 24 bits: clear of login users, systemd's dynamic users and
+ *   the usual container (subuid) ranges. Nothing on disk is owned by these ids;
+ * - no capabilities: inheritable, ambient and bounding sets cleared by `setpriv` (util-linux), and
+ *   permitted/effective go to zero with the switch away from uid 0;
+ * - `no_new_privs`: no setuid binary or file capability can raise it again;
+ * - a private /tmp, /var/tmp and /dev/shm (its own mount namespace with fresh tmpfs), so it sees
+ *   and leaves nothing in the world-writable places shared with other processes;
+ * - Node's permission model (`--permission`): read-only file access to the program's own tree, no
+ *   writes, no child processes, worker threads, native addons, WASI or inspector.
+ *
+ * Landlock and seccomp: the host kernels here have both, but Debian 12's util-linux (2.38) `setpriv`
+ * cannot apply either (`--landlock-*` / `--seccomp-filter` came in 2.40) and nothing else in Debian
+ * does without a compiled helper; Node's permission model is the file-system and exec filter until
+ * then. The proxy's listeners use ephemeral ports (the VM's firewall DNATs 80/443/53 to them), so it
+ * needs no capability to bind either.
+ *
+ * Every step is an exec in place (`ip netns exec`, `unshare`, `sh -c 'exec …'`, `setpriv`), so the
+ * spawned pid is the proxy's pid. A node that is not root cannot do any of this (and runs the proxy
+ * as its own, already unprivileged, user with only the permission model).
+ */
+export const proxyUidBase = 0x70000000
+const proxyUidSpan = 0x01000000
+
+const proxyMain = fileURLToPath(new URL("../../../proxy/src/main.ts", import.meta.url))
+const programRoot = fileURLToPath(new URL("../../../", import.meta.url))
+
+/** Everything the proxy may read: its tree and the dependencies (their real location, if linked). */
+const readablePaths = (): ReadonlyArray<string> => {
+  const paths = new Set([realpathSync(programRoot)])
+  try {
+    paths.add(realpathSync(`${programRoot}node_modules`))
+  } catch {
+    // no node_modules beside the program: dependencies are inside the tree
+  }
+  return [...paths]
+}
+
+const permissionFlags = (): ReadonlyArray<string> => [
+  "--permission",
+  ...readablePaths().map((p) => `--allow-fs-read=${p}`),
+]
+
+const tmpfs = (dir: string) => `mount -t tmpfs -o size=16m,mode=1777,nosuid,nodev,noexec paws-proxy-tmp ${dir}`
+/** Runs in the proxy's fresh mount namespace, before privileges are dropped. */
+const privateTmpScript = `${tmpfs("/tmp")} && ${tmpfs("/dev/shm")} && { [ ! -d /var/tmp ] || ${
+  tmpfs("/var/tmp")
+}; } && exec "$@"`
+
+const uidsInUse = new Set<number>()
+
+/** A uid (also used as gid) no other proxy of this node holds; returned when the proxy exits. */
+const allocateUid = (): number => {
+  for (;;) {
+    const uid = proxyUidBase + randomInt(1, proxyUidSpan)
+    if (!uidsInUse.has(uid)) {
+      uidsInUse.add(uid)
+      return uid
+    }
+  }
+}
+
+/** The argv that runs the proxy as `uid` (undefined: the node is not root, no drop possible). */
+export const proxyArgv = (netnsPrefix: ReadonlyArray<string>, uid: number | undefined): ReadonlyArray<string> => {
+  const node = [process.execPath, ...permissionFlags(), ...proxyExecArgv, proxyMain]
+  if (uid === undefined) return [...netnsPrefix, ...node]
+  return [
+    ...netnsPrefix,
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "--",
+    "sh",
+    "-c",
+    privateTmpScript,
+    "paws-proxy-sandbox",
+    "setpriv",
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+    "--",
+    ...node,
+  ]
+}
+
+/** Spawns an unprivileged proxy (stdio: config in, NDJSON out, diagnostics inherited). */
+export const spawnProxy = (netnsPrefix: ReadonlyArray<string>, env: Record<string, string>): ChildProcess => {
+  const uid = process.getuid?.() === 0 ? allocateUid() : undefined
+  const argv = proxyArgv(netnsPrefix, uid)
+  const child = spawn(argv[0]!, argv.slice(1), {
+    stdio: ["pipe", "pipe", "inherit"],
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+  })
+  if (uid !== undefined) {
+    const release = () => uidsInUse.delete(uid)
+    child.once("exit", release)
+    child.once("error", release)
+  }
+  return child
+}
