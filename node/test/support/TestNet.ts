@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { HostCommand, runCommand } from "../../src/network/HostCommand.ts"
 
-const probeScript = fileURLToPath(new URL("./probe.ts", import.meta.url))
+export const probeScript = fileURLToPath(new URL("./probe.ts", import.meta.url))
 
 /** A uniquely named netns, deleted (with a check that nothing of ours remains) when the scope closes. */
 export const testNetns = (label = "t"): Effect.Effect<string, never, Scope.Scope> =>
