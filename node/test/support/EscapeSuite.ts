@@ -22,7 +22,8 @@ import {
   startBait,
 } from "./EscapeWorld.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./Sessions.ts"
-import { linksIn, probe, sh } from "./TestNet.ts"
+import { assertUnprivilegedStatus, type Privileges, privilegesOf } from "./ProxyPrivileges.ts"
+import { linksIn, probe, reach, sh } from "./TestNet.ts"
 import { type Received, TestWorld } from "./TestNode.ts"
 
 /** The host's listeners the guest must never reach (plus whatever else `ss` finds listening). */
@@ -44,6 +45,21 @@ const bait: ReadonlyArray<BaitSpec & { readonly what: string }> = [
   { proto: "tcp", ip: "::", port: 443, tag: "host-v6-https", what: "the host's TLS server over IPv6" },
   { proto: "udp", ip: "::", port: 5353, tag: "host-v6-udp", what: "a UDP service on the host over IPv6" },
 ]
+
+/** The proxy processes in a netns (`paws proxy` main script on their command line) and their privileges. */
+const proxiesIn = (netns: string) =>
+  sh(["ip", "netns", "pids", netns]).pipe(
+    Effect.map((out) =>
+      out.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number).flatMap((pid) => {
+        try {
+          const p = privilegesOf(pid)
+          return p.cmdline.some((a) => a.endsWith("proxy/src/main.ts")) ? [[pid, p] as const] : []
+        } catch {
+          return [] // exited meanwhile
+        }
+      })
+    ),
+  )
 
 /** Every test may wait for the one shared run (two VM boots and the probe workload). */
 const slow = 400_000
@@ -97,6 +113,9 @@ interface Run {
   readonly listening: ReadonlyArray<Listening>
   readonly targets: ReturnType<typeof targetsOf>
   readonly bGuestListener: string
+  readonly hostToBProxy: ReadonlyArray<string>
+  /** Every proxy process in the node's netns while VM B ran (B's, pooled ones), as /proc showed it. */
+  readonly proxies: ReadonlyArray<readonly [number, Privileges]>
   /** VM B's QEMU loaded a snapshot (`-incoming`) rather than booting. */
   readonly bRestored: boolean
   readonly bTapV6: string
@@ -159,6 +178,9 @@ const collect = Effect.scoped(Effect.gen(function* () {
   const listening = yield* listeningIn(world.netns)
   const targets = targetsOf(listening, bHost)
   const bProxyTcp = listening.filter((l) => l.address === bHost && l.proto === "tcp").map((l) => l.port)
+  // Only B's TAP reaches B's proxy: a process on the host (here root, in the node's netns) does not.
+  const hostToBProxy = yield* Effect.forEach(bProxyTcp, (port) => reach(world.netns, bHost, port), { concurrency: 4 })
+  const proxies = yield* proxiesIn(world.netns)
 
   const receivedBefore = world.received.length
   const script = escapeScript({
@@ -198,6 +220,8 @@ const collect = Effect.scoped(Effect.gen(function* () {
     listening,
     targets,
     bGuestListener,
+    hostToBProxy,
+    proxies,
     bRestored,
     bTapV6,
     neighAfter,
@@ -374,6 +398,20 @@ export const escapeSuite = (
           tally.blocked.add(name)
         }
       }), slow)
+
+    it.effect(
+      "a VM's proxy is reachable from its own TAP only (not from a host process) and runs unprivileged",
+      () =>
+        Effect.gen(function* () {
+          const r = yield* results
+          assert.isAtLeast(r.hostToBProxy.length, 2, "VM B's proxy ports were found and tried")
+          assert.deepStrictEqual(r.hostToBProxy, r.hostToBProxy.map(() => "BLOCKED"))
+          assert.isAtLeast(r.proxies.length, 1, "VM B's proxy was found")
+          const uids = r.proxies.map(([pid, p]) => assertUnprivilegedStatus(pid, p))
+          assert.strictEqual(new Set(uids).size, uids.length, "each proxy has a uid of its own")
+        }),
+      slow,
+    )
 
     it.effect("blocks raw IP addresses on non-proxied ports", () =>
       Effect.gen(function* () {

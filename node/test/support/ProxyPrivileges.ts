@@ -19,9 +19,12 @@ export const privilegesOf = (pid: number) => {
   }
 }
 
+export type Privileges = ReturnType<typeof privilegesOf>
+
 /** Issue 10: a proxy runs as its own non-root uid/gid, with no capabilities at all, no_new_privs, a private /tmp. */
-export const assertUnprivileged = (pid: number): number => {
-  const p = privilegesOf(pid)
+export const assertUnprivileged = (pid: number): number => assertUnprivilegedStatus(pid, privilegesOf(pid))
+
+export const assertUnprivilegedStatus = (pid: number, p: Privileges): number => {
   const uid = p.uids[0]!
   assert.isAtLeast(uid, proxyUidBase, `proxy ${pid} uid ${p.uids.join(" ")}`)
   assert.deepStrictEqual(p.uids, [uid, uid, uid, uid], "real, effective, saved and fs uid")

@@ -51,6 +51,12 @@ export const probe = (netns: string, proto: "tcp" | "udp", ip: string, port: num
     Effect.map((s) => s.trim()),
   )
 
+/** CONNECTED when a TCP handshake with ip:port completes from `netns` (even if the server then waits), else BLOCKED. */
+export const reach = (netns: string, ip: string, port: number) =>
+  sh(["ip", "netns", "exec", netns, process.execPath, probeScript, "reach", "tcp", ip, String(port)]).pipe(
+    Effect.map((s) => s.trim()),
+  )
+
 /** Names of links / inet tables in a netns, for "nothing left behind" assertions. */
 export const linksIn = (netns: string) =>
   sh(["ip", "-n", netns, "-j", "link", "show"]).pipe(
