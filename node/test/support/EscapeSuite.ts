@@ -23,7 +23,7 @@ import {
 } from "./EscapeWorld.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./Sessions.ts"
 import { assertUnprivilegedStatus, type Privileges, privilegesOf } from "./ProxyPrivileges.ts"
-import { linksIn, probe, reach, sh } from "./TestNet.ts"
+import { linksIn, probe, reach, sh, udpFlow } from "./TestNet.ts"
 import { type Received, TestWorld } from "./TestNode.ts"
 
 /** The host's listeners the guest must never reach (plus whatever else `ss` finds listening). */
@@ -114,6 +114,8 @@ interface Run {
   readonly targets: ReturnType<typeof targetsOf>
   readonly bGuestListener: string
   readonly hostToBProxy: ReadonlyArray<string>
+  /** What the host's end of its UDP flow with VM B received while VM A forged B's replies. */
+  readonly bFlowHeard: ReadonlyArray<string>
   /** Every proxy process in the node's netns while VM B ran (B's, pooled ones), as /proc showed it. */
   readonly proxies: ReadonlyArray<readonly [number, Privileges]>
   /** VM B's QEMU loaded a snapshot (`-incoming`) rather than booting. */
@@ -182,6 +184,11 @@ const collect = Effect.scoped(Effect.gen(function* () {
   const hostToBProxy = yield* Effect.forEach(bProxyTcp, (port) => reach(world.netns, bHost, port), { concurrency: 4 })
   const proxies = yield* proxiesIn(world.netns)
 
+  // A flow the host keeps open with B from another local address (so only the established rule's
+  // source check stands between it and a guest forging B's replies; B's table never sees them).
+  const bFlow = { host: baitAddresses.other, port: 47001, bPort: 47000 }
+  const bFlowHeard = yield* udpFlow(world.netns, bFlow.host, bFlow.port, bGuest, bFlow.bPort)
+
   const receivedBefore = world.received.length
   const script = escapeScript({
     ...targets,
@@ -194,6 +201,7 @@ const collect = Effect.scoped(Effect.gen(function* () {
     otherBait: baitAddresses.other,
     metadata: baitAddresses.metadata,
     tunnelNames,
+    bFlow,
   })
   const a = yield* runToEnd(dispatchOf(script, {
     timeoutMs: 200_000,
@@ -222,6 +230,7 @@ const collect = Effect.scoped(Effect.gen(function* () {
     bGuestListener,
     hostToBProxy,
     proxies,
+    bFlowHeard: [...bFlowHeard],
     bRestored,
     bTapV6,
     neighAfter,
@@ -585,26 +594,36 @@ export const escapeSuite = (
       slow,
     )
 
-    it.effect("ARP/MAC spoofing reaches nothing new and changes no host neighbour entry", () =>
-      Effect.gen(function* () {
-        const r = yield* results
-        // Probes around the spoofing worked: the normal source during it, and everything after it.
-        assert.strictEqual(
-          httpStatus(attempt(r, "ctl-spoof-src-normal")),
-          "200",
-          attempt(r, "ctl-spoof-src-normal").detail,
-        )
-        assert.strictEqual(httpStatus(attempt(r, "ctl-after-spoof")), "200")
-        const spoofed = [...r.attempts.keys()].filter((n) => n.startsWith("spoof-"))
-        assert.isAtLeast(spoofed.length, 10)
-        for (const name of spoofed.filter((n) => !n.startsWith("spoof-garp"))) dropped(r, name)
-        for (const name of spoofed.filter((n) => n.startsWith("spoof-garp"))) {
-          assert.strictEqual(attempt(r, name).code, "0", `${name}: arping could send`)
-          tally.blocked.add(name)
-        }
-        assert.notInclude(r.neighAfter, "52:54:00:66:66:66", r.neighAfter)
-        assert.deepStrictEqual(r.hits, [])
-      }), slow)
+    it.effect(
+      "ARP/MAC/source spoofing reaches nothing new (nor another VM's flows) and changes no neighbour entry",
+      () =>
+        Effect.gen(function* () {
+          const r = yield* results
+          // Probes around the spoofing worked: the normal source during it, and everything after it.
+          assert.strictEqual(
+            httpStatus(attempt(r, "ctl-spoof-src-normal")),
+            "200",
+            attempt(r, "ctl-spoof-src-normal").detail,
+          )
+          assert.strictEqual(httpStatus(attempt(r, "ctl-after-spoof")), "200")
+          // Forged replies on an established flow of VM B's never reached the host's end of it.
+          attempt(r, "spoof-src-established-udp")
+          assert.deepStrictEqual(r.bFlowHeard.filter((x) => x.includes("forged")), [], "forged replies got in")
+          tally.blocked.add("spoof-src-established-udp")
+          const spoofed = [...r.attempts.keys()].filter((n) =>
+            n.startsWith("spoof-") && n !== "spoof-src-established-udp"
+          )
+          assert.isAtLeast(spoofed.length, 10)
+          for (const name of spoofed.filter((n) => !n.startsWith("spoof-garp"))) dropped(r, name)
+          for (const name of spoofed.filter((n) => n.startsWith("spoof-garp"))) {
+            assert.strictEqual(attempt(r, name).code, "0", `${name}: arping could send`)
+            tally.blocked.add(name)
+          }
+          assert.notInclude(r.neighAfter, "52:54:00:66:66:66", r.neighAfter)
+          assert.deepStrictEqual(r.hits, [])
+        }),
+      slow,
+    )
 
     it.effect(
       "the guest holds the proxy CA's certificate but no private key anywhere on its disk",

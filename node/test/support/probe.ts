@@ -5,6 +5,8 @@
 //                                       for the client to speak, like a proxy's TLS port), or BLOCKED
 //   udp-flow udp <ip> <port> <peer> <peerport>   from ip:port sends "ping" to the peer (a conntrack flow),
 //                                       then prints every datagram received in 3 s, comma-separated
+//   udp-keep udp <ip> <port> <peer> <peerport>   like udp-flow, but pings every second until killed
+//                                       and prints each datagram received on a line of its own
 //   udp-send udp <ip> <port> <peer> <peerport> <text>   sends <text> from ip:port (forged source, tests)
 import * as dgram from "node:dgram"
 import * as net from "node:net"
@@ -34,6 +36,13 @@ if (mode === "serve" && proto === "tcp") {
     })
   })
   if (mode === "udp-flow") setTimeout(() => (console.log(got.join(",")), process.exit(0)), 3000)
+} else if (mode === "udp-keep") {
+  const [peer, peerPort] = process.argv.slice(6)
+  const sock = dgram.createSocket("udp4")
+  sock.on("message", (m) => console.log(m.toString("latin1").replace(/[^\x20-\x7e]/g, " ")))
+  sock.on("error", () => {}) // ICMP errors from a peer with no listener: keep the flow going
+  const ping = () => sock.send("ping", Number(peerPort), peer!)
+  sock.bind(port, ip, () => (ping(), setInterval(ping, 1000), console.log("flowing")))
 } else if (mode === "connect") {
   const done = (text: string) => {
     console.log(text)
