@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process"
 import { spawn } from "node:child_process"
 import { randomInt } from "node:crypto"
-import { realpathSync } from "node:fs"
+import { existsSync, realpathSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { proxyExecArgv } from "@paws/core"
 
@@ -19,14 +19,16 @@ import { proxyExecArgv } from "@paws/core"
  * - `no_new_privs`: no setuid binary or file capability can raise it again;
  * - a private /tmp, /var/tmp and /dev/shm (its own mount namespace with fresh tmpfs), so it sees
  *   and leaves nothing in the world-writable places shared with other processes;
+ * - Landlock (no file-system changes anywhere) and a seccomp filter (no ptrace, namespaces, mount,
+ *   bpf, keyrings, io_uring, …) where the kernel has them: `proxy-kernel-filter.py`, run by the
+ *   system's python3 between setpriv and node. Debian 12's util-linux (2.38) `setpriv` cannot apply
+ *   either (`--landlock-*` / `--seccomp-filter` came in 2.40) and nothing else in Debian does without
+ *   a compiler; python3's ctypes can. Without /usr/bin/python3 this layer is skipped;
  * - Node's permission model (`--permission`): read-only file access to the program's own tree, no
  *   writes, no child processes, worker threads, native addons, WASI or inspector.
  *
- * Landlock and seccomp: the host kernels here have both, but Debian 12's util-linux (2.38) `setpriv`
- * cannot apply either (`--landlock-*` / `--seccomp-filter` came in 2.40) and nothing else in Debian
- * does without a compiled helper; Node's permission model is the file-system and exec filter until
- * then. The proxy's listeners use ephemeral ports (the VM's firewall DNATs 80/443/53 to them), so it
- * needs no capability to bind either.
+ * The proxy's listeners use ephemeral ports (the VM's firewall DNATs 80/443/53 to them), so it
+ * needs no capability to bind.
  *
  * Every step is an exec in place (`ip netns exec`, `unshare`, `sh -c 'exec …'`, `setpriv`), so the
  * spawned pid is the proxy's pid. A node that is not root cannot do any of this (and runs the proxy
@@ -36,6 +38,10 @@ export const proxyUidBase = 0x70000000
 const proxyUidSpan = 0x01000000
 
 const proxyMain = fileURLToPath(new URL("../../../proxy/src/main.ts", import.meta.url))
+const kernelFilter = fileURLToPath(new URL("./proxy-kernel-filter.py", import.meta.url))
+const python = "/usr/bin/python3"
+/** `-I -S`: isolated (no environment, user site or current directory on the path), no site module. */
+export const kernelFilterArgv: ReadonlyArray<string> = existsSync(python) ? [python, "-I", "-S", kernelFilter] : []
 const programRoot = fileURLToPath(new URL("../../../", import.meta.url))
 
 /** Everything the proxy may read: its tree and the dependencies (their real location, if linked). */
@@ -74,9 +80,16 @@ const allocateUid = (): number => {
 }
 
 /** The argv that runs the proxy as `uid` (undefined: the node is not root, no drop possible). */
-export const proxyArgv = (netnsPrefix: ReadonlyArray<string>, uid: number | undefined): ReadonlyArray<string> => {
-  const node = [process.execPath, ...permissionFlags(), ...proxyExecArgv, proxyMain]
-  if (uid === undefined) return [...netnsPrefix, ...node]
+export const proxyArgv = (netnsPrefix: ReadonlyArray<string>, uid: number | undefined): ReadonlyArray<string> =>
+  sandboxArgv(netnsPrefix, uid, [process.execPath, ...permissionFlags(), ...proxyExecArgv, proxyMain])
+
+/** `program` wrapped in the proxy's sandbox (exported for tests: the same wrapping, another program). */
+export const sandboxArgv = (
+  netnsPrefix: ReadonlyArray<string>,
+  uid: number | undefined,
+  program: ReadonlyArray<string>,
+): ReadonlyArray<string> => {
+  if (uid === undefined) return [...netnsPrefix, ...kernelFilterArgv, ...program]
   return [
     ...netnsPrefix,
     "unshare",
@@ -97,7 +110,8 @@ export const proxyArgv = (netnsPrefix: ReadonlyArray<string>, uid: number | unde
     "--bounding-set=-all",
     "--no-new-privs",
     "--",
-    ...node,
+    ...kernelFilterArgv,
+    ...program,
   ]
 }
 

@@ -1,6 +1,6 @@
 import { assert } from "@effect/vitest"
 import { readFileSync } from "node:fs"
-import { proxyUidBase } from "../../src/proxy/ProxySandbox.ts"
+import { kernelFilterArgv, proxyUidBase } from "../../src/proxy/ProxySandbox.ts"
 
 /** The privilege-relevant lines of /proc/<pid>/status, plus what the process has mounted on /tmp. */
 export const privilegesOf = (pid: number) => {
@@ -14,6 +14,7 @@ export const privilegesOf = (pid: number) => {
     groups: field("Groups"),
     caps: ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"].map((c) => `${c}=${field(c)}`),
     noNewPrivs: field("NoNewPrivs"),
+    seccomp: field("Seccomp"),
     tmpMount: tmp.at(-1)?.split(" - ")[1]?.split(" ")[0] ?? "",
     cmdline: readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"),
   }
@@ -32,6 +33,8 @@ export const assertUnprivilegedStatus = (pid: number, p: Privileges): number => 
   assert.strictEqual(p.groups, "", "no supplementary groups")
   assert.deepStrictEqual(p.caps, ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"].map((c) => `${c}=0000000000000000`))
   assert.strictEqual(p.noNewPrivs, "1")
+  assert.isNotEmpty(kernelFilterArgv, "python3 is there to install the kernel filter (.ci/setup)")
+  assert.strictEqual(p.seccomp, "2", "a seccomp filter is installed")
   assert.strictEqual(p.tmpMount, "tmpfs", "a private tmpfs on /tmp")
   assert.include(p.cmdline, "--permission")
   return uid
