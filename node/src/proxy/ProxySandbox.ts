@@ -30,9 +30,11 @@ import { proxyExecArgv } from "@paws/core"
  * The proxy's listeners use ephemeral ports (the VM's firewall DNATs 80/443/53 to them), so it
  * needs no capability to bind.
  *
- * Every step is an exec in place (`ip netns exec`, `unshare`, `sh -c 'exec …'`, `setpriv`), so the
- * spawned pid is the proxy's pid. A node that is not root cannot do any of this (and runs the proxy
- * as its own, already unprivileged, user with only the permission model).
+ * Every step is an exec in place (`ip netns exec`, `unshare`, `sh -c 'exec …'`, `setpriv`, the
+ * filter), so the spawned pid is the proxy's pid. A node that is not root cannot switch uid or mount
+ * (it runs the proxy as its own, already unprivileged, user with the kernel filter and permission
+ * model only). Node's compile cache stays off in the proxy: it may not write, and Node keys the
+ * cache directory by uid anyway (a cache shared between proxies would let one poison the others).
  */
 export const proxyUidBase = 0x70000000
 const proxyUidSpan = 0x01000000
