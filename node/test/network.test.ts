@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { Firewall, renderRuleset } from "../src/network/Firewall.ts"
 import { HostCommand } from "../src/network/HostCommand.ts"
 import { guestMac, hostMac, tableName, tapName } from "../src/network/Naming.ts"
 import { NetworkSlot, type Slot } from "../src/network/NetworkSlot.ts"
 import { AddressSlots, InvalidPool, parsePool, slotAddresses } from "../src/network/AddressSlots.ts"
-import { hostCommandIn, linksIn, probe, serve, sh, tablesIn, testNetns } from "./support/TestNet.ts"
+import { hostCommandIn, linksIn, probe, probeScript, serve, sh, tablesIn, testNetns } from "./support/TestNet.ts"
 
 const sid = (n: number) => `0190f000-0000-7000-8000-${n.toString(16).padStart(12, "0")}`
 
@@ -107,6 +107,22 @@ const vethSlot = (n: number, hostIp: string, guestIp: string): Slot => ({
   guestMac,
 })
 
+/**
+ * The host sends from `from:port` to guest B's UDP 5000 (B answers once), then guest A sends three
+ * datagrams forged as B's reply (B's address, port 5000, to `from:port`). What the host received.
+ */
+const heardOnFlow = (ns: string, ga: string, b: Slot, from: string, port: number) =>
+  Effect.gen(function* () {
+    const run = (netns: string, args: ReadonlyArray<string>) =>
+      sh(["ip", "netns", "exec", netns, process.execPath, probeScript, ...args])
+    const flow = yield* run(ns, ["udp-flow", "udp", from, String(port), b.guestIp, "5000"]).pipe(Effect.forkChild)
+    yield* Effect.sleep("500 millis")
+    for (let i = 0; i < 3; i++) {
+      yield* run(ga, ["udp-send", "udp", b.guestIp, "5000", from, String(port), "forged-by-A"])
+    }
+    return (yield* Fiber.join(flow)).trim().split("\n").at(-1)!.split(",")
+  })
+
 describe("Firewall", () => {
   it("renders a table named after the session with no `fwd` chain", () => {
     const text = renderRuleset(vethSlot(1, "10.0.0.1", "10.0.0.2"), { https: 1, http: 2, dnsUdp: 3, dnsTcp: 4 })
@@ -114,7 +130,7 @@ describe("Firewall", () => {
     assert.notMatch(text, /chain fwd\b/)
   })
 
-  it.live("sends 443/80/53 to the VM's proxy and drops everything else from the guest", () =>
+  it.live("sends 443/80/53 to the VM's proxy and drops everything else from the guest (and from other sources to its proxy)", () =>
     Effect.scoped(Effect.gen(function* () {
       const ns = yield* testNetns("fw")
       const a = vethSlot(1, "10.78.0.1", "10.78.0.2")
@@ -145,6 +161,18 @@ describe("Firewall", () => {
       )
       assert.strictEqual(yield* probe(ns, "tcp", a.guestIp, 22), "ssh-A")
       yield* fw.open(a, ports)
+      // A's host address (its proxy) takes packets from A's TAP only: not from a local process in
+      // the node's netns, nor from guest B even before B has a table of its own.
+      assert.deepStrictEqual(
+        yield* Effect.all([
+          probe(ns, "tcp", a.hostIp, ports.https),
+          probe(ns, "tcp", a.hostIp, ports.http),
+          probe(ns, "udp", a.hostIp, ports.dnsUdp),
+          probe(gb, "tcp", a.hostIp, ports.https),
+          probe(gb, "udp", a.hostIp, ports.dnsUdp),
+        ], { concurrency: "unbounded" }),
+        ["BLOCKED", "BLOCKED", "BLOCKED", "BLOCKED", "BLOCKED"],
+      )
       yield* fw.apply(b, ports).pipe(Scope.provide(rules))
       assert.includeMembers(yield* tablesIn(ns), [tableName(a.sessionId), tableName(b.sessionId)])
 
@@ -171,6 +199,22 @@ describe("Firewall", () => {
       )
       // The host can still open connections to the guest (SSH), and its services work locally.
       assert.strictEqual(yield* probe(ns, "tcp", a.guestIp, 22), "ssh-A")
+      assert.deepStrictEqual(
+        yield* Effect.all([probe(ns, "tcp", b.hostIp, ports.https), probe(ga, "tcp", b.hostIp, ports.https)]),
+        ["BLOCKED", "BLOCKED"],
+      )
+
+      // Flows the host opened to B (UDP, from B's host address and from another local address):
+      // B's replies get in; guest A forging B's address and port (the reply tuple, so conntrack
+      // calls it established) is dropped, whichever local address the flow uses.
+      yield* serve(gb, "udp", b.guestIp, 5000, "reply-from-B")
+      yield* sh(["ip", "-n", ga, "addr", "add", `${b.guestIp}/32`, "dev", "eth0"])
+      yield* sh(["ip", "-n", ns, "addr", "add", "10.79.9.1/32", "dev", "lo"])
+      const heard = yield* Effect.all([
+        heardOnFlow(ns, ga, b, b.hostIp, 6000),
+        heardOnFlow(ns, ga, b, "10.79.9.1", 6001),
+      ], { concurrency: 2 })
+      assert.deepStrictEqual(heard, [["reply-from-B"], ["reply-from-B"]], "the host's ends of B's flows heard only B")
       assert.strictEqual(yield* probe(ns, "tcp", "127.0.0.1", 7711), "node-rpc")
 
       yield* Scope.close(rules, Exit.void)

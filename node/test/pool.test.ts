@@ -7,6 +7,7 @@ import { NodeConfig } from "../src/NodeConfig.ts"
 import { poolEnvVar, ProxyPool, reconcilePool } from "../src/pool/ProxyPool.ts"
 import { ProxySupervisor } from "../src/proxy/ProxySupervisor.ts"
 import { makeNetns } from "./support/Netns.ts"
+import { assertUnprivileged } from "./support/ProxyPrivileges.ts"
 import { sh } from "./support/TestNet.ts"
 import { testConfig } from "./support/TestImage.ts"
 
@@ -81,6 +82,8 @@ describe("warm proxy pool", () => {
           assert.isTrue(waiting.includes(a.pid) && waiting.includes(b.pid))
           assert.include(a.caCertificatePem, "BEGIN CERTIFICATE")
           assert.isAbove(a.ports.https, 0)
+          // Pooled proxies are as unprivileged as the supervisor's, each with a uid of its own.
+          assert.notStrictEqual(assertUnprivileged(a.pid), assertUnprivileged(b.pid))
           // refilled in the background with fresh processes
           const refilled = yield* waitFor(pooled(netns), (p) => p.length === 4)
           assert.strictEqual(refilled.length, 4)

@@ -5,6 +5,7 @@ import { HostCommand } from "../src/network/HostCommand.ts"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
 import { NodeConfig } from "../src/NodeConfig.ts"
 import { ProxySupervisor } from "../src/proxy/ProxySupervisor.ts"
+import { assertUnprivileged } from "./support/ProxyPrivileges.ts"
 import { hostCommandIn, sh, testNetns } from "./support/TestNet.ts"
 
 const sessionId = "0190f000-0000-7000-8000-0000000000aa"
@@ -35,6 +36,9 @@ describe("ProxySupervisor", () => {
       assert.isAbove(proxy.ports.https, 0)
       const running = yield* labelledProcesses(Option.some(ns))
       assert.deepStrictEqual(running.map((p) => p.sessionId), [sessionId])
+      assert.deepStrictEqual(running.map((p) => p.pid), [proxy.pid], "the spawned process is the proxy itself")
+      // Only the node is root: the proxy has its own uid, no capabilities, no_new_privs, a private /tmp.
+      assertUnprivileged(proxy.pid)
 
       // A name off the allowlist is refused over the proxy's real TLS port, and audited.
       const out = yield* sh([
@@ -55,6 +59,7 @@ describe("ProxySupervisor", () => {
         `https://denied.example:${proxy.ports.https}/`,
       ]).pipe(Effect.catch(() => Effect.succeed("refused")))
       assert.notStrictEqual(out, "200")
+      assert.match(out, /^\d{3}$/, "the unprivileged proxy answered over TLS")
       yield* Effect.sleep("200 millis")
       assert.isTrue(
         audits.some((a) => a.host === "denied.example" && a.decision === "denied_host"),

@@ -2,7 +2,7 @@ import { Readable } from "node:stream"
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { makeAccessPolicy } from "../src/AccessPolicy.ts"
-import { isForbiddenAddress } from "../src/AddressPolicy.ts"
+import { isForbiddenAddress, ownAddresses } from "../src/AddressPolicy.ts"
 import { auditPath } from "../src/AuditLog.ts"
 import { hostOfHeader, upstreamRequestHeaders } from "../src/RequestJudge.ts"
 import { SecretFound, secretNeedles, SecretScanner } from "../src/SecretScanner.ts"
@@ -175,6 +175,25 @@ describe("address and header helpers", () => {
       assert.isFalse(isForbiddenAddress(a), a)
     }
     assert.isTrue(isForbiddenAddress("not-an-ip"))
+  })
+
+  it("forbids NAT64 (well-known and local-use) and IPv4-compatible IPv6", () => {
+    for (const a of ["64:ff9b::a00:1", "64:ff9b:1::a00:1", "64:ff9b:1:ffff::1", "::a00:1", "::8.8.8.8", "::1:2"]) {
+      assert.isTrue(isForbiddenAddress(a), a)
+    }
+    for (const a of ["64:ff9b:2::1", "64:ff9a::1", "::1:0:0:0"]) assert.isFalse(isForbiddenAddress(a), a)
+  })
+
+  it("forbids the node's own addresses, public ones too, in every spelling", () => {
+    const own = ["1.2.3.4", "2606:4700:10::6816:1", "127.0.0.1", "fe80::1"]
+    for (const a of ["1.2.3.4", "::ffff:1.2.3.4", "2606:4700:10:0::6816:1", "2606:4700:10::6816:0001"]) {
+      assert.isTrue(isForbiddenAddress(a, own), a)
+    }
+    assert.isFalse(isForbiddenAddress("1.2.3.5", own))
+    assert.isFalse(isForbiddenAddress("1.2.3.4", []), "not forbidden when it is not the node's")
+    // By default the check reads this host's real interfaces: each of their addresses is refused.
+    assert.isAbove(ownAddresses().length, 0)
+    for (const a of ownAddresses()) assert.isTrue(isForbiddenAddress(a), a)
   })
 
   it("keeps query keys but never query values in audit paths", () => {

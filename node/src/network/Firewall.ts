@@ -24,6 +24,12 @@ export interface ProxyPorts {
  * connections the host opened, i.e. SSH); everything else from the TAP is dropped, including
  * other local addresses, other slots and other proxies. No forwarding either way.
  *
+ * The slot's host address (where its proxy listens) takes packets from this TAP only: another
+ * guest, another proxy or any other local process in the node's netns is dropped there, whatever
+ * its own table says. Replies are accepted only from the guest's own address: a guest that forges
+ * another VM's address cannot ride that VM's established flows (conntrack alone matches the tuple,
+ * not the interface it came in on).
+ *
  * A VM's table goes in isolated (no DNAT, nothing accepted) before the VM boots, and is opened to
  * the proxy in one atomic swap once the proxy reports its ports: VM boot and proxy start overlap.
  */
@@ -52,7 +58,8 @@ export const renderRuleset = (slot: Slot, ports: ProxyPorts | undefined): string
   }
   chain guest_input {
     type filter hook input priority filter; policy accept;
-    ${tap} ct state established,related accept${lines(accept)}
+    iifname != "${slot.tap}" ip daddr ${slot.hostIp} counter drop
+    ${tap} ip saddr ${slot.guestIp} ct state established,related accept${lines(accept)}
     ${tap} counter drop
   }
   chain guest_forward {

@@ -1,17 +1,16 @@
 import { Context, Deferred, Effect, Layer, Option, Scope } from "effect"
-import { decodeProxyMessageLine, encodeProxyConfigLine, type ProxyConfig, proxyExecArgv } from "@paws/core"
-import { type ChildProcess, spawn } from "node:child_process"
+import { decodeProxyMessageLine, encodeProxyConfigLine, type ProxyConfig } from "@paws/core"
+import type { ChildProcess } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { readdir, readFile, readlink, stat } from "node:fs/promises"
 import { createInterface } from "node:readline"
-import { fileURLToPath } from "node:url"
 import { HostCommand } from "../network/HostCommand.ts"
 import { NodeConfig } from "../NodeConfig.ts"
+import { spawnProxy } from "../proxy/ProxySandbox.ts"
 import { ProxyFailed } from "../proxy/ProxySupervisor.ts"
 import type { ProxyStart, RunningProxy } from "../proxy/ProxySupervisor.ts"
 import { nodeSettings } from "../NodeConfig.ts"
 
-const proxyMain = fileURLToPath(new URL("../../../proxy/src/main.ts", import.meta.url))
 const readyTimeoutMs = 15_000
 const stopGraceMs = 3_000
 
@@ -77,11 +76,7 @@ export class ProxyPool extends Context.Service<ProxyPool, {
       let closing = false
 
       const spawnWaiting = (): Waiting => {
-        const argv = [...cmd.prefix, process.execPath, ...proxyExecArgv, proxyMain]
-        const child = spawn(argv[0]!, argv.slice(1), {
-          stdio: ["pipe", "pipe", "inherit"],
-          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", [poolEnvVar]: randomUUID() },
-        })
+        const child = spawnProxy(cmd.prefix, { [poolEnvVar]: randomUUID() })
         const exited = Deferred.makeUnsafe<number | null>()
         const w: Waiting = { child, exited, lines: [], onLine: undefined }
         child.on("error", () => Deferred.doneUnsafe(exited, Effect.succeed(null)))

@@ -1,13 +1,13 @@
 import { Context, Data, Deferred, Effect, Layer, Scope } from "effect"
 import type { CredentialRule, ProxyAuditEvent, ProxyPorts } from "@paws/core"
-import { decodeProxyMessageLine, encodeProxyConfigLine, type ProxyConfig, proxyExecArgv } from "@paws/core"
-import { type ChildProcess, spawn } from "node:child_process"
+import { decodeProxyMessageLine, encodeProxyConfigLine, type ProxyConfig } from "@paws/core"
+import type { ChildProcess } from "node:child_process"
 import { createInterface } from "node:readline"
-import { fileURLToPath } from "node:url"
 import { HostCommand } from "../network/HostCommand.ts"
 import { sessionEnvVar } from "../network/Naming.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { Option } from "effect"
+import { spawnProxy } from "./ProxySandbox.ts"
 
 export class ProxyFailed extends Data.TaggedError("ProxyFailed")<{ readonly reason: string }> {
   override get message(): string {
@@ -32,12 +32,11 @@ export interface RunningProxy {
   readonly exited: Deferred.Deferred<number | null>
 }
 
-const proxyMain = fileURLToPath(new URL("../../../proxy/src/main.ts", import.meta.url))
 const readyTimeoutMs = 15_000
 const stopGraceMs = 3_000
 
 /**
- * Runs one `paws proxy` per VM in the node's netns: config (with credential values) goes down
+ * Runs one `paws proxy` per VM in the node's netns, unprivileged (ProxySandbox.ts): config (with credential values) goes down
  * stdin, never argv or env; the first stdout line must be `ready` with the per-VM CA; later
  * lines are audit events. Released by closing stdin, then SIGKILL after a grace period.
  */
@@ -74,11 +73,7 @@ export class ProxySupervisor extends Context.Service<ProxySupervisor, {
         const ready = yield* Deferred.make<Omit<RunningProxy, "exited">, ProxyFailed>()
         const child = yield* Effect.acquireRelease(
           Effect.sync(() => {
-            const argv = [...cmd.prefix, process.execPath, ...proxyExecArgv, proxyMain]
-            const child = spawn(argv[0]!, argv.slice(1), {
-              stdio: ["pipe", "pipe", "inherit"],
-              env: { PATH: process.env.PATH ?? "/usr/bin:/bin", [sessionEnvVar]: options.sessionId },
-            })
+            const child = spawnProxy(cmd.prefix, { [sessionEnvVar]: options.sessionId })
             child.on("error", (e) => Deferred.doneUnsafe(ready, Effect.fail(new ProxyFailed({ reason: String(e) }))))
             child.on("exit", (code) => {
               Deferred.doneUnsafe(ready, Effect.fail(new ProxyFailed({ reason: `exited ${code} before ready` })))

@@ -29,6 +29,8 @@ export interface ProbeParams {
   readonly metadata: string
   /** Names that carry data out by being looked up (DNS tunnelling). */
   readonly tunnelNames: ReadonlyArray<string>
+  /** A UDP flow the host keeps open to VM B (host address:port, B's port): the guest forges B's replies. */
+  readonly bFlow: { readonly host: string; readonly port: number; readonly bPort: number }
 }
 
 /** `printf` text (octal escapes) of a length-prefixed DNS-over-TCP TXT query for `name`. */
@@ -183,6 +185,11 @@ ${
       .join("\n")
   }
 wait
+# B's address and port as the source, towards the host's end of a flow the host keeps open with B:
+# conntrack sees B's reply (established), the firewall must still see a packet from the wrong VM.
+# (busybox nc has no UDP; curl's TFTP read request is a UDP datagram from --interface:--local-port.)
+curl -s --max-time 3 --interface ${p.bGuest} --local-port ${p.bFlow.bPort} tftp://${p.bFlow.host}:${p.bFlow.port}/forged-by-A
+rec spoof-src-established-udp $? ""
 ip addr del ${p.bGuest}/32 dev eth0
 ask ctl-after-spoof https://api.test/after-spoof
 

@@ -22,7 +22,8 @@ import {
   startBait,
 } from "./EscapeWorld.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./Sessions.ts"
-import { linksIn, probe, sh } from "./TestNet.ts"
+import { assertUnprivilegedStatus, type Privileges, privilegesOf } from "./ProxyPrivileges.ts"
+import { linksIn, probe, reach, sh, udpFlow } from "./TestNet.ts"
 import { type Received, TestWorld } from "./TestNode.ts"
 
 /** The host's listeners the guest must never reach (plus whatever else `ss` finds listening). */
@@ -44,6 +45,21 @@ const bait: ReadonlyArray<BaitSpec & { readonly what: string }> = [
   { proto: "tcp", ip: "::", port: 443, tag: "host-v6-https", what: "the host's TLS server over IPv6" },
   { proto: "udp", ip: "::", port: 5353, tag: "host-v6-udp", what: "a UDP service on the host over IPv6" },
 ]
+
+/** The proxy processes in a netns (`paws proxy` main script on their command line) and their privileges. */
+const proxiesIn = (netns: string) =>
+  sh(["ip", "netns", "pids", netns]).pipe(
+    Effect.map((out) =>
+      out.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number).flatMap((pid) => {
+        try {
+          const p = privilegesOf(pid)
+          return p.cmdline.some((a) => a.endsWith("proxy/src/main.ts")) ? [[pid, p] as const] : []
+        } catch {
+          return [] // exited meanwhile
+        }
+      })
+    ),
+  )
 
 /** Every test may wait for the one shared run (two VM boots and the probe workload). */
 const slow = 400_000
@@ -97,6 +113,11 @@ interface Run {
   readonly listening: ReadonlyArray<Listening>
   readonly targets: ReturnType<typeof targetsOf>
   readonly bGuestListener: string
+  readonly hostToBProxy: ReadonlyArray<string>
+  /** What the host's end of its UDP flow with VM B received while VM A forged B's replies. */
+  readonly bFlowHeard: ReadonlyArray<string>
+  /** Every proxy process in the node's netns while VM B ran (B's, pooled ones), as /proc showed it. */
+  readonly proxies: ReadonlyArray<readonly [number, Privileges]>
   /** VM B's QEMU loaded a snapshot (`-incoming`) rather than booting. */
   readonly bRestored: boolean
   readonly bTapV6: string
@@ -159,6 +180,14 @@ const collect = Effect.scoped(Effect.gen(function* () {
   const listening = yield* listeningIn(world.netns)
   const targets = targetsOf(listening, bHost)
   const bProxyTcp = listening.filter((l) => l.address === bHost && l.proto === "tcp").map((l) => l.port)
+  // Only B's TAP reaches B's proxy: a process on the host (here root, in the node's netns) does not.
+  const hostToBProxy = yield* Effect.forEach(bProxyTcp, (port) => reach(world.netns, bHost, port), { concurrency: 4 })
+  const proxies = yield* proxiesIn(world.netns)
+
+  // A flow the host keeps open with B from another local address (so only the established rule's
+  // source check stands between it and a guest forging B's replies; B's table never sees them).
+  const bFlow = { host: baitAddresses.other, port: 47001, bPort: 47000 }
+  const bFlowHeard = yield* udpFlow(world.netns, bFlow.host, bFlow.port, bGuest, bFlow.bPort)
 
   const receivedBefore = world.received.length
   const script = escapeScript({
@@ -172,6 +201,7 @@ const collect = Effect.scoped(Effect.gen(function* () {
     otherBait: baitAddresses.other,
     metadata: baitAddresses.metadata,
     tunnelNames,
+    bFlow,
   })
   const a = yield* runToEnd(dispatchOf(script, {
     timeoutMs: 200_000,
@@ -198,6 +228,9 @@ const collect = Effect.scoped(Effect.gen(function* () {
     listening,
     targets,
     bGuestListener,
+    hostToBProxy,
+    proxies,
+    bFlowHeard: [...bFlowHeard],
     bRestored,
     bTapV6,
     neighAfter,
@@ -375,6 +408,20 @@ export const escapeSuite = (
         }
       }), slow)
 
+    it.effect(
+      "a VM's proxy is reachable from its own TAP only (not from a host process) and runs unprivileged",
+      () =>
+        Effect.gen(function* () {
+          const r = yield* results
+          assert.isAtLeast(r.hostToBProxy.length, 2, "VM B's proxy ports were found and tried")
+          assert.deepStrictEqual(r.hostToBProxy, r.hostToBProxy.map(() => "BLOCKED"))
+          assert.isAtLeast(r.proxies.length, 1, "VM B's proxy was found")
+          const uids = r.proxies.map(([pid, p]) => assertUnprivilegedStatus(pid, p))
+          assert.strictEqual(new Set(uids).size, uids.length, "each proxy has a uid of its own")
+        }),
+      slow,
+    )
+
     it.effect("blocks raw IP addresses on non-proxied ports", () =>
       Effect.gen(function* () {
         const r = yield* results
@@ -547,26 +594,36 @@ export const escapeSuite = (
       slow,
     )
 
-    it.effect("ARP/MAC spoofing reaches nothing new and changes no host neighbour entry", () =>
-      Effect.gen(function* () {
-        const r = yield* results
-        // Probes around the spoofing worked: the normal source during it, and everything after it.
-        assert.strictEqual(
-          httpStatus(attempt(r, "ctl-spoof-src-normal")),
-          "200",
-          attempt(r, "ctl-spoof-src-normal").detail,
-        )
-        assert.strictEqual(httpStatus(attempt(r, "ctl-after-spoof")), "200")
-        const spoofed = [...r.attempts.keys()].filter((n) => n.startsWith("spoof-"))
-        assert.isAtLeast(spoofed.length, 10)
-        for (const name of spoofed.filter((n) => !n.startsWith("spoof-garp"))) dropped(r, name)
-        for (const name of spoofed.filter((n) => n.startsWith("spoof-garp"))) {
-          assert.strictEqual(attempt(r, name).code, "0", `${name}: arping could send`)
-          tally.blocked.add(name)
-        }
-        assert.notInclude(r.neighAfter, "52:54:00:66:66:66", r.neighAfter)
-        assert.deepStrictEqual(r.hits, [])
-      }), slow)
+    it.effect(
+      "ARP/MAC/source spoofing reaches nothing new (nor another VM's flows) and changes no neighbour entry",
+      () =>
+        Effect.gen(function* () {
+          const r = yield* results
+          // Probes around the spoofing worked: the normal source during it, and everything after it.
+          assert.strictEqual(
+            httpStatus(attempt(r, "ctl-spoof-src-normal")),
+            "200",
+            attempt(r, "ctl-spoof-src-normal").detail,
+          )
+          assert.strictEqual(httpStatus(attempt(r, "ctl-after-spoof")), "200")
+          // Forged replies on an established flow of VM B's never reached the host's end of it.
+          attempt(r, "spoof-src-established-udp")
+          assert.deepStrictEqual(r.bFlowHeard.filter((x) => x.includes("forged")), [], "forged replies got in")
+          tally.blocked.add("spoof-src-established-udp")
+          const spoofed = [...r.attempts.keys()].filter((n) =>
+            n.startsWith("spoof-") && n !== "spoof-src-established-udp"
+          )
+          assert.isAtLeast(spoofed.length, 10)
+          for (const name of spoofed.filter((n) => !n.startsWith("spoof-garp"))) dropped(r, name)
+          for (const name of spoofed.filter((n) => n.startsWith("spoof-garp"))) {
+            assert.strictEqual(attempt(r, name).code, "0", `${name}: arping could send`)
+            tally.blocked.add(name)
+          }
+          assert.notInclude(r.neighAfter, "52:54:00:66:66:66", r.neighAfter)
+          assert.deepStrictEqual(r.hits, [])
+        }),
+      slow,
+    )
 
     it.effect(
       "the guest holds the proxy CA's certificate but no private key anywhere on its disk",

@@ -1,9 +1,10 @@
 import { Effect, Option, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { HostCommand, runCommand } from "../../src/network/HostCommand.ts"
 
-const probeScript = fileURLToPath(new URL("./probe.ts", import.meta.url))
+export const probeScript = fileURLToPath(new URL("./probe.ts", import.meta.url))
 
 /** A uniquely named netns, deleted (with a check that nothing of ours remains) when the scope closes. */
 export const testNetns = (label = "t"): Effect.Effect<string, never, Scope.Scope> =>
@@ -45,9 +46,37 @@ export const serve = (netns: string, proto: "tcp" | "udp", ip: string, port: num
     (child) => Effect.sync(() => child.kill("SIGKILL")),
   )
 
+/**
+ * A UDP flow the host keeps open from ip:port to peer:peerPort (a ping a second, so conntrack
+ * holds it); `heard` collects every datagram that reaches the host's end. Killed with the scope.
+ */
+export const udpFlow = (netns: string, ip: string, port: number, peer: string, peerPort: number) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly child: ChildProcess; readonly heard: Array<string> }>((resume) => {
+      const args = ["udp-keep", "udp", ip, String(port), peer, String(peerPort)]
+      const child = spawn("ip", ["netns", "exec", netns, process.execPath, probeScript, ...args], {
+        stdio: ["ignore", "pipe", "inherit"],
+      })
+      const heard: Array<string> = []
+      let started = false
+      createInterface({ input: child.stdout! }).on("line", (line) => {
+        if (started) heard.push(line)
+        else if (line === "flowing") (started = true, resume(Effect.succeed({ child, heard })))
+      })
+      child.once("exit", (code) => resume(Effect.die(new Error(`udp flow exited ${code}`))))
+    }),
+    ({ child }) => Effect.sync(() => child.kill("SIGKILL")),
+  ).pipe(Effect.map(({ heard }) => heard))
+
 /** What a client in `netns` gets back from ip:port ("BLOCKED" when nothing answers). */
 export const probe = (netns: string, proto: "tcp" | "udp", ip: string, port: number) =>
   sh(["ip", "netns", "exec", netns, process.execPath, probeScript, "connect", proto, ip, String(port)]).pipe(
+    Effect.map((s) => s.trim()),
+  )
+
+/** CONNECTED when a TCP handshake with ip:port completes from `netns` (even if the server then waits), else BLOCKED. */
+export const reach = (netns: string, ip: string, port: number) =>
+  sh(["ip", "netns", "exec", netns, process.execPath, probeScript, "reach", "tcp", ip, String(port)]).pipe(
     Effect.map((s) => s.trim()),
   )
 
