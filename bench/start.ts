@@ -33,7 +33,7 @@ import { NodeServices } from "../node/src/main.ts"
 import { guestNetworkOf, NetworkSlot } from "../node/src/network/NetworkSlot.ts"
 import { NodeServer } from "../node/src/NodeServer.ts"
 import { LiveSessions } from "../node/src/session/LiveSessions.ts"
-import { VmPool } from "../node/src/pool/VmPool.ts"
+import { WarmVmPool } from "../node/src/warm/WarmVmPool.ts"
 import { agentRun } from "../node/src/guest/AgentShell.ts"
 import { SnapshotBuilder } from "../node/src/snapshot/SnapshotBuilder.ts"
 import { SnapshotRestore } from "../node/src/snapshot/SnapshotRestore.ts"
@@ -124,7 +124,7 @@ const startControl = (nodeUrl: string) =>
 
 /** Waits (up to 10 s) until the node's VM pool holds `size` idle clones again. */
 const poolRefilled = Effect.gen(function* () {
-  const pool = yield* VmPool
+  const pool = yield* WarmVmPool
   for (let i = 0; i < 200 && (yield* pool.idle) < pool.size; i++) yield* Effect.sleep(50)
 })
 
@@ -132,7 +132,7 @@ const poolRefilled = Effect.gen(function* () {
  * Node A restores per session; node B (its own netns) keeps a VM pool. Their rows interleave
  * (a session on one, then on the other) so both see the same machine.
  */
-const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context<LiveSessions | VmPool>) =>
+const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context<LiveSessions | WarmVmPool>) =>
   Effect.gen(function* () {
     const store = yield* SnapshotStore
     const restorer = yield* SnapshotRestore

@@ -16,14 +16,13 @@ import { AddressSlots } from "./network/AddressSlots.ts"
 import { NodeConfig } from "./NodeConfig.ts"
 import { NodeServer } from "./NodeServer.ts"
 import { NodeStartChecks } from "./NodeStartChecks.ts"
-import { ProxySupervisor } from "./proxy/ProxySupervisor.ts"
 import { LiveSessions } from "./session/LiveSessions.ts"
 import { SessionRunner } from "./session/SessionRunner.ts"
 import { QemuMicrovm } from "./vmm/QemuMicrovm.ts"
 import { Vmm, vmRunDirName } from "./vmm/Vmm.ts"
 import { SnapshotRestore } from "./snapshot/SnapshotRestore.ts"
-import { ProxyPool } from "./pool/ProxyPool.ts"
-import { VmPool } from "./pool/VmPool.ts"
+import { WarmProxyPool } from "./warm/WarmProxyPool.ts"
+import { WarmVmPool } from "./warm/WarmVmPool.ts"
 import { DefaultSnapshotOnStart } from "./snapshot/DefaultSnapshot.ts"
 import { SnapshotBuilder } from "./snapshot/SnapshotBuilder.ts"
 import { SnapshotStore } from "./snapshot/SnapshotStore.ts"
@@ -59,13 +58,14 @@ export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerN
   Layer.provideMerge(SessionRunner.layerNoDeps),
   // Warm clones are made only after the start reconcile (one run: layers are shared), which
   // removes everything labelled that a previous node process left, pooled clones included.
-  Layer.provideMerge(VmPool.layerNoDeps.pipe(Layer.provide(ReconcileOnStart), Layer.provide(Reconciler.layerNoDeps))),
-  Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps, ProxyPool.layerNoDeps)),
+  Layer.provideMerge(
+    WarmVmPool.layerNoDeps.pipe(Layer.provide(ReconcileOnStart), Layer.provide(Reconciler.layerNoDeps)),
+  ),
+  Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps, WarmProxyPool)),
   Layer.provideMerge(
     Layer.mergeAll(
       NetworkSlot.layerNoDeps.pipe(Layer.provide(AddressSlots.layer)),
       Firewall.layerNoDeps,
-      ProxySupervisor.layerNoDeps,
       QemuMicrovm,
       NetnsDialer.layer,
       ImageStore.layer,

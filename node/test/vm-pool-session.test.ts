@@ -6,7 +6,7 @@ import * as path from "node:path"
 import { newSessionId } from "@paws/core"
 import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
-import { VmPool } from "../src/pool/VmPool.ts"
+import { WarmVmPool } from "../src/warm/WarmVmPool.ts"
 import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
 import { dispatchOf, runToEnd } from "./support/Sessions.ts"
 import { testConfig } from "./support/TestImage.ts"
@@ -41,7 +41,7 @@ const qemuPids = Effect.gen(function* () {
 
 const waitForIdle = (n: number) =>
   Effect.gen(function* () {
-    const pool = yield* VmPool
+    const pool = yield* WarmVmPool
     for (let i = 0; i < 600; i++) {
       if ((yield* pool.idle) >= n) return
       yield* Effect.sleep(100)

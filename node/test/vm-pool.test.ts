@@ -13,8 +13,8 @@ import { NodeServices } from "../src/main.ts"
 import { Firewall } from "../src/network/Firewall.ts"
 import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
-import type { PooledVm } from "../src/pool/VmPool.ts"
-import { VmPool } from "../src/pool/VmPool.ts"
+import type { PooledVm } from "../src/warm/WarmVmPool.ts"
+import { WarmVmPool } from "../src/warm/WarmVmPool.ts"
 import { agentRun } from "../src/guest/AgentShell.ts"
 import { snapshotFiles } from "../src/snapshot/SnapshotManifest.ts"
 import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
@@ -29,7 +29,7 @@ const name = "pool-a"
 const small = { vcpus: 1, memoryMB: 256 }
 const world = Firewall.layerNoDeps.pipe(Layer.provideMerge(snapshotWorldLayer))
 const poolOf = (size: number) =>
-  VmPool.layerNoDeps.pipe(
+  WarmVmPool.layerNoDeps.pipe(
     Layer.provide(testConfig({ PAWS_NODE_VM_POOL: String(size), PAWS_NODE_VM_POOL_SNAPSHOT: name })),
   )
 
@@ -110,7 +110,7 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("warm VM pool (rea
       const snapshot = Option.getOrThrow(yield* (yield* SnapshotStore).find(name))
 
       yield* Effect.scoped(Effect.gen(function* () {
-        const pool = yield* VmPool
+        const pool = yield* WarmVmPool
         const t0 = performance.now()
         assert.strictEqual(yield* waitFor(pool.idle, (n) => n === 2), 2)
         const fillMs = Math.round(performance.now() - t0)
@@ -224,7 +224,7 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("warm VM pool (rea
       const store = yield* SnapshotStore
       const dir = path.join(store.dir, name)
       yield* Effect.scoped(Effect.gen(function* () {
-        const pool = yield* VmPool
+        const pool = yield* WarmVmPool
         assert.strictEqual(yield* waitFor(pool.idle, (n) => n === 2), 2)
         const before = yield* artefacts
 
@@ -324,7 +324,7 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("warm VM pool (rea
         PAWS_NODE_VM_POOL_SNAPSHOT: name,
       })))
       yield* Effect.scoped(Effect.gen(function* () {
-        const pool = yield* VmPool
+        const pool = yield* WarmVmPool
         assert.strictEqual(yield* waitFor(pool.idle, (n) => n === 2), 2)
         for (const pid of left.qemus) assert.isFalse(alive(pid))
         const now = yield* artefacts

@@ -9,7 +9,7 @@
  *   carrying the full id).
  * - Processes: the proxy gets environment variable `PAWS_SESSION_ID=<uuid>`; QEMU runs with
  *   `-name paws-<uuid>` (set by the Vmm driver).
- * - Warm clones (VmPool) belong to no session until taken: their slot, table, QEMU and run dir are
+ * - Warm clones (WarmVmPool) belong to no session until taken: their slot, table, QEMU and run dir are
  *   named after a pool id minted like a session id, and keep it once taken. A killed node's pool
  *   is therefore removed by the start reconcile like any other leftover, and a reconcile with a
  *   live set (none runs today) would have to count the pool's ids as live.

@@ -8,7 +8,7 @@ import { proxyExecArgv } from "@paws/core"
 /**
  * How the node starts a `paws proxy` so that only the node is root. The proxy parses everything a
  * hostile guest sends; if it is ever taken over, it should hold nothing beyond its own VM's CA and
- * credentials. Every proxy (ProxySupervisor's and ProxyPool's) is spawned here:
+ * credentials. Every proxy (ProxyStarter's and WarmProxyPool's) is spawned here:
  *
  * - its own uid and gid (no passwd entry, no supplementary groups), a fresh one per proxy, so a
  *   proxy cannot signal, ptrace or read /proc/<pid>/mem of another VM's proxy (as it could if all

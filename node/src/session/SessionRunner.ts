@@ -7,12 +7,11 @@ import { ImageStore } from "../image/ImageStore.ts"
 import { Firewall } from "../network/Firewall.ts"
 import { NetworkSlot } from "../network/NetworkSlot.ts"
 import { NodeConfig } from "../NodeConfig.ts"
-import { ProxySupervisor } from "../proxy/ProxySupervisor.ts"
+import { ProxyStarter } from "../proxy/ProxyStarter.ts"
 import { Vmm } from "../vmm/Vmm.ts"
 import type { VmHandle } from "../vmm/Vmm.ts"
 import { chooseSnapshot } from "../snapshot/SnapshotChoice.ts"
-import { ProxyPool } from "../pool/ProxyPool.ts"
-import { VmPool } from "../pool/VmPool.ts"
+import { WarmVmPool } from "../warm/WarmVmPool.ts"
 import { prepareViaAgent } from "../guest/AgentPrepare.ts"
 import { agentShell } from "../guest/AgentShell.ts"
 import type { GuestAgent } from "../guest/GuestAgent.ts"
@@ -63,7 +62,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
       const config = yield* NodeConfig
       const images = yield* ImageStore
       const slots = yield* NetworkSlot
-      const proxies = yield* ProxySupervisor
+      const proxies = yield* ProxyStarter
       const firewall = yield* Firewall
       const vmm = yield* Vmm
       const dialer = yield* NetnsDialer
@@ -71,11 +70,9 @@ export class SessionRunner extends Context.Service<SessionRunner, {
       // Optional: a node without snapshot services cold-boots every session.
       const snapshots = yield* Effect.serviceOption(SnapshotStore)
       const restorer = yield* Effect.serviceOption(SnapshotRestore)
-      // Warm proxies when the node keeps a pool (same contract as ProxySupervisor.start).
-      const proxyPool = yield* Effect.serviceOption(ProxyPool)
-      const startProxy = Option.isSome(proxyPool) ? proxyPool.value.start : proxies.start
+      const startProxy = proxies.start
       // Warm clones (loaded, paused, in an isolated slot) when the node keeps a VM pool.
-      const vmPool = yield* Effect.serviceOption(VmPool)
+      const vmPool = yield* Effect.serviceOption(WarmVmPool)
 
       const run = Effect.fn("SessionRunner.run")(function* (
         dispatch: SessionDispatch,

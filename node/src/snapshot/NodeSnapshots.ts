@@ -12,7 +12,7 @@ import { ImageStore } from "../image/ImageStore.ts"
 import { Firewall } from "../network/Firewall.ts"
 import { guestNetworkOf, NetworkSlot } from "../network/NetworkSlot.ts"
 import { NodeConfig } from "../NodeConfig.ts"
-import { ProxySupervisor } from "../proxy/ProxySupervisor.ts"
+import { ProxyStarter } from "../proxy/ProxyStarter.ts"
 import { SnapshotBuilder } from "./SnapshotBuilder.ts"
 import type { SnapshotManifest } from "./SnapshotManifest.ts"
 import { SnapshotStore } from "./SnapshotStore.ts"
@@ -64,7 +64,7 @@ export class NodeSnapshots extends Context.Service<NodeSnapshots, {
       const images = yield* ImageStore
       const slots = yield* NetworkSlot
       const firewall = yield* Firewall
-      const proxies = yield* ProxySupervisor
+      const proxies = yield* ProxyStarter
       const builds = new Map<string, Build>()
 
       const busy = (name: string) =>

@@ -1,5 +1,5 @@
 /**
- * A stand-in node for vm-pool.test.ts: fills a VmPool in the given netns, prints "ready" once
+ * A stand-in node for vm-pool.test.ts: fills a WarmVmPool in the given netns, prints "ready" once
  * it is full, then waits to be SIGKILLed (the test then checks that the start reconcile removes
  * everything it left). Settings come from env: PAWS_T_NETNS, PAWS_T_RUN_DIR, PAWS_SNAPSHOT_DIR,
  * PAWS_NODE_VM_POOL, PAWS_NODE_VM_POOL_SNAPSHOT.
@@ -10,7 +10,7 @@ import { HostCommand } from "../../src/network/HostCommand.ts"
 import { NetworkSlot } from "../../src/network/NetworkSlot.ts"
 import { AddressSlots, parsePool } from "../../src/network/AddressSlots.ts"
 import type { ParsedPool } from "../../src/network/AddressSlots.ts"
-import { VmPool } from "../../src/pool/VmPool.ts"
+import { WarmVmPool } from "../../src/warm/WarmVmPool.ts"
 import { SnapshotRestore } from "../../src/snapshot/SnapshotRestore.ts"
 import { SnapshotStore } from "../../src/snapshot/SnapshotStore.ts"
 import { makeQemuMicrovm } from "../../src/vmm/QemuMicrovm.ts"
@@ -32,7 +32,7 @@ const vmm = Layer.effect(
   makeQemuMicrovm({ runDir: env("PAWS_T_RUN_DIR"), accel: "auto", netns }).pipe(Effect.map(Vmm.of)),
 )
 
-const world = VmPool.layerNoDeps.pipe(
+const world = WarmVmPool.layerNoDeps.pipe(
   Layer.provideMerge(Layer.mergeAll(SnapshotStore.layerNoDeps, SnapshotRestore.layerNoDeps)),
   Layer.provideMerge(
     Layer.mergeAll(vmm, NetworkSlot.layerNoDeps.pipe(Layer.provide([slots, host])), Firewall.layerNoDeps),
@@ -47,7 +47,7 @@ const world = VmPool.layerNoDeps.pipe(
 )
 
 Effect.gen(function* () {
-  const pool = yield* VmPool
+  const pool = yield* WarmVmPool
   while ((yield* pool.idle) < pool.size) yield* Effect.sleep(50)
   console.log("ready")
   return yield* Effect.never

@@ -60,7 +60,7 @@ const maxRetryMs = 60_000
  * are named after a pool id in the session id format, so the start reconcile removes any a killed
  * node left; the pool's scope tears every idle clone down.
  */
-export class VmPool extends Context.Service<VmPool, {
+export class WarmVmPool extends Context.Service<WarmVmPool, {
   readonly take: (
     snapshot: string,
     resources: { readonly vcpus: number; readonly memoryMB: number },
@@ -69,9 +69,9 @@ export class VmPool extends Context.Service<VmPool, {
   readonly idle: Effect.Effect<number>
   readonly size: number
   readonly snapshot: string
-}>()("paws/node/pool/VmPool") {
+}>()("paws/node/warm/WarmVmPool") {
   static readonly layerNoDeps = Layer.effect(
-    VmPool,
+    WarmVmPool,
     Effect.gen(function* () {
       const { size, snapshot: poolSnapshot } = yield* vmPoolConfig
       const store = yield* SnapshotStore
@@ -189,7 +189,7 @@ export class VmPool extends Context.Service<VmPool, {
         yield* Effect.forkScoped(refiller)
       }
 
-      const take = Effect.fn("VmPool.take")(function* (
+      const take = Effect.fn("WarmVmPool.take")(function* (
         snapshotName: string,
         resources: { readonly vcpus: number; readonly memoryMB: number },
       ) {
@@ -224,7 +224,7 @@ export class VmPool extends Context.Service<VmPool, {
         return Option.some<PooledVm>({ slot, snapshot: e.snapshot, vm: loaded.vm, agent: loaded.agent, resume })
       })
 
-      return VmPool.of({ take, idle: Effect.sync(() => idle.length), size, snapshot: poolSnapshot })
+      return WarmVmPool.of({ take, idle: Effect.sync(() => idle.length), size, snapshot: poolSnapshot })
     }),
   )
 }

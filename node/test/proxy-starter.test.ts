@@ -4,21 +4,21 @@ import type { ProxyAuditEvent } from "@paws/core"
 import { HostCommand } from "../src/network/HostCommand.ts"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
 import { NodeConfig } from "../src/NodeConfig.ts"
-import { ProxySupervisor } from "../src/proxy/ProxySupervisor.ts"
+import { ProxyStarter } from "../src/proxy/ProxyStarter.ts"
 import { assertUnprivileged } from "./support/ProxyPrivileges.ts"
 import { hostCommandIn, sh, testNetns } from "./support/TestNet.ts"
 
 const sessionId = "0190f000-0000-7000-8000-0000000000aa"
 
-describe("ProxySupervisor", () => {
+describe("ProxyStarter.direct", () => {
   it.live("starts the proxy in the netns, returns its CA and ports, streams audit, stops it on release", () =>
     Effect.scoped(Effect.gen(function* () {
       const ns = yield* testNetns("px")
       yield* sh(["ip", "-n", ns, "tuntap", "add", "dev", "pwtest", "mode", "tap"])
       yield* sh(["ip", "-n", ns, "addr", "add", "10.79.0.1/30", "dev", "pwtest"])
       yield* sh(["ip", "-n", ns, "link", "set", "pwtest", "up"])
-      const supervisor = yield* ProxySupervisor.pipe(
-        Effect.provide(ProxySupervisor.layerNoDeps.pipe(
+      const supervisor = yield* ProxyStarter.pipe(
+        Effect.provide(ProxyStarter.direct.pipe(
           Layer.provide(Layer.succeed(HostCommand, hostCommandIn(ns))),
           Layer.provide(NodeConfig.layerWith({ netns: Option.some(ns) })),
         )),

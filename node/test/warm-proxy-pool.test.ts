@@ -4,8 +4,8 @@ import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { HostCommand } from "../src/network/HostCommand.ts"
 import { NodeConfig } from "../src/NodeConfig.ts"
-import { poolEnvVar, ProxyPool, reconcilePool } from "../src/pool/ProxyPool.ts"
-import { ProxySupervisor } from "../src/proxy/ProxySupervisor.ts"
+import { reconcileWarmProxies, warmProxyEnvVar, WarmProxyPool } from "../src/warm/WarmProxyPool.ts"
+import { ProxyStarter } from "../src/proxy/ProxyStarter.ts"
 import { makeNetns } from "./support/Netns.ts"
 import { assertUnprivileged } from "./support/ProxyPrivileges.ts"
 import { sh } from "./support/TestNet.ts"
@@ -19,7 +19,7 @@ const pooled = (netns: string) =>
     Effect.map((out) =>
       out.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
         try {
-          return readFileSync(`/proc/${pid}/environ`, "utf8").includes(`${poolEnvVar}=`)
+          return readFileSync(`/proc/${pid}/environ`, "utf8").includes(`${warmProxyEnvVar}=`)
         } catch {
           return false
         }
@@ -27,12 +27,16 @@ const pooled = (netns: string) =>
     ),
   )
 
-const poolIn = (netns: string, size: number) =>
-  Layer.mergeAll(ProxyPool.layerNoDeps, ProxySupervisor.layerNoDeps).pipe(
-    Layer.provide(Layer.succeed(HostCommand, HostCommand.make(Option.some(netns)))),
-    Layer.provide(NodeConfig.layerWith({ netns: Option.some(netns) })),
-    Layer.provide(testConfig({ PAWS_NODE_WARM_POOL: String(size) })),
-  )
+/** The warm pool, or (`direct`) a proxy per start, in `netns`. */
+const startersIn = (netns: string, size: number) => {
+  const deps = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+    layer.pipe(
+      Layer.provide(Layer.succeed(HostCommand, HostCommand.make(Option.some(netns)))),
+      Layer.provide(NodeConfig.layerWith({ netns: Option.some(netns) })),
+      Layer.provide(testConfig({ PAWS_NODE_WARM_POOL: String(size) })),
+    )
+  return { warm: deps(WarmProxyPool), direct: deps(ProxyStarter.direct) }
+}
 
 const waitFor = <A>(check: Effect.Effect<A>, ok: (a: A) => boolean, ms = 10_000) =>
   Effect.gen(function* () {
@@ -44,7 +48,7 @@ const waitFor = <A>(check: Effect.Effect<A>, ok: (a: A) => boolean, ms = 10_000)
     }
   })
 
-const start = (pool: ProxyPool["Service"]) =>
+const start = (pool: ProxyStarter["Service"]) =>
   pool.start({ sessionId: "s", hostIp, allowOut: ["api.test"], credentials: {}, onAudit: () => {} })
 
 describe("warm proxy pool", () => {
@@ -56,15 +60,15 @@ describe("warm proxy pool", () => {
         yield* sh(["ip", "-n", netns, "addr", "add", `${hostIp}/32`, "dev", "lo"])
         // a pooled proxy left by a previous node process: removed when a pool starts
         const stale = spawn("ip", ["netns", "exec", netns, "sleep", "300"], {
-          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", [poolEnvVar]: "stale" },
+          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", [warmProxyEnvVar]: "stale" },
           stdio: "ignore",
         })
         yield* waitFor(pooled(netns), (p) => p.length === 1)
 
         const outcome = yield* Effect.scoped(Effect.gen(function* () {
-          const ctx = yield* Layer.build(poolIn(netns, 2))
-          const pool = Context.get(ctx, ProxyPool)
-          const supervisor = Context.get(ctx, ProxySupervisor)
+          const starters = startersIn(netns, 2)
+          const pool = Context.get(yield* Layer.build(starters.warm), ProxyStarter)
+          const supervisor = Context.get(yield* Layer.build(starters.direct), ProxyStarter)
           const staleGone = yield* waitFor(
             Effect.sync(() => stale.exitCode !== null || stale.signalCode !== null),
             (x) => x,
@@ -100,7 +104,7 @@ describe("warm proxy pool", () => {
         )
         // shutdown stopped the idle ones and the ones in use
         assert.deepStrictEqual(yield* waitFor(pooled(netns), (p) => p.length === 0), [])
-        assert.deepStrictEqual(yield* reconcilePool(Option.some(netns)), [])
+        assert.deepStrictEqual(yield* reconcileWarmProxies(Option.some(netns)), [])
       }).pipe(Effect.scoped),
     60_000,
   )
