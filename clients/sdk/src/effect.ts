@@ -1,43 +1,7 @@
 /**
- * `@paws/sdk/effect`: for Effect programs, the typed `HttpApiClient` derived from core's HttpApi contract
- * (the same contract the server implements, so requests and answers are decoded by their Schemas).
+ * `@paws/sdk/effect`: the control API for Effect programs: the `HttpApiClient` derived from core's contract, and a
+ * session's events as a `Stream` that resumes with Last-Event-ID.
  */
-import { Context, Layer, Redacted } from "effect"
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
-import { HttpApiClient, HttpApiMiddleware } from "effect/http-api"
-import { Api } from "@paws/core/Api"
-import { ApiAuth } from "@paws/core/ApiMiddleware"
-
-export interface PawsApiClientOptions {
-  readonly baseUrl: string
-  readonly apiKey: string | Redacted.Redacted<string>
-}
-
-export class PawsApiClient extends Context.Service<PawsApiClient, HttpApiClient.ForApi<typeof Api>>()(
-  "paws/sdk/PawsApiClient",
-) {
-  /** The client over whichever `HttpClient` the program provides. */
-  static readonly layerNoDeps = (options: PawsApiClientOptions) => {
-    const key = Redacted.isRedacted(options.apiKey) ? options.apiKey : Redacted.make(options.apiKey)
-    return Layer.effect(
-      PawsApiClient,
-      HttpApiClient.make(Api, {
-        transformClient: (client) =>
-          client.pipe(HttpClient.mapRequest(HttpClientRequest.prependUrl(options.baseUrl.replace(/\/+$/, "")))),
-      }),
-    ).pipe(
-      Layer.provide(
-        HttpApiMiddleware.layerClient(
-          ApiAuth,
-          ({ next, request }) => next(HttpClientRequest.bearerToken(request, Redacted.value(key))),
-        ),
-      ),
-    )
-  }
-
-  /** The client over `fetch`. */
-  static readonly layer = (options: PawsApiClientOptions) =>
-    PawsApiClient.layerNoDeps(options).pipe(Layer.provide(FetchHttpClient.layer))
-}
-
-export { Api as PawsApi }
+export { Api as PawsApi } from "@paws/core/Api"
+export { PawsApiClient, type PawsApiClientOptions } from "./effect/PawsApiClient.ts"
+export { type EventSource, EventStreamError, sessionEvents, type StreamedEvent } from "./effect/SessionEvents.ts"
