@@ -19,7 +19,7 @@ const run = (args: Array<string>, env: Record<string, string> = {}) =>
     .catch((e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }))
 
 describe("the Python SDK (clients/python)", () => {
-  it("is generated from the current spec (run `python3 clients/python/generate.py` when this fails)", async () => {
+  it("is generated from the current spec (run `npm run spec` or `npm run sdk:generate` when this fails)", async () => {
     const { code, out } = await run(["generate.py", "--check"])
     assert.strictEqual(code, 0, out)
   })

@@ -14,7 +14,7 @@ const cli = join(
 )
 
 describe("@paws/sdk generated types", () => {
-  it("match spec/openapi.json (run `npm run generate -w @paws/sdk` when this fails)", async () => {
+  it("match spec/openapi.json (run `npm run spec` or `npm run sdk:generate` when this fails)", async () => {
     const { stdout } = await promisify(execFile)(process.execPath, [cli, "../../spec/openapi.json"], {
       cwd: sdkDir,
       maxBuffer: 16 * 1024 * 1024,
