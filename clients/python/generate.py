@@ -144,10 +144,10 @@ class Models:
         lines.append(f"\n    @classmethod\n    def from_dict(cls, data: Mapping[str, Any]) -> {name}:\n")
         lines.append("        return cls(\n")
         for field, prop in props.items():
-            getter = f'data["{field}"]' if field in required else f'data.get("{field}")'
+            getter = f'data["{field}"]'
             value = self.decode(prop, getter, name + pascal(field), 0)
-            if field not in required and value != getter:
-                value = f'(None if data.get("{field}") is None else {value})'
+            if field not in required:
+                value = f'data.get("{field}")' if value == getter else f'(None if data.get("{field}") is None else {value})'
             lines.append(f"            {snake(field)}={value},\n")
         lines.append("        )\n")
         return "".join(lines)
@@ -218,7 +218,7 @@ def render_method(path: str, method: str, op: dict, models: Models, is_async: bo
     pick = lambda where: "{" + ", ".join(f'"{p["name"]}": {snake(p["name"])}' for p in params if p["in"] == where) + "}"  # noqa: E731
     body_expr = "None" if body is None else "{" + ", ".join(f'"{j}": {p}' for j, p in body_fields) + "}"
     call = (f'self._call("{method.upper()}", "{path}", path={pick("path")}, query={pick("query")}, '
-            f'headers={pick("header")}, body={body_expr}, expect={json.dumps(kind or None)})')
+            f'headers={pick("header")}, body={body_expr}, expect={kind or None!r})')
     lines.append(f"        data = {'await ' if is_async else ''}{call}\n")
     lines.append("        return None\n" if schema is None else f"        return {models.decode(schema, 'data', 'X')}\n"
                  if kind == "application/json" else "        return str(data)\n")

@@ -24,6 +24,13 @@ describe("the Python SDK (clients/python)", () => {
     assert.strictEqual(code, 0, out)
   })
 
+  it("type-checks with mypy --strict (the package ships py.typed)", async () => {
+    const cache = join(tmpdir(), "paws-mypy-cache")
+    const { code, out } = await run(["-m", "mypy", "--strict", "--cache-dir", cache, "paws", "tests"])
+    assert.strictEqual(code, 0, out)
+    assert.match(out, /Success: no issues found/)
+  }, 120_000)
+
   it("the staleness check fails once the spec changes", async () => {
     const dir = mkdtempSync(join(tmpdir(), "paws-py-spec-"))
     try {
@@ -51,7 +58,7 @@ describe("the Python SDK (clients/python)", () => {
             })
           )
           assert.strictEqual(code, 0, out)
-          assert.match(out, /Ran 8 tests/)
+          assert.match(out, /Ran 9 tests/)
           assert.match(out, /\nOK\n/)
         }))
 

@@ -68,7 +68,7 @@ def _retryable(error: Exception) -> bool:
 
 
 def _delay(failures: int) -> float:
-    return min(4.0, 0.25 * 2 ** (failures - 1))
+    return min(4.0, 0.25 * 2.0 ** (failures - 1))
 
 
 def follow(open_stream: Callable[[str | None], Any], last_event_id: str | None, max_reconnects: int) -> Iterator[LogEvent]:

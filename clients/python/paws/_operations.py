@@ -17,7 +17,7 @@ class SessionsOperations(SyncOperations):
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect="application/json")
+        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
@@ -26,7 +26,7 @@ class SessionsOperations(SyncOperations):
         List sessions, newest first, optionally by status.
 
         Requires scope `read` (or one that implies it)."""
-        data = self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor}, headers={}, body=None, expect="application/json")
+        data = self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor}, headers={}, body=None, expect='application/json')
         return SessionPage.from_dict(data)
 
     def get(self, id: SessionId) -> Session:
@@ -35,7 +35,7 @@ class SessionsOperations(SyncOperations):
         Get a session
 
         Requires scope `read` (or one that implies it)."""
-        data = self._call("GET", "/v1/sessions/{id}", path={"id": id}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("GET", "/v1/sessions/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return Session.from_dict(data)
 
     def cancel(self, id: SessionId) -> Session:
@@ -44,7 +44,7 @@ class SessionsOperations(SyncOperations):
         Cancel a session: a pending one leaves the queue, a running one is stopped on its node. Cancelling a finished session is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("DELETE", "/v1/sessions/{id}", path={"id": id}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("DELETE", "/v1/sessions/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return Session.from_dict(data)
 
 
@@ -57,7 +57,7 @@ class NodesOperations(SyncOperations):
         Nodes known to this control plane and their free capacity.
 
         Requires scope `read` (or one that implies it)."""
-        data = self._call("GET", "/v1/nodes", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("GET", "/v1/nodes", path={}, query={}, headers={}, body=None, expect='application/json')
         return [NodeInfo.from_dict(x0) for x0 in data]
 
 
@@ -70,7 +70,7 @@ class NodeTokensOperations(SyncOperations):
         A node sends it as `Authorization: Bearer …` when it calls home. The token is in this response only; it is stored hashed.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name}, expect="application/json")
+        data = self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name}, expect='application/json')
         return CreatedNodeToken.from_dict(data)
 
     def list(self) -> list[NodeToken]:
@@ -79,7 +79,7 @@ class NodeTokensOperations(SyncOperations):
         List node tokens (never their secrets).
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("GET", "/v1/nodes/tokens", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("GET", "/v1/nodes/tokens", path={}, query={}, headers={}, body=None, expect='application/json')
         return [NodeToken.from_dict(x0) for x0 in data]
 
     def revoke(self, id: NodeTokenId) -> NodeToken:
@@ -88,7 +88,7 @@ class NodeTokensOperations(SyncOperations):
         Revoke a node token: nodes using it are refused from then on and their open connections are closed.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("DELETE", "/v1/nodes/tokens/{id}", path={"id": id}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("DELETE", "/v1/nodes/tokens/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return NodeToken.from_dict(data)
 
 
@@ -101,7 +101,7 @@ class SnapshotsOperations(SyncOperations):
         Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect="application/json")
+        data = self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')
         return SnapshotAccepted.from_dict(data)
 
     def list(self) -> list[Snapshot]:
@@ -110,7 +110,7 @@ class SnapshotsOperations(SyncOperations):
         Snapshots on every connected node, and builds running or failed.
 
         Requires scope `read` (or one that implies it)."""
-        data = self._call("GET", "/v1/snapshots", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("GET", "/v1/snapshots", path={}, query={}, headers={}, body=None, expect='application/json')
         return [Snapshot.from_dict(x0) for x0 in data]
 
     def get(self, name: SnapshotName) -> Snapshot:
@@ -119,7 +119,7 @@ class SnapshotsOperations(SyncOperations):
         A snapshot with its manifest, or its build's current phase.
 
         Requires scope `read` (or one that implies it)."""
-        data = self._call("GET", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("GET", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Snapshot.from_dict(data)
 
     def delete(self, name: SnapshotName) -> None:
@@ -128,7 +128,7 @@ class SnapshotsOperations(SyncOperations):
         Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("DELETE", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect=null)
+        data = self._call("DELETE", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
         return None
 
 
@@ -141,7 +141,7 @@ class KeysOperations(SyncOperations):
         The secret is in this response only; it is stored hashed.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect="application/json")
+        data = self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
     def list(self) -> list[ApiKey]:
@@ -150,7 +150,7 @@ class KeysOperations(SyncOperations):
         List API keys (never their secrets).
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("GET", "/v1/keys", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("GET", "/v1/keys", path={}, query={}, headers={}, body=None, expect='application/json')
         return [ApiKey.from_dict(x0) for x0 in data]
 
     def revoke(self, id: ApiKeyId) -> ApiKey:
@@ -159,7 +159,7 @@ class KeysOperations(SyncOperations):
         Revoke an API key; requests with it fail with 401 from then on.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("DELETE", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("DELETE", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return ApiKey.from_dict(data)
 
 
@@ -172,7 +172,7 @@ class MetricsOperations(SyncOperations):
         Counters and gauges in the Prometheus text format.
 
         Requires scope `read` (or one that implies it)."""
-        data = self._call("GET", "/metrics", path={}, query={}, headers={}, body=None, expect="text/plain; version=0.0.4")
+        data = self._call("GET", "/metrics", path={}, query={}, headers={}, body=None, expect='text/plain; version=0.0.4')
         return str(data)
 
 
@@ -183,14 +183,14 @@ class HealthOperations(SyncOperations):
         """Liveness
 
         The process serves HTTP. No auth."""
-        data = self._call("GET", "/healthz", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("GET", "/healthz", path={}, query={}, headers={}, body=None, expect='application/json')
         return Health.from_dict(data)
 
     def readyz(self) -> Health:
         """Readiness
 
         The database answers. No auth."""
-        data = self._call("GET", "/readyz", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = self._call("GET", "/readyz", path={}, query={}, headers={}, body=None, expect='application/json')
         return Health.from_dict(data)
 
 
@@ -203,7 +203,7 @@ class AsyncSessionsOperations(AsyncOperations):
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect="application/json")
+        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
@@ -212,7 +212,7 @@ class AsyncSessionsOperations(AsyncOperations):
         List sessions, newest first, optionally by status.
 
         Requires scope `read` (or one that implies it)."""
-        data = await self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor}, headers={}, body=None, expect="application/json")
+        data = await self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor}, headers={}, body=None, expect='application/json')
         return SessionPage.from_dict(data)
 
     async def get(self, id: SessionId) -> Session:
@@ -221,7 +221,7 @@ class AsyncSessionsOperations(AsyncOperations):
         Get a session
 
         Requires scope `read` (or one that implies it)."""
-        data = await self._call("GET", "/v1/sessions/{id}", path={"id": id}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("GET", "/v1/sessions/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return Session.from_dict(data)
 
     async def cancel(self, id: SessionId) -> Session:
@@ -230,7 +230,7 @@ class AsyncSessionsOperations(AsyncOperations):
         Cancel a session: a pending one leaves the queue, a running one is stopped on its node. Cancelling a finished session is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("DELETE", "/v1/sessions/{id}", path={"id": id}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("DELETE", "/v1/sessions/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return Session.from_dict(data)
 
 
@@ -243,7 +243,7 @@ class AsyncNodesOperations(AsyncOperations):
         Nodes known to this control plane and their free capacity.
 
         Requires scope `read` (or one that implies it)."""
-        data = await self._call("GET", "/v1/nodes", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("GET", "/v1/nodes", path={}, query={}, headers={}, body=None, expect='application/json')
         return [NodeInfo.from_dict(x0) for x0 in data]
 
 
@@ -256,7 +256,7 @@ class AsyncNodeTokensOperations(AsyncOperations):
         A node sends it as `Authorization: Bearer …` when it calls home. The token is in this response only; it is stored hashed.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name}, expect="application/json")
+        data = await self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name}, expect='application/json')
         return CreatedNodeToken.from_dict(data)
 
     async def list(self) -> list[NodeToken]:
@@ -265,7 +265,7 @@ class AsyncNodeTokensOperations(AsyncOperations):
         List node tokens (never their secrets).
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("GET", "/v1/nodes/tokens", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("GET", "/v1/nodes/tokens", path={}, query={}, headers={}, body=None, expect='application/json')
         return [NodeToken.from_dict(x0) for x0 in data]
 
     async def revoke(self, id: NodeTokenId) -> NodeToken:
@@ -274,7 +274,7 @@ class AsyncNodeTokensOperations(AsyncOperations):
         Revoke a node token: nodes using it are refused from then on and their open connections are closed.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("DELETE", "/v1/nodes/tokens/{id}", path={"id": id}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("DELETE", "/v1/nodes/tokens/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return NodeToken.from_dict(data)
 
 
@@ -287,7 +287,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
         Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect="application/json")
+        data = await self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')
         return SnapshotAccepted.from_dict(data)
 
     async def list(self) -> list[Snapshot]:
@@ -296,7 +296,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
         Snapshots on every connected node, and builds running or failed.
 
         Requires scope `read` (or one that implies it)."""
-        data = await self._call("GET", "/v1/snapshots", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("GET", "/v1/snapshots", path={}, query={}, headers={}, body=None, expect='application/json')
         return [Snapshot.from_dict(x0) for x0 in data]
 
     async def get(self, name: SnapshotName) -> Snapshot:
@@ -305,7 +305,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
         A snapshot with its manifest, or its build's current phase.
 
         Requires scope `read` (or one that implies it)."""
-        data = await self._call("GET", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("GET", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Snapshot.from_dict(data)
 
     async def delete(self, name: SnapshotName) -> None:
@@ -314,7 +314,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
         Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("DELETE", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect=null)
+        data = await self._call("DELETE", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
         return None
 
 
@@ -327,7 +327,7 @@ class AsyncKeysOperations(AsyncOperations):
         The secret is in this response only; it is stored hashed.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect="application/json")
+        data = await self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
     async def list(self) -> list[ApiKey]:
@@ -336,7 +336,7 @@ class AsyncKeysOperations(AsyncOperations):
         List API keys (never their secrets).
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("GET", "/v1/keys", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("GET", "/v1/keys", path={}, query={}, headers={}, body=None, expect='application/json')
         return [ApiKey.from_dict(x0) for x0 in data]
 
     async def revoke(self, id: ApiKeyId) -> ApiKey:
@@ -345,7 +345,7 @@ class AsyncKeysOperations(AsyncOperations):
         Revoke an API key; requests with it fail with 401 from then on.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("DELETE", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("DELETE", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return ApiKey.from_dict(data)
 
 
@@ -358,7 +358,7 @@ class AsyncMetricsOperations(AsyncOperations):
         Counters and gauges in the Prometheus text format.
 
         Requires scope `read` (or one that implies it)."""
-        data = await self._call("GET", "/metrics", path={}, query={}, headers={}, body=None, expect="text/plain; version=0.0.4")
+        data = await self._call("GET", "/metrics", path={}, query={}, headers={}, body=None, expect='text/plain; version=0.0.4')
         return str(data)
 
 
@@ -369,12 +369,12 @@ class AsyncHealthOperations(AsyncOperations):
         """Liveness
 
         The process serves HTTP. No auth."""
-        data = await self._call("GET", "/healthz", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("GET", "/healthz", path={}, query={}, headers={}, body=None, expect='application/json')
         return Health.from_dict(data)
 
     async def readyz(self) -> Health:
         """Readiness
 
         The database answers. No auth."""
-        data = await self._call("GET", "/readyz", path={}, query={}, headers={}, body=None, expect="application/json")
+        data = await self._call("GET", "/readyz", path={}, query={}, headers={}, body=None, expect='application/json')
         return Health.from_dict(data)

@@ -41,7 +41,7 @@ class Settings:
 
     def wait(self, response: httpx.Response, attempt: int) -> float:
         told = retry_after_seconds(response.headers.get("retry-after"))
-        return min(self.max_wait, told if told is not None else self.backoff * 2**attempt * (0.5 + random.random() / 2))
+        return min(self.max_wait, told if told is not None else self.backoff * 2.0**attempt * (0.5 + random.random() / 2))
 
     def build(self, method: str, template: str, path: dict[str, Any], query: dict[str, Any],
               headers: dict[str, Any], body: Any) -> dict[str, Any]:

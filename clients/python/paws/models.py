@@ -334,11 +334,11 @@ class Snapshot(Model):
             node=data["node"],
             status=data["status"],
             phase=data.get("phase"),
-            phases=(None if data.get("phases") is None else [SnapshotPhasesItem.from_dict(x0) for x0 in data.get("phases")]),
+            phases=(None if data.get("phases") is None else [SnapshotPhasesItem.from_dict(x0) for x0 in data["phases"]]),
             refused_hosts=data.get("refusedHosts"),
             error=data.get("error"),
             started_at=data.get("startedAt"),
-            manifest=(None if data.get("manifest") is None else SnapshotManifestSummary.from_dict(data.get("manifest"))),
+            manifest=(None if data.get("manifest") is None else SnapshotManifestSummary.from_dict(data["manifest"])),
         )
 
 
@@ -460,7 +460,7 @@ class SnapshotRequest(Model):
             name=data["name"],
             base=data.get("base"),
             setup=data.get("setup"),
-            network=(None if data.get("network") is None else Network.from_dict(data.get("network"))),
+            network=(None if data.get("network") is None else Network.from_dict(data["network"])),
             memory_mb=data.get("memoryMB"),
             vcpus=data.get("vcpus"),
             timeout_ms=data.get("timeoutMs"),
@@ -480,7 +480,7 @@ class Network(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> Network:
         return cls(
             allow_out=data["allowOut"],
-            credentials=(None if data.get("credentials") is None else {k0: CredentialRule.from_dict(v0) for k0, v0 in data.get("credentials").items()}),
+            credentials=(None if data.get("credentials") is None else {k0: CredentialRule.from_dict(v0) for k0, v0 in data["credentials"].items()}),
         )
 
 
@@ -744,7 +744,7 @@ class SessionSpecViewNetwork(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetwork:
         return cls(
             allow_out=data["allowOut"],
-            credentials=(None if data.get("credentials") is None else {k0: SessionSpecViewNetworkCredentialsValue.from_dict(v0) for k0, v0 in data.get("credentials").items()}),
+            credentials=(None if data.get("credentials") is None else {k0: SessionSpecViewNetworkCredentialsValue.from_dict(v0) for k0, v0 in data["credentials"].items()}),
         )
 
 
@@ -861,8 +861,8 @@ class SessionSpec(Model):
         return cls(
             snapshot=data.get("snapshot"),
             workload=ScriptWorkload.from_dict(data["workload"]),
-            resources=(None if data.get("resources") is None else Resources.from_dict(data.get("resources"))),
+            resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
             timeout_ms=data.get("timeoutMs"),
-            network=(None if data.get("network") is None else Network.from_dict(data.get("network"))),
+            network=(None if data.get("network") is None else Network.from_dict(data["network"])),
             metadata=data.get("metadata"),
         )

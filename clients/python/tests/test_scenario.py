@@ -9,6 +9,7 @@ import json
 import os
 import time
 import unittest
+from typing import Iterator, cast
 
 import httpx
 
@@ -36,7 +37,7 @@ class CutAfterTwoFrames(httpx.SyncByteStream):
     def __init__(self, inner: httpx.SyncByteStream) -> None:
         self.inner = inner
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         seen = b""
         for chunk in self.inner:
             seen += chunk
@@ -62,7 +63,7 @@ class Recording(httpx.BaseTransport):
         streams = [r for r in self.requests if r.url.path.endswith("/events")]
         if self.cut_first_stream and request.url.path.endswith("/events") and len(streams) == 1:
             return httpx.Response(response.status_code, headers=response.headers,
-                                  stream=CutAfterTwoFrames(response.stream))
+                                  stream=CutAfterTwoFrames(cast(httpx.SyncByteStream, response.stream)))
         creates = [r for r in self.requests if r.method == "POST"]
         if self.lose_first_create and request.method == "POST" and len(creates) == 1:
             response.read()
@@ -91,8 +92,9 @@ class SyncScenario(unittest.TestCase):
         session = self.client.sessions.wait(accepted.session_id)
         self.assertEqual(session.status, "completed")
         self.assertEqual(session.result.exit_code if session.result else None, 0)
-        self.assertEqual(session.spec.network.credentials["api.example.com"].headers if session.spec.network else None,
-                         ["x-api-key"])
+        network = session.spec.network
+        credentials = network.credentials if network else None
+        self.assertEqual(credentials["api.example.com"].headers if credentials else None, ["x-api-key"])
         self.assertNotIn(SECRET, json.dumps(session.to_dict()))
         rest = list(self.client.sessions.logs(accepted.session_id, last_event_id=events[2].id))
         self.assertEqual([e.id for e in rest], [e.id for e in events[3:]])
@@ -157,6 +159,20 @@ class SyncScenario(unittest.TestCase):
             self.assertEqual(keys[0], keys[1])
             onces = [s.id for s in client.sessions.list(limit=200).sessions if s.spec.workload.script == "py once"]
             self.assertEqual(onces, [session_id])
+
+    def test_snapshots_build_list_and_delete(self) -> None:
+        accepted = self.client.snapshots.create(name="py-sdk", setup="apt-get install -y jq")
+        self.assertEqual(accepted.status, "building")
+        deadline = time.monotonic() + 10
+        while (snapshot := self.client.snapshots.get("py-sdk")).status != "ready":
+            self.assertLess(time.monotonic(), deadline, f"still {snapshot.status}")
+            time.sleep(0.05)
+        self.assertEqual(snapshot.manifest.image.name if snapshot.manifest else None, "default")
+        self.assertIn("py-sdk", [s.name for s in self.client.snapshots.list()])
+        self.client.snapshots.delete("py-sdk")
+        with self.assertRaises(NotFoundError) as gone:
+            self.client.snapshots.get("py-sdk")
+        self.assertEqual(gone.exception.tag, "SnapshotNotFound")
 
     def test_retry_after_forms(self) -> None:
         self.assertEqual(retry_after_seconds("3"), 3.0)

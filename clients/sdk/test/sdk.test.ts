@@ -132,6 +132,30 @@ describe("@paws/sdk against a real control plane", () => {
           })
         }))
 
+      it.effect("builds, lists and deletes a snapshot", () =>
+        Effect.gen(function* () {
+          const control = yield* TestControl
+          yield* registerFakeNode(control.registry, { id: "sdk-snap", maxConcurrent: 2 })
+          const paws = createClient({ baseUrl: control.url, apiKey: control.adminKey })
+          yield* Effect.promise(async () => {
+            const accepted = await paws.snapshots.create({ name: "ts-sdk", setup: "apt-get install -y jq" })
+            assert.strictEqual(accepted.status, "building")
+            const deadline = Date.now() + 10_000
+            let snapshot = await paws.snapshots.get("ts-sdk")
+            while (snapshot.status !== "ready" && Date.now() < deadline) {
+              await new Promise((resolve) => setTimeout(resolve, 50))
+              snapshot = await paws.snapshots.get("ts-sdk")
+            }
+            assert.strictEqual(snapshot.status, "ready")
+            assert.strictEqual(snapshot.manifest?.image.name, "default")
+            assert.include((await paws.snapshots.list()).map((s) => s.name), "ts-sdk")
+            await paws.snapshots.delete("ts-sdk")
+            const gone = await paws.snapshots.get("ts-sdk").catch((e) => e)
+            assert.instanceOf(gone, NotFoundError)
+            assert.strictEqual(gone.tag, "SnapshotNotFound")
+          })
+        }))
+
       it.effect("a 400, a 401 and a 404 are thrown as typed errors carrying the problem body", () =>
         Effect.gen(function* () {
           const control = yield* TestControl
