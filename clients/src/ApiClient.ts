@@ -1,25 +1,14 @@
-import { Context, Layer, Redacted } from "effect"
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
-import { HttpApiClient, HttpApiMiddleware } from "effect/http-api"
-import { Api } from "@paws/core/Api"
-import { ApiAuth } from "@paws/core/ApiMiddleware"
+import { Context, Layer } from "effect"
+import { PawsApiClient } from "@paws/sdk/effect"
 import type { ClientSettings } from "./ClientConfig.ts"
 
-/** The typed client for the control API, derived from the contract in core. */
-export class ApiClient extends Context.Service<ApiClient, HttpApiClient.ForApi<typeof Api>>()("paws/cli/ApiClient") {}
+/** The typed client for the control API: the one `@paws/sdk/effect` exports, derived from the contract in core. */
+export { PawsApiClient as ApiClient }
 
 export class Settings extends Context.Service<Settings, ClientSettings>()("paws/cli/Settings") {}
 
 export const ApiClientLayer = (settings: ClientSettings) =>
-  Layer.effect(
-    ApiClient,
-    HttpApiClient.make(Api, {
-      transformClient: (client) => client.pipe(HttpClient.mapRequest(HttpClientRequest.prependUrl(settings.url))),
-    }),
-  ).pipe(
-    Layer.provide(HttpApiMiddleware.layerClient(ApiAuth, ({ next, request }) =>
-      next(HttpClientRequest.bearerToken(request, Redacted.value(settings.apiKey))))),
-    Layer.provide(FetchHttpClient.layer),
+  PawsApiClient.layer({ baseUrl: settings.url, apiKey: settings.apiKey }).pipe(
     Layer.merge(Layer.succeed(Settings, settings)),
   )
 

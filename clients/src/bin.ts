@@ -34,10 +34,12 @@ export const paws = root.pipe(
   Command.withSubcommands([run, logs, sessions, nodes, image, keys, top, up, control, node]),
 )
 
-if (import.meta.main) {
+/** Runs the CLI on `process.argv` (the `paws` launcher, clients/bin/paws.js, calls this). */
+export const main = () =>
   paws.pipe(
     Command.run({ version: "0.1.0" }),
     Effect.provide(NodeServices.layer),
     NodeRuntime.runMain,
   )
-}
+
+if (import.meta.main) main()
