@@ -14,7 +14,7 @@ class SessionsOperations(SyncOperations):
     def create(self, *, workload: ScriptWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
         """Create a session
 
-        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409.
+        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
         data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
@@ -64,13 +64,13 @@ class NodesOperations(SyncOperations):
 class NodeTokensOperations(SyncOperations):
     """Node tokens: how nodes authenticate to the control plane."""
 
-    def create(self, *, name: str) -> CreatedNodeToken:
+    def create(self, *, name: str, node_id: NodeId | None = None, max_concurrent: int | None = None) -> CreatedNodeToken:
         """Create a node token
 
-        A node sends it as `Authorization: Bearer …` when it calls home. The token is in this response only; it is stored hashed.
+        A node sends it as `Authorization: Bearer …` when it calls home. The token is in this response only; it is stored hashed. It is bound to one node id: `nodeId`, or else the id of the first node that connects with it; a node claiming any other id is refused (403). `maxConcurrent` caps the sessions control runs on that node at once, whatever capacity the node reports (default PAWS_NODE_MAX_CONCURRENT).
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name}, expect='application/json')
+        data = self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name, "nodeId": node_id, "maxConcurrent": max_concurrent}, expect='application/json')
         return CreatedNodeToken.from_dict(data)
 
     def list(self) -> list[NodeToken]:
@@ -98,7 +98,7 @@ class SnapshotsOperations(SyncOperations):
     def create(self, *, name: SnapshotName, base: SnapshotName | None = None, setup: str | None = None, network: Network | Mapping[str, Any] | None = None, memory_mb: int | None = None, vcpus: int | None = None, timeout_ms: int | None = None, node: str | None = None) -> SnapshotAccepted:
         """Build a snapshot
 
-        Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`.
+        Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `admin` (or one that implies it)."""
         data = self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')
@@ -200,7 +200,7 @@ class AsyncSessionsOperations(AsyncOperations):
     async def create(self, *, workload: ScriptWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
         """Create a session
 
-        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409.
+        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
         data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
@@ -250,13 +250,13 @@ class AsyncNodesOperations(AsyncOperations):
 class AsyncNodeTokensOperations(AsyncOperations):
     """Node tokens: how nodes authenticate to the control plane."""
 
-    async def create(self, *, name: str) -> CreatedNodeToken:
+    async def create(self, *, name: str, node_id: NodeId | None = None, max_concurrent: int | None = None) -> CreatedNodeToken:
         """Create a node token
 
-        A node sends it as `Authorization: Bearer …` when it calls home. The token is in this response only; it is stored hashed.
+        A node sends it as `Authorization: Bearer …` when it calls home. The token is in this response only; it is stored hashed. It is bound to one node id: `nodeId`, or else the id of the first node that connects with it; a node claiming any other id is refused (403). `maxConcurrent` caps the sessions control runs on that node at once, whatever capacity the node reports (default PAWS_NODE_MAX_CONCURRENT).
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name}, expect='application/json')
+        data = await self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name, "nodeId": node_id, "maxConcurrent": max_concurrent}, expect='application/json')
         return CreatedNodeToken.from_dict(data)
 
     async def list(self) -> list[NodeToken]:
@@ -284,7 +284,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
     async def create(self, *, name: SnapshotName, base: SnapshotName | None = None, setup: str | None = None, network: Network | Mapping[str, Any] | None = None, memory_mb: int | None = None, vcpus: int | None = None, timeout_ms: int | None = None, node: str | None = None) -> SnapshotAccepted:
         """Build a snapshot
 
-        Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`.
+        Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')

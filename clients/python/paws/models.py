@@ -76,9 +76,9 @@ HostPattern = str
 
 NodeTokenId = str
 
-NodeStatus = Literal["ready", "draining", "lost"]
-
 NodeId = str
+
+NodeStatus = Literal["ready", "draining", "lost"]
 
 SessionId = str
 """UUIDv7, sortable by creation time"""
@@ -424,12 +424,13 @@ class SnapshotManifestSummaryMacPlan(Model):
 
 @dataclass(kw_only=True)
 class SnapshotAccepted(Model):
-    _json_names = {'name': 'name', 'node': 'node', 'status': 'status'}
+    _json_names = {'name': 'name', 'node': 'node', 'status': 'status', 'warnings': 'warnings'}
     _required = frozenset(['name', 'node', 'status'])
 
     name: SnapshotName
     node: str
     status: SnapshotStatus
+    warnings: list[str] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SnapshotAccepted:
@@ -437,6 +438,7 @@ class SnapshotAccepted(Model):
             name=data["name"],
             node=data["node"],
             status=data["status"],
+            warnings=data.get("warnings"),
         )
 
 
@@ -470,17 +472,19 @@ class SnapshotRequest(Model):
 
 @dataclass(kw_only=True)
 class Network(Model):
-    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials'}
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential'}
     _required = frozenset(['allow_out'])
 
     allow_out: list[HostPattern]
     credentials: dict[str, CredentialRule] | None = None
+    allow_wildcard_credential: bool | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Network:
         return cls(
             allow_out=data["allowOut"],
             credentials=(None if data.get("credentials") is None else {k0: CredentialRule.from_dict(v0) for k0, v0 in data["credentials"].items()}),
+            allow_wildcard_credential=data.get("allowWildcardCredential"),
         )
 
 
@@ -518,11 +522,13 @@ class NodeTokenNotFoundEncoded(Model):
 
 @dataclass(kw_only=True)
 class NodeToken(Model):
-    _json_names = {'id': 'id', 'name': 'name', 'created_at': 'createdAt', 'last_used_at': 'lastUsedAt', 'revoked_at': 'revokedAt'}
-    _required = frozenset(['created_at', 'id', 'last_used_at', 'name', 'revoked_at'])
+    _json_names = {'id': 'id', 'name': 'name', 'node_id': 'nodeId', 'max_concurrent': 'maxConcurrent', 'created_at': 'createdAt', 'last_used_at': 'lastUsedAt', 'revoked_at': 'revokedAt'}
+    _required = frozenset(['created_at', 'id', 'last_used_at', 'max_concurrent', 'name', 'node_id', 'revoked_at'])
 
     id: NodeTokenId
     name: str
+    node_id: str | None
+    max_concurrent: int | None
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
@@ -532,6 +538,8 @@ class NodeToken(Model):
         return cls(
             id=data["id"],
             name=data["name"],
+            node_id=data["nodeId"],
+            max_concurrent=data["maxConcurrent"],
             created_at=data["createdAt"],
             last_used_at=data["lastUsedAt"],
             revoked_at=data["revokedAt"],
@@ -540,11 +548,13 @@ class NodeToken(Model):
 
 @dataclass(kw_only=True)
 class CreatedNodeToken(Model):
-    _json_names = {'id': 'id', 'name': 'name', 'token': 'token'}
-    _required = frozenset(['id', 'name', 'token'])
+    _json_names = {'id': 'id', 'name': 'name', 'node_id': 'nodeId', 'max_concurrent': 'maxConcurrent', 'token': 'token'}
+    _required = frozenset(['id', 'max_concurrent', 'name', 'node_id', 'token'])
 
     id: NodeTokenId
     name: str
+    node_id: str | None
+    max_concurrent: int | None
     token: str
 
     @classmethod
@@ -552,21 +562,27 @@ class CreatedNodeToken(Model):
         return cls(
             id=data["id"],
             name=data["name"],
+            node_id=data["nodeId"],
+            max_concurrent=data["maxConcurrent"],
             token=data["token"],
         )
 
 
 @dataclass(kw_only=True)
 class CreateNodeToken(Model):
-    _json_names = {'name': 'name'}
+    _json_names = {'name': 'name', 'node_id': 'nodeId', 'max_concurrent': 'maxConcurrent'}
     _required = frozenset(['name'])
 
     name: str
+    node_id: NodeId | None = None
+    max_concurrent: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CreateNodeToken:
         return cls(
             name=data["name"],
+            node_id=data.get("nodeId"),
+            max_concurrent=data.get("maxConcurrent"),
         )
 
 
@@ -830,17 +846,19 @@ class IdempotencyConflictEncoded(Model):
 
 @dataclass(kw_only=True)
 class SessionAccepted(Model):
-    _json_names = {'session_id': 'sessionId', 'status': 'status'}
+    _json_names = {'session_id': 'sessionId', 'status': 'status', 'warnings': 'warnings'}
     _required = frozenset(['session_id', 'status'])
 
     session_id: SessionId
     status: SessionStatus
+    warnings: list[str] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionAccepted:
         return cls(
             session_id=data["sessionId"],
             status=data["status"],
+            warnings=data.get("warnings"),
         )
 
 

@@ -21,7 +21,7 @@ export interface paths {
         put?: never;
         /**
          * Create a session
-         * @description Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409.
+         * @description Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
          *
          *     Requires scope `sessions:write` (or one that implies it).
          */
@@ -121,7 +121,7 @@ export interface paths {
         put?: never;
         /**
          * Create a node token
-         * @description A node sends it as `Authorization: Bearer …` when it calls home. The token is in this response only; it is stored hashed.
+         * @description A node sends it as `Authorization: Bearer …` when it calls home. The token is in this response only; it is stored hashed. It is bound to one node id: `nodeId`, or else the id of the first node that connects with it; a node claiming any other id is refused (403). `maxConcurrent` caps the sessions control runs on that node at once, whatever capacity the node reports (default PAWS_NODE_MAX_CONCURRENT).
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -171,7 +171,7 @@ export interface paths {
         put?: never;
         /**
          * Build a snapshot
-         * @description Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`.
+         * @description Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -440,6 +440,7 @@ export interface components {
             name: components["schemas"]["SnapshotName"];
             node: string;
             status: components["schemas"]["SnapshotStatus"];
+            warnings?: string[];
         };
         SnapshotRequest: {
             name: components["schemas"]["SnapshotName"];
@@ -456,6 +457,7 @@ export interface components {
             credentials?: {
                 [key: string]: components["schemas"]["CredentialRule"];
             };
+            allowWildcardCredential?: boolean;
         };
         CredentialRule: {
             headers: {
@@ -473,6 +475,8 @@ export interface components {
         NodeToken: {
             id: components["schemas"]["NodeTokenId"];
             name: string;
+            nodeId: string | null;
+            maxConcurrent: number | null;
             createdAt: string;
             lastUsedAt: string | null;
             revokedAt: string | null;
@@ -481,11 +485,16 @@ export interface components {
         CreatedNodeToken: {
             id: components["schemas"]["NodeTokenId"];
             name: string;
+            nodeId: string | null;
+            maxConcurrent: number | null;
             token: string;
         };
         CreateNodeToken: {
             name: string;
+            nodeId?: components["schemas"]["NodeId"];
+            maxConcurrent?: number;
         };
+        NodeId: string;
         NodeInfo: {
             id: components["schemas"]["NodeId"];
             name: string;
@@ -503,7 +512,6 @@ export interface components {
             running: number;
             available: number;
         };
-        NodeId: string;
         SessionNotFoundEncoded: {
             /** @enum {string} */
             _tag: "SessionNotFound";
@@ -583,6 +591,7 @@ export interface components {
         SessionAccepted: {
             sessionId: components["schemas"]["SessionId"];
             status: components["schemas"]["SessionStatus"];
+            warnings?: string[];
         };
         SessionSpec: {
             snapshot?: components["schemas"]["SnapshotName"];
