@@ -9,7 +9,7 @@ import ssh2 from "ssh2"
 import { connectGuestShell, shellQuote } from "../src/guest/GuestShell.ts"
 import { NetnsDialer } from "../src/guest/NetnsDialer.ts"
 import { NodeSshKey } from "../src/guest/NodeSshKey.ts"
-import { runHostCommand } from "../src/image/HostCommand.ts"
+import { runHostCommand } from "../src/HostCommand.ts"
 import { makeNetns } from "./support/Netns.ts"
 
 const keyIn = (dataDir: string) =>

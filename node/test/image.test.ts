@@ -8,7 +8,7 @@ import { NodeSshKey } from "../src/guest/NodeSshKey.ts"
 import { sshFingerprint } from "../src/image/GuestImage.ts"
 import { ImageBuilder } from "../src/image/ImageBuilder.ts"
 import { ImageStore } from "../src/image/ImageStore.ts"
-import { runHostCommand } from "../src/image/HostCommand.ts"
+import { runHostCommand } from "../src/HostCommand.ts"
 import { testImageLayer } from "./support/TestImage.ts"
 
 const sha256 = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex")

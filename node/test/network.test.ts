@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { Firewall, renderRuleset } from "../src/network/Firewall.ts"
-import { HostCommand } from "../src/network/HostCommand.ts"
+import { HostCommand } from "../src/HostCommand.ts"
 import { guestMac, hostMac, tableName, tapName } from "../src/network/Naming.ts"
 import { NetworkSlot, type Slot } from "../src/network/NetworkSlot.ts"
 import { AddressSlots, InvalidPool, parsePool, slotAddresses } from "../src/network/AddressSlots.ts"

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Layer, Option, Scope } from "effect"
 import type { ProxyAuditEvent } from "@paws/core"
-import { HostCommand } from "../src/network/HostCommand.ts"
+import { HostCommand } from "../src/HostCommand.ts"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
 import { NodeConfig } from "../src/NodeConfig.ts"
 import { ProxyStarter } from "../src/proxy/ProxyStarter.ts"

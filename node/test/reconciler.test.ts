@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
-import { HostCommand } from "../src/network/HostCommand.ts"
+import { HostCommand } from "../src/HostCommand.ts"
 import { labelledProcesses, Reconciler } from "../src/network/Reconciler.ts"
 import { hostCommandIn, linksIn, sh, tablesIn, testNetns } from "./support/TestNet.ts"
 

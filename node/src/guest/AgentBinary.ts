@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { runHostCommand } from "../image/HostCommand.ts"
+import { runHostCommand } from "../HostCommand.ts"
 import { controlPortName } from "../vmm/MachineArgs.ts"
 import { GuestAgentError } from "./GuestAgent.ts"
 

@@ -3,8 +3,8 @@ import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { ImageBuildError } from "./GuestImage.ts"
-import { runHostCommand } from "./HostCommand.ts"
-import type { HostCommandError } from "./HostCommand.ts"
+import { runHostCommand } from "../HostCommand.ts"
+import type { HostCommandError } from "../HostCommand.ts"
 
 /** Guest packages (no recommends); the libraries are what `ld.so --list` needs, checked by the script. */
 export const guestPackages = [

@@ -16,7 +16,7 @@ import {
   toGuestImage,
 } from "./GuestImage.ts"
 import type { GuestImage, GuestImageManifest, ImageArtefact } from "./GuestImage.ts"
-import { runHostCommand } from "./HostCommand.ts"
+import { runHostCommand } from "../HostCommand.ts"
 import { downloadDebs, resolvePackagesCached } from "./DebianPackages.ts"
 import type { Pkg } from "./DebianPackages.ts"
 import { withDirLock } from "./DirLock.ts"

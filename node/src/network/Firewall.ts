@@ -1,6 +1,6 @@
 import { Context, Effect, Layer, Scope } from "effect"
-import type { CommandFailed } from "./HostCommand.ts"
-import { HostCommand } from "./HostCommand.ts"
+import type { HostCommandError } from "../HostCommand.ts"
+import { HostCommand } from "../HostCommand.ts"
 import { tableName } from "./Naming.ts"
 import type { Slot } from "./NetworkSlot.ts"
 
@@ -73,11 +73,11 @@ export const renderRuleset = (slot: Slot, ports: ProxyPorts | undefined): string
 
 export class Firewall extends Context.Service<Firewall, {
   /** Installs the VM's table with the guest fully isolated; deleted when the scope closes. */
-  readonly isolate: (slot: Slot) => Effect.Effect<void, CommandFailed, Scope.Scope>
+  readonly isolate: (slot: Slot) => Effect.Effect<void, HostCommandError, Scope.Scope>
   /** Opens the isolated VM's table to its proxy: 443/80/53 DNATed and accepted. */
-  readonly open: (slot: Slot, ports: ProxyPorts) => Effect.Effect<void, CommandFailed>
+  readonly open: (slot: Slot, ports: ProxyPorts) => Effect.Effect<void, HostCommandError>
   /** `isolate` then `open`. */
-  readonly apply: (slot: Slot, ports: ProxyPorts) => Effect.Effect<void, CommandFailed, Scope.Scope>
+  readonly apply: (slot: Slot, ports: ProxyPorts) => Effect.Effect<void, HostCommandError, Scope.Scope>
 }>()("paws/node/network/Firewall") {
   static readonly layerNoDeps = Layer.effect(
     Firewall,

@@ -1,6 +1,6 @@
 import { Context, Effect, Layer, Scope } from "effect"
-import type { CommandFailed } from "./HostCommand.ts"
-import { HostCommand } from "./HostCommand.ts"
+import type { HostCommandError } from "../HostCommand.ts"
+import { HostCommand } from "../HostCommand.ts"
 import { guestMac, hostMac, tapAlias, tapName } from "./Naming.ts"
 import type { PoolExhausted, SlotAddresses } from "./AddressSlots.ts"
 import { AddressSlots } from "./AddressSlots.ts"
@@ -36,7 +36,7 @@ export const tapUpScript = (slot: Slot): string =>
 
 export class NetworkSlot extends Context.Service<NetworkSlot, {
   /** A slot for the session; released (TAP deleted, /30 freed) when the scope closes. */
-  readonly acquire: (sessionId: string) => Effect.Effect<Slot, PoolExhausted | CommandFailed, Scope.Scope>
+  readonly acquire: (sessionId: string) => Effect.Effect<Slot, PoolExhausted | HostCommandError, Scope.Scope>
 }>()("paws/node/network/NetworkSlot") {
   static readonly layerNoDeps = Layer.effect(
     NetworkSlot,

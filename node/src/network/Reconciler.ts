@@ -1,6 +1,6 @@
 import { Context, Effect, Layer, Option } from "effect"
 import { readdir, readFile, readlink, stat } from "node:fs/promises"
-import { HostCommand } from "./HostCommand.ts"
+import { HostCommand } from "../HostCommand.ts"
 import { aliasPrefix, isPawsTable, isPawsTap, sessionEnvVar, sessionIdOfTable } from "./Naming.ts"
 
 /** What one reconcile pass removed. */

@@ -1,5 +1,5 @@
 import { Context, Effect, Layer, Scope } from "effect"
-import { HostCommand } from "../network/HostCommand.ts"
+import { HostCommand } from "../HostCommand.ts"
 import { sessionEnvVar } from "../network/Naming.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { spawnProxyProcess } from "./ProxyProcess.ts"

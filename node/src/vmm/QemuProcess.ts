@@ -6,7 +6,7 @@ import * as path from "node:path"
 import { connectQmp } from "./Qmp.ts"
 import type { Qmp } from "./Qmp.ts"
 import { VmStartError } from "./Vmm.ts"
-import { runHostCommand } from "../image/HostCommand.ts"
+import { runHostCommand } from "../HostCommand.ts"
 
 const stopGraceMs = 2_000
 const qmpTimeoutMs = 10_000

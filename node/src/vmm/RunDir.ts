@@ -2,7 +2,7 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { runHostCommand } from "../image/HostCommand.ts"
+import { runHostCommand } from "../HostCommand.ts"
 import { VmStartError } from "./Vmm.ts"
 
 /** `<runRoot>/<name>/`, private to root, removed (last) when the scope closes. */

@@ -1,7 +1,7 @@
 import { Effect, Layer, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { readdir, readFile, readlink, stat } from "node:fs/promises"
-import { HostCommand } from "../network/HostCommand.ts"
+import { HostCommand } from "../HostCommand.ts"
 import { NodeConfig, nodeSettings } from "../NodeConfig.ts"
 import { spawnProxyProcess } from "../proxy/ProxyProcess.ts"
 import type { ProxyProcess, ProxyStart } from "../proxy/ProxyProcess.ts"

@@ -3,7 +3,7 @@ import { Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
 import type { Layer } from "effect"
 import type { ProxyAuditEvent, SessionEvent } from "@paws/core"
 import { existsSync, readFileSync } from "node:fs"
-import { runCommand } from "../../src/network/HostCommand.ts"
+import { runArgv } from "../../src/HostCommand.ts"
 import { labelledProcesses } from "../../src/network/Reconciler.ts"
 import { hostMac } from "../../src/network/Naming.ts"
 import { LiveSessions } from "../../src/session/LiveSessions.ts"
@@ -147,7 +147,7 @@ const collect = Effect.scoped(Effect.gen(function* () {
     (b) => probe(world.netns, b.proto, b.ip === "0.0.0.0" ? "127.0.0.1" : b.ip === "::" ? "::1" : b.ip, b.port),
     { concurrency: 4 },
   )
-  yield* runCommand(["ip", "netns", "exec", world.netns, "getent", "hosts", "resolver-control.example"]).pipe(
+  yield* runArgv(["ip", "netns", "exec", world.netns, "getent", "hosts", "resolver-control.example"]).pipe(
     Effect.ignore,
   )
   const controlHits = baited.hits.splice(0)

@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import { runHostCommand } from "../../src/image/HostCommand.ts"
+import { runHostCommand } from "../../src/HostCommand.ts"
 
 const ip = (...args: Array<string>) => runHostCommand("ip", args).pipe(Effect.orDie)
 

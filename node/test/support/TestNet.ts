@@ -2,7 +2,7 @@ import { Effect, Option, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { HostCommand, runCommand } from "../../src/network/HostCommand.ts"
+import { HostCommand, runArgv } from "../../src/HostCommand.ts"
 
 export const probeScript = fileURLToPath(new URL("./probe.ts", import.meta.url))
 
@@ -11,16 +11,16 @@ export const testNetns = (label = "t"): Effect.Effect<string, never, Scope.Scope
   Effect.acquireRelease(
     Effect.gen(function* () {
       const name = `paws-${label}-${Math.random().toString(16).slice(2, 10)}`
-      yield* runCommand(["ip", "netns", "add", name]).pipe(Effect.orDie)
-      yield* runCommand(["ip", "-n", name, "link", "set", "lo", "up"]).pipe(Effect.orDie)
+      yield* runArgv(["ip", "netns", "add", name]).pipe(Effect.orDie)
+      yield* runArgv(["ip", "-n", name, "link", "set", "lo", "up"]).pipe(Effect.orDie)
       return name
     }),
-    (name) => runCommand(["ip", "netns", "del", name]).pipe(Effect.ignore),
+    (name) => runArgv(["ip", "netns", "del", name]).pipe(Effect.ignore),
   )
 
 export const hostCommandIn = (netns: string) => HostCommand.make(Option.some(netns))
 
-export const sh = (argv: ReadonlyArray<string>, stdin?: string) => runCommand(argv, stdin).pipe(Effect.orDie)
+export const sh = (argv: ReadonlyArray<string>, stdin?: string) => runArgv(argv, stdin).pipe(Effect.orDie)
 
 /** Starts a probe server in a netns; killed (by PID) with the scope. */
 export const serve = (netns: string, proto: "tcp" | "udp", ip: string, port: number, tag: string) =>

@@ -6,7 +6,7 @@
  */
 import { Effect, Layer, Option } from "effect"
 import { Firewall } from "../../src/network/Firewall.ts"
-import { HostCommand } from "../../src/network/HostCommand.ts"
+import { HostCommand } from "../../src/HostCommand.ts"
 import { NetworkSlot } from "../../src/network/NetworkSlot.ts"
 import { AddressSlots, parsePool } from "../../src/network/AddressSlots.ts"
 import type { ParsedPool } from "../../src/network/AddressSlots.ts"
