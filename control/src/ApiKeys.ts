@@ -1,21 +1,14 @@
 import { ApiKey, ApiKeyNotFound, ApiScope, type CreatedApiKey, type Principal, Unauthorized } from "@paws/core"
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
+import { newBearer, parseBearer, secretMatches } from "./BearerSecrets.ts"
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { ControlConfig } from "./ControlConfig.ts"
 import { iso, rowDecoder } from "./Rows.ts"
 
 /** Keys look like `paws_<12-char id>_<43-char secret>`; the id finds the row, the secret is checked by hash. */
-const keyPattern = /^paws_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
 const cacheTtlMs = 5_000
-
-const hashSecret = (secret: string) => createHash("sha256").update(secret).digest()
-const newKeyId = () => {
-  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-  return Array.from(randomBytes(12), (b) => alphabet[b % 36]).join("")
-}
 
 interface KeyRow {
   readonly id: string
@@ -89,12 +82,12 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         if (token === "") {
           return yield* unauthorized("missing API key: send `Authorization: Bearer <key>`")
         }
-        const match = keyPattern.exec(token)
-        if (match === null) return yield* unauthorized("malformed API key")
-        const [, id, secret] = match as unknown as [string, string, string]
+        const parsed = parseBearer("paws", token)
+        if (parsed === undefined) return yield* unauthorized("malformed API key")
+        const { id, secret } = parsed
         const now = yield* Clock.currentTimeMillis
         const entry = yield* lookup(id, now)
-        if (entry === undefined || !timingSafeEqual(entry.hash, hashSecret(secret))) {
+        if (entry === undefined || !secretMatches(entry.hash, secret)) {
           return yield* unauthorized("invalid API key")
         }
         if (entry.revoked) return yield* unauthorized("API key has been revoked")
@@ -113,13 +106,12 @@ export class ApiKeys extends Context.Service<ApiKeys, {
       })
 
       const create = Effect.fn("ApiKeys.create")(function* (name: string, scopes: ReadonlyArray<ApiScope>) {
-        const id = newKeyId()
-        const secret = randomBytes(32).toString("base64url")
+        const { id, secretHash, bearer } = newBearer("paws")
         const unique = [...new Set(scopes)]
         const rows = yield* sql<KeyRow>`INSERT INTO api_keys (id, name, scopes, secret_hash)
-          VALUES (${id}, ${name}, ${unique.join(",")}, ${hashSecret(secret).toString("hex")})
+          VALUES (${id}, ${name}, ${unique.join(",")}, ${secretHash})
           RETURNING *`.pipe(Effect.orDie)
-        return { key: toApiKey(rows[0]!), secret: `paws_${id}_${secret}` }
+        return { key: toApiKey(rows[0]!), secret: bearer }
       })
 
       const list = sql<KeyRow>`SELECT * FROM api_keys ORDER BY created_at, id`.pipe(

@@ -1,17 +1,10 @@
 import { type CreatedNodeToken, NodeToken, NodeTokenNotFound } from "@paws/core"
 import { Context, Deferred, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
+import { newBearer, parseBearer, secretMatches } from "./BearerSecrets.ts"
 import { iso, rowDecoder } from "./Rows.ts"
 
 /** Node tokens look like `pawsn_<12-char id>_<43-char secret>`; the id finds the row, the secret is checked by hash. */
-const tokenPattern = /^pawsn_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
-
-const hashSecret = (secret: string) => createHash("sha256").update(secret).digest()
-const newTokenId = () => {
-  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-  return Array.from(randomBytes(12), (b) => alphabet[b % 36]).join("")
-}
 
 interface TokenRow {
   readonly id: string
@@ -75,13 +68,13 @@ export class NodeTokens extends Context.Service<NodeTokens, {
       }
 
       const verify = Effect.fnUntraced(function* (token: string) {
-        const match = tokenPattern.exec(token)
-        if (match === null) return undefined
-        const [, id, secret] = match as unknown as [string, string, string]
+        const parsed = parseBearer("pawsn", token)
+        if (parsed === undefined) return undefined
+        const { id, secret } = parsed
         const rows = yield* sql<TokenRow>`SELECT * FROM node_tokens WHERE id = ${id}`.pipe(Effect.orDie)
         const row = rows[0]
         if (row === undefined || row.revoked_at !== null) return undefined
-        if (!timingSafeEqual(Buffer.from(row.secret_hash, "hex"), hashSecret(secret))) return undefined
+        if (!secretMatches(Buffer.from(row.secret_hash, "hex"), secret)) return undefined
         yield* sql`UPDATE node_tokens SET last_used_at = now() WHERE id = ${id}`.pipe(Effect.ignore)
         return id
       })
@@ -102,15 +95,14 @@ export class NodeTokens extends Context.Service<NodeTokens, {
         name: string,
         options: { readonly nodeId?: string | undefined; readonly maxConcurrent?: number | undefined } = {},
       ) {
-        const id = newTokenId()
-        const secret = randomBytes(32).toString("base64url")
+        const { id, secretHash, bearer } = newBearer("pawsn")
         const nodeId = options.nodeId ?? null
         const maxConcurrent = options.maxConcurrent ?? null
         yield* sql`INSERT INTO node_tokens (id, name, secret_hash, node_id, max_concurrent)
-          VALUES (${id}, ${name}, ${hashSecret(secret).toString("hex")}, ${nodeId}, ${maxConcurrent})`.pipe(
+          VALUES (${id}, ${name}, ${secretHash}, ${nodeId}, ${maxConcurrent})`.pipe(
           Effect.orDie,
         )
-        return { id, name, nodeId, maxConcurrent, token: `pawsn_${id}_${secret}` }
+        return { id, name, nodeId, maxConcurrent, token: bearer }
       })
 
       const list = sql<TokenRow>`SELECT * FROM node_tokens ORDER BY created_at, id`.pipe(

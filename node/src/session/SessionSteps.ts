@@ -1,0 +1,212 @@
+import { Data, Deferred, Effect, Option, Stream } from "effect"
+import type { Scope } from "effect"
+import type { SessionDispatch, SessionEvent } from "@paws/core"
+import { prepareViaAgent } from "../guest/AgentPrepare.ts"
+import { agentShell } from "../guest/AgentShell.ts"
+import type { GuestAgent } from "../guest/GuestAgent.ts"
+import { connectGuestShell } from "../guest/GuestShell.ts"
+import type { GuestShell } from "../guest/GuestShell.ts"
+import {
+  envFile,
+  envPath,
+  maxInlineCommandBytes,
+  prepareGuestCommand,
+  runWorkloadCommand,
+} from "../guest/GuestSetup.ts"
+import type { NetnsDialer } from "../guest/NetnsDialer.ts"
+import type { NodeSshKey } from "../guest/NodeSshKey.ts"
+import type { OutputCap } from "../guest/OutputCap.ts"
+import type { GuestImage } from "../image/GuestImage.ts"
+import type { ImageStore } from "../image/ImageStore.ts"
+import type { Firewall } from "../network/Firewall.ts"
+import type { NetworkSlot, Slot } from "../network/NetworkSlot.ts"
+import type { ProxyStarter, RunningProxy } from "../proxy/ProxyStarter.ts"
+import { chooseSnapshot } from "../snapshot/SnapshotChoice.ts"
+import type { Snapshot } from "../snapshot/SnapshotManifest.ts"
+import type { SnapshotRestore } from "../snapshot/SnapshotRestore.ts"
+import type { SnapshotStore } from "../snapshot/SnapshotStore.ts"
+import type { VmHandle, Vmm } from "../vmm/Vmm.ts"
+import type { PooledVm, WarmVmPool } from "../warm/WarmVmPool.ts"
+import type { LiveOutput } from "./LiveOutput.ts"
+
+export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ readonly message: string }> {}
+
+/** One session as its steps see it: what to run, where its events go, where its time goes. */
+export interface SessionContext {
+  readonly dispatch: SessionDispatch
+  readonly emit: (event: SessionEvent) => void
+  /** Records a step's time since the session began (logged at the end). */
+  readonly mark: (step: string) => Effect.Effect<void>
+}
+
+/** Where the session's VM comes from: a warm clone, a snapshot restore, or a cold boot of `image`. */
+export interface Placement {
+  readonly image: GuestImage
+  readonly snapshot: Option.Option<Snapshot>
+  readonly pooled: Option.Option<PooledVm>
+}
+
+/** A running VM; restored ones (snapshot or warm clone) come with their connected guest agent. */
+export interface StartedVm {
+  readonly vm: VmHandle
+  readonly agent?: GuestAgent
+}
+
+/** Fails as soon as the VM or the proxy dies: raced against every later step. */
+export interface Watch {
+  readonly vmDied: Effect.Effect<never, SessionStepFailed>
+  readonly proxyDied: Effect.Effect<never, SessionStepFailed>
+}
+
+const sshReadyTimeoutMs = 60_000
+const fail = (message: string) => new SessionStepFailed({ message })
+
+export interface StepServices {
+  readonly images: ImageStore["Service"]
+  readonly slots: NetworkSlot["Service"]
+  readonly proxies: ProxyStarter["Service"]
+  readonly firewall: Firewall["Service"]
+  readonly vmm: Vmm["Service"]
+  readonly dialer: NetnsDialer["Service"]
+  readonly key: NodeSshKey["Service"]
+  readonly snapshots: Option.Option<SnapshotStore["Service"]>
+  readonly restorer: Option.Option<SnapshotRestore["Service"]>
+  readonly warmVms: Option.Option<WarmVmPool["Service"]>
+}
+
+/**
+ * The session's path through the node, one function per step. Each acquires in the caller's
+ * scope what it makes (slot, proxy, firewall rules, VM, guest channel), so closing the scope
+ * releases everything in reverse, whatever ended the session.
+ */
+export const makeSessionSteps = (s: StepServices) => {
+  /** 1. Which VM: a warm clone of the chosen snapshot, a restore of it, or the image cold-booted. */
+  const place = (c: SessionContext) =>
+    Effect.gen(function* () {
+      const { dispatch } = c
+      const snapshot = yield* chooseSnapshot(s.snapshots, s.images, dispatch.snapshot, dispatch.resources)
+      const image = Option.isSome(snapshot) ? snapshot.value.image : yield* s.images.get(dispatch.snapshot)
+      const pooled = Option.isSome(snapshot) && Option.isSome(s.warmVms)
+        ? yield* s.warmVms.value.take(snapshot.value.name, dispatch.resources)
+        : Option.none<PooledVm>()
+      return { image, snapshot, pooled } satisfies Placement
+    })
+
+  /** 2. The network slot (TAP + /30), isolated by the firewall before any guest exists. A warm clone brings its own. */
+  const slot = (c: SessionContext, p: Placement) =>
+    Effect.gen(function* () {
+      if (Option.isSome(p.pooled)) {
+        yield* c.mark("slot(pooled)")
+        return p.pooled.value.slot
+      }
+      const slot = yield* s.slots.acquire(c.dispatch.sessionId)
+      yield* s.firewall.isolate(slot)
+      yield* c.mark("slot")
+      return slot
+    })
+
+  /** 3. The session's proxy, and the firewall opened to its ports once they are known. */
+  const proxy = (c: SessionContext, slot: Slot) =>
+    s.proxies.start({
+      sessionId: c.dispatch.sessionId,
+      hostIp: slot.hostIp,
+      allowOut: c.dispatch.network.allowOut,
+      credentials: c.dispatch.network.credentials,
+      onAudit: (event) => c.emit({ _tag: "audit", event }),
+    }).pipe(
+      Effect.tap(() => c.mark("proxy")),
+      Effect.tap((p) => s.firewall.open(slot, p.ports)),
+      Effect.tap(() => c.mark("firewall")),
+    )
+
+  /** 4. The VM: the warm clone resumed, the snapshot restored, or the image cold-booted. */
+  const vm = (c: SessionContext, slot: Slot, p: Placement): Effect.Effect<StartedVm, unknown, Scope.Scope> => {
+    const { dispatch } = c
+    const network = { guestCidr: `${slot.guestIp}/${slot.prefixLength}`, gateway: slot.hostIp, dns: slot.hostIp }
+    const started: Effect.Effect<StartedVm, unknown, Scope.Scope> = Option.isSome(p.pooled)
+      ? p.pooled.value.resume.pipe(Effect.map((r) => ({ vm: r.vm, agent: r.agent })))
+      : Option.isSome(p.snapshot) && Option.isSome(s.restorer)
+      ? s.restorer.value.restore(p.snapshot.value, { sessionId: dispatch.sessionId, tap: slot.tap, ...network })
+      : s.vmm.boot({
+        sessionId: dispatch.sessionId,
+        image: p.image,
+        tap: slot.tap,
+        guestMac: slot.guestMac,
+        ...network,
+        vcpus: dispatch.resources.vcpus,
+        memoryMB: dispatch.resources.memoryMB,
+      }).pipe(Effect.map((vm) => ({ vm })))
+    return started.pipe(Effect.tap((v) => c.mark(v.agent === undefined ? "vm" : "vm(restored)")))
+  }
+
+  const watch = (vm: VmHandle, proxy: RunningProxy): Watch => ({
+    vmDied: vm.exited.pipe(Effect.flatMap((code) => Effect.fail(fail(`VM exited (${code}) unexpectedly`)))),
+    proxyDied: Deferred.await(proxy.exited).pipe(
+      Effect.flatMap((code) => Effect.fail(fail(`proxy exited (${code}) unexpectedly`))),
+    ),
+  })
+
+  /**
+   * 5. The guest's command channel, and the guest prepared over it (clock, DNS, CA, env file,
+   * script). A restored VM: its agent (virtio-serial) writes the files itself, and SSH is never
+   * dialled. A cold-booted VM has no agent: SSH once its dropbear is up, then one prepare command.
+   */
+  const guest = (c: SessionContext, slot: Slot, p: Placement, proxy: RunningProxy, started: StartedVm, w: Watch) => {
+    const env = envFile(c.dispatch.workload.env)
+    const script = c.dispatch.workload.script
+    if (started.agent !== undefined) {
+      const agent = started.agent
+      return prepareViaAgent(agent, { caPem: proxy.caCertificatePem, env, script }).pipe(
+        Effect.mapError((e) => fail(`preparing the guest failed: ${e.message}`)),
+        Effect.raceFirst(w.vmDied),
+        Effect.as(agentShell(agent)),
+        Effect.tap(() => c.mark("prepared(agent)")),
+      )
+    }
+    return Effect.gen(function* () {
+      const shell = yield* connectGuestShell({
+        dialer: s.dialer,
+        host: slot.guestIp,
+        hostKeyBlob: p.image.hostKeyBlob,
+        privateKey: s.key.privateKey,
+        readyTimeoutMs: sshReadyTimeoutMs,
+      }).pipe(Effect.raceFirst(w.vmDied), Effect.tap(() => c.mark("ssh")))
+      const prepare = (envInline: string | undefined) =>
+        prepareGuestCommand({
+          epochSeconds: Math.floor(Date.now() / 1000),
+          dnsIp: slot.hostIp,
+          caPem: proxy.caCertificatePem,
+          envInline,
+        })
+      // dropbear's command length limit: a large env file gets its own write; the script is on stdin
+      const inline = Buffer.byteLength(prepare(env)) <= maxInlineCommandBytes
+      if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
+      const prepared = yield* shell.run(prepare(inline ? env : undefined), { stdin: script, profile: false })
+      if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
+      yield* c.mark("prepared")
+      return shell
+    })
+  }
+
+  /** 6. The workload, its output streamed through the caps; None when the session's deadline passed. */
+  const workload = (
+    c: SessionContext,
+    shell: GuestShell,
+    w: Watch,
+    out: { readonly stdout: OutputCap; readonly stderr: OutputCap; readonly live: LiveOutput },
+  ) =>
+    shell.exec(runWorkloadCommand).pipe(
+      Stream.runFold(() => null as number | null, (code, event) => {
+        if (event._tag === "Exit") return event.exitCode
+        const cap = event._tag === "Stdout" ? out.stdout : out.stderr
+        out.live.push(event._tag === "Stdout" ? "stdout" : "stderr", cap.push(event.data))
+        return code
+      }),
+      Effect.raceFirst(w.vmDied),
+      Effect.raceFirst(w.proxyDied),
+      Effect.timeoutOption(c.dispatch.timeoutMs),
+      Effect.tap(() => c.mark("workload")),
+    )
+
+  return { place, slot, proxy, vm, watch, guest, workload }
+}
