@@ -1,6 +1,6 @@
 import { Context, Effect, Layer, Option } from "effect"
-import { readdir, readFile, readlink, stat } from "node:fs/promises"
 import { HostCommand } from "../HostCommand.ts"
+import { netnsProcesses } from "./NetnsProcesses.ts"
 import { aliasPrefix, isPawsTable, isPawsTap, sessionEnvVar, sessionIdOfTable } from "./Naming.ts"
 
 /** What one reconcile pass removed. */
@@ -17,41 +17,24 @@ export interface LabelledProcess {
 
 const qemuNamePattern = /^paws-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:,|$)/
 
-const netnsInode = (netns: Option.Option<string>): Effect.Effect<string> =>
-  Effect.promise(async () =>
-    Option.isSome(netns)
-      ? `net:[${(await stat(`/run/netns/${netns.value}`)).ino}]`
-      : await readlink("/proc/self/ns/net")
-  )
-
 /** Processes in the node's netns labelled with a session: env `PAWS_SESSION_ID` (proxies), `-name paws-<id>` (QEMU). */
 export const labelledProcesses = (netns: Option.Option<string>): Effect.Effect<ReadonlyArray<LabelledProcess>> =>
-  Effect.gen(function* () {
-    const ns = yield* netnsInode(netns)
-    return yield* Effect.promise(async () => {
+  Effect.flatMap(netnsProcesses(netns), (processes) =>
+    Effect.promise(async () => {
       const found: Array<LabelledProcess> = []
-      for (const entry of await readdir("/proc")) {
-        const pid = Number(entry)
-        if (!Number.isInteger(pid) || pid === process.pid) continue
-        try {
-          if ((await readlink(`/proc/${pid}/ns/net`)) !== ns) continue
-          const env = (await readFile(`/proc/${pid}/environ`)).toString().split("\0")
-          const label = env.find((kv) => kv.startsWith(`${sessionEnvVar}=`))
-          if (label !== undefined) {
-            found.push({ pid, sessionId: label.slice(sessionEnvVar.length + 1) })
-            continue
-          }
-          // QEMU is labelled by its VM name instead: `-name paws-<session id>`.
-          const argv = (await readFile(`/proc/${pid}/cmdline`)).toString().split("\0")
-          const name = argv[argv.indexOf("-name") + 1]?.match(qemuNamePattern)
-          if (argv.includes("-name") && name) found.push({ pid, sessionId: name[1]! })
-        } catch {
-          // exited meanwhile, or a kernel thread
+      for (const p of processes) {
+        const label = p.env.find((kv) => kv.startsWith(`${sessionEnvVar}=`))
+        if (label !== undefined) {
+          found.push({ pid: p.pid, sessionId: label.slice(sessionEnvVar.length + 1) })
+          continue
         }
+        // QEMU is labelled by its VM name instead: `-name paws-<session id>`.
+        const argv = await p.argv().catch(() => [] as ReadonlyArray<string>)
+        const name = argv[argv.indexOf("-name") + 1]?.match(qemuNamePattern)
+        if (argv.includes("-name") && name) found.push({ pid: p.pid, sessionId: name[1]! })
       }
       return found
-    })
-  })
+    }))
 
 /**
  * Removes what the node labelled but no live session owns: TAPs named `pw…`, nft tables

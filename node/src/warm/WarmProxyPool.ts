@@ -1,7 +1,7 @@
 import { Effect, Layer, Option } from "effect"
 import { randomUUID } from "node:crypto"
-import { readdir, readFile, readlink, stat } from "node:fs/promises"
 import { HostCommand } from "../HostCommand.ts"
+import { netnsProcesses } from "../network/NetnsProcesses.ts"
 import { NodeConfig, nodeSettings } from "../NodeConfig.ts"
 import { spawnProxyProcess } from "../proxy/ProxyProcess.ts"
 import type { ProxyProcess, ProxyStart } from "../proxy/ProxyProcess.ts"
@@ -12,26 +12,18 @@ export const warmProxyEnvVar = "PAWS_POOL_ID"
 
 /** Kills waiting proxies a previous node process left in this netns (`PAWS_POOL_ID` label). */
 export const reconcileWarmProxies = (netns: Option.Option<string>): Effect.Effect<ReadonlyArray<number>> =>
-  Effect.promise(async () => {
-    const ns = Option.isSome(netns)
-      ? `net:[${(await stat(`/run/netns/${netns.value}`)).ino}]`
-      : await readlink("/proc/self/ns/net")
-    const killed: Array<number> = []
-    for (const entry of await readdir("/proc")) {
-      const pid = Number(entry)
-      if (!Number.isInteger(pid) || pid === process.pid) continue
-      try {
-        if ((await readlink(`/proc/${pid}/ns/net`)) !== ns) continue
-        const env = (await readFile(`/proc/${pid}/environ`)).toString().split("\0")
-        if (!env.some((kv) => kv.startsWith(`${warmProxyEnvVar}=`))) continue
-        process.kill(pid, "SIGKILL")
-        killed.push(pid)
-      } catch {
-        // exited meanwhile, or not ours to read
-      }
-    }
-    return killed
-  })
+  Effect.map(
+    netnsProcesses(netns),
+    (processes) =>
+      processes.filter((p) => p.env.some((kv) => kv.startsWith(`${warmProxyEnvVar}=`))).flatMap((p) => {
+        try {
+          process.kill(p.pid, "SIGKILL")
+          return [p.pid]
+        } catch {
+          return [] // exited meanwhile
+        }
+      }),
+  )
 
 /**
  * Warm proxies: a proxy's start is mostly Node loading its program and making its CA (hundreds of
