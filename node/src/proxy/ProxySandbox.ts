@@ -4,6 +4,7 @@ import { randomInt } from "node:crypto"
 import { existsSync, realpathSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { proxyExecArgv } from "@paws/core"
+import { proxyProgram } from "@paws/proxy"
 
 /**
  * How the node starts a `paws proxy` so that only the node is root. The proxy parses everything a
@@ -39,7 +40,6 @@ import { proxyExecArgv } from "@paws/core"
 export const proxyUidBase = 0x70000000
 const proxyUidSpan = 0x01000000
 
-const proxyMain = fileURLToPath(new URL("../../../proxy/src/main.ts", import.meta.url))
 const kernelFilter = fileURLToPath(new URL("./proxy-kernel-filter.py", import.meta.url))
 const python = "/usr/bin/python3"
 /** `-I -S`: isolated (no environment, user site or current directory on the path), no site module. */
@@ -83,7 +83,7 @@ const allocateUid = (): number => {
 
 /** The argv that runs the proxy as `uid` (undefined: the node is not root, no drop possible). */
 export const proxyArgv = (netnsPrefix: ReadonlyArray<string>, uid: number | undefined): ReadonlyArray<string> =>
-  sandboxArgv(netnsPrefix, uid, [process.execPath, ...permissionFlags(), ...proxyExecArgv, proxyMain])
+  sandboxArgv(netnsPrefix, uid, [process.execPath, ...permissionFlags(), ...proxyExecArgv, proxyProgram])
 
 /** `program` wrapped in the proxy's sandbox (exported for tests: the same wrapping, another program). */
 export const sandboxArgv = (
