@@ -142,6 +142,31 @@ describe("paws up (control + local node + embedded database)", () => {
     }
   }, 180_000)
 
+  it("a restart under another node id gets a token bound to that id and calls home again", async () => {
+    await up.kill("SIGTERM")
+    const dataDir = join(world.dir, ".paws")
+    const before = readFileSync(join(dataDir, "node.token"), "utf8").trim()
+    const port = new URL(url).port
+    up = startPaws(["up"], {
+      ...world.nodeEnv,
+      PAWS_HOST: "127.0.0.1",
+      PAWS_PORT: port,
+      PAWS_DATA_DIR: dataDir,
+      PAWS_NODE_ID: "e2e-up-renamed",
+      PAWS_NODE_MAX_VMS: "2",
+      PAWS_NODE_HEARTBEAT_MS: "500",
+      PAWS_NODE_LOST_AFTER_MS: "3000",
+    })
+    await up.waitFor(/local node: started/, 120_000)
+    const nodes = await waitUntil(
+      "renamed node ready",
+      () => paws(["nodes"], cli),
+      (r) => /e2e-up-renamed\s+ready/.test(r.stdout),
+    )
+    expect(nodes.stdout).toMatch(/e2e-up-renamed\s+ready/)
+    expect(readFileSync(join(dataDir, "node.token"), "utf8").trim()).not.toBe(before)
+  }, 180_000)
+
   it("refuses a wrong, absent or API-key token before upgrading", async () => {
     const id = { "x-paws-node-id": "intruder" }
     expect(await upgradeStatus({ ...id, authorization: "Bearer pawsn_aaaaaaaaaaaa_" + "b".repeat(43) })).toBe(401)

@@ -4,4 +4,4 @@
  */
 export { NodeApp, NodeServices } from "./main.ts"
 export { ImageBuilder } from "./image/ImageBuilder.ts"
-export { NodeConfig } from "./NodeConfig.ts"
+export { NodeConfig, nodeSettings } from "./NodeConfig.ts"

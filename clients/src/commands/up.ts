@@ -42,13 +42,19 @@ export const up = Command.make("up", {}, () =>
       return yield* Effect.never
     }
 
-    // The local node's token: reused while valid, else created and stored 0600 beside the admin key.
+    // The local node's token, bound to its node id: reused while valid and bound to this id (a
+    // changed PAWS_NODE_ID or hostname would be refused with it), else created and stored 0600
+    // beside the admin key.
+    const { nodeSettings } = yield* Effect.promise(() => import("@paws/node"))
+    const nodeId = yield* nodeSettings.id.config
     const tokens = Context.get(control, NodeTokens)
     const tokenFile = resolve(join(dataDir, "node.token"))
     const stored = existsSync(tokenFile) ? readFileSync(tokenFile, "utf8").trim() : ""
     let token = stored
-    if (stored === "" || (yield* tokens.verify(stored)) === undefined) {
-      token = (yield* tokens.create("local node (paws up)")).token
+    const storedId = stored === "" ? undefined : yield* tokens.verify(stored)
+    const usable = storedId !== undefined && (yield* tokens.claim(storedId, nodeId))._tag === "Granted"
+    if (!usable) {
+      token = (yield* tokens.create("local node (paws up)", { nodeId })).token
       mkdirSync(dataDir, { recursive: true, mode: 0o700 })
       writeFileSync(tokenFile, token + "\n", { mode: 0o600 })
       chmodSync(tokenFile, 0o600)
