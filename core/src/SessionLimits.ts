@@ -1,4 +1,5 @@
 import type { SessionSpec } from "./SessionSpec.ts"
+import { workloadText } from "./SessionSpec.ts"
 import { hostMatches } from "./HostPattern.ts"
 
 /** Configurable maxima (each at most the matching hard limit) and the defaults applied to a spec. */
@@ -35,10 +36,11 @@ const utf8Length = (s: string): number => new TextEncoder().encode(s).length
  */
 export const sessionSpecProblems = (spec: SessionSpec, limits: SessionLimits): ReadonlyArray<FieldProblem> => {
   const problems: Array<FieldProblem> = []
-  const scriptBytes = utf8Length(spec.workload.script)
+  const workload = workloadText(spec.workload)
+  const scriptBytes = utf8Length(workload.text)
   if (scriptBytes > limits.maxScriptBytes) {
     problems.push({
-      path: "workload.script",
+      path: workload.path,
       message: `is ${scriptBytes} bytes; the maximum is ${limits.maxScriptBytes}`,
     })
   }

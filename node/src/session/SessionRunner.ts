@@ -26,6 +26,7 @@ import {
   resultPath,
   runWorkloadCommand,
 } from "./GuestSetup.ts"
+import { guestWorkload } from "./AgentWorkload.ts"
 import { LiveOutput } from "./LiveOutput.ts"
 import { OutputCap } from "./OutputCap.ts"
 
@@ -150,7 +151,9 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           const proxyDied = Deferred.await(proxy.exited).pipe(
             Effect.flatMap((code) => Effect.fail(fail(`proxy exited (${code}) unexpectedly`))),
           )
-          const env = envFile(dispatch.workload.env)
+          // an agent workload becomes the script that runs the agent (AgentWorkload.ts)
+          const workload = guestWorkload(dispatch.workload, dispatch.sessionId)
+          const env = envFile(workload.env)
           // The guest's command channel, and the guest prepared over it (clock, DNS, CA, env file,
           // script). A restored VM: its agent (virtio-serial, connected and refreshed by the
           // restore) writes the files itself, and SSH is never dialled. A cold-booted VM has no
@@ -159,7 +162,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             prepareViaAgent(restored.agent, {
               caPem: proxy.caCertificatePem,
               env,
-              script: dispatch.workload.script,
+              script: workload.script,
             }).pipe(
               Effect.mapError((e) => fail(`preparing the guest failed: ${e.message}`)),
               Effect.raceFirst(vmDied),
@@ -185,7 +188,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             const inline = Buffer.byteLength(prepare(env)) <= maxInlineCommandBytes
             if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
             const prepared = yield* shell.run(prepare(inline ? env : undefined), {
-              stdin: dispatch.workload.script,
+              stdin: workload.script,
               profile: false,
             })
             if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
