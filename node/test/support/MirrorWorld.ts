@@ -18,6 +18,8 @@ export interface MirrorRequest {
   readonly host: string
   readonly method: string
   readonly url: string
+  readonly apiKey?: string
+  readonly authorization?: string
 }
 
 /** What the mirror stand-in was asked for. */
@@ -45,7 +47,7 @@ const mirrorRoot = Effect.gen(function* () {
   return root
 }).pipe(Effect.orDie)
 
-const mirrorIn = (netns: string, root: string): Effect.Effect<
+const mirrorIn = (netns: string, root: string, toolCommand: string | undefined): Effect.Effect<
   { readonly port: number; readonly caPem: string; readonly received: Array<MirrorRequest> },
   never,
   Scope.Scope
@@ -56,7 +58,7 @@ const mirrorIn = (netns: string, root: string): Effect.Effect<
         stdio: ["pipe", "pipe", "inherit"],
       })
       const received: Array<MirrorRequest> = []
-      child.stdin!.write(JSON.stringify({ root }) + "\n")
+      child.stdin!.write(JSON.stringify({ root, toolCommand }) + "\n")
       createInterface({ input: child.stdout! }).on("line", (line) => {
         const msg = JSON.parse(line) as { port?: number; caPem?: string; received?: MirrorRequest }
         if (msg.received) received.push(msg.received)
@@ -68,19 +70,27 @@ const mirrorIn = (netns: string, root: string): Effect.Effect<
   )
 
 /**
- * A node in a fresh netns whose proxies reach the mirror stand-in as deb.debian.org; the named
+ * A node in a fresh netns whose proxies reach the mirror stand-in as deb.debian.org and the fake
+ * Anthropic API (whose Bash tool turn runs `toolCommand`) as api.anthropic.com; the named
  * catalogue images are built (or found cached) first.
  */
-export const mirrorNodeLayer = (images: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
+export const mirrorNodeLayer = (
+  images: ReadonlyArray<string>,
+  extra: Record<string, string> = {},
+  toolCommand?: string,
+) =>
   Layer.unwrap(Effect.gen(function* () {
     for (const name of images) {
       yield* ImageBuilder.use((b) => b.build(name)).pipe(Effect.provide(testImageLayer()), Effect.orDie)
     }
     const netns = yield* makeNetns("img")
-    const mirror = yield* mirrorIn(netns, yield* mirrorRoot)
+    const mirror = yield* mirrorIn(netns, yield* mirrorRoot, toolCommand)
     const upstream = {
       caBundlePem: mirror.caPem,
-      resolve: { "deb.debian.org": { address: "127.0.0.1", port: mirror.port } },
+      resolve: {
+        "deb.debian.org": { address: "127.0.0.1", port: mirror.port },
+        "api.anthropic.com": { address: "127.0.0.1", port: mirror.port },
+      },
       allowPrivateUpstreams: true,
     }
     const config = testConfig({
