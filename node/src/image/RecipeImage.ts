@@ -74,7 +74,11 @@ export const buildRecipeImage = (args: {
                   CLIENT_PUBKEY: path.join(tmp, "client.pub"),
                   LC_ALL: "C",
                 },
-              }).pipe(Effect.mapError((e) => new ImageBuildError({ message: e.message, cause: e })))
+              }).pipe(
+                Effect.mapError((e) => new ImageBuildError({ message: e.message, cause: e })),
+                // one Debian build at a time per image dir: they share (and refill) the .deb cache
+                (run) => withDirLock(path.join(imageDir, ".lock-debian-debs"), run),
+              )
               yield* progress("hashing the artefacts, writing the manifest")
               const manifest = yield* Effect.promise(() => writeManifest(out, recipe, inputHash, boot, args.clientKey))
               yield* Effect.promise(async () => {
