@@ -42,6 +42,9 @@ describe(`agent workloads over HTTP (${backend.name})`, () => {
           yield* rejects(control, { type: "agent", prompt: "x", maxTurns: 0 }, "workload.maxTurns")
           yield* rejects(control, { type: "agent", prompt: "x", model: "a b" }, "workload.model")
           yield* rejects(control, { type: "agent", prompt: "x", allowedTools: ["Bash\n"] }, "workload.allowedTools[0]")
+          yield* rejects(control, { type: "agent", agent: "custom", prompt: "x" }, "workload.command", /required/)
+          yield* rejects(control, { type: "agent", prompt: "x", command: ["sh"] }, "workload.command", /only/)
+          yield* rejects(control, { type: "agent", agent: "custom", prompt: "x", command: [] }, "workload.command")
         }))
     },
   )

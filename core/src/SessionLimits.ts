@@ -44,6 +44,15 @@ export const sessionSpecProblems = (spec: SessionSpec, limits: SessionLimits): R
       message: `is ${scriptBytes} bytes; the maximum is ${limits.maxScriptBytes}`,
     })
   }
+  if (spec.workload.type === "agent") {
+    const custom = spec.workload.agent === "custom"
+    if (custom && spec.workload.command === undefined) {
+      problems.push({ path: "workload.command", message: `is required for agent "custom" (the agent's argv)` })
+    }
+    if (!custom && spec.workload.command !== undefined) {
+      problems.push({ path: "workload.command", message: `is only for agent "custom"` })
+    }
+  }
   if (spec.timeoutMs !== undefined && spec.timeoutMs > limits.maxTimeoutMs) {
     problems.push({ path: "timeoutMs", message: `must be at most ${limits.maxTimeoutMs}` })
   }

@@ -58,7 +58,7 @@ export const ScriptWorkload = Schema.Struct({
 export type ScriptWorkload = typeof ScriptWorkload.Type
 
 /** Agents the node knows how to run non-interactively (AgentWorkload.ts on the node). */
-export const agentNames = ["claude-code"] as const
+export const agentNames = ["claude-code", "custom"] as const
 
 /**
  * An AI agent run non-interactively in the guest: its transcript is the session's stdout, its final
@@ -68,6 +68,12 @@ export const agentNames = ["claude-code"] as const
 export const AgentWorkload = Schema.Struct({
   type: Schema.Literal("agent"),
   agent: Schema.optionalKey(Schema.Literals(agentNames)),
+  /** `custom` only: the agent's argv, run in the guest with the prompt on stdin. */
+  command: Schema.optionalKey(
+    Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(4096)))).pipe(
+      Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)),
+    ),
+  ),
   prompt: Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(hardLimits.promptBytes))),
   model: Schema.optionalKey(
     Schema.String.pipe(

@@ -54,5 +54,31 @@ layer(mirrorNodeLayer(["claude-agent"], {}, toolCommand), { excludeTestServices:
         for (const c of calls) assert.strictEqual(c.apiKey, realKey, `${c.url} reached the API with the real key`)
         yield* assertNothingLeft
       }))
+
+    it.effect("custom: the user's agent command gets the prompt on stdin and the placeholder key", () =>
+      Effect.gen(function* () {
+        const dispatch = dispatchOf("", {
+          snapshot: "claude-agent",
+          workload: {
+            type: "agent",
+            agent: "custom",
+            prompt: "ping",
+            command: [
+              "node",
+              "-e",
+              [
+                `const p = require("fs").readFileSync(0, "utf8")`,
+                `require("fs").writeFileSync("/output/result.json", JSON.stringify({ prompt: p }))`,
+                `console.log("key=" + process.env.ANTHROPIC_API_KEY)`,
+              ].join(";"),
+            ],
+          },
+        })
+        const { statuses, result } = yield* runToEnd(dispatch)
+        assert.deepStrictEqual(statuses, ["starting", "running", "completed"], JSON.stringify(result))
+        assert.deepStrictEqual(result.output, { prompt: "ping" })
+        assert.strictEqual(result.stdout, `key=${placeholderApiKey(dispatch.sessionId)}\n`)
+        yield* assertNothingLeft
+      }))
   },
 )

@@ -31,6 +31,16 @@ describe("agent workload → guest script", () => {
     assert.strictEqual(execFileSync("sh", ["-c", decode], { encoding: "utf8" }), "say 'hi' \"$HOME\" `x`\n$(rm -rf /)")
   })
 
+  it("a custom agent runs its argv with the prompt on stdin and the placeholder key", () => {
+    const sessionId = newSessionId()
+    const w = guestWorkload(
+      { type: "agent", agent: "custom", prompt: "it's me", command: ["sh", "-c", `tr a-z A-Z; echo "$0"`, "x y"] },
+      sessionId,
+    )
+    assert.strictEqual(w.env?.["ANTHROPIC_API_KEY"], placeholderApiKey(sessionId))
+    assert.strictEqual(execFileSync("sh", ["-c", w.script], { encoding: "utf8" }), "IT'S MEx y\n") // the prompt as given, no newline added
+  })
+
   it("an explicit tool list replaces the bypass", () => {
     const w = guestWorkload({ type: "agent", prompt: "x", allowedTools: ["Bash(ls:*)", "Read"] }, newSessionId())
     assert.include(w.script, "'--allowedTools' 'Bash(ls:*)' 'Read'")

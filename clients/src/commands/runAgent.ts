@@ -13,7 +13,7 @@ export const agentWorkload = (
   model: Option.Option<string>,
   env: Record<string, string> | undefined,
 ): Effect.Effect<AgentWorkload, CliInputError> =>
-  (agentNames as ReadonlyArray<string>).includes(agent)
+  (agentNames as ReadonlyArray<string>).includes(agent) && agent !== "custom"
     ? Effect.succeed({
       type: "agent",
       agent: agent as AgentWorkload["agent"] & string,
@@ -22,5 +22,9 @@ export const agentWorkload = (
       ...(env === undefined ? {} : { env }),
     })
     : Effect.fail(
-      new CliInputError({ message: `--agent "${agent}" is not a known agent; use one of: ${agentNames.join(", ")}` }),
+      new CliInputError({
+        message: `--agent "${agent}" is not a known agent; use one of: ${
+          agentNames.filter((a) => a !== "custom").join(", ")
+        } (a custom agent goes through the API: {"agent":"custom","command":[…]})`,
+      }),
     )

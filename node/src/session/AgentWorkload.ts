@@ -41,12 +41,18 @@ const extractAnswer = `node -e ${
 export const guestWorkload = (workload: Workload, sessionId: string): GuestWorkload => {
   if (workload.type === "script") return { script: workload.script, env: workload.env }
   const prompt = Buffer.from(workload.prompt, "utf8").toString("base64")
-  const script = [
-    `printf '%s' '${prompt}' | base64 -d > /tmp/paws-agent-prompt`,
-    `{ ${claudeCode(workload)} < /tmp/paws-agent-prompt; echo $? > /tmp/paws-agent-rc; } | tee ${transcriptPath}`,
-    extractAnswer,
-    `exit "$(cat /tmp/paws-agent-rc)"`,
-  ].join("\n")
+  const decodePrompt = `printf '%s' '${prompt}' | base64 -d > /tmp/paws-agent-prompt`
+  // a custom agent: its argv with the prompt on stdin; its stdout is the transcript, and it writes
+  // /output/result.json itself, as a script does
+  const script = workload.agent === "custom"
+    ? [decodePrompt, `exec ${(workload.command ?? ["false"]).map(shellQuote).join(" ")} < /tmp/paws-agent-prompt`]
+      .join("\n")
+    : [
+      decodePrompt,
+      `{ ${claudeCode(workload)} < /tmp/paws-agent-prompt; echo $? > /tmp/paws-agent-rc; } | tee ${transcriptPath}`,
+      extractAnswer,
+      `exit "$(cat /tmp/paws-agent-rc)"`,
+    ].join("\n")
   return {
     script,
     env: {
