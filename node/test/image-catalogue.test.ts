@@ -28,38 +28,42 @@ layer(mirrorNodeLayer(["debian", "node"]), { excludeTestServices: true, timeout:
         assert.strictEqual(again.manifest.inputHash, image.manifest.inputHash)
       }).pipe(Effect.provide(testImageLayer())))
 
-    it.effect("debian: boots, and apt-get installs a package from the mirror through the proxy", () =>
-      Effect.gen(function* () {
-        const mirror = yield* MirrorLog
-        const script = [
-          "set -e",
-          "cat /etc/debian_version",
-          "grep -h '^deb ' /etc/apt/sources.list",
-          "echo 'deb [trusted=yes] https://deb.debian.org/paws-mirror ./' > /etc/apt/mirror.list",
-          "apt='apt-get -q -o Dir::Etc::SourceList=/etc/apt/mirror.list -o Dir::Etc::SourceParts=-'",
-          "$apt update >/dev/null",
-          `$apt install -y ${mirrorPackage} >/dev/null`,
-          `${mirrorPackage} -g installed`,
-          `dpkg-query -W -f '\${Status}\\n' ${mirrorPackage}`,
-        ].join("\n")
-        const started = Date.now()
-        const { statuses, result } = yield* runToEnd(dispatchOf(script, {
-          snapshot: "debian",
-          timeoutMs: 180_000,
-          network: { allowOut: ["deb.debian.org"], credentials: {} },
-        }))
-        const ms = Date.now() - started
-        assert.deepStrictEqual(statuses, ["starting", "running", "completed"], JSON.stringify(result))
-        const lines = result.stdout.trim().split("\n")
-        assert.match(lines[0]!, /^12\./, "Debian 12")
-        assert.isTrue(lines.some((l) => l.startsWith("deb https://deb.debian.org/debian bookworm ")), result.stdout)
-        assert.include(lines, "installed")
-        assert.include(lines, "install ok installed")
-        const urls = mirror.received.map((r) => `${r.host}${r.url}`)
-        assert.isTrue(urls.some((u) => u.startsWith(`deb.debian.org/paws-mirror/${mirrorPackage}_`)), urls.join())
-        yield* Effect.logInfo(`debian session with apt-get install: ${ms} ms`)
-        yield* assertNothingLeft
-      }))
+    it.effect(
+      "debian: boots, and apt-get installs a package from the mirror through the proxy",
+      () =>
+        Effect.gen(function* () {
+          const mirror = yield* MirrorLog
+          const script = [
+            "set -e",
+            "cat /etc/debian_version",
+            "grep -h '^deb ' /etc/apt/sources.list",
+            "echo 'deb [trusted=yes] https://deb.debian.org/paws-mirror ./' > /etc/apt/mirror.list",
+            "apt='apt-get -q -o Dir::Etc::SourceList=/etc/apt/mirror.list -o Dir::Etc::SourceParts=-'",
+            "$apt update >/dev/null",
+            `$apt install -y ${mirrorPackage} >/dev/null`,
+            `${mirrorPackage} -g installed`,
+            `dpkg-query -W -f '\${Status}\\n' ${mirrorPackage}`,
+          ].join("\n")
+          const started = Date.now()
+          const { statuses, result } = yield* runToEnd(dispatchOf(script, {
+            snapshot: "debian",
+            timeoutMs: 180_000,
+            network: { allowOut: ["deb.debian.org"], credentials: {} },
+          }))
+          const ms = Date.now() - started
+          assert.deepStrictEqual(statuses, ["starting", "running", "completed"], JSON.stringify(result))
+          const lines = result.stdout.trim().split("\n")
+          assert.match(lines[0]!, /^12\./, "Debian 12")
+          assert.isTrue(lines.some((l) => l.startsWith("deb https://deb.debian.org/debian bookworm ")), result.stdout)
+          assert.include(lines, "installed")
+          assert.include(lines, "install ok installed")
+          const urls = mirror.received.map((r) => `${r.host}${r.url}`)
+          assert.isTrue(urls.some((u) => u.startsWith(`deb.debian.org/paws-mirror/${mirrorPackage}_`)), urls.join())
+          yield* Effect.logInfo(`debian session with apt-get install: ${ms} ms`)
+          yield* assertNothingLeft
+        }),
+      240_000,
+    )
 
     it.effect("node: Node 24 and npm run in the guest", () =>
       Effect.gen(function* () {
@@ -75,6 +79,6 @@ layer(mirrorNodeLayer(["debian", "node"]), { excludeTestServices: true, timeout:
         assert.strictEqual(answer, "42")
         yield* Effect.logInfo(`node session: ${Date.now() - started} ms`)
         yield* assertNothingLeft
-      }))
+      }), 240_000)
   },
 )

@@ -24,31 +24,35 @@ const world = SnapshotBuilder.layerNoDeps.pipe(
 )
 
 layer(world, { excludeTestServices: true, timeout: 600_000 })("a Debian image as a snapshot (real VMs)", (it) => {
-  it.effect("node: the snapshot builds (guest agent on Debian), sessions restore it with its setup state", () =>
-    Effect.gen(function* () {
-      const builder = yield* SnapshotBuilder
-      const started = Date.now()
-      yield* Effect.scoped(Effect.gen(function* () {
-        const slot = yield* (yield* NetworkSlot).acquire(newSessionId())
-        yield* builder.build({
-          name: "node",
-          setup: "node -e 'console.log(\"set-up-by-\" + process.version)' > /root/marker",
-          net: guestNetworkOf(slot),
-        })
-      }))
-      yield* Effect.logInfo(`node snapshot built in ${Date.now() - started} ms`)
-      const t0 = Date.now()
-      const { statuses, result } = yield* runToEnd(
-        dispatchOf("cat /root/marker; node -p '6 * 7'; cat /etc/debian_version", {
-          snapshot: "node",
-        }),
-      )
-      yield* Effect.logInfo(`restored node session: ${Date.now() - t0} ms`)
-      assert.deepStrictEqual(statuses, ["starting", "running", "completed"], JSON.stringify(result))
-      const [marker, answer, debian] = result.stdout.trim().split("\n")
-      assert.match(marker ?? "", /^set-up-by-v24\./)
-      assert.strictEqual(answer, "42")
-      assert.match(debian ?? "", /^12\./)
-      yield* assertNothingLeft
-    }))
+  it.effect(
+    "node: the snapshot builds (guest agent on Debian), sessions restore it with its setup state",
+    () =>
+      Effect.gen(function* () {
+        const builder = yield* SnapshotBuilder
+        const started = Date.now()
+        yield* Effect.scoped(Effect.gen(function* () {
+          const slot = yield* (yield* NetworkSlot).acquire(newSessionId())
+          yield* builder.build({
+            name: "node",
+            setup: "node -e 'console.log(\"set-up-by-\" + process.version)' > /root/marker",
+            net: guestNetworkOf(slot),
+          })
+        }))
+        yield* Effect.logInfo(`node snapshot built in ${Date.now() - started} ms`)
+        const t0 = Date.now()
+        const { statuses, result } = yield* runToEnd(
+          dispatchOf("cat /root/marker; node -p '6 * 7'; cat /etc/debian_version", {
+            snapshot: "node",
+          }),
+        )
+        yield* Effect.logInfo(`restored node session: ${Date.now() - t0} ms`)
+        assert.deepStrictEqual(statuses, ["starting", "running", "completed"], JSON.stringify(result))
+        const [marker, answer, debian] = result.stdout.trim().split("\n")
+        assert.match(marker ?? "", /^set-up-by-v24\./)
+        assert.strictEqual(answer, "42")
+        assert.match(debian ?? "", /^12\./)
+        yield* assertNothingLeft
+      }),
+    300_000,
+  )
 })

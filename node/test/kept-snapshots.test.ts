@@ -40,26 +40,34 @@ const world = KeptSnapshotsOnStart.pipe(
 layer(world, { excludeTestServices: true, timeout: 600_000 })(
   "a node keeps its configured snapshots (real VMs)",
   (it) => {
-    it.effect("PAWS_NODE_SNAPSHOTS=node:320 builds the node snapshot at start; sessions of that size restore it", () =>
-      Effect.gen(function* () {
-        const store = yield* SnapshotStore
-        const started = Date.now()
-        while (Option.isNone(yield* store.find("node").pipe(Effect.orDie))) {
-          assert.isBelow(Date.now() - started, 300_000, "the node snapshot is built in the background")
-          yield* Effect.sleep(500)
-        }
-        yield* Effect.logInfo(`kept node snapshot ready ${Date.now() - started} ms after start`)
-        const { statuses, result } = yield* runToEnd(
-          dispatchOf("node -p 'process.version'; test -x /run/paws/agent && echo restored", {
-            snapshot: "node",
-            resources: { vcpus: 1, memoryMB: 320 },
-          }),
-        )
-        assert.deepStrictEqual(statuses, ["starting", "running", "completed"], JSON.stringify(result))
-        const [version, restored] = result.stdout.trim().split("\n")
-        assert.match(version ?? "", /^v24\./)
-        assert.strictEqual(restored, "restored", "the session restored the kept snapshot (its guest agent is running)")
-        yield* assertNothingLeft
-      }))
+    it.effect(
+      "PAWS_NODE_SNAPSHOTS=node:320 builds the node snapshot at start; sessions of that size restore it",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* SnapshotStore
+          const started = Date.now()
+          while (Option.isNone(yield* store.find("node").pipe(Effect.orDie))) {
+            assert.isBelow(Date.now() - started, 300_000, "the node snapshot is built in the background")
+            yield* Effect.sleep(500)
+          }
+          yield* Effect.logInfo(`kept node snapshot ready ${Date.now() - started} ms after start`)
+          const { statuses, result } = yield* runToEnd(
+            dispatchOf("node -p 'process.version'; test -x /run/paws/agent && echo restored", {
+              snapshot: "node",
+              resources: { vcpus: 1, memoryMB: 320 },
+            }),
+          )
+          assert.deepStrictEqual(statuses, ["starting", "running", "completed"], JSON.stringify(result))
+          const [version, restored] = result.stdout.trim().split("\n")
+          assert.match(version ?? "", /^v24\./)
+          assert.strictEqual(
+            restored,
+            "restored",
+            "the session restored the kept snapshot (its guest agent is running)",
+          )
+          yield* assertNothingLeft
+        }),
+      400_000,
+    )
   },
 )
