@@ -14,7 +14,8 @@
  *   pooled.*     node.* and full.* through a second node keeping PAWS_NODE_VM_POOL=4 clones loaded and
  *                 paused in ready slots, interleaved with the first node's sessions; each session (or batch
  *                 of 4) arrives once the pool has refilled
- * Runs: PAWS_BENCH_START_RUNS (30).
+ * Runs: PAWS_BENCH_START_RUNS (30). Snapshot: PAWS_BENCH_START_SNAPSHOT (default; or a catalogue image such
+ * as debian or claude-agent, built first, whose snapshot takes its name).
  * Results: bench/results/start-<time>.json.
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -74,7 +75,8 @@ const medianSteps = (from: number, pooled: boolean) => {
 }
 
 /** The workload: busybox `date` has no %N; adjtimex prints the clock to the microsecond. */
-const timestampScript = "adjtimex | grep -E 'time.tv_(sec|usec)'"
+// busybox by name: the Debian images carry busybox-static without its applet links
+const timestampScript = "busybox adjtimex | grep -E 'time.tv_(sec|usec)'"
 const guestEpochMs = (out: string): number | undefined => {
   const sec = /tv_sec:\s*(\d+)/.exec(out)?.[1]
   const usec = /tv_usec:\s*(\d+)/.exec(out)?.[1]
@@ -132,6 +134,8 @@ const poolRefilled = Effect.gen(function* () {
  * Node A restores per session; node B (its own netns) keeps a VM pool. Their rows interleave
  * (a session on one, then on the other) so both see the same machine.
  */
+const benchSnapshot = process.env["PAWS_BENCH_START_SNAPSHOT"] ?? "default"
+
 const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context<LiveSessions | WarmVmPool>) =>
   Effect.gen(function* () {
     const store = yield* SnapshotStore
@@ -141,13 +145,13 @@ const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context
     const dialer = yield* NetnsDialer
     const key = yield* NodeSshKey
 
-    const existing = yield* store.find("default")
+    const existing = yield* store.find(benchSnapshot)
     const build = Option.isSome(existing) ? existing.value.manifest : yield* Effect.scoped(Effect.gen(function* () {
       const slot = yield* slots.acquire(newSessionId())
-      return yield* (yield* SnapshotBuilder).build({ name: "default", net: guestNetworkOf(slot) })
+      return yield* (yield* SnapshotBuilder).build({ name: benchSnapshot, net: guestNetworkOf(slot) })
     }))
     yield* Effect.logInfo(`snapshot built in ${build.buildMs["total"]} ms`)
-    const snapshot = Option.getOrThrow(yield* store.find("default"))
+    const snapshot = Option.getOrThrow(yield* store.find(benchSnapshot))
     // Pooled rows: every session (or batch of 4) arrives at a node whose pool has refilled.
     const settle = poolRefilled.pipe(Effect.provideContext(pooledNode))
     const pooledSessions = Context.get(pooledNode, LiveSessions)
@@ -194,7 +198,7 @@ const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context
       Effect.gen(function* () {
         const dispatch: SessionDispatch = {
           sessionId: newSessionId(),
-          snapshot: "default",
+          snapshot: benchSnapshot,
           workload: { type: "script", script: timestampScript },
           resources: { vcpus: 1, memoryMB: 256 },
           timeoutMs: 60_000,
@@ -263,7 +267,11 @@ const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context
         const res = await fetch(`${control.base}/v1/sessions`, {
           method: "POST",
           headers: control.headers,
-          body: JSON.stringify({ workload: { type: "script", script: timestampScript }, timeoutMs: 60_000 }),
+          body: JSON.stringify({
+            snapshot: benchSnapshot,
+            workload: { type: "script", script: timestampScript },
+            timeoutMs: 60_000,
+          }),
         })
         if (res.status !== 202) throw new Error(`POST /v1/sessions: ${res.status} ${await res.text()}`)
         const { sessionId } = await res.json() as { sessionId: string }
@@ -358,7 +366,7 @@ const main = Effect.gen(function* () {
     Effect.sync(() => mkdtempSync(join(os.tmpdir(), "paws-bench-snapshots-"))),
     (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true })),
   )
-  yield* ImageBuilder.use((b) => b.build()).pipe(Effect.provide(testImageLayer()), Effect.orDie)
+  yield* ImageBuilder.use((b) => b.build(benchSnapshot)).pipe(Effect.provide(testImageLayer()), Effect.orDie)
   /** A node with its own layer graph, port and netns (a node's start reconcile owns its netns). */
   const startNode = (name: string, vmPool: number) =>
     Effect.gen(function* () {
@@ -373,6 +381,7 @@ const main = Effect.gen(function* () {
         PAWS_NODE_MAX_VMS: "8",
         PAWS_NODE_WARM_POOL: "4",
         PAWS_NODE_VM_POOL: String(vmPool),
+        PAWS_NODE_VM_POOL_SNAPSHOT: benchSnapshot,
         PAWS_NODE_DEFAULT_SNAPSHOT: "0",
         PAWS_SNAPSHOT_DIR: snapshotDir,
       })
@@ -406,6 +415,7 @@ const main = Effect.gen(function* () {
       cpuMHz: /^cpu MHz\s*:\s*([0-9.]+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown",
     },
     snapshot: {
+      name: benchSnapshot,
       memoryMB: build.memoryMB,
       accelerator: build.accelerator,
       buildMs: build.buildMs,

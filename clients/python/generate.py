@@ -88,10 +88,28 @@ class Models:
             return "dict[str, Any]"
         return "Any"
 
+    def tagged_union(self, schema: dict) -> list[tuple[str, str]] | None:
+        """(tag value, class) per branch when `schema` is a union of classes told apart by a one-value `type`."""
+        branches = schema.get("anyOf")
+        if not branches or not all(self.is_class(b) for b in branches):
+            return None
+        tags = []
+        for i, b in enumerate(branches):
+            tag = self.target(b).get("properties", {}).get("type", {})
+            if len(tag.get("enum", [])) != 1:
+                return None
+            tags.append((tag["enum"][0], self.py_type(b, f"X{i}")))
+        return tags
+
     def decode(self, schema: dict, expr: str, name: str, depth: int = 0) -> str:
         """A Python expression turning the JSON value `expr` into the model type of `schema`."""
         if self.is_class(schema):
             return f"{self.py_type(schema, name)}.from_dict({expr})"
+        tagged = self.tagged_union(schema)
+        if tagged is not None:
+            *first, (_, last) = tagged
+            chain = "".join(f"{cls}.from_dict({expr}) if {expr}[\"type\"] == {json.dumps(tag)} else " for tag, cls in first)
+            return f"({chain}{last}.from_dict({expr}))"
         if "anyOf" in schema:
             rest = [b for b in schema["anyOf"] if b.get("type") != "null"]
             if len(rest) == 1 and len(schema["anyOf"]) == 2 and self.needs_decode(rest[0]):
@@ -201,7 +219,8 @@ def render_method(path: str, method: str, op: dict, models: Models, is_async: bo
         target = models.target(body)
         required = set(target.get("required", []))
         for field, prop in target["properties"].items():
-            annotation = models.py_type(prop, "X") + (" | Mapping[str, Any]" if models.is_class(prop) else "")
+            takes_dict = models.is_class(prop) or models.tagged_union(prop) is not None
+            annotation = models.py_type(prop, "X") + (" | Mapping[str, Any]" if takes_dict else "")
             enum = models.target(prop).get("enum")
             if field in required and enum is not None and len(enum) == 1:
                 keywords.append(f"{snake(field)}: {annotation} = {json.dumps(enum[0])}")

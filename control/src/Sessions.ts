@@ -13,6 +13,7 @@ import {
   sessionSpecProblems,
   type SessionSpecView,
   withSessionDefaults,
+  workloadText,
 } from "@paws/core"
 import { Context, Effect, Layer } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
@@ -33,7 +34,7 @@ const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }
     if (value.includes("\u0000")) problems.push({ path, message: "must not contain NUL (U+0000)" })
     else if (!value.isWellFormed()) problems.push({ path, message: "must be valid Unicode (no lone surrogates)" })
   }
-  check("workload.script", spec.workload.script)
+  check(workloadText(spec.workload).path, workloadText(spec.workload).text)
   for (const [name, value] of Object.entries(spec.workload.env ?? {})) check(`workload.env.${name}`, value)
   for (const [key, value] of Object.entries(spec.metadata ?? {})) {
     check(`metadata.${key}`, key)

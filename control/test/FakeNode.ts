@@ -11,6 +11,7 @@ import {
   SnapshotBuildFailed,
   type SnapshotView,
   UnknownSnapshot,
+  workloadText,
 } from "@paws/core"
 import { Deferred, Effect, Layer, type Scope, Stream } from "effect"
 import { RpcTest } from "effect/rpc"
@@ -101,7 +102,7 @@ export const registerFakeNode = (
 
     const run = (d: SessionDispatch): Stream.Stream<SessionEvent> => {
       node.dispatched.push(d)
-      const script = d.workload.script
+      const script = workloadText(d.workload).text
       const gap = script.includes("slow") ? 100 : 5
       const paced = (events: ReadonlyArray<SessionEvent>) =>
         Stream.fromIterable(events).pipe(Stream.tap(() => Effect.sleep(gap)))

@@ -39,7 +39,8 @@ for (const backend of backends) {
             assert.match(malformed.body.message, /valid JSON/)
 
             yield* rejects(control, { workload: { type: "script", script: 42 } }, "workload.script", /string/)
-            yield* rejects(control, { workload: { type: "docker", script: "x" } }, "workload.type")
+            // the union names both workload types
+            yield* rejects(control, { workload: { type: "docker", script: "x" } }, "workload", /"script".*"agent"/)
             yield* rejects(control, {}, "workload", /Missing key/)
             yield* rejects(control, script("x", { extra: true }), "extra", /excess/)
             yield* rejects(control, { workload: { type: "script", script: "x", shell: "bash" } }, "workload.shell")

@@ -2,7 +2,7 @@
 import { afterAll, assert, layer } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import fc from "fast-check"
-import { defaultSessionLimits, SessionSpec, sessionSpecProblems } from "@paws/core"
+import { defaultSessionLimits, SessionSpec, sessionSpecProblems, workloadText } from "@paws/core"
 import { pgliteBackend, TestControl } from "./harness.ts"
 import type { ControlHandle } from "./harness.ts"
 import { rawExchange, rawRequest } from "./support/FuzzHttp.ts"
@@ -92,7 +92,7 @@ const locallyValid = (text: string): boolean => {
   // Free text must be storable (PostgreSQL) and passable to a process: no NUL, no lone surrogates.
   const spec = exit.value
   const texts = [
-    spec.workload.script,
+    workloadText(spec.workload).text,
     ...Object.values(spec.workload.env ?? {}),
     ...Object.entries(spec.metadata ?? {}).flat(),
   ]

@@ -1,4 +1,5 @@
 import type { SessionSpec } from "./SessionSpec.ts"
+import { workloadText } from "./SessionSpec.ts"
 import { hostMatches } from "./HostPattern.ts"
 import { credentialProblems } from "./CredentialPolicy.ts"
 
@@ -36,12 +37,22 @@ const utf8Length = (s: string): number => new TextEncoder().encode(s).length
  */
 export const sessionSpecProblems = (spec: SessionSpec, limits: SessionLimits): ReadonlyArray<FieldProblem> => {
   const problems: Array<FieldProblem> = []
-  const scriptBytes = utf8Length(spec.workload.script)
+  const workload = workloadText(spec.workload)
+  const scriptBytes = utf8Length(workload.text)
   if (scriptBytes > limits.maxScriptBytes) {
     problems.push({
-      path: "workload.script",
+      path: workload.path,
       message: `is ${scriptBytes} bytes; the maximum is ${limits.maxScriptBytes}`,
     })
+  }
+  if (spec.workload.type === "agent") {
+    const custom = spec.workload.agent === "custom"
+    if (custom && spec.workload.command === undefined) {
+      problems.push({ path: "workload.command", message: `is required for agent "custom" (the agent's argv)` })
+    }
+    if (!custom && spec.workload.command !== undefined) {
+      problems.push({ path: "workload.command", message: `is only for agent "custom"` })
+    }
   }
   if (spec.timeoutMs !== undefined && spec.timeoutMs > limits.maxTimeoutMs) {
     problems.push({ path: "timeoutMs", message: `must be at most ${limits.maxTimeoutMs}` })

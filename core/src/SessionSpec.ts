@@ -14,6 +14,7 @@ export const envNameRegExp = /^[A-Za-z_][A-Za-z0-9_]*$/
 /** Hard ceilings that no configuration can raise; configured maxima (SessionLimits) sit below them. */
 export const hardLimits = {
   scriptBytes: 1024 * 1024,
+  promptBytes: 256 * 1024,
   envEntries: 256,
   envValueBytes: 32 * 1024,
   allowOutEntries: 256,
@@ -56,8 +57,47 @@ export const ScriptWorkload = Schema.Struct({
 }).annotate({ identifier: "ScriptWorkload" })
 export type ScriptWorkload = typeof ScriptWorkload.Type
 
-export const Workload = ScriptWorkload
-export type Workload = ScriptWorkload
+/** Agents the node knows how to run non-interactively (AgentWorkload.ts on the node). */
+export const agentNames = ["claude-code", "custom"] as const
+
+/**
+ * An AI agent run non-interactively in the guest: its transcript is the session's stdout, its final
+ * answer the result's output. The agent sees only a per-session placeholder API key; the proxy
+ * injects the real one from `network.credentials`.
+ */
+export const AgentWorkload = Schema.Struct({
+  type: Schema.Literal("agent"),
+  agent: Schema.optionalKey(Schema.Literals(agentNames)),
+  /** `custom` only: the agent's argv, run in the guest with the prompt on stdin. */
+  command: Schema.optionalKey(
+    Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(4096)))).pipe(
+      Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)),
+    ),
+  ),
+  prompt: Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(hardLimits.promptBytes))),
+  model: Schema.optionalKey(
+    Schema.String.pipe(
+      Schema.check(Schema.isPattern(/^[A-Za-z0-9._:\[\]-]{1,128}$/, { message: "must be a model id" })),
+    ),
+  ),
+  maxTurns: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 1000 })))),
+  allowedTools: Schema.optionalKey(
+    Schema.Array(
+      Schema.String.pipe(
+        Schema.check(Schema.isPattern(/^[A-Za-z0-9_*:.()/ -]{1,200}$/, { message: "must be a tool name or rule" })),
+      ),
+    ).pipe(Schema.check(Schema.isMaxLength(64))),
+  ),
+  env: ScriptWorkload.fields.env,
+}).annotate({ identifier: "AgentWorkload" })
+export type AgentWorkload = typeof AgentWorkload.Type
+
+export const Workload = Schema.Union([ScriptWorkload, AgentWorkload])
+export type Workload = typeof Workload.Type
+
+/** The workload's free text and the field it came from: a script, or an agent's prompt. */
+export const workloadText = (w: Workload): { readonly path: string; readonly text: string } =>
+  w.type === "script" ? { path: "workload.script", text: w.script } : { path: "workload.prompt", text: w.prompt }
 
 export const Resources = Schema.Struct({
   vcpus: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: hardLimits.vcpus }))),

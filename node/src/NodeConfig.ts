@@ -88,7 +88,12 @@ export const nodeSettings = {
   defaultSnapshot: flagSetting(
     "PAWS_NODE_DEFAULT_SNAPSHOT",
     true,
-    "build the default snapshot at start (sessions restore it instead of cold-booting)",
+    "build the PAWS_NODE_SNAPSHOTS at start (sessions restore them instead of cold-booting); false: none",
+  ),
+  keptSnapshots: textSetting(
+    "PAWS_NODE_SNAPSHOTS",
+    "default",
+    "snapshots kept built, NAME[:MEMORY_MB],… (e.g. default,claude-agent:2048); missing images are built first",
   ),
   dataDir: textSetting("PAWS_DATA_DIR", ".paws", "where images, snapshots, keys and run dirs live"),
   imageDir: optionSetting("PAWS_IMAGE_DIR", "PAWS_DATA_DIR/images", "guest images"),

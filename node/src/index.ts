@@ -5,3 +5,6 @@
 export { NodeApp, NodeServices } from "./main.ts"
 export { ImageBuilder } from "./image/ImageBuilder.ts"
 export { NodeConfig, nodeSettings } from "./NodeConfig.ts"
+export { builtinRecipes, minimalImageNames, saveRecipe } from "./image/ImageCatalogue.ts"
+export { imageDirConfig, readManifest } from "./image/GuestImage.ts"
+export { parseNpmSpec } from "./image/NpmPackages.ts"

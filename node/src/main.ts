@@ -6,6 +6,7 @@ import * as path from "node:path"
 import { CallHome } from "./CallHome.ts"
 import { NetnsDialer } from "./guest/NetnsDialer.ts"
 import { NodeSshKey } from "./guest/NodeSshKey.ts"
+import { ImageBuilder } from "./image/ImageBuilder.ts"
 import { ImageStore } from "./image/ImageStore.ts"
 import { Firewall } from "./network/Firewall.ts"
 import { HostCommand } from "./HostCommand.ts"
@@ -23,7 +24,7 @@ import { Vmm, vmRunDirName } from "./vmm/Vmm.ts"
 import { SnapshotRestore } from "./snapshot/SnapshotRestore.ts"
 import { WarmProxyPool } from "./warm/WarmProxyPool.ts"
 import { WarmVmPool } from "./warm/WarmVmPool.ts"
-import { DefaultSnapshotOnStart } from "./snapshot/DefaultSnapshot.ts"
+import { KeptSnapshotsOnStart } from "./snapshot/KeptSnapshots.ts"
 import { SnapshotBuilder } from "./snapshot/SnapshotBuilder.ts"
 import { SnapshotStore } from "./snapshot/SnapshotStore.ts"
 import { NodeSnapshots } from "./snapshot/NodeSnapshots.ts"
@@ -83,9 +84,9 @@ const NodeLinks = Layer.unwrap(Effect.map(NodeConfig, (config) =>
     Option.isSome(config.controlUrl) ? CallHome : Layer.empty,
   )))
 
-/** Reconcile first (it kills every labelled VM), then the optional background default-snapshot build. */
-const StartupTasks = DefaultSnapshotOnStart.pipe(
-  Layer.provide(SnapshotBuilder.layerNoDeps),
+/** Reconcile first (it kills every labelled VM), then the background builds of PAWS_NODE_SNAPSHOTS. */
+const StartupTasks = KeptSnapshotsOnStart.pipe(
+  Layer.provide([SnapshotBuilder.layerNoDeps, ImageBuilder.layerNoDeps]),
   Layer.provideMerge(ReconcileOnStart),
 )
 

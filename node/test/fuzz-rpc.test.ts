@@ -4,7 +4,7 @@ import { Effect, Layer, Option, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import fc from "fast-check"
-import { newSessionId, type SessionDispatch, UnknownSnapshot } from "@paws/core"
+import { newSessionId, type SessionDispatch, UnknownSnapshot, workloadText } from "@paws/core"
 import { createServer } from "node:http"
 import type { GuestImage } from "../src/image/GuestImage.ts"
 import { ImageStore } from "../src/image/ImageStore.ts"
@@ -30,7 +30,7 @@ const RecordingRunner = Layer.succeed(
   SessionRunner.of({
     run: (dispatch, emit) =>
       Effect.sync(() => {
-        ran.add(dispatch.workload.script)
+        ran.add(workloadText(dispatch.workload).text)
         emit({ _tag: "status", status: "completed", at: new Date().toISOString() })
       }),
   }),

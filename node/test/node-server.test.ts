@@ -2,7 +2,7 @@ import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { HttpServer } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { newSessionId, type SessionDispatch, type SessionEvent, UnknownSnapshot } from "@paws/core"
+import { newSessionId, type SessionDispatch, type SessionEvent, UnknownSnapshot, workloadText } from "@paws/core"
 import type { GuestImage } from "../src/image/GuestImage.ts"
 import { ImageStore } from "../src/image/ImageStore.ts"
 import { createServer } from "node:http"
@@ -23,7 +23,7 @@ const FakeRunner = Layer.succeed(
         const at = new Date().toISOString()
         emit({ _tag: "status", status: "starting", at })
         emit({ _tag: "status", status: "running", at })
-        if (dispatch.workload.script === "wait") {
+        if (workloadText(dispatch.workload).text === "wait") {
           yield* Deferred.await(cancel)
           emit({ _tag: "status", status: "cancelled", at })
           return

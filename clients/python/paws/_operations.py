@@ -11,7 +11,7 @@ from .models import *  # noqa: F403
 class SessionsOperations(SyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    def create(self, *, workload: ScriptWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
@@ -197,7 +197,7 @@ class HealthOperations(SyncOperations):
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    async def create(self, *, workload: ScriptWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.

@@ -8,6 +8,7 @@ from typing import Any, Literal, Mapping
 from ._model import Model
 
 __all__ = [
+    "AgentWorkload",
     "ApiKey",
     "ApiKeyId",
     "ApiKeyNotFoundEncoded",
@@ -730,7 +731,7 @@ class SessionSpecView(Model):
     _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
 
     snapshot: SnapshotName
-    workload: ScriptWorkload
+    workload: ScriptWorkload | AgentWorkload
     resources: Resources
     timeout_ms: int
     network: SessionSpecViewNetwork
@@ -740,7 +741,7 @@ class SessionSpecView(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
         return cls(
             snapshot=data["snapshot"],
-            workload=ScriptWorkload.from_dict(data["workload"]),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
             resources=Resources.from_dict(data["resources"]),
             timeout_ms=data["timeoutMs"],
             network=SessionSpecViewNetwork.from_dict(data["network"]),
@@ -791,6 +792,34 @@ class Resources(Model):
         return cls(
             vcpus=data["vcpus"],
             memory_mb=data["memoryMB"],
+        )
+
+
+@dataclass(kw_only=True)
+class AgentWorkload(Model):
+    _json_names = {'type': 'type', 'agent': 'agent', 'command': 'command', 'prompt': 'prompt', 'model': 'model', 'max_turns': 'maxTurns', 'allowed_tools': 'allowedTools', 'env': 'env'}
+    _required = frozenset(['prompt', 'type'])
+
+    type: Literal["agent"] = "agent"
+    agent: Literal["claude-code", "custom"] | None = None
+    command: list[str] | None = None
+    prompt: str
+    model: str | None = None
+    max_turns: int | None = None
+    allowed_tools: list[str] | None = None
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentWorkload:
+        return cls(
+            type=data["type"],
+            agent=data.get("agent"),
+            command=data.get("command"),
+            prompt=data["prompt"],
+            model=data.get("model"),
+            max_turns=data.get("maxTurns"),
+            allowed_tools=data.get("allowedTools"),
+            env=data.get("env"),
         )
 
 
@@ -868,7 +897,7 @@ class SessionSpec(Model):
     _required = frozenset(['workload'])
 
     snapshot: SnapshotName | None = None
-    workload: ScriptWorkload
+    workload: ScriptWorkload | AgentWorkload
     resources: Resources | None = None
     timeout_ms: int | None = None
     network: Network | None = None
@@ -878,7 +907,7 @@ class SessionSpec(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpec:
         return cls(
             snapshot=data.get("snapshot"),
-            workload=ScriptWorkload.from_dict(data["workload"]),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
             resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
             timeout_ms=data.get("timeoutMs"),
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),

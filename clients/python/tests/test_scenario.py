@@ -157,7 +157,11 @@ class SyncScenario(unittest.TestCase):
             self.assertEqual(len(keys), 2)
             self.assertRegex(keys[0] or "", r"^[0-9a-f-]{36}$")
             self.assertEqual(keys[0], keys[1])
-            onces = [s.id for s in client.sessions.list(limit=200).sessions if s.spec.workload.script == "py once"]
+            onces = [
+                s.id
+                for s in client.sessions.list(limit=200).sessions
+                if isinstance(s.spec.workload, ScriptWorkload) and s.spec.workload.script == "py once"
+            ]
             self.assertEqual(onces, [session_id])
 
     def test_snapshots_build_list_and_delete(self) -> None:

@@ -203,7 +203,9 @@ describe("@paws/sdk against a real control plane", () => {
             assert.match(keys[0]!, /^[0-9a-f-]{36}$/)
             assert.strictEqual(keys[1], keys[0])
             const page = await paws.sessions.list({ limit: 200 })
-            const onces = page.sessions.filter((s) => s.spec.workload.script === "once")
+            const onces = page.sessions.filter((s) =>
+              s.spec.workload.type === "script" && s.spec.workload.script === "once"
+            )
             assert.deepStrictEqual(onces.map((s) => s.id), [sessionId])
           })
         }))

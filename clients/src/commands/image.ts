@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs"
 import type { SnapshotRequest, SnapshotView } from "@paws/core/Snapshot"
 import { ApiClient } from "../ApiClient.ts"
 import { CliInputError, parseCredential, parseDuration } from "../RunArguments.ts"
+import { imageBuildCommands } from "./imageBuild.ts"
 import { withApi } from "./shared.ts"
 
 const checkName = (name: string) =>
@@ -167,6 +168,6 @@ const rm = Command.make("rm", {
   }))).pipe(Command.withDescription("Remove a snapshot from every node (running sessions keep theirs)"))
 
 export const image = Command.make("image").pipe(
-  Command.withDescription("Snapshots of guest images: build, list, remove"),
-  Command.withSubcommands([snapshot, snapshots, rm]),
+  Command.withDescription("Guest images (build, list) and snapshots of them (snapshot, snapshots, rm)"),
+  Command.withSubcommands([...imageBuildCommands, snapshot, snapshots, rm]),
 )

@@ -5,6 +5,7 @@ import type { SessionEvent, SessionSpec, SessionStatus } from "@paws/core"
 import { ApiClient, Settings } from "../ApiClient.ts"
 import { CliInputError, parseCredential, parseDuration, parseEnvPair } from "../RunArguments.ts"
 import { sessionEvents } from "../SessionEvents.ts"
+import { agentSnapshot, agentWorkload } from "./runAgent.ts"
 import { withApi } from "./shared.ts"
 
 /** The process exit code for a finished session: the workload's own, else a conventional one. */
@@ -39,6 +40,11 @@ export const run = Command.make("run", {
   ),
   timeout: Flag.String("timeout").pipe(Flag.withDescription("e.g. 30s, 5m, 120000 (ms)"), Flag.optional),
   snapshot: Flag.String("snapshot").pipe(Flag.withDescription("image/snapshot name"), Flag.optional),
+  agent: Flag.String("agent").pipe(
+    Flag.withDescription("run this AI agent non-interactively with the arguments as its prompt (claude-code)"),
+    Flag.optional,
+  ),
+  model: Flag.String("model").pipe(Flag.withDescription("the agent's model (with --agent)"), Flag.optional),
   file: Flag.String("file").pipe(Flag.withAlias("f"), Flag.withDescription("script file to run"), Flag.optional),
   detach: Flag.Boolean("detach").pipe(
     Flag.withAlias("d"),
@@ -61,7 +67,11 @@ export const run = Command.make("run", {
       })
       : input.script.join(" ")
     if (script.trim() === "") {
-      return yield* new CliInputError({ message: "nothing to run: give a script after -- or a file with -f FILE" })
+      return yield* new CliInputError({
+        message: Option.isSome(input.agent)
+          ? `nothing to ask: give the prompt, e.g. paws run --agent ${input.agent.value} "Review this repo"`
+          : "nothing to run: give a script after -- or a file with -f FILE",
+      })
     }
     const credentials: Record<string, { headers: Record<string, string> }> = {}
     for (const c of input.cred) {
@@ -74,14 +84,20 @@ export const run = Command.make("run", {
       env[k] = v
     }
     const spec: SessionSpec = {
-      workload: { type: "script", script, ...(input.env.length > 0 ? { env } : {}) },
+      workload: Option.isSome(input.agent)
+        ? yield* agentWorkload(input.agent.value, script, input.model, input.env.length > 0 ? env : undefined)
+        : { type: "script", script, ...(input.env.length > 0 ? { env } : {}) },
       network: {
         allowOut: input.allow,
         ...(input.cred.length > 0 ? { credentials } : {}),
         ...(input.allowWildcardCredential ? { allowWildcardCredential: true } : {}),
       },
       ...(Option.isSome(input.timeout) ? { timeoutMs: yield* parseDuration(input.timeout.value) } : {}),
-      ...(Option.isSome(input.snapshot) ? { snapshot: input.snapshot.value } : {}),
+      ...(Option.isSome(input.snapshot)
+        ? { snapshot: input.snapshot.value }
+        : Option.isSome(input.agent)
+        ? { snapshot: agentSnapshot }
+        : {}),
     }
     const accepted = yield* api.sessions.create({ payload: spec, headers: {} })
     for (const warning of accepted.warnings ?? []) yield* Console.error(`warning: ${warning}`)

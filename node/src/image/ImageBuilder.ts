@@ -1,6 +1,5 @@
 import { Context, Effect, Layer } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -17,9 +16,12 @@ import {
 } from "./GuestImage.ts"
 import type { GuestImage, GuestImageManifest, ImageArtefact } from "./GuestImage.ts"
 import { runHostCommand } from "../HostCommand.ts"
+import { sha256File } from "./ImageFiles.ts"
 import { downloadDebs, resolvePackagesCached } from "./DebianPackages.ts"
 import type { Pkg } from "./DebianPackages.ts"
 import { withDirLock } from "./DirLock.ts"
+import { resolveRecipe } from "./ImageCatalogue.ts"
+import { buildRecipeImage } from "./RecipeImage.ts"
 
 const buildScript = fileURLToPath(new URL("./build-guest.sh", import.meta.url))
 const manifestFormat = 1
@@ -41,12 +43,21 @@ export class ImageBuilder extends Context.Service<ImageBuilder, {
       const clientKey = yield* NodeSshKey
       const debCache = path.join(imageDir, ".cache", "debs")
 
-      const build = Effect.fn("ImageBuilder.build")(
+      const build: (
+        name?: string,
+        options?: { readonly onProgress?: ImageBuildProgress },
+      ) => Effect.Effect<GuestImage, ImageBuildError> = Effect.fn("ImageBuilder.build")(
         function* (name: string = defaultImageName, options: { readonly onProgress?: ImageBuildProgress } = {}) {
           if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(name)) {
             return yield* new ImageBuildError({ message: `invalid image name "${name}"` })
           }
           const progress = (phase: string) => Effect.sync(() => options.onProgress?.(phase))
+          // catalogue images (debian, node, …) are Debian roots on the minimal image's boot chain
+          const recipe = yield* Effect.tryPromise(() => resolveRecipe(imageDir, name))
+          if (recipe !== undefined) {
+            const boot: GuestImage = yield* build(defaultImageName, options)
+            return yield* buildRecipeImage({ imageDir, recipe, boot, clientKey: clientKey.publicKey, progress })
+          }
           yield* progress("resolving package versions")
           const packages = yield* resolvePackagesCached(path.join(imageDir, ".cache", "resolved.json"))
           const script = yield* Effect.promise(() => fs.readFile(buildScript, "utf8"))
@@ -207,9 +218,3 @@ const readCached = (dir: string, inputHash: string) =>
 const exists = (p: string) => fs.access(p).then(() => true, () => false)
 
 const sha256Hex = (s: string) => createHash("sha256").update(s).digest("hex")
-
-const sha256File = (p: string) =>
-  new Promise<string>((resolve, reject) => {
-    const h = createHash("sha256")
-    createReadStream(p).on("data", (d) => h.update(d)).on("error", reject).on("end", () => resolve(h.digest("hex")))
-  })

@@ -27,6 +27,7 @@ import type { SnapshotRestore } from "../snapshot/SnapshotRestore.ts"
 import type { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import type { VmHandle, Vmm } from "../vmm/Vmm.ts"
 import type { PooledVm, WarmVmPool } from "../warm/WarmVmPool.ts"
+import { guestWorkload } from "./AgentWorkload.ts"
 import type { LiveOutput } from "./LiveOutput.ts"
 
 export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ readonly message: string }> {}
@@ -152,8 +153,10 @@ export const makeSessionSteps = (s: StepServices) => {
    * dialled. A cold-booted VM has no agent: SSH once its dropbear is up, then one prepare command.
    */
   const guest = (c: SessionContext, slot: Slot, p: Placement, proxy: RunningProxy, started: StartedVm, w: Watch) => {
-    const env = envFile(c.dispatch.workload.env)
-    const script = c.dispatch.workload.script
+    // An agent workload becomes the script that runs the agent (AgentWorkload.ts).
+    const workload = guestWorkload(c.dispatch.workload, c.dispatch.sessionId)
+    const env = envFile(workload.env)
+    const script = workload.script
     if (started.agent !== undefined) {
       const agent = started.agent
       return prepareViaAgent(agent, { caPem: proxy.caCertificatePem, env, script }).pipe(

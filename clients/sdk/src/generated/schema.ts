@@ -550,7 +550,7 @@ export interface components {
         };
         SessionSpecView: {
             snapshot: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
             resources: components["schemas"]["Resources"];
             timeoutMs: number;
             network: {
@@ -568,6 +568,20 @@ export interface components {
         Resources: {
             vcpus: number;
             memoryMB: number;
+        };
+        AgentWorkload: {
+            /** @enum {string} */
+            type: "agent";
+            /** @enum {string} */
+            agent?: "claude-code" | "custom";
+            command?: string[];
+            prompt: string;
+            model?: string;
+            maxTurns?: number;
+            allowedTools?: string[];
+            env?: {
+                [key: string]: string;
+            };
         };
         ScriptWorkload: {
             /** @enum {string} */
@@ -595,7 +609,7 @@ export interface components {
         };
         SessionSpec: {
             snapshot?: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
             resources?: components["schemas"]["Resources"];
             timeoutMs?: number;
             network?: components["schemas"]["Network"];

@@ -1,9 +1,8 @@
-import { Effect, Layer, Option, Stream } from "effect"
+import { Effect, Option, Stream } from "effect"
 import { ImageStore } from "../image/ImageStore.ts"
 import type { SnapshotManifest } from "./SnapshotManifest.ts"
 import { NodeSnapshots } from "./NodeSnapshots.ts"
 import { SnapshotStore } from "./SnapshotStore.ts"
-import { nodeSettings } from "../NodeConfig.ts"
 
 /**
  * Builds snapshot `name` of the image of the same name unless a restorable one exists, through
@@ -42,21 +41,3 @@ export const ensureSnapshot = (
     )
     return Option.map(yield* Effect.orDie(store.find(name)), (s) => s.manifest)
   })
-
-/**
- * `PAWS_NODE_DEFAULT_SNAPSHOT` (default true): at node start, build the default snapshot in the
- * background when it is missing or stale; sessions cold-boot until it is ready. Test nodes that
- * share one data dir set it to 0, so that no background build changes other tests' sessions.
- */
-export const DefaultSnapshotOnStart = Layer.effectDiscard(Effect.gen(function* () {
-  const enabled = yield* nodeSettings.defaultSnapshot.config
-  if (!enabled) return
-  yield* ensureSnapshot("default").pipe(
-    Effect.tap(Option.match({
-      onNone: () => Effect.logInfo(`default snapshot is current`),
-      onSome: (m) => Effect.logInfo(`default snapshot built in ${m.buildMs["total"]} ms`),
-    })),
-    Effect.catch((e) => Effect.logWarning(`default snapshot not built: ${e.message}`)),
-    Effect.forkScoped,
-  )
-}))
