@@ -131,7 +131,10 @@ const forward = (
 
   const onResponse = (upRes: IncomingMessage) => {
     if (!bodyWritten) deps.pool.spoil(upReq.socket)
-    const decoder = injected ? responseDecoder(upRes.headers["content-encoding"]) : undefined
+    // Only a body can hide an echo: HEAD, 204 and 304 answers (and empty ones) pass undecoded.
+    const bodyless = req.method === "HEAD" || upRes.statusCode === 204 || upRes.statusCode === 304 ||
+      upRes.headers["content-length"] === "0"
+    const decoder = injected && !bodyless ? responseDecoder(upRes.headers["content-encoding"]) : undefined
     if (decoder === "unsupported") {
       fail(refusals.unscannable(host, String(upRes.headers["content-encoding"])))
       return upReq.destroy()

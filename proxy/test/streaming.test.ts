@@ -138,6 +138,10 @@ describe("proxy: streaming and echo protection", () => {
       assert.notInclude(res.body, world.secrets.echo)
       assert.include(res.body, "redacted-by-paws")
     }
+    // A HEAD answer carries the encoding but no body: nothing to decode, passed as is.
+    const head = await curl([...viaProxy(world, "echo.test", "/compressed?encoding=gzip"), "-I"])
+    assert.strictEqual(head.status, 200)
+    assert.strictEqual(head.headers["content-encoding"], "gzip")
     const odd = await curl(viaProxy(world, "echo.test", "/compressed?encoding=x-paws-unknown"))
     assert.strictEqual(odd.status, 502)
     assert.include(odd.body, "cannot decode")
