@@ -218,7 +218,7 @@ describe("snapshots end to end (real control, node, VMs; real CLI)", () => {
       expect(typeof building.phase).toBe("string")
       const ready = await waitUntil("default ready", defaultOn, (s) => s?.status === "ready", 240_000)
       expect(ready.manifest).toMatchObject({ memoryMB: 256, vcpus: 1, image: { name: "default" } })
-      expect(node.log()).toMatch(/default snapshot built in \d+ ms/)
+      expect(node.log()).toMatch(/snapshot default built in \d+ ms/)
       const run = await paws(["run", "--", "echo from-default"], cli)
       expect(run.code, run.stderr).toBe(0)
       expect(run.stdout).toContain("from-default")
