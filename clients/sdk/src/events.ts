@@ -38,7 +38,9 @@ export interface LogEvent {
 export const terminalStatuses: ReadonlySet<string> = new Set(["completed", "failed", "timeout", "cancelled"])
 
 /** Splits an SSE body into frames (`id:` and `data:` lines; a blank line ends one). */
-async function* frames(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id: string | undefined; data: string }> {
+export async function* sseFrames(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<{ id: string | undefined; data: string }> {
   const decoder = new TextDecoder()
   let buffer = ""
   let id: string | undefined
@@ -94,7 +96,7 @@ export async function* followEvents(
         if (response.status < 500) throw error
         failure = error
       } else {
-        for await (const frame of frames(response.body)) {
+        for await (const frame of sseFrames(response.body)) {
           const event = JSON.parse(frame.data) as SessionEvent
           failures = 0
           if (frame.id !== undefined) last = frame.id

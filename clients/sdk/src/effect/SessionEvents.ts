@@ -1,6 +1,7 @@
 import { Data, Effect, Redacted, Schema, Stream } from "effect"
 import { SessionEvent } from "@paws/core/SessionEvent"
 import { isTerminal } from "@paws/core/SessionStatus"
+import { sseFrames } from "../events.ts"
 
 /** Where the control plane is and the key to use (the CLI's `ClientSettings` fits). */
 export interface EventSource {
@@ -25,23 +26,7 @@ const decodeEvent = Schema.decodeUnknownSync(Schema.fromJsonString(SessionEvent)
 const parseSse = (body: ReadableStream<Uint8Array>): Stream.Stream<StreamedEvent, EventStreamError> =>
   Stream.fromAsyncIterable(
     (async function* () {
-      const decoder = new TextDecoder()
-      let buffer = ""
-      let id: string | undefined
-      let data: Array<string> = []
-      for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true })
-        let nl: number
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl).replace(/\r$/, "")
-          buffer = buffer.slice(nl + 1)
-          if (line === "") {
-            if (data.length > 0) yield { id, event: decodeEvent(data.join("\n")) }
-            data = []
-          } else if (line.startsWith("data:")) data.push(line.slice(5).trimStart())
-          else if (line.startsWith("id:")) id = line.slice(3).trim()
-        }
-      }
+      for await (const frame of sseFrames(body)) yield { id: frame.id, event: decodeEvent(frame.data) }
     })(),
     (e) => new EventStreamError({ message: `event stream broke: ${String(e)}`, retryable: true }),
   )
