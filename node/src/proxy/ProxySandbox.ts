@@ -63,10 +63,21 @@ const permissionFlags = (): ReadonlyArray<string> => [
 ]
 
 const tmpfs = (dir: string) => `mount -t tmpfs -o size=16m,mode=1777,nosuid,nodev,noexec paws-proxy-tmp ${dir}`
+
+/**
+ * The shared temp dirs the proxy gets a private tmpfs over: all of /tmp, /dev/shm and /var/tmp but
+ * one that holds what the proxy runs (paws checked out under /tmp, as a CI job may be: a tmpfs
+ * there would hide the program). Landlock still forbids the proxy any write in a dir left shared.
+ */
+export const privateTmpDirs = (): ReadonlyArray<string> => {
+  const needed = [...readablePaths(), realpathSync(process.execPath), realpathSync(kernelFilter)]
+  return ["/tmp", "/dev/shm", "/var/tmp"].filter((dir) =>
+    existsSync(dir) && !needed.some((p) => p === dir || p.startsWith(`${dir}/`))
+  )
+}
+
 /** Runs in the proxy's fresh mount namespace, before privileges are dropped. */
-const privateTmpScript = `${tmpfs("/tmp")} && ${tmpfs("/dev/shm")} && { [ ! -d /var/tmp ] || ${
-  tmpfs("/var/tmp")
-}; } && exec "$@"`
+const privateTmpScript = (): string => [...privateTmpDirs().map(tmpfs), `exec "$@"`].join(" && ")
 
 const uidsInUse = new Set<number>()
 
@@ -101,7 +112,7 @@ export const sandboxArgv = (
     "--",
     "sh",
     "-c",
-    privateTmpScript,
+    privateTmpScript(),
     "paws-proxy-sandbox",
     "setpriv",
     `--reuid=${uid}`,
