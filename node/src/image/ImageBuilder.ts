@@ -10,13 +10,12 @@ import {
   ImageBuildError,
   imageDirConfig,
   publicKeyBlob,
-  readManifest,
   sshFingerprint,
   toGuestImage,
 } from "./GuestImage.ts"
 import type { GuestImage, GuestImageManifest, ImageArtefact } from "./GuestImage.ts"
 import { runHostCommand } from "../HostCommand.ts"
-import { sha256File } from "./ImageFiles.ts"
+import { readCached, sha256File } from "./ImageFiles.ts"
 import { downloadDebs, resolvePackagesCached } from "./DebianPackages.ts"
 import type { Pkg } from "./DebianPackages.ts"
 import { withDirLock } from "./DirLock.ts"
@@ -202,18 +201,6 @@ const writeManifest = async (out: string, args: {
   await fs.writeFile(path.join(out, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`)
   return manifest
 }
-
-/** The image already in place when its manifest carries this input hash and its files are whole. */
-const readCached = (dir: string, inputHash: string) =>
-  Effect.promise(async () => {
-    const manifest = await readManifest(dir)
-    if (manifest?.inputHash !== inputHash) return undefined
-    for (const a of Object.values(manifest.artefacts)) {
-      const st = await fs.stat(path.join(dir, a.file)).catch(() => undefined)
-      if (st?.size !== a.bytes) return undefined
-    }
-    return toGuestImage(dir, manifest)
-  })
 
 const exists = (p: string) => fs.access(p).then(() => true, () => false)
 

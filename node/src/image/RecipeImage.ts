@@ -4,11 +4,11 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { withDirLock } from "./DirLock.ts"
-import { ImageBuildError, publicKeyBlob, readManifest, sshFingerprint, toGuestImage } from "./GuestImage.ts"
+import { ImageBuildError, publicKeyBlob, sshFingerprint, toGuestImage } from "./GuestImage.ts"
 import type { GuestImage, GuestImageManifest } from "./GuestImage.ts"
 import { runHostCommand } from "../HostCommand.ts"
 import type { ImageRecipe } from "./ImageCatalogue.ts"
-import { sha256File } from "./ImageFiles.ts"
+import { readCached, sha256File } from "./ImageFiles.ts"
 import { parseNpmSpec, stageNpmPackages } from "./NpmPackages.ts"
 
 const buildScript = fileURLToPath(new URL("./build-debian.sh", import.meta.url))
@@ -138,14 +138,3 @@ const writeManifest = async (
   await fs.writeFile(path.join(out, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`)
   return manifest
 }
-
-const readCached = (dir: string, inputHash: string) =>
-  Effect.promise(async () => {
-    const manifest = await readManifest(dir)
-    if (manifest?.inputHash !== inputHash) return undefined
-    for (const a of Object.values(manifest.artefacts)) {
-      const st = await fs.stat(path.join(dir, a.file)).catch(() => undefined)
-      if (st?.size !== a.bytes) return undefined
-    }
-    return toGuestImage(dir, manifest)
-  })

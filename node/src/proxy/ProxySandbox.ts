@@ -77,7 +77,9 @@ export const privateTmpDirs = (): ReadonlyArray<string> => {
 }
 
 /** Runs in the proxy's fresh mount namespace, before privileges are dropped. */
-const privateTmpScript = (): string => [...privateTmpDirs().map(tmpfs), `exec "$@"`].join(" && ")
+let tmpScript: string | undefined
+// The paths do not change while the node runs: worked out at the first spawn, not at every one.
+const privateTmpScript = (): string => (tmpScript ??= [...privateTmpDirs().map(tmpfs), `exec "$@"`].join(" && "))
 
 const uidsInUse = new Set<number>()
 
