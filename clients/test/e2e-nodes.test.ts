@@ -119,6 +119,21 @@ describe("control and node as separate processes (call-home)", () => {
       const again = await paws(["run", "--", "echo after-restart"], cli)
       expect(again.stdout, again.stderr).toContain("after-restart")
       expect(again.code).toBe(0)
+
+      // Drained from the CLI: listed as draining, a new session waits; undrained, it runs.
+      const drained = await paws(["nodes", "drain", "e2e-node"], cli)
+      expect(drained.code, drained.stderr).toBe(0)
+      expect(drained.stdout).toMatch(/e2e-node draining/)
+      expect((await paws(["nodes"], cli)).stdout).toMatch(/^e2e-node\s+draining/m)
+      const waiting = await detached("echo after-drain")
+      await new Promise((r) => setTimeout(r, 1500))
+      expect((await session(waiting)).status).toBe("pending")
+      const undrained = await paws(["nodes", "undrain", "e2e-node"], cli)
+      expect(undrained.code, undrained.stderr).toBe(0)
+      await waitUntil("ran after undrain", () => session(waiting), (s) => s.status === "completed", 60_000)
+      const unknown = await paws(["nodes", "drain", "no-such-node"], cli)
+      expect(unknown.code).toBe(1)
+      expect(unknown.stderr).toMatch(/no node "no-such-node"/)
     },
     180_000,
   )

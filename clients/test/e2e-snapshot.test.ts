@@ -74,6 +74,7 @@ beforeAll(async () => {
     PAWS_NODE_TOKEN: created.stdout.trim(),
     PAWS_NODE_ID: "e2e-snap",
     PAWS_NODE_MAX_VMS: "2",
+    PAWS_NODE_LABELS: "zone=e2e,disk=ssd",
   })
   await waitUntil("registered", () => api("GET", "/v1/nodes"), (r) => r.body.some((n: any) => n.id === "e2e-snap"))
 }, 180_000)
@@ -136,12 +137,20 @@ describe("snapshots end to end (real control, node, VMs; real CLI)", () => {
       expect(listed.manifest.macPlan.guestMac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/)
       expect(Date.parse(listed.manifest.createdAt)).toBeGreaterThan(Date.now() - 10 * 60_000)
       expect(listed.manifest.buildMs.total).toBeGreaterThan(0)
+      // Placement sees it at once (not at the next heartbeat), with the node's labels.
+      const nodeInfo = (await api("GET", "/v1/nodes")).body.find((n: any) => n.id === "e2e-snap")
+      expect(nodeInfo.labels).toEqual({ zone: "e2e", disk: "ssd" })
+      expect(nodeInfo.snapshots).toContainEqual({ name: "tools", status: "ready" })
+      expect(nodeInfo.snapshots).toContainEqual({ name: "default", status: "ready" })
       const rows = await paws(["image", "snapshots"], cli)
       expect(rows.stdout).toMatch(/^tools\s+e2e-snap\s+ready\s+default@[0-9a-f]{12}\s+256 MiB/m)
 
       // A session from the snapshot has the setup's files; a session from the image does not.
       // Both trust exactly one proxy CA (their own): the build's CA was removed before the pause.
-      const fromSnapshot = await paws(["run", "--snapshot", "tools", "--allow", "api.test", "--", probe], cli)
+      const fromSnapshot = await paws(
+        ["run", "--snapshot", "tools", "--node", "zone=e2e", "--allow", "api.test", "--", probe],
+        cli,
+      )
       expect(fromSnapshot.code, fromSnapshot.stderr).toBe(0)
       expect(fromSnapshot.stdout).toContain("tools-ready\n200blocked\n")
       expect(fromSnapshot.stdout).toContain("api=200")
@@ -175,6 +184,10 @@ describe("snapshots end to end (real control, node, VMs; real CLI)", () => {
       const again = await paws(["image", "rm", "tools"], cli)
       expect(again.code).toBe(1)
       expect(again.stderr).toMatch(/no snapshot "tools"/)
+      // Gone from every node: a session for it is refused up front, naming the fix, instead of queued forever.
+      const orphan = await paws(["run", "--snapshot", "tools", "--", "true"], cli)
+      expect(orphan.code).toBe(1)
+      expect(orphan.stderr).toMatch(/SnapshotUnavailable: no node holds snapshot "tools"; build it/)
       expect(await Effect.runPromise(leftovers(world.netns))).toEqual({ taps: [], tables: [], processes: [] })
     },
     600_000,

@@ -13,6 +13,7 @@ import { EventFeed } from "./EventFeed.ts"
 import { Metrics } from "./Metrics.ts"
 import { LiveGateway } from "./LiveGateway.ts"
 import { NodeGateway } from "./NodeGateway.ts"
+import { NodeDrains } from "./NodeDrains.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
 import { NodeTokens } from "./NodeTokens.ts"
 import { PrivateDataDir } from "./PrivateFiles.ts"
@@ -34,7 +35,9 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
   Layer.provideMerge(Dispatcher.layer),
-  Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
+  Layer.provideMerge(
+    Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer, NodeDrains.layer),
+  ),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
   Layer.provideMerge(Database),
   // Before the database opens anything in it.

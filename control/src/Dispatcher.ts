@@ -1,7 +1,7 @@
 import {
-  chooseNode,
   isTerminal,
   type NodeInfo,
+  planDispatch,
   type SessionDispatch,
   type SessionEvent,
   type SessionId,
@@ -9,6 +9,7 @@ import {
 import { Cause, Context, Effect, Fiber, Layer, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { EventFeed } from "./EventFeed.ts"
+import { NodeDrains } from "./NodeDrains.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { redactCredentials } from "./RedactCredentials.ts"
@@ -39,6 +40,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const signal = yield* QueueSignal
       const vault = yield* Vault
       const feed = yield* EventFeed
+      const drains = yield* NodeDrains
       const scope = yield* Effect.scope
       const running = new Map<SessionId, Fiber.Fiber<void>>()
       const perNode = new Map<string, number>()
@@ -46,6 +48,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       /** Sessions a user cancelled: the node's "cancelled" confirms it (Sessions.cancel waits for that). */
       const cancelling = new Set<SessionId>()
       const maxAttempts = 3
+      /** How far into the queue one pass looks for sessions the free nodes can take. */
+      const lookahead = 256
 
       const recovered = yield* store.recover
       if (recovered.requeued + recovered.lost > 0) {
@@ -147,18 +151,33 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         return { ...info, capacity: { maxConcurrent: max, running: busy, available: Math.max(0, max - busy) } }
       }
 
+      /**
+       * One pass: plan the head of the queue onto the nodes' free slots (each session only where
+       * its snapshot is ready and its node selector matches), then claim each planned session. A
+       * session no node fits now waits without holding up those behind it.
+       */
       const pump = Effect.gen(function* () {
         while (true) {
           const entries = yield* registry.list
-          const node = chooseNode(entries.map((e) => withFreeSlots(e.info)))
-          if (node === undefined) return
-          const entry = entries.find((e) => e.info.id === node.id)!
-          const claimed = yield* store.claimNext(node.id)
-          if (claimed === undefined) return
-          perNode.set(node.id, (perNode.get(node.id) ?? 0) + 1)
-          yield* feed.publish(claimed.id)
-          yield* Effect.logInfo("dispatching session").pipe(Effect.annotateLogs({ session: claimed.id, node: node.id }))
-          running.set(claimed.id, yield* Effect.forkIn(run(claimed, entry), scope))
+          const nodes = yield* drains.applyAll(entries.map((e) => withFreeSlots(e.info)))
+          if (!nodes.some((n) => n.status === "ready" && n.capacity.available > 0)) return
+          const head = yield* store.pendingHead(lookahead)
+          const plan = planDispatch(head, nodes, (q) => q)
+          let claimedAny = false
+          for (const { node, session } of plan) {
+            const claimed = yield* store.claim(session.id, node.id)
+            if (claimed === undefined) continue
+            claimedAny = true
+            const entry = entries.find((e) => e.info.id === node.id)!
+            perNode.set(node.id, (perNode.get(node.id) ?? 0) + 1)
+            yield* feed.publish(claimed.id)
+            yield* Effect.logInfo("dispatching session").pipe(
+              Effect.annotateLogs({ session: claimed.id, node: node.id }),
+            )
+            running.set(claimed.id, yield* Effect.forkIn(run(claimed, entry), scope))
+          }
+          // Nothing claimable (all taken by another replica, or nothing fits): wait for a change.
+          if (!claimedAny) return
         }
       })
 

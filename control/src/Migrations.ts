@@ -66,4 +66,9 @@ export const migrations = Migrator.fromRecord({
     yield* sql`ALTER TABLE node_tokens ADD COLUMN node_id text`
     yield* sql`ALTER TABLE node_tokens ADD COLUMN max_concurrent integer`
   }),
+  "0013_node_drains": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // Drained nodes take no new sessions; in the database so every replica, and a restart, sees it.
+    yield* sql`CREATE TABLE node_drains (node_id text PRIMARY KEY, drained_at timestamptz NOT NULL DEFAULT now())`
+  }),
 })

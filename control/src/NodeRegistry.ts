@@ -43,6 +43,11 @@ export class NodeRegistry extends Context.Service<NodeRegistry, {
   readonly get: (id: string) => Effect.Effect<NodeEntry | undefined>
   /** What `GET /v1/nodes` shows: connected nodes and lost ones still retained, by id. */
   readonly all: Effect.Effect<ReadonlyArray<NodeInfo>>
+  /**
+   * Records at once what a build or removal did to a node's snapshots (status undefined = gone), so
+   * placement need not wait for the next heartbeat; nodes that do not report snapshots are left alone.
+   */
+  readonly noteSnapshot: (node: string, name: string, status: "ready" | "building" | undefined) => Effect.Effect<void>
   /** Drops a lost node from `all` (a connected one is untouched). */
   readonly forget: (id: string) => Effect.Effect<void>
 }>()("paws/control/NodeRegistry") {
@@ -92,6 +97,14 @@ export class NodeRegistry extends Context.Service<NodeRegistry, {
           Effect.sync(() => {
             const entry = nodes.get(info.id)
             if (entry !== undefined) nodes.set(info.id, { ...entry, info })
+          }).pipe(Effect.andThen(signal.kick)),
+        noteSnapshot: (id, name, status) =>
+          Effect.sync(() => {
+            const entry = nodes.get(id)
+            if (entry?.info.snapshots === undefined) return
+            const others = entry.info.snapshots.filter((s) => s.name !== name)
+            const snapshots = status === undefined ? others : [...others, { name, status }]
+            nodes.set(id, { ...entry, info: { ...entry.info, snapshots } })
           }).pipe(Effect.andThen(signal.kick)),
         list: Effect.sync(() => [...nodes.values()]),
         get: (id) => Effect.sync(() => nodes.get(id)),

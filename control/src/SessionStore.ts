@@ -61,6 +61,13 @@ export interface NewSession {
 }
 
 /** What the dispatcher needs to run a claimed session. */
+/** A queued session as placement sees it. */
+export interface QueuedSession {
+  readonly id: SessionId
+  readonly snapshot: string
+  readonly nodeSelector?: Readonly<Record<string, string>>
+}
+
 export interface ClaimedSession {
   readonly id: SessionId
   readonly spec: SessionSpecView
@@ -102,7 +109,10 @@ export class SessionStore extends Context.Service<SessionStore, {
   readonly list: (
     q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined },
   ) => Effect.Effect<ReadonlyArray<Session>>
-  readonly claimNext: (node: string) => Effect.Effect<ClaimedSession | undefined>
+  /** The oldest queued sessions and what each needs of a node, for the Dispatcher's plan (not locked). */
+  readonly pendingHead: (limit: number) => Effect.Effect<ReadonlyArray<QueuedSession>>
+  /** Claims one queued session for a node; undefined if another replica (or a cancel) got there first. */
+  readonly claim: (id: SessionId, node: string) => Effect.Effect<ClaimedSession | undefined>
   /** Moves a session to `to` if the transition table allows it from its current status; false if not. */
   readonly transition: (id: SessionId, to: SessionStatus, reason?: string) => Effect.Effect<boolean>
   readonly append: (id: SessionId, event: SessionEvent) => Effect.Effect<void>
@@ -178,11 +188,27 @@ export class SessionStore extends Context.Service<SessionStore, {
         return rows.map(toSession)
       })
 
-      const claimNext = Effect.fnUntraced(function* (node: string) {
+      const pendingHead = (limit: number) =>
+        sql<{ id: string; snapshot: string; selector: unknown }>`SELECT id, spec->>'snapshot' AS snapshot,
+            spec->'nodeSelector' AS selector FROM sessions WHERE status = 'pending' ORDER BY id LIMIT ${limit}`.pipe(
+          Effect.orDie,
+          Effect.map((rows) =>
+            rows.map((r): QueuedSession => {
+              const selector = json(r.selector) as Record<string, string> | null
+              return {
+                id: r.id as SessionId,
+                snapshot: r.snapshot,
+                ...(selector === null || selector === undefined ? {} : { nodeSelector: selector }),
+              }
+            })
+          ),
+        )
+
+      const claim = Effect.fnUntraced(function* (id: SessionId, node: string) {
         const event = JSON.stringify(statusEvent("starting"))
         const rows = yield* sql<{ id: string; spec: unknown; credentials: string | null }>`WITH c AS (
             UPDATE sessions SET status = 'starting', node = ${node}
-            WHERE id = (SELECT id FROM sessions WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+            WHERE id = (SELECT id FROM sessions WHERE id = ${id} AND status = 'pending' FOR UPDATE SKIP LOCKED)
             RETURNING id, spec, credentials
           ), e AS (
             INSERT INTO session_events (session_id, event) SELECT id, ${event}::jsonb FROM c
@@ -283,7 +309,8 @@ export class SessionStore extends Context.Service<SessionStore, {
         create,
         get,
         list,
-        claimNext,
+        pendingHead,
+        claim,
         transition,
         append,
         setResult,

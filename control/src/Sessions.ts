@@ -5,6 +5,7 @@ import {
   InvalidRequest,
   isTerminal,
   newSessionId,
+  placementProblem,
   type Session,
   type SessionAccepted,
   type SessionId,
@@ -12,6 +13,7 @@ import {
   type SessionSpec,
   sessionSpecProblems,
   type SessionSpecView,
+  SnapshotUnavailable,
   withSessionDefaults,
   workloadText,
 } from "@paws/core"
@@ -20,6 +22,7 @@ import { ControlConfig } from "./ControlConfig.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { Metrics } from "./Metrics.ts"
+import { NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Vault } from "./Vault.ts"
@@ -54,7 +57,7 @@ export class Sessions extends Context.Service<Sessions, {
     spec: SessionSpec,
     keyId: string,
     idempotencyKey: string | undefined,
-  ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict>
+  ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict | SnapshotUnavailable>
   readonly cancel: (id: SessionId) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
 }>()("paws/control/Sessions") {
   static readonly layer = Layer.effect(
@@ -67,6 +70,7 @@ export class Sessions extends Context.Service<Sessions, {
       const feed = yield* EventFeed
       const metrics = yield* Metrics
       const dispatcher = yield* Dispatcher
+      const registry = yield* NodeRegistry
 
       const create = Effect.fnUntraced(
         function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined) {
@@ -78,6 +82,14 @@ export class Sessions extends Context.Service<Sessions, {
             })
           }
           const full = withSessionDefaults(spec, limits)
+          // Refused now rather than queued forever: the nodes there are cannot run it (a node joining later could).
+          const unplaceable = placementProblem(yield* registry.all, {
+            snapshot: full.snapshot,
+            ...(full.nodeSelector === undefined ? {} : { nodeSelector: full.nodeSelector }),
+          })
+          if (unplaceable !== undefined) {
+            return yield* new SnapshotUnavailable({ snapshot: full.snapshot, message: unplaceable.message })
+          }
           const id = newSessionId()
           const creds = full.network.credentials
           const view: SessionSpecView = {

@@ -76,7 +76,7 @@ export class Snapshots extends Context.Service<Snapshots, {
       const invalid = (issues: ReadonlyArray<{ path: string; message: string }>) =>
         new InvalidRequest({ message: issues.map((p) => `${p.path}: ${p.message}`).join("; "), issues })
 
-      const pickNode = Effect.fn(function* (wanted: string | undefined) {
+      const pickNode = Effect.fn(function* (wanted: string | undefined, base: string) {
         const entries = yield* registry.list
         if (wanted !== undefined) {
           const entry = entries.find((e) => e.info.id === wanted)
@@ -86,7 +86,8 @@ export class Snapshots extends Context.Service<Snapshots, {
             message: `no connected node "${wanted}" (connected: ${entries.map((e) => e.info.id).join(", ") || "none"})`,
           }])
         }
-        const chosen = chooseNode(entries.map((e) => e.info)) ?? entries[0]?.info
+        const chosen = chooseNode(entries.map((e) => e.info), { snapshot: base }) ??
+          chooseNode(entries.map((e) => e.info)) ?? entries[0]?.info
         const entry = entries.find((e) => e.info.id === chosen?.id)
         if (entry === undefined) {
           return yield* new ServiceUnavailable({
@@ -100,9 +101,9 @@ export class Snapshots extends Context.Service<Snapshots, {
         const problems = requestProblems(r, limits)
         if (problems.length > 0) return yield* invalid(problems)
         if (builds.get(r.name)?.status === "building") return yield* busy(r.name)
-        const entry: NodeEntry = yield* pickNode(r.node)
-        const node = entry.info.id
         const base = r.base ?? "default"
+        const entry: NodeEntry = yield* pickNode(r.node, base)
+        const node = entry.info.id
         const admitted = yield* Deferred.make<void, InvalidRequest | SnapshotBusy | ServiceUnavailable>()
         const set = (b: Omit<Build, "node" | "startedAt">) => {
           const old = builds.get(r.name)
@@ -113,6 +114,7 @@ export class Snapshots extends Context.Service<Snapshots, {
           set({ status: "failed", phase: builds.get(r.name)?.phase ?? "queued", error: message })
         builds.delete(r.name) // a failed build of the same name is superseded
         set({ status: "building", phase: "queued" })
+        yield* registry.noteSnapshot(node, r.name, "building")
         yield* entry.client.BuildSnapshot({
           name: r.name,
           base,
@@ -134,7 +136,10 @@ export class Snapshots extends Context.Service<Snapshots, {
                   phase: b?.phase ?? "setup",
                   refusedHosts: [...b?.refusedHosts ?? [], e.host],
                 })
-              } else set({ status: "ready", phase: "ready" })
+              } else {
+                set({ status: "ready", phase: "ready" })
+                yield* registry.noteSnapshot(node, r.name, "ready")
+              }
             })
           ),
           Effect.catchTags({
@@ -154,6 +159,12 @@ export class Snapshots extends Context.Service<Snapshots, {
             Effect.sync(() => fail(redact(`node ${node} failed the build: ${String(cause)}`)))
           ),
           Effect.ensuring(Deferred.succeed(admitted, undefined)),
+          // A build that did not finish leaves nothing to run; the next heartbeat says what the node holds.
+          Effect.ensuring(
+            Effect.suspend(() =>
+              builds.get(r.name)?.status === "ready" ? Effect.void : registry.noteSnapshot(node, r.name, undefined)
+            ),
+          ),
           Effect.asVoid,
           Effect.forkIn(scope),
         )
@@ -213,6 +224,7 @@ export class Snapshots extends Context.Service<Snapshots, {
         const forgotten = builds.delete(name)
         const removed = yield* Effect.forEach(yield* registry.list, (e) =>
           e.client.DeleteSnapshot({ name }).pipe(
+            Effect.tap((r) => r.removed ? registry.noteSnapshot(e.info.id, name, undefined) : Effect.void),
             Effect.map((r) => r.removed),
             Effect.catchTag("SnapshotBusy", () => Effect.fail(busy(name))),
             Effect.catchTag("RpcClientError", () => Effect.succeed(false)),

@@ -42,7 +42,14 @@ const rejection = (network: SessionDispatch["network"]) =>
  */
 export const registerFakeNode = (
   registry: NodeRegistry["Service"],
-  options: { readonly id: string; readonly maxConcurrent: number; readonly stallOn?: string },
+  options: {
+    readonly id: string
+    readonly maxConcurrent: number
+    readonly stallOn?: string
+    readonly labels?: Record<string, string>
+    /** What the node reports holding (placement); absent = it does not say. */
+    readonly snapshots?: NodeInfo["snapshots"]
+  },
 ): Effect.Effect<FakeNode, never, Scope.Scope> =>
   Effect.gen(function* () {
     const info: NodeInfo = {
@@ -50,7 +57,8 @@ export const registerFakeNode = (
       name: options.id,
       capacity: { maxConcurrent: options.maxConcurrent, running: 0, available: options.maxConcurrent },
       status: "ready",
-      labels: { fake: "true" },
+      labels: options.labels ?? { fake: "true" },
+      ...(options.snapshots === undefined ? {} : { snapshots: options.snapshots }),
     }
     const node: FakeNode = { info, dispatched: [], cancelled: [], snapshotBuilds: [] }
     const snapshots = new Map<string, SnapshotView>()

@@ -5,8 +5,15 @@ import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
-import { IdempotencyConflict, IllegalTransition, ServiceUnavailable, SessionNotFound } from "./Errors.ts"
-import { SessionId } from "./Ids.ts"
+import {
+  IdempotencyConflict,
+  IllegalTransition,
+  NodeNotFound,
+  ServiceUnavailable,
+  SessionNotFound,
+  SnapshotUnavailable,
+} from "./Errors.ts"
+import { NodeId, SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
 import { Session } from "./Session.ts"
 import { SessionSpec } from "./SessionSpec.ts"
@@ -42,13 +49,15 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       payload: SessionSpec,
       headers: { "idempotency-key": Schema.optional(Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 255)))) },
       success: SessionAccepted.pipe(HttpApiSchema.status(202)),
-      error: IdempotencyConflict,
+      error: [IdempotencyConflict, SnapshotUnavailable],
     }).pipe(scoped(
       "sessions:write",
       "Create a session",
       "Queue a session. Credential header values go to the vault and are never returned. " +
         "With an `Idempotency-Key` header a retried request returns the first session; the same key " +
         "with a different body is a 409. " +
+        "A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; " +
+        "when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. " +
         "Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.",
     )),
     HttpApiEndpoint.get("list", "/", {
@@ -98,6 +107,22 @@ export class NodesApi extends HttpApiGroup.make("nodes")
   .add(
     HttpApiEndpoint.get("list", "/v1/nodes", { success: Schema.Array(NodeInfo) })
       .pipe(scoped("read", "List nodes", "Nodes known to this control plane and their free capacity.")),
+    HttpApiEndpoint.put("drain", "/v1/nodes/drained/:id", {
+      params: { id: NodeId },
+      success: NodeInfo,
+      error: NodeNotFound,
+    })
+      .pipe(scoped(
+        "admin",
+        "Drain a node",
+        "The node takes no new sessions and finishes the ones it runs; it shows as `draining`. " +
+          "Kept in the database: it holds across control restarts and replicas, and when the node reconnects.",
+      )),
+    HttpApiEndpoint.delete("undrain", "/v1/nodes/drained/:id", {
+      params: { id: NodeId },
+      success: NodeInfo,
+      error: NodeNotFound,
+    }).pipe(scoped("admin", "Undrain a node", "The node takes new sessions again.")),
   )
   .annotateMerge(OpenApi.annotations({ description: "Nodes: the hosts that run the microVMs." })) {}
 

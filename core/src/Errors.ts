@@ -35,6 +35,12 @@ export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>
   message: Schema.String,
 }, { httpApiStatus: 409 }) {}
 
+/** No node can ever run the request as the nodes stand (e.g. none holds its snapshot): queueing it would strand it. */
+export class SnapshotUnavailable extends Schema.TaggedError<SnapshotUnavailable>()("SnapshotUnavailable", {
+  snapshot: Schema.String,
+  message: Schema.String,
+}, { httpApiStatus: 409 }) {}
+
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   message: Schema.String,
   maxBytes: Schema.Int,
@@ -43,6 +49,11 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", {
   message: Schema.String,
 }, { httpApiStatus: 503 }) {}
+
+export class NodeNotFound extends Schema.TaggedError<NodeNotFound>()("NodeNotFound", {
+  nodeId: Schema.String,
+  message: Schema.String,
+}, { httpApiStatus: 404 }) {}
 
 /** Node-side errors carried over the control↔node RPC. */
 export class NodeAtCapacity extends Schema.TaggedError<NodeAtCapacity>()("NodeAtCapacity", {

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { NodeId } from "./Ids.ts"
+import { NodeLabels } from "./NodeLabels.ts"
 
 export const NodeCapacity = Schema.Struct({
   maxConcurrent: Schema.Int,
@@ -11,12 +12,25 @@ export type NodeCapacity = typeof NodeCapacity.Type
 export const NodeStatus = Schema.Literals(["ready", "draining", "lost"]).annotate({ identifier: "NodeStatus" })
 export type NodeStatus = typeof NodeStatus.Type
 
+/**
+ * A snapshot as the node reports it for placement: ready to run, being built (sessions wait for it),
+ * or stale (present but not restorable; `error` says why and how to rebuild).
+ */
+export const NodeSnapshot = Schema.Struct({
+  name: Schema.String,
+  status: Schema.Literals(["ready", "building", "stale"]),
+  error: Schema.optionalKey(Schema.String),
+}).annotate({ identifier: "NodeSnapshot" })
+export type NodeSnapshot = typeof NodeSnapshot.Type
+
 export const NodeInfo = Schema.Struct({
   id: NodeId,
   name: Schema.String,
   capacity: NodeCapacity,
   status: NodeStatus,
-  labels: Schema.Record(Schema.String, Schema.String),
+  labels: NodeLabels,
   lastSeenAt: Schema.optionalKey(Schema.String),
+  /** Absent: the node does not say (placement then assumes it can run any snapshot). */
+  snapshots: Schema.optionalKey(Schema.Array(NodeSnapshot)),
 }).annotate({ identifier: "NodeInfo" })
 export type NodeInfo = typeof NodeInfo.Type

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { NodeId, SessionId } from "./Ids.ts"
+import { NodeLabels } from "./NodeLabels.ts"
 import { HeaderName, Metadata, Resources, SnapshotName, Workload } from "./SessionSpec.ts"
 import { HostPattern } from "./HostPattern.ts"
 import { SessionStatus } from "./SessionStatus.ts"
@@ -15,6 +16,7 @@ export const SessionSpecView = Schema.Struct({
     credentials: Schema.optionalKey(Schema.Record(HostPattern, Schema.Struct({ headers: Schema.Array(HeaderName) }))),
   }),
   metadata: Schema.optionalKey(Metadata),
+  nodeSelector: Schema.optionalKey(NodeLabels),
 }).annotate({ identifier: "SessionSpecView" })
 export type SessionSpecView = typeof SessionSpecView.Type
 

@@ -1,5 +1,6 @@
 import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 import { HostPattern } from "./HostPattern.ts"
+import { NodeLabels } from "./NodeLabels.ts"
 
 /** RFC 9110 `token`: the characters a header field name may contain. */
 export const headerNameRegExp = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -142,5 +143,7 @@ export const SessionSpec = Schema.Struct({
   ),
   network: Schema.optionalKey(Network),
   metadata: Schema.optionalKey(Metadata),
+  /** Only nodes carrying every one of these labels (PAWS_NODE_LABELS) run the session. */
+  nodeSelector: Schema.optionalKey(NodeLabels.pipe(Schema.check(Schema.isMaxProperties(16)))),
 }).annotate({ identifier: "SessionSpec" })
 export type SessionSpec = typeof SessionSpec.Type

@@ -1,6 +1,6 @@
 import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { customSetting, flagSetting, intSetting, optionSetting, secretSetting, textSetting } from "@paws/core/Settings"
-import { ProxyUpstream } from "@paws/core"
+import { parseLabels, ProxyUpstream } from "@paws/core"
 import * as os from "node:os"
 
 /** Everything `paws node` is configured with (env `PAWS_NODE_*`). */
@@ -25,6 +25,8 @@ export interface NodeSettings {
   readonly serveRpc: boolean
   /** Control silent this long: the link is dropped and with it every live session (control fails them as node_lost). */
   readonly lostAfterMs: number
+  /** Reported to control for placement: sessions with a `nodeSelector` run only where every label matches. */
+  readonly labels: Readonly<Record<string, string>>
 }
 
 /** One VM per core, and no more than fit in 3/4 of RAM at ~400 MiB each (guest + QEMU + proxy). */
@@ -53,6 +55,24 @@ export const nodeSettings = {
     "7711, served only without PAWS_CONTROL_URL",
     "port of the node's RPC (/rpc); setting it serves RPC even when calling home",
     Config.option(Config.Port("PAWS_NODE_PORT")),
+  ),
+  labels: customSetting(
+    "PAWS_NODE_LABELS",
+    "(none)",
+    "labels for placement, k=v,k2=v2 (sessions' nodeSelector picks nodes by them)",
+    Config.schema(
+      Schema.String.pipe(Schema.check(Schema.makeFilter((s: string) => {
+        const parsed = parseLabels(s)
+        return "problem" in parsed ? parsed.problem : true
+      }))),
+      "PAWS_NODE_LABELS",
+    ).pipe(
+      Config.withDefault(""),
+      Config.map((s) => {
+        const parsed = parseLabels(s)
+        return "labels" in parsed ? parsed.labels : {}
+      }),
+    ),
   ),
   netns: optionSetting("PAWS_NODE_NETNS", "the current one", "network namespace for TAPs, firewall, QEMU and proxies"),
   pool: textSetting("PAWS_NODE_POOL", "172.16.0.0/16", "IPv4 range carved into one /30 per VM (host .1, guest .2)"),
@@ -124,6 +144,7 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   proxyUpstream: proxyUpstreamConfig,
   controlUrl: nodeSettings.controlUrl.config,
   lostAfterMs: nodeSettings.lostAfterMs.config,
+  labels: nodeSettings.labels.config,
 }).pipe(Config.map(({ port, ...s }) => ({
   ...s,
   port: Option.getOrElse(port, () => 7711),
@@ -150,4 +171,5 @@ const testDefaults: NodeSettings = {
   controlUrl: Option.none(),
   serveRpc: true,
   lostAfterMs: 30_000,
+  labels: {},
 }

@@ -8,7 +8,9 @@ import { createServer } from "node:http"
 import { timingSafeEqual } from "node:crypto"
 import { NodeConfig } from "./NodeConfig.ts"
 import { LiveSessions } from "./session/LiveSessions.ts"
+import { ImageStore } from "./image/ImageStore.ts"
 import { NodeSnapshots } from "./snapshot/NodeSnapshots.ts"
+import { placementReport } from "./snapshot/PlacementReport.ts"
 
 export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
   const sessions = yield* LiveSessions
@@ -16,6 +18,7 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
   const id = Schema.decodeSync(NodeId)(config.id)
   // Optional: a node composed without snapshot services (some tests) says so instead of building.
   const snapshots = yield* Effect.serviceOption(NodeSnapshots)
+  const images = yield* Effect.serviceOption(ImageStore)
   const noSnapshots = (name: string) =>
     new SnapshotBuildFailed({ snapshot: name, message: `node ${config.id} cannot build snapshots` })
   return {
@@ -29,13 +32,24 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
         : Effect.succeed({ removed: false }),
     CancelSession: ({ sessionId }) => sessions.cancel(sessionId),
     NodeStatus: () =>
-      Effect.map(sessions.capacity, ({ maxConcurrent, running }) => ({
-        id,
-        name: config.id,
-        capacity: { maxConcurrent, running, available: Math.max(0, maxConcurrent - running) },
-        status: "ready" as const,
-        labels: {},
-      })),
+      Effect.gen(function* () {
+        const { maxConcurrent, running } = yield* sessions.capacity
+        // What placement needs: which snapshots run here now, and which are on their way.
+        const held = Option.isSome(images)
+          ? placementReport(
+            yield* images.value.names,
+            Option.isSome(snapshots) ? yield* snapshots.value.list : [],
+          )
+          : undefined
+        return {
+          id,
+          name: config.id,
+          capacity: { maxConcurrent, running, available: Math.max(0, maxConcurrent - running) },
+          status: "ready" as const,
+          labels: config.labels,
+          ...(held === undefined ? {} : { snapshots: held }),
+        }
+      }),
   }
 }))
 

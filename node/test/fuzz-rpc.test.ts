@@ -40,6 +40,7 @@ const Images = Layer.succeed(
   ImageStore,
   ImageStore.of({
     dir: "/nonexistent",
+    names: Effect.succeed(["default"]),
     get: (name = "default") =>
       name === "default"
         ? Effect.succeed({} as GuestImage)

@@ -48,6 +48,7 @@ const FakeImages = Layer.succeed(
   ImageStore,
   ImageStore.of({
     dir: "/nonexistent",
+    names: Effect.succeed(["default"]),
     get: (name = "default") =>
       name === "default"
         ? Effect.succeed({} as GuestImage)

@@ -21,6 +21,7 @@ const store = (found: Record<string, Snapshot | "stale">): SnapshotStore["Servic
 })
 const images = (names: ReadonlyArray<string>): ImageStore["Service"] => ({
   dir: "/nowhere",
+  names: Effect.succeed(names),
   get: (name = "default") =>
     names.includes(name)
       ? Effect.succeed({ name } as GuestImage)

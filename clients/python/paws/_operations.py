@@ -11,13 +11,13 @@ from .models import *  # noqa: F403
 class SessionsOperations(SyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None) -> SessionAccepted:
         """Create a session
 
-        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
+        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
@@ -59,6 +59,24 @@ class NodesOperations(SyncOperations):
         Requires scope `read` (or one that implies it)."""
         data = self._call("GET", "/v1/nodes", path={}, query={}, headers={}, body=None, expect='application/json')
         return [NodeInfo.from_dict(x0) for x0 in data]
+
+    def drain(self, id: NodeId) -> NodeInfo:
+        """Drain a node
+
+        The node takes no new sessions and finishes the ones it runs; it shows as `draining`. Kept in the database: it holds across control restarts and replicas, and when the node reconnects.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("PUT", "/v1/nodes/drained/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return NodeInfo.from_dict(data)
+
+    def undrain(self, id: NodeId) -> NodeInfo:
+        """Undrain a node
+
+        The node takes new sessions again.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("DELETE", "/v1/nodes/drained/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return NodeInfo.from_dict(data)
 
 
 class NodeTokensOperations(SyncOperations):
@@ -197,13 +215,13 @@ class HealthOperations(SyncOperations):
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None) -> SessionAccepted:
         """Create a session
 
-        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
+        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
@@ -245,6 +263,24 @@ class AsyncNodesOperations(AsyncOperations):
         Requires scope `read` (or one that implies it)."""
         data = await self._call("GET", "/v1/nodes", path={}, query={}, headers={}, body=None, expect='application/json')
         return [NodeInfo.from_dict(x0) for x0 in data]
+
+    async def drain(self, id: NodeId) -> NodeInfo:
+        """Drain a node
+
+        The node takes no new sessions and finishes the ones it runs; it shows as `draining`. Kept in the database: it holds across control restarts and replicas, and when the node reconnects.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("PUT", "/v1/nodes/drained/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return NodeInfo.from_dict(data)
+
+    async def undrain(self, id: NodeId) -> NodeInfo:
+        """Undrain a node
+
+        The node takes new sessions again.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("DELETE", "/v1/nodes/drained/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return NodeInfo.from_dict(data)
 
 
 class AsyncNodeTokensOperations(AsyncOperations):

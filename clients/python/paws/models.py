@@ -30,6 +30,9 @@ __all__ = [
     "NodeCapacity",
     "NodeId",
     "NodeInfo",
+    "NodeLabels",
+    "NodeNotFoundEncoded",
+    "NodeSnapshot",
     "NodeStatus",
     "NodeToken",
     "NodeTokenId",
@@ -60,6 +63,7 @@ __all__ = [
     "SnapshotPhasesItem",
     "SnapshotRequest",
     "SnapshotStatus",
+    "SnapshotUnavailableEncoded",
     "UnauthorizedEncoded",
 ]
 
@@ -78,6 +82,8 @@ HostPattern = str
 NodeTokenId = str
 
 NodeId = str
+
+NodeLabels = dict[str, str]
 
 NodeStatus = Literal["ready", "draining", "lost"]
 
@@ -588,16 +594,35 @@ class CreateNodeToken(Model):
 
 
 @dataclass(kw_only=True)
+class NodeNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'node_id': 'nodeId', 'message': 'message'}
+    _required = frozenset(['message', 'node_id', 'tag'])
+
+    tag: Literal["NodeNotFound"] = "NodeNotFound"
+    node_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NodeNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            node_id=data["nodeId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
 class NodeInfo(Model):
-    _json_names = {'id': 'id', 'name': 'name', 'capacity': 'capacity', 'status': 'status', 'labels': 'labels', 'last_seen_at': 'lastSeenAt'}
+    _json_names = {'id': 'id', 'name': 'name', 'capacity': 'capacity', 'status': 'status', 'labels': 'labels', 'last_seen_at': 'lastSeenAt', 'snapshots': 'snapshots'}
     _required = frozenset(['capacity', 'id', 'labels', 'name', 'status'])
 
     id: NodeId
     name: str
     capacity: NodeCapacity
     status: NodeStatus
-    labels: dict[str, str]
+    labels: NodeLabels
     last_seen_at: str | None = None
+    snapshots: list[NodeSnapshot] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NodeInfo:
@@ -608,6 +633,25 @@ class NodeInfo(Model):
             status=data["status"],
             labels=data["labels"],
             last_seen_at=data.get("lastSeenAt"),
+            snapshots=(None if data.get("snapshots") is None else [NodeSnapshot.from_dict(x0) for x0 in data["snapshots"]]),
+        )
+
+
+@dataclass(kw_only=True)
+class NodeSnapshot(Model):
+    _json_names = {'name': 'name', 'status': 'status', 'error': 'error'}
+    _required = frozenset(['name', 'status'])
+
+    name: str
+    status: Literal["ready", "building", "stale"]
+    error: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NodeSnapshot:
+        return cls(
+            name=data["name"],
+            status=data["status"],
+            error=data.get("error"),
         )
 
 
@@ -727,7 +771,7 @@ class SessionResult(Model):
 
 @dataclass(kw_only=True)
 class SessionSpecView(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector'}
     _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
 
     snapshot: SnapshotName
@@ -736,6 +780,7 @@ class SessionSpecView(Model):
     timeout_ms: int
     network: SessionSpecViewNetwork
     metadata: dict[str, str] | None = None
+    node_selector: NodeLabels | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
@@ -746,6 +791,7 @@ class SessionSpecView(Model):
             timeout_ms=data["timeoutMs"],
             network=SessionSpecViewNetwork.from_dict(data["network"]),
             metadata=data.get("metadata"),
+            node_selector=data.get("nodeSelector"),
         )
 
 
@@ -858,6 +904,24 @@ class SessionPage(Model):
 
 
 @dataclass(kw_only=True)
+class SnapshotUnavailableEncoded(Model):
+    _json_names = {'tag': '_tag', 'snapshot': 'snapshot', 'message': 'message'}
+    _required = frozenset(['message', 'snapshot', 'tag'])
+
+    tag: Literal["SnapshotUnavailable"] = "SnapshotUnavailable"
+    snapshot: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SnapshotUnavailableEncoded:
+        return cls(
+            tag=data["_tag"],
+            snapshot=data["snapshot"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
 class IdempotencyConflictEncoded(Model):
     _json_names = {'tag': '_tag', 'message': 'message'}
     _required = frozenset(['message', 'tag'])
@@ -893,7 +957,7 @@ class SessionAccepted(Model):
 
 @dataclass(kw_only=True)
 class SessionSpec(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector'}
     _required = frozenset(['workload'])
 
     snapshot: SnapshotName | None = None
@@ -902,6 +966,7 @@ class SessionSpec(Model):
     timeout_ms: int | None = None
     network: Network | None = None
     metadata: dict[str, str] | None = None
+    node_selector: dict[str, str] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpec:
@@ -912,4 +977,5 @@ class SessionSpec(Model):
             timeout_ms=data.get("timeoutMs"),
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),
             metadata=data.get("metadata"),
+            node_selector=data.get("nodeSelector"),
         )

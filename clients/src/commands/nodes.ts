@@ -11,6 +11,9 @@ export const formatNodeRow = (n: NodeInfo): string =>
     n.status.padEnd(8),
     `${n.capacity.running}/${n.capacity.maxConcurrent} running`.padEnd(14),
     n.status === "lost" ? `last seen ${n.lastSeenAt ?? "never"}` : `${n.capacity.available} free`,
+    ...(Object.keys(n.labels).length === 0
+      ? []
+      : [Object.entries(n.labels).map(([k, v]) => (v === "" ? k : `${k}=${v}`)).join(",")]),
   ].join("  ")
 
 const json = Flag.Boolean("json").pipe(Flag.withDescription("print JSON"), Flag.withDefault(false))
@@ -78,6 +81,23 @@ const tokenRevoke = Command.make(
     })),
 ).pipe(Command.withDescription("Revoke a node token and disconnect the nodes using it"))
 
+const nodeId = Argument.String("id").pipe(Argument.withDescription("node id (see `paws nodes`)"))
+
+const drain = Command.make("drain", { id: nodeId }, (input) =>
+  withApi(Effect.gen(function* () {
+    const api = yield* ApiClient
+    const n = yield* api.nodes.drain({ params: { id: input.id as NodeId } })
+    yield* Console.log(`${n.id} draining: it finishes its ${n.capacity.running} running and takes no new sessions`)
+    yield* Console.log(`  undo with: paws nodes undrain ${n.id}`)
+  }))).pipe(Command.withDescription("Stop placing sessions on a node; it finishes the ones it runs (admin)"))
+
+const undrain = Command.make("undrain", { id: nodeId }, (input) =>
+  withApi(Effect.gen(function* () {
+    const api = yield* ApiClient
+    const n = yield* api.nodes.undrain({ params: { id: input.id as NodeId } })
+    yield* Console.log(`${n.id} ${n.status}: it takes new sessions again`)
+  }))).pipe(Command.withDescription("Let a drained node take new sessions again (admin)"))
+
 const token = Command.make("token").pipe(
   Command.withDescription("Manage node tokens (admin)"),
   Command.withSubcommands([tokenCreate, tokenList, tokenRevoke]),
@@ -85,6 +105,6 @@ const token = Command.make("token").pipe(
 
 /** `paws nodes` lists (as `paws nodes list` does); `paws nodes token …` manages node tokens. */
 export const nodes = Command.make("nodes", { json }, listNodes).pipe(
-  Command.withDescription("List nodes and their capacity; manage node tokens"),
-  Command.withSubcommands([list, token]),
+  Command.withDescription("List nodes and their capacity; drain them; manage node tokens"),
+  Command.withSubcommands([list, drain, undrain, token]),
 )

@@ -1,7 +1,7 @@
 import { Console, Effect, Option, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { readFileSync } from "node:fs"
-import type { SessionEvent, SessionSpec, SessionStatus } from "@paws/core"
+import { parseLabels, type SessionEvent, type SessionSpec, type SessionStatus } from "@paws/core"
 import { ApiClient, Settings } from "../ApiClient.ts"
 import { CliInputError, parseCredential, parseDuration, parseEnvPair } from "../RunArguments.ts"
 import { sessionEvents } from "../SessionEvents.ts"
@@ -36,6 +36,10 @@ export const run = Command.make("run", {
   ),
   env: Flag.String("env").pipe(
     Flag.withDescription("environment variable NAME=VALUE for the workload (repeatable)"),
+    Flag.atLeast(0),
+  ),
+  node: Flag.String("node").pipe(
+    Flag.withDescription("run only on nodes with this label, KEY=VALUE (repeatable; see PAWS_NODE_LABELS)"),
     Flag.atLeast(0),
   ),
   timeout: Flag.String("timeout").pipe(Flag.withDescription("e.g. 30s, 5m, 120000 (ms)"), Flag.optional),
@@ -83,6 +87,10 @@ export const run = Command.make("run", {
       const [k, v] = yield* parseEnvPair(pair)
       env[k] = v
     }
+    const parsedSelector = parseLabels(input.node.join(","))
+    if ("problem" in parsedSelector) {
+      return yield* new CliInputError({ message: `--node: ${parsedSelector.problem} (use KEY=VALUE)` })
+    }
     const spec: SessionSpec = {
       workload: Option.isSome(input.agent)
         ? yield* agentWorkload(input.agent.value, script, input.model, input.env.length > 0 ? env : undefined)
@@ -99,7 +107,8 @@ export const run = Command.make("run", {
         ? { snapshot: agentSnapshot }
         : {}),
     }
-    const accepted = yield* api.sessions.create({ payload: spec, headers: {} })
+    const withSelector: SessionSpec = input.node.length === 0 ? spec : { ...spec, nodeSelector: parsedSelector.labels }
+    const accepted = yield* api.sessions.create({ payload: withSelector, headers: {} })
     for (const warning of accepted.warnings ?? []) yield* Console.error(`warning: ${warning}`)
     if (input.detach) return yield* Console.log(accepted.sessionId)
     yield* Console.error(`session ${accepted.sessionId} ${accepted.status}`)

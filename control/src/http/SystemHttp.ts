@@ -1,10 +1,12 @@
-import { Api, ServiceUnavailable, sessionStatuses } from "@paws/core"
+import { Api, NodeNotFound, ServiceUnavailable, sessionStatuses } from "@paws/core"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import { Dispatcher } from "../Dispatcher.ts"
 import { Metrics } from "../Metrics.ts"
+import { NodeDrains } from "../NodeDrains.ts"
 import { NodeRegistry } from "../NodeRegistry.ts"
+import { QueueSignal } from "../QueueSignal.ts"
 import { SessionStore } from "../SessionStore.ts"
 
 export const NodesHttp = HttpApiBuilder.group(
@@ -12,7 +14,27 @@ export const NodesHttp = HttpApiBuilder.group(
   "nodes",
   Effect.fn(function* (handlers) {
     const registry = yield* NodeRegistry
-    return handlers.handle("list", () => registry.all)
+    const drains = yield* NodeDrains
+    const signal = yield* QueueSignal
+    const known = (id: string) =>
+      Effect.flatMap(registry.all, (all) => {
+        const info = all.find((n) => n.id === id)
+        return info === undefined
+          ? Effect.fail(new NodeNotFound({ nodeId: id, message: `no node "${id}" is known to this control plane` }))
+          : Effect.succeed(info)
+      })
+    return handlers
+      .handle("list", () => Effect.flatMap(registry.all, drains.applyAll))
+      .handle(
+        "drain",
+        ({ params }) => known(params.id).pipe(Effect.tap(() => drains.drain(params.id)), Effect.flatMap(drains.apply)),
+      )
+      .handle("undrain", ({ params }) =>
+        known(params.id).pipe(
+          Effect.tap(() => drains.undrain(params.id)),
+          Effect.tap(() => signal.kick),
+          Effect.flatMap(drains.apply),
+        ))
   }),
 )
 

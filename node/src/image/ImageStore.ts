@@ -1,5 +1,6 @@
 import { UnknownSnapshot } from "@paws/core"
 import { Context, Effect, Layer } from "effect"
+import { readdir } from "node:fs/promises"
 import * as path from "node:path"
 import { defaultImageName, imageDirConfig, readManifest, toGuestImage } from "./GuestImage.ts"
 import type { GuestImage } from "./GuestImage.ts"
@@ -7,6 +8,8 @@ import type { GuestImage } from "./GuestImage.ts"
 /** Looks up built images by name. An unknown name is `UnknownSnapshot`, never a fallback. */
 export class ImageStore extends Context.Service<ImageStore, {
   readonly get: (name?: string) => Effect.Effect<GuestImage, UnknownSnapshot>
+  /** Names of the built images (each can be cold-booted by a session naming it). */
+  readonly names: Effect.Effect<ReadonlyArray<string>>
   readonly dir: string
 }>()("paws/image/ImageStore") {
   static readonly layer = Layer.effect(
@@ -24,7 +27,16 @@ export class ImageStore extends Context.Service<ImageStore, {
         if (manifest === undefined) return yield* unknown
         return toGuestImage(imageDir, manifest)
       })
-      return ImageStore.of({ get, dir })
+      const names = Effect.promise(async () => {
+        const entries = await readdir(dir, { withFileTypes: true }).catch(() => [])
+        const built = await Promise.all(
+          entries.filter((e) => e.isDirectory()).map(async (e) =>
+            (await readManifest(path.join(dir, e.name))) === undefined ? [] : [e.name]
+          ),
+        )
+        return built.flat().sort()
+      })
+      return ImageStore.of({ get, names, dir })
     }),
   )
 }

@@ -21,7 +21,7 @@ export interface paths {
         put?: never;
         /**
          * Create a session
-         * @description Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+         * @description Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
          *
          *     Requires scope `sessions:write` (or one that implies it).
          */
@@ -99,6 +99,34 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/nodes/drained/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Drain a node
+         * @description The node takes no new sessions and finishes the ones it runs; it shows as `draining`. Kept in the database: it holds across control restarts and replicas, and when the node reconnects.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        put: operations["nodes.drain"];
+        post?: never;
+        /**
+         * Undrain a node
+         * @description The node takes new sessions again.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        delete: operations["nodes.undrain"];
         options?: never;
         head?: never;
         patch?: never;
@@ -495,15 +523,29 @@ export interface components {
             maxConcurrent?: number;
         };
         NodeId: string;
+        NodeNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "NodeNotFound";
+            nodeId: string;
+            message: string;
+        };
         NodeInfo: {
             id: components["schemas"]["NodeId"];
             name: string;
             capacity: components["schemas"]["NodeCapacity"];
             status: components["schemas"]["NodeStatus"];
-            labels: {
-                [key: string]: string;
-            };
+            labels: components["schemas"]["NodeLabels"];
             lastSeenAt?: string;
+            snapshots?: components["schemas"]["NodeSnapshot"][];
+        };
+        NodeSnapshot: {
+            name: string;
+            /** @enum {string} */
+            status: "ready" | "building" | "stale";
+            error?: string;
+        };
+        NodeLabels: {
+            [key: string]: string;
         };
         /** @enum {string} */
         NodeStatus: "ready" | "draining" | "lost";
@@ -564,6 +606,7 @@ export interface components {
             metadata?: {
                 [key: string]: string;
             };
+            nodeSelector?: components["schemas"]["NodeLabels"];
         };
         Resources: {
             vcpus: number;
@@ -597,6 +640,12 @@ export interface components {
             sessions: components["schemas"]["Session"][];
             nextCursor: string | null;
         };
+        SnapshotUnavailableEncoded: {
+            /** @enum {string} */
+            _tag: "SnapshotUnavailable";
+            snapshot: string;
+            message: string;
+        };
         IdempotencyConflictEncoded: {
             /** @enum {string} */
             _tag: "IdempotencyConflict";
@@ -614,6 +663,9 @@ export interface components {
             timeoutMs?: number;
             network?: components["schemas"]["Network"];
             metadata?: {
+                [key: string]: string;
+            };
+            nodeSelector?: {
                 [key: string]: string;
             };
         };
@@ -737,13 +789,13 @@ export interface operations {
                     "application/json": components["schemas"]["ForbiddenEncoded"];
                 };
             };
-            /** @description IdempotencyConflict */
+            /** @description IdempotencyConflict | SnapshotUnavailable */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["IdempotencyConflictEncoded"];
+                    "application/json": components["schemas"]["IdempotencyConflictEncoded"] | components["schemas"]["SnapshotUnavailableEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
@@ -1012,6 +1064,140 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "nodes.drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["NodeId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description NodeInfo */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeInfo"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description NodeNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "nodes.undrain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["NodeId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description NodeInfo */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeInfo"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description NodeNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeNotFoundEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
