@@ -1,4 +1,5 @@
 import { Cause, Data, Effect, Queue, Stream } from "effect"
+import type { IncomingMessage } from "node:http"
 import * as https from "node:https"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -37,18 +38,24 @@ export const podNamespace = (serviceAccountDir: string) =>
 
 const headers = (token: string) => ({ authorization: `Bearer ${token}`, accept: "application/json" })
 
-const open = (target: KubeApiTarget, apiPath: string, onResponse: (res: import("node:http").IncomingMessage) => void) =>
+/** Opens a request; a watch's socket silent past `idleMs` (no event, no bookmark) counts as failed. */
+const open = (
+  target: KubeApiTarget,
+  apiPath: string,
+  onResponse: (res: IncomingMessage) => void,
+  onError: (e: KubeApiError) => void,
+  idleMs: number,
+) =>
   Effect.flatMap(credentials(target), ({ token, ca }) =>
     Effect.sync(() => {
-      const req = https.request(new URL(apiPath, target.url), {
-        ca,
-        headers: headers(token),
-      }, onResponse)
+      const req = https.request(new URL(apiPath, target.url), { ca, headers: headers(token) }, onResponse)
+      req.on("error", (e) => onError(new KubeApiError({ message: e.message })))
+      req.setTimeout(idleMs, () => req.destroy(new Error(`no data from the Kubernetes API for ${idleMs} ms`)))
       req.end()
       return req
     }))
 
-const failed = (res: import("node:http").IncomingMessage, body: string) =>
+const failed = (res: IncomingMessage, body: string) =>
   new KubeApiError({
     message: `Kubernetes API answered ${res.statusCode}: ${body.slice(0, 300)}`,
     status: res.statusCode,
@@ -75,6 +82,7 @@ export const kubeGet = (target: KubeApiTarget, apiPath: string): Effect.Effect<u
             })
           })
           req.on("error", reject)
+          req.setTimeout(30_000, () => req.destroy(new Error("no answer from the Kubernetes API in 30 s")))
           req.end()
         }),
       catch: (e) => e instanceof KubeApiError ? e : new KubeApiError({ message: (e as Error).message }),
@@ -85,7 +93,7 @@ export const kubeWatch = (target: KubeApiTarget, apiPath: string): Stream.Stream
   Stream.callback<unknown, KubeApiError>((queue) =>
     Effect.gen(function* () {
       const fail = (e: KubeApiError) => Queue.failCauseUnsafe(queue, Cause.fail(e))
-      const req = yield* open(target, apiPath, (res) => {
+      const onResponse = (res: IncomingMessage) => {
         let pending = ""
         let body = ""
         res.setEncoding("utf8")
@@ -106,8 +114,9 @@ export const kubeWatch = (target: KubeApiTarget, apiPath: string): Stream.Stream
         })
         res.on("error", (e) => fail(new KubeApiError({ message: e.message })))
         res.on("end", () => (res.statusCode === 200 ? Queue.endUnsafe(queue) : fail(failed(res, body))))
-      })
-      req.on("error", (e) => fail(new KubeApiError({ message: e.message })))
+      }
+      // The API sends a bookmark about once a minute on a healthy watch.
+      const req = yield* open(target, apiPath, onResponse, fail, 5 * 60_000)
       yield* Effect.addFinalizer(() => Effect.sync(() => req.destroy()))
     })
   )

@@ -1,11 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Deferred, Effect, Fiber, Layer, References } from "effect"
+import { ConfigProvider, Deferred, Effect, Fiber, Layer, Redacted, References, Stream } from "effect"
 import * as fs from "node:fs/promises"
 import * as https from "node:https"
 import * as os from "node:os"
 import * as path from "node:path"
 import { WebSocketServer } from "ws"
 import { makeCertificateAuthority } from "../../../proxy/src/CertificateAuthority.ts"
+import { NodeConfig } from "../../../node/src/NodeConfig.ts"
+import { NodeServer } from "../../../node/src/NodeServer.ts"
+import { LiveSessions } from "../../../node/src/session/LiveSessions.ts"
+import { call, pgliteBackend, startControl, TestDatabase } from "../harness.ts"
 import { KubernetesNodes, podRpcUrl } from "../../src/KubernetesNodes.ts"
 import { type PodChange, watchPods } from "../../src/kubernetes/PodWatcher.ts"
 import { NodeRegistry } from "../../src/NodeRegistry.ts"
@@ -48,7 +52,7 @@ const replayApi = (steps: ReadonlyArray<ExchangeStep>) =>
           mismatches.push(`request ${seen.length}: ${req.url}`)
         }
         res.writeHead(step.status, { "content-type": "application/json" })
-        if (!watch) return void res.end(JSON.stringify(step.body))
+        if (step.body !== undefined) return void res.end(JSON.stringify(step.body))
         for (const line of step.lines ?? []) res.write(JSON.stringify(line) + "\n")
         if (step.hold === true) {
           open.add(res)
@@ -100,7 +104,7 @@ const fakeNode = () =>
 const quiet = Layer.succeed(References.MinimumLogLevel, "Error")
 
 describe("Kubernetes pod discovery (replayed API exchange, hand-written in the API's wire format)", () => {
-  it.live("lists, watches added/modified/deleted, resumes from the bookmark, relists after 410 Gone", () =>
+  it.live("lists, watches added/modified/deleted, resumes from the bookmark, relists after 410 Gone (event or status)", () =>
     Effect.gen(function* () {
       const exchange = podWatchExchange({ a: 1, b: 2, c: 3 })
       const api = yield* replayApi(exchange.steps)
@@ -114,7 +118,7 @@ describe("Kubernetes pod discovery (replayed API exchange, hand-written in the A
           Effect.suspend(() => {
             changes.push(c)
             const lists = changes.filter((x) => x._tag === "Listed").length
-            return lists === 2 ? Deferred.succeed(relisted, undefined) : Effect.void
+            return lists === 3 ? Deferred.succeed(relisted, undefined) : Effect.void
           }),
       ).pipe(Effect.forkScoped)
       yield* Deferred.await(relisted)
@@ -133,17 +137,26 @@ describe("Kubernetes pod discovery (replayed API exchange, hand-written in the A
         "upsert node-a:not-ready",
         "delete node-b",
         "list node-a:ready:1",
+        "list node-a:ready:1",
       ])
       assert.deepStrictEqual(api.mismatches, [])
-      assert.strictEqual(api.seen.length, 5)
+      assert.strictEqual(api.seen.length, 7)
       for (const s of api.seen) {
         assert.strictEqual(s.path, "/api/v1/namespaces/paws/pods")
         assert.strictEqual(s.query.get("labelSelector"), "app.kubernetes.io/name=paws-node")
         assert.strictEqual(s.authorization, "Bearer recorded-sa-token")
       }
-      assert.deepStrictEqual(api.seen.map((s) => s.query.get("resourceVersion")), [null, "100", "105", null, "200"])
+      assert.deepStrictEqual(api.seen.map((s) => s.query.get("resourceVersion")), [
+        null,
+        "100",
+        "105",
+        null,
+        "200",
+        null,
+        "300",
+      ])
       yield* Fiber.interrupt(fiber)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped, Effect.provide(quiet)))
 
   it.live("control dials ready node pods with the node token and closes links to pods that go away", () =>
     Effect.gen(function* () {
@@ -172,6 +185,55 @@ describe("Kubernetes pod discovery (replayed API exchange, hand-written in the A
       assert.deepStrictEqual(b.dials, ["Bearer shared-node-token"]) // once ready, until deleted
       assert.deepStrictEqual(c.dials, ["Bearer shared-node-token"]) // added, gone at the relist
     }).pipe(Effect.scoped, Effect.provide(quiet)))
+
+  it.live("a real control plane registers the node behind a discovered pod (real NodeServer, no VMs)", () =>
+    Effect.gen(function* () {
+      const [b, c] = [yield* fakeNode(), yield* fakeNode()]
+      // node-a is a real paws node RPC server (sessions stubbed out: this is about discovery).
+      const portA = yield* Effect.promise(async () => {
+        const probe = new WebSocketServer({ host: "127.0.0.1", port: 0 })
+        await new Promise<void>((resolve) => probe.on("listening", resolve))
+        const port = (probe.address() as { port: number }).port
+        await new Promise<void>((resolve) => probe.close(() => resolve()))
+        return port
+      })
+      yield* Layer.build(
+        NodeServer.pipe(
+          Layer.provide(Layer.succeed(
+            LiveSessions,
+            LiveSessions.of(
+              {
+                run: () => Stream.empty,
+                cancel: () => Effect.void,
+                ids: Effect.sync(() => new Set<string>()),
+                capacity: Effect.succeed({ maxConcurrent: 2, running: 0 }),
+              } as unknown as LiveSessions["Service"],
+            ),
+          )),
+          Layer.provide(NodeConfig.layerWith({
+            id: "kvm-node-a",
+            host: "127.0.0.1",
+            port: portA,
+            token: Redacted.make("shared-node-token"),
+          })),
+        ),
+      )
+      const exchange = podWatchExchange({ a: portA, b: b.port, c: c.port })
+      const api = yield* replayApi(exchange.steps)
+      const control = yield* startControl(yield* (yield* TestDatabase).fresh, {
+        PAWS_KUBERNETES_NODE_PODS: exchange.selector,
+        PAWS_KUBERNETES_API: api.url,
+        PAWS_KUBERNETES_SERVICE_ACCOUNT_DIR: api.dir,
+        PAWS_NODES_TOKEN: "shared-node-token",
+      })
+      yield* Effect.promise(() => api.held)
+      while (true) {
+        const nodes = (yield* call(control, "GET", "/v1/nodes")).body as Array<{ id: string; status: string }>
+        if (nodes.some((n) => n.id === "kvm-node-a" && n.status === "ready")) break
+        yield* Effect.sleep(50)
+      }
+      assert.isAtLeast(api.seen.length, 7)
+    }).pipe(Effect.scoped, Effect.provide(pgliteBackend), Effect.provide(quiet)))
 
   it("a pod is dialled only when ready with an IP, on its rpc port or the default one", () => {
     const pod = { name: "n", ip: "10.1.2.3", ready: true, rpcPort: undefined }

@@ -107,6 +107,30 @@ export const podWatchExchange = (ports: { a: number; b: number; c: number }) => 
         items: [pod("node-a", "127.0.0.1", true, "190", ports.a)],
       },
     },
-    { expect: { watch: true, resourceVersion: "200" }, status: 200, lines: [], hold: true },
+    {
+      // The version expired before the watch even started: the API answers the request itself with 410.
+      expect: { watch: true, resourceVersion: "200" },
+      status: 410,
+      body: {
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message: "too old resource version: 200 (260)",
+        reason: "Expired",
+        code: 410,
+      },
+    },
+    {
+      expect: { watch: false },
+      status: 200,
+      body: {
+        kind: "PodList",
+        apiVersion: "v1",
+        metadata: { resourceVersion: "300" },
+        items: [pod("node-a", "127.0.0.1", true, "190", ports.a)],
+      },
+    },
+    { expect: { watch: true, resourceVersion: "300" }, status: 200, lines: [], hold: true },
   ] satisfies ReadonlyArray<ExchangeStep>,
 })
