@@ -7,23 +7,33 @@
     let
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
-      # Runtime tools the node shells out to (VMM, network, firewall, image build).
-      nodeTools = pkgs: with pkgs; [ qemu_kvm iproute2 nftables iptables e2fsprogs cpio zstd dpkg apt git curl ];
+      # Runtime tools the node shells out to (VMM, network, firewall, proxy sandbox, image build).
+      nodeTools = pkgs: with pkgs; [
+        qemu_kvm iproute2 nftables iptables util-linux python3 e2fsprogs cpio zstd dpkg apt mmdebstrap git curl
+      ];
     in
     {
       devShells = forAll (pkgs: {
         default = pkgs.mkShell {
-          packages = [ pkgs.nodejs_24 pkgs.deno pkgs.postgresql_16 pkgs.tmux ] ++ nodeTools pkgs;
+          packages = [ pkgs.nodejs_24 pkgs.deno pkgs.postgresql_16 pkgs.tmux pkgs.kubectl pkgs.nix ] ++ nodeTools pkgs;
         };
       });
 
       packages = forAll (pkgs: rec {
         # The source runs directly on Node 24 (type stripping); the package is the tree plus its npm deps.
+        # No npmDepsHash: see nix/lock-with-resolved.nix for why the lock's own integrity hashes are used.
         paws = pkgs.buildNpmPackage {
           pname = "paws";
           version = "0.1.0";
           src = ./.;
-          npmDepsHash = pkgs.lib.fakeHash; # set after the first `nix build` reports the real hash
+          nodejs = pkgs.nodejs_24;
+          npmDeps = pkgs.importNpmLock {
+            npmRoot = ./.;
+            packageLock = import ./nix/lock-with-resolved.nix ./package-lock.json;
+          };
+          npmConfigHook = pkgs.importNpmLock.npmConfigHook;
+          # Runtime dependencies only; dev tools (the `node`/`deno` npm binaries) would download at install.
+          npmInstallFlags = [ "--omit=dev" ];
           dontNpmBuild = true;
           nativeBuildInputs = [ pkgs.makeWrapper ];
           installPhase = ''
@@ -37,60 +47,10 @@
         default = paws;
       });
 
-      nixosModules.default = { config, lib, pkgs, ... }:
-        let
-          cfg = config.services.paws;
-          paws = self.packages.${pkgs.system}.paws;
-        in
-        {
-          options.services.paws = {
-            control = {
-              enable = lib.mkEnableOption "the paws control plane";
-              port = lib.mkOption { type = lib.types.port; default = 4000; };
-              host = lib.mkOption { type = lib.types.str; default = "127.0.0.1"; };
-              dataDir = lib.mkOption { type = lib.types.path; default = "/var/lib/paws"; };
-              databaseUrlFile = lib.mkOption {
-                type = lib.types.nullOr lib.types.path;
-                default = null;
-                description = "File holding DATABASE_URL; embedded PGlite when null.";
-              };
-            };
-            node = {
-              enable = lib.mkEnableOption "a paws node (runs microVMs; needs root and /dev/kvm or TCG)";
-              controlUrl = lib.mkOption { type = lib.types.str; default = "ws://127.0.0.1:4000"; };
-              tokenFile = lib.mkOption { type = lib.types.path; description = "File holding the node token."; };
-              dataDir = lib.mkOption { type = lib.types.path; default = "/var/lib/paws-node"; };
-            };
-          };
-
-          config = lib.mkMerge [
-            (lib.mkIf cfg.control.enable {
-              systemd.services.paws-control = {
-                wantedBy = [ "multi-user.target" ];
-                after = [ "network.target" ];
-                environment = {
-                  PAWS_HOST = cfg.control.host;
-                  PAWS_PORT = toString cfg.control.port;
-                  PAWS_DATA_DIR = cfg.control.dataDir;
-                };
-                script = lib.optionalString (cfg.control.databaseUrlFile != null)
-                  "export DATABASE_URL=$(cat ${cfg.control.databaseUrlFile})\n"
-                  + "exec ${paws}/bin/paws control";
-                serviceConfig = { StateDirectory = "paws"; DynamicUser = true; Restart = "on-failure"; };
-              };
-            })
-            (lib.mkIf cfg.node.enable {
-              boot.kernelModules = [ "tun" "nf_tables" ];
-              systemd.services.paws-node = {
-                wantedBy = [ "multi-user.target" ];
-                after = [ "network.target" ];
-                environment = { PAWS_CONTROL_URL = cfg.node.controlUrl; PAWS_DATA_DIR = cfg.node.dataDir; };
-                script = "export PAWS_NODE_TOKEN=$(cat ${cfg.node.tokenFile})\nexec ${paws}/bin/paws node";
-                # The node creates TAP devices and nftables tables: it runs as root.
-                serviceConfig = { StateDirectory = "paws-node"; Restart = "on-failure"; };
-              };
-            })
-          ];
-        };
+      # services.paws.{control,node}: see nix/module.nix.
+      nixosModules.default = { pkgs, lib, ... }: {
+        imports = [ ./nix/module.nix ];
+        services.paws.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.paws;
+      };
     };
 }

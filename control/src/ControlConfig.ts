@@ -73,6 +73,32 @@ export const controlSettings = {
     "static mode: comma-separated ws://host:port/rpc URLs of nodes that control dials",
   ),
   staticNodesToken: secretSetting("PAWS_NODES_TOKEN", "none", "bearer token control sends to PAWS_NODES"),
+  kubernetesNodeSelector: textSetting(
+    "PAWS_KUBERNETES_NODE_PODS",
+    "",
+    "Kubernetes mode: label selector of node pods that control watches and dials (PAWS_NODES_TOKEN as bearer)",
+  ),
+  kubernetesNamespace: textSetting(
+    "PAWS_KUBERNETES_NAMESPACE",
+    "",
+    "namespace of the node pods (default: control's own)",
+  ),
+  kubernetesApi: textSetting(
+    "PAWS_KUBERNETES_API",
+    "",
+    "Kubernetes API URL (default: https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT)",
+  ),
+  kubernetesServiceAccountDir: textSetting(
+    "PAWS_KUBERNETES_SERVICE_ACCOUNT_DIR",
+    "/var/run/secrets/kubernetes.io/serviceaccount",
+    "where the pod's service-account token, ca.crt and namespace are",
+  ),
+  kubernetesNodePort: intSetting(
+    "PAWS_KUBERNETES_NODE_PORT",
+    7711,
+    "RPC port of node pods that declare no container port named rpc",
+    { min: 1, max: 65535 },
+  ),
   maxTimeoutMs: intSetting(
     "PAWS_MAX_TIMEOUT_MS",
     defaultSessionLimits.maxTimeoutMs,

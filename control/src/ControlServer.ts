@@ -22,6 +22,7 @@ import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Snapshots } from "./Snapshots.ts"
 import { StaticNodes } from "./StaticNodes.ts"
+import { KubernetesNodes } from "./KubernetesNodes.ts"
 import { Vault } from "./Vault.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
@@ -58,6 +59,7 @@ const routes = Layer.mergeAll(
   NodeGateway,
   LiveGateway,
   StaticNodes,
+  KubernetesNodes,
 )
 
 /**

@@ -156,7 +156,7 @@ export class HealthApi extends HttpApiGroup.make("health")
     HttpApiEndpoint.get("healthz", "/healthz", { success: Health })
       .annotateMerge(doc("Liveness", "The process serves HTTP. No auth.")),
     HttpApiEndpoint.get("readyz", "/readyz", { success: Health, error: ServiceUnavailable })
-      .annotateMerge(doc("Readiness", "The database answers. No auth.")),
+      .annotateMerge(doc("Readiness", "The database answers and holds this build's newest migration. No auth.")),
   )
   .annotateMerge(OpenApi.annotations({ description: "Health probes for load balancers and orchestrators." })) {}
 

@@ -207,7 +207,7 @@ class HealthOperations(SyncOperations):
     def readyz(self) -> Health:
         """Readiness
 
-        The database answers. No auth."""
+        The database answers and holds this build's newest migration. No auth."""
         data = self._call("GET", "/readyz", path={}, query={}, headers={}, body=None, expect='application/json')
         return Health.from_dict(data)
 
@@ -411,6 +411,6 @@ class AsyncHealthOperations(AsyncOperations):
     async def readyz(self) -> Health:
         """Readiness
 
-        The database answers. No auth."""
+        The database answers and holds this build's newest migration. No auth."""
         data = await self._call("GET", "/readyz", path={}, query={}, headers={}, body=None, expect='application/json')
         return Health.from_dict(data)

@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import { Dispatcher } from "../Dispatcher.ts"
+import { migrations } from "../Migrations.ts"
 import { Metrics } from "../Metrics.ts"
 import { NodeDrains } from "../NodeDrains.ts"
 import { NodeRegistry } from "../NodeRegistry.ts"
@@ -74,13 +75,24 @@ export const HealthHttp = HttpApiBuilder.group(
   "health",
   Effect.fn(function* (handlers) {
     const sql = yield* SqlClient.SqlClient
+    // Ready = the database answers and holds this build's newest migration (a replica of an older
+    // build stays ready beside a newer schema; one newer than the database is not ready).
+    const newest = Math.max(...(yield* Effect.orDie(migrations)).map(([id]) => id))
     return handlers
       .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
-      .handle("readyz", () =>
-        sql`SELECT 1`.pipe(
-          Effect.timeout(2000),
-          Effect.as({ status: "ok" as const }),
-          Effect.catchCause(() => Effect.fail(new ServiceUnavailable({ message: "database not reachable" }))),
-        ))
+      .handle(
+        "readyz",
+        () =>
+          sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM paws_migrations WHERE migration_id = ${newest}`
+            .pipe(
+              Effect.timeout(2000),
+              Effect.catchCause(() => Effect.fail(new ServiceUnavailable({ message: "database not reachable" }))),
+              Effect.flatMap((rows) =>
+                rows[0]?.n === 1
+                  ? Effect.succeed({ status: "ok" as const })
+                  : Effect.fail(new ServiceUnavailable({ message: `database lacks migration ${newest}` }))
+              ),
+            ),
+      )
   }),
 )

@@ -339,7 +339,7 @@ export interface paths {
         };
         /**
          * Readiness
-         * @description The database answers. No auth.
+         * @description The database answers and holds this build's newest migration. No auth.
          */
         get: operations["health.readyz"];
         put?: never;
