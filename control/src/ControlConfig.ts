@@ -1,6 +1,16 @@
-import { Config, Context, Effect, Layer, type Redacted } from "effect"
+import { Config, Context, Effect, Layer, Option, type Redacted } from "effect"
+import { randomUUID } from "node:crypto"
+import { hostname } from "node:os"
 import { defaultSessionLimits, hardLimits, nodeMaxConcurrentLimit, type SessionLimits } from "@paws/core"
-import { customSetting, flagSetting, intSetting, readSettings, secretSetting, textSetting } from "@paws/core/Settings"
+import {
+  customSetting,
+  flagSetting,
+  intSetting,
+  optionSetting,
+  readSettings,
+  secretSetting,
+  textSetting,
+} from "@paws/core/Settings"
 
 /** Every setting of `paws control`, read from the environment; `--help` and the README list this table. */
 export const controlSettings = {
@@ -32,6 +42,17 @@ export const controlSettings = {
     Config.LogLevel("PAWS_LOG_LEVEL").pipe(Config.withDefault("Info" as const)),
   ),
   logRequests: flagSetting("PAWS_LOG_REQUESTS", false, "log one line per HTTP request"),
+  replicaId: optionSetting(
+    "PAWS_REPLICA_ID",
+    "HOSTNAME:PAWS_PORT (a random suffix when the port is 0)",
+    "this control replica's id: sessions it dispatches are its own until its lease lapses",
+  ),
+  replicaLeaseMs: intSetting(
+    "PAWS_REPLICA_LEASE_MS",
+    30_000,
+    "a replica silent this long (in the database) is gone: another re-queues its claimed sessions and fails its running ones",
+    { min: 1000, max: 3_600_000 },
+  ),
   dispatchIntervalMs: intSetting(
     "PAWS_DISPATCH_INTERVAL_MS",
     1000,
@@ -157,6 +178,8 @@ export interface ControlSettings {
   readonly dispatchIntervalMs: number
   readonly timeoutGraceMs: number
   readonly maxAuditRows: number
+  readonly replicaId: string
+  readonly replicaLeaseMs: number
   readonly limits: SessionLimits
 }
 
@@ -177,6 +200,11 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
         dispatchIntervalMs: c.dispatchIntervalMs,
         timeoutGraceMs: c.timeoutGraceMs,
         maxAuditRows: c.maxAuditRows,
+        replicaId: Option.getOrElse(
+          c.replicaId,
+          () => `${hostname()}:${c.port === 0 ? `0-${randomUUID().slice(0, 8)}` : c.port}`,
+        ),
+        replicaLeaseMs: c.replicaLeaseMs,
         limits: {
           maxTimeoutMs: c.maxTimeoutMs,
           defaultTimeoutMs: Math.min(c.defaultTimeoutMs, c.maxTimeoutMs),

@@ -13,6 +13,7 @@ import { EventFeed } from "./EventFeed.ts"
 import { Metrics } from "./Metrics.ts"
 import { LiveGateway } from "./LiveGateway.ts"
 import { NodeGateway } from "./NodeGateway.ts"
+import { ReplicaLease } from "./ReplicaLease.ts"
 import { NodeDrains } from "./NodeDrains.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
 import { NodeTokens } from "./NodeTokens.ts"
@@ -36,6 +37,7 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
   Layer.provideMerge(Dispatcher.layer),
+  Layer.provideMerge(ReplicaLease.layer),
   Layer.provideMerge(
     Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer, NodeDrains.layer),
   ),

@@ -6,12 +6,13 @@ import {
   type SessionEvent,
   type SessionId,
 } from "@paws/core"
-import { Cause, Context, Effect, Fiber, Layer, Stream } from "effect"
+import { Cause, Context, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { NodeDrains } from "./NodeDrains.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
+import { ReplicaLease } from "./ReplicaLease.ts"
 import { redactCredentials } from "./RedactCredentials.ts"
 import { type ClaimedSession, SessionStore } from "./SessionStore.ts"
 import { Vault } from "./Vault.ts"
@@ -51,10 +52,19 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       /** How far into the queue one pass looks for sessions the free nodes can take. */
       const lookahead = 256
 
-      const recovered = yield* store.recover
-      if (recovered.requeued + recovered.lost > 0) {
-        yield* Effect.logWarning("recovered sessions after restart").pipe(Effect.annotateLogs(recovered))
-      }
+      const lease = yield* ReplicaLease
+      /** Sessions of replicas that are gone (this one before a restart included) go back to the queue or fail. */
+      const recover = (restarted: boolean) =>
+        Effect.gen(function* () {
+          const recovered = yield* store.recover({ id: lease.id, restarted }, lease.leaseMs)
+          if (recovered.requeued + recovered.lost > 0) {
+            yield* Effect.logWarning("recovered sessions of a control replica that is gone").pipe(
+              Effect.annotateLogs(recovered),
+            )
+            yield* signal.kick
+          }
+        })
+      yield* recover(true)
 
       const event = (id: SessionId, e: SessionEvent) =>
         Effect.gen(function* () {
@@ -165,7 +175,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           const plan = planDispatch(head, nodes, (q) => q)
           let claimedAny = false
           for (const { node, session } of plan) {
-            const claimed = yield* store.claim(session.id, node.id)
+            const claimed = yield* store.claim(session.id, node.id, lease.id)
             if (claimed === undefined) continue
             claimedAny = true
             const entry = entries.find((e) => e.info.id === node.id)!
@@ -181,6 +191,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         }
       })
 
+      yield* recover(false).pipe(
+        Effect.catchCause((cause) => Effect.logError("recovering sessions of lost replicas failed", cause)),
+        Effect.repeat(Schedule.spaced(Math.max(100, Math.floor(lease.leaseMs / 3)))),
+        Effect.forkScoped,
+      )
       yield* Effect.forkScoped(Effect.forever(
         pump.pipe(
           Effect.catchCause((cause) => Effect.logError("dispatcher pass failed", cause)),

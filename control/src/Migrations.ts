@@ -71,4 +71,10 @@ export const migrations = Migrator.fromRecord({
     // Drained nodes take no new sessions; in the database so every replica, and a restart, sees it.
     yield* sql`CREATE TABLE node_drains (node_id text PRIMARY KEY, drained_at timestamptz NOT NULL DEFAULT now())`
   }),
+  "0014_control_replicas": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // Each control replica's lease; a claimed session belongs to the replica that claimed it.
+    yield* sql`CREATE TABLE control_replicas (id text PRIMARY KEY, seen_at timestamptz NOT NULL DEFAULT now())`
+    yield* sql`ALTER TABLE sessions ADD COLUMN replica text`
+  }),
 })

@@ -112,15 +112,22 @@ export class SessionStore extends Context.Service<SessionStore, {
   /** The oldest queued sessions and what each needs of a node, for the Dispatcher's plan (not locked). */
   readonly pendingHead: (limit: number) => Effect.Effect<ReadonlyArray<QueuedSession>>
   /** Claims one queued session for a node; undefined if another replica (or a cancel) got there first. */
-  readonly claim: (id: SessionId, node: string) => Effect.Effect<ClaimedSession | undefined>
+  readonly claim: (id: SessionId, node: string, replica: string) => Effect.Effect<ClaimedSession | undefined>
   /** Moves a session to `to` if the transition table allows it from its current status; false if not. */
   readonly transition: (id: SessionId, to: SessionStatus, reason?: string) => Effect.Effect<boolean>
   readonly append: (id: SessionId, event: SessionEvent) => Effect.Effect<void>
   readonly setResult: (id: SessionId, result: SessionResult) => Effect.Effect<void>
   readonly events: (id: SessionId, afterId: string, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>>
   readonly countByStatus: Effect.Effect<Partial<Record<SessionStatus, number>>>
-  /** After a control restart: claimed-but-not-started sessions go back to the queue. */
-  readonly recover: Effect.Effect<{ readonly requeued: number; readonly lost: number }>
+  /**
+   * Sessions whose dispatching replica is gone — this replica's own from before a restart (`own`), or
+   * any replica without a live lease: claimed-but-not-started ones go back to the queue, running ones
+   * fail (their node stopped them when its link to that replica closed).
+   */
+  readonly recover: (
+    own: { readonly id: string; readonly restarted: boolean },
+    leaseMs: number,
+  ) => Effect.Effect<{ readonly requeued: number; readonly lost: number }>
 }>()("paws/control/SessionStore") {
   static readonly layer = Layer.effect(
     SessionStore,
@@ -204,10 +211,10 @@ export class SessionStore extends Context.Service<SessionStore, {
           ),
         )
 
-      const claim = Effect.fnUntraced(function* (id: SessionId, node: string) {
+      const claim = Effect.fnUntraced(function* (id: SessionId, node: string, replica: string) {
         const event = JSON.stringify(statusEvent("starting"))
         const rows = yield* sql<{ id: string; spec: unknown; credentials: string | null }>`WITH c AS (
-            UPDATE sessions SET status = 'starting', node = ${node}
+            UPDATE sessions SET status = 'starting', node = ${node}, replica = ${replica}
             WHERE id = (SELECT id FROM sessions WHERE id = ${id} AND status = 'pending' FOR UPDATE SKIP LOCKED)
             RETURNING id, spec, credentials
           ), e AS (
@@ -295,14 +302,25 @@ export class SessionStore extends Context.Service<SessionStore, {
         Effect.orDie,
       )
 
-      const recover = Effect.gen(function* () {
-        const starting = yield* sql<{ id: string }>`SELECT id FROM sessions WHERE status = 'starting'`.pipe(
-          Effect.orDie,
-        )
-        for (const r of starting) yield* transition(r.id as SessionId, "pending", "control_restarted")
-        const running = yield* sql<{ id: string }>`SELECT id FROM sessions WHERE status = 'running'`.pipe(Effect.orDie)
-        for (const r of running) yield* transition(r.id as SessionId, "failed", "control_restarted")
-        return { requeued: starting.length, lost: running.length }
+      const recover = Effect.fnUntraced(function* (
+        own: { readonly id: string; readonly restarted: boolean },
+        leaseMs: number,
+      ) {
+        // This replica's own sessions are orphans only at its start (they are from before a restart).
+        const mine = own.restarted ? sql`replica = ${own.id}` : sql`false`
+        const orphans = yield* sql<{ id: string; status: string }>`SELECT id, status FROM sessions
+          WHERE status IN ('starting', 'running') AND (replica IS NULL OR ${mine} OR (replica <> ${own.id} AND replica NOT IN (
+            SELECT id FROM control_replicas WHERE seen_at > now() - make_interval(secs => ${leaseMs / 1000})
+          )))`.pipe(Effect.orDie)
+        let requeued = 0
+        let lost = 0
+        for (const r of orphans) {
+          // Conditional transitions: a session that moved meanwhile (its replica was alive after all) is left alone.
+          if (r.status === "starting") {
+            if (yield* transition(r.id as SessionId, "pending", "control_restarted")) requeued++
+          } else if (yield* transition(r.id as SessionId, "failed", "control_restarted")) lost++
+        }
+        return { requeued, lost }
       })
 
       return SessionStore.of({

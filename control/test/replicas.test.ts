@@ -1,0 +1,90 @@
+// deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
+import { PgClient } from "@effect/sql-pg"
+import { assert, describe, layer } from "@effect/vitest"
+import { Effect, Exit, Redacted, Scope } from "effect"
+import { Reactivity } from "effect/reactivity"
+import { registerFakeNode } from "./FakeNode.ts"
+import { call, postgresBackend, script, startControl, TestDatabase, waitForSession } from "./harness.ts"
+
+const leaseMs = 1500
+
+/** A statement against the shared PostgreSQL, as an operator (or a crashed replica's leftovers) would leave it. */
+const sqlOn = (url: string, text: string) =>
+  Effect.scoped(Effect.gen(function* () {
+    const sql = yield* PgClient.make({ url: Redacted.make(url), maxConnections: 1 })
+    return yield* sql.unsafe(text)
+  })).pipe(Effect.provide(Reactivity.layer), Effect.orDie)
+
+/** Two control replicas on one PostgreSQL, each with its own in-process node (real NodeRpcs contract). */
+describe("control replicas on one PostgreSQL", () => {
+  layer(postgresBackend, { excludeTestServices: true, timeout: 120_000 })((it) => {
+    it.effect(
+      "a replica starting never touches another's live sessions; one that stops or whose lease lapses has its " +
+        "claimed sessions re-queued (run once, elsewhere) and its running ones failed",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* (yield* TestDatabase).fresh
+          const url = store.databaseUrl!
+          const env = (id: string) => ({ PAWS_REPLICA_ID: id, PAWS_REPLICA_LEASE_MS: String(leaseMs) })
+
+          const scopeA = yield* Scope.make()
+          const a = yield* startControl(store, env("replica-a")).pipe(Scope.provide(scopeA))
+          yield* registerFakeNode(a.registry, { id: "n-a", maxConcurrent: 2 }).pipe(Scope.provide(scopeA))
+          const onA = yield* call(a, "POST", "/v1/sessions", { body: script("hang on a") })
+          yield* waitForSession(a, onA.body.sessionId, (s) => s.status === "running")
+
+          yield* Effect.scoped(Effect.gen(function* () {
+            // B starts while A runs a session: before leases, every start failed all running sessions.
+            const b = yield* startControl(store, env("replica-b"))
+            const nodeB = yield* registerFakeNode(b.registry, { id: "n-b", maxConcurrent: 4 })
+            yield* Effect.sleep(leaseMs * 2) // several of B's recovery sweeps
+            const stillA = (yield* call(b, "GET", `/v1/sessions/${onA.body.sessionId}`)).body
+            assert.strictEqual(stillA.status, "running", JSON.stringify(stillA))
+            const replicas = yield* sqlOn(url, "SELECT id FROM control_replicas ORDER BY id")
+            assert.deepStrictEqual(replicas.map((r: any) => r.id), ["replica-a", "replica-b"])
+
+            // Both replicas list the same sessions.
+            const fromA = (yield* call(a, "GET", "/v1/sessions")).body.sessions.map((s: any) => s.id)
+            const fromB = (yield* call(b, "GET", "/v1/sessions")).body.sessions.map((s: any) => s.id)
+            assert.deepStrictEqual(fromA, fromB)
+
+            // A stops cleanly: it gives up its lease, so B fails A's running session at once (its node stopped it).
+            yield* Scope.close(scopeA, Exit.void)
+            const failed = yield* waitForSession(b, onA.body.sessionId, (s) => s.status !== "running", 10_000)
+            assert.strictEqual(failed.status, "failed")
+            assert.strictEqual(failed.reason, "control_restarted")
+
+            // A crashed replica leaves a lapsed lease and sessions it claimed: a fresh claim re-queues and runs on B,
+            // once; a running one fails. Its lease row is stale by far more than the lease.
+            // (B's node is drained meanwhile, so the rows are the ghost's before B could claim them.)
+            assert.strictEqual((yield* call(b, "PUT", "/v1/nodes/drained/n-b")).status, 200)
+            const claimed = yield* call(b, "POST", "/v1/sessions", { body: script("echo claimed by the ghost") })
+            const running = yield* call(b, "POST", "/v1/sessions", { body: script("hang ghost") })
+            yield* sqlOn(url, "INSERT INTO control_replicas (id, seen_at) VALUES ('ghost', now() - interval '1 hour')")
+            yield* sqlOn(
+              url,
+              `UPDATE sessions SET status = 'starting', replica = 'ghost', node = 'n-gone'
+               WHERE id = '${claimed.body.sessionId}' AND status = 'pending'`,
+            )
+            yield* sqlOn(
+              url,
+              `UPDATE sessions SET status = 'running', replica = 'ghost', node = 'n-gone'
+               WHERE id = '${running.body.sessionId}' AND status = 'pending'`,
+            )
+            assert.strictEqual((yield* call(b, "DELETE", "/v1/nodes/drained/n-b")).status, 200)
+            const ran = yield* waitForSession(b, claimed.body.sessionId, (s) => s.status === "completed", 10_000)
+            assert.strictEqual(ran.node, "n-b")
+            const lost = yield* waitForSession(b, running.body.sessionId, (s) => s.status === "failed", 10_000)
+            assert.strictEqual(lost.reason, "control_restarted")
+            assert.strictEqual(nodeB.dispatched.filter((d) => d.sessionId === claimed.body.sessionId).length, 1)
+
+            // B's own running session is never its own orphan.
+            const onB = yield* call(b, "POST", "/v1/sessions", { body: script("hang on b") })
+            yield* waitForSession(b, onB.body.sessionId, (s) => s.status === "running")
+            yield* Effect.sleep(leaseMs * 2)
+            assert.strictEqual((yield* call(b, "GET", `/v1/sessions/${onB.body.sessionId}`)).body.status, "running")
+          }))
+        }),
+    )
+  })
+})
