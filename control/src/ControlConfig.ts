@@ -1,5 +1,6 @@
 import { Config, Context, Effect, Layer, type Redacted } from "effect"
 import { defaultSessionLimits, hardLimits, nodeMaxConcurrentLimit, type SessionLimits } from "@paws/core"
+import { memorySettings } from "./MemorySettings.ts"
 import { customSetting, flagSetting, intSetting, readSettings, secretSetting, textSetting } from "@paws/core/Settings"
 
 /** Every setting of `paws control`, read from the environment; `--help` and the README list this table. */
@@ -117,6 +118,7 @@ export const controlSettings = {
     "memory of sessions that set no resources",
     { max: hardLimits.memoryMB },
   ),
+  ...memorySettings,
 }
 
 export interface ControlSettings {

@@ -2,13 +2,14 @@ import {
   chooseNode,
   isTerminal,
   type NodeInfo,
+  type NodeSessionEvent,
   type SessionDispatch,
-  type SessionEvent,
   type SessionId,
 } from "@paws/core"
 import { Cause, Context, Effect, Fiber, Layer, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { EventFeed } from "./EventFeed.ts"
+import { MemoryStore } from "./MemoryStore.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { redactCredentials } from "./RedactCredentials.ts"
@@ -39,6 +40,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const signal = yield* QueueSignal
       const vault = yield* Vault
       const feed = yield* EventFeed
+      const memories = yield* MemoryStore
       const scope = yield* Effect.scope
       const running = new Map<SessionId, Fiber.Fiber<void>>()
       const perNode = new Map<string, number>()
@@ -52,8 +54,16 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         yield* Effect.logWarning("recovered sessions after restart").pipe(Effect.annotateLogs(recovered))
       }
 
-      const event = (id: SessionId, e: SessionEvent) =>
+      const event = (claimed: ClaimedSession, e: NodeSessionEvent) =>
         Effect.gen(function* () {
+          const id = claimed.id
+          // Memory events are stored under the session's memory key, never as session events.
+          if (e._tag === "state" || e._tag === "llm") {
+            if (claimed.memory === null) return false
+            if (e._tag === "state") yield* memories.saveState(claimed.memory, id, e.tar)
+            else yield* memories.recordExchange(claimed.memory, id, e.exchange)
+            return false
+          }
           if (e._tag === "status") {
             // "starting" was recorded when the session was claimed; the node repeating it is no news.
             if (e.status === "starting") return false
@@ -64,7 +74,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           if (e._tag === "result") yield* store.setResult(id, e.result)
           else yield* store.append(id, e)
           return false
-        }).pipe(Effect.tap(() => feed.publish(id)))
+        }).pipe(Effect.tap(() => feed.publish(claimed.id)))
 
       /**
        * The node failed us before or while running: re-queue if the VM never ran (at most
@@ -100,10 +110,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             timeoutMs: spec.timeoutMs,
             network: { allowOut: spec.network.allowOut, credentials },
             ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
+            ...(claimed.memory === null ? {} : { memory: yield* memories.dispatchFor(claimed.memory) }),
           }
           let ended = false
           const finished = yield* entry.client.RunSession(dispatch).pipe(
-            Stream.runForEach((e) => Effect.map(event(id, e), (terminal) => void (ended ||= terminal))),
+            Stream.runForEach((e) => Effect.map(event(claimed, e), (terminal) => void (ended ||= terminal))),
             // The node enforces the timeout; this is the safety net for a node that never reports back.
             Effect.timeoutOption(spec.timeoutMs + config.timeoutGraceMs),
           )

@@ -19,6 +19,7 @@ import { Context, Effect, Layer } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
+import type { SessionMemory } from "./MemoryStore.ts"
 import { Metrics } from "./Metrics.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { SessionStore } from "./SessionStore.ts"
@@ -54,6 +55,8 @@ export class Sessions extends Context.Service<Sessions, {
     spec: SessionSpec,
     keyId: string,
     idempotencyKey: string | undefined,
+    /** Internal only (daemon invocations): never taken from a request body. */
+    internal?: { readonly memory?: SessionMemory },
   ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict>
   readonly cancel: (id: SessionId) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
 }>()("paws/control/Sessions") {
@@ -69,7 +72,12 @@ export class Sessions extends Context.Service<Sessions, {
       const dispatcher = yield* Dispatcher
 
       const create = Effect.fnUntraced(
-        function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined) {
+        function* (
+          spec: SessionSpec,
+          keyId: string,
+          idempotencyKey: string | undefined,
+          internal?: { readonly memory?: SessionMemory },
+        ) {
           const problems = [...sessionSpecProblems(spec, limits), ...nulProblems(spec)]
           if (problems.length > 0) {
             return yield* new InvalidRequest({
@@ -102,6 +110,7 @@ export class Sessions extends Context.Service<Sessions, {
             idempotencyKey,
             // Keyed hash: comparing retries must not leave a guessable digest of credential values.
             requestHash: idempotencyKey === undefined ? undefined : vault.fingerprint(JSON.stringify(spec)),
+            ...(internal?.memory === undefined ? {} : { memory: internal.memory }),
           })
           const warnings = credentialWarnings(spec.network)
           const warned = warnings.length === 0 ? {} : { warnings }
