@@ -1,61 +1,23 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Layer, Option, References } from "effect"
+import { Effect, Option } from "effect"
 import type { Scope } from "effect"
-import { HttpServer } from "effect/http"
-import { SqlClient } from "effect/sql"
 import type { SessionSpec } from "@paws/core"
-import { readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { ImageBuilder } from "../../node/src/image/ImageBuilder.ts"
 import { labelledProcesses } from "../../node/src/network/Reconciler.ts"
 import { exeOf, exitOf, freePort, nodeProcess } from "../../node/test/support/CanaryWorld.ts"
 import { mirrorIn } from "../../node/test/support/MirrorWorld.ts"
 import { makeNetns } from "../../node/test/support/Netns.ts"
 import { testDataDir, testImageLayer } from "../../node/test/support/TestImage.ts"
-import { ControlServer, serverUrl } from "../src/ControlServer.ts"
-import { MemoryStore } from "../src/MemoryStore.ts"
-import { Sessions } from "../src/Sessions.ts"
-import { call, type ControlHandle, pgliteBackend, TestDatabase, waitForSession } from "./harness.ts"
+import { call, type ControlHandle, pgliteBackend, waitForSession } from "./harness.ts"
+import { memoryControl } from "./support/MemoryControl.ts"
 
 const realKey = `sk-ant-REAL-${crypto.randomUUID()}`
 const nodeToken = `memory-${crypto.randomUUID()}`
 const daemon = "mem-test"
 const mark = `gen1-${crypto.randomUUID()}`
 const prompt = `remember ${crypto.randomUUID()}`
-
-/** A control plane (real HTTP, PGlite) whose services the test also reaches directly. */
-const controlWith = (env: Record<string, string>) =>
-  Effect.gen(function* () {
-    const store = yield* (yield* TestDatabase).fresh
-    const context = yield* Layer.build(
-      ControlServer.pipe(
-        Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({
-          PAWS_HOST: "127.0.0.1",
-          PAWS_PORT: "0",
-          PAWS_DATA_DIR: store.dataDir,
-          PAWS_DISPATCH_INTERVAL_MS: "200",
-          ...env,
-        }))),
-        Layer.provide(Layer.succeed(References.MinimumLogLevel, "Error")),
-      ),
-    ).pipe(Effect.orDie)
-    const url = yield* serverUrl.pipe(
-      Effect.provideService(HttpServer.HttpServer, Context.get(context, HttpServer.HttpServer)),
-    )
-    const handle = {
-      url,
-      adminKey: readFileSync(join(store.dataDir, "admin.key"), "utf8").trim(),
-      dataDir: store.dataDir,
-    } as ControlHandle
-    return {
-      handle,
-      sessions: Context.get(context, Sessions),
-      memory: Context.get(context, MemoryStore),
-      sql: Context.get(context, SqlClient.SqlClient),
-    }
-  })
 
 /**
  * `paws node` as its own process in its own netns, where a fake Anthropic API (streaming SSE,
@@ -152,11 +114,12 @@ describe("daemon memory: /state and LLM history across invocations (real VMs, tw
         Effect.gen(function* () {
           yield* ImageBuilder.use((b) => b.build()).pipe(Effect.provide(testImageLayer()), Effect.orDie)
           const [portA, portB] = [yield* freePort, yield* freePort]
-          const c = yield* controlWith({
+          const c = yield* memoryControl({
             PAWS_NODES: `ws://127.0.0.1:${portA}/rpc,ws://127.0.0.1:${portB}/rpc`,
             PAWS_NODES_TOKEN: nodeToken,
             PAWS_NODE_HEARTBEAT_MS: "300",
             PAWS_NODE_LOST_AFTER_MS: "2000",
+            PAWS_STATE_MAX_BYTES: "4096",
           })
           const control = c.handle
           const memory = { key: `daemon:${daemon}`, recordLlmHistory: true, keepGenerations: 2 }
@@ -188,6 +151,17 @@ describe("daemon memory: /state and LLM history across invocations (real VMs, tw
             assert.deepStrictEqual(nodeA.apiKeys(), [realKey], "the proxy injected the real key upstream")
             assert.deepStrictEqual((yield* c.memory.generations(memory.key)).map((g) => g.generation), [1])
 
+            const gens = () => Effect.map(c.memory.generations(memory.key), (gs) => gs.map((g) => g.generation))
+            // A nonzero exit saves nothing; nor does a /state over PAWS_STATE_MAX_BYTES (the run still completes).
+            const failing = yield* invoke(`echo failed-run > /state/sub/value; exit 3`)
+            const sf = yield* waitForSession(control, failing, ended, 300_000)
+            assert.deepInclude(sf, { status: "failed", reason: "exit code 3" })
+            const big = yield* invoke(`head -c 65536 /dev/urandom > /state/big; echo big > /state/sub/value`)
+            const sb = yield* waitForSession(control, big, ended, 300_000)
+            assert.strictEqual(sb.status, "completed", JSON.stringify(sb.result))
+            assert.match(sb.result.error, /\/state not saved \(\d+ bytes packed, over the 4096 byte cap\)/)
+            assert.deepStrictEqual(yield* gens(), [1])
+
             // Invocation 2 on node A: changes /state, then its VM is SIGKILLed mid-run.
             const id2 = yield* invoke(
               `echo changed > /state/sub/value; echo killed > /state/killed; echo READY; sleep 600`,
@@ -199,11 +173,7 @@ describe("daemon memory: /state and LLM history across invocations (real VMs, tw
             process.kill(vms[0]!.pid, "SIGKILL")
             const s2 = yield* waitForSession(control, id2, ended, 60_000)
             assert.strictEqual(s2.status, "failed", JSON.stringify(s2))
-            assert.deepStrictEqual(
-              (yield* c.memory.generations(memory.key)).map((g) => g.generation),
-              [1],
-              "a killed run saves nothing",
-            )
+            assert.deepStrictEqual(yield* gens(), [1], "a killed run saves nothing")
             yield* nodeA.stop
             return s1
           }))
