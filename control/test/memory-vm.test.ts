@@ -3,7 +3,9 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import type { Scope } from "effect"
 import type { SessionSpec } from "@paws/core"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { ImageBuilder } from "../../node/src/image/ImageBuilder.ts"
 import { labelledProcesses } from "../../node/src/network/Reconciler.ts"
 import { exeOf, exitOf, freePort, nodeProcess } from "../../node/test/support/CanaryWorld.ts"
@@ -23,8 +25,13 @@ const prompt = `remember ${crypto.randomUUID()}`
  * `paws node` as its own process in its own netns, where a fake Anthropic API (streaming SSE,
  * own test CA) answers as api.anthropic.com; control dials it at `port`.
  */
-const startNode = (id: string, port: number, pool: string): Effect.Effect<
-  { readonly netns: string; readonly stop: Effect.Effect<void>; readonly apiKeys: () => Array<unknown> },
+const startNode = (id: string, port: number, pool: string, extra: Record<string, string> = {}): Effect.Effect<
+  {
+    readonly netns: string
+    readonly stop: Effect.Effect<void>
+    readonly apiKeys: () => Array<unknown>
+    readonly log: () => string
+  },
   never,
   Scope.Scope
 > =>
@@ -45,12 +52,13 @@ const startNode = (id: string, port: number, pool: string): Effect.Effect<
         resolve: { "api.anthropic.com": { address: "127.0.0.1", port: api.port } },
         allowPrivateUpstreams: true,
       }),
+      ...extra,
     })
     const stop = Effect.gen(function* () {
       node.child.kill("SIGTERM")
       yield* exitOf(node.child)
     })
-    return { netns, stop, apiKeys: () => api.received.map((r) => r.apiKey) }
+    return { netns, stop, apiKeys: () => api.received.map((r) => r.apiKey), log: node.log }
   })
 
 const waitFor = <A>(what: string, effect: Effect.Effect<A>, ok: (a: A) => boolean, ms = 120_000) =>
@@ -207,10 +215,24 @@ describe("daemon memory: /state and LLM history across invocations (real VMs, tw
             assert.notInclude(r.sealed, prompt)
           }
 
-          // Invocation 3 on node B, a separate process that never saw invocation 1.
+          // Invocation 3 on node B, a separate process that never saw invocation 1. Node A cold-booted its
+          // guests (files over SSH); node B restores the default snapshot (files through the guest agent).
           yield* Effect.scoped(Effect.gen(function* () {
-            const nodeB = yield* startNode("mem-b", portB, "172.16.6.0/24")
+            const snapshotDir = yield* Effect.acquireRelease(
+              Effect.sync(() => mkdtempSync(join(tmpdir(), "paws-mem-snapshots-"))),
+              (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true })),
+            )
+            const nodeB = yield* startNode("mem-b", portB, "172.16.6.0/24", {
+              PAWS_NODE_DEFAULT_SNAPSHOT: "1",
+              PAWS_SNAPSHOT_DIR: snapshotDir,
+            })
             yield* waitFor("node B ready", readyNodes(control), (ids) => ids.includes("mem-b"))
+            yield* waitFor(
+              "node B's default snapshot built",
+              call(control, "GET", "/v1/snapshots/default"),
+              (r) => r.status === 200 && r.body.status === "ready",
+              300_000,
+            )
             const id3 = yield* invoke([
               `echo "value=$(cat /state/sub/value)"`,
               `[ -e /state/killed ] && echo killed-present || echo killed-absent`,
@@ -220,6 +242,9 @@ describe("daemon memory: /state and LLM history across invocations (real VMs, tw
             const s3 = yield* waitForSession(control, id3, ended, 300_000)
             assert.strictEqual(s3.status, "completed", JSON.stringify(s3.result))
             assert.strictEqual(s3.node, "mem-b")
+            const timings = nodeB.log().split("\n").find((l) => l.includes(`session ${id3} completed`))
+            assert.isDefined(timings, nodeB.log().slice(-3000))
+            assert.include(timings, "prepared(agent)", "restored from the snapshot, prepared through the agent")
             assert.include(s3.result.stdout, `value=${mark}`)
             assert.include(s3.result.stdout, "killed-absent")
             const lines = s3.result.stdout.split("\n").filter((l: string) => l.startsWith("{"))
