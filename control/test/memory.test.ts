@@ -2,6 +2,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import {
   type LlmExchange,
+  newSessionId,
   type NodeId,
   NodeRpcs,
   type NodeSessionEvent,
@@ -147,6 +148,23 @@ for (const backend of backends) {
           const stolen = yield* call(control, "GET", "/v1/daemons/thief/history")
           assert.strictEqual(stolen.status, 503, stolen.text)
           assert.notInclude(stolen.text, `{\\"n\\"`)
+        }))
+
+      it.effect("history past PAWS_LLM_HISTORY_RETENTION_DAYS is neither served nor handed on, and is deleted", () =>
+        Effect.gen(function* () {
+          const c = yield* memoryControl({ PAWS_LLM_HISTORY_RETENTION_DAYS: "7" })
+          const memory = { key: "daemon:aging", recordLlmHistory: true }
+          const session = newSessionId()
+          for (const n of [0, 1]) yield* c.memory.recordExchange(memory, session, exchange(n))
+          yield* c.sql`UPDATE memory_history SET created_at = now() - interval '8 days'
+            WHERE id = (SELECT min(id) FROM memory_history WHERE key = 'daemon:aging')`.pipe(Effect.orDie)
+          const served = yield* call(c.handle, "GET", "/v1/daemons/aging/history")
+          assert.deepStrictEqual(served.body.entries.map((e: any) => e.request), [`{"n":1}`])
+          const handed = (yield* c.memory.dispatchFor(memory)).history!.trimEnd().split("\n")
+          assert.deepStrictEqual(handed.map((l) => JSON.parse(l).request), [`{"n":1}`])
+          yield* c.memory.recordExchange(memory, session, exchange(2))
+          const rows = yield* c.sql<{ n: number }>`SELECT count(*) AS n FROM memory_history`.pipe(Effect.orDie)
+          assert.strictEqual(Number(rows[0]!.n), 2, "the expired row was deleted on the next write")
         }))
 
       it.effect("the history route: a bad name or limit is a 400 naming it; reading needs a key", () =>
