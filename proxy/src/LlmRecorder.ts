@@ -50,6 +50,7 @@ export class LlmRecorder {
   private readonly response: CappedBody
   private readonly started = new Date().toISOString()
   private unreadable: string | undefined
+  private requestUnreadable: string | undefined
   private readonly req: IncomingMessage
   private readonly secrets: SecretNeedles
   constructor(req: IncomingMessage, maxBytes: number, secrets: SecretNeedles) {
@@ -57,7 +58,10 @@ export class LlmRecorder {
     this.secrets = secrets
     this.request = new CappedBody(maxBytes)
     this.response = new CappedBody(maxBytes)
-    req.on("data", (c: Buffer) => this.request.push(c))
+    const encoding = req.headers["content-encoding"]
+    if (encoding !== undefined && encoding !== "identity") {
+      this.requestUnreadable = `[request body not recorded: content-encoding ${encoding}]`
+    } else req.on("data", (c: Buffer) => this.request.push(c))
   }
   /** The response stream the guest reads; `encoding` is set when it is still compressed. */
   watchResponse(source: NodeJS.ReadableStream, encoding: string | undefined): void {
@@ -74,7 +78,7 @@ export class LlmRecorder {
       method: this.req.method ?? "",
       path: auditPath(this.req.url ?? ""),
       status,
-      request: redactText(this.request.text(), this.secrets),
+      request: this.requestUnreadable ?? redactText(this.request.text(), this.secrets),
       response: this.unreadable ?? redactText(this.response.text(), this.secrets),
       truncated: this.request.truncated || this.response.truncated,
     }

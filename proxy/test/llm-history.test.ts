@@ -1,4 +1,7 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { gzipSync } from "node:zlib"
 import type { LlmExchange } from "../../core/src/LlmExchange.ts"
 import { curl } from "./support/Clients.ts"
 import { startWorld, viaProxy } from "./support/TestWorld.ts"
@@ -62,6 +65,24 @@ describe("proxy: LLM history recording", () => {
     assert.strictEqual(Buffer.byteLength(e.request), maxBytes)
     assert.isAtMost(Buffer.byteLength(e.response), maxBytes)
     assert.notInclude(e.response, world.secrets.echo)
+  })
+
+  it("a compressed body is not recorded as garbage: it says so", async () => {
+    const file = join(world.dir, "body.gz")
+    writeFileSync(file, gzipSync(JSON.stringify({ messages: [] })))
+    const r = await curl([
+      "-X",
+      "POST",
+      "-H",
+      "content-encoding: gzip",
+      "--data-binary",
+      `@${file}`,
+      ...viaProxy(world, "echo.test", "/gateway/v1/chat/completions"),
+    ])
+    assert.strictEqual(r.status, 200, r.body)
+    const e = await exchangeFor(world, "/gateway/v1/chat/completions")
+    assert.strictEqual(e.request, "[request body not recorded: content-encoding gzip]")
+    assert.include(e.response, "echo.test")
   })
 
   it("records nothing else: other paths and methods, or a proxy configured without llmHistory", async () => {
