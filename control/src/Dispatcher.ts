@@ -130,6 +130,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             UnknownSnapshot: (e) => store.transition(claimed.id, "failed", `unknown_snapshot: ${e.snapshot}`),
             SessionAlreadyRunning: () => store.transition(claimed.id, "failed", "node_reports_already_running"),
             VaultError: () => store.transition(claimed.id, "failed", "vault_cannot_decrypt_credentials"),
+            MemoryUnreadable: () => store.transition(claimed.id, "failed", "memory_unreadable"),
             RpcClientError: () => lost(claimed.id, "node_lost"),
           }),
           // Our own interrupt (stop, shutdown) never reaches this handler; an interrupt here came

@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Data, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { LlmExchange, type MemoryDispatch, type SessionId } from "@paws/core"
 import { readSettings } from "@paws/core/Settings"
@@ -22,6 +22,9 @@ export const SessionMemory = Schema.Struct({
   recordLlmHistory: Schema.optionalKey(Schema.Boolean),
 })
 
+/** A sealed state or history row did not open (another vault key, or moved between keys): the session cannot start. */
+export class MemoryUnreadable extends Data.TaggedError("MemoryUnreadable")<{ readonly message: string }> {}
+
 export interface HistoryEntry extends LlmExchange {
   readonly sessionId: string
   readonly recordedAt: string
@@ -37,7 +40,7 @@ const decodeExchange = Schema.decodeUnknownSync(Schema.fromJsonString(LlmExchang
  */
 export class MemoryStore extends Context.Service<MemoryStore, {
   /** The memory part of a dispatch: the newest state and as much recent history as fits the input cap. */
-  readonly dispatchFor: (memory: SessionMemory) => Effect.Effect<MemoryDispatch, VaultError>
+  readonly dispatchFor: (memory: SessionMemory) => Effect.Effect<MemoryDispatch, MemoryUnreadable>
   readonly saveState: (memory: SessionMemory, sessionId: SessionId, tar: string) => Effect.Effect<void>
   readonly recordExchange: (memory: SessionMemory, sessionId: SessionId, exchange: LlmExchange) => Effect.Effect<void>
   /** Oldest first, within retention; the newest `limit`. */
@@ -89,7 +92,7 @@ export class MemoryStore extends Context.Service<MemoryStore, {
           ...(state === undefined ? {} : { state }),
           ...(history === "" ? {} : { history }),
         } satisfies MemoryDispatch
-      })
+      }, Effect.mapError((e) => new MemoryUnreadable({ message: e.message })))
 
       const saveState = Effect.fn("MemoryStore.saveState")(
         function* (memory: SessionMemory, sessionId: SessionId, tar: string) {

@@ -148,6 +148,15 @@ for (const backend of backends) {
           const stolen = yield* call(control, "GET", "/v1/daemons/thief/history")
           assert.strictEqual(stolen.status, 503, stolen.text)
           assert.notInclude(stolen.text, `{\\"n\\"`)
+          // A state that does not open fails the session that needed it, before any node runs it.
+          yield* c.sql`UPDATE memory_states SET key = 'daemon:thief' WHERE key = 'daemon:keeper'`.pipe(Effect.orDie)
+          const count = dispatched.length
+          const robbed = yield* c.sessions.create(spec("true"), "memory-test", undefined, {
+            memory: { key: "daemon:thief" },
+          })
+          const failed = yield* waitForSession(control, robbed.sessionId, (s) => s.completedAt !== null)
+          assert.deepInclude(failed, { status: "failed", reason: "memory_unreadable" })
+          assert.strictEqual(dispatched.length, count)
         }))
 
       it.effect("history past PAWS_LLM_HISTORY_RETENTION_DAYS is neither served nor handed on, and is deleted", () =>
