@@ -11,6 +11,7 @@ import {
   secretSetting,
   textSetting,
 } from "@paws/core/Settings"
+import { memorySettings } from "./MemorySettings.ts"
 
 /** Every setting of `paws control`, read from the environment; `--help` and the README list this table. */
 export const controlSettings = {
@@ -164,6 +165,7 @@ export const controlSettings = {
     "memory of sessions that set no resources",
     { max: hardLimits.memoryMB },
   ),
+  ...memorySettings,
 }
 
 export interface ControlSettings {

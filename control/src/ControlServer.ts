@@ -10,6 +10,7 @@ import { ControlConfig } from "./ControlConfig.ts"
 import { Database } from "./Database.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
+import { MemoryStore } from "./MemoryStore.ts"
 import { Metrics } from "./Metrics.ts"
 import { LiveGateway } from "./LiveGateway.ts"
 import { NodeGateway } from "./NodeGateway.ts"
@@ -26,6 +27,7 @@ import { StaticNodes } from "./StaticNodes.ts"
 import { KubernetesNodes } from "./KubernetesNodes.ts"
 import { Vault } from "./Vault.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
+import { DaemonHistoryHttp } from "./http/DaemonHistoryHttp.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
@@ -38,6 +40,7 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
   Layer.provideMerge(Dispatcher.layer),
   Layer.provideMerge(ReplicaLease.layer),
+  Layer.provideMerge(MemoryStore.layer),
   Layer.provideMerge(
     Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer, NodeDrains.layer),
   ),
@@ -55,6 +58,7 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
+    Layer.provide(DaemonHistoryHttp),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,

@@ -1,15 +1,16 @@
 import {
   isTerminal,
   type NodeInfo,
+  type NodeSessionEvent,
   planDispatch,
   type SessionDispatch,
-  type SessionEvent,
   type SessionId,
 } from "@paws/core"
 import { Cause, Context, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { NodeDrains } from "./NodeDrains.ts"
+import { MemoryStore } from "./MemoryStore.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { ReplicaLease } from "./ReplicaLease.ts"
@@ -42,6 +43,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const vault = yield* Vault
       const feed = yield* EventFeed
       const drains = yield* NodeDrains
+      const memories = yield* MemoryStore
       const scope = yield* Effect.scope
       const running = new Map<SessionId, Fiber.Fiber<void>>()
       const perNode = new Map<string, number>()
@@ -66,8 +68,16 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         })
       yield* recover(true)
 
-      const event = (id: SessionId, e: SessionEvent) =>
+      const event = (claimed: ClaimedSession, e: NodeSessionEvent) =>
         Effect.gen(function* () {
+          const id = claimed.id
+          // Memory events are stored under the session's memory key, never as session events.
+          if (e._tag === "state" || e._tag === "llm") {
+            if (claimed.memory === null) return false
+            if (e._tag === "state") yield* memories.saveState(claimed.memory, id, e.tar)
+            else yield* memories.recordExchange(claimed.memory, id, e.exchange)
+            return false
+          }
           if (e._tag === "status") {
             // "starting" was recorded when the session was claimed; the node repeating it is no news.
             if (e.status === "starting") return false
@@ -78,7 +88,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           if (e._tag === "result") yield* store.setResult(id, e.result)
           else yield* store.append(id, e)
           return false
-        }).pipe(Effect.tap(() => feed.publish(id)))
+        }).pipe(Effect.tap(() => feed.publish(claimed.id)))
 
       /**
        * The node failed us before or while running: re-queue if the VM never ran (at most
@@ -114,10 +124,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             timeoutMs: spec.timeoutMs,
             network: { allowOut: spec.network.allowOut, credentials },
             ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
+            ...(claimed.memory === null ? {} : { memory: yield* memories.dispatchFor(claimed.memory) }),
           }
           let ended = false
           const finished = yield* entry.client.RunSession(dispatch).pipe(
-            Stream.runForEach((e) => Effect.map(event(id, e), (terminal) => void (ended ||= terminal))),
+            Stream.runForEach((e) => Effect.map(event(claimed, e), (terminal) => void (ended ||= terminal))),
             // The node enforces the timeout; this is the safety net for a node that never reports back.
             Effect.timeoutOption(spec.timeoutMs + config.timeoutGraceMs),
           )
@@ -133,6 +144,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             UnknownSnapshot: (e) => store.transition(claimed.id, "failed", `unknown_snapshot: ${e.snapshot}`),
             SessionAlreadyRunning: () => store.transition(claimed.id, "failed", "node_reports_already_running"),
             VaultError: () => store.transition(claimed.id, "failed", "vault_cannot_decrypt_credentials"),
+            MemoryUnreadable: () => store.transition(claimed.id, "failed", "memory_unreadable"),
             RpcClientError: () => lost(claimed.id, "node_lost"),
           }),
           // Our own interrupt (stop, shutdown) never reaches this handler; an interrupt here came

@@ -66,6 +66,29 @@ export const migrations = Migrator.fromRecord({
     yield* sql`ALTER TABLE node_tokens ADD COLUMN node_id text`
     yield* sql`ALTER TABLE node_tokens ADD COLUMN max_concurrent integer`
   }),
+  "0007_memory": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // The memory key and options control gave a session (daemon invocations); never user-set.
+    yield* sql`ALTER TABLE sessions ADD COLUMN memory jsonb`
+    yield* sql`CREATE TABLE memory_states (
+      key text NOT NULL,
+      generation integer NOT NULL,
+      session_id uuid NOT NULL,
+      sealed text NOT NULL,
+      bytes integer NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (key, generation)
+    )`
+    yield* sql`CREATE TABLE memory_history (
+      id bigserial PRIMARY KEY,
+      key text NOT NULL,
+      session_id uuid NOT NULL,
+      sealed text NOT NULL,
+      bytes integer NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now()
+    )`
+    yield* sql`CREATE INDEX memory_history_key ON memory_history (key, id)`
+  }),
   "0013_node_drains": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     // Drained nodes take no new sessions; in the database so every replica, and a restart, sees it.

@@ -14,6 +14,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { makeBatcher } from "./Batcher.ts"
 import { ControlConfig } from "./ControlConfig.ts"
+import { SessionMemory } from "./MemoryStore.ts"
 import { iso, json, rowDecoder } from "./Rows.ts"
 
 /** A sessions row as the driver returns it; decoded into a Session by `toSession`. */
@@ -33,6 +34,7 @@ interface SessionRow {
 const decodeSession = rowDecoder(Session, "session")
 const decodeClaimed = rowDecoder(Schema.Struct({ id: SessionId, spec: SessionSpecView }), "session")
 const decodeEvent = rowDecoder(SessionEvent, "session event")
+const decodeMemory = rowDecoder(SessionMemory, "session memory")
 
 const toSession = (row: SessionRow): Session => {
   const startedAt = iso(row.started_at)
@@ -58,6 +60,8 @@ export interface NewSession {
   readonly keyId: string
   readonly idempotencyKey: string | undefined
   readonly requestHash: string | undefined
+  /** Set only by control itself (daemon invocations): see MemoryStore. */
+  readonly memory?: SessionMemory
 }
 
 /** What the dispatcher needs to run a claimed session. */
@@ -72,6 +76,7 @@ export interface ClaimedSession {
   readonly id: SessionId
   readonly spec: SessionSpecView
   readonly credentials: string | null
+  readonly memory: SessionMemory | null
 }
 
 export interface StoredEvent {
@@ -150,6 +155,7 @@ export class SessionStore extends Context.Service<SessionStore, {
             key_id: s.keyId,
             idempotency_key: s.idempotencyKey ?? null,
             request_hash: s.requestHash ?? null,
+            memory: s.memory === undefined ? null : JSON.stringify(s.memory),
           }))
           const inserted = yield* sql<{ id: string }>`WITH s AS (
               INSERT INTO sessions ${sql.insert(rows as unknown as readonly [Record<string, unknown>])}
@@ -213,17 +219,21 @@ export class SessionStore extends Context.Service<SessionStore, {
 
       const claim = Effect.fnUntraced(function* (id: SessionId, node: string, replica: string) {
         const event = JSON.stringify(statusEvent("starting"))
-        const rows = yield* sql<{ id: string; spec: unknown; credentials: string | null }>`WITH c AS (
+        const rows = yield* sql<{ id: string; spec: unknown; credentials: string | null; memory: unknown }>`WITH c AS (
             UPDATE sessions SET status = 'starting', node = ${node}, replica = ${replica}
             WHERE id = (SELECT id FROM sessions WHERE id = ${id} AND status = 'pending' FOR UPDATE SKIP LOCKED)
-            RETURNING id, spec, credentials
+            RETURNING id, spec, credentials, memory
           ), e AS (
             INSERT INTO session_events (session_id, event) SELECT id, ${event}::jsonb FROM c
           )
           SELECT * FROM c`.pipe(Effect.orDie)
         const row = rows[0]
         if (row === undefined) return undefined
-        return { ...decodeClaimed({ id: row.id, spec: json(row.spec) }), credentials: row.credentials }
+        return {
+          ...decodeClaimed({ id: row.id, spec: json(row.spec) }),
+          credentials: row.credentials,
+          memory: row.memory === null ? null : decodeMemory(json(row.memory)),
+        }
       })
 
       /**

@@ -21,6 +21,7 @@ import { Context, Effect, Layer } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
+import type { SessionMemory } from "./MemoryStore.ts"
 import { Metrics } from "./Metrics.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
@@ -57,6 +58,8 @@ export class Sessions extends Context.Service<Sessions, {
     spec: SessionSpec,
     keyId: string,
     idempotencyKey: string | undefined,
+    /** Internal only (daemon invocations): never taken from a request body. */
+    internal?: { readonly memory?: SessionMemory },
   ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict | SnapshotUnavailable>
   readonly cancel: (id: SessionId) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
 }>()("paws/control/Sessions") {
@@ -73,7 +76,12 @@ export class Sessions extends Context.Service<Sessions, {
       const registry = yield* NodeRegistry
 
       const create = Effect.fnUntraced(
-        function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined) {
+        function* (
+          spec: SessionSpec,
+          keyId: string,
+          idempotencyKey: string | undefined,
+          internal?: { readonly memory?: SessionMemory },
+        ) {
           const problems = [...sessionSpecProblems(spec, limits), ...nulProblems(spec)]
           if (problems.length > 0) {
             return yield* new InvalidRequest({
@@ -114,6 +122,7 @@ export class Sessions extends Context.Service<Sessions, {
             idempotencyKey,
             // Keyed hash: comparing retries must not leave a guessable digest of credential values.
             requestHash: idempotencyKey === undefined ? undefined : vault.fingerprint(JSON.stringify(spec)),
+            ...(internal?.memory === undefined ? {} : { memory: internal.memory }),
           })
           const warnings = credentialWarnings(spec.network)
           const warned = warnings.length === 0 ? {} : { warnings }

@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey } from "./ApiKeys.ts"
+import { DaemonHistoryApi } from "./ApiDaemonHistory.ts"
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
@@ -168,6 +169,7 @@ export class Api extends HttpApi.make("paws")
   .add(SnapshotsApi)
   .add(KeysApi)
   .add(MetricsApi)
+  .add(DaemonHistoryApi)
   .middleware(ApiAuth)
   .add(HealthApi)
   .middleware(RequestValidation)

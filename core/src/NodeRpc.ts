@@ -3,7 +3,7 @@ import { Rpc, RpcGroup } from "effect/rpc"
 import { NodeAtCapacity, NodeSessionNotFound, SessionAlreadyRunning, UnknownSnapshot } from "./Errors.ts"
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
-import { SessionEvent } from "./SessionEvent.ts"
+import { MemoryDispatch, NodeSessionEvent } from "./SessionMemory.ts"
 import {
   hardLimits,
   headerNameRegExp,
@@ -59,12 +59,14 @@ export const SessionDispatch = Schema.Struct({
     ).pipe(Schema.check(checkedKeys(hostPatternProblem))),
   }),
   metadata: Schema.optionalKey(Metadata),
+  /** Set only for sessions control gave a memory key (daemon invocations): /state and LLM history. */
+  memory: Schema.optionalKey(MemoryDispatch),
 }).annotate({ identifier: "SessionDispatch" })
 export type SessionDispatch = typeof SessionDispatch.Type
 
 export const RunSession = Rpc.make("RunSession", {
   payload: SessionDispatch,
-  success: SessionEvent,
+  success: NodeSessionEvent,
   error: Schema.Union([NodeAtCapacity, UnknownSnapshot, SessionAlreadyRunning]),
   stream: true,
 })

@@ -15,6 +15,7 @@
  */
 import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 import { HostPattern } from "./HostPattern.ts"
+import { LlmExchange } from "./LlmExchange.ts"
 import { ProxyAuditEvent } from "./ProxyAudit.ts"
 import { CredentialRule } from "./SessionSpec.ts"
 
@@ -93,6 +94,8 @@ export const ProxyConfig = Schema.Struct({
   credentials: Schema.Record(HostPattern, CredentialRule),
   upstream: Schema.optionalKey(ProxyUpstream),
   limits: Schema.optionalKey(ProxyLimits),
+  /** Record exchanges with LLM APIs (bodies up to `maxBytes` each, redacted) as `llm` messages. */
+  llmHistory: Schema.optionalKey(Schema.Struct({ maxBytes: positiveInt })),
 }).annotate({ identifier: "ProxyConfig" })
 export type ProxyConfig = typeof ProxyConfig.Type
 
@@ -123,8 +126,17 @@ export const ProxyErrorMessage = Schema.TaggedStruct("error", {
   fatal: Schema.Boolean,
 }).annotate({ identifier: "ProxyErrorMessage" })
 
+export const ProxyLlmMessage = Schema.TaggedStruct("llm", {
+  exchange: LlmExchange,
+}).annotate({ identifier: "ProxyLlmMessage" })
+
 /** One NDJSON line on the proxy's stdout. */
-export const ProxyMessage = Schema.Union([ProxyReadyMessage, ProxyAuditMessage, ProxyErrorMessage]).annotate({
+export const ProxyMessage = Schema.Union([
+  ProxyReadyMessage,
+  ProxyAuditMessage,
+  ProxyErrorMessage,
+  ProxyLlmMessage,
+]).annotate({
   identifier: "ProxyMessage",
 })
 export type ProxyMessage = typeof ProxyMessage.Type

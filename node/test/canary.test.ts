@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Stream } from "effect"
-import { newSessionId, type SessionDispatch, type SessionEvent } from "@paws/core"
+import { newSessionId, type NodeSessionEvent, type SessionDispatch } from "@paws/core"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
@@ -91,7 +91,7 @@ describe("secret canaries (node level, real node process, real VM)", () => {
             },
           },
         }
-        const events: Array<SessionEvent> = []
+        const events: Array<NodeSessionEvent> = []
         const ready = yield* Deferred.make<void>()
         const fiber = yield* client.RunSession(dispatch).pipe(
           Stream.runForEach((e) =>

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Option, Stream } from "effect"
-import { newSessionId, type SessionEvent } from "@paws/core"
+import { newSessionId, type NodeSessionEvent } from "@paws/core"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
@@ -119,7 +119,7 @@ describe("paws node (main)", () => {
       const status = yield* client.NodeStatus()
       assert.strictEqual(status.capacity.running, 0)
       assert.isAbove(status.capacity.maxConcurrent, 0)
-      const events: Array<SessionEvent> = Array.from(
+      const events: Array<NodeSessionEvent> = Array.from(
         yield* Stream.runCollect(client.RunSession({
           sessionId: newSessionId(),
           snapshot: "default",

@@ -2,7 +2,7 @@ import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { HttpServer } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { newSessionId, type SessionDispatch, type SessionEvent, UnknownSnapshot, workloadText } from "@paws/core"
+import { newSessionId, type NodeSessionEvent, type SessionDispatch, UnknownSnapshot, workloadText } from "@paws/core"
 import type { GuestImage } from "../src/image/GuestImage.ts"
 import { ImageStore } from "../src/image/ImageStore.ts"
 import { createServer } from "node:http"
@@ -95,12 +95,12 @@ layer(TestServer, { excludeTestServices: true })("NodeServer", (it) => {
         Effect.timeout("3 seconds"),
       )
       assert.deepStrictEqual(
-        Array.from(events, (e: SessionEvent) => e._tag === "status" ? e.status : e._tag),
+        Array.from(events, (e: NodeSessionEvent) => e._tag === "status" ? e.status : e._tag),
         ["starting", "running", "output", "completed"],
       )
 
       const long = dispatch("wait")
-      const seen: Array<SessionEvent> = []
+      const seen: Array<NodeSessionEvent> = []
       const started = yield* Deferred.make<void>()
       const fiber = yield* client.RunSession(long).pipe(
         Stream.runForEach((e) =>

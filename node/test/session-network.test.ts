@@ -1,6 +1,6 @@
 import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Stream } from "effect"
-import type { SessionEvent } from "@paws/core"
+import type { NodeSessionEvent } from "@paws/core"
 import { LiveSessions } from "../src/session/LiveSessions.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
 import { serve, sh } from "./support/TestNet.ts"
@@ -43,7 +43,7 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: String(8 * 1024 * 1024) }), {
         const b = dispatchOf("echo up; sleep 120")
         const bRunning = yield* Deferred.make<void>()
         const bFiber = yield* sessions.run(b).pipe(
-          Stream.runForEach((e: SessionEvent) =>
+          Stream.runForEach((e: NodeSessionEvent) =>
             e._tag === "output" ? Deferred.succeed(bRunning, undefined) : Effect.void
           ),
           Effect.forkChild,

@@ -1,6 +1,6 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect, Stream } from "effect"
-import type { SessionEvent } from "@paws/core"
+import type { NodeSessionEvent } from "@paws/core"
 import { LiveSessions } from "../src/session/LiveSessions.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
 import { testNodeLayer } from "./support/TestNode.ts"
@@ -75,7 +75,7 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: "4096" }), { excludeTestServic
       Effect.gen(function* () {
         const sessions = yield* LiveSessions
         const dispatch = dispatchOf("echo started; sleep 300")
-        const events: Array<SessionEvent> = []
+        const events: Array<NodeSessionEvent> = []
         yield* sessions.run(dispatch).pipe(
           Stream.runForEach((e) =>
             Effect.gen(function* () {

@@ -70,6 +70,7 @@ export const startProxy = (
       secrets,
       idleTimeoutMs: limits.idleTimeoutMs,
       connectTimeoutMs: limits.upstreamConnectTimeoutMs,
+      ...(config.llmHistory === undefined ? {} : { llmHistory: config.llmHistory }),
     }
     const { address } = config.listen
     const https = yield* listener(() =>

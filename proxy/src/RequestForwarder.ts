@@ -12,6 +12,7 @@ import { BlockedAddress } from "./UpstreamPool.ts"
 import { BodyMeter } from "./BodyMeter.ts"
 import { framingHeaders } from "./RequestFraming.ts"
 import { encodedBodyHeaders, responseDecoder } from "./ResponseDecoding.ts"
+import { isLlmCall, LlmRecorder } from "./LlmRecorder.ts"
 
 export interface ForwarderDeps {
   readonly judge: RequestJudge
@@ -21,6 +22,8 @@ export interface ForwarderDeps {
   readonly secrets: SecretNeedles
   readonly idleTimeoutMs: number
   readonly connectTimeoutMs: number
+  /** Set for memory sessions: LLM exchanges are recorded (bodies capped) and sent as `llm` messages. */
+  readonly llmHistory?: { readonly maxBytes: number }
 }
 
 export const refusalBody = (refusal: Refusal): string => `paws proxy: ${refusal.reason}.\n`
@@ -109,6 +112,9 @@ const forward = (
   let status = 0
   let decision: Refusal["decision"] | "allowed" = "allowed"
   let reason: string | undefined
+  const recorder = deps.llmHistory !== undefined && isLlmCall(req.method, req.url)
+    ? new LlmRecorder(req, deps.llmHistory.maxBytes, deps.secrets)
+    : undefined
 
   // Until the body is fully written the upstream may still be reading it: a response before then
   // spoils the connection (never reused), so leftover body bytes can never become a "next request".
@@ -157,6 +163,7 @@ const forward = (
       source = source.pipe(decoder)
     }
     if (injected) source = source.pipe(new SecretScanner(deps.secrets, "redact", echo))
+    recorder?.watchResponse(source, decoder === undefined ? upRes.headers["content-encoding"] : undefined)
     source.pipe(res)
     upRes.on("error", () => res.destroy())
   }
@@ -227,6 +234,7 @@ const forward = (
       ...(injected ? { injected: injections.map((i) => i.name) } : {}),
       ...(reason === undefined ? {} : { reason }),
     })
+    if (recorder !== undefined) deps.audit.send({ _tag: "llm", exchange: recorder.finish(host, status) })
   })
 }
 

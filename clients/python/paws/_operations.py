@@ -194,6 +194,19 @@ class MetricsOperations(SyncOperations):
         return str(data)
 
 
+class DaemonHistoryOperations(SyncOperations):
+    """Daemon memory: recorded LLM history."""
+
+    def history(self, name: str, *, limit: str | None = None) -> DaemonHistory:
+        """A daemon's LLM history
+
+        The exchanges with LLM APIs (Anthropic Messages, OpenAI-compatible chat completions) that the proxy recorded for a daemon's invocations: request and response bodies (streams as raw SSE text), never headers, with injected credential values redacted; each body cut at PAWS_LLM_HISTORY_BODY_MAX_BYTES. Oldest first, the newest `limit` (default 100) within retention.
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/daemons/{name}/history", path={"name": name}, query={"limit": limit}, headers={}, body=None, expect='application/json')
+        return DaemonHistory.from_dict(data)
+
+
 class HealthOperations(SyncOperations):
     """Health probes for load balancers and orchestrators."""
 
@@ -396,6 +409,19 @@ class AsyncMetricsOperations(AsyncOperations):
         Requires scope `read` (or one that implies it)."""
         data = await self._call("GET", "/metrics", path={}, query={}, headers={}, body=None, expect='text/plain; version=0.0.4')
         return str(data)
+
+
+class AsyncDaemonHistoryOperations(AsyncOperations):
+    """Daemon memory: recorded LLM history."""
+
+    async def history(self, name: str, *, limit: str | None = None) -> DaemonHistory:
+        """A daemon's LLM history
+
+        The exchanges with LLM APIs (Anthropic Messages, OpenAI-compatible chat completions) that the proxy recorded for a daemon's invocations: request and response bodies (streams as raw SSE text), never headers, with injected credential values redacted; each body cut at PAWS_LLM_HISTORY_BODY_MAX_BYTES. Oldest first, the newest `limit` (default 100) within retention.
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/daemons/{name}/history", path={"name": name}, query={"limit": limit}, headers={}, body=None, expect='application/json')
+        return DaemonHistory.from_dict(data)
 
 
 class AsyncHealthOperations(AsyncOperations):

@@ -18,6 +18,8 @@ __all__ = [
     "CreatedApiKey",
     "CreatedNodeToken",
     "CredentialRule",
+    "DaemonHistory",
+    "DaemonHistoryEntry",
     "FieldIssue",
     "ForbiddenEncoded",
     "HeaderName",
@@ -206,6 +208,54 @@ class UnauthorizedEncoded(Model):
         return cls(
             tag=data["_tag"],
             message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonHistory(Model):
+    _json_names = {'daemon': 'daemon', 'entries': 'entries'}
+    _required = frozenset(['daemon', 'entries'])
+
+    daemon: str
+    entries: list[DaemonHistoryEntry]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonHistory:
+        return cls(
+            daemon=data["daemon"],
+            entries=[DaemonHistoryEntry.from_dict(x0) for x0 in data["entries"]],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonHistoryEntry(Model):
+    _json_names = {'time': 'time', 'host': 'host', 'method': 'method', 'path': 'path', 'status': 'status', 'request': 'request', 'response': 'response', 'truncated': 'truncated', 'session_id': 'sessionId', 'recorded_at': 'recordedAt'}
+    _required = frozenset(['host', 'method', 'path', 'recorded_at', 'request', 'response', 'session_id', 'status', 'time', 'truncated'])
+
+    time: str
+    host: str
+    method: str
+    path: str
+    status: int
+    request: str
+    response: str
+    truncated: bool
+    session_id: str
+    recorded_at: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonHistoryEntry:
+        return cls(
+            time=data["time"],
+            host=data["host"],
+            method=data["method"],
+            path=data["path"],
+            status=data["status"],
+            request=data["request"],
+            response=data["response"],
+            truncated=data["truncated"],
+            session_id=data["sessionId"],
+            recorded_at=data["recordedAt"],
         )
 
 

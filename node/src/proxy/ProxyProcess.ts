@@ -1,5 +1,5 @@
 import { Data, Deferred, Effect, Option } from "effect"
-import type { CredentialRule, ProxyAuditEvent, ProxyPorts } from "@paws/core"
+import type { CredentialRule, LlmExchange, ProxyAuditEvent, ProxyPorts } from "@paws/core"
 import { decodeProxyMessageLine, encodeProxyConfigLine, type ProxyConfig, type ProxyUpstream } from "@paws/core"
 import type { ChildProcess } from "node:child_process"
 import { createInterface } from "node:readline"
@@ -19,6 +19,8 @@ export interface ProxyStart {
   readonly allowOut: ReadonlyArray<string>
   readonly credentials: Record<string, CredentialRule>
   readonly onAudit: (event: ProxyAuditEvent) => void
+  /** Record LLM exchanges (memory sessions): each body capped at `maxBytes`, handed to `onExchange`. */
+  readonly llmHistory?: { readonly maxBytes: number; readonly onExchange: (exchange: LlmExchange) => void }
 }
 
 export interface RunningProxy {
@@ -70,6 +72,7 @@ export const spawnProxyProcess = (netnsPrefix: ReadonlyArray<string>, label: Rec
         allowOut: start.allowOut,
         credentials: start.credentials,
         ...(Option.isSome(upstream) ? { upstream: upstream.value } : {}),
+        ...(start.llmHistory === undefined ? {} : { llmHistory: { maxBytes: start.llmHistory.maxBytes } }),
       }
       const ready = yield* Deferred.make<Omit<RunningProxy, "exited">, ProxyFailed>()
       const handle = (line: string) => {
@@ -83,6 +86,7 @@ export const spawnProxyProcess = (netnsPrefix: ReadonlyArray<string>, label: Rec
           const { pid, caCertificatePem, ports } = message
           Deferred.doneUnsafe(ready, Effect.succeed({ pid, caCertificatePem, ports }))
         } else if (message._tag === "audit") start.onAudit(message.event)
+        else if (message._tag === "llm") start.llmHistory?.onExchange(message.exchange)
         else if (message.fatal) Deferred.doneUnsafe(ready, Effect.fail(new ProxyFailed({ reason: message.message })))
       }
       for (const line of early.splice(0)) handle(line)

@@ -1,10 +1,10 @@
 import { Context, Deferred, Effect, Layer, Option, Queue, Stream } from "effect"
 import {
   NodeAtCapacity,
+  type NodeSessionEvent,
   NodeSessionNotFound,
   SessionAlreadyRunning,
   type SessionDispatch,
-  type SessionEvent,
   type UnknownSnapshot,
 } from "@paws/core"
 import { ImageStore } from "../image/ImageStore.ts"
@@ -20,7 +20,7 @@ import { SessionRunner } from "./SessionRunner.ts"
 export class LiveSessions extends Context.Service<LiveSessions, {
   readonly run: (
     dispatch: SessionDispatch,
-  ) => Stream.Stream<SessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>
+  ) => Stream.Stream<NodeSessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>
   readonly cancel: (sessionId: string) => Effect.Effect<void, NodeSessionNotFound>
   readonly ids: Effect.Effect<ReadonlySet<string>>
   readonly capacity: Effect.Effect<{ readonly maxConcurrent: number; readonly running: number }>
@@ -63,7 +63,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
         })
 
       const run = (dispatch: SessionDispatch) =>
-        Stream.callback<SessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>((queue) =>
+        Stream.callback<NodeSessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>((queue) =>
           Effect.gen(function* () {
             const cancel = yield* Effect.acquireRelease(
               admit(dispatch),

@@ -1,5 +1,5 @@
 import { Cause, Context, Deferred, Effect, Layer, Option } from "effect"
-import type { SessionDispatch, SessionEvent, SessionResult, SessionStatus } from "@paws/core"
+import type { NodeSessionEvent, SessionDispatch, SessionResult, SessionStatus } from "@paws/core"
 import { NetnsDialer } from "../guest/NetnsDialer.ts"
 import { NodeSshKey } from "../guest/NodeSshKey.ts"
 import { OutputCap } from "../guest/OutputCap.ts"
@@ -15,6 +15,7 @@ import { WarmVmPool } from "../warm/WarmVmPool.ts"
 import { LiveOutput } from "./LiveOutput.ts"
 import { collectResult } from "./ResultCollect.ts"
 import { makeSessionSteps } from "./SessionSteps.ts"
+import { collectState, restoreMemory } from "./StateVolume.ts"
 import type { SessionContext } from "./SessionSteps.ts"
 
 export { SessionStepFailed } from "./SessionSteps.ts"
@@ -42,7 +43,7 @@ const failedWith = (cause: Cause.Cause<unknown>): Outcome => {
 export class SessionRunner extends Context.Service<SessionRunner, {
   readonly run: (
     dispatch: SessionDispatch,
-    emit: (event: SessionEvent) => void,
+    emit: (event: NodeSessionEvent) => void,
     cancel: Deferred.Deferred<void>,
   ) => Effect.Effect<void>
 }>()("paws/node/session/SessionRunner") {
@@ -66,7 +67,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
 
       const run = Effect.fn("SessionRunner.run")(function* (
         dispatch: SessionDispatch,
-        emit: (event: SessionEvent) => void,
+        emit: (event: NodeSessionEvent) => void,
         cancel: Deferred.Deferred<void>,
       ) {
         const stdout = new OutputCap(config.outputCapBytes)
@@ -94,6 +95,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           })
           const watch = steps.watch(started.vm, proxy)
           const shell = yield* steps.guest(c, slot, placement, proxy, started, watch)
+          const memory = dispatch.memory
+          if (memory !== undefined) yield* restoreMemory(shell, memory, watch)
           status("running")
           const exitCode = yield* steps.workload(c, shell, watch, { stdout, stderr, live })
           if (Option.isNone(exitCode)) {
@@ -103,6 +106,14 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           }
           const result = yield* collectResult(shell, config.resultCapBytes, watch)
           const done: Outcome["status"] = exitCode.value === 0 ? "completed" : "failed"
+          // /state is saved only after a clean exit: a failed run must not replace the last good state.
+          if (memory !== undefined && exitCode.value === 0) {
+            const saved = yield* collectState(shell, memory.stateMaxBytes, watch)
+            if (saved._tag === "saved") emit({ _tag: "state", tar: saved.tar })
+            else if (result.error === undefined) {
+              return { status: done, exitCode: 0, output: result.output, error: saved.note } satisfies Outcome
+            }
+          }
           return { status: done, exitCode: exitCode.value, ...result } satisfies Outcome
         })
 

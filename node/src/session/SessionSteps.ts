@@ -1,6 +1,6 @@
 import { Data, Deferred, Effect, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import type { SessionDispatch, SessionEvent } from "@paws/core"
+import type { NodeSessionEvent, SessionDispatch } from "@paws/core"
 import { prepareViaAgent } from "../guest/AgentPrepare.ts"
 import { agentShell } from "../guest/AgentShell.ts"
 import type { GuestAgent } from "../guest/GuestAgent.ts"
@@ -35,7 +35,7 @@ export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ r
 /** One session as its steps see it: what to run, where its events go, where its time goes. */
 export interface SessionContext {
   readonly dispatch: SessionDispatch
-  readonly emit: (event: SessionEvent) => void
+  readonly emit: (event: NodeSessionEvent) => void
   /** Records a step's time since the session began (logged at the end). */
   readonly mark: (step: string) => Effect.Effect<void>
 }
@@ -114,6 +114,14 @@ export const makeSessionSteps = (s: StepServices) => {
       allowOut: c.dispatch.network.allowOut,
       credentials: c.dispatch.network.credentials,
       onAudit: (event) => c.emit({ _tag: "audit", event }),
+      ...(c.dispatch.memory?.recordLlmHistory === true
+        ? {
+          llmHistory: {
+            maxBytes: c.dispatch.memory.llmMaxBytes,
+            onExchange: (exchange) => c.emit({ _tag: "llm", exchange }),
+          },
+        }
+        : {}),
     }).pipe(
       Effect.tap(() => c.mark("proxy")),
       Effect.tap((p) => s.firewall.open(slot, p.ports)),

@@ -1,6 +1,6 @@
 import { assert } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
-import type { ProxyAuditEvent, SessionEvent } from "@paws/core"
+import type { NodeSessionEvent, ProxyAuditEvent } from "@paws/core"
 import { readFileSync } from "node:fs"
 import { runArgv } from "../../src/HostCommand.ts"
 import { labelledProcesses } from "../../src/network/Reconciler.ts"
@@ -161,7 +161,7 @@ export const collect = Effect.scoped(Effect.gen(function* () {
   )
   const bUp = yield* Deferred.make<void>()
   const bFiber = yield* sessions.run(b).pipe(
-    Stream.runForEach((e: SessionEvent) => e._tag === "output" ? Deferred.succeed(bUp, undefined) : Effect.void),
+    Stream.runForEach((e: NodeSessionEvent) => e._tag === "output" ? Deferred.succeed(bUp, undefined) : Effect.void),
     Effect.forkChild,
   )
   yield* Deferred.await(bUp)

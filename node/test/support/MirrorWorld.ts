@@ -47,7 +47,7 @@ const mirrorRoot = Effect.gen(function* () {
   return root
 }).pipe(Effect.orDie)
 
-const mirrorIn = (netns: string, root: string, toolCommand: string | undefined): Effect.Effect<
+export const mirrorIn = (netns: string, root: string, toolCommand: string | undefined): Effect.Effect<
   { readonly port: number; readonly caPem: string; readonly received: Array<MirrorRequest> },
   never,
   Scope.Scope

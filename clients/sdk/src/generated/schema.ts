@@ -310,6 +310,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/daemons/{name}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A daemon's LLM history
+         * @description The exchanges with LLM APIs (Anthropic Messages, OpenAI-compatible chat completions) that the proxy recorded for a daemon's invocations: request and response bodies (streams as raw SSE text), never headers, with injected credential values redacted; each body cut at PAWS_LLM_HISTORY_BODY_MAX_BYTES. Oldest first, the newest `limit` (default 100) within retention.
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["daemonHistory.history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -389,6 +411,22 @@ export interface components {
             /** @enum {string} */
             _tag: "Unauthorized";
             message: string;
+        };
+        DaemonHistory: {
+            daemon: string;
+            entries: components["schemas"]["DaemonHistoryEntry"][];
+        };
+        DaemonHistoryEntry: {
+            time: string;
+            host: string;
+            method: string;
+            path: string;
+            status: number;
+            request: string;
+            response: string;
+            truncated: boolean;
+            sessionId: string;
+            recordedAt: string;
         };
         ApiKeyNotFoundEncoded: {
             /** @enum {string} */
@@ -1904,6 +1942,75 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemonHistory.history": {
+        parameters: {
+            query?: {
+                limit?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description DaemonHistory */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonHistory"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description ServiceUnavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableEncoded"];
                 };
             };
         };
