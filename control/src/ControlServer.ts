@@ -22,7 +22,9 @@ import { SessionStore } from "./SessionStore.ts"
 import { Snapshots } from "./Snapshots.ts"
 import { StaticNodes } from "./StaticNodes.ts"
 import { Vault } from "./Vault.ts"
+import { DaemonServices } from "./daemons/DaemonServices.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
+import { DaemonsHttp } from "./http/DaemonsHttp.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
@@ -30,6 +32,7 @@ import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
+import { HookRoute } from "./daemons/HookRoute.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
@@ -48,13 +51,23 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
+    Layer.provide([
+      SessionsHttp,
+      KeysHttp,
+      NodesHttp,
+      NodeTokensHttp,
+      MetricsHttp,
+      HealthHttp,
+      SnapshotsHttp,
+      DaemonsHttp,
+    ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,
   NodeGateway,
   LiveGateway,
   StaticNodes,
+  HookRoute,
 )
 
 /**
@@ -70,6 +83,7 @@ export const ControlServer = Layer.unwrap(Effect.gen(function* () {
   )
 })).pipe(
   Layer.provideMerge(bootstrap),
+  Layer.provideMerge(DaemonServices),
   Layer.provideMerge(ControlServices),
   Layer.provideMerge(ControlConfig.layer),
 )

@@ -92,6 +92,9 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             ? {}
             : JSON.parse(yield* vault.open(claimed.credentials, id)) as SessionDispatch["network"]["credentials"]
           sent = credentials
+          const input = claimed.input === null
+            ? undefined
+            : JSON.parse(yield* vault.open(claimed.input, `${id}:input`)) as SessionDispatch["input"]
           const dispatch: SessionDispatch = {
             sessionId: id,
             snapshot: spec.snapshot,
@@ -100,6 +103,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             timeoutMs: spec.timeoutMs,
             network: { allowOut: spec.network.allowOut, credentials },
             ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
+            ...(input === undefined ? {} : { input }),
           }
           let ended = false
           const finished = yield* entry.client.RunSession(dispatch).pipe(

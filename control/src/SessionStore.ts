@@ -9,6 +9,7 @@ import {
   type SessionStatus,
   sessionStatuses,
   sessionTransitions,
+  type SessionTrigger,
 } from "@paws/core"
 import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
@@ -28,6 +29,8 @@ interface SessionRow {
   readonly completed_at: unknown
   readonly reason: string | null
   readonly result: unknown
+  readonly daemon?: string | null
+  readonly trigger?: unknown
 }
 
 const decodeSession = rowDecoder(Session, "session")
@@ -48,6 +51,8 @@ const toSession = (row: SessionRow): Session => {
     durationMs: startedAt !== null && completedAt !== null ? Date.parse(completedAt) - Date.parse(startedAt) : null,
     reason: row.reason,
     result: row.result === null ? null : json(row.result),
+    ...(row.daemon == null ? {} : { daemon: row.daemon }),
+    ...(row.trigger == null ? {} : { trigger: json(row.trigger) }),
   })
 }
 
@@ -58,6 +63,15 @@ export interface NewSession {
   readonly keyId: string
   readonly idempotencyKey: string | undefined
   readonly requestHash: string | undefined
+  /** Set when a daemon's trigger created the session (DaemonInvoker). */
+  readonly origin?: SessionOrigin | undefined
+}
+
+/** Which daemon and trigger created a session, and its trigger payload (vault-sealed) for /input. */
+export interface SessionOrigin {
+  readonly daemon: string
+  readonly trigger: SessionTrigger
+  readonly input: string | null
 }
 
 /** What the dispatcher needs to run a claimed session. */
@@ -65,6 +79,8 @@ export interface ClaimedSession {
   readonly id: SessionId
   readonly spec: SessionSpecView
   readonly credentials: string | null
+  /** The vault-sealed trigger payload (daemon invocations only). */
+  readonly input: string | null
 }
 
 export interface StoredEvent {
@@ -100,7 +116,7 @@ export class SessionStore extends Context.Service<SessionStore, {
   ) => Effect.Effect<{ readonly id: SessionId; readonly created: boolean }, IdempotencyConflict>
   readonly get: (id: SessionId) => Effect.Effect<Session | undefined>
   readonly list: (
-    q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined },
+    q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined; daemon?: string },
   ) => Effect.Effect<ReadonlyArray<Session>>
   readonly claimNext: (node: string) => Effect.Effect<ClaimedSession | undefined>
   /** Moves a session to `to` if the transition table allows it from its current status; false if not. */
@@ -133,6 +149,9 @@ export class SessionStore extends Context.Service<SessionStore, {
             key_id: s.keyId,
             idempotency_key: s.idempotencyKey ?? null,
             request_hash: s.requestHash ?? null,
+            daemon: s.origin?.daemon ?? null,
+            trigger: s.origin === undefined ? null : JSON.stringify(s.origin.trigger),
+            input: s.origin?.input ?? null,
           }))
           const inserted = yield* sql<{ id: string }>`WITH s AS (
               INSERT INTO sessions ${sql.insert(rows as unknown as readonly [Record<string, unknown>])}
@@ -169,28 +188,38 @@ export class SessionStore extends Context.Service<SessionStore, {
         )
 
       const list = Effect.fn("SessionStore.list")(function* (
-        q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined },
+        q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined; daemon?: string },
       ) {
         const rows = yield* sql<SessionRow>`SELECT * FROM sessions
           WHERE ${q.status === undefined ? sql`TRUE` : sql`status = ${q.status}`}
             AND ${q.cursor === undefined ? sql`TRUE` : sql`id < ${q.cursor}`}
+            AND ${q.daemon === undefined ? sql`TRUE` : sql`daemon = ${q.daemon}`}
           ORDER BY id DESC LIMIT ${q.limit}`.pipe(Effect.orDie)
         return rows.map(toSession)
       })
 
       const claimNext = Effect.fnUntraced(function* (node: string) {
         const event = JSON.stringify(statusEvent("starting"))
-        const rows = yield* sql<{ id: string; spec: unknown; credentials: string | null }>`WITH c AS (
+        // A daemon's invocations run one at a time (its `queue` policy): one waits while another is active.
+        const rows = yield* sql<
+          { id: string; spec: unknown; credentials: string | null; input: string | null }
+        >`WITH c AS (
             UPDATE sessions SET status = 'starting', node = ${node}
-            WHERE id = (SELECT id FROM sessions WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-            RETURNING id, spec, credentials
+            WHERE id = (SELECT id FROM sessions p WHERE status = 'pending' AND (p.daemon IS NULL OR NOT EXISTS (
+                SELECT 1 FROM sessions r WHERE r.daemon = p.daemon AND r.status IN ('starting', 'running')
+              )) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING id, spec, credentials, input
           ), e AS (
             INSERT INTO session_events (session_id, event) SELECT id, ${event}::jsonb FROM c
           )
           SELECT * FROM c`.pipe(Effect.orDie)
         const row = rows[0]
         if (row === undefined) return undefined
-        return { ...decodeClaimed({ id: row.id, spec: json(row.spec) }), credentials: row.credentials }
+        return {
+          ...decodeClaimed({ id: row.id, spec: json(row.spec) }),
+          credentials: row.credentials,
+          input: row.input,
+        }
       })
 
       /**

@@ -8,10 +8,12 @@ import {
   type Session,
   type SessionAccepted,
   type SessionId,
+  type SessionInput,
   SessionNotFound,
   type SessionSpec,
   sessionSpecProblems,
   type SessionSpecView,
+  type SessionTrigger,
   withSessionDefaults,
   workloadText,
 } from "@paws/core"
@@ -28,7 +30,7 @@ import { Vault } from "./Vault.ts"
  * U+0000 and lone surrogates cannot be stored (PostgreSQL text/jsonb), and NUL cannot reach a
  * shell or environment (C strings): free-text fields that no pattern checks must not hold them.
  */
-const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }> => {
+export const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }> => {
   const problems: Array<{ path: string; message: string }> = []
   const check = (path: string, value: string) => {
     if (value.includes("\u0000")) problems.push({ path, message: "must not contain NUL (U+0000)" })
@@ -43,6 +45,13 @@ const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }
   return problems
 }
 
+/** A daemon invocation: who made the session and the payload for its /input (sealed here, bound to the session). */
+export interface Invocation {
+  readonly daemon: string
+  readonly trigger: SessionTrigger
+  readonly input: SessionInput | undefined
+}
+
 const notFound = (id: string) => new SessionNotFound({ sessionId: id, message: `no session ${id}` })
 
 /**
@@ -54,6 +63,7 @@ export class Sessions extends Context.Service<Sessions, {
     spec: SessionSpec,
     keyId: string,
     idempotencyKey: string | undefined,
+    origin?: Invocation,
   ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict>
   readonly cancel: (id: SessionId) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
 }>()("paws/control/Sessions") {
@@ -69,7 +79,7 @@ export class Sessions extends Context.Service<Sessions, {
       const dispatcher = yield* Dispatcher
 
       const create = Effect.fnUntraced(
-        function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined) {
+        function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined, origin?: Invocation) {
           const problems = [...sessionSpecProblems(spec, limits), ...nulProblems(spec)]
           if (problems.length > 0) {
             return yield* new InvalidRequest({
@@ -102,6 +112,11 @@ export class Sessions extends Context.Service<Sessions, {
             idempotencyKey,
             // Keyed hash: comparing retries must not leave a guessable digest of credential values.
             requestHash: idempotencyKey === undefined ? undefined : vault.fingerprint(JSON.stringify(spec)),
+            origin: origin === undefined ? undefined : {
+              daemon: origin.daemon,
+              trigger: origin.trigger,
+              input: origin.input === undefined ? null : vault.seal(JSON.stringify(origin.input), `${id}:input`),
+            },
           })
           const warnings = credentialWarnings(spec.network)
           const warned = warnings.length === 0 ? {} : { warnings }

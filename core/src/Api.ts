@@ -4,6 +4,8 @@ import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey } from ".
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
+import { DaemonsApi } from "./ApiDaemons.ts"
+import { DaemonName } from "./Daemon.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
 import { IdempotencyConflict, IllegalTransition, ServiceUnavailable, SessionNotFound } from "./Errors.ts"
 import { SessionId } from "./Ids.ts"
@@ -56,9 +58,11 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
         status: Schema.optional(SessionStatus),
         limit: Schema.optional(Limit),
         cursor: Schema.optional(SessionId),
+        /** Only the invocations of this daemon. */
+        daemon: Schema.optional(DaemonName),
       },
       success: SessionPage,
-    }).pipe(scoped("read", "List sessions", "List sessions, newest first, optionally by status.")),
+    }).pipe(scoped("read", "List sessions", "List sessions, newest first, optionally by status or daemon.")),
     HttpApiEndpoint.get("get", "/:id", {
       params: { id: SessionId },
       success: Session,
@@ -141,6 +145,7 @@ export class Api extends HttpApi.make("paws")
   .add(NodesApi)
   .add(NodeTokensApi)
   .add(SnapshotsApi)
+  .add(DaemonsApi)
   .add(KeysApi)
   .add(MetricsApi)
   .middleware(ApiAuth)

@@ -20,13 +20,13 @@ class SessionsOperations(SyncOperations):
         data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
-    def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
+    def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
         """List sessions
 
-        List sessions, newest first, optionally by status.
+        List sessions, newest first, optionally by status or daemon.
 
         Requires scope `read` (or one that implies it)."""
-        data = self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor}, headers={}, body=None, expect='application/json')
+        data = self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor, "daemon": daemon}, headers={}, body=None, expect='application/json')
         return SessionPage.from_dict(data)
 
     def get(self, id: SessionId) -> Session:
@@ -132,6 +132,64 @@ class SnapshotsOperations(SyncOperations):
         return None
 
 
+class DaemonsOperations(SyncOperations):
+    """Daemons: persistent agent roles fired by triggers."""
+
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
+        """Define a daemon
+
+        A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "triggers": triggers, "concurrency": concurrency, "enabled": enabled}, expect='application/json')
+        return DaemonSaved.from_dict(data)
+
+    def list(self) -> list[Daemon]:
+        """List daemons
+
+        List daemons
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/daemons", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [Daemon.from_dict(x0) for x0 in data]
+
+    def get(self, name: DaemonName) -> Daemon:
+        """Get a daemon
+
+        Get a daemon
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
+        return Daemon.from_dict(data)
+
+    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
+        """Change a daemon
+
+        Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "triggers": triggers, "concurrency": concurrency, "enabled": enabled}, expect='application/json')
+        return DaemonSaved.from_dict(data)
+
+    def delete(self, name: DaemonName) -> None:
+        """Delete a daemon
+
+        Its triggers stop; its sessions stay listed.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("DELETE", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
+        return None
+
+    def run(self, name: DaemonName) -> DaemonInvocation:
+        """Run a daemon now
+
+        A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("POST", "/v1/daemons/{name}/run", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
+        return DaemonInvocation.from_dict(data)
+
+
 class KeysOperations(SyncOperations):
     """API keys and their scopes (admin only)."""
 
@@ -206,13 +264,13 @@ class AsyncSessionsOperations(AsyncOperations):
         data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
-    async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
+    async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
         """List sessions
 
-        List sessions, newest first, optionally by status.
+        List sessions, newest first, optionally by status or daemon.
 
         Requires scope `read` (or one that implies it)."""
-        data = await self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor}, headers={}, body=None, expect='application/json')
+        data = await self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor, "daemon": daemon}, headers={}, body=None, expect='application/json')
         return SessionPage.from_dict(data)
 
     async def get(self, id: SessionId) -> Session:
@@ -316,6 +374,64 @@ class AsyncSnapshotsOperations(AsyncOperations):
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("DELETE", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
         return None
+
+
+class AsyncDaemonsOperations(AsyncOperations):
+    """Daemons: persistent agent roles fired by triggers."""
+
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
+        """Define a daemon
+
+        A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "triggers": triggers, "concurrency": concurrency, "enabled": enabled}, expect='application/json')
+        return DaemonSaved.from_dict(data)
+
+    async def list(self) -> list[Daemon]:
+        """List daemons
+
+        List daemons
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/daemons", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [Daemon.from_dict(x0) for x0 in data]
+
+    async def get(self, name: DaemonName) -> Daemon:
+        """Get a daemon
+
+        Get a daemon
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
+        return Daemon.from_dict(data)
+
+    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
+        """Change a daemon
+
+        Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "triggers": triggers, "concurrency": concurrency, "enabled": enabled}, expect='application/json')
+        return DaemonSaved.from_dict(data)
+
+    async def delete(self, name: DaemonName) -> None:
+        """Delete a daemon
+
+        Its triggers stop; its sessions stay listed.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("DELETE", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
+        return None
+
+    async def run(self, name: DaemonName) -> DaemonInvocation:
+        """Run a daemon now
+
+        A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("POST", "/v1/daemons/{name}/run", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
+        return DaemonInvocation.from_dict(data)
 
 
 class AsyncKeysOperations(AsyncOperations):

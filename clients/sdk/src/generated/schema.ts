@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * List sessions
-         * @description List sessions, newest first, optionally by status.
+         * @description List sessions, newest first, optionally by status or daemon.
          *
          *     Requires scope `read` (or one that implies it).
          */
@@ -210,6 +210,90 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/daemons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List daemons
+         * @description List daemons
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["daemons.list"];
+        put?: never;
+        /**
+         * Define a daemon
+         * @description A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        post: operations["daemons.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/daemons/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a daemon
+         * @description Get a daemon
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["daemons.get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a daemon
+         * @description Its triggers stop; its sessions stay listed.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        delete: operations["daemons.delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a daemon
+         * @description Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        patch: operations["daemons.update"];
+        trace?: never;
+    };
+    "/v1/daemons/{name}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a daemon now
+         * @description A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        post: operations["daemons.run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -387,6 +471,158 @@ export interface components {
             name: string;
             scopes: components["schemas"]["ApiScope"][];
         };
+        DaemonNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "DaemonNotFound";
+            daemon: string;
+            message: string;
+        };
+        DaemonInvocation: {
+            sessionId: string;
+            status: string;
+        };
+        DaemonName: string;
+        DaemonSaved: {
+            daemon: components["schemas"]["Daemon"];
+            secrets: {
+                [key: string]: string;
+            };
+        };
+        Daemon: {
+            name: components["schemas"]["DaemonName"];
+            snapshot?: components["schemas"]["SnapshotName"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            resources?: components["schemas"]["Resources"];
+            timeoutMs?: number;
+            network?: {
+                allowOut: components["schemas"]["HostPattern"][];
+                credentials?: {
+                    [key: string]: {
+                        headers: components["schemas"]["HeaderName"][];
+                    };
+                };
+            };
+            metadata?: {
+                [key: string]: string;
+            };
+            triggers: components["schemas"]["Trigger"][];
+            concurrency: components["schemas"]["ConcurrencyPolicy"];
+            enabled: boolean;
+            createdAt: string;
+            updatedAt: string;
+        };
+        /** @enum {string} */
+        ConcurrencyPolicy: "queue" | "skip" | "replace";
+        Trigger: components["schemas"]["WebhookTrigger"] | components["schemas"]["GithubTrigger"] | components["schemas"]["CronTrigger"] | components["schemas"]["WatchTrigger"];
+        WatchTrigger: {
+            /** @enum {string} */
+            kind: "watch";
+            name: components["schemas"]["TriggerName"];
+            url: string;
+            intervalSeconds: number;
+            pointer?: string;
+        };
+        TriggerName: string;
+        CronTrigger: {
+            /** @enum {string} */
+            kind: "cron";
+            name: components["schemas"]["TriggerName"];
+            schedule: string;
+            timeZone?: string;
+            /** @enum {string} */
+            missed?: "skip" | "once";
+        };
+        GithubTrigger: {
+            /** @enum {string} */
+            kind: "github";
+            name: components["schemas"]["TriggerName"];
+            filters: components["schemas"]["GithubFilter"][];
+        };
+        GithubFilter: {
+            event: string;
+            action?: string;
+            branch?: string;
+            bodyPattern?: string;
+        };
+        WebhookTrigger: {
+            /** @enum {string} */
+            kind: "webhook";
+            name: components["schemas"]["TriggerName"];
+        };
+        HeaderName: string;
+        HostPattern: string;
+        Resources: {
+            vcpus: number;
+            memoryMB: number;
+        };
+        AgentWorkload: {
+            /** @enum {string} */
+            type: "agent";
+            /** @enum {string} */
+            agent?: "claude-code" | "custom";
+            command?: string[];
+            prompt: string;
+            model?: string;
+            maxTurns?: number;
+            allowedTools?: string[];
+            env?: {
+                [key: string]: string;
+            };
+        };
+        ScriptWorkload: {
+            /** @enum {string} */
+            type: "script";
+            script: string;
+            env?: {
+                [key: string]: string;
+            };
+        };
+        SnapshotName: string;
+        DaemonPatch: {
+            snapshot?: components["schemas"]["SnapshotName"];
+            workload?: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            resources?: components["schemas"]["Resources"];
+            timeoutMs?: number;
+            network?: components["schemas"]["Network"];
+            metadata?: {
+                [key: string]: string;
+            };
+            triggers?: components["schemas"]["Trigger"][];
+            concurrency?: components["schemas"]["ConcurrencyPolicy"];
+            enabled?: boolean;
+        };
+        Network: {
+            allowOut: components["schemas"]["HostPattern"][];
+            credentials?: {
+                [key: string]: components["schemas"]["CredentialRule"];
+            };
+            allowWildcardCredential?: boolean;
+        };
+        CredentialRule: {
+            headers: {
+                [key: string]: string;
+            };
+        };
+        DaemonExistsEncoded: {
+            /** @enum {string} */
+            _tag: "DaemonExists";
+            daemon: string;
+            message: string;
+        };
+        DaemonSpec: {
+            name: components["schemas"]["DaemonName"];
+            snapshot?: components["schemas"]["SnapshotName"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            resources?: components["schemas"]["Resources"];
+            timeoutMs?: number;
+            network?: components["schemas"]["Network"];
+            metadata?: {
+                [key: string]: string;
+            };
+            triggers?: components["schemas"]["Trigger"][];
+            concurrency?: components["schemas"]["ConcurrencyPolicy"];
+            enabled?: boolean;
+        };
         SnapshotBusyEncoded: {
             /** @enum {string} */
             _tag: "SnapshotBusy";
@@ -399,7 +635,6 @@ export interface components {
             snapshot: string;
             message: string;
         };
-        SnapshotName: string;
         Snapshot: {
             name: components["schemas"]["SnapshotName"];
             node: string;
@@ -452,20 +687,6 @@ export interface components {
             timeoutMs?: number;
             node?: string;
         };
-        Network: {
-            allowOut: components["schemas"]["HostPattern"][];
-            credentials?: {
-                [key: string]: components["schemas"]["CredentialRule"];
-            };
-            allowWildcardCredential?: boolean;
-        };
-        CredentialRule: {
-            headers: {
-                [key: string]: string;
-            };
-        };
-        HeaderName: string;
-        HostPattern: string;
         NodeTokenNotFoundEncoded: {
             /** @enum {string} */
             _tag: "NodeTokenNotFound";
@@ -539,6 +760,13 @@ export interface components {
             durationMs: number | null;
             reason: string | null;
             result: components["schemas"]["SessionResult"] | null;
+            daemon?: string;
+            trigger?: components["schemas"]["SessionTrigger"];
+        };
+        SessionTrigger: {
+            /** @enum {string} */
+            kind: "webhook" | "github" | "cron" | "watch" | "manual";
+            name: string;
         };
         SessionResult: {
             exitCode: number | null;
@@ -562,32 +790,6 @@ export interface components {
                 };
             };
             metadata?: {
-                [key: string]: string;
-            };
-        };
-        Resources: {
-            vcpus: number;
-            memoryMB: number;
-        };
-        AgentWorkload: {
-            /** @enum {string} */
-            type: "agent";
-            /** @enum {string} */
-            agent?: "claude-code" | "custom";
-            command?: string[];
-            prompt: string;
-            model?: string;
-            maxTurns?: number;
-            allowedTools?: string[];
-            env?: {
-                [key: string]: string;
-            };
-        };
-        ScriptWorkload: {
-            /** @enum {string} */
-            type: "script";
-            script: string;
-            env?: {
                 [key: string]: string;
             };
         };
@@ -632,6 +834,7 @@ export interface operations {
                 status?: components["schemas"]["SessionStatus"];
                 limit?: string;
                 cursor?: components["schemas"]["SessionId"];
+                daemon?: components["schemas"]["DaemonName"];
             };
             header?: never;
             path?: never;
@@ -1470,6 +1673,401 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SnapshotBusyEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Daemon"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DaemonSpec"];
+            };
+        };
+        responses: {
+            /** @description DaemonSaved */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonSaved"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonExists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonExistsEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["DaemonName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Daemon */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Daemon"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["DaemonName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description <No Content> */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["DaemonName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DaemonPatch"];
+            };
+        };
+        responses: {
+            /** @description DaemonSaved */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonSaved"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["DaemonName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description DaemonInvocation */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonInvocation"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
