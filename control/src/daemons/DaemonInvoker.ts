@@ -45,6 +45,11 @@ export class DaemonInvoker extends Context.Service<DaemonInvoker, {
         options: { readonly idempotencyKey?: string } = {},
       ) {
         const name = daemon.view.name
+        if (options.idempotencyKey !== undefined) {
+          // A retried invocation (a cron tick fired again after a restart) changes nothing.
+          const existing = yield* store.sessionByKey(name, options.idempotencyKey)
+          if (existing !== undefined) return { sessionId: existing.id, status: existing.status }
+        }
         const active = yield* store.activeSessions(name)
         const policy = daemon.view.concurrency
         if (policy === "replace") {

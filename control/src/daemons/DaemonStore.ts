@@ -56,6 +56,11 @@ export class DaemonStore extends Context.Service<DaemonStore, {
   readonly remove: (name: string) => Effect.Effect<boolean>
   /** The daemon's sessions that are pending, starting or running, oldest first. */
   readonly activeSessions: (daemon: string) => Effect.Effect<ReadonlyArray<string>>
+  /** The session a daemon already created under this idempotency key (a retried cron tick), if any. */
+  readonly sessionByKey: (
+    daemon: string,
+    key: string,
+  ) => Effect.Effect<{ readonly id: string; readonly status: string } | undefined>
   /** Records a delivery (webhook signature, GitHub delivery id); false when it was seen before. */
   readonly firstDelivery: (daemon: string, trigger: string, delivery: string) => Effect.Effect<boolean>
   /** Forgets deliveries older than `seconds` (outside any replay window). */
@@ -64,8 +69,19 @@ export class DaemonStore extends Context.Service<DaemonStore, {
     daemon: string,
     trigger: string,
   ) => Effect.Effect<{ readonly lastTick: Date | null; readonly lastValue: string | null } | undefined>
-  /** Moves a cron trigger's last tick forward from `from` (compare-and-set); false if another replica did. */
-  readonly advanceTick: (daemon: string, trigger: string, from: Date | null, to: Date) => Effect.Effect<boolean>
+  /**
+   * Moves a cron trigger's last tick forward from `from` (compare-and-set), noting what is to be
+   * done for it (`fire:N`, `skip`); false if another replica moved it first.
+   */
+  readonly advanceTick: (
+    daemon: string,
+    trigger: string,
+    from: Date | null,
+    to: Date,
+    note: string,
+  ) => Effect.Effect<boolean>
+  /** Notes a tick's invocation as done (it had been noted `fire:N`). */
+  readonly tickFired: (daemon: string, trigger: string, tick: Date) => Effect.Effect<void>
   /** Stores a watch's value; false if it was already that (another replica saw the change first). */
   readonly changeValue: (daemon: string, trigger: string, value: string) => Effect.Effect<boolean>
   /** Takes or renews the lease `name` for `ms`; false while another holder's lease runs. */
@@ -115,6 +131,15 @@ export class DaemonStore extends Context.Service<DaemonStore, {
           Effect.orDie,
         )
 
+      const sessionByKey = (daemon: string, key: string) =>
+        sql<{ id: string; status: string }>`SELECT id, status FROM sessions
+          WHERE key_id = ${"daemon:" + daemon} AND idempotency_key = ${key}`.pipe(
+          Effect.map((
+            rows,
+          ) => (rows[0] === undefined ? undefined : { id: String(rows[0].id), status: rows[0].status })),
+          Effect.orDie,
+        )
+
       const firstDelivery = (daemon: string, trigger: string, delivery: string) =>
         sql`INSERT INTO daemon_deliveries (daemon, trigger, delivery) VALUES (${daemon}, ${trigger}, ${delivery})
           ON CONFLICT DO NOTHING RETURNING delivery`.pipe(Effect.map((rows) => rows.length > 0), Effect.orDie)
@@ -137,15 +162,19 @@ export class DaemonStore extends Context.Service<DaemonStore, {
           Effect.orDie,
         )
 
-      const advanceTick = (daemon: string, trigger: string, from: Date | null, to: Date) =>
+      const advanceTick = (daemon: string, trigger: string, from: Date | null, to: Date, note: string) =>
         (from === null
-          ? sql`INSERT INTO daemon_trigger_state (daemon, trigger, last_tick) VALUES (${daemon}, ${trigger}, ${to})
-              ON CONFLICT DO NOTHING RETURNING daemon`
-          : sql`UPDATE daemon_trigger_state SET last_tick = ${to}, updated_at = now()
+          ? sql`INSERT INTO daemon_trigger_state (daemon, trigger, last_tick, last_value)
+              VALUES (${daemon}, ${trigger}, ${to}, ${note}) ON CONFLICT DO NOTHING RETURNING daemon`
+          : sql`UPDATE daemon_trigger_state SET last_tick = ${to}, last_value = ${note}, updated_at = now()
               WHERE daemon = ${daemon} AND trigger = ${trigger} AND last_tick = ${from} RETURNING daemon`).pipe(
             Effect.map((rows) => rows.length > 0),
             Effect.orDie,
           )
+
+      const tickFired = (daemon: string, trigger: string, tick: Date) =>
+        sql`UPDATE daemon_trigger_state SET last_value = 'fired'
+          WHERE daemon = ${daemon} AND trigger = ${trigger} AND last_tick = ${tick}`.pipe(Effect.asVoid, Effect.orDie)
 
       const changeValue = (daemon: string, trigger: string, value: string) =>
         sql`INSERT INTO daemon_trigger_state (daemon, trigger, last_value) VALUES (${daemon}, ${trigger}, ${value})
@@ -167,10 +196,12 @@ export class DaemonStore extends Context.Service<DaemonStore, {
         list,
         remove,
         activeSessions,
+        sessionByKey,
         firstDelivery,
         pruneDeliveries,
         triggerState,
         advanceTick,
+        tickFired,
         changeValue,
         lease,
       })
