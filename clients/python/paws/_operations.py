@@ -2,6 +2,7 @@
 """One class per API tag with one method per operation, sync and async."""
 from __future__ import annotations
 
+import builtins
 from typing import Any, Literal, Mapping
 
 from ._transport import AsyncOperations, SyncOperations
@@ -51,7 +52,7 @@ class SessionsOperations(SyncOperations):
 class NodesOperations(SyncOperations):
     """Nodes: the hosts that run the microVMs."""
 
-    def list(self) -> list[NodeInfo]:
+    def list(self) -> builtins.list[NodeInfo]:
         """List nodes
 
         Nodes known to this control plane and their free capacity.
@@ -73,7 +74,7 @@ class NodeTokensOperations(SyncOperations):
         data = self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name, "nodeId": node_id, "maxConcurrent": max_concurrent}, expect='application/json')
         return CreatedNodeToken.from_dict(data)
 
-    def list(self) -> list[NodeToken]:
+    def list(self) -> builtins.list[NodeToken]:
         """List node tokens
 
         List node tokens (never their secrets).
@@ -104,7 +105,7 @@ class SnapshotsOperations(SyncOperations):
         data = self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')
         return SnapshotAccepted.from_dict(data)
 
-    def list(self) -> list[Snapshot]:
+    def list(self) -> builtins.list[Snapshot]:
         """List snapshots
 
         Snapshots on every connected node, and builds running or failed.
@@ -135,7 +136,7 @@ class SnapshotsOperations(SyncOperations):
 class DaemonsOperations(SyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
@@ -144,7 +145,7 @@ class DaemonsOperations(SyncOperations):
         data = self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "triggers": triggers, "concurrency": concurrency, "enabled": enabled}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
-    def list(self) -> list[Daemon]:
+    def list(self) -> builtins.list[Daemon]:
         """List daemons
 
         List daemons
@@ -162,7 +163,7 @@ class DaemonsOperations(SyncOperations):
         data = self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Daemon.from_dict(data)
 
-    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
+    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
         """Change a daemon
 
         Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
@@ -193,7 +194,7 @@ class DaemonsOperations(SyncOperations):
 class KeysOperations(SyncOperations):
     """API keys and their scopes (admin only)."""
 
-    def create(self, *, scopes: list[ApiScope], name: str) -> CreatedApiKey:
+    def create(self, *, scopes: builtins.list[ApiScope], name: str) -> CreatedApiKey:
         """Create an API key
 
         The secret is in this response only; it is stored hashed.
@@ -202,7 +203,7 @@ class KeysOperations(SyncOperations):
         data = self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
-    def list(self) -> list[ApiKey]:
+    def list(self) -> builtins.list[ApiKey]:
         """List API keys
 
         List API keys (never their secrets).
@@ -295,7 +296,7 @@ class AsyncSessionsOperations(AsyncOperations):
 class AsyncNodesOperations(AsyncOperations):
     """Nodes: the hosts that run the microVMs."""
 
-    async def list(self) -> list[NodeInfo]:
+    async def list(self) -> builtins.list[NodeInfo]:
         """List nodes
 
         Nodes known to this control plane and their free capacity.
@@ -317,7 +318,7 @@ class AsyncNodeTokensOperations(AsyncOperations):
         data = await self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name, "nodeId": node_id, "maxConcurrent": max_concurrent}, expect='application/json')
         return CreatedNodeToken.from_dict(data)
 
-    async def list(self) -> list[NodeToken]:
+    async def list(self) -> builtins.list[NodeToken]:
         """List node tokens
 
         List node tokens (never their secrets).
@@ -348,7 +349,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
         data = await self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')
         return SnapshotAccepted.from_dict(data)
 
-    async def list(self) -> list[Snapshot]:
+    async def list(self) -> builtins.list[Snapshot]:
         """List snapshots
 
         Snapshots on every connected node, and builds running or failed.
@@ -379,7 +380,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
 class AsyncDaemonsOperations(AsyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
@@ -388,7 +389,7 @@ class AsyncDaemonsOperations(AsyncOperations):
         data = await self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "triggers": triggers, "concurrency": concurrency, "enabled": enabled}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
-    async def list(self) -> list[Daemon]:
+    async def list(self) -> builtins.list[Daemon]:
         """List daemons
 
         List daemons
@@ -406,7 +407,7 @@ class AsyncDaemonsOperations(AsyncOperations):
         data = await self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Daemon.from_dict(data)
 
-    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
+    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None) -> DaemonSaved:
         """Change a daemon
 
         Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
@@ -437,7 +438,7 @@ class AsyncDaemonsOperations(AsyncOperations):
 class AsyncKeysOperations(AsyncOperations):
     """API keys and their scopes (admin only)."""
 
-    async def create(self, *, scopes: list[ApiScope], name: str) -> CreatedApiKey:
+    async def create(self, *, scopes: builtins.list[ApiScope], name: str) -> CreatedApiKey:
         """Create an API key
 
         The secret is in this response only; it is stored hashed.
@@ -446,7 +447,7 @@ class AsyncKeysOperations(AsyncOperations):
         data = await self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
-    async def list(self) -> list[ApiKey]:
+    async def list(self) -> builtins.list[ApiKey]:
         """List API keys
 
         List API keys (never their secrets).

@@ -90,8 +90,6 @@ DaemonName = str
 
 ConcurrencyPolicy = Literal["queue", "skip", "replace"]
 
-Trigger = WebhookTrigger | GithubTrigger | CronTrigger | WatchTrigger
-
 TriggerName = str
 
 HeaderName = str
@@ -1254,3 +1252,6 @@ class SessionSpec(Model):
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),
             metadata=data.get("metadata"),
         )
+
+
+Trigger = WebhookTrigger | GithubTrigger | CronTrigger | WatchTrigger
