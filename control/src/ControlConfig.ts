@@ -1,5 +1,6 @@
 import { Config, Context, Effect, Layer, type Redacted } from "effect"
 import { defaultSessionLimits, hardLimits, nodeMaxConcurrentLimit, type SessionLimits } from "@paws/core"
+import { daemonSettings } from "./daemons/DaemonConfig.ts"
 import { customSetting, flagSetting, intSetting, readSettings, secretSetting, textSetting } from "@paws/core/Settings"
 
 /** Every setting of `paws control`, read from the environment; `--help` and the README list this table. */
@@ -117,6 +118,8 @@ export const controlSettings = {
     "memory of sessions that set no resources",
     { max: hardLimits.memoryMB },
   ),
+  // Daemons' settings live beside them (DaemonConfig reads them); here so that --help lists them.
+  ...daemonSettings,
 }
 
 export interface ControlSettings {

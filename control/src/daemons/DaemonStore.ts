@@ -63,7 +63,7 @@ export class DaemonStore extends Context.Service<DaemonStore, {
   ) => Effect.Effect<{ readonly id: string; readonly status: string } | undefined>
   /** Records a delivery (webhook signature, GitHub delivery id); false when it was seen before. */
   readonly firstDelivery: (daemon: string, trigger: string, delivery: string) => Effect.Effect<boolean>
-  /** Forgets deliveries older than `seconds` (outside any replay window). */
+  /** Forgets webhook signatures older than `seconds` (outside any replay window), GitHub ids after 30 days. */
   readonly pruneDeliveries: (seconds: number) => Effect.Effect<void>
   readonly triggerState: (
     daemon: string,
@@ -145,7 +145,10 @@ export class DaemonStore extends Context.Service<DaemonStore, {
           ON CONFLICT DO NOTHING RETURNING delivery`.pipe(Effect.map((rows) => rows.length > 0), Effect.orDie)
 
       const pruneDeliveries = (seconds: number) =>
-        sql`DELETE FROM daemon_deliveries WHERE received_at < now() - make_interval(secs => ${seconds})`.pipe(
+        // A webhook signature only needs keeping while its timestamp is in the window; GitHub may redeliver
+        // a delivery (same id) days later, so those are kept for 30 days.
+        sql`DELETE FROM daemon_deliveries WHERE received_at < now() - make_interval(secs => ${seconds})
+          AND (delivery NOT LIKE 'github:%' OR received_at < now() - interval '30 days')`.pipe(
           Effect.asVoid,
           Effect.orDie,
         )

@@ -76,7 +76,7 @@ export const HookRoute = HttpRouter.add(
       )
     const run = trigger.kind === "webhook"
       ? webhook(daemon, trigger, body.value, request.headers, secret, config.hookReplayWindowSeconds, refused)
-      : github(daemon, trigger, body.value, request.headers, secret, refused)
+      : github(daemon, trigger, body.value, request.headers, secret, config.hookReplayWindowSeconds, refused)
     return yield* run.pipe(
       Effect.provideService(DaemonStore, store),
       Effect.provideService(DaemonInvoker, invoker),
@@ -138,6 +138,7 @@ const github = (
   body: Uint8Array,
   headers: Headers,
   secret: string,
+  windowSeconds: number,
   refused: Refuse,
 ) =>
   Effect.gen(function* () {
@@ -155,6 +156,7 @@ const github = (
     if (typeof payload !== "object" || payload === null) return reply(400, { message: "the body must be JSON" })
     if (event === "ping") return reply(200, { pong: true })
     const store = yield* DaemonStore
+    yield* store.pruneDeliveries(2 * windowSeconds)
     if (!(yield* store.firstDelivery(daemon.view.name, trigger.name, `github:${delivery}`))) {
       return reply(200, { duplicate: true, message: `delivery ${delivery} was received before` })
     }
