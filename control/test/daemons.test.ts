@@ -170,6 +170,19 @@ for (const backend of backends) {
             assert.strictEqual(dispatch.input?.trigger, "manual")
             assert.strictEqual(JSON.parse(dispatch.input!.files["event.json"]!).kind, "manual")
             assert.strictEqual(dispatch.network.credentials["api.test"]?.headers["x-api-key"], credential)
+            // A wildcard credential's explicit consent is kept with the daemon and given to each session.
+            const wild = yield* define(control, {
+              name: "wild",
+              network: {
+                allowOut: ["*.api.test"],
+                credentials: { "*.api.test": { headers: { "x-api-key": credential } } },
+                allowWildcardCredential: true,
+              },
+            })
+            assert.strictEqual(wild.status, 201, wild.text)
+            assert.isTrue(wild.body.daemon.network.allowWildcardCredential)
+            const wildRun = yield* call(control, "POST", "/v1/daemons/wild/run")
+            assert.strictEqual(wildRun.status, 202, wildRun.text)
             const listed = yield* sessionsOf(control, "manual")
             assert.deepStrictEqual(listed.map((s) => s.id), [run.body.sessionId])
             const other = yield* call(control, "POST", "/v1/sessions", {

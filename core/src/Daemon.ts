@@ -106,7 +106,10 @@ export const DaemonView = Schema.Struct({
   workload: SessionSpecView.fields.workload,
   resources: Schema.optionalKey(SessionSpecView.fields.resources),
   timeoutMs: Schema.optionalKey(SessionSpecView.fields.timeoutMs),
-  network: Schema.optionalKey(SessionSpecView.fields.network),
+  network: Schema.optionalKey(Schema.Struct({
+    ...SessionSpecView.fields.network.fields,
+    allowWildcardCredential: SessionSpec.fields.network.schema.fields.allowWildcardCredential,
+  })),
   metadata: SessionSpecView.fields.metadata,
   triggers: Schema.Array(Trigger),
   concurrency: ConcurrencyPolicy,

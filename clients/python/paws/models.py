@@ -390,17 +390,19 @@ class Daemon(Model):
 
 @dataclass(kw_only=True)
 class DaemonNetwork(Model):
-    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials'}
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential'}
     _required = frozenset(['allow_out'])
 
     allow_out: list[HostPattern]
     credentials: dict[str, DaemonNetworkCredentialsValue] | None = None
+    allow_wildcard_credential: bool | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DaemonNetwork:
         return cls(
             allow_out=data["allowOut"],
             credentials=(None if data.get("credentials") is None else {k0: DaemonNetworkCredentialsValue.from_dict(v0) for k0, v0 in data["credentials"].items()}),
+            allow_wildcard_credential=data.get("allowWildcardCredential"),
         )
 
 

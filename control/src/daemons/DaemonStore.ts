@@ -54,6 +54,8 @@ export class DaemonStore extends Context.Service<DaemonStore, {
   readonly get: (name: string) => Effect.Effect<StoredDaemon | undefined>
   readonly list: Effect.Effect<ReadonlyArray<StoredDaemon>>
   readonly remove: (name: string) => Effect.Effect<boolean>
+  /** Forgets the cron/watch bookkeeping of triggers that changed or went: they start afresh. */
+  readonly resetTriggers: (daemon: string, triggers: ReadonlyArray<string>) => Effect.Effect<void>
   /** The daemon's sessions that are pending, starting or running, oldest first. */
   readonly activeSessions: (daemon: string) => Effect.Effect<ReadonlyArray<string>>
   /** The session a daemon already created under this idempotency key (a retried cron tick), if any. */
@@ -123,6 +125,10 @@ export class DaemonStore extends Context.Service<DaemonStore, {
           yield* sql`DELETE FROM daemon_deliveries WHERE daemon = ${name}`
           return rows.length > 0
         }).pipe(Effect.orDie)
+
+      const resetTriggers = (daemon: string, triggers: ReadonlyArray<string>) =>
+        triggers.length === 0 ? Effect.void : sql`DELETE FROM daemon_trigger_state
+          WHERE daemon = ${daemon} AND trigger IN ${sql.in(triggers)}`.pipe(Effect.asVoid, Effect.orDie)
 
       const activeSessions = (daemon: string) =>
         sql<{ id: string }>`SELECT id FROM sessions WHERE daemon = ${daemon}
@@ -198,6 +204,7 @@ export class DaemonStore extends Context.Service<DaemonStore, {
         get,
         list,
         remove,
+        resetTriggers,
         activeSessions,
         sessionByKey,
         firstDelivery,

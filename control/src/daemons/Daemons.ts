@@ -71,6 +71,9 @@ export class Daemons extends Context.Service<Daemons, {
           ...(d.network === undefined ? {} : {
             network: {
               allowOut: d.network.allowOut,
+              ...(d.network.allowWildcardCredential === undefined
+                ? {}
+                : { allowWildcardCredential: d.network.allowWildcardCredential }),
               ...(creds === undefined ? {} : {
                 credentials: Object.fromEntries(
                   Object.entries(creds).map(([host, rule]) => [host, { headers: Object.keys(rule.headers) }]),
@@ -158,6 +161,9 @@ export class Daemons extends Context.Service<Daemons, {
         const { all, fresh } = secretsFor(body.triggers, old.triggers, yield* openSecrets(before))
         const updated = yield* store.update(name, kept.body as DaemonBody, kept.sealed, sealSecrets(name, all))
         if (!updated) return yield* notFound(name)
+        // A cron or watch whose definition changed starts afresh (a new URL's first poll is a baseline).
+        const same = (t: Trigger) => body.triggers.some((n) => JSON.stringify(n) === JSON.stringify(t))
+        yield* store.resetTriggers(name, old.triggers.filter((t) => !same(t)).map((t) => t.name))
         return { daemon: (yield* Effect.orDie(get(name))).view, secrets: fresh }
       })
 
@@ -170,7 +176,13 @@ export class Daemons extends Context.Service<Daemons, {
           const spec: SessionSpec = {
             ...sessionPart(v),
             ...(v.network === undefined ? {} : {
-              network: { allowOut: v.network.allowOut, ...(creds === undefined ? {} : { credentials: creds }) },
+              network: {
+                allowOut: v.network.allowOut,
+                ...(creds === undefined ? {} : { credentials: creds }),
+                ...(v.network.allowWildcardCredential === undefined
+                  ? {}
+                  : { allowWildcardCredential: v.network.allowWildcardCredential }),
+              },
             }),
           }
           return spec

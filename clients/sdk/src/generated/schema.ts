@@ -501,6 +501,7 @@ export interface components {
                         headers: components["schemas"]["HeaderName"][];
                     };
                 };
+                allowWildcardCredential?: boolean;
             };
             metadata?: {
                 [key: string]: string;
