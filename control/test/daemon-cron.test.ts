@@ -103,5 +103,50 @@ describe("cron with two control replicas on one PostgreSQL", () => {
           assert.strictEqual(r.idempotency_key, `cron:every-second:${openInput(vaultKey, String(r.id), r.input).tick}`)
         }
       }))
+
+    it.effect("a tick claimed by a replica that died before firing it is fired once by the next pass", () =>
+      Effect.gen(function* () {
+        const db = yield* TestDatabase
+        const store = yield* db.fresh
+        const vaultKey = randomBytes(32)
+        const control = yield* startControl(store, {
+          PAWS_VAULT_KEY: vaultKey.toString("base64"),
+          PAWS_CRON_POLL_MS: "100",
+          PAWS_DAEMON_LEASE_MS: "1000",
+        })
+        const created = yield* call(control, "POST", "/v1/daemons", {
+          body: {
+            name: "yearly",
+            workload: { type: "script", script: "date" },
+            triggers: [{ kind: "cron", name: "new-year", schedule: "0 0 1 1 *" }],
+          },
+        })
+        assert.strictEqual(created.status, 201, created.text)
+        const query = <A extends object>(f: (sql: any) => Effect.Effect<ReadonlyArray<A>, unknown>) =>
+          Effect.scoped(Effect.gen(function* () {
+            const sql = yield* PgClient.make({ url: Redacted.make(store.databaseUrl!), maxConnections: 1 })
+            return yield* f(sql)
+          })).pipe(Effect.provide(Reactivity.layer), Effect.orDie)
+        // What a replica leaves when it dies between claiming the tick and creating its session.
+        yield* query((sql) =>
+          sql`INSERT INTO daemon_trigger_state (daemon, trigger, last_tick, last_value)
+            VALUES ('yearly', 'new-year', '2026-01-01T00:00:00Z', 'fire:1')
+            ON CONFLICT (daemon, trigger) DO UPDATE SET last_tick = EXCLUDED.last_tick, last_value = EXCLUDED.last_value
+            RETURNING daemon`
+        )
+        const sessions = () =>
+          Effect.map(call(control, "GET", "/v1/sessions?daemon=yearly"), (r) => r.body.sessions as Array<any>)
+        const deadline = Date.now() + 10_000
+        while ((yield* sessions()).length === 0 && Date.now() < deadline) yield* Effect.sleep(50)
+        yield* Effect.sleep(1_000) // ten more passes
+        const fired = yield* sessions()
+        assert.strictEqual(fired.length, 1, JSON.stringify(fired))
+        const rows = yield* query<{ id: string; input: string; last_value: string }>((sql) =>
+          sql`SELECT s.id, s.input, t.last_value FROM sessions s, daemon_trigger_state t
+            WHERE s.daemon = 'yearly' AND t.daemon = 'yearly'`
+        )
+        assert.strictEqual(openInput(vaultKey, String(rows[0]!.id), rows[0]!.input).tick, "2026-01-01T00:00:00.000Z")
+        assert.strictEqual(rows[0]!.last_value, "fired")
+      }))
   })
 })
