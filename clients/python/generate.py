@@ -195,6 +195,8 @@ def render_operations(spec: dict, models: Models) -> str:
         for method, operation in item.items():
             if success(operation)[2] == "text/event-stream":
                 continue  # streamed by hand (paws/_events.py): it is not one JSON answer
+            if operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema") == {}:
+                continue  # a raw body (signed hook deliveries): its sender signs bytes, an SDK call cannot
             groups.setdefault(operation["operationId"].split(".")[0], []).append((path, method, operation))
     out = [HEADER, '"""One class per API tag with one method per operation, sync and async."""\n',
            "from __future__ import annotations\n\n", "import builtins\n", "from typing import Any, Literal, Mapping\n\n",

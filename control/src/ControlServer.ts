@@ -25,6 +25,7 @@ import { Vault } from "./Vault.ts"
 import { DaemonServices } from "./daemons/DaemonServices.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { DaemonsHttp } from "./http/DaemonsHttp.ts"
+import { HooksHttp } from "./http/HooksHttp.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
@@ -32,7 +33,6 @@ import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
-import { HookRoute } from "./daemons/HookRoute.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
@@ -60,6 +60,7 @@ const routes = Layer.mergeAll(
       HealthHttp,
       SnapshotsHttp,
       DaemonsHttp,
+      HooksHttp,
     ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
@@ -67,7 +68,6 @@ const routes = Layer.mergeAll(
   NodeGateway,
   LiveGateway,
   StaticNodes,
-  HookRoute,
 )
 
 /**

@@ -119,18 +119,28 @@ for (const backend of backends) {
             (yield* deliver(control, "/v1/hooks/deployer/tick", body, pawsHeaders(secret, body))).status,
             404,
           )
-          assert.strictEqual(
-            (yield* deliver(control, "/v1/hooks/nobody/deploy", body, pawsHeaders(secret, body))).status,
-            404,
-          )
-          assert.strictEqual(yield* countSessions(control, "deployer"), 2)
+          const nobody = yield* deliver(control, "/v1/hooks/nobody/deploy", body, pawsHeaders(secret, body))
+          assert.strictEqual(nobody.status, 404)
+          assert.strictEqual(nobody.body._tag, "DaemonNotFound")
+          // Any content type: the signed bytes are what counts; non-JSON reaches the guest as text.
+          const plain = "deploy v1.2.5"
+          const text = yield* call(control, "POST", path, {
+            raw: plain,
+            key: null,
+            headers: { "content-type": "text/plain", ...pawsHeaders(secret, plain) },
+          })
+          assert.strictEqual(text.status, 202, text.text)
+          const textEvent = JSON.parse((yield* dispatchOf(node, text.body.sessionId)).input!.files["event.json"]!)
+          assert.strictEqual(textEvent.text, plain)
+          assert.strictEqual(yield* countSessions(control, "deployer"), 3)
 
           // Disabled: a valid delivery runs nothing.
           yield* call(control, "PATCH", "/v1/daemons/deployer", { body: { enabled: false } })
           const fresh = JSON.stringify({ ref: "v1.2.4" })
           const disabled = yield* deliver(control, path, fresh, pawsHeaders(secret, fresh))
           assert.strictEqual(disabled.status, 409)
-          assert.strictEqual(yield* countSessions(control, "deployer"), 2)
+          assert.strictEqual(disabled.body._tag, "DaemonDisabled")
+          assert.strictEqual(yield* countSessions(control, "deployer"), 3)
         }))
 
       it.effect("GitHub: verified with @octokit/webhooks, filtered by event/action/branch/body, deduplicated", () =>

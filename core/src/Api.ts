@@ -5,6 +5,7 @@ import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
 import { DaemonsApi } from "./ApiDaemons.ts"
+import { HooksApi } from "./ApiHooks.ts"
 import { DaemonName } from "./Daemon.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
 import { IdempotencyConflict, IllegalTransition, ServiceUnavailable, SessionNotFound } from "./Errors.ts"
@@ -150,6 +151,7 @@ export class Api extends HttpApi.make("paws")
   .add(MetricsApi)
   .middleware(ApiAuth)
   .add(HealthApi)
+  .add(HooksApi)
   .middleware(RequestValidation)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error", errors: "all" })
   .annotate(HttpApi.QueryParseOptions, { onExcessProperty: "error", errors: "all" })

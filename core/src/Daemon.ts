@@ -145,5 +145,10 @@ export class DaemonExists extends Schema.TaggedError<DaemonExists>()("DaemonExis
   message: Schema.String,
 }, { httpApiStatus: 409 }) {}
 
+export class DaemonDisabled extends Schema.TaggedError<DaemonDisabled>()("DaemonDisabled", {
+  daemon: Schema.String,
+  message: Schema.String,
+}, { httpApiStatus: 409 }) {}
+
 /** The trigger payload given to the guest: under /input, plus PAWS_TRIGGER; 1 MiB at most. */
 export const inputMaxBytes = 1024 * 1024

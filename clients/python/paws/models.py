@@ -21,6 +21,7 @@ __all__ = [
     "CredentialRule",
     "CronTrigger",
     "Daemon",
+    "DaemonDisabledEncoded",
     "DaemonExistsEncoded",
     "DaemonInvocation",
     "DaemonName",
@@ -36,6 +37,7 @@ __all__ = [
     "GithubTrigger",
     "HeaderName",
     "Health",
+    "HookAck",
     "HostPattern",
     "IdempotencyConflictEncoded",
     "IllegalTransitionEncoded",
@@ -82,15 +84,15 @@ __all__ = [
     "WebhookTrigger",
 ]
 
+TriggerName = str
+
+DaemonName = str
+
 ApiScope = Literal["admin", "sessions:write", "read"]
 
 ApiKeyId = str
 
-DaemonName = str
-
 ConcurrencyPolicy = Literal["queue", "skip", "replace"]
-
-TriggerName = str
 
 HeaderName = str
 
@@ -131,6 +133,58 @@ class PayloadTooLargeEncoded(Model):
 
 
 @dataclass(kw_only=True)
+class DaemonDisabledEncoded(Model):
+    _json_names = {'tag': '_tag', 'daemon': 'daemon', 'message': 'message'}
+    _required = frozenset(['daemon', 'message', 'tag'])
+
+    tag: Literal["DaemonDisabled"] = "DaemonDisabled"
+    daemon: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonDisabledEncoded:
+        return cls(
+            tag=data["_tag"],
+            daemon=data["daemon"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'daemon': 'daemon', 'message': 'message'}
+    _required = frozenset(['daemon', 'message', 'tag'])
+
+    tag: Literal["DaemonNotFound"] = "DaemonNotFound"
+    daemon: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            daemon=data["daemon"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class UnauthorizedEncoded(Model):
+    _json_names = {'tag': '_tag', 'message': 'message'}
+    _required = frozenset(['message', 'tag'])
+
+    tag: Literal["Unauthorized"] = "Unauthorized"
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UnauthorizedEncoded:
+        return cls(
+            tag=data["_tag"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
 class InvalidRequestEncoded(Model):
     _json_names = {'tag': '_tag', 'message': 'message', 'issues': 'issues'}
     _required = frozenset(['issues', 'message', 'tag'])
@@ -161,6 +215,42 @@ class FieldIssue(Model):
         return cls(
             path=data["path"],
             message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class HookAck(Model):
+    _json_names = {'message': 'message', 'duplicate': 'duplicate', 'ignored': 'ignored', 'pong': 'pong'}
+    _required = frozenset(['message'])
+
+    message: str
+    duplicate: bool | None = None
+    ignored: bool | None = None
+    pong: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HookAck:
+        return cls(
+            message=data["message"],
+            duplicate=data.get("duplicate"),
+            ignored=data.get("ignored"),
+            pong=data.get("pong"),
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonInvocation(Model):
+    _json_names = {'session_id': 'sessionId', 'status': 'status'}
+    _required = frozenset(['session_id', 'status'])
+
+    session_id: str
+    status: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonInvocation:
+        return cls(
+            session_id=data["sessionId"],
+            status=data["status"],
         )
 
 
@@ -209,22 +299,6 @@ class ForbiddenEncoded(Model):
             tag=data["_tag"],
             message=data["message"],
             required_scope=data["requiredScope"],
-        )
-
-
-@dataclass(kw_only=True)
-class UnauthorizedEncoded(Model):
-    _json_names = {'tag': '_tag', 'message': 'message'}
-    _required = frozenset(['message', 'tag'])
-
-    tag: Literal["Unauthorized"] = "Unauthorized"
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> UnauthorizedEncoded:
-        return cls(
-            tag=data["_tag"],
-            message=data["message"],
         )
 
 
@@ -299,40 +373,6 @@ class CreateApiKey(Model):
         return cls(
             name=data["name"],
             scopes=data["scopes"],
-        )
-
-
-@dataclass(kw_only=True)
-class DaemonNotFoundEncoded(Model):
-    _json_names = {'tag': '_tag', 'daemon': 'daemon', 'message': 'message'}
-    _required = frozenset(['daemon', 'message', 'tag'])
-
-    tag: Literal["DaemonNotFound"] = "DaemonNotFound"
-    daemon: str
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DaemonNotFoundEncoded:
-        return cls(
-            tag=data["_tag"],
-            daemon=data["daemon"],
-            message=data["message"],
-        )
-
-
-@dataclass(kw_only=True)
-class DaemonInvocation(Model):
-    _json_names = {'session_id': 'sessionId', 'status': 'status'}
-    _required = frozenset(['session_id', 'status'])
-
-    session_id: str
-    status: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DaemonInvocation:
-        return cls(
-            session_id=data["sessionId"],
-            status=data["status"],
         )
 
 

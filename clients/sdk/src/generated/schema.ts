@@ -406,6 +406,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/hooks/{daemon}/{trigger}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver a webhook to a daemon's trigger
+         * @description No API key: the signature is checked before anything runs, and a refused delivery creates no session. `webhook` triggers: `X-Paws-Timestamp` (Unix seconds, within PAWS_HOOK_REPLAY_WINDOW_S of now) and `X-Paws-Signature-256: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">` with the trigger's secret; a signature is accepted once. `github` triggers: GitHub's own headers (`X-Hub-Signature-256`, `X-GitHub-Event`, `X-GitHub-Delivery`, deduplicated). Bodies above PAWS_HOOK_MAX_BYTES: 413. The body reaches the guest as `/input/event.json`; headers and signatures never do.
+         */
+        post: operations["hooks.deliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -415,6 +435,23 @@ export interface components {
             _tag: "PayloadTooLarge";
             message: string;
             maxBytes: number;
+        };
+        DaemonDisabledEncoded: {
+            /** @enum {string} */
+            _tag: "DaemonDisabled";
+            daemon: string;
+            message: string;
+        };
+        DaemonNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "DaemonNotFound";
+            daemon: string;
+            message: string;
+        };
+        UnauthorizedEncoded: {
+            /** @enum {string} */
+            _tag: "Unauthorized";
+            message: string;
         };
         InvalidRequestEncoded: {
             /** @enum {string} */
@@ -426,6 +463,18 @@ export interface components {
             path: string;
             message: string;
         };
+        HookAck: {
+            message: string;
+            duplicate?: boolean;
+            ignored?: boolean;
+            pong?: boolean;
+        };
+        DaemonInvocation: {
+            sessionId: string;
+            status: string;
+        };
+        TriggerName: string;
+        DaemonName: string;
         ServiceUnavailableEncoded: {
             /** @enum {string} */
             _tag: "ServiceUnavailable";
@@ -440,11 +489,6 @@ export interface components {
             _tag: "Forbidden";
             message: string;
             requiredScope: string;
-        };
-        UnauthorizedEncoded: {
-            /** @enum {string} */
-            _tag: "Unauthorized";
-            message: string;
         };
         ApiKeyNotFoundEncoded: {
             /** @enum {string} */
@@ -471,17 +515,6 @@ export interface components {
             name: string;
             scopes: components["schemas"]["ApiScope"][];
         };
-        DaemonNotFoundEncoded: {
-            /** @enum {string} */
-            _tag: "DaemonNotFound";
-            daemon: string;
-            message: string;
-        };
-        DaemonInvocation: {
-            sessionId: string;
-            status: string;
-        };
-        DaemonName: string;
         DaemonSaved: {
             daemon: components["schemas"]["Daemon"];
             secrets: {
@@ -523,7 +556,6 @@ export interface components {
             intervalSeconds: number;
             pointer?: string;
         };
-        TriggerName: string;
         CronTrigger: {
             /** @enum {string} */
             kind: "cron";
@@ -2402,6 +2434,93 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServiceUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "hooks.deliver": {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-paws-timestamp"?: string;
+                "x-paws-signature-256"?: string;
+                "x-hub-signature-256"?: string;
+                "x-github-event"?: string;
+                "x-github-delivery"?: string;
+            };
+            path: {
+                daemon: components["schemas"]["DaemonName"];
+                trigger: components["schemas"]["TriggerName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description HookAck */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAck"];
+                };
+            };
+            /** @description DaemonInvocation */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonInvocation"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
+                };
+            };
+            /** @description DaemonDisabled */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonDisabledEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
         };

@@ -1,7 +1,7 @@
 import { Webhooks } from "@octokit/webhooks"
 import { inputMaxBytes, type Trigger } from "@paws/core"
 import { Effect, Option } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpIncomingMessage, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { ByteSize } from "effect"
 import { DaemonConfig } from "./DaemonConfig.ts"
 import { DaemonInvoker } from "./DaemonInvoker.ts"
@@ -10,11 +10,12 @@ import { DaemonStore, type StoredDaemon } from "./DaemonStore.ts"
 import { eventName, githubMatches } from "./GithubFilters.ts"
 import { checkWebhook, signatureHeader, timestampHeader } from "./WebhookSignature.ts"
 
+/** The error tags of HooksApi (core/src/ApiHooks.ts), by status. */
 const tags: Record<number, string> = {
   400: "InvalidRequest",
   401: "Unauthorized",
-  404: "NotFound",
-  409: "Conflict",
+  404: "DaemonNotFound",
+  409: "DaemonDisabled",
   413: "PayloadTooLarge",
 }
 const reply = (status: number, body: Record<string, unknown>) =>
@@ -29,17 +30,16 @@ const parseJson = (text: string): unknown => {
 }
 
 /**
- * `POST /v1/hooks/{daemon}/{trigger}`: the public door of webhook and GitHub triggers (no API
+ * `POST /v1/hooks/{daemon}/{trigger}` (HooksApi, served raw: the signature covers the exact bytes): the public door of webhook and GitHub triggers (no API
  * key: the signature is the authentication). Everything is checked before anything runs: body
  * size, signature (HMAC-SHA256, constant-time), timestamp window, replay/delivery id; a refused
  * delivery creates no session. Signatures and secrets never reach the guest: it gets the body only.
  */
-export const HookRoute = HttpRouter.add(
-  "POST",
-  "/v1/hooks/:daemon/:trigger",
+export const deliverHook = (
+  params: { readonly daemon: string; readonly trigger: string },
+  request: HttpServerRequest.HttpServerRequest,
+) =>
   Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const params = yield* HttpRouter.params
     const config = yield* DaemonConfig
     const store = yield* DaemonStore
     const daemons = yield* Daemons
@@ -49,12 +49,12 @@ export const HookRoute = HttpRouter.add(
       maxBytes: config.hookMaxBytes,
     })
     if (Number(request.headers["content-length"] ?? 0) > config.hookMaxBytes) return tooLarge
-    const name = params["daemon"] ?? ""
-    const triggerName = params["trigger"] ?? ""
+    const name = params.daemon
+    const triggerName = params.trigger
     const daemon = yield* store.get(name)
     const trigger = daemon?.view.triggers.find((t) => t.name === triggerName)
     if (daemon === undefined || trigger === undefined || (trigger.kind !== "webhook" && trigger.kind !== "github")) {
-      return reply(404, { message: `no webhook or github trigger ${triggerName} on a daemon ${name}` })
+      return reply(404, { daemon: name, message: `no webhook or github trigger ${triggerName} on a daemon ${name}` })
     }
     const body = yield* request.arrayBuffer.pipe(
       Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(config.hookMaxBytes)),
@@ -63,7 +63,7 @@ export const HookRoute = HttpRouter.add(
     )
     if (Option.isNone(body) || body.value.byteLength > config.hookMaxBytes) return tooLarge
     const secret = yield* daemons.triggerSecret(daemon, triggerName)
-    if (secret === undefined) return reply(404, { message: `trigger ${triggerName} has no secret` })
+    if (secret === undefined) return reply(404, { daemon: name, message: `trigger ${triggerName} has no secret` })
     const refused = (reason: string) =>
       Effect.logWarning("webhook refused").pipe(
         Effect.annotateLogs({
@@ -81,15 +81,16 @@ export const HookRoute = HttpRouter.add(
       Effect.provideService(DaemonStore, store),
       Effect.provideService(DaemonInvoker, invoker),
     )
-  }),
-)
+  })
 
 type Headers = Readonly<Record<string, string | undefined>>
 type Refuse = (reason: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>
 
 const invokeWith = (daemon: StoredDaemon, trigger: Trigger, event: Record<string, unknown>) =>
   Effect.gen(function* () {
-    if (!daemon.view.enabled) return reply(409, { message: `daemon ${daemon.view.name} is disabled` })
+    if (!daemon.view.enabled) {
+      return reply(409, { daemon: daemon.view.name, message: `daemon ${daemon.view.name} is disabled` })
+    }
     const envelope = { kind: trigger.kind, trigger: trigger.name, receivedAt: new Date().toISOString(), ...event }
     if (Buffer.byteLength(JSON.stringify(envelope)) > inputMaxBytes) {
       return reply(413, { message: `the event is larger than ${inputMaxBytes} bytes`, maxBytes: inputMaxBytes })
@@ -150,11 +151,22 @@ const github = (
     const valid = yield* Effect.promise(() => new Webhooks({ secret }).verify(text, signature).catch(() => false))
     if (!valid) return yield* refused("X-Hub-Signature-256 does not match")
     if (event === undefined || delivery === undefined || !/^[A-Za-z0-9-]{1,100}$/.test(delivery)) {
-      return reply(400, { message: "send X-GitHub-Event and X-GitHub-Delivery as GitHub does" })
+      return reply(400, {
+        message: "send X-GitHub-Event and X-GitHub-Delivery as GitHub does",
+        issues: [{
+          path: "headers",
+          message: "X-GitHub-Event and X-GitHub-Delivery (1-100 of A-Z a-z 0-9 -) are required",
+        }],
+      })
     }
     const payload = parseJson(text)
-    if (typeof payload !== "object" || payload === null) return reply(400, { message: "the body must be JSON" })
-    if (event === "ping") return reply(200, { pong: true })
+    if (typeof payload !== "object" || payload === null) {
+      return reply(400, {
+        message: "the body must be JSON",
+        issues: [{ path: "body", message: "must be a JSON object" }],
+      })
+    }
+    if (event === "ping") return reply(200, { pong: true, message: "pong" })
     const store = yield* DaemonStore
     yield* store.pruneDeliveries(2 * windowSeconds)
     if (!(yield* store.firstDelivery(daemon.view.name, trigger.name, `github:${delivery}`))) {
