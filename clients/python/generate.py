@@ -132,11 +132,18 @@ class Models:
                "from ._model import Model\n\n", "__all__ = [\n"]
         out += [f"    {json.dumps(n)},\n" for n in sorted([*self.aliases, *self.classes])]
         out.append("]\n")
-        for name, alias in self.aliases.items():
+        # An alias over classes (a union of objects) is evaluated at import: it must follow them.
+        def over_classes(alias: str) -> bool:
+            return any(re.search(rf"\b{c}\b", alias) for c in self.classes)
+
+        def render_alias(name: str, alias: str) -> str:
             doc = self.schemas[name].get("description")
-            out.append(f"\n{name} = {alias}\n" + (docstring(doc, 0) if doc else ""))
+            return f"\n{name} = {alias}\n" + (docstring(doc, 0) if doc else "")
+
+        out += [render_alias(n, a) for n, a in self.aliases.items() if not over_classes(a)]
         for name, schema in self.classes.items():
             out.append(self.render_class(name, schema))
+        out += ["\n" + render_alias(n, a) for n, a in self.aliases.items() if over_classes(a)]
         return "".join(out)
 
     def render_class(self, name: str, schema: dict) -> str:
@@ -188,9 +195,11 @@ def render_operations(spec: dict, models: Models) -> str:
         for method, operation in item.items():
             if success(operation)[2] == "text/event-stream":
                 continue  # streamed by hand (paws/_events.py): it is not one JSON answer
+            if operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema") == {}:
+                continue  # a raw body (signed hook deliveries): its sender signs bytes, an SDK call cannot
             groups.setdefault(operation["operationId"].split(".")[0], []).append((path, method, operation))
     out = [HEADER, '"""One class per API tag with one method per operation, sync and async."""\n',
-           "from __future__ import annotations\n\n", "from typing import Any, Literal, Mapping\n\n",
+           "from __future__ import annotations\n\n", "import builtins\n", "from typing import Any, Literal, Mapping\n\n",
            "from ._transport import AsyncOperations, SyncOperations\n", "from .models import *  # noqa: F403\n"]
     for flavour in ("sync", "async"):
         for group, operations in groups.items():
@@ -199,7 +208,9 @@ def render_operations(spec: dict, models: Models) -> str:
             out.append(f"\n\nclass {prefix}{pascal(group)}Operations({base}):\n")
             out.append(docstring(spec_tag_description(spec, group), 4))
             for path, method, operation in operations:
-                out.append(render_method(path, method, operation, models, flavour == "async"))
+                # A class with a method named `list` shadows the builtin in its annotations.
+                out.append(re.sub(r"(?<![\w.])list\[", "builtins.list[",
+                                  render_method(path, method, operation, models, flavour == "async")))
     return "".join(out)
 
 

@@ -58,7 +58,7 @@ describe("the Python SDK (clients/python)", () => {
             })
           )
           assert.strictEqual(code, 0, out)
-          assert.match(out, /Ran 9 tests/)
+          assert.match(out, /Ran 10 tests/)
           assert.match(out, /\nOK\n/)
         }))
 

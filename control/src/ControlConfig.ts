@@ -12,6 +12,7 @@ import {
   textSetting,
 } from "@paws/core/Settings"
 import { memorySettings } from "./MemorySettings.ts"
+import { daemonSettings } from "./daemons/DaemonConfig.ts"
 
 /** Every setting of `paws control`, read from the environment; `--help` and the README list this table. */
 export const controlSettings = {
@@ -166,6 +167,8 @@ export const controlSettings = {
     { max: hardLimits.memoryMB },
   ),
   ...memorySettings,
+  // Daemons' settings live beside them (DaemonConfig reads them); here so that --help lists them.
+  ...daemonSettings,
 }
 
 export interface ControlSettings {

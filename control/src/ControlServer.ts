@@ -26,8 +26,11 @@ import { Snapshots } from "./Snapshots.ts"
 import { StaticNodes } from "./StaticNodes.ts"
 import { KubernetesNodes } from "./KubernetesNodes.ts"
 import { Vault } from "./Vault.ts"
+import { DaemonServices } from "./daemons/DaemonServices.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { DaemonHistoryHttp } from "./http/DaemonHistoryHttp.ts"
+import { DaemonsHttp } from "./http/DaemonsHttp.ts"
+import { HooksHttp } from "./http/HooksHttp.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
@@ -57,8 +60,18 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
-    Layer.provide(DaemonHistoryHttp),
+    Layer.provide([
+      SessionsHttp,
+      KeysHttp,
+      NodesHttp,
+      NodeTokensHttp,
+      MetricsHttp,
+      HealthHttp,
+      SnapshotsHttp,
+      DaemonsHttp,
+      HooksHttp,
+      DaemonHistoryHttp,
+    ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,
@@ -81,6 +94,7 @@ export const ControlServer = Layer.unwrap(Effect.gen(function* () {
   )
 })).pipe(
   Layer.provideMerge(bootstrap),
+  Layer.provideMerge(DaemonServices),
   Layer.provideMerge(ControlServices),
   Layer.provideMerge(ControlConfig.layer),
 )

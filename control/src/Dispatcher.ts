@@ -116,6 +116,9 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             ? {}
             : JSON.parse(yield* vault.open(claimed.credentials, id)) as SessionDispatch["network"]["credentials"]
           sent = credentials
+          const input = claimed.input === null
+            ? undefined
+            : JSON.parse(yield* vault.open(claimed.input, `${id}:input`)) as SessionDispatch["input"]
           const dispatch: SessionDispatch = {
             sessionId: id,
             snapshot: spec.snapshot,
@@ -125,6 +128,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             network: { allowOut: spec.network.allowOut, credentials },
             ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
             ...(claimed.memory === null ? {} : { memory: yield* memories.dispatchFor(claimed.memory) }),
+            ...(input === undefined ? {} : { input }),
           }
           let ended = false
           const finished = yield* entry.client.RunSession(dispatch).pipe(

@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { Migrator } from "effect/sql"
 import { SqlClient } from "effect/sql"
+import { daemonsMigration } from "./daemons/DaemonMigration.ts"
 
 /** Schema migrations, applied in id order at start; never edit one that has shipped, add a new one. */
 export const migrations = Migrator.fromRecord({
@@ -66,6 +67,7 @@ export const migrations = Migrator.fromRecord({
     yield* sql`ALTER TABLE node_tokens ADD COLUMN node_id text`
     yield* sql`ALTER TABLE node_tokens ADD COLUMN max_concurrent integer`
   }),
+  "0006_daemons": daemonsMigration,
   "0007_memory": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     // The memory key and options control gave a session (daemon invocations); never user-set.

@@ -9,6 +9,7 @@ import {
   type SessionStatus,
   sessionStatuses,
   sessionTransitions,
+  type SessionTrigger,
 } from "@paws/core"
 import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
@@ -29,6 +30,8 @@ interface SessionRow {
   readonly completed_at: unknown
   readonly reason: string | null
   readonly result: unknown
+  readonly daemon?: string | null
+  readonly trigger?: unknown
 }
 
 const decodeSession = rowDecoder(Session, "session")
@@ -50,6 +53,8 @@ const toSession = (row: SessionRow): Session => {
     durationMs: startedAt !== null && completedAt !== null ? Date.parse(completedAt) - Date.parse(startedAt) : null,
     reason: row.reason,
     result: row.result === null ? null : json(row.result),
+    ...(row.daemon == null ? {} : { daemon: row.daemon }),
+    ...(row.trigger == null ? {} : { trigger: json(row.trigger) }),
   })
 }
 
@@ -62,6 +67,15 @@ export interface NewSession {
   readonly requestHash: string | undefined
   /** Set only by control itself (daemon invocations): see MemoryStore. */
   readonly memory?: SessionMemory
+  /** Set when a daemon's trigger created the session (DaemonInvoker). */
+  readonly origin?: SessionOrigin | undefined
+}
+
+/** Which daemon and trigger created a session, and its trigger payload (vault-sealed) for /input. */
+export interface SessionOrigin {
+  readonly daemon: string
+  readonly trigger: SessionTrigger
+  readonly input: string | null
 }
 
 /** What the dispatcher needs to run a claimed session. */
@@ -77,6 +91,8 @@ export interface ClaimedSession {
   readonly spec: SessionSpecView
   readonly credentials: string | null
   readonly memory: SessionMemory | null
+  /** The vault-sealed trigger payload (daemon invocations only). */
+  readonly input: string | null
 }
 
 export interface StoredEvent {
@@ -112,7 +128,7 @@ export class SessionStore extends Context.Service<SessionStore, {
   ) => Effect.Effect<{ readonly id: SessionId; readonly created: boolean }, IdempotencyConflict>
   readonly get: (id: SessionId) => Effect.Effect<Session | undefined>
   readonly list: (
-    q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined },
+    q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined; daemon?: string },
   ) => Effect.Effect<ReadonlyArray<Session>>
   /** The oldest queued sessions and what each needs of a node, for the Dispatcher's plan (not locked). */
   readonly pendingHead: (limit: number) => Effect.Effect<ReadonlyArray<QueuedSession>>
@@ -156,6 +172,9 @@ export class SessionStore extends Context.Service<SessionStore, {
             idempotency_key: s.idempotencyKey ?? null,
             request_hash: s.requestHash ?? null,
             memory: s.memory === undefined ? null : JSON.stringify(s.memory),
+            daemon: s.origin?.daemon ?? null,
+            trigger: s.origin === undefined ? null : JSON.stringify(s.origin.trigger),
+            input: s.origin?.input ?? null,
           }))
           const inserted = yield* sql<{ id: string }>`WITH s AS (
               INSERT INTO sessions ${sql.insert(rows as unknown as readonly [Record<string, unknown>])}
@@ -192,18 +211,24 @@ export class SessionStore extends Context.Service<SessionStore, {
         )
 
       const list = Effect.fn("SessionStore.list")(function* (
-        q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined },
+        q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined; daemon?: string },
       ) {
         const rows = yield* sql<SessionRow>`SELECT * FROM sessions
           WHERE ${q.status === undefined ? sql`TRUE` : sql`status = ${q.status}`}
             AND ${q.cursor === undefined ? sql`TRUE` : sql`id < ${q.cursor}`}
+            AND ${q.daemon === undefined ? sql`TRUE` : sql`daemon = ${q.daemon}`}
           ORDER BY id DESC LIMIT ${q.limit}`.pipe(Effect.orDie)
         return rows.map(toSession)
       })
 
+      /** A pending session `p` that may start: not a daemon's, or its daemon has none starting or running. */
+      const daemonIdle = sql`(p.daemon IS NULL OR NOT EXISTS (
+        SELECT 1 FROM sessions r WHERE r.daemon = p.daemon AND r.status IN ('starting', 'running')))`
+
       const pendingHead = (limit: number) =>
         sql<{ id: string; snapshot: string; selector: unknown }>`SELECT id, spec->>'snapshot' AS snapshot,
-            spec->'nodeSelector' AS selector FROM sessions WHERE status = 'pending' ORDER BY id LIMIT ${limit}`.pipe(
+            spec->'nodeSelector' AS selector FROM sessions p WHERE status = 'pending' AND ${daemonIdle}
+            ORDER BY id LIMIT ${limit}`.pipe(
           Effect.orDie,
           Effect.map((rows) =>
             rows.map((r): QueuedSession => {
@@ -219,10 +244,14 @@ export class SessionStore extends Context.Service<SessionStore, {
 
       const claim = Effect.fnUntraced(function* (id: SessionId, node: string, replica: string) {
         const event = JSON.stringify(statusEvent("starting"))
-        const rows = yield* sql<{ id: string; spec: unknown; credentials: string | null; memory: unknown }>`WITH c AS (
+        // A daemon's invocations run one at a time (its `queue` policy): one waits while another is active.
+        const rows = yield* sql<
+          { id: string; spec: unknown; credentials: string | null; memory: unknown; input: string | null }
+        >`WITH c AS (
             UPDATE sessions SET status = 'starting', node = ${node}, replica = ${replica}
-            WHERE id = (SELECT id FROM sessions WHERE id = ${id} AND status = 'pending' FOR UPDATE SKIP LOCKED)
-            RETURNING id, spec, credentials, memory
+            WHERE id = (SELECT id FROM sessions p WHERE id = ${id} AND status = 'pending' AND ${daemonIdle}
+              FOR UPDATE SKIP LOCKED)
+            RETURNING id, spec, credentials, memory, input
           ), e AS (
             INSERT INTO session_events (session_id, event) SELECT id, ${event}::jsonb FROM c
           )
@@ -233,6 +262,7 @@ export class SessionStore extends Context.Service<SessionStore, {
           ...decodeClaimed({ id: row.id, spec: json(row.spec) }),
           credentials: row.credentials,
           memory: row.memory === null ? null : decodeMemory(json(row.memory)),
+          input: row.input,
         }
       })
 

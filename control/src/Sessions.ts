@@ -9,10 +9,12 @@ import {
   type Session,
   type SessionAccepted,
   type SessionId,
+  type SessionInput,
   SessionNotFound,
   type SessionSpec,
   sessionSpecProblems,
   type SessionSpecView,
+  type SessionTrigger,
   SnapshotUnavailable,
   withSessionDefaults,
   workloadText,
@@ -32,7 +34,7 @@ import { Vault } from "./Vault.ts"
  * U+0000 and lone surrogates cannot be stored (PostgreSQL text/jsonb), and NUL cannot reach a
  * shell or environment (C strings): free-text fields that no pattern checks must not hold them.
  */
-const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }> => {
+export const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }> => {
   const problems: Array<{ path: string; message: string }> = []
   const check = (path: string, value: string) => {
     if (value.includes("\u0000")) problems.push({ path, message: "must not contain NUL (U+0000)" })
@@ -47,6 +49,20 @@ const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }
   return problems
 }
 
+/** A daemon invocation: who made the session and the payload for its /input (sealed here, bound to the session). */
+export interface Invocation {
+  readonly daemon: string
+  readonly trigger: SessionTrigger
+  readonly input: SessionInput | undefined
+}
+
+/** What only control itself sets on a session (never a request body): its daemon origin, its memory. */
+export interface InternalOptions {
+  readonly origin?: Invocation
+  /** /state and LLM history, keyed `daemon:<name>` (see MemoryStore). */
+  readonly memory?: SessionMemory
+}
+
 const notFound = (id: string) => new SessionNotFound({ sessionId: id, message: `no session ${id}` })
 
 /**
@@ -59,7 +75,7 @@ export class Sessions extends Context.Service<Sessions, {
     keyId: string,
     idempotencyKey: string | undefined,
     /** Internal only (daemon invocations): never taken from a request body. */
-    internal?: { readonly memory?: SessionMemory },
+    internal?: InternalOptions,
   ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict | SnapshotUnavailable>
   readonly cancel: (id: SessionId) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
 }>()("paws/control/Sessions") {
@@ -76,12 +92,8 @@ export class Sessions extends Context.Service<Sessions, {
       const registry = yield* NodeRegistry
 
       const create = Effect.fnUntraced(
-        function* (
-          spec: SessionSpec,
-          keyId: string,
-          idempotencyKey: string | undefined,
-          internal?: { readonly memory?: SessionMemory },
-        ) {
+        function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined, internal?: InternalOptions) {
+          const origin = internal?.origin
           const problems = [...sessionSpecProblems(spec, limits), ...nulProblems(spec)]
           if (problems.length > 0) {
             return yield* new InvalidRequest({
@@ -123,6 +135,11 @@ export class Sessions extends Context.Service<Sessions, {
             // Keyed hash: comparing retries must not leave a guessable digest of credential values.
             requestHash: idempotencyKey === undefined ? undefined : vault.fingerprint(JSON.stringify(spec)),
             ...(internal?.memory === undefined ? {} : { memory: internal.memory }),
+            origin: origin === undefined ? undefined : {
+              daemon: origin.daemon,
+              trigger: origin.trigger,
+              input: origin.input === undefined ? null : vault.seal(JSON.stringify(origin.input), `${id}:input`),
+            },
           })
           const warnings = credentialWarnings(spec.network)
           const warned = warnings.length === 0 ? {} : { warnings }

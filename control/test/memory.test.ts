@@ -71,6 +71,14 @@ const memoryNode = (registry: NodeRegistry["Service"], dispatched: Array<Session
 
 const spec = (script: string): SessionSpec => ({ workload: { type: "script", script } })
 
+/** History is served per daemon: the names the tests read must be defined daemons (an unknown one is a 404). */
+const defineDaemons = (control: Parameters<typeof call>[0], names: ReadonlyArray<string>) =>
+  Effect.forEach(names, (name) =>
+    Effect.map(
+      call(control, "POST", "/v1/daemons", { body: { name, workload: { type: "script", script: "true" } } }),
+      (r) => assert.strictEqual(r.status, 201, r.text),
+    ))
+
 for (const backend of backends) {
   describe(`session memory in control (${backend.name})`, () => {
     layer(backend.layer, { excludeTestServices: true, timeout: 120_000 })((it) => {
@@ -83,6 +91,7 @@ for (const backend of backends) {
           const dispatched: Array<SessionDispatch> = []
           yield* memoryNode(c.registry, dispatched)
           const control = c.handle
+          yield* defineDaemons(control, ["keeper", "quiet", "thief"])
           const memory = { key: "daemon:keeper", keepGenerations: 2, recordLlmHistory: true }
           const runOne = (script: string, m: typeof memory | null = memory) =>
             Effect.gen(function* () {
@@ -167,6 +176,7 @@ for (const backend of backends) {
           for (const n of [0, 1]) yield* c.memory.recordExchange(memory, session, exchange(n))
           yield* c.sql`UPDATE memory_history SET created_at = now() - interval '8 days'
             WHERE id = (SELECT min(id) FROM memory_history WHERE key = 'daemon:aging')`.pipe(Effect.orDie)
+          yield* defineDaemons(c.handle, ["aging"])
           const served = yield* call(c.handle, "GET", "/v1/daemons/aging/history")
           assert.deepStrictEqual(served.body.entries.map((e: any) => e.request), [`{"n":1}`])
           const handed = (yield* c.memory.dispatchFor(memory)).history!.trimEnd().split("\n")
@@ -180,6 +190,10 @@ for (const backend of backends) {
         Effect.gen(function* () {
           const c = yield* memoryControl({})
           const control = c.handle
+          yield* defineDaemons(control, ["ok"])
+          const unknown = yield* call(control, "GET", "/v1/daemons/nobody/history")
+          assert.strictEqual(unknown.status, 404, unknown.text)
+          assert.strictEqual(unknown.body._tag, "DaemonNotFound")
           const badName = yield* call(control, "GET", "/v1/daemons/-bad/history")
           assert.strictEqual(badName.status, 400, badName.text)
           assert.include(badName.text, "name")

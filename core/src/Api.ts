@@ -5,6 +5,9 @@ import { DaemonHistoryApi } from "./ApiDaemonHistory.ts"
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
+import { DaemonsApi } from "./ApiDaemons.ts"
+import { HooksApi } from "./ApiHooks.ts"
+import { DaemonName } from "./Daemon.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
 import {
   IdempotencyConflict,
@@ -66,9 +69,11 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
         status: Schema.optional(SessionStatus),
         limit: Schema.optional(Limit),
         cursor: Schema.optional(SessionId),
+        /** Only the invocations of this daemon. */
+        daemon: Schema.optional(DaemonName),
       },
       success: SessionPage,
-    }).pipe(scoped("read", "List sessions", "List sessions, newest first, optionally by status.")),
+    }).pipe(scoped("read", "List sessions", "List sessions, newest first, optionally by status or daemon.")),
     HttpApiEndpoint.get("get", "/:id", {
       params: { id: SessionId },
       success: Session,
@@ -167,11 +172,13 @@ export class Api extends HttpApi.make("paws")
   .add(NodesApi)
   .add(NodeTokensApi)
   .add(SnapshotsApi)
+  .add(DaemonsApi)
   .add(KeysApi)
   .add(MetricsApi)
   .add(DaemonHistoryApi)
   .middleware(ApiAuth)
   .add(HealthApi)
+  .add(HooksApi)
   .middleware(RequestValidation)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error", errors: "all" })
   .annotate(HttpApi.QueryParseOptions, { onExcessProperty: "error", errors: "all" })

@@ -1,15 +1,9 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { scoped } from "./ApiScoped.ts"
+import { DaemonName, DaemonNotFound } from "./Daemon.ts"
 import { ServiceUnavailable } from "./Errors.ts"
 import { LlmExchange } from "./LlmExchange.ts"
-
-/** A daemon's name as a path parameter (the daemon definitions own the full rule). */
-export const DaemonNameParam = Schema.String.pipe(
-  Schema.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
-    message: "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
-  })),
-)
 
 export const DaemonHistoryEntry = Schema.Struct({
   ...LlmExchange.fields,
@@ -36,10 +30,10 @@ const HistoryLimit = Schema.NumberFromString.pipe(
 export class DaemonHistoryApi extends HttpApiGroup.make("daemonHistory")
   .add(
     HttpApiEndpoint.get("history", "/:name/history", {
-      params: { name: DaemonNameParam },
+      params: { name: DaemonName },
       query: { limit: Schema.optional(HistoryLimit) },
       success: DaemonHistory,
-      error: ServiceUnavailable,
+      error: [DaemonNotFound, ServiceUnavailable],
     }).pipe(scoped(
       "read",
       "A daemon's LLM history",

@@ -14,6 +14,7 @@ import {
   Workload,
 } from "./SessionSpec.ts"
 import { HostPattern, hostPatternProblem } from "./HostPattern.ts"
+import { inputMaxBytes } from "./Daemon.ts"
 import {
   SnapshotBuildEvent,
   SnapshotBuildFailed,
@@ -39,6 +40,25 @@ const checkedKeys = (problem: (key: string) => string | undefined) =>
 const headerNameProblem = (name: string) =>
   headerNameRegExp.test(name) ? undefined : "must be an RFC 9110 header name (token characters)"
 
+const inputFileName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+/** Files for /input (never argv): plain names, at most `inputMaxBytes` in all. */
+export const SessionInput = Schema.Struct({
+  files: Schema.Record(Schema.String, Schema.String).pipe(
+    Schema.check(
+      checkedKeys((k) => inputFileName.test(k) ? undefined : "must be a plain file name"),
+      Schema.isMaxProperties(16),
+      Schema.makeFilter((files: { readonly [k: string]: string }) =>
+        Object.values(files).reduce((n, v) => n + new TextEncoder().encode(v).length, 0) <= inputMaxBytes ||
+        `must total at most ${inputMaxBytes} bytes`
+      ),
+    ),
+  ),
+  /** The trigger kind, as PAWS_TRIGGER in the workload's environment. */
+  trigger: Schema.optionalKey(Schema.String.pipe(Schema.check(Schema.isPattern(/^[a-z]{1,32}$/)))),
+}).annotate({ identifier: "SessionInput" })
+export type SessionInput = typeof SessionInput.Type
+
 /**
  * What control sends a node to run: the spec with defaults filled in and credential values
  * decrypted from the vault. It exists only in memory and on the authenticated RPC wire.
@@ -61,6 +81,8 @@ export const SessionDispatch = Schema.Struct({
   metadata: Schema.optionalKey(Metadata),
   /** Set only for sessions control gave a memory key (daemon invocations): /state and LLM history. */
   memory: Schema.optionalKey(MemoryDispatch),
+  /** A daemon invocation's trigger payload: files written under /input in the guest, and PAWS_TRIGGER. */
+  input: Schema.optionalKey(SessionInput),
 }).annotate({ identifier: "SessionDispatch" })
 export type SessionDispatch = typeof SessionDispatch.Type
 

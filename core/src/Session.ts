@@ -33,6 +33,13 @@ export const SessionResult = Schema.Struct({
 }).annotate({ identifier: "SessionResult" })
 export type SessionResult = typeof SessionResult.Type
 
+/** Which trigger created a session (`manual` for `POST /v1/daemons/{name}/run`). */
+export const SessionTrigger = Schema.Struct({
+  kind: Schema.Literals(["webhook", "github", "cron", "watch", "manual"]),
+  name: Schema.String,
+}).annotate({ identifier: "SessionTrigger" })
+export type SessionTrigger = typeof SessionTrigger.Type
+
 export const Session = Schema.Struct({
   id: SessionId,
   status: SessionStatus,
@@ -45,5 +52,8 @@ export const Session = Schema.Struct({
   /** Why the session ended the way it did (e.g. `node_lost`, `cancelled_by_user`). */
   reason: Schema.NullOr(Schema.String),
   result: Schema.NullOr(SessionResult),
+  /** The daemon that created this session (absent for sessions created directly). */
+  daemon: Schema.optionalKey(Schema.String),
+  trigger: Schema.optionalKey(SessionTrigger),
 }).annotate({ identifier: "Session" })
 export type Session = typeof Session.Type

@@ -100,6 +100,19 @@ const breakage = fc.oneof(
     value: fc.constantFrom({ vcpus: 0, memoryMB: 128 }, { vcpus: 1, memoryMB: 1 }, { vcpus: -1 }, "big", null),
   }),
   fc.record({ field: fc.constant("workload"), value: fc.jsonValue({ maxDepth: 2 }) }),
+  // A daemon's /input: only plain file names, a bounded total, a lower-case trigger kind.
+  fc.record({
+    field: fc.constant("input"),
+    value: fc.oneof(
+      fc.constantFrom("../etc/passwd", "a/b", "", ".hidden", "x".repeat(65), "a b", "/abs").map((name) => ({
+        files: { [name]: "{}" },
+      })),
+      fc.constant({ files: { "event.json": "x".repeat(1024 * 1024 + 1) } }),
+      fc.constantFrom("Webhook", "a b", "", "x".repeat(33)).map((trigger) => ({ files: {}, trigger })),
+      // Anything but an object with `files` (which could be a valid input by chance).
+      fc.jsonValue({ maxDepth: 2 }).filter((v) => typeof v !== "object" || v === null || !("files" in v)),
+    ),
+  }),
 )
 
 const broken = (script: string, { field, value }: { field: string; value: unknown }): unknown => {

@@ -61,6 +61,15 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })("sessions restored
       })
       assert.notStrictEqual(seen[0]!.rand, seen[1]!.rand)
       assert.notStrictEqual(seen[0]!.inet, seen[1]!.inet) // each clone moved to its own slot
+      // A daemon invocation's /input, written by the restored guest's agent before the workload.
+      const daemon = yield* runToEnd(dispatchOf('echo "trigger=$PAWS_TRIGGER"; ls -l /input; cat /input/event.json', {
+        input: { files: { "event.json": '{"kind":"cron","tick":"2026-01-01T00:00:00.000Z"}' }, trigger: "cron" },
+      }))
+      assert.deepStrictEqual(daemon.statuses, ["starting", "running", "completed"], JSON.stringify(daemon.result))
+      const out = daemon.result.stdout
+      assert.include(out, "trigger=cron")
+      assert.include(out, '{"kind":"cron","tick":"2026-01-01T00:00:00.000Z"}')
+      assert.match(out, /-rw-r--r-- .* event\.json/)
       yield* assertNothingLeft
     }))
 

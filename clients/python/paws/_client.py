@@ -24,9 +24,9 @@ def _events_request(settings: Settings, session_id: str, last: str | None) -> di
 
 class Sessions(ops.SessionsOperations):
     def list(self, *, status: SessionStatus | None = None, limit: int | str | None = None,
-             cursor: str | None = None) -> SessionPage:
-        """One page of sessions, newest first; pass `next_cursor` back as `cursor` for the next."""
-        return super().list(status=status, limit=None if limit is None else str(limit), cursor=cursor)
+             cursor: str | None = None, daemon: str | None = None) -> SessionPage:
+        """One page of sessions (optionally one daemon's), newest first; pass `next_cursor` back as `cursor`."""
+        return super().list(status=status, limit=None if limit is None else str(limit), cursor=cursor, daemon=daemon)
 
     def list_all(self, *, status: SessionStatus | None = None, limit: int | None = None) -> Iterator[Session]:
         """Every session (optionally with `status`), following the cursor page by page."""
@@ -65,8 +65,9 @@ class Sessions(ops.SessionsOperations):
 
 class AsyncSessions(ops.AsyncSessionsOperations):
     async def list(self, *, status: SessionStatus | None = None, limit: int | str | None = None,
-                   cursor: str | None = None) -> SessionPage:
-        return await super().list(status=status, limit=None if limit is None else str(limit), cursor=cursor)
+                   cursor: str | None = None, daemon: str | None = None) -> SessionPage:
+        return await super().list(status=status, limit=None if limit is None else str(limit), cursor=cursor,
+                                  daemon=daemon)
 
     async def list_all(self, *, status: SessionStatus | None = None, limit: int | None = None) -> AsyncIterator[Session]:
         cursor: str | None = None
@@ -104,7 +105,8 @@ class AsyncSessions(ops.AsyncSessionsOperations):
 class PawsClient:
     """The paws control API over a synchronous httpx client.
 
-    `PawsClient(base_url, api_key)`; then `client.sessions`, `client.snapshots`, `client.nodes`, `client.keys`,
+    `PawsClient(base_url, api_key)`; then `client.sessions`, `client.snapshots`, `client.daemons`, `client.nodes`,
+    `client.keys`,
     `client.node_tokens`, `client.metrics`, `client.health`. 429 and 503 answers are retried (`retries`), after
     Retry-After when sent. Use as a context manager, or call `close()`.
     """
@@ -116,6 +118,7 @@ class PawsClient:
         self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, read=None))
         self.sessions = Sessions(settings, self._http)
         self.snapshots = ops.SnapshotsOperations(settings, self._http)
+        self.daemons = ops.DaemonsOperations(settings, self._http)
         self.nodes = ops.NodesOperations(settings, self._http)
         self.node_tokens = ops.NodeTokensOperations(settings, self._http)
         self.keys = ops.KeysOperations(settings, self._http)
@@ -141,6 +144,7 @@ class AsyncPawsClient:
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout, read=None))
         self.sessions = AsyncSessions(settings, self._http)
         self.snapshots = ops.AsyncSnapshotsOperations(settings, self._http)
+        self.daemons = ops.AsyncDaemonsOperations(settings, self._http)
         self.nodes = ops.AsyncNodesOperations(settings, self._http)
         self.node_tokens = ops.AsyncNodeTokensOperations(settings, self._http)
         self.keys = ops.AsyncKeysOperations(settings, self._http)

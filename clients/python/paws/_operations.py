@@ -2,6 +2,7 @@
 """One class per API tag with one method per operation, sync and async."""
 from __future__ import annotations
 
+import builtins
 from typing import Any, Literal, Mapping
 
 from ._transport import AsyncOperations, SyncOperations
@@ -20,13 +21,13 @@ class SessionsOperations(SyncOperations):
         data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
-    def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
+    def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
         """List sessions
 
-        List sessions, newest first, optionally by status.
+        List sessions, newest first, optionally by status or daemon.
 
         Requires scope `read` (or one that implies it)."""
-        data = self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor}, headers={}, body=None, expect='application/json')
+        data = self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor, "daemon": daemon}, headers={}, body=None, expect='application/json')
         return SessionPage.from_dict(data)
 
     def get(self, id: SessionId) -> Session:
@@ -51,7 +52,7 @@ class SessionsOperations(SyncOperations):
 class NodesOperations(SyncOperations):
     """Nodes: the hosts that run the microVMs."""
 
-    def list(self) -> list[NodeInfo]:
+    def list(self) -> builtins.list[NodeInfo]:
         """List nodes
 
         Nodes known to this control plane and their free capacity.
@@ -91,7 +92,7 @@ class NodeTokensOperations(SyncOperations):
         data = self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name, "nodeId": node_id, "maxConcurrent": max_concurrent}, expect='application/json')
         return CreatedNodeToken.from_dict(data)
 
-    def list(self) -> list[NodeToken]:
+    def list(self) -> builtins.list[NodeToken]:
         """List node tokens
 
         List node tokens (never their secrets).
@@ -122,7 +123,7 @@ class SnapshotsOperations(SyncOperations):
         data = self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')
         return SnapshotAccepted.from_dict(data)
 
-    def list(self) -> list[Snapshot]:
+    def list(self) -> builtins.list[Snapshot]:
         """List snapshots
 
         Snapshots on every connected node, and builds running or failed.
@@ -150,10 +151,68 @@ class SnapshotsOperations(SyncOperations):
         return None
 
 
+class DaemonsOperations(SyncOperations):
+    """Daemons: persistent agent roles fired by triggers."""
+
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+        """Define a daemon
+
+        A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        return DaemonSaved.from_dict(data)
+
+    def list(self) -> builtins.list[Daemon]:
+        """List daemons
+
+        List daemons
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/daemons", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [Daemon.from_dict(x0) for x0 in data]
+
+    def get(self, name: DaemonName) -> Daemon:
+        """Get a daemon
+
+        Get a daemon
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
+        return Daemon.from_dict(data)
+
+    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+        """Change a daemon
+
+        Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        return DaemonSaved.from_dict(data)
+
+    def delete(self, name: DaemonName) -> None:
+        """Delete a daemon
+
+        Its triggers stop; its sessions stay listed.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("DELETE", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
+        return None
+
+    def run(self, name: DaemonName) -> DaemonInvocation:
+        """Run a daemon now
+
+        A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("POST", "/v1/daemons/{name}/run", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
+        return DaemonInvocation.from_dict(data)
+
+
 class KeysOperations(SyncOperations):
     """API keys and their scopes (admin only)."""
 
-    def create(self, *, scopes: list[ApiScope], name: str) -> CreatedApiKey:
+    def create(self, *, scopes: builtins.list[ApiScope], name: str) -> CreatedApiKey:
         """Create an API key
 
         The secret is in this response only; it is stored hashed.
@@ -162,7 +221,7 @@ class KeysOperations(SyncOperations):
         data = self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
-    def list(self) -> list[ApiKey]:
+    def list(self) -> builtins.list[ApiKey]:
         """List API keys
 
         List API keys (never their secrets).
@@ -197,7 +256,7 @@ class MetricsOperations(SyncOperations):
 class DaemonHistoryOperations(SyncOperations):
     """Daemon memory: recorded LLM history."""
 
-    def history(self, name: str, *, limit: str | None = None) -> DaemonHistory:
+    def history(self, name: DaemonName, *, limit: str | None = None) -> DaemonHistory:
         """A daemon's LLM history
 
         The exchanges with LLM APIs (Anthropic Messages, OpenAI-compatible chat completions) that the proxy recorded for a daemon's invocations: request and response bodies (streams as raw SSE text), never headers, with injected credential values redacted; each body cut at PAWS_LLM_HISTORY_BODY_MAX_BYTES. Oldest first, the newest `limit` (default 100) within retention.
@@ -237,13 +296,13 @@ class AsyncSessionsOperations(AsyncOperations):
         data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
-    async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
+    async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
         """List sessions
 
-        List sessions, newest first, optionally by status.
+        List sessions, newest first, optionally by status or daemon.
 
         Requires scope `read` (or one that implies it)."""
-        data = await self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor}, headers={}, body=None, expect='application/json')
+        data = await self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor, "daemon": daemon}, headers={}, body=None, expect='application/json')
         return SessionPage.from_dict(data)
 
     async def get(self, id: SessionId) -> Session:
@@ -268,7 +327,7 @@ class AsyncSessionsOperations(AsyncOperations):
 class AsyncNodesOperations(AsyncOperations):
     """Nodes: the hosts that run the microVMs."""
 
-    async def list(self) -> list[NodeInfo]:
+    async def list(self) -> builtins.list[NodeInfo]:
         """List nodes
 
         Nodes known to this control plane and their free capacity.
@@ -308,7 +367,7 @@ class AsyncNodeTokensOperations(AsyncOperations):
         data = await self._call("POST", "/v1/nodes/tokens", path={}, query={}, headers={}, body={"name": name, "nodeId": node_id, "maxConcurrent": max_concurrent}, expect='application/json')
         return CreatedNodeToken.from_dict(data)
 
-    async def list(self) -> list[NodeToken]:
+    async def list(self) -> builtins.list[NodeToken]:
         """List node tokens
 
         List node tokens (never their secrets).
@@ -339,7 +398,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
         data = await self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')
         return SnapshotAccepted.from_dict(data)
 
-    async def list(self) -> list[Snapshot]:
+    async def list(self) -> builtins.list[Snapshot]:
         """List snapshots
 
         Snapshots on every connected node, and builds running or failed.
@@ -367,10 +426,68 @@ class AsyncSnapshotsOperations(AsyncOperations):
         return None
 
 
+class AsyncDaemonsOperations(AsyncOperations):
+    """Daemons: persistent agent roles fired by triggers."""
+
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+        """Define a daemon
+
+        A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        return DaemonSaved.from_dict(data)
+
+    async def list(self) -> builtins.list[Daemon]:
+        """List daemons
+
+        List daemons
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/daemons", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [Daemon.from_dict(x0) for x0 in data]
+
+    async def get(self, name: DaemonName) -> Daemon:
+        """Get a daemon
+
+        Get a daemon
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
+        return Daemon.from_dict(data)
+
+    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+        """Change a daemon
+
+        Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        return DaemonSaved.from_dict(data)
+
+    async def delete(self, name: DaemonName) -> None:
+        """Delete a daemon
+
+        Its triggers stop; its sessions stay listed.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("DELETE", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
+        return None
+
+    async def run(self, name: DaemonName) -> DaemonInvocation:
+        """Run a daemon now
+
+        A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("POST", "/v1/daemons/{name}/run", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
+        return DaemonInvocation.from_dict(data)
+
+
 class AsyncKeysOperations(AsyncOperations):
     """API keys and their scopes (admin only)."""
 
-    async def create(self, *, scopes: list[ApiScope], name: str) -> CreatedApiKey:
+    async def create(self, *, scopes: builtins.list[ApiScope], name: str) -> CreatedApiKey:
         """Create an API key
 
         The secret is in this response only; it is stored hashed.
@@ -379,7 +496,7 @@ class AsyncKeysOperations(AsyncOperations):
         data = await self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
-    async def list(self) -> list[ApiKey]:
+    async def list(self) -> builtins.list[ApiKey]:
         """List API keys
 
         List API keys (never their secrets).
@@ -414,7 +531,7 @@ class AsyncMetricsOperations(AsyncOperations):
 class AsyncDaemonHistoryOperations(AsyncOperations):
     """Daemon memory: recorded LLM history."""
 
-    async def history(self, name: str, *, limit: str | None = None) -> DaemonHistory:
+    async def history(self, name: DaemonName, *, limit: str | None = None) -> DaemonHistory:
         """A daemon's LLM history
 
         The exchanges with LLM APIs (Anthropic Messages, OpenAI-compatible chat completions) that the proxy recorded for a daemon's invocations: request and response bodies (streams as raw SSE text), never headers, with injected credential values redacted; each body cut at PAWS_LLM_HISTORY_BODY_MAX_BYTES. Oldest first, the newest `limit` (default 100) within retention.

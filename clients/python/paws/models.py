@@ -13,17 +13,34 @@ __all__ = [
     "ApiKeyId",
     "ApiKeyNotFoundEncoded",
     "ApiScope",
+    "ConcurrencyPolicy",
     "CreateApiKey",
     "CreateNodeToken",
     "CreatedApiKey",
     "CreatedNodeToken",
     "CredentialRule",
+    "CronTrigger",
+    "Daemon",
+    "DaemonDisabledEncoded",
+    "DaemonExistsEncoded",
     "DaemonHistory",
     "DaemonHistoryEntry",
+    "DaemonInvocation",
+    "DaemonMemory",
+    "DaemonName",
+    "DaemonNetwork",
+    "DaemonNetworkCredentialsValue",
+    "DaemonNotFoundEncoded",
+    "DaemonPatch",
+    "DaemonSaved",
+    "DaemonSpec",
     "FieldIssue",
     "ForbiddenEncoded",
+    "GithubFilter",
+    "GithubTrigger",
     "HeaderName",
     "Health",
+    "HookAck",
     "HostPattern",
     "IdempotencyConflictEncoded",
     "IllegalTransitionEncoded",
@@ -54,6 +71,7 @@ __all__ = [
     "SessionSpecViewNetwork",
     "SessionSpecViewNetworkCredentialsValue",
     "SessionStatus",
+    "SessionTrigger",
     "Snapshot",
     "SnapshotAccepted",
     "SnapshotBusyEncoded",
@@ -66,26 +84,36 @@ __all__ = [
     "SnapshotRequest",
     "SnapshotStatus",
     "SnapshotUnavailableEncoded",
+    "Trigger",
+    "TriggerName",
     "UnauthorizedEncoded",
+    "WatchTrigger",
+    "WebhookTrigger",
 ]
+
+TriggerName = str
+
+DaemonName = str
 
 ApiScope = Literal["admin", "sessions:write", "read"]
 
 ApiKeyId = str
 
-SnapshotName = str
+ConcurrencyPolicy = Literal["queue", "skip", "replace"]
 
-SnapshotStatus = Literal["building", "ready", "failed", "stale"]
+NodeLabels = dict[str, str]
 
 HeaderName = str
 
 HostPattern = str
 
+SnapshotName = str
+
+SnapshotStatus = Literal["building", "ready", "failed", "stale"]
+
 NodeTokenId = str
 
 NodeId = str
-
-NodeLabels = dict[str, str]
 
 NodeStatus = Literal["ready", "draining", "lost"]
 
@@ -110,6 +138,76 @@ class PayloadTooLargeEncoded(Model):
             tag=data["_tag"],
             message=data["message"],
             max_bytes=data["maxBytes"],
+        )
+
+
+@dataclass(kw_only=True)
+class SnapshotUnavailableEncoded(Model):
+    _json_names = {'tag': '_tag', 'snapshot': 'snapshot', 'message': 'message'}
+    _required = frozenset(['message', 'snapshot', 'tag'])
+
+    tag: Literal["SnapshotUnavailable"] = "SnapshotUnavailable"
+    snapshot: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SnapshotUnavailableEncoded:
+        return cls(
+            tag=data["_tag"],
+            snapshot=data["snapshot"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonDisabledEncoded(Model):
+    _json_names = {'tag': '_tag', 'daemon': 'daemon', 'message': 'message'}
+    _required = frozenset(['daemon', 'message', 'tag'])
+
+    tag: Literal["DaemonDisabled"] = "DaemonDisabled"
+    daemon: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonDisabledEncoded:
+        return cls(
+            tag=data["_tag"],
+            daemon=data["daemon"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'daemon': 'daemon', 'message': 'message'}
+    _required = frozenset(['daemon', 'message', 'tag'])
+
+    tag: Literal["DaemonNotFound"] = "DaemonNotFound"
+    daemon: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            daemon=data["daemon"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class UnauthorizedEncoded(Model):
+    _json_names = {'tag': '_tag', 'message': 'message'}
+    _required = frozenset(['message', 'tag'])
+
+    tag: Literal["Unauthorized"] = "Unauthorized"
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UnauthorizedEncoded:
+        return cls(
+            tag=data["_tag"],
+            message=data["message"],
         )
 
 
@@ -144,6 +242,42 @@ class FieldIssue(Model):
         return cls(
             path=data["path"],
             message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class HookAck(Model):
+    _json_names = {'message': 'message', 'duplicate': 'duplicate', 'ignored': 'ignored', 'pong': 'pong'}
+    _required = frozenset(['message'])
+
+    message: str
+    duplicate: bool | None = None
+    ignored: bool | None = None
+    pong: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HookAck:
+        return cls(
+            message=data["message"],
+            duplicate=data.get("duplicate"),
+            ignored=data.get("ignored"),
+            pong=data.get("pong"),
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonInvocation(Model):
+    _json_names = {'session_id': 'sessionId', 'status': 'status'}
+    _required = frozenset(['session_id', 'status'])
+
+    session_id: str
+    status: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonInvocation:
+        return cls(
+            session_id=data["sessionId"],
+            status=data["status"],
         )
 
 
@@ -192,22 +326,6 @@ class ForbiddenEncoded(Model):
             tag=data["_tag"],
             message=data["message"],
             required_scope=data["requiredScope"],
-        )
-
-
-@dataclass(kw_only=True)
-class UnauthorizedEncoded(Model):
-    _json_names = {'tag': '_tag', 'message': 'message'}
-    _required = frozenset(['message', 'tag'])
-
-    tag: Literal["Unauthorized"] = "Unauthorized"
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> UnauthorizedEncoded:
-        return cls(
-            tag=data["_tag"],
-            message=data["message"],
         )
 
 
@@ -330,6 +448,390 @@ class CreateApiKey(Model):
         return cls(
             name=data["name"],
             scopes=data["scopes"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonSaved(Model):
+    _json_names = {'daemon': 'daemon', 'secrets': 'secrets'}
+    _required = frozenset(['daemon', 'secrets'])
+
+    daemon: Daemon
+    secrets: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonSaved:
+        return cls(
+            daemon=Daemon.from_dict(data["daemon"]),
+            secrets=data["secrets"],
+        )
+
+
+@dataclass(kw_only=True)
+class Daemon(Model):
+    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory', 'created_at': 'createdAt', 'updated_at': 'updatedAt'}
+    _required = frozenset(['concurrency', 'created_at', 'enabled', 'name', 'triggers', 'updated_at', 'workload'])
+
+    name: DaemonName
+    snapshot: SnapshotName | None = None
+    workload: ScriptWorkload | AgentWorkload
+    resources: Resources | None = None
+    timeout_ms: int | None = None
+    network: DaemonNetwork | None = None
+    metadata: dict[str, str] | None = None
+    node_selector: NodeLabels | None = None
+    triggers: list[Trigger]
+    concurrency: ConcurrencyPolicy
+    enabled: bool
+    memory: DaemonMemory | None = None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Daemon:
+        return cls(
+            name=data["name"],
+            snapshot=data.get("snapshot"),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
+            timeout_ms=data.get("timeoutMs"),
+            network=(None if data.get("network") is None else DaemonNetwork.from_dict(data["network"])),
+            metadata=data.get("metadata"),
+            node_selector=data.get("nodeSelector"),
+            triggers=data["triggers"],
+            concurrency=data["concurrency"],
+            enabled=data["enabled"],
+            memory=(None if data.get("memory") is None else DaemonMemory.from_dict(data["memory"])),
+            created_at=data["createdAt"],
+            updated_at=data["updatedAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonNetwork(Model):
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential'}
+    _required = frozenset(['allow_out'])
+
+    allow_out: list[HostPattern]
+    credentials: dict[str, DaemonNetworkCredentialsValue] | None = None
+    allow_wildcard_credential: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonNetwork:
+        return cls(
+            allow_out=data["allowOut"],
+            credentials=(None if data.get("credentials") is None else {k0: DaemonNetworkCredentialsValue.from_dict(v0) for k0, v0 in data["credentials"].items()}),
+            allow_wildcard_credential=data.get("allowWildcardCredential"),
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonNetworkCredentialsValue(Model):
+    _json_names = {'headers': 'headers'}
+    _required = frozenset(['headers'])
+
+    headers: list[HeaderName]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonNetworkCredentialsValue:
+        return cls(
+            headers=data["headers"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonMemory(Model):
+    _json_names = {'llm_history': 'llmHistory', 'keep_generations': 'keepGenerations'}
+    _required = frozenset([])
+
+    llm_history: bool | None = None
+    keep_generations: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonMemory:
+        return cls(
+            llm_history=data.get("llmHistory"),
+            keep_generations=data.get("keepGenerations"),
+        )
+
+
+@dataclass(kw_only=True)
+class WatchTrigger(Model):
+    _json_names = {'kind': 'kind', 'name': 'name', 'url': 'url', 'interval_seconds': 'intervalSeconds', 'pointer': 'pointer'}
+    _required = frozenset(['interval_seconds', 'kind', 'name', 'url'])
+
+    kind: Literal["watch"] = "watch"
+    name: TriggerName
+    url: str
+    interval_seconds: int
+    pointer: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WatchTrigger:
+        return cls(
+            kind=data["kind"],
+            name=data["name"],
+            url=data["url"],
+            interval_seconds=data["intervalSeconds"],
+            pointer=data.get("pointer"),
+        )
+
+
+@dataclass(kw_only=True)
+class CronTrigger(Model):
+    _json_names = {'kind': 'kind', 'name': 'name', 'schedule': 'schedule', 'time_zone': 'timeZone', 'missed': 'missed'}
+    _required = frozenset(['kind', 'name', 'schedule'])
+
+    kind: Literal["cron"] = "cron"
+    name: TriggerName
+    schedule: str
+    time_zone: str | None = None
+    missed: Literal["skip", "once"] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CronTrigger:
+        return cls(
+            kind=data["kind"],
+            name=data["name"],
+            schedule=data["schedule"],
+            time_zone=data.get("timeZone"),
+            missed=data.get("missed"),
+        )
+
+
+@dataclass(kw_only=True)
+class GithubTrigger(Model):
+    _json_names = {'kind': 'kind', 'name': 'name', 'filters': 'filters'}
+    _required = frozenset(['filters', 'kind', 'name'])
+
+    kind: Literal["github"] = "github"
+    name: TriggerName
+    filters: list[GithubFilter]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GithubTrigger:
+        return cls(
+            kind=data["kind"],
+            name=data["name"],
+            filters=[GithubFilter.from_dict(x0) for x0 in data["filters"]],
+        )
+
+
+@dataclass(kw_only=True)
+class GithubFilter(Model):
+    _json_names = {'event': 'event', 'action': 'action', 'branch': 'branch', 'body_pattern': 'bodyPattern'}
+    _required = frozenset(['event'])
+
+    event: str
+    action: str | None = None
+    branch: str | None = None
+    body_pattern: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GithubFilter:
+        return cls(
+            event=data["event"],
+            action=data.get("action"),
+            branch=data.get("branch"),
+            body_pattern=data.get("bodyPattern"),
+        )
+
+
+@dataclass(kw_only=True)
+class WebhookTrigger(Model):
+    _json_names = {'kind': 'kind', 'name': 'name'}
+    _required = frozenset(['kind', 'name'])
+
+    kind: Literal["webhook"] = "webhook"
+    name: TriggerName
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WebhookTrigger:
+        return cls(
+            kind=data["kind"],
+            name=data["name"],
+        )
+
+
+@dataclass(kw_only=True)
+class Resources(Model):
+    _json_names = {'vcpus': 'vcpus', 'memory_mb': 'memoryMB'}
+    _required = frozenset(['memory_mb', 'vcpus'])
+
+    vcpus: int
+    memory_mb: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Resources:
+        return cls(
+            vcpus=data["vcpus"],
+            memory_mb=data["memoryMB"],
+        )
+
+
+@dataclass(kw_only=True)
+class AgentWorkload(Model):
+    _json_names = {'type': 'type', 'agent': 'agent', 'command': 'command', 'prompt': 'prompt', 'model': 'model', 'max_turns': 'maxTurns', 'allowed_tools': 'allowedTools', 'env': 'env'}
+    _required = frozenset(['prompt', 'type'])
+
+    type: Literal["agent"] = "agent"
+    agent: Literal["claude-code", "custom"] | None = None
+    command: list[str] | None = None
+    prompt: str
+    model: str | None = None
+    max_turns: int | None = None
+    allowed_tools: list[str] | None = None
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentWorkload:
+        return cls(
+            type=data["type"],
+            agent=data.get("agent"),
+            command=data.get("command"),
+            prompt=data["prompt"],
+            model=data.get("model"),
+            max_turns=data.get("maxTurns"),
+            allowed_tools=data.get("allowedTools"),
+            env=data.get("env"),
+        )
+
+
+@dataclass(kw_only=True)
+class ScriptWorkload(Model):
+    _json_names = {'type': 'type', 'script': 'script', 'env': 'env'}
+    _required = frozenset(['script', 'type'])
+
+    type: Literal["script"] = "script"
+    script: str
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScriptWorkload:
+        return cls(
+            type=data["type"],
+            script=data["script"],
+            env=data.get("env"),
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonPatch(Model):
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
+    _required = frozenset([])
+
+    snapshot: SnapshotName | None = None
+    workload: ScriptWorkload | AgentWorkload | None = None
+    resources: Resources | None = None
+    timeout_ms: int | None = None
+    network: Network | None = None
+    metadata: dict[str, str] | None = None
+    node_selector: dict[str, str] | None = None
+    triggers: list[Trigger] | None = None
+    concurrency: ConcurrencyPolicy | None = None
+    enabled: bool | None = None
+    memory: DaemonMemory | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonPatch:
+        return cls(
+            snapshot=data.get("snapshot"),
+            workload=(None if data.get("workload") is None else (ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"]))),
+            resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
+            timeout_ms=data.get("timeoutMs"),
+            network=(None if data.get("network") is None else Network.from_dict(data["network"])),
+            metadata=data.get("metadata"),
+            node_selector=data.get("nodeSelector"),
+            triggers=data.get("triggers"),
+            concurrency=data.get("concurrency"),
+            enabled=data.get("enabled"),
+            memory=(None if data.get("memory") is None else DaemonMemory.from_dict(data["memory"])),
+        )
+
+
+@dataclass(kw_only=True)
+class Network(Model):
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential'}
+    _required = frozenset(['allow_out'])
+
+    allow_out: list[HostPattern]
+    credentials: dict[str, CredentialRule] | None = None
+    allow_wildcard_credential: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Network:
+        return cls(
+            allow_out=data["allowOut"],
+            credentials=(None if data.get("credentials") is None else {k0: CredentialRule.from_dict(v0) for k0, v0 in data["credentials"].items()}),
+            allow_wildcard_credential=data.get("allowWildcardCredential"),
+        )
+
+
+@dataclass(kw_only=True)
+class CredentialRule(Model):
+    _json_names = {'headers': 'headers'}
+    _required = frozenset(['headers'])
+
+    headers: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CredentialRule:
+        return cls(
+            headers=data["headers"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonExistsEncoded(Model):
+    _json_names = {'tag': '_tag', 'daemon': 'daemon', 'message': 'message'}
+    _required = frozenset(['daemon', 'message', 'tag'])
+
+    tag: Literal["DaemonExists"] = "DaemonExists"
+    daemon: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonExistsEncoded:
+        return cls(
+            tag=data["_tag"],
+            daemon=data["daemon"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonSpec(Model):
+    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
+    _required = frozenset(['name', 'workload'])
+
+    name: DaemonName
+    snapshot: SnapshotName | None = None
+    workload: ScriptWorkload | AgentWorkload
+    resources: Resources | None = None
+    timeout_ms: int | None = None
+    network: Network | None = None
+    metadata: dict[str, str] | None = None
+    node_selector: dict[str, str] | None = None
+    triggers: list[Trigger] | None = None
+    concurrency: ConcurrencyPolicy | None = None
+    enabled: bool | None = None
+    memory: DaemonMemory | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonSpec:
+        return cls(
+            name=data["name"],
+            snapshot=data.get("snapshot"),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
+            timeout_ms=data.get("timeoutMs"),
+            network=(None if data.get("network") is None else Network.from_dict(data["network"])),
+            metadata=data.get("metadata"),
+            node_selector=data.get("nodeSelector"),
+            triggers=data.get("triggers"),
+            concurrency=data.get("concurrency"),
+            enabled=data.get("enabled"),
+            memory=(None if data.get("memory") is None else DaemonMemory.from_dict(data["memory"])),
         )
 
 
@@ -524,38 +1026,6 @@ class SnapshotRequest(Model):
             vcpus=data.get("vcpus"),
             timeout_ms=data.get("timeoutMs"),
             node=data.get("node"),
-        )
-
-
-@dataclass(kw_only=True)
-class Network(Model):
-    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential'}
-    _required = frozenset(['allow_out'])
-
-    allow_out: list[HostPattern]
-    credentials: dict[str, CredentialRule] | None = None
-    allow_wildcard_credential: bool | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Network:
-        return cls(
-            allow_out=data["allowOut"],
-            credentials=(None if data.get("credentials") is None else {k0: CredentialRule.from_dict(v0) for k0, v0 in data["credentials"].items()}),
-            allow_wildcard_credential=data.get("allowWildcardCredential"),
-        )
-
-
-@dataclass(kw_only=True)
-class CredentialRule(Model):
-    _json_names = {'headers': 'headers'}
-    _required = frozenset(['headers'])
-
-    headers: dict[str, str]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CredentialRule:
-        return cls(
-            headers=data["headers"],
         )
 
 
@@ -765,7 +1235,7 @@ class IllegalTransitionEncoded(Model):
 
 @dataclass(kw_only=True)
 class Session(Model):
-    _json_names = {'id': 'id', 'status': 'status', 'spec': 'spec', 'node': 'node', 'created_at': 'createdAt', 'started_at': 'startedAt', 'completed_at': 'completedAt', 'duration_ms': 'durationMs', 'reason': 'reason', 'result': 'result'}
+    _json_names = {'id': 'id', 'status': 'status', 'spec': 'spec', 'node': 'node', 'created_at': 'createdAt', 'started_at': 'startedAt', 'completed_at': 'completedAt', 'duration_ms': 'durationMs', 'reason': 'reason', 'result': 'result', 'daemon': 'daemon', 'trigger': 'trigger'}
     _required = frozenset(['completed_at', 'created_at', 'duration_ms', 'id', 'node', 'reason', 'result', 'spec', 'started_at', 'status'])
 
     id: SessionId
@@ -778,6 +1248,8 @@ class Session(Model):
     duration_ms: int | None
     reason: str | None
     result: SessionResult | None
+    daemon: str | None = None
+    trigger: SessionTrigger | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Session:
@@ -792,6 +1264,24 @@ class Session(Model):
             duration_ms=data["durationMs"],
             reason=data["reason"],
             result=(None if data["result"] is None else SessionResult.from_dict(data["result"])),
+            daemon=data.get("daemon"),
+            trigger=(None if data.get("trigger") is None else SessionTrigger.from_dict(data["trigger"])),
+        )
+
+
+@dataclass(kw_only=True)
+class SessionTrigger(Model):
+    _json_names = {'kind': 'kind', 'name': 'name'}
+    _required = frozenset(['kind', 'name'])
+
+    kind: Literal["webhook", "github", "cron", "watch", "manual"]
+    name: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionTrigger:
+        return cls(
+            kind=data["kind"],
+            name=data["name"],
         )
 
 
@@ -876,68 +1366,6 @@ class SessionSpecViewNetworkCredentialsValue(Model):
 
 
 @dataclass(kw_only=True)
-class Resources(Model):
-    _json_names = {'vcpus': 'vcpus', 'memory_mb': 'memoryMB'}
-    _required = frozenset(['memory_mb', 'vcpus'])
-
-    vcpus: int
-    memory_mb: int
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Resources:
-        return cls(
-            vcpus=data["vcpus"],
-            memory_mb=data["memoryMB"],
-        )
-
-
-@dataclass(kw_only=True)
-class AgentWorkload(Model):
-    _json_names = {'type': 'type', 'agent': 'agent', 'command': 'command', 'prompt': 'prompt', 'model': 'model', 'max_turns': 'maxTurns', 'allowed_tools': 'allowedTools', 'env': 'env'}
-    _required = frozenset(['prompt', 'type'])
-
-    type: Literal["agent"] = "agent"
-    agent: Literal["claude-code", "custom"] | None = None
-    command: list[str] | None = None
-    prompt: str
-    model: str | None = None
-    max_turns: int | None = None
-    allowed_tools: list[str] | None = None
-    env: dict[str, str] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AgentWorkload:
-        return cls(
-            type=data["type"],
-            agent=data.get("agent"),
-            command=data.get("command"),
-            prompt=data["prompt"],
-            model=data.get("model"),
-            max_turns=data.get("maxTurns"),
-            allowed_tools=data.get("allowedTools"),
-            env=data.get("env"),
-        )
-
-
-@dataclass(kw_only=True)
-class ScriptWorkload(Model):
-    _json_names = {'type': 'type', 'script': 'script', 'env': 'env'}
-    _required = frozenset(['script', 'type'])
-
-    type: Literal["script"] = "script"
-    script: str
-    env: dict[str, str] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScriptWorkload:
-        return cls(
-            type=data["type"],
-            script=data["script"],
-            env=data.get("env"),
-        )
-
-
-@dataclass(kw_only=True)
 class SessionPage(Model):
     _json_names = {'sessions': 'sessions', 'next_cursor': 'nextCursor'}
     _required = frozenset(['next_cursor', 'sessions'])
@@ -950,24 +1378,6 @@ class SessionPage(Model):
         return cls(
             sessions=[Session.from_dict(x0) for x0 in data["sessions"]],
             next_cursor=data["nextCursor"],
-        )
-
-
-@dataclass(kw_only=True)
-class SnapshotUnavailableEncoded(Model):
-    _json_names = {'tag': '_tag', 'snapshot': 'snapshot', 'message': 'message'}
-    _required = frozenset(['message', 'snapshot', 'tag'])
-
-    tag: Literal["SnapshotUnavailable"] = "SnapshotUnavailable"
-    snapshot: str
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SnapshotUnavailableEncoded:
-        return cls(
-            tag=data["_tag"],
-            snapshot=data["snapshot"],
-            message=data["message"],
         )
 
 
@@ -1029,3 +1439,6 @@ class SessionSpec(Model):
             metadata=data.get("metadata"),
             node_selector=data.get("nodeSelector"),
         )
+
+
+Trigger = WebhookTrigger | GithubTrigger | CronTrigger | WatchTrigger

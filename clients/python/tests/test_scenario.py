@@ -15,13 +15,16 @@ import httpx
 
 from paws import (
     AsyncPawsClient,
+    ConflictError,
     CredentialRule,
+    CronTrigger,
     InvalidRequestError,
     Network,
     NotFoundError,
     PawsClient,
     ScriptWorkload,
     UnauthorizedError,
+    WebhookTrigger,
     retry_after_seconds,
 )
 
@@ -177,6 +180,34 @@ class SyncScenario(unittest.TestCase):
         with self.assertRaises(NotFoundError) as gone:
             self.client.snapshots.get("py-sdk")
         self.assertEqual(gone.exception.tag, "SnapshotNotFound")
+
+    def test_daemons_define_run_and_list_invocations(self) -> None:
+        saved = self.client.daemons.create(
+            name="py-daemon",
+            workload=ScriptWorkload(script="echo py daemon"),
+            network=Network(allow_out=["api.example.com"],
+                            credentials={"api.example.com": CredentialRule(headers={"x-api-key": SECRET})}),
+            triggers=[WebhookTrigger(name="hook"), CronTrigger(name="nightly", schedule="0 3 * * *")],
+        )
+        self.assertEqual(list(saved.secrets), ["hook"])
+        self.assertEqual(saved.daemon.concurrency, "queue")
+        with self.assertRaises(ConflictError):
+            self.client.daemons.create(name="py-daemon", workload=ScriptWorkload(script="x"))
+        updated = self.client.daemons.update("py-daemon", concurrency="skip")
+        self.assertEqual(updated.daemon.concurrency, "skip")
+        self.assertIn("py-daemon", [d.name for d in self.client.daemons.list()])
+        invoked = self.client.daemons.run("py-daemon")
+        session = self.client.sessions.wait(invoked.session_id, timeout=10)
+        self.assertEqual(session.daemon, "py-daemon")
+        self.assertEqual(session.trigger.kind if session.trigger else None, "manual")
+        self.assertEqual([s.id for s in self.client.sessions.list(daemon="py-daemon").sessions], [invoked.session_id])
+        shown = json.dumps(self.client.daemons.get("py-daemon").to_dict())
+        self.assertNotIn(SECRET, shown)
+        self.assertNotIn(saved.secrets["hook"], shown)
+        self.client.daemons.delete("py-daemon")
+        with self.assertRaises(NotFoundError) as gone:
+            self.client.daemons.get("py-daemon")
+        self.assertEqual(gone.exception.tag, "DaemonNotFound")
 
     def test_retry_after_forms(self) -> None:
         self.assertEqual(retry_after_seconds("3"), 3.0)

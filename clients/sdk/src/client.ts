@@ -13,6 +13,11 @@ export type SessionStatus = Schemas["SessionStatus"]
 export type SnapshotRequest = Schemas["SnapshotRequest"]
 export type Snapshot = Schemas["Snapshot"]
 export type SnapshotAccepted = Schemas["SnapshotAccepted"]
+export type DaemonSpec = Schemas["DaemonSpec"]
+export type DaemonPatch = Schemas["DaemonPatch"]
+export type Daemon = Schemas["Daemon"]
+export type DaemonSaved = Schemas["DaemonSaved"]
+export type DaemonInvocation = Schemas["DaemonInvocation"]
 export type ListSessionsQuery = Omit<NonNullable<operations["sessions.list"]["parameters"]["query"]>, "limit"> & {
   readonly limit?: number
 }
@@ -42,7 +47,7 @@ const unwrap = async <T>(call: Promise<{ data?: T; error?: unknown; response: Re
   return data as T
 }
 
-/** A client for the paws control API: `paws.sessions.*`, `paws.snapshots.*`, and the raw typed `paws.api`. */
+/** A client for the paws control API: `paws.sessions.*`, `paws.snapshots.*`, `paws.daemons.*`, and the raw typed `paws.api`. */
 export const createClient = (options: ClientOptions) => {
   const baseUrl = options.baseUrl.replace(/\/+$/, "")
   const fetch = retryingFetch(options.fetch ?? ((request) => globalThis.fetch(request)), options.retry)
@@ -118,7 +123,25 @@ export const createClient = (options: ClientOptions) => {
     },
   }
 
-  return { sessions, snapshots, api }
+  const daemons = {
+    /** Define a daemon; `secrets` holds the webhook/GitHub trigger signing secrets, returned only here. */
+    create: (spec: DaemonSpec): Promise<DaemonSaved> => unwrap(api.POST("/v1/daemons", { body: spec })),
+    list: (): Promise<ReadonlyArray<Daemon>> => unwrap(api.GET("/v1/daemons")),
+    get: (daemon: string): Promise<Daemon> => unwrap(api.GET("/v1/daemons/{name}", name(daemon))),
+    /** The fields given replace the stored ones; new signed triggers' secrets come back in `secrets`. */
+    update: (daemon: string, patch: DaemonPatch): Promise<DaemonSaved> =>
+      unwrap(api.PATCH("/v1/daemons/{name}", { ...name(daemon), body: patch })),
+    delete: async (daemon: string): Promise<void> => {
+      await unwrap(api.DELETE("/v1/daemons/{name}", name(daemon)))
+    },
+    /** A manual invocation under the daemon's concurrency policy. */
+    run: (daemon: string): Promise<DaemonInvocation> => unwrap(api.POST("/v1/daemons/{name}/run", name(daemon))),
+    /** The daemon's invocations (sessions), newest first. */
+    sessions: (daemon: string, query: Omit<ListSessionsQuery, "daemon"> = {}): Promise<SessionPage> =>
+      sessions.list({ ...query, daemon }),
+  }
+
+  return { sessions, snapshots, daemons, api }
 }
 
 export type PawsClient = ReturnType<typeof createClient>

@@ -2,6 +2,11 @@
 export {
   type ClientOptions,
   createClient,
+  type Daemon,
+  type DaemonInvocation,
+  type DaemonPatch,
+  type DaemonSaved,
+  type DaemonSpec,
   type ListSessionsQuery,
   type PawsClient,
   type Session,

@@ -3,7 +3,14 @@ import { Effect, Layer } from "effect"
 import { fileURLToPath } from "node:url"
 import { registerFakeNode } from "../../../control/test/FakeNode.ts"
 import { pgliteBackend, TestControl } from "../../../control/test/harness.ts"
-import { createClient, InvalidRequestError, type LogEvent, NotFoundError, UnauthorizedError } from "../src/index.ts"
+import {
+  ConflictError,
+  createClient,
+  InvalidRequestError,
+  type LogEvent,
+  NotFoundError,
+  UnauthorizedError,
+} from "../src/index.ts"
 import { codeBlocks, runExample } from "./ReadmeExamples.ts"
 
 const sdkDir = fileURLToPath(new URL("../", import.meta.url))
@@ -153,6 +160,39 @@ describe("@paws/sdk against a real control plane", () => {
             const gone = await paws.snapshots.get("ts-sdk").catch((e) => e)
             assert.instanceOf(gone, NotFoundError)
             assert.strictEqual(gone.tag, "SnapshotNotFound")
+          })
+        }))
+
+      it.effect("defines a daemon, runs it and lists its invocations; secrets shown once", () =>
+        Effect.gen(function* () {
+          const control = yield* TestControl
+          yield* registerFakeNode(control.registry, { id: "sdk-daemon", maxConcurrent: 2 })
+          const paws = createClient({ baseUrl: control.url, apiKey: control.adminKey })
+          yield* Effect.promise(async () => {
+            const saved = await paws.daemons.create({
+              name: "ts-daemon",
+              workload: { type: "script", script: "echo ts daemon" },
+              triggers: [{ kind: "webhook", name: "hook" }, { kind: "cron", name: "nightly", schedule: "0 3 * * *" }],
+            })
+            assert.deepStrictEqual(Object.keys(saved.secrets), ["hook"])
+            const dup = await paws.daemons.create({ name: "ts-daemon", workload: saved.daemon.workload }).catch((e) =>
+              e
+            )
+            assert.instanceOf(dup, ConflictError)
+            const updated = await paws.daemons.update("ts-daemon", { concurrency: "replace" })
+            assert.strictEqual(updated.daemon.concurrency, "replace")
+            assert.include((await paws.daemons.list()).map((d) => d.name), "ts-daemon")
+            const invoked = await paws.daemons.run("ts-daemon")
+            const session = await paws.sessions.wait(invoked.sessionId, { intervalMs: 50, timeoutMs: 10_000 })
+            assert.strictEqual(session.daemon, "ts-daemon")
+            assert.deepStrictEqual(session.trigger, { kind: "manual", name: "manual" })
+            const page = await paws.daemons.sessions("ts-daemon")
+            assert.deepStrictEqual(page.sessions.map((s) => s.id), [invoked.sessionId])
+            assert.notInclude(JSON.stringify(await paws.daemons.get("ts-daemon")), saved.secrets["hook"]!)
+            await paws.daemons.delete("ts-daemon")
+            const gone = await paws.daemons.get("ts-daemon").catch((e) => e)
+            assert.instanceOf(gone, NotFoundError)
+            assert.strictEqual(gone.tag, "DaemonNotFound")
           })
         }))
 

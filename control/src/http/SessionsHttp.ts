@@ -28,7 +28,12 @@ export const SessionsHttp = HttpApiBuilder.group(
       .handle("list", ({ query }) =>
         Effect.gen(function* () {
           const limit = Math.min(query.limit ?? 50, maxPageSize)
-          const rows = yield* store.list({ status: query.status, limit: limit + 1, cursor: query.cursor })
+          const rows = yield* store.list({
+            status: query.status,
+            limit: limit + 1,
+            cursor: query.cursor,
+            ...(query.daemon === undefined ? {} : { daemon: query.daemon }),
+          })
           const page = rows.slice(0, limit)
           return { sessions: page, nextCursor: rows.length > limit ? page[page.length - 1]!.id : null }
         }))

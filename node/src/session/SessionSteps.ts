@@ -3,6 +3,7 @@ import type { Scope } from "effect"
 import type { NodeSessionEvent, SessionDispatch } from "@paws/core"
 import { prepareViaAgent } from "../guest/AgentPrepare.ts"
 import { agentShell } from "../guest/AgentShell.ts"
+import { inputEnv, writeGuestInput } from "../guest/GuestInput.ts"
 import type { GuestAgent } from "../guest/GuestAgent.ts"
 import { connectGuestShell } from "../guest/GuestShell.ts"
 import type { GuestShell } from "../guest/GuestShell.ts"
@@ -163,14 +164,23 @@ export const makeSessionSteps = (s: StepServices) => {
   const guest = (c: SessionContext, slot: Slot, p: Placement, proxy: RunningProxy, started: StartedVm, w: Watch) => {
     // An agent workload becomes the script that runs the agent (AgentWorkload.ts).
     const workload = guestWorkload(c.dispatch.workload, c.dispatch.sessionId)
-    const env = envFile(workload.env)
+    const input = c.dispatch.input
+    const env = envFile({ ...workload.env, ...inputEnv(input) })
     const script = workload.script
+    /** A daemon invocation's /input files, before the workload starts. */
+    const withInput = (shell: GuestShell) =>
+      input === undefined ? Effect.succeed(shell) : writeGuestInput(shell, started.agent, input).pipe(
+        Effect.mapError((e) => fail(`writing /input failed: ${e.message}`)),
+        Effect.raceFirst(w.vmDied),
+        Effect.as(shell),
+      )
     if (started.agent !== undefined) {
       const agent = started.agent
       return prepareViaAgent(agent, { caPem: proxy.caCertificatePem, env, script }).pipe(
         Effect.mapError((e) => fail(`preparing the guest failed: ${e.message}`)),
         Effect.raceFirst(w.vmDied),
         Effect.as(agentShell(agent)),
+        Effect.flatMap(withInput),
         Effect.tap(() => c.mark("prepared(agent)")),
       )
     }
@@ -194,6 +204,7 @@ export const makeSessionSteps = (s: StepServices) => {
       if (!inline) yield* shell.writeFile(envPath, env, { mode: 0o600 })
       const prepared = yield* shell.run(prepare(inline ? env : undefined), { stdin: script, profile: false })
       if (prepared.exitCode !== 0) return yield* fail(`preparing the guest failed: ${prepared.stderr.trim()}`)
+      yield* withInput(shell)
       yield* c.mark("prepared")
       return shell
     })

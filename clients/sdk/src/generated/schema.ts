@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * List sessions
-         * @description List sessions, newest first, optionally by status.
+         * @description List sessions, newest first, optionally by status or daemon.
          *
          *     Requires scope `read` (or one that implies it).
          */
@@ -238,6 +238,90 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/daemons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List daemons
+         * @description List daemons
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["daemons.list"];
+        put?: never;
+        /**
+         * Define a daemon
+         * @description A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        post: operations["daemons.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/daemons/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a daemon
+         * @description Get a daemon
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["daemons.get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a daemon
+         * @description Its triggers stop; its sessions stay listed.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        delete: operations["daemons.delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a daemon
+         * @description Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        patch: operations["daemons.update"];
+        trace?: never;
+    };
+    "/v1/daemons/{name}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a daemon now
+         * @description A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        post: operations["daemons.run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -372,6 +456,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/hooks/{daemon}/{trigger}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver a webhook to a daemon's trigger
+         * @description No API key: the signature is checked before anything runs, and a refused delivery creates no session. `webhook` triggers: `X-Paws-Timestamp` (Unix seconds, within PAWS_HOOK_REPLAY_WINDOW_S of now) and `X-Paws-Signature-256: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">` with the trigger's secret; a signature is accepted once. `github` triggers: GitHub's own headers (`X-Hub-Signature-256`, `X-GitHub-Event`, `X-GitHub-Delivery`, deduplicated). Bodies above PAWS_HOOK_MAX_BYTES: 413. The body reaches the guest as `/input/event.json`; headers and signatures never do.
+         */
+        post: operations["hooks.deliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -381,6 +485,29 @@ export interface components {
             _tag: "PayloadTooLarge";
             message: string;
             maxBytes: number;
+        };
+        SnapshotUnavailableEncoded: {
+            /** @enum {string} */
+            _tag: "SnapshotUnavailable";
+            snapshot: string;
+            message: string;
+        };
+        DaemonDisabledEncoded: {
+            /** @enum {string} */
+            _tag: "DaemonDisabled";
+            daemon: string;
+            message: string;
+        };
+        DaemonNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "DaemonNotFound";
+            daemon: string;
+            message: string;
+        };
+        UnauthorizedEncoded: {
+            /** @enum {string} */
+            _tag: "Unauthorized";
+            message: string;
         };
         InvalidRequestEncoded: {
             /** @enum {string} */
@@ -392,6 +519,18 @@ export interface components {
             path: string;
             message: string;
         };
+        HookAck: {
+            message: string;
+            duplicate?: boolean;
+            ignored?: boolean;
+            pong?: boolean;
+        };
+        DaemonInvocation: {
+            sessionId: string;
+            status: string;
+        };
+        TriggerName: string;
+        DaemonName: string;
         ServiceUnavailableEncoded: {
             /** @enum {string} */
             _tag: "ServiceUnavailable";
@@ -406,11 +545,6 @@ export interface components {
             _tag: "Forbidden";
             message: string;
             requiredScope: string;
-        };
-        UnauthorizedEncoded: {
-            /** @enum {string} */
-            _tag: "Unauthorized";
-            message: string;
         };
         DaemonHistory: {
             daemon: string;
@@ -453,6 +587,164 @@ export interface components {
             name: string;
             scopes: components["schemas"]["ApiScope"][];
         };
+        DaemonSaved: {
+            daemon: components["schemas"]["Daemon"];
+            secrets: {
+                [key: string]: string;
+            };
+        };
+        Daemon: {
+            name: components["schemas"]["DaemonName"];
+            snapshot?: components["schemas"]["SnapshotName"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            resources?: components["schemas"]["Resources"];
+            timeoutMs?: number;
+            network?: {
+                allowOut: components["schemas"]["HostPattern"][];
+                credentials?: {
+                    [key: string]: {
+                        headers: components["schemas"]["HeaderName"][];
+                    };
+                };
+                allowWildcardCredential?: boolean;
+            };
+            metadata?: {
+                [key: string]: string;
+            };
+            nodeSelector?: components["schemas"]["NodeLabels"];
+            triggers: components["schemas"]["Trigger"][];
+            concurrency: components["schemas"]["ConcurrencyPolicy"];
+            enabled: boolean;
+            memory?: components["schemas"]["DaemonMemory"];
+            createdAt: string;
+            updatedAt: string;
+        };
+        DaemonMemory: {
+            llmHistory?: boolean;
+            keepGenerations?: number;
+        };
+        /** @enum {string} */
+        ConcurrencyPolicy: "queue" | "skip" | "replace";
+        Trigger: components["schemas"]["WebhookTrigger"] | components["schemas"]["GithubTrigger"] | components["schemas"]["CronTrigger"] | components["schemas"]["WatchTrigger"];
+        WatchTrigger: {
+            /** @enum {string} */
+            kind: "watch";
+            name: components["schemas"]["TriggerName"];
+            url: string;
+            intervalSeconds: number;
+            pointer?: string;
+        };
+        CronTrigger: {
+            /** @enum {string} */
+            kind: "cron";
+            name: components["schemas"]["TriggerName"];
+            schedule: string;
+            timeZone?: string;
+            /** @enum {string} */
+            missed?: "skip" | "once";
+        };
+        GithubTrigger: {
+            /** @enum {string} */
+            kind: "github";
+            name: components["schemas"]["TriggerName"];
+            filters: components["schemas"]["GithubFilter"][];
+        };
+        GithubFilter: {
+            event: string;
+            action?: string;
+            branch?: string;
+            bodyPattern?: string;
+        };
+        WebhookTrigger: {
+            /** @enum {string} */
+            kind: "webhook";
+            name: components["schemas"]["TriggerName"];
+        };
+        NodeLabels: {
+            [key: string]: string;
+        };
+        HeaderName: string;
+        HostPattern: string;
+        Resources: {
+            vcpus: number;
+            memoryMB: number;
+        };
+        AgentWorkload: {
+            /** @enum {string} */
+            type: "agent";
+            /** @enum {string} */
+            agent?: "claude-code" | "custom";
+            command?: string[];
+            prompt: string;
+            model?: string;
+            maxTurns?: number;
+            allowedTools?: string[];
+            env?: {
+                [key: string]: string;
+            };
+        };
+        ScriptWorkload: {
+            /** @enum {string} */
+            type: "script";
+            script: string;
+            env?: {
+                [key: string]: string;
+            };
+        };
+        SnapshotName: string;
+        DaemonPatch: {
+            snapshot?: components["schemas"]["SnapshotName"];
+            workload?: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            resources?: components["schemas"]["Resources"];
+            timeoutMs?: number;
+            network?: components["schemas"]["Network"];
+            metadata?: {
+                [key: string]: string;
+            };
+            nodeSelector?: {
+                [key: string]: string;
+            };
+            triggers?: components["schemas"]["Trigger"][];
+            concurrency?: components["schemas"]["ConcurrencyPolicy"];
+            enabled?: boolean;
+            memory?: components["schemas"]["DaemonMemory"];
+        };
+        Network: {
+            allowOut: components["schemas"]["HostPattern"][];
+            credentials?: {
+                [key: string]: components["schemas"]["CredentialRule"];
+            };
+            allowWildcardCredential?: boolean;
+        };
+        CredentialRule: {
+            headers: {
+                [key: string]: string;
+            };
+        };
+        DaemonExistsEncoded: {
+            /** @enum {string} */
+            _tag: "DaemonExists";
+            daemon: string;
+            message: string;
+        };
+        DaemonSpec: {
+            name: components["schemas"]["DaemonName"];
+            snapshot?: components["schemas"]["SnapshotName"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            resources?: components["schemas"]["Resources"];
+            timeoutMs?: number;
+            network?: components["schemas"]["Network"];
+            metadata?: {
+                [key: string]: string;
+            };
+            nodeSelector?: {
+                [key: string]: string;
+            };
+            triggers?: components["schemas"]["Trigger"][];
+            concurrency?: components["schemas"]["ConcurrencyPolicy"];
+            enabled?: boolean;
+            memory?: components["schemas"]["DaemonMemory"];
+        };
         SnapshotBusyEncoded: {
             /** @enum {string} */
             _tag: "SnapshotBusy";
@@ -465,7 +757,6 @@ export interface components {
             snapshot: string;
             message: string;
         };
-        SnapshotName: string;
         Snapshot: {
             name: components["schemas"]["SnapshotName"];
             node: string;
@@ -518,20 +809,6 @@ export interface components {
             timeoutMs?: number;
             node?: string;
         };
-        Network: {
-            allowOut: components["schemas"]["HostPattern"][];
-            credentials?: {
-                [key: string]: components["schemas"]["CredentialRule"];
-            };
-            allowWildcardCredential?: boolean;
-        };
-        CredentialRule: {
-            headers: {
-                [key: string]: string;
-            };
-        };
-        HeaderName: string;
-        HostPattern: string;
         NodeTokenNotFoundEncoded: {
             /** @enum {string} */
             _tag: "NodeTokenNotFound";
@@ -582,9 +859,6 @@ export interface components {
             status: "ready" | "building" | "stale";
             error?: string;
         };
-        NodeLabels: {
-            [key: string]: string;
-        };
         /** @enum {string} */
         NodeStatus: "ready" | "draining" | "lost";
         NodeCapacity: {
@@ -619,6 +893,13 @@ export interface components {
             durationMs: number | null;
             reason: string | null;
             result: components["schemas"]["SessionResult"] | null;
+            daemon?: string;
+            trigger?: components["schemas"]["SessionTrigger"];
+        };
+        SessionTrigger: {
+            /** @enum {string} */
+            kind: "webhook" | "github" | "cron" | "watch" | "manual";
+            name: string;
         };
         SessionResult: {
             exitCode: number | null;
@@ -646,43 +927,11 @@ export interface components {
             };
             nodeSelector?: components["schemas"]["NodeLabels"];
         };
-        Resources: {
-            vcpus: number;
-            memoryMB: number;
-        };
-        AgentWorkload: {
-            /** @enum {string} */
-            type: "agent";
-            /** @enum {string} */
-            agent?: "claude-code" | "custom";
-            command?: string[];
-            prompt: string;
-            model?: string;
-            maxTurns?: number;
-            allowedTools?: string[];
-            env?: {
-                [key: string]: string;
-            };
-        };
-        ScriptWorkload: {
-            /** @enum {string} */
-            type: "script";
-            script: string;
-            env?: {
-                [key: string]: string;
-            };
-        };
         /** @enum {string} */
         SessionStatus: "pending" | "starting" | "running" | "completed" | "failed" | "timeout" | "cancelled";
         SessionPage: {
             sessions: components["schemas"]["Session"][];
             nextCursor: string | null;
-        };
-        SnapshotUnavailableEncoded: {
-            /** @enum {string} */
-            _tag: "SnapshotUnavailable";
-            snapshot: string;
-            message: string;
         };
         IdempotencyConflictEncoded: {
             /** @enum {string} */
@@ -722,6 +971,7 @@ export interface operations {
                 status?: components["schemas"]["SessionStatus"];
                 limit?: string;
                 cursor?: components["schemas"]["SessionId"];
+                daemon?: components["schemas"]["DaemonName"];
             };
             header?: never;
             path?: never;
@@ -1707,6 +1957,410 @@ export interface operations {
             };
         };
     };
+    "daemons.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Daemon"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DaemonSpec"];
+            };
+        };
+        responses: {
+            /** @description DaemonSaved */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonSaved"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonExists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonExistsEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["DaemonName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Daemon */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Daemon"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["DaemonName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description <No Content> */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["DaemonName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DaemonPatch"];
+            };
+        };
+        responses: {
+            /** @description DaemonSaved */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonSaved"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "daemons.run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["DaemonName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description DaemonInvocation */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonInvocation"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
+                };
+            };
+            /** @description SnapshotUnavailable */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SnapshotUnavailableEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
     "keys.list": {
         parameters: {
             query?: never;
@@ -1953,7 +2607,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                name: string;
+                name: components["schemas"]["DaemonName"];
             };
             cookie?: never;
         };
@@ -1993,6 +2647,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
@@ -2096,6 +2759,93 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServiceUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "hooks.deliver": {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-paws-timestamp"?: string;
+                "x-paws-signature-256"?: string;
+                "x-hub-signature-256"?: string;
+                "x-github-event"?: string;
+                "x-github-delivery"?: string;
+            };
+            path: {
+                daemon: components["schemas"]["DaemonName"];
+                trigger: components["schemas"]["TriggerName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description HookAck */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAck"];
+                };
+            };
+            /** @description DaemonInvocation */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonInvocation"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description DaemonNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonNotFoundEncoded"];
+                };
+            };
+            /** @description DaemonDisabled | SnapshotUnavailable */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaemonDisabledEncoded"] | components["schemas"]["SnapshotUnavailableEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
         };

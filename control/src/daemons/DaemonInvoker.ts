@@ -1,0 +1,99 @@
+import {
+  type DaemonInvocation,
+  type InvalidRequest,
+  type SessionId,
+  type SessionInput,
+  type SessionTrigger,
+  type SnapshotUnavailable,
+} from "@paws/core"
+import { Context, Effect, Layer } from "effect"
+import { EventFeed } from "../EventFeed.ts"
+import { Sessions } from "../Sessions.ts"
+import { SessionStore } from "../SessionStore.ts"
+import { Daemons } from "./Daemons.ts"
+import { DaemonStore, type StoredDaemon } from "./DaemonStore.ts"
+
+/** The key id a daemon's sessions are created under (sessions record who made them). */
+export const daemonKeyId = (name: string) => `daemon:${name}`
+/** The memory key of a daemon's /state and LLM history (MemoryStore; GET /v1/daemons/{name}/history reads it). */
+export const daemonMemoryKey = (name: string) => `daemon:${name}`
+
+/**
+ * Turns a fired trigger into a session under the daemon's concurrency policy: `queue` creates it
+ * (the dispatcher starts a daemon's sessions one at a time), `skip` records it as a cancelled
+ * session (reason `skipped_while_running`) while another is active, `replace` cancels the active
+ * ones first. The payload goes to the guest's /input, sealed with the session.
+ */
+export class DaemonInvoker extends Context.Service<DaemonInvoker, {
+  readonly invoke: (
+    daemon: StoredDaemon,
+    trigger: SessionTrigger,
+    event: unknown,
+    options?: { readonly idempotencyKey?: string },
+  ) => Effect.Effect<DaemonInvocation, InvalidRequest | SnapshotUnavailable>
+}>()("paws/control/DaemonInvoker") {
+  static readonly layer = Layer.effect(
+    DaemonInvoker,
+    Effect.gen(function* () {
+      const daemons = yield* Daemons
+      const store = yield* DaemonStore
+      const sessions = yield* Sessions
+      const sessionStore = yield* SessionStore
+      const feed = yield* EventFeed
+
+      const invoke = Effect.fn("DaemonInvoker.invoke")(function* (
+        daemon: StoredDaemon,
+        trigger: SessionTrigger,
+        event: unknown,
+        options: { readonly idempotencyKey?: string } = {},
+      ) {
+        const name = daemon.view.name
+        if (options.idempotencyKey !== undefined) {
+          // A retried invocation (a cron tick fired again after a restart) changes nothing.
+          const existing = yield* store.sessionByKey(name, options.idempotencyKey)
+          if (existing !== undefined) return { sessionId: existing.id, status: existing.status }
+        }
+        const active = yield* store.activeSessions(name)
+        const policy = daemon.view.concurrency
+        if (policy === "replace") {
+          for (const id of active) {
+            yield* sessions.cancel(id as SessionId).pipe(Effect.ignore) // it may have finished meanwhile
+          }
+        }
+        const input: SessionInput = { files: { "event.json": JSON.stringify(event) }, trigger: trigger.kind }
+        // Every invocation shares the daemon's memory: /state, and LLM history when it records it.
+        const memory = daemon.view.memory
+        const accepted = yield* sessions.create(
+          yield* daemons.sessionSpec(daemon),
+          daemonKeyId(name),
+          options.idempotencyKey,
+          {
+            origin: { daemon: name, trigger, input },
+            memory: {
+              key: daemonMemoryKey(name),
+              ...(memory?.keepGenerations === undefined ? {} : { keepGenerations: memory.keepGenerations }),
+              ...(memory?.llmHistory === true ? { recordLlmHistory: true } : {}),
+            },
+          },
+        ).pipe(
+          // The same idempotency key with another spec: the daemon changed between two replicas' reads.
+          Effect.catchTag("IdempotencyConflict", (e) => Effect.die(e)),
+        )
+        if (policy === "skip" && active.length > 0) {
+          yield* sessionStore.transition(accepted.sessionId, "cancelled", "skipped_while_running")
+          yield* feed.publish(accepted.sessionId)
+          yield* Effect.logInfo("daemon invocation skipped").pipe(
+            Effect.annotateLogs({ daemon: name, trigger: trigger.name, running: active[0] }),
+          )
+          return { sessionId: accepted.sessionId, status: "cancelled" }
+        }
+        yield* Effect.logInfo("daemon invoked").pipe(
+          Effect.annotateLogs({ daemon: name, trigger: trigger.name, session: accepted.sessionId }),
+        )
+        return { sessionId: accepted.sessionId, status: accepted.status }
+      })
+
+      return DaemonInvoker.of({ invoke })
+    }),
+  )
+}
