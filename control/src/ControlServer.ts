@@ -12,6 +12,7 @@ import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { Metrics } from "./Metrics.ts"
 import { LiveGateway } from "./LiveGateway.ts"
+import { McpServers } from "./McpServers.ts"
 import { NodeGateway } from "./NodeGateway.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
 import { NodeTokens } from "./NodeTokens.ts"
@@ -25,6 +26,7 @@ import { Vault } from "./Vault.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
+import { McpServersHttp } from "./http/McpServersHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
@@ -34,6 +36,7 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
   Layer.provideMerge(Dispatcher.layer),
+  Layer.provideMerge(McpServers.layer),
   Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
   Layer.provideMerge(Database),
@@ -48,7 +51,16 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
+    Layer.provide([
+      SessionsHttp,
+      KeysHttp,
+      NodesHttp,
+      NodeTokensHttp,
+      MetricsHttp,
+      HealthHttp,
+      SnapshotsHttp,
+      McpServersHttp,
+    ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,

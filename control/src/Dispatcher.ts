@@ -9,6 +9,7 @@ import {
 import { Cause, Context, Effect, Fiber, Layer, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { EventFeed } from "./EventFeed.ts"
+import { McpServers } from "./McpServers.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { redactCredentials } from "./RedactCredentials.ts"
@@ -38,6 +39,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const registry = yield* NodeRegistry
       const signal = yield* QueueSignal
       const vault = yield* Vault
+      const mcpServers = yield* McpServers
       const feed = yield* EventFeed
       const scope = yield* Effect.scope
       const running = new Map<SessionId, Fiber.Fiber<void>>()
@@ -91,7 +93,12 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           const credentials = claimed.credentials === null
             ? {}
             : JSON.parse(yield* vault.open(claimed.credentials, id)) as SessionDispatch["network"]["credentials"]
-          sent = credentials
+          const mcp = spec.mcp === undefined || spec.mcp.length === 0 ? [] : yield* mcpServers.resolve(spec.mcp)
+          // MCP secret values are redacted from logs like credential values.
+          sent = {
+            ...credentials,
+            ...Object.fromEntries(mcp.map((m) => [`mcp:${m.name}`, { headers: { ...m.env, ...m.headers } }])),
+          }
           const dispatch: SessionDispatch = {
             sessionId: id,
             snapshot: spec.snapshot,
@@ -100,6 +107,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             timeoutMs: spec.timeoutMs,
             network: { allowOut: spec.network.allowOut, credentials },
             ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
+            ...(mcp.length === 0 ? {} : { mcp }),
           }
           let ended = false
           const finished = yield* entry.client.RunSession(dispatch).pipe(
@@ -119,6 +127,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             UnknownSnapshot: (e) => store.transition(claimed.id, "failed", `unknown_snapshot: ${e.snapshot}`),
             SessionAlreadyRunning: () => store.transition(claimed.id, "failed", "node_reports_already_running"),
             VaultError: () => store.transition(claimed.id, "failed", "vault_cannot_decrypt_credentials"),
+            McpServerMissing: (e) => store.transition(claimed.id, "failed", `mcp_server_not_registered: ${e.name}`),
             RpcClientError: () => lost(claimed.id, "node_lost"),
           }),
           // Our own interrupt (stop, shutdown) never reaches this handler; an interrupt here came

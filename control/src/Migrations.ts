@@ -66,4 +66,14 @@ export const migrations = Migrator.fromRecord({
     yield* sql`ALTER TABLE node_tokens ADD COLUMN node_id text`
     yield* sql`ALTER TABLE node_tokens ADD COLUMN max_concurrent integer`
   }),
+  "0010_mcp_servers": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // config: the registration without secret values (env/header names only); secrets: the values, sealed.
+    yield* sql`CREATE TABLE mcp_servers (
+      name text PRIMARY KEY,
+      config jsonb NOT NULL,
+      secrets text,
+      created_at timestamptz NOT NULL DEFAULT now()
+    )`
+  }),
 })

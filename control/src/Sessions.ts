@@ -1,5 +1,6 @@
 import {
   credentialWarnings,
+  grantServer,
   type IdempotencyConflict,
   IllegalTransition,
   InvalidRequest,
@@ -19,6 +20,7 @@ import { Context, Effect, Layer } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
+import { McpServers } from "./McpServers.ts"
 import { Metrics } from "./Metrics.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { SessionStore } from "./SessionStore.ts"
@@ -67,10 +69,20 @@ export class Sessions extends Context.Service<Sessions, {
       const feed = yield* EventFeed
       const metrics = yield* Metrics
       const dispatcher = yield* Dispatcher
+      const mcpServers = yield* McpServers
 
       const create = Effect.fnUntraced(
         function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined) {
           const problems = [...sessionSpecProblems(spec, limits), ...nulProblems(spec)]
+          const mcpNames = (spec.mcp ?? []).map(grantServer)
+          const unknownMcp = new Set(yield* mcpServers.missing(mcpNames))
+          mcpNames.forEach((name, i) => {
+            if (unknownMcp.has(name)) {
+              problems.push({ path: `mcp[${i}]`, message: `no MCP server named ${name} is registered (paws mcp list)` })
+            } else if (mcpNames.indexOf(name) !== i) {
+              problems.push({ path: `mcp[${i}]`, message: `${name} is listed twice` })
+            }
+          })
           if (problems.length > 0) {
             return yield* new InvalidRequest({
               message: problems.map((p) => `${p.path}: ${p.message}`).join("; "),

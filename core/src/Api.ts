@@ -2,6 +2,7 @@ import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey } from "./ApiKeys.ts"
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
+import { McpServersApi } from "./ApiMcp.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
@@ -141,6 +142,7 @@ export class Api extends HttpApi.make("paws")
   .add(NodesApi)
   .add(NodeTokensApi)
   .add(SnapshotsApi)
+  .add(McpServersApi)
   .add(KeysApi)
   .add(MetricsApi)
   .middleware(ApiAuth)

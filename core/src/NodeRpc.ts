@@ -3,6 +3,7 @@ import { Rpc, RpcGroup } from "effect/rpc"
 import { NodeAtCapacity, NodeSessionNotFound, SessionAlreadyRunning, UnknownSnapshot } from "./Errors.ts"
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
+import { McpDispatchServer } from "./Mcp.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 import {
   hardLimits,
@@ -59,6 +60,8 @@ export const SessionDispatch = Schema.Struct({
     ).pipe(Schema.check(checkedKeys(hostPatternProblem))),
   }),
   metadata: Schema.optionalKey(Metadata),
+  /** MCP servers the guest may use, secrets in clear (memory and this wire only). */
+  mcp: Schema.optionalKey(Schema.Array(McpDispatchServer)),
 }).annotate({ identifier: "SessionDispatch" })
 export type SessionDispatch = typeof SessionDispatch.Type
 

@@ -2,6 +2,7 @@ import { Schema } from "effect"
 import { NodeId, SessionId } from "./Ids.ts"
 import { HeaderName, Metadata, Resources, SnapshotName, Workload } from "./SessionSpec.ts"
 import { HostPattern } from "./HostPattern.ts"
+import { McpGrants } from "./McpGrant.ts"
 import { SessionStatus } from "./SessionStatus.ts"
 
 /** The spec as stored and shown: credential header names only; values live in the vault. */
@@ -15,6 +16,7 @@ export const SessionSpecView = Schema.Struct({
     credentials: Schema.optionalKey(Schema.Record(HostPattern, Schema.Struct({ headers: Schema.Array(HeaderName) }))),
   }),
   metadata: Schema.optionalKey(Metadata),
+  mcp: Schema.optionalKey(McpGrants),
 }).annotate({ identifier: "SessionSpecView" })
 export type SessionSpecView = typeof SessionSpecView.Type
 

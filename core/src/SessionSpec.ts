@@ -1,5 +1,6 @@
 import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 import { HostPattern } from "./HostPattern.ts"
+import { McpGrants } from "./McpGrant.ts"
 
 /** RFC 9110 `token`: the characters a header field name may contain. */
 export const headerNameRegExp = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -142,5 +143,7 @@ export const SessionSpec = Schema.Struct({
   ),
   network: Schema.optionalKey(Network),
   metadata: Schema.optionalKey(Metadata),
+  /** MCP servers (registered in control) the guest may reach at `https://mcp.paws.internal/{name}`. */
+  mcp: Schema.optionalKey(McpGrants),
 }).annotate({ identifier: "SessionSpec" })
 export type SessionSpec = typeof SessionSpec.Type

@@ -11,13 +11,13 @@ from .models import *  # noqa: F403
 class SessionsOperations(SyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, mcp: list[McpGrant] | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
+        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "mcp": mcp}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
@@ -132,6 +132,37 @@ class SnapshotsOperations(SyncOperations):
         return None
 
 
+class McpServersOperations(SyncOperations):
+    """MCP servers: tool servers reached through the MCP gateway."""
+
+    def create(self, *, transport: Literal["stdio", "http"], name: McpServerName, command: str | None = None, args: list[str] | None = None, env: dict[str, str] | None = None, url: str | None = None, headers: dict[str, str] | None = None, audit_arguments: bool | None = None) -> McpServerView:
+        """Register an MCP server
+
+        `transport: "stdio"`: the node runs `command` with `args` and `env`, one instance per session that uses it, killed with the session. `transport: "http"`: the node connects to the Streamable HTTP server at `url`, sending `headers`. Values of `env` and `headers` go to the vault and are never returned. Sessions list the servers they may use in `mcp`; the guest reaches each as a Streamable HTTP MCP endpoint at `https://mcp.paws.internal/{name}`. `auditArguments: true` records tool-call arguments (with this server's secret values redacted) in the session's audit events. A name in use is a 409.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("POST", "/v1/mcp-servers", path={}, query={}, headers={}, body={"name": name, "transport": transport, "command": command, "args": args, "env": env, "url": url, "headers": headers, "auditArguments": audit_arguments}, expect='application/json')
+        return McpServerView.from_dict(data)
+
+    def list(self) -> list[McpServerView]:
+        """List MCP servers
+
+        Registered MCP servers (names of their secrets, never values).
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/mcp-servers", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [McpServerView.from_dict(x0) for x0 in data]
+
+    def delete(self, name: McpServerName) -> None:
+        """Remove an MCP server
+
+        Remove the server and its secrets. Sessions already running keep the instance they have; queued sessions that name it fail at dispatch.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("DELETE", "/v1/mcp-servers/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
+        return None
+
+
 class KeysOperations(SyncOperations):
     """API keys and their scopes (admin only)."""
 
@@ -197,13 +228,13 @@ class HealthOperations(SyncOperations):
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, mcp: list[McpGrant] | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
+        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "mcp": mcp}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
@@ -315,6 +346,37 @@ class AsyncSnapshotsOperations(AsyncOperations):
 
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("DELETE", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
+        return None
+
+
+class AsyncMcpServersOperations(AsyncOperations):
+    """MCP servers: tool servers reached through the MCP gateway."""
+
+    async def create(self, *, transport: Literal["stdio", "http"], name: McpServerName, command: str | None = None, args: list[str] | None = None, env: dict[str, str] | None = None, url: str | None = None, headers: dict[str, str] | None = None, audit_arguments: bool | None = None) -> McpServerView:
+        """Register an MCP server
+
+        `transport: "stdio"`: the node runs `command` with `args` and `env`, one instance per session that uses it, killed with the session. `transport: "http"`: the node connects to the Streamable HTTP server at `url`, sending `headers`. Values of `env` and `headers` go to the vault and are never returned. Sessions list the servers they may use in `mcp`; the guest reaches each as a Streamable HTTP MCP endpoint at `https://mcp.paws.internal/{name}`. `auditArguments: true` records tool-call arguments (with this server's secret values redacted) in the session's audit events. A name in use is a 409.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("POST", "/v1/mcp-servers", path={}, query={}, headers={}, body={"name": name, "transport": transport, "command": command, "args": args, "env": env, "url": url, "headers": headers, "auditArguments": audit_arguments}, expect='application/json')
+        return McpServerView.from_dict(data)
+
+    async def list(self) -> list[McpServerView]:
+        """List MCP servers
+
+        Registered MCP servers (names of their secrets, never values).
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/mcp-servers", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [McpServerView.from_dict(x0) for x0 in data]
+
+    async def delete(self, name: McpServerName) -> None:
+        """Remove an MCP server
+
+        Remove the server and its secrets. Sessions already running keep the instance they have; queued sessions that name it fail at dispatch.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("DELETE", "/v1/mcp-servers/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
         return None
 
 

@@ -26,6 +26,12 @@ __all__ = [
     "IdempotencyConflictEncoded",
     "IllegalTransitionEncoded",
     "InvalidRequestEncoded",
+    "McpGrant",
+    "McpServerExistsEncoded",
+    "McpServerName",
+    "McpServerNotFoundEncoded",
+    "McpServerRequest",
+    "McpServerView",
     "Network",
     "NodeCapacity",
     "NodeId",
@@ -67,11 +73,13 @@ ApiScope = Literal["admin", "sessions:write", "read"]
 
 ApiKeyId = str
 
+McpServerName = str
+
+HeaderName = str
+
 SnapshotName = str
 
 SnapshotStatus = Literal["building", "ready", "failed", "stale"]
-
-HeaderName = str
 
 HostPattern = str
 
@@ -83,6 +91,8 @@ NodeStatus = Literal["ready", "draining", "lost"]
 
 SessionId = str
 """UUIDv7, sortable by creation time"""
+
+McpGrant = McpServerName | McpGrant
 
 SessionStatus = Literal["pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
 
@@ -274,6 +284,100 @@ class CreateApiKey(Model):
         return cls(
             name=data["name"],
             scopes=data["scopes"],
+        )
+
+
+@dataclass(kw_only=True)
+class McpServerNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'name': 'name', 'message': 'message'}
+    _required = frozenset(['message', 'name', 'tag'])
+
+    tag: Literal["McpServerNotFound"] = "McpServerNotFound"
+    name: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpServerNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            name=data["name"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class McpServerView(Model):
+    _json_names = {'name': 'name', 'transport': 'transport', 'command': 'command', 'args': 'args', 'env': 'env', 'url': 'url', 'headers': 'headers', 'audit_arguments': 'auditArguments', 'created_at': 'createdAt'}
+    _required = frozenset(['audit_arguments', 'created_at', 'name', 'transport'])
+
+    name: McpServerName
+    transport: Literal["stdio", "http"]
+    command: str | None = None
+    args: list[str] | None = None
+    env: list[str] | None = None
+    url: str | None = None
+    headers: list[str] | None = None
+    audit_arguments: bool
+    created_at: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpServerView:
+        return cls(
+            name=data["name"],
+            transport=data["transport"],
+            command=data.get("command"),
+            args=data.get("args"),
+            env=data.get("env"),
+            url=data.get("url"),
+            headers=data.get("headers"),
+            audit_arguments=data["auditArguments"],
+            created_at=data["createdAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class McpServerExistsEncoded(Model):
+    _json_names = {'tag': '_tag', 'name': 'name', 'message': 'message'}
+    _required = frozenset(['message', 'name', 'tag'])
+
+    tag: Literal["McpServerExists"] = "McpServerExists"
+    name: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpServerExistsEncoded:
+        return cls(
+            tag=data["_tag"],
+            name=data["name"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class McpServerRequest(Model):
+    _json_names = {'name': 'name', 'transport': 'transport', 'command': 'command', 'args': 'args', 'env': 'env', 'url': 'url', 'headers': 'headers', 'audit_arguments': 'auditArguments'}
+    _required = frozenset(['name', 'transport'])
+
+    name: McpServerName
+    transport: Literal["stdio", "http"]
+    command: str | None = None
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
+    url: str | None = None
+    headers: dict[str, str] | None = None
+    audit_arguments: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpServerRequest:
+        return cls(
+            name=data["name"],
+            transport=data["transport"],
+            command=data.get("command"),
+            args=data.get("args"),
+            env=data.get("env"),
+            url=data.get("url"),
+            headers=data.get("headers"),
+            audit_arguments=data.get("auditArguments"),
         )
 
 
@@ -727,7 +831,7 @@ class SessionResult(Model):
 
 @dataclass(kw_only=True)
 class SessionSpecView(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'mcp': 'mcp'}
     _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
 
     snapshot: SnapshotName
@@ -736,6 +840,7 @@ class SessionSpecView(Model):
     timeout_ms: int
     network: SessionSpecViewNetwork
     metadata: dict[str, str] | None = None
+    mcp: list[McpGrant] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
@@ -746,6 +851,7 @@ class SessionSpecView(Model):
             timeout_ms=data["timeoutMs"],
             network=SessionSpecViewNetwork.from_dict(data["network"]),
             metadata=data.get("metadata"),
+            mcp=data.get("mcp"),
         )
 
 
@@ -893,7 +999,7 @@ class SessionAccepted(Model):
 
 @dataclass(kw_only=True)
 class SessionSpec(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'mcp': 'mcp'}
     _required = frozenset(['workload'])
 
     snapshot: SnapshotName | None = None
@@ -902,6 +1008,7 @@ class SessionSpec(Model):
     timeout_ms: int | None = None
     network: Network | None = None
     metadata: dict[str, str] | None = None
+    mcp: list[McpGrant] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpec:
@@ -912,4 +1019,5 @@ class SessionSpec(Model):
             timeout_ms=data.get("timeoutMs"),
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),
             metadata=data.get("metadata"),
+            mcp=data.get("mcp"),
         )

@@ -210,6 +210,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/mcp-servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List MCP servers
+         * @description Registered MCP servers (names of their secrets, never values).
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["mcpServers.list"];
+        put?: never;
+        /**
+         * Register an MCP server
+         * @description `transport: "stdio"`: the node runs `command` with `args` and `env`, one instance per session that uses it, killed with the session. `transport: "http"`: the node connects to the Streamable HTTP server at `url`, sending `headers`. Values of `env` and `headers` go to the vault and are never returned. Sessions list the servers they may use in `mcp`; the guest reaches each as a Streamable HTTP MCP endpoint at `https://mcp.paws.internal/{name}`. `auditArguments: true` records tool-call arguments (with this server's secret values redacted) in the session's audit events. A name in use is a 409.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        post: operations["mcpServers.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp-servers/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove an MCP server
+         * @description Remove the server and its secrets. Sessions already running keep the instance they have; queued sessions that name it fail at dispatch.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        delete: operations["mcpServers.delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -387,6 +437,47 @@ export interface components {
             name: string;
             scopes: components["schemas"]["ApiScope"][];
         };
+        McpServerNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "McpServerNotFound";
+            name: string;
+            message: string;
+        };
+        McpServerName: string;
+        McpServerView: {
+            name: components["schemas"]["McpServerName"];
+            /** @enum {string} */
+            transport: "stdio" | "http";
+            command?: string;
+            args?: string[];
+            env?: string[];
+            url?: string;
+            headers?: string[];
+            auditArguments: boolean;
+            createdAt: string;
+        };
+        McpServerExistsEncoded: {
+            /** @enum {string} */
+            _tag: "McpServerExists";
+            name: string;
+            message: string;
+        };
+        McpServerRequest: {
+            name: components["schemas"]["McpServerName"];
+            /** @enum {string} */
+            transport: "stdio" | "http";
+            command?: string;
+            args?: string[];
+            env?: {
+                [key: string]: string;
+            };
+            url?: string;
+            headers?: {
+                [key: string]: string;
+            };
+            auditArguments?: boolean;
+        };
+        HeaderName: string;
         SnapshotBusyEncoded: {
             /** @enum {string} */
             _tag: "SnapshotBusy";
@@ -464,7 +555,6 @@ export interface components {
                 [key: string]: string;
             };
         };
-        HeaderName: string;
         HostPattern: string;
         NodeTokenNotFoundEncoded: {
             /** @enum {string} */
@@ -564,6 +654,11 @@ export interface components {
             metadata?: {
                 [key: string]: string;
             };
+            mcp?: components["schemas"]["McpGrant"][];
+        };
+        McpGrant: components["schemas"]["McpServerName"] | {
+            server: components["schemas"]["McpServerName"];
+            tools?: string[];
         };
         Resources: {
             vcpus: number;
@@ -616,6 +711,7 @@ export interface components {
             metadata?: {
                 [key: string]: string;
             };
+            mcp?: components["schemas"]["McpGrant"][];
         };
     };
     responses: never;
@@ -1470,6 +1566,196 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SnapshotBusyEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "mcpServers.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerView"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "mcpServers.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["McpServerRequest"];
+            };
+        };
+        responses: {
+            /** @description McpServerView */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerView"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description McpServerExists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerExistsEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "mcpServers.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["McpServerName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description <No Content> */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description McpServerNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerNotFoundEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
