@@ -93,6 +93,14 @@ export const ProxyConfig = Schema.Struct({
   credentials: Schema.Record(HostPattern, CredentialRule),
   upstream: Schema.optionalKey(ProxyUpstream),
   limits: Schema.optionalKey(ProxyLimits),
+  /**
+   * The node's MCP gateway for this session: the proxy answers `mcp.paws.internal` in DNS and
+   * forwards its HTTPS requests (plain HTTP) to this unix socket, which the node serves. The proxy
+   * holds no MCP secret and starts no server. Absent: the name is not on the allowlist.
+   */
+  mcpGateway: Schema.optionalKey(
+    Schema.Struct({ socketPath: Schema.String.pipe(Schema.check(Schema.isMinLength(1))) }),
+  ),
 }).annotate({ identifier: "ProxyConfig" })
 export type ProxyConfig = typeof ProxyConfig.Type
 

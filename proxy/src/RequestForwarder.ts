@@ -1,4 +1,5 @@
-import { https } from "./NodeHttp.ts"
+import { mcpHost } from "@paws/core/McpGrant"
+import { http, https } from "./NodeHttp.ts"
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http"
 import type { TLSSocket } from "node:tls"
 import type { AuditLog } from "./AuditLog.ts"
@@ -21,6 +22,8 @@ export interface ForwarderDeps {
   readonly secrets: SecretNeedles
   readonly idleTimeoutMs: number
   readonly connectTimeoutMs: number
+  /** The node's MCP gateway socket for this session: where requests for `mcp.paws.internal` go. */
+  readonly mcpSocketPath?: string | undefined
 }
 
 export const refusalBody = (refusal: Refusal): string => `paws proxy: ${refusal.reason}.\n`
@@ -234,17 +237,25 @@ const retryable = (method: string | undefined) => method === "GET" || method ===
 
 /** The upstream request, with the connect and idle timeouts of the limits. */
 const openUpstream = (deps: ForwarderDeps, req: IncomingMessage, admission: Admission): ClientRequest => {
-  const upReq = https.request({
-    host: admission.host,
-    servername: admission.host,
-    port: deps.pool.portFor(admission.host),
-    method: req.method ?? "GET",
-    path: req.url ?? "/",
-    headers: upstreamRequestHeaders(req.rawHeaders, admission.injections, false, framingHeaders(admission.framing)),
-    agent: deps.pool.agent,
-    lookup: deps.pool.lookup,
-    setHost: false,
-  })
+  const upReq = admission.host === mcpHost && deps.mcpSocketPath !== undefined
+    ? http.request({
+      socketPath: deps.mcpSocketPath,
+      method: req.method ?? "GET",
+      path: req.url ?? "/",
+      headers: upstreamRequestHeaders(req.rawHeaders, admission.injections, false, framingHeaders(admission.framing)),
+      setHost: false,
+    })
+    : https.request({
+      host: admission.host,
+      servername: admission.host,
+      port: deps.pool.portFor(admission.host),
+      method: req.method ?? "GET",
+      path: req.url ?? "/",
+      headers: upstreamRequestHeaders(req.rawHeaders, admission.injections, false, framingHeaders(admission.framing)),
+      agent: deps.pool.agent,
+      lookup: deps.pool.lookup,
+      setHost: false,
+    })
   upReq.setTimeout(deps.idleTimeoutMs, () => upReq.destroy(new Error("upstream idle timeout")))
   upReq.on("socket", (s) => {
     s.setNoDelay(true)

@@ -19,6 +19,8 @@ export interface ProxyStart {
   readonly allowOut: ReadonlyArray<string>
   readonly credentials: Record<string, CredentialRule>
   readonly onAudit: (event: ProxyAuditEvent) => void
+  /** The session's MCP gateway socket (McpGateway), when it may use MCP servers. */
+  readonly mcpSocketPath?: string | undefined
 }
 
 export interface RunningProxy {
@@ -70,6 +72,7 @@ export const spawnProxyProcess = (netnsPrefix: ReadonlyArray<string>, label: Rec
         allowOut: start.allowOut,
         credentials: start.credentials,
         ...(Option.isSome(upstream) ? { upstream: upstream.value } : {}),
+        ...(start.mcpSocketPath === undefined ? {} : { mcpGateway: { socketPath: start.mcpSocketPath } }),
       }
       const ready = yield* Deferred.make<Omit<RunningProxy, "exited">, ProxyFailed>()
       const handle = (line: string) => {
