@@ -164,7 +164,7 @@ export const makeSessionSteps = (s: StepServices) => {
    */
   const guest = (c: SessionContext, slot: Slot, p: Placement, proxy: RunningProxy, started: StartedVm, w: Watch) => {
     // An agent workload becomes the script that runs the agent (AgentWorkload.ts).
-    const workload = guestWorkload(c.dispatch.workload, c.dispatch.sessionId)
+    const workload = guestWorkload(c.dispatch.workload, c.dispatch.sessionId, (c.dispatch.mcp ?? []).map((m) => m.name))
     const env = envFile(workload.env)
     const script = workload.script
     if (started.agent !== undefined) {
