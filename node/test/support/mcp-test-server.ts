@@ -40,7 +40,7 @@ server.setRequestHandler(CallToolRequestSchema, (request) => {
       } catch {
         // expected when unprivileged
       }
-      return text(`uid=${process.getuid?.()} shadow=${shadow}`)
+      return text(`uid=${process.getuid?.()} pid=${process.pid} shadow=${shadow}`)
     }
     case "crash":
       process.exit(3)
