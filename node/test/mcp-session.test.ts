@@ -3,10 +3,14 @@ import { createHash } from "node:crypto"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
+import { build } from "rolldown"
+import { ImageBuilder } from "../src/image/ImageBuilder.ts"
+import { testImageLayer } from "./support/TestImage.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
 import { testNodeLayer } from "./support/TestNode.ts"
 
 const serverScript = fileURLToPath(new URL("./support/mcp-test-server.ts", import.meta.url))
+const guestClient = fileURLToPath(new URL("./support/mcp-guest-client.ts", import.meta.url))
 const secret = `mcp-secret-${crypto.randomUUID()}`
 const secretHash = createHash("sha256").update(secret).digest("hex")
 
@@ -29,6 +33,15 @@ find /etc /root /tmp /workload /output /usr/local /var /home -type f -exec cat {
 echo "--- end ---"
 `
 
+const toolsServer = {
+  name: "tools",
+  transport: "stdio" as const,
+  command: process.execPath,
+  args: [serverScript],
+  env: { PAWS_TEST_MCP_SECRET: secret },
+  tools: ["secret_hash", "whoami", "crash"],
+}
+
 const line = (out: string, name: string) => out.match(new RegExp(`^${name}=(.*)$`, "m"))?.[1] ?? ""
 const body = (out: string, name: string) => JSON.parse(line(out, name).replace(/^\d+ /, ""))
 
@@ -39,14 +52,7 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: String(8 * 1024 * 1024) }), {
   it.effect("curl in the guest lists and calls allowed tools; refused, unreachable, crashed; no secret in the guest", () =>
     Effect.gen(function* () {
       const { statuses, result, events } = yield* runToEnd(dispatchOf(script, {
-        mcp: [{
-          name: "tools",
-          transport: "stdio",
-          command: process.execPath,
-          args: [serverScript],
-          env: { PAWS_TEST_MCP_SECRET: secret },
-          tools: ["secret_hash", "whoami", "crash"],
-        }],
+        mcp: [toolsServer],
       }))
       assert.deepStrictEqual(statuses, ["starting", "running", "completed"], result.stderr)
       const out = result.stdout
@@ -88,4 +94,30 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: String(8 * 1024 * 1024) }), {
       assert.isFalse(existsSync(`/proc/${pid}`), `MCP server ${pid} outlived the session`)
       yield* assertNothingLeft
     }))
+
+  it.effect(
+    "the MCP SDK's client in the node image lists and calls tools over the gateway",
+    () =>
+      Effect.gen(function* () {
+        // The Debian `node` image (content-cached in the test data dir, shared with the catalogue test).
+        yield* ImageBuilder.use((b) => b.build("node")).pipe(Effect.provide(testImageLayer()), Effect.orDie)
+        // The client and the SDK as one file, written into the guest by the script.
+        const bundled = yield* Effect.promise(() =>
+          build({ input: guestClient, platform: "node", write: false, output: { format: "esm", minify: true } })
+        )
+        const code = Buffer.from(bundled.output[0].code).toString("base64")
+        const { statuses, result } = yield* runToEnd(dispatchOf(
+          `printf '%s' '${code}' | base64 -d > /tmp/client.mjs && node /tmp/client.mjs https://mcp.paws.internal/tools`,
+          { snapshot: "node", timeoutMs: 120_000, mcp: [toolsServer] },
+        ))
+        assert.deepStrictEqual(statuses, ["starting", "running", "completed"], JSON.stringify(result).slice(0, 3000))
+        const out = result.stdout
+        assert.deepStrictEqual(JSON.parse(line(out, "sdk-list")), ["secret_hash", "whoami", "crash"])
+        assert.deepStrictEqual(JSON.parse(line(out, "sdk-call")), [{ type: "text", text: secretHash }])
+        assert.include(JSON.parse(line(out, "sdk-refused")), "not allowed for this session")
+        assert.notInclude(out + result.stderr, secret)
+        yield* assertNothingLeft
+      }),
+    300_000,
+  )
 })
