@@ -19,6 +19,8 @@ export const McpToolCallEvent = Schema.Struct({
   durationMs: Schema.Number,
   /** The tool answered with `isError: true`, or why the call failed. */
   error: Schema.optionalKey(Schema.String),
+  /** The result quoted one of the server's secret values, which the gateway replaced before the guest saw it. */
+  secretRedacted: Schema.optionalKey(Schema.Boolean),
   arguments: Schema.optionalKey(Schema.Json),
 }).annotate({ identifier: "McpToolCallEvent" })
 export type McpToolCallEvent = typeof McpToolCallEvent.Type

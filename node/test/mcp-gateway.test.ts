@@ -9,7 +9,12 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import { Agent, fetch as undiciFetch } from "undici"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { Server } from "@modelcontextprotocol/sdk/server/index.js"
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
+import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { McpToolCallEvent } from "@paws/core"
 import { startMcpGateway } from "../src/mcp/McpGateway.ts"
@@ -19,6 +24,34 @@ import { startProxyProcess } from "../../proxy/test/support/ProxyProcess.ts"
 const serverScript = fileURLToPath(new URL("./support/mcp-test-server.ts", import.meta.url))
 const secret = "mcp-env-secret-4c1d9a7e-never-in-the-guest"
 const secretHash = createHash("sha256").update(secret).digest("hex")
+
+const httpSecret = "mcp-http-header-secret-0b5e22"
+
+/** A remote Streamable HTTP MCP server on loopback that answers only requests carrying its bearer token. */
+const remoteServer = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const unauthorized: Array<string> = []
+    const http = createServer((req, res) => {
+      if (req.headers.authorization !== `Bearer ${httpSecret}`) {
+        unauthorized.push(String(req.headers.authorization))
+        res.writeHead(401).end()
+        return
+      }
+      const server = new Server({ name: "remote", version: "1" }, { capabilities: { tools: {} } })
+      server.setRequestHandler(ListToolsRequestSchema, () => ({
+        tools: [{ name: "authorized", inputSchema: { type: "object" as const, properties: {} } }],
+      }))
+      server.setRequestHandler(CallToolRequestSchema, () => ({ content: [{ type: "text", text: "header ok" }] }))
+      const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true })
+      res.on("close", () => void server.close())
+      void server.connect(transport).then(() => transport.handleRequest(req, res))
+    })
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve))
+    const { port } = http.address() as AddressInfo
+    return { http, url: `http://127.0.0.1:${port}/mcp`, unauthorized }
+  }),
+  ({ http }) => Effect.promise(() => new Promise<void>((resolve) => http.close(() => resolve()))),
+)
 
 const proxyConfig = (socketPath?: string) => ({
   listen: { address: "127.0.0.1", https: 0, http: 0, dns: 0 },
@@ -34,6 +67,7 @@ describe("MCP gateway through the proxy", () => {
     () =>
       Effect.scoped(Effect.gen(function* () {
         const events: Array<McpToolCallEvent> = []
+        const remote = yield* remoteServer
         const gateway = yield* startMcpGateway({
           sessionId: "00000000-0000-7000-8000-000000000001",
           servers: [{
@@ -43,7 +77,12 @@ describe("MCP gateway through the proxy", () => {
             args: [serverScript],
             env: { PAWS_TEST_MCP_SECRET: secret },
             auditArguments: true,
-            tools: ["secret_hash", "echo", "crash", "whoami"],
+            tools: ["secret_hash", "echo", "crash", "whoami", "leak"],
+          }, {
+            name: "remote",
+            transport: "http",
+            url: remote.url,
+            headers: { authorization: `Bearer ${httpSecret}` },
           }],
           onToolCall: (e) => events.push(e),
         })
@@ -83,7 +122,7 @@ describe("MCP gateway through the proxy", () => {
 
         const listed = yield* rpc("/tools", { jsonrpc: "2.0", id: 2, method: "tools/list" })
         const names = JSON.parse(listed.body).result.tools.map((t: { name: string }) => t.name)
-        assert.deepStrictEqual(names, ["secret_hash", "echo", "whoami", "crash"], "forbidden is hidden")
+        assert.deepStrictEqual(names, ["secret_hash", "echo", "whoami", "crash", "leak"], "forbidden is hidden")
 
         const call = (id: number, name: string, args: Record<string, unknown> = {}) =>
           rpc("/tools", { jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } })
@@ -91,6 +130,19 @@ describe("MCP gateway through the proxy", () => {
         assert.strictEqual(JSON.parse(hashed.body).result.content[0].text, secretHash)
         const echoed = yield* call(4, "echo", { text: `please keep ${secret} safe` })
         assert.include(echoed.body, "please keep")
+
+        const leaked = yield* call(45, "leak")
+        assert.strictEqual(JSON.parse(leaked.body).result.content[0].text, "my token is [REDACTED]")
+
+        // A remote (Streamable HTTP) server: the node sends its secret header; the guest never has it.
+        const remoteCall = yield* rpc("/remote", {
+          jsonrpc: "2.0",
+          id: 46,
+          method: "tools/call",
+          params: { name: "authorized", arguments: {} },
+        })
+        assert.strictEqual(JSON.parse(remoteCall.body).result.content[0].text, "header ok", remoteCall.body)
+        assert.deepStrictEqual(remote.unauthorized, [], "every request to the remote server carried its header")
 
         const refused = yield* call(5, "forbidden")
         const refusal = JSON.parse(refused.body)
@@ -121,23 +173,28 @@ describe("MCP gateway through the proxy", () => {
           )
         )
         const sdkTools = yield* Effect.promise(() => client.listTools())
-        assert.strictEqual(sdkTools.tools.length, 4)
+        assert.strictEqual(sdkTools.tools.length, 5)
         const sdkCall = yield* Effect.promise(() => client.callTool({ name: "secret_hash" }))
         assert.deepStrictEqual(sdkCall.content, [{ type: "text", text: secretHash }])
         yield* Effect.promise(() => client.close())
         yield* Effect.promise(() => dispatcher.close())
 
-        const everything = [init, listed, hashed, refused, crashed, again].map((r) => r.body).join("\n")
+        const everything = [init, listed, hashed, leaked, remoteCall, refused, crashed, again].map((r) => r.body)
+          .join("\n")
         assert.notInclude(everything, secret)
+        assert.notInclude(everything, httpSecret)
         assert.deepStrictEqual(events.map((e) => [e.tool, e.decision]), [
           ["secret_hash", "allowed"],
           ["echo", "allowed"],
+          ["leak", "allowed"],
+          ["authorized", "allowed"],
           ["forbidden", "refused"],
           ["crash", "server_error"],
           ["secret_hash", "allowed"],
           ["secret_hash", "allowed"],
         ])
         assert.deepStrictEqual(events[1]!.arguments, { text: "please keep [REDACTED] safe" }, "arguments redacted")
+        assert.isTrue(events[2]!.secretRedacted, "the echoed secret is flagged in the audit event")
         assert.notInclude(JSON.stringify(events), secret)
         const allowedAudit = yield* Effect.promise(() =>
           proxy.waitForAudit((e) => e.host === "mcp.paws.internal" && e.decision === "allowed")

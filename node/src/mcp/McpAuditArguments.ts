@@ -9,13 +9,39 @@ const redacted = "[REDACTED]"
  * of the server (env or header values of 4+ characters) replaced, and capped in size — an
  * argument may well carry a token the agent was given.
  */
-export const auditedArguments = (args: unknown, server: McpDispatchServer): Schema.Json => {
-  if (args === undefined) return null
-  const secrets = [...Object.values(server.env ?? {}), ...Object.values(server.headers ?? {})]
+/** The server's secret values (env or header values of 4+ characters), longest first. */
+const secretsOf = (server: McpDispatchServer): ReadonlyArray<string> =>
+  [...Object.values(server.env ?? {}), ...Object.values(server.headers ?? {})]
     .filter((v) => v.length >= 4)
     .sort((a, b) => b.length - a.length)
-  let text = JSON.stringify(args)
-  for (const secret of secrets) text = text.split(JSON.stringify(secret).slice(1, -1)).join(redacted)
+
+/** `value` as JSON text with every secret of `server` (as it appears in JSON strings) replaced. */
+const redactedJson = (value: unknown, server: McpDispatchServer): { readonly text: string; readonly hit: boolean } => {
+  let text = JSON.stringify(value)
+  let hit = false
+  for (const secret of secretsOf(server)) {
+    const parts = text.split(JSON.stringify(secret).slice(1, -1))
+    if (parts.length > 1) hit = true
+    text = parts.join(redacted)
+  }
+  return { text, hit }
+}
+
+/**
+ * A tool result with the server's own secrets redacted: a server that echoes its token (an
+ * error message quoting its config, a debug tool) must not hand it to the guest.
+ */
+export const withoutServerSecrets = <A>(
+  result: A,
+  server: McpDispatchServer,
+): { readonly result: A; readonly hit: boolean } => {
+  const { text, hit } = redactedJson(result, server)
+  return { result: hit ? JSON.parse(text) as A : result, hit }
+}
+
+export const auditedArguments = (args: unknown, server: McpDispatchServer): Schema.Json => {
+  if (args === undefined) return null
+  const { text } = redactedJson(args, server)
   if (text.length > maxAuditedBytes) return { truncated: text.slice(0, maxAuditedBytes) }
   try {
     return JSON.parse(text) as Schema.Json

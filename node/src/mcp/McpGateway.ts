@@ -10,7 +10,7 @@ import type { McpDispatchServer, McpToolCallEvent } from "@paws/core"
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js"
-import { auditedArguments } from "./McpAuditArguments.ts"
+import { auditedArguments, withoutServerSecrets } from "./McpAuditArguments.ts"
 import { makeMcpUpstream } from "./McpUpstream.ts"
 import type { McpUpstream } from "./McpUpstream.ts"
 
@@ -127,7 +127,8 @@ const serve = async (
     try {
       const client = await upstream.client()
       const listed = await client.listTools(request.params)
-      return { ...listed, tools: listed.tools.filter((t) => allowed === undefined || allowed.has(t.name)) }
+      const tools = listed.tools.filter((t) => allowed === undefined || allowed.has(t.name))
+      return withoutServerSecrets({ ...listed, tools }, server).result
     } catch (e) {
       throw unavailable(e)
     }
@@ -135,7 +136,7 @@ const serve = async (
   facing.setRequestHandler(CallToolRequestSchema, async (request) => {
     const started = performance.now()
     const tool = request.params.name
-    const report = (decision: McpToolCallEvent["decision"], error?: string) =>
+    const report = (decision: McpToolCallEvent["decision"], error?: string, secretRedacted = false) =>
       onToolCall({
         time: new Date().toISOString(),
         server: server.name,
@@ -143,6 +144,7 @@ const serve = async (
         decision,
         durationMs: Math.round((performance.now() - started) * 100) / 100,
         ...(error === undefined ? {} : { error }),
+        ...(secretRedacted ? { secretRedacted } : {}),
         ...(server.auditArguments === true ? { arguments: auditedArguments(request.params.arguments, server) } : {}),
       })
     if (allowed !== undefined && !allowed.has(tool)) {
@@ -161,8 +163,8 @@ const serve = async (
     }
     try {
       const client = await upstream.client()
-      const result = await client.callTool(request.params)
-      report("allowed", result.isError === true ? "the tool reported an error" : undefined)
+      const { result, hit } = withoutServerSecrets(await client.callTool(request.params), server)
+      report("allowed", result.isError === true ? "the tool reported an error" : undefined, hit)
       return result
     } catch (e) {
       const error = unavailable(e)

@@ -21,6 +21,7 @@ const tools = [
   },
   { name: "whoami", description: "the server's uid and whether it can read the node's files", inputSchema: noArgs },
   { name: "crash", description: "exits the server", inputSchema: noArgs },
+  { name: "leak", description: "returns the secret itself (a misbehaving server)", inputSchema: noArgs },
   { name: "forbidden", description: "never allowed by the tests' allowlist", inputSchema: noArgs },
 ]
 
@@ -45,6 +46,8 @@ server.setRequestHandler(CallToolRequestSchema, (request) => {
     case "crash":
       process.exit(3)
       break
+    case "leak":
+      return text(`my token is ${secret}`)
     case "forbidden":
       return text("the forbidden tool ran")
   }
