@@ -1,6 +1,7 @@
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import type { McpServerRequest, McpServerView } from "@paws/core/Mcp"
+import type { McpGrant } from "@paws/core/McpGrant"
 import { ApiClient } from "../ApiClient.ts"
 import { CliInputError } from "../RunArguments.ts"
 import { withApi } from "./shared.ts"
@@ -27,6 +28,13 @@ const secretPairs = (flag: string, raw: ReadonlyArray<string>) =>
     return out
   })
 
+/** `--mcp NAME` or `--mcp NAME:tool1,tool2` as a session's grant (the API names any bad part). */
+export const mcpGrantOf = (flag: string): McpGrant => {
+  const colon = flag.indexOf(":")
+  if (colon === -1) return flag
+  return { server: flag.slice(0, colon), tools: flag.slice(colon + 1).split(",").filter((t) => t !== "") }
+}
+
 const add = Command.make("add", {
   name: Argument.String("name").pipe(
     Argument.withDescription("the server's name (its URL in the guest: https://mcp.paws.internal/NAME)"),
@@ -35,7 +43,10 @@ const add = Command.make("add", {
     Flag.withDescription("stdio server: the program the node runs (one instance per session)"),
     Flag.optional,
   ),
-  arg: Flag.String("arg").pipe(Flag.withDescription("stdio server: an argument (repeatable)"), Flag.atLeast(0)),
+  arg: Flag.String("arg").pipe(
+    Flag.withDescription("stdio server: an argument (repeatable; --arg=-y for one that starts with -)"),
+    Flag.atLeast(0),
+  ),
   env: Flag.String("env").pipe(
     Flag.withDescription("stdio server: secret env NAME=VALUE (VALUE '$VAR'/env:VAR, or bare NAME, from your env)"),
     Flag.atLeast(0),

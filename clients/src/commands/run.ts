@@ -5,6 +5,7 @@ import type { SessionEvent, SessionSpec, SessionStatus } from "@paws/core"
 import { ApiClient, Settings } from "../ApiClient.ts"
 import { CliInputError, parseCredential, parseDuration, parseEnvPair } from "../RunArguments.ts"
 import { sessionEvents } from "../SessionEvents.ts"
+import { mcpGrantOf } from "./mcp.ts"
 import { agentSnapshot, agentWorkload } from "./runAgent.ts"
 import { withApi } from "./shared.ts"
 
@@ -36,6 +37,10 @@ export const run = Command.make("run", {
   ),
   env: Flag.String("env").pipe(
     Flag.withDescription("environment variable NAME=VALUE for the workload (repeatable)"),
+    Flag.atLeast(0),
+  ),
+  mcp: Flag.String("mcp").pipe(
+    Flag.withDescription("MCP server the session may use: NAME, or NAME:tool1,tool2 for only those tools (repeatable)"),
     Flag.atLeast(0),
   ),
   timeout: Flag.String("timeout").pipe(Flag.withDescription("e.g. 30s, 5m, 120000 (ms)"), Flag.optional),
@@ -92,6 +97,7 @@ export const run = Command.make("run", {
         ...(input.cred.length > 0 ? { credentials } : {}),
         ...(input.allowWildcardCredential ? { allowWildcardCredential: true } : {}),
       },
+      ...(input.mcp.length > 0 ? { mcp: input.mcp.map(mcpGrantOf) } : {}),
       ...(Option.isSome(input.timeout) ? { timeoutMs: yield* parseDuration(input.timeout.value) } : {}),
       ...(Option.isSome(input.snapshot)
         ? { snapshot: input.snapshot.value }
