@@ -83,7 +83,7 @@ describe("MCP gateway through the proxy", () => {
             transport: "http",
             url: remote.url,
             headers: { authorization: `Bearer ${httpSecret}` },
-          }],
+          }, { name: "broken", transport: "stdio", command: "/nonexistent/mcp-server" }],
           onToolCall: (e) => events.push(e),
         })
         const proxy = yield* Effect.acquireRelease(
@@ -159,6 +159,10 @@ describe("MCP gateway through the proxy", () => {
 
         const unknown = yield* rpc("/other", { jsonrpc: "2.0", id: 8, method: "tools/list" })
         assert.strictEqual(unknown.status, 404, unknown.body)
+        const garbled = yield* rpc("/%ZZ/..", { jsonrpc: "2.0", id: 9, method: "tools/list" })
+        assert.strictEqual(garbled.status, 404, garbled.body)
+        const broken = yield* rpc("/broken", { jsonrpc: "2.0", id: 10, method: "tools/list" })
+        assert.include(JSON.parse(broken.body).error.message, "MCP server broken is unavailable", broken.body)
 
         // The SDK's own client, over the same proxy (undici, trusting only the session's CA).
         const dispatcher = new Agent({

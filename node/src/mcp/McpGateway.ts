@@ -43,6 +43,16 @@ export interface McpGateway {
 const socketDir = (): string =>
   process.getuid?.() === 0 ? "/run/paws-mcp" : join(tmpdir(), `paws-mcp-${process.getuid?.() ?? "user"}`)
 
+/** The server name a request path names (`/github`, `/github/`), or "" for anything else. */
+const serverNameOf = (url: string | undefined): string => {
+  const path = (url ?? "/").split("?")[0]!.replace(/^\/+|\/+$/g, "")
+  return /^[a-z0-9][a-z0-9_-]{0,63}$/.test(path) ? path : ""
+}
+
+/** How long one upstream request may take (progress notifications extend it): tools can be slow. */
+const upstreamTimeoutMs = 15 * 60 * 1000
+const upstreamOptions = { timeout: upstreamTimeoutMs, resetTimeoutOnProgress: true }
+
 const jsonRpcError = (res: ServerResponse, status: number, message: string) => {
   const body = JSON.stringify({ jsonrpc: "2.0", error: { code: ErrorCode.InvalidRequest, message }, id: null })
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
@@ -70,11 +80,15 @@ export const startMcpGateway = (options: McpGatewayOptions): Effect.Effect<McpGa
       )
       const gate = options.gate ?? allowAll
       const http = createServer((req, res) => {
-        const name = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname.replace(/^\/+|\/+$/g, ""))
+        const name = serverNameOf(req.url)
         const entry = upstreams.get(name)
         if (entry === undefined) {
           req.resume()
-          return jsonRpcError(res, 404, `no MCP server "${name.slice(0, 64)}" for this session (paws session mcp)`)
+          return jsonRpcError(
+            res,
+            404,
+            `no such MCP server for this session (its spec's mcp lists the ones it may use)`,
+          )
         }
         if (req.method !== "POST") {
           req.resume()
@@ -114,7 +128,10 @@ const serve = async (
     capabilities: { tools: {} },
   })
   const unavailable = (e: unknown) => {
-    if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout) {
+    if (e instanceof McpError && e.code === ErrorCode.RequestTimeout) {
+      return new McpError(ErrorCode.InternalError, `MCP server ${server.name} did not answer in time: ${e.message}`)
+    }
+    if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) {
       return e // the server's own answer (e.g. unknown tool): passed through
     }
     const why = upstream.lastFailure() ?? (e as Error).message
@@ -126,7 +143,7 @@ const serve = async (
   facing.setRequestHandler(ListToolsRequestSchema, async (request) => {
     try {
       const client = await upstream.client()
-      const listed = await client.listTools(request.params)
+      const listed = await client.listTools(request.params, upstreamOptions)
       const tools = listed.tools.filter((t) => allowed === undefined || allowed.has(t.name))
       return withoutServerSecrets({ ...listed, tools }, server).result
     } catch (e) {
@@ -163,7 +180,10 @@ const serve = async (
     }
     try {
       const client = await upstream.client()
-      const { result, hit } = withoutServerSecrets(await client.callTool(request.params), server)
+      const { result, hit } = withoutServerSecrets(
+        await client.callTool(request.params, undefined, upstreamOptions),
+        server,
+      )
       report("allowed", result.isError === true ? "the tool reported an error" : undefined, hit)
       return result
     } catch (e) {
