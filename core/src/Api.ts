@@ -87,8 +87,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
     }).pipe(scoped(
       "read",
       "Stream a session's events",
-      "Server-Sent Events: every stored event of the session (event name = `status`, `output`, `audit` or " +
-        "`result`; data = the SessionEvent as JSON; id = a resumable event id), then live events until the " +
+      "Server-Sent Events: every stored event of the session (event name = `status`, `output`, `audit`, " +
+        "`mcp` (an MCP tool call through the gateway) or `result`; data = the SessionEvent as JSON; id = a resumable event id), then live events until the " +
         "session ends. Send `Last-Event-ID` to resume after an event.",
     )),
   )

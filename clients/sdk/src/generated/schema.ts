@@ -69,7 +69,7 @@ export interface paths {
         };
         /**
          * Stream a session's events
-         * @description Server-Sent Events: every stored event of the session (event name = `status`, `output`, `audit` or `result`; data = the SessionEvent as JSON; id = a resumable event id), then live events until the session ends. Send `Last-Event-ID` to resume after an event.
+         * @description Server-Sent Events: every stored event of the session (event name = `status`, `output`, `audit`, `mcp` (an MCP tool call through the gateway) or `result`; data = the SessionEvent as JSON; id = a resumable event id), then live events until the session ends. Send `Last-Event-ID` to resume after an event.
          *
          *     Requires scope `read` (or one that implies it).
          */
