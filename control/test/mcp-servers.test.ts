@@ -121,6 +121,19 @@ describe("MCP server registry over HTTP", () => {
             tools: ["list_issues"],
           }])
         }))
+
+      it.effect("a server removed while a session that names it waits: the session fails at dispatch, saying why", () =>
+        Effect.gen(function* () {
+          const control = yield* TestControl
+          const added = yield* call(control, "POST", "/v1/mcp-servers", { body: { ...stdioServer, name: "brief" } })
+          assert.strictEqual(added.status, 201, added.text)
+          const queued = yield* call(control, "POST", "/v1/sessions", { body: script("true", { mcp: ["brief"] }) })
+          assert.strictEqual(queued.status, 202, queued.text)
+          assert.strictEqual((yield* call(control, "DELETE", "/v1/mcp-servers/brief")).status, 204)
+          yield* registerFakeNode(control.registry, { id: "n-mcp-removed", maxConcurrent: 4 })
+          const failed = yield* waitForSession(control, queued.body.sessionId, (s) => s.status === "failed")
+          assert.strictEqual(failed.reason, "mcp_server_not_registered: brief")
+        }))
     },
   )
 })
