@@ -51,16 +51,8 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([
-      SessionsHttp,
-      KeysHttp,
-      NodesHttp,
-      NodeTokensHttp,
-      MetricsHttp,
-      HealthHttp,
-      SnapshotsHttp,
-      McpServersHttp,
-    ]),
+    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
+    Layer.provide(McpServersHttp),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,
