@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import { Agent, fetch as undiciFetch } from "undici"
-import { createServer } from "node:http"
+import { createServer, request as httpRequest } from "node:http"
 import type { AddressInfo } from "node:net"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
@@ -58,7 +58,7 @@ const proxyConfig = (socketPath?: string) => ({
   dnsAnswer: "127.0.0.1",
   allowOut: [],
   credentials: {},
-  ...(socketPath === undefined ? {} : { mcpGateway: { socketPath } }),
+  ...(socketPath === undefined ? {} : { mcpGateway: { socketPath, servers: ["tools", "remote", "broken"] } }),
 })
 
 describe("MCP gateway through the proxy", () => {
@@ -157,10 +157,22 @@ describe("MCP gateway through the proxy", () => {
         const again = yield* call(7, "secret_hash")
         assert.strictEqual(JSON.parse(again.body).result.content[0].text, secretHash, "restarted after the crash")
 
+        // A server the session may not use: the proxy refuses it, the gateway would not know it either.
         const unknown = yield* rpc("/other", { jsonrpc: "2.0", id: 8, method: "tools/list" })
-        assert.strictEqual(unknown.status, 404, unknown.body)
-        const garbled = yield* rpc("/%ZZ/..", { jsonrpc: "2.0", id: 9, method: "tools/list" })
-        assert.strictEqual(garbled.status, 404, garbled.body)
+        assert.strictEqual(unknown.status, 403, unknown.body)
+        assert.strictEqual(unknown.headers["x-paws-decision"], "denied_host")
+        assert.include(unknown.body, `MCP server "other" is not available`)
+        const direct = yield* Effect.promise(() =>
+          new Promise<number>((resolve, reject) =>
+            httpRequest({ socketPath: gateway.socketPath, path: "/other", method: "POST" }, (r) => {
+              r.resume()
+              resolve(r.statusCode ?? 0)
+            }).on("error", reject).end("{}")
+          )
+        )
+        assert.strictEqual(direct, 404, "the gateway itself has no such server")
+        const garbled = yield* rpc("/%ZZ", { jsonrpc: "2.0", id: 9, method: "tools/list" })
+        assert.strictEqual(garbled.status, 403, garbled.body)
         const broken = yield* rpc("/broken", { jsonrpc: "2.0", id: 10, method: "tools/list" })
         assert.include(JSON.parse(broken.body).error.message, "MCP server broken is unavailable", broken.body)
 

@@ -70,7 +70,8 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: String(8 * 1024 * 1024) }), {
       assert.isDefined(uid, whoami)
       assert.notStrictEqual(Number(uid), 0)
       assert.include(body(out, "refused").error.message, "not allowed for this session")
-      assert.match(line(out, "hidden"), /^404 /, "a server the session may not use is unreachable")
+      assert.match(line(out, "hidden"), /^403 /, "a server the session may not use is unreachable")
+      assert.include(line(out, "hidden"), `MCP server "hidden" is not available`)
       assert.include(body(out, "crash").error.message, "MCP server tools is unavailable")
       assert.strictEqual(body(out, "again").result.content[0].text, secretHash, "the session went on after the crash")
 

@@ -74,7 +74,9 @@ export const startProxy = (
       secrets,
       idleTimeoutMs: limits.idleTimeoutMs,
       connectTimeoutMs: limits.upstreamConnectTimeoutMs,
-      mcpSocketPath: config.mcpGateway?.socketPath,
+      mcp: config.mcpGateway === undefined
+        ? undefined
+        : { socketPath: config.mcpGateway.socketPath, servers: new Set(config.mcpGateway.servers) },
     }
     const { address } = config.listen
     const https = yield* listener(() =>

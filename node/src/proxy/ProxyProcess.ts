@@ -19,8 +19,8 @@ export interface ProxyStart {
   readonly allowOut: ReadonlyArray<string>
   readonly credentials: Record<string, CredentialRule>
   readonly onAudit: (event: ProxyAuditEvent) => void
-  /** The session's MCP gateway socket (McpGateway), when it may use MCP servers. */
-  readonly mcpSocketPath?: string | undefined
+  /** The session's MCP gateway (McpGateway) and the servers it serves, when it may use MCP servers. */
+  readonly mcpGateway?: { readonly socketPath: string; readonly servers: ReadonlyArray<string> } | undefined
 }
 
 export interface RunningProxy {
@@ -72,7 +72,7 @@ export const spawnProxyProcess = (netnsPrefix: ReadonlyArray<string>, label: Rec
         allowOut: start.allowOut,
         credentials: start.credentials,
         ...(Option.isSome(upstream) ? { upstream: upstream.value } : {}),
-        ...(start.mcpSocketPath === undefined ? {} : { mcpGateway: { socketPath: start.mcpSocketPath } }),
+        ...(start.mcpGateway === undefined ? {} : { mcpGateway: start.mcpGateway }),
       }
       const ready = yield* Deferred.make<Omit<RunningProxy, "exited">, ProxyFailed>()
       const handle = (line: string) => {

@@ -122,7 +122,9 @@ export const makeSessionSteps = (s: StepServices) => {
         allowOut: c.dispatch.network.allowOut,
         credentials: c.dispatch.network.credentials,
         onAudit: (event) => c.emit({ _tag: "audit", event }),
-        mcpSocketPath: mcp?.socketPath,
+        mcpGateway: mcp === undefined
+          ? undefined
+          : { socketPath: mcp.socketPath, servers: (c.dispatch.mcp ?? []).map((m) => m.name) },
       })
     }).pipe(
       Effect.tap(() => c.mark("proxy")),
