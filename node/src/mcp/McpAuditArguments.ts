@@ -27,6 +27,10 @@ const redactedJson = (value: unknown, server: McpDispatchServer): { readonly tex
   return { text, hit }
 }
 
+/** Free text (an error message the guest will read) with the server's secrets replaced. */
+export const redactServerSecrets = (text: string, server: McpDispatchServer): string =>
+  secretsOf(server).reduce((t, secret) => t.split(secret).join(redacted), text)
+
 /**
  * A tool result with the server's own secrets redacted: a server that echoes its token (an
  * error message quoting its config, a debug tool) must not hand it to the guest.

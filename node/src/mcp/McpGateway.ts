@@ -10,7 +10,7 @@ import type { McpDispatchServer, McpToolCallEvent } from "@paws/core"
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js"
-import { auditedArguments, withoutServerSecrets } from "./McpAuditArguments.ts"
+import { auditedArguments, redactServerSecrets, withoutServerSecrets } from "./McpAuditArguments.ts"
 import { makeMcpUpstream } from "./McpUpstream.ts"
 import type { McpUpstream } from "./McpUpstream.ts"
 
@@ -134,7 +134,8 @@ const serve = async (
     if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) {
       return e // the server's own answer (e.g. unknown tool): passed through
     }
-    const why = upstream.lastFailure() ?? (e as Error).message
+    // The upstream's own error text may quote what it was sent: never its secrets.
+    const why = redactServerSecrets(upstream.lastFailure() ?? (e as Error).message, server)
     return new McpError(
       ErrorCode.InternalError,
       `MCP server ${server.name} is unavailable: ${why}. The session goes on; the next request starts it again.`,

@@ -62,6 +62,7 @@ export const makeMcpUpstream = (server: McpDispatchServer, sessionId: string): M
   const root = process.getuid?.() === 0
   const uid = root ? serverUidBase + randomInt(1, serverUidSpan) : undefined
   let home: string | undefined
+  let remote: StreamableHTTPClientTransport | undefined
 
   const connect = async (): Promise<Client> => {
     if (closed) throw new Error("the session is ending")
@@ -72,7 +73,7 @@ export const makeMcpUpstream = (server: McpDispatchServer, sessionId: string): M
       if (uid !== undefined) chownSync(home, uid, uid)
       transport = stdioTransport(server, sessionId, home, uid)
     } else {
-      transport = new StreamableHTTPClientTransport(new URL(server.url ?? ""), {
+      transport = remote = new StreamableHTTPClientTransport(new URL(server.url ?? ""), {
         requestInit: { headers: { ...server.headers } },
       })
     }
@@ -106,6 +107,8 @@ export const makeMcpUpstream = (server: McpDispatchServer, sessionId: string): M
       closed = true
       const c = current
       current = undefined
+      // A remote server is told the session ended (DELETE of its MCP session), a stdio one is stopped.
+      if (remote !== undefined) await remote.terminateSession().catch(() => {})
       if (c !== undefined) await c.then((client) => client.close()).catch(() => {})
       if (home !== undefined) rmSync(home, { recursive: true, force: true })
     },
