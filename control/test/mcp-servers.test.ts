@@ -54,6 +54,14 @@ describe("MCP server registry over HTTP", () => {
             body: { name: "x", transport: "sse", url: "https://a.b" },
           })
           assert.strictEqual(badTransport.status, 400, badTransport.text)
+          const badEnv = yield* call(control, "POST", "/v1/mcp-servers", {
+            body: { ...stdioServer, name: "badenv", env: { "NOT-A-NAME": "x" } },
+          })
+          assert.strictEqual(badEnv.status, 400, badEnv.text)
+          const badHeader = yield* call(control, "POST", "/v1/mcp-servers", {
+            body: { name: "badheader", transport: "http", url: "https://a.b/mcp", headers: { "a b": "x" } },
+          })
+          assert.strictEqual(badHeader.status, 400, badHeader.text)
           const mixed = yield* call(control, "POST", "/v1/mcp-servers", {
             body: { name: "mixed", transport: "http", url: "https://a.b/mcp", command: "x" },
           })

@@ -1,4 +1,4 @@
-import * as Schema from "effect/Schema" // per-module import: the proxy loads this through ProxyConfig
+import * as Schema from "effect/Schema"
 import { McpServerName } from "./McpGrant.ts"
 import { EnvName, hardLimits, HeaderName, HeaderValue } from "./SessionSpec.ts"
 
