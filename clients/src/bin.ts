@@ -11,6 +11,7 @@ import { clientSettings } from "./ClientConfig.ts"
 import { daemons } from "./commands/daemons.ts"
 import { image } from "./commands/image.ts"
 import { keys } from "./commands/keys.ts"
+import { mcp } from "./commands/mcp.ts"
 import { logs } from "./commands/logs.ts"
 import { nodes } from "./commands/nodes.ts"
 import { root } from "./commands/root.ts"
@@ -32,7 +33,7 @@ export const paws = root.pipe(
       settingsHelp("Node configuration (environment, for `paws up` as root / `paws node`)", nodeSettings),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, daemons, nodes, image, keys, top, up, control, node]),
+  Command.withSubcommands([run, logs, sessions, daemons, nodes, image, keys, mcp, top, up, control, node]),
 )
 
 /** Runs the CLI on `process.argv` (the `paws` launcher, clients/bin/paws.js, calls this). */

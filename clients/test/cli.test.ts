@@ -133,6 +133,38 @@ describe("paws CLI against a real control plane", () => {
     expect(revoked.code).toBe(1)
   })
 
+  it("registers, lists and removes MCP servers; a secret env value is read from the caller's env, never shown", async () => {
+    const secret = "mcp-cli-" + Math.random().toString(36).slice(2)
+    const added = await paws(
+      ["mcp", "add", "gh", "--command", "npx", "--arg=-y", "--arg", "server-github", "--env", "GITHUB_TOKEN"],
+      { ...env, GITHUB_TOKEN: secret },
+    )
+    expect(added.code, added.stderr).toBe(0)
+    expect(added.stdout).toContain('"mcp": ["gh"]')
+    const unset = await paws(["mcp", "add", "gh2", "--command", "x", "--env", "NOT_SET_ANYWHERE"], env)
+    expect(unset.code).toBe(1)
+    expect(unset.stderr).toContain("NOT_SET_ANYWHERE")
+    const neither = await paws(["mcp", "add", "gh3"], env)
+    expect(neither.code).toBe(1)
+    expect(neither.stderr).toContain("--command")
+    const listed = await paws(["mcp", "list"], env)
+    expect(listed.stdout).toMatch(/gh\s+stdio\s+npx -y server-github\s+env: GITHUB_TOKEN/)
+    expect(listed.stdout + added.stdout + added.stderr).not.toContain(secret)
+
+    const run = await paws(["run", "-d", "--mcp", "gh:list_issues,get_issue", "--", "true"], env)
+    expect(run.code, run.stderr).toBe(0)
+    const got = await paws(["sessions", "get", run.stdout.trim(), "--json"], env)
+    expect(JSON.parse(got.stdout).spec.mcp).toEqual([{ server: "gh", tools: ["list_issues", "get_issue"] }])
+    const unknown = await paws(["run", "-d", "--mcp", "nope", "--", "true"], env)
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toContain("nope")
+
+    expect((await paws(["mcp", "rm", "gh"], env)).stdout.trim()).toBe("gh removed")
+    const again = await paws(["mcp", "rm", "gh"], env)
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain("gh")
+  })
+
   it("Ctrl-C on `paws run` cancels the session", async () => {
     const child = spawn(process.execPath, [binPath, "run", "--", "sleep", "100"], { env: { ...process.env, ...env } })
     let stderr = ""

@@ -13,6 +13,7 @@ import { EventFeed } from "./EventFeed.ts"
 import { MemoryStore } from "./MemoryStore.ts"
 import { Metrics } from "./Metrics.ts"
 import { LiveGateway } from "./LiveGateway.ts"
+import { McpServers } from "./McpServers.ts"
 import { NodeGateway } from "./NodeGateway.ts"
 import { ReplicaLease } from "./ReplicaLease.ts"
 import { NodeDrains } from "./NodeDrains.ts"
@@ -33,6 +34,7 @@ import { DaemonsHttp } from "./http/DaemonsHttp.ts"
 import { HooksHttp } from "./http/HooksHttp.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
+import { McpServersHttp } from "./http/McpServersHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
@@ -44,6 +46,7 @@ export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Sna
   Layer.provideMerge(Dispatcher.layer),
   Layer.provideMerge(ReplicaLease.layer),
   Layer.provideMerge(MemoryStore.layer),
+  Layer.provideMerge(McpServers.layer),
   Layer.provideMerge(
     Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer, NodeDrains.layer),
   ),
@@ -71,6 +74,7 @@ const routes = Layer.mergeAll(
       DaemonsHttp,
       HooksHttp,
       DaemonHistoryHttp,
+      McpServersHttp,
     ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),

@@ -11,6 +11,7 @@ import { ControlConfig } from "./ControlConfig.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { NodeDrains } from "./NodeDrains.ts"
 import { MemoryStore } from "./MemoryStore.ts"
+import { McpServers } from "./McpServers.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { ReplicaLease } from "./ReplicaLease.ts"
@@ -41,6 +42,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const registry = yield* NodeRegistry
       const signal = yield* QueueSignal
       const vault = yield* Vault
+      const mcpServers = yield* McpServers
       const feed = yield* EventFeed
       const drains = yield* NodeDrains
       const memories = yield* MemoryStore
@@ -115,7 +117,12 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           const credentials = claimed.credentials === null
             ? {}
             : JSON.parse(yield* vault.open(claimed.credentials, id)) as SessionDispatch["network"]["credentials"]
-          sent = credentials
+          const mcp = spec.mcp === undefined || spec.mcp.length === 0 ? [] : yield* mcpServers.resolve(spec.mcp)
+          // MCP secret values are redacted from logs like credential values.
+          sent = {
+            ...credentials,
+            ...Object.fromEntries(mcp.map((m) => [`mcp:${m.name}`, { headers: { ...m.env, ...m.headers } }])),
+          }
           const input = claimed.input === null
             ? undefined
             : JSON.parse(yield* vault.open(claimed.input, `${id}:input`)) as SessionDispatch["input"]
@@ -129,6 +136,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
             ...(claimed.memory === null ? {} : { memory: yield* memories.dispatchFor(claimed.memory) }),
             ...(input === undefined ? {} : { input }),
+            ...(mcp.length === 0 ? {} : { mcp }),
           }
           let ended = false
           const finished = yield* entry.client.RunSession(dispatch).pipe(
@@ -149,6 +157,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             SessionAlreadyRunning: () => store.transition(claimed.id, "failed", "node_reports_already_running"),
             VaultError: () => store.transition(claimed.id, "failed", "vault_cannot_decrypt_credentials"),
             MemoryUnreadable: () => store.transition(claimed.id, "failed", "memory_unreadable"),
+            McpServerMissing: (e) => store.transition(claimed.id, "failed", `mcp_server_not_registered: ${e.name}`),
             RpcClientError: () => lost(claimed.id, "node_lost"),
           }),
           // Our own interrupt (stop, shutdown) never reaches this handler; an interrupt here came

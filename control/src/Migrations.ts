@@ -102,4 +102,14 @@ export const migrations = Migrator.fromRecord({
     yield* sql`CREATE TABLE control_replicas (id text PRIMARY KEY, seen_at timestamptz NOT NULL DEFAULT now())`
     yield* sql`ALTER TABLE sessions ADD COLUMN replica text`
   }),
+  "0010_mcp_servers": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // config: the registration without secret values (env/header names only); secrets: the values, sealed.
+    yield* sql`CREATE TABLE mcp_servers (
+      name text PRIMARY KEY,
+      config jsonb NOT NULL,
+      secrets text,
+      created_at timestamptz NOT NULL DEFAULT now()
+    )`
+  }),
 })

@@ -307,7 +307,7 @@ export class SessionStore extends Context.Service<SessionStore, {
        * session: a guest decides how many there are, the database must not.
        */
       const append = (id: SessionId, event: SessionEvent) =>
-        (event._tag === "audit"
+        (event._tag === "audit" || event._tag === "mcp"
           ? sql`WITH u AS (
               UPDATE sessions SET audit_events = audit_events + 1 WHERE id = ${id} RETURNING audit_events
             )

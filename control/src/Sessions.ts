@@ -1,5 +1,6 @@
 import {
   credentialWarnings,
+  grantServer,
   type IdempotencyConflict,
   IllegalTransition,
   InvalidRequest,
@@ -24,6 +25,7 @@ import { ControlConfig } from "./ControlConfig.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
 import type { SessionMemory } from "./MemoryStore.ts"
+import { McpServers } from "./McpServers.ts"
 import { Metrics } from "./Metrics.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
@@ -90,11 +92,21 @@ export class Sessions extends Context.Service<Sessions, {
       const metrics = yield* Metrics
       const dispatcher = yield* Dispatcher
       const registry = yield* NodeRegistry
+      const mcpServers = yield* McpServers
 
       const create = Effect.fnUntraced(
         function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined, internal?: InternalOptions) {
           const origin = internal?.origin
           const problems = [...sessionSpecProblems(spec, limits), ...nulProblems(spec)]
+          const mcpNames = (spec.mcp ?? []).map(grantServer)
+          const unknownMcp = new Set(yield* mcpServers.missing(mcpNames))
+          mcpNames.forEach((name, i) => {
+            if (unknownMcp.has(name)) {
+              problems.push({ path: `mcp[${i}]`, message: `no MCP server named ${name} is registered (paws mcp list)` })
+            } else if (mcpNames.indexOf(name) !== i) {
+              problems.push({ path: `mcp[${i}]`, message: `${name} is listed twice` })
+            }
+          })
           if (problems.length > 0) {
             return yield* new InvalidRequest({
               message: problems.map((p) => `${p.path}: ${p.message}`).join("; "),

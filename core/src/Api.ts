@@ -3,6 +3,7 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "
 import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey } from "./ApiKeys.ts"
 import { DaemonHistoryApi } from "./ApiDaemonHistory.ts"
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
+import { McpServersApi } from "./ApiMcp.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
 import { DaemonsApi } from "./ApiDaemons.ts"
@@ -101,8 +102,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
     }).pipe(scoped(
       "read",
       "Stream a session's events",
-      "Server-Sent Events: every stored event of the session (event name = `status`, `output`, `audit` or " +
-        "`result`; data = the SessionEvent as JSON; id = a resumable event id), then live events until the " +
+      "Server-Sent Events: every stored event of the session (event name = `status`, `output`, `audit`, " +
+        "`mcp` (an MCP tool call through the gateway) or `result`; data = the SessionEvent as JSON; id = a resumable event id), then live events until the " +
         "session ends. Send `Last-Event-ID` to resume after an event.",
     )),
   )
@@ -173,6 +174,7 @@ export class Api extends HttpApi.make("paws")
   .add(NodeTokensApi)
   .add(SnapshotsApi)
   .add(DaemonsApi)
+  .add(McpServersApi)
   .add(KeysApi)
   .add(MetricsApi)
   .add(DaemonHistoryApi)

@@ -4,6 +4,7 @@ import { NodeAtCapacity, NodeSessionNotFound, SessionAlreadyRunning, UnknownSnap
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
 import { MemoryDispatch, NodeSessionEvent } from "./SessionMemory.ts"
+import { McpDispatchServer } from "./Mcp.ts"
 import {
   hardLimits,
   headerNameRegExp,
@@ -83,6 +84,8 @@ export const SessionDispatch = Schema.Struct({
   memory: Schema.optionalKey(MemoryDispatch),
   /** A daemon invocation's trigger payload: files written under /input in the guest, and PAWS_TRIGGER. */
   input: Schema.optionalKey(SessionInput),
+  /** MCP servers the guest may use, secrets in clear (memory and this wire only). */
+  mcp: Schema.optionalKey(Schema.Array(McpDispatchServer)),
 }).annotate({ identifier: "SessionDispatch" })
 export type SessionDispatch = typeof SessionDispatch.Type
 

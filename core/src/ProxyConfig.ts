@@ -16,6 +16,7 @@
 import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 import { HostPattern } from "./HostPattern.ts"
 import { LlmExchange } from "./LlmExchange.ts"
+import { McpServerName } from "./McpGrant.ts"
 import { ProxyAuditEvent } from "./ProxyAudit.ts"
 import { CredentialRule } from "./SessionSpec.ts"
 
@@ -96,6 +97,18 @@ export const ProxyConfig = Schema.Struct({
   limits: Schema.optionalKey(ProxyLimits),
   /** Record exchanges with LLM APIs (bodies up to `maxBytes` each, redacted) as `llm` messages. */
   llmHistory: Schema.optionalKey(Schema.Struct({ maxBytes: positiveInt })),
+  /**
+   * The node's MCP gateway for this session: the proxy answers `mcp.paws.internal` in DNS and
+   * forwards its HTTPS requests (plain HTTP) for `/{server}` to this unix socket, which the node serves. The proxy
+   * holds no MCP secret and starts no server. Absent: the name is not on the allowlist.
+   */
+  mcpGateway: Schema.optionalKey(
+    Schema.Struct({
+      socketPath: Schema.String.pipe(Schema.check(Schema.isMinLength(1))),
+      /** The servers the session may use: a path naming any other is refused here, never forwarded. */
+      servers: Schema.Array(McpServerName),
+    }),
+  ),
 }).annotate({ identifier: "ProxyConfig" })
 export type ProxyConfig = typeof ProxyConfig.Type
 

@@ -3,6 +3,7 @@ import { NodeId, SessionId } from "./Ids.ts"
 import { NodeLabels } from "./NodeLabels.ts"
 import { HeaderName, Metadata, Resources, SnapshotName, Workload } from "./SessionSpec.ts"
 import { HostPattern } from "./HostPattern.ts"
+import { McpGrants } from "./McpGrant.ts"
 import { SessionStatus } from "./SessionStatus.ts"
 
 /** The spec as stored and shown: credential header names only; values live in the vault. */
@@ -17,6 +18,7 @@ export const SessionSpecView = Schema.Struct({
   }),
   metadata: Schema.optionalKey(Metadata),
   nodeSelector: Schema.optionalKey(NodeLabels),
+  mcp: Schema.optionalKey(McpGrants),
 }).annotate({ identifier: "SessionSpecView" })
 export type SessionSpecView = typeof SessionSpecView.Type
 

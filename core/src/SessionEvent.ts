@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { McpToolCallEvent } from "./McpAudit.ts"
 import { ProxyAuditEvent } from "./ProxyAudit.ts"
 import { SessionResult } from "./Session.ts"
 import { SessionStatus } from "./SessionStatus.ts"
@@ -19,11 +20,16 @@ export const AuditEvent = Schema.TaggedStruct("audit", {
   event: ProxyAuditEvent,
 }).annotate({ identifier: "AuditEvent" })
 
+/** An MCP tool call through the node's gateway (audited like the proxy's decisions). */
+export const McpEvent = Schema.TaggedStruct("mcp", {
+  event: McpToolCallEvent,
+}).annotate({ identifier: "McpEvent" })
+
 export const ResultEvent = Schema.TaggedStruct("result", {
   result: SessionResult,
 }).annotate({ identifier: "ResultEvent" })
 
-export const SessionEvent = Schema.Union([StatusEvent, OutputEvent, AuditEvent, ResultEvent]).annotate({
+export const SessionEvent = Schema.Union([StatusEvent, OutputEvent, AuditEvent, McpEvent, ResultEvent]).annotate({
   identifier: "SessionEvent",
 })
 export type SessionEvent = typeof SessionEvent.Type

@@ -1,6 +1,7 @@
 import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 import { HostPattern } from "./HostPattern.ts"
 import { NodeLabels } from "./NodeLabels.ts"
+import { McpGrants } from "./McpGrant.ts"
 
 /** RFC 9110 `token`: the characters a header field name may contain. */
 export const headerNameRegExp = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -145,5 +146,7 @@ export const SessionSpec = Schema.Struct({
   metadata: Schema.optionalKey(Metadata),
   /** Only nodes carrying every one of these labels (PAWS_NODE_LABELS) run the session. */
   nodeSelector: Schema.optionalKey(NodeLabels.pipe(Schema.check(Schema.isMaxProperties(16)))),
+  /** MCP servers (registered in control) the guest may reach at `https://mcp.paws.internal/{name}`. */
+  mcp: Schema.optionalKey(McpGrants),
 }).annotate({ identifier: "SessionSpec" })
 export type SessionSpec = typeof SessionSpec.Type

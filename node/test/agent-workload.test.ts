@@ -46,4 +46,23 @@ describe("agent workload → guest script", () => {
     assert.include(w.script, "'--allowedTools' 'Bash(ls:*)' 'Read'")
     assert.notInclude(w.script, "bypassPermissions")
   })
+
+  it("an agent is configured with the session's MCP servers (the gateway endpoints), and may call them", () => {
+    const w = guestWorkload({ type: "agent", prompt: "x", allowedTools: ["Read"] }, newSessionId(), ["github", "db"])
+    assert.include(w.script, "'--mcp-config' '/tmp/paws-mcp.json' '--strict-mcp-config'")
+    assert.include(w.script, "'--allowedTools' 'Read' 'mcp__github' 'mcp__db'")
+    assert.strictEqual(w.env?.["PAWS_MCP_CONFIG"], "/tmp/paws-mcp.json")
+    const line = w.script.split("\n").find((l) => l.includes("/tmp/paws-mcp.json") && l.startsWith("printf"))!
+    const config = JSON.parse(
+      execFileSync("sh", ["-c", line.replace("> /tmp/paws-mcp.json", "")], { encoding: "utf8" }),
+    )
+    assert.deepStrictEqual(config, {
+      mcpServers: {
+        github: { type: "http", url: "https://mcp.paws.internal/github" },
+        db: { type: "http", url: "https://mcp.paws.internal/db" },
+      },
+    })
+    const none = guestWorkload({ type: "agent", prompt: "x" }, newSessionId())
+    assert.notInclude(none.script, "mcp")
+  })
 })

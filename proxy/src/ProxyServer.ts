@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { mcpHost } from "@paws/core/McpGrant"
 import { defaultProxyLimits } from "@paws/core/ProxyConfig"
 import type { ProxyConfig, ProxyPorts } from "@paws/core/ProxyConfig"
 import { makeAccessPolicy } from "./AccessPolicy.ts"
@@ -49,7 +50,10 @@ export const startProxy = (
 ): Effect.Effect<RunningProxy, never, Scope.Scope> =>
   Effect.gen(function* () {
     const limits = { ...defaultProxyLimits, ...config.limits }
-    const policy = makeAccessPolicy(config)
+    // The MCP gateway's reserved name is allowed (DNS, SNI) only for a session that has one.
+    const policy = makeAccessPolicy(
+      config.mcpGateway === undefined ? config : { ...config, allowOut: [...config.allowOut, mcpHost] },
+    )
     const secrets = secretNeedles(policy.secrets.map((s) => s.value))
     // Released last: whatever the throttle still holds is written after the listeners closed.
     const audit = yield* Effect.acquireRelease(
@@ -71,6 +75,9 @@ export const startProxy = (
       idleTimeoutMs: limits.idleTimeoutMs,
       connectTimeoutMs: limits.upstreamConnectTimeoutMs,
       ...(config.llmHistory === undefined ? {} : { llmHistory: config.llmHistory }),
+      mcp: config.mcpGateway === undefined
+        ? undefined
+        : { socketPath: config.mcpGateway.socketPath, servers: new Set(config.mcpGateway.servers) },
     }
     const { address } = config.listen
     const https = yield* listener(() =>

@@ -1,4 +1,5 @@
-import { https } from "./NodeHttp.ts"
+import { mcpHost } from "@paws/core/McpGrant"
+import { http, https } from "./NodeHttp.ts"
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http"
 import type { TLSSocket } from "node:tls"
 import type { AuditLog } from "./AuditLog.ts"
@@ -24,6 +25,8 @@ export interface ForwarderDeps {
   readonly connectTimeoutMs: number
   /** Set for memory sessions: LLM exchanges are recorded (bodies capped) and sent as `llm` messages. */
   readonly llmHistory?: { readonly maxBytes: number }
+  /** The node's MCP gateway for this session: where requests for `mcp.paws.internal/{server}` go. */
+  readonly mcp?: { readonly socketPath: string; readonly servers: ReadonlySet<string> } | undefined
 }
 
 export const refusalBody = (refusal: Refusal): string => `paws proxy: ${refusal.reason}.\n`
@@ -87,6 +90,14 @@ export const blockedOrUpstreamError = (host: string, error: Error): Refusal =>
     reason: `could not reach ${host} (${(error as NodeJS.ErrnoException).code ?? error.message})`,
   }
 
+/** A path on the MCP gateway naming a server the session may not use: refused here, never forwarded. */
+const mcpRefusal = (server: string): Refusal => ({
+  status: 403,
+  decision: "denied_host",
+  reason: `MCP server "${server.slice(0, 64)}" is not available to this sandbox (the session's mcp list); ` +
+    "ask the session owner to grant it",
+})
+
 export const makeRequestForwarder = (deps: ForwarderDeps) => (req: IncomingMessage, res: ServerResponse) => {
   const started = performance.now()
   const socket = req.socket as TLSSocket
@@ -94,6 +105,13 @@ export const makeRequestForwarder = (deps: ForwarderDeps) => (req: IncomingMessa
   if (isRefusal(verdict)) {
     req.resume()
     return refuse(deps, req, res, verdict, socket.servername || String(req.headers.host ?? ""))
+  }
+  if (verdict.host === mcpHost && deps.mcp !== undefined) {
+    const server = (req.url ?? "/").split(/[/?]/)[1] ?? ""
+    if (!deps.mcp.servers.has(server)) {
+      req.resume()
+      return refuse(deps, req, res, mcpRefusal(server), verdict.host)
+    }
   }
   forward(deps, req, res, verdict, started)
 }
@@ -242,17 +260,25 @@ const retryable = (method: string | undefined) => method === "GET" || method ===
 
 /** The upstream request, with the connect and idle timeouts of the limits. */
 const openUpstream = (deps: ForwarderDeps, req: IncomingMessage, admission: Admission): ClientRequest => {
-  const upReq = https.request({
-    host: admission.host,
-    servername: admission.host,
-    port: deps.pool.portFor(admission.host),
-    method: req.method ?? "GET",
-    path: req.url ?? "/",
-    headers: upstreamRequestHeaders(req.rawHeaders, admission.injections, false, framingHeaders(admission.framing)),
-    agent: deps.pool.agent,
-    lookup: deps.pool.lookup,
-    setHost: false,
-  })
+  const upReq = admission.host === mcpHost && deps.mcp !== undefined
+    ? http.request({
+      socketPath: deps.mcp.socketPath,
+      method: req.method ?? "GET",
+      path: req.url ?? "/",
+      headers: upstreamRequestHeaders(req.rawHeaders, admission.injections, false, framingHeaders(admission.framing)),
+      setHost: false,
+    })
+    : https.request({
+      host: admission.host,
+      servername: admission.host,
+      port: deps.pool.portFor(admission.host),
+      method: req.method ?? "GET",
+      path: req.url ?? "/",
+      headers: upstreamRequestHeaders(req.rawHeaders, admission.injections, false, framingHeaders(admission.framing)),
+      agent: deps.pool.agent,
+      lookup: deps.pool.lookup,
+      setHost: false,
+    })
   upReq.setTimeout(deps.idleTimeoutMs, () => upReq.destroy(new Error("upstream idle timeout")))
   upReq.on("socket", (s) => {
     s.setNoDelay(true)

@@ -12,13 +12,13 @@ from .models import *  # noqa: F403
 class SessionsOperations(SyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None) -> SessionAccepted:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector}, expect='application/json')
+        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
@@ -154,13 +154,13 @@ class SnapshotsOperations(SyncOperations):
 class DaemonsOperations(SyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     def list(self) -> builtins.list[Daemon]:
@@ -181,13 +181,13 @@ class DaemonsOperations(SyncOperations):
         data = self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Daemon.from_dict(data)
 
-    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Change a daemon
 
         Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     def delete(self, name: DaemonName) -> None:
@@ -207,6 +207,37 @@ class DaemonsOperations(SyncOperations):
         Requires scope `sessions:write` (or one that implies it)."""
         data = self._call("POST", "/v1/daemons/{name}/run", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return DaemonInvocation.from_dict(data)
+
+
+class McpServersOperations(SyncOperations):
+    """MCP servers: tool servers reached through the MCP gateway."""
+
+    def create(self, *, transport: Literal["stdio", "http"], name: McpServerName, command: str | None = None, args: builtins.list[str] | None = None, env: dict[str, str] | None = None, url: str | None = None, headers: dict[str, str] | None = None, audit_arguments: bool | None = None) -> McpServerView:
+        """Register an MCP server
+
+        `transport: "stdio"`: the node runs `command` with `args` and `env`, one instance per session that uses it, killed with the session. `transport: "http"`: the node connects to the Streamable HTTP server at `url`, sending `headers`. Values of `env` and `headers` go to the vault and are never returned. Sessions list the servers they may use in `mcp`; the guest reaches each as a Streamable HTTP MCP endpoint at `https://mcp.paws.internal/{name}`. `auditArguments: true` records tool-call arguments (with this server's secret values redacted) in the session's audit events. A name in use is a 409.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("POST", "/v1/mcp-servers", path={}, query={}, headers={}, body={"name": name, "transport": transport, "command": command, "args": args, "env": env, "url": url, "headers": headers, "auditArguments": audit_arguments}, expect='application/json')
+        return McpServerView.from_dict(data)
+
+    def list(self) -> builtins.list[McpServerView]:
+        """List MCP servers
+
+        Registered MCP servers (names of their secrets, never values).
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/mcp-servers", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [McpServerView.from_dict(x0) for x0 in data]
+
+    def delete(self, name: McpServerName) -> None:
+        """Remove an MCP server
+
+        Remove the server and its secrets. Sessions already running keep the instance they have; queued sessions that name it fail at dispatch.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("DELETE", "/v1/mcp-servers/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
+        return None
 
 
 class KeysOperations(SyncOperations):
@@ -287,13 +318,13 @@ class HealthOperations(SyncOperations):
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None) -> SessionAccepted:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector}, expect='application/json')
+        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
@@ -429,13 +460,13 @@ class AsyncSnapshotsOperations(AsyncOperations):
 class AsyncDaemonsOperations(AsyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = await self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     async def list(self) -> builtins.list[Daemon]:
@@ -456,13 +487,13 @@ class AsyncDaemonsOperations(AsyncOperations):
         data = await self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Daemon.from_dict(data)
 
-    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Change a daemon
 
         Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = await self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     async def delete(self, name: DaemonName) -> None:
@@ -482,6 +513,37 @@ class AsyncDaemonsOperations(AsyncOperations):
         Requires scope `sessions:write` (or one that implies it)."""
         data = await self._call("POST", "/v1/daemons/{name}/run", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return DaemonInvocation.from_dict(data)
+
+
+class AsyncMcpServersOperations(AsyncOperations):
+    """MCP servers: tool servers reached through the MCP gateway."""
+
+    async def create(self, *, transport: Literal["stdio", "http"], name: McpServerName, command: str | None = None, args: builtins.list[str] | None = None, env: dict[str, str] | None = None, url: str | None = None, headers: dict[str, str] | None = None, audit_arguments: bool | None = None) -> McpServerView:
+        """Register an MCP server
+
+        `transport: "stdio"`: the node runs `command` with `args` and `env`, one instance per session that uses it, killed with the session. `transport: "http"`: the node connects to the Streamable HTTP server at `url`, sending `headers`. Values of `env` and `headers` go to the vault and are never returned. Sessions list the servers they may use in `mcp`; the guest reaches each as a Streamable HTTP MCP endpoint at `https://mcp.paws.internal/{name}`. `auditArguments: true` records tool-call arguments (with this server's secret values redacted) in the session's audit events. A name in use is a 409.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("POST", "/v1/mcp-servers", path={}, query={}, headers={}, body={"name": name, "transport": transport, "command": command, "args": args, "env": env, "url": url, "headers": headers, "auditArguments": audit_arguments}, expect='application/json')
+        return McpServerView.from_dict(data)
+
+    async def list(self) -> builtins.list[McpServerView]:
+        """List MCP servers
+
+        Registered MCP servers (names of their secrets, never values).
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/mcp-servers", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [McpServerView.from_dict(x0) for x0 in data]
+
+    async def delete(self, name: McpServerName) -> None:
+        """Remove an MCP server
+
+        Remove the server and its secrets. Sessions already running keep the instance they have; queued sessions that name it fail at dispatch.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("DELETE", "/v1/mcp-servers/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
+        return None
 
 
 class AsyncKeysOperations(AsyncOperations):

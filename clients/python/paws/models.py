@@ -45,6 +45,13 @@ __all__ = [
     "IdempotencyConflictEncoded",
     "IllegalTransitionEncoded",
     "InvalidRequestEncoded",
+    "McpGrant",
+    "McpServerExistsEncoded",
+    "McpServerName",
+    "McpServerNotFoundEncoded",
+    "McpServerRequest",
+    "McpServerView",
+    "McpToolGrant",
     "Network",
     "NodeCapacity",
     "NodeId",
@@ -99,11 +106,13 @@ ApiScope = Literal["admin", "sessions:write", "read"]
 
 ApiKeyId = str
 
+McpServerName = str
+
+HeaderName = str
+
 ConcurrencyPolicy = Literal["queue", "skip", "replace"]
 
 NodeLabels = dict[str, str]
-
-HeaderName = str
 
 HostPattern = str
 
@@ -452,6 +461,100 @@ class CreateApiKey(Model):
 
 
 @dataclass(kw_only=True)
+class McpServerNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'name': 'name', 'message': 'message'}
+    _required = frozenset(['message', 'name', 'tag'])
+
+    tag: Literal["McpServerNotFound"] = "McpServerNotFound"
+    name: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpServerNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            name=data["name"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class McpServerView(Model):
+    _json_names = {'name': 'name', 'transport': 'transport', 'command': 'command', 'args': 'args', 'env': 'env', 'url': 'url', 'headers': 'headers', 'audit_arguments': 'auditArguments', 'created_at': 'createdAt'}
+    _required = frozenset(['audit_arguments', 'created_at', 'name', 'transport'])
+
+    name: McpServerName
+    transport: Literal["stdio", "http"]
+    command: str | None = None
+    args: list[str] | None = None
+    env: list[str] | None = None
+    url: str | None = None
+    headers: list[str] | None = None
+    audit_arguments: bool
+    created_at: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpServerView:
+        return cls(
+            name=data["name"],
+            transport=data["transport"],
+            command=data.get("command"),
+            args=data.get("args"),
+            env=data.get("env"),
+            url=data.get("url"),
+            headers=data.get("headers"),
+            audit_arguments=data["auditArguments"],
+            created_at=data["createdAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class McpServerExistsEncoded(Model):
+    _json_names = {'tag': '_tag', 'name': 'name', 'message': 'message'}
+    _required = frozenset(['message', 'name', 'tag'])
+
+    tag: Literal["McpServerExists"] = "McpServerExists"
+    name: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpServerExistsEncoded:
+        return cls(
+            tag=data["_tag"],
+            name=data["name"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class McpServerRequest(Model):
+    _json_names = {'name': 'name', 'transport': 'transport', 'command': 'command', 'args': 'args', 'env': 'env', 'url': 'url', 'headers': 'headers', 'audit_arguments': 'auditArguments'}
+    _required = frozenset(['name', 'transport'])
+
+    name: McpServerName
+    transport: Literal["stdio", "http"]
+    command: str | None = None
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
+    url: str | None = None
+    headers: dict[str, str] | None = None
+    audit_arguments: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpServerRequest:
+        return cls(
+            name=data["name"],
+            transport=data["transport"],
+            command=data.get("command"),
+            args=data.get("args"),
+            env=data.get("env"),
+            url=data.get("url"),
+            headers=data.get("headers"),
+            audit_arguments=data.get("auditArguments"),
+        )
+
+
+@dataclass(kw_only=True)
 class DaemonSaved(Model):
     _json_names = {'daemon': 'daemon', 'secrets': 'secrets'}
     _required = frozenset(['daemon', 'secrets'])
@@ -469,7 +572,7 @@ class DaemonSaved(Model):
 
 @dataclass(kw_only=True)
 class Daemon(Model):
-    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory', 'created_at': 'createdAt', 'updated_at': 'updatedAt'}
+    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory', 'created_at': 'createdAt', 'updated_at': 'updatedAt'}
     _required = frozenset(['concurrency', 'created_at', 'enabled', 'name', 'triggers', 'updated_at', 'workload'])
 
     name: DaemonName
@@ -480,6 +583,7 @@ class Daemon(Model):
     network: DaemonNetwork | None = None
     metadata: dict[str, str] | None = None
     node_selector: NodeLabels | None = None
+    mcp: list[McpGrant] | None = None
     triggers: list[Trigger]
     concurrency: ConcurrencyPolicy
     enabled: bool
@@ -498,6 +602,7 @@ class Daemon(Model):
             network=(None if data.get("network") is None else DaemonNetwork.from_dict(data["network"])),
             metadata=data.get("metadata"),
             node_selector=data.get("nodeSelector"),
+            mcp=data.get("mcp"),
             triggers=data["triggers"],
             concurrency=data["concurrency"],
             enabled=data["enabled"],
@@ -654,6 +759,22 @@ class WebhookTrigger(Model):
 
 
 @dataclass(kw_only=True)
+class McpToolGrant(Model):
+    _json_names = {'server': 'server', 'tools': 'tools'}
+    _required = frozenset(['server'])
+
+    server: McpServerName
+    tools: list[str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpToolGrant:
+        return cls(
+            server=data["server"],
+            tools=data.get("tools"),
+        )
+
+
+@dataclass(kw_only=True)
 class Resources(Model):
     _json_names = {'vcpus': 'vcpus', 'memory_mb': 'memoryMB'}
     _required = frozenset(['memory_mb', 'vcpus'])
@@ -717,7 +838,7 @@ class ScriptWorkload(Model):
 
 @dataclass(kw_only=True)
 class DaemonPatch(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
     _required = frozenset([])
 
     snapshot: SnapshotName | None = None
@@ -727,6 +848,7 @@ class DaemonPatch(Model):
     network: Network | None = None
     metadata: dict[str, str] | None = None
     node_selector: dict[str, str] | None = None
+    mcp: list[McpGrant] | None = None
     triggers: list[Trigger] | None = None
     concurrency: ConcurrencyPolicy | None = None
     enabled: bool | None = None
@@ -742,6 +864,7 @@ class DaemonPatch(Model):
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),
             metadata=data.get("metadata"),
             node_selector=data.get("nodeSelector"),
+            mcp=data.get("mcp"),
             triggers=data.get("triggers"),
             concurrency=data.get("concurrency"),
             enabled=data.get("enabled"),
@@ -801,7 +924,7 @@ class DaemonExistsEncoded(Model):
 
 @dataclass(kw_only=True)
 class DaemonSpec(Model):
-    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
+    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
     _required = frozenset(['name', 'workload'])
 
     name: DaemonName
@@ -812,6 +935,7 @@ class DaemonSpec(Model):
     network: Network | None = None
     metadata: dict[str, str] | None = None
     node_selector: dict[str, str] | None = None
+    mcp: list[McpGrant] | None = None
     triggers: list[Trigger] | None = None
     concurrency: ConcurrencyPolicy | None = None
     enabled: bool | None = None
@@ -828,6 +952,7 @@ class DaemonSpec(Model):
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),
             metadata=data.get("metadata"),
             node_selector=data.get("nodeSelector"),
+            mcp=data.get("mcp"),
             triggers=data.get("triggers"),
             concurrency=data.get("concurrency"),
             enabled=data.get("enabled"),
@@ -1311,7 +1436,7 @@ class SessionResult(Model):
 
 @dataclass(kw_only=True)
 class SessionSpecView(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp'}
     _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
 
     snapshot: SnapshotName
@@ -1321,6 +1446,7 @@ class SessionSpecView(Model):
     network: SessionSpecViewNetwork
     metadata: dict[str, str] | None = None
     node_selector: NodeLabels | None = None
+    mcp: list[McpGrant] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
@@ -1332,6 +1458,7 @@ class SessionSpecView(Model):
             network=SessionSpecViewNetwork.from_dict(data["network"]),
             metadata=data.get("metadata"),
             node_selector=data.get("nodeSelector"),
+            mcp=data.get("mcp"),
         )
 
 
@@ -1417,7 +1544,7 @@ class SessionAccepted(Model):
 
 @dataclass(kw_only=True)
 class SessionSpec(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp'}
     _required = frozenset(['workload'])
 
     snapshot: SnapshotName | None = None
@@ -1427,6 +1554,7 @@ class SessionSpec(Model):
     network: Network | None = None
     metadata: dict[str, str] | None = None
     node_selector: dict[str, str] | None = None
+    mcp: list[McpGrant] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpec:
@@ -1438,7 +1566,11 @@ class SessionSpec(Model):
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),
             metadata=data.get("metadata"),
             node_selector=data.get("nodeSelector"),
+            mcp=data.get("mcp"),
         )
 
 
 Trigger = WebhookTrigger | GithubTrigger | CronTrigger | WatchTrigger
+
+
+McpGrant = McpServerName | McpToolGrant

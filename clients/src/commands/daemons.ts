@@ -1,8 +1,8 @@
-import { Console, Data, Effect, Option, Redacted } from "effect"
+import { Console, Data, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { concurrencyPolicies, type DaemonPatch, type DaemonSpec, type DaemonView } from "@paws/core/Daemon"
 import { readFileSync } from "node:fs"
-import { ApiClient, Settings } from "../ApiClient.ts"
+import { ApiClient } from "../ApiClient.ts"
 import { withApi } from "./shared.ts"
 
 class DaemonFileError extends Data.TaggedError("DaemonFileError")<{ readonly message: string }> {}

@@ -5,6 +5,7 @@ import { parseLabels, type SessionEvent, type SessionSpec, type SessionStatus } 
 import { ApiClient, Settings } from "../ApiClient.ts"
 import { CliInputError, parseCredential, parseDuration, parseEnvPair } from "../RunArguments.ts"
 import { sessionEvents } from "../SessionEvents.ts"
+import { mcpGrantOf } from "./mcp.ts"
 import { agentSnapshot, agentWorkload } from "./runAgent.ts"
 import { withApi } from "./shared.ts"
 
@@ -40,6 +41,10 @@ export const run = Command.make("run", {
   ),
   node: Flag.String("node").pipe(
     Flag.withDescription("run only on nodes with this label, KEY=VALUE (repeatable; see PAWS_NODE_LABELS)"),
+    Flag.atLeast(0),
+  ),
+  mcp: Flag.String("mcp").pipe(
+    Flag.withDescription("MCP server the session may use: NAME, or NAME:tool1,tool2 for only those tools (repeatable)"),
     Flag.atLeast(0),
   ),
   timeout: Flag.String("timeout").pipe(Flag.withDescription("e.g. 30s, 5m, 120000 (ms)"), Flag.optional),
@@ -100,6 +105,7 @@ export const run = Command.make("run", {
         ...(input.cred.length > 0 ? { credentials } : {}),
         ...(input.allowWildcardCredential ? { allowWildcardCredential: true } : {}),
       },
+      ...(input.mcp.length > 0 ? { mcp: input.mcp.map(mcpGrantOf) } : {}),
       ...(Option.isSome(input.timeout) ? { timeoutMs: yield* parseDuration(input.timeout.value) } : {}),
       ...(Option.isSome(input.snapshot)
         ? { snapshot: input.snapshot.value }

@@ -79,7 +79,7 @@ const validTimeZone = (tz: string): boolean => {
 
 type SessionFields =
   & Pick<SessionSpec, "workload">
-  & Partial<Pick<SessionSpec, "snapshot" | "resources" | "timeoutMs" | "metadata" | "nodeSelector">>
+  & Partial<Pick<SessionSpec, "snapshot" | "resources" | "timeoutMs" | "metadata" | "nodeSelector" | "mcp">>
 
 /** The session part of a daemon spec, without its network (stored and restored separately). */
 export const sessionPart = (d: SessionFields): SessionSpec => ({
@@ -89,4 +89,5 @@ export const sessionPart = (d: SessionFields): SessionSpec => ({
   ...(d.timeoutMs === undefined ? {} : { timeoutMs: d.timeoutMs }),
   ...(d.metadata === undefined ? {} : { metadata: d.metadata }),
   ...(d.nodeSelector === undefined ? {} : { nodeSelector: d.nodeSelector }),
+  ...(d.mcp === undefined ? {} : { mcp: d.mcp }),
 })

@@ -146,6 +146,7 @@ export class Daemons extends Context.Service<Daemons, {
           ...(old.timeoutMs === undefined ? {} : { timeoutMs: old.timeoutMs }),
           ...(old.metadata === undefined ? {} : { metadata: old.metadata }),
           ...(old.nodeSelector === undefined ? {} : { nodeSelector: old.nodeSelector }),
+          ...(old.mcp === undefined ? {} : { mcp: old.mcp }),
           ...(old.memory === undefined ? {} : { memory: old.memory }),
           triggers: old.triggers,
           concurrency: old.concurrency,

@@ -21,6 +21,8 @@ export interface ProxyStart {
   readonly onAudit: (event: ProxyAuditEvent) => void
   /** Record LLM exchanges (memory sessions): each body capped at `maxBytes`, handed to `onExchange`. */
   readonly llmHistory?: { readonly maxBytes: number; readonly onExchange: (exchange: LlmExchange) => void }
+  /** The session's MCP gateway (McpGateway) and the servers it serves, when it may use MCP servers. */
+  readonly mcpGateway?: { readonly socketPath: string; readonly servers: ReadonlyArray<string> } | undefined
 }
 
 export interface RunningProxy {
@@ -73,6 +75,7 @@ export const spawnProxyProcess = (netnsPrefix: ReadonlyArray<string>, label: Rec
         credentials: start.credentials,
         ...(Option.isSome(upstream) ? { upstream: upstream.value } : {}),
         ...(start.llmHistory === undefined ? {} : { llmHistory: { maxBytes: start.llmHistory.maxBytes } }),
+        ...(start.mcpGateway === undefined ? {} : { mcpGateway: start.mcpGateway }),
       }
       const ready = yield* Deferred.make<Omit<RunningProxy, "exited">, ProxyFailed>()
       const handle = (line: string) => {

@@ -1,4 +1,5 @@
 import type { AgentWorkload, Workload } from "@paws/core"
+import { mcpHost } from "@paws/core"
 import { resultPath, shellQuote } from "../guest/GuestSetup.ts"
 
 /** What the guest runs for a workload: a script (on stdin of `sh`) and its environment. */
@@ -15,15 +16,29 @@ export interface GuestWorkload {
 export const placeholderApiKey = (sessionId: string) => `sk-ant-paws-placeholder-${sessionId}`
 
 const transcriptPath = "/tmp/paws-agent-transcript.jsonl"
+/** The session's MCP servers as an MCP client config (Claude Code's `--mcp-config` format), for any agent. */
+export const mcpConfigPath = "/tmp/paws-mcp.json"
+
+/** Each server the session may use, as the Streamable HTTP endpoint its proxy forwards to the node's gateway. */
+export const mcpClientConfig = (servers: ReadonlyArray<string>) => ({
+  mcpServers: Object.fromEntries(servers.map((name) => [name, { type: "http", url: `https://${mcpHost}/${name}` }])),
+})
 
 /** Claude Code, non-interactive: stream-json transcript on stdout; no updater, telemetry or other traffic. */
-const claudeCode = (w: AgentWorkload): string => {
+const claudeCode = (w: AgentWorkload, mcpServers: ReadonlyArray<string>): string => {
   const args = ["claude", "-p", "--output-format", "stream-json", "--verbose"]
+  if (mcpServers.length > 0) args.push("--mcp-config", mcpConfigPath, "--strict-mcp-config")
   if (w.model !== undefined) args.push("--model", w.model)
   if (w.maxTurns !== undefined) args.push("--max-turns", String(w.maxTurns))
   // the VM is the sandbox: without an explicit tool list every tool may run
-  if (w.allowedTools !== undefined) args.push("--allowedTools", ...w.allowedTools)
-  else args.push("--permission-mode", "bypassPermissions")
+  // the gateway enforces the session's per-server tool allowlists; the agent may call what it lists
+  if (w.allowedTools !== undefined) {
+    args.push(
+      "--allowedTools",
+      ...w.allowedTools,
+      ...mcpServers.map((s) => `mcp__${s}`),
+    )
+  } else args.push("--permission-mode", "bypassPermissions")
   return args.map(shellQuote).join(" ")
 }
 
@@ -38,10 +53,18 @@ const extractAnswer = `node -e ${
 }`
 
 /** A script workload as is; an agent workload as the shell script that runs the agent in the guest. */
-export const guestWorkload = (workload: Workload, sessionId: string): GuestWorkload => {
+export const guestWorkload = (
+  workload: Workload,
+  sessionId: string,
+  mcpServers: ReadonlyArray<string> = [],
+): GuestWorkload => {
   if (workload.type === "script") return { script: workload.script, env: workload.env }
   const prompt = Buffer.from(workload.prompt, "utf8").toString("base64")
-  const decodePrompt = `printf '%s' '${prompt}' | base64 -d > /tmp/paws-agent-prompt`
+  const mcpConfig = Buffer.from(JSON.stringify(mcpClientConfig(mcpServers))).toString("base64")
+  const decodePrompt = [
+    `printf '%s' '${prompt}' | base64 -d > /tmp/paws-agent-prompt`,
+    ...(mcpServers.length === 0 ? [] : [`printf '%s' '${mcpConfig}' | base64 -d > ${mcpConfigPath}`]),
+  ].join("\n")
   // a custom agent: its argv with the prompt on stdin; its stdout is the transcript, and it writes
   // /output/result.json itself, as a script does
   const script = workload.agent === "custom"
@@ -49,7 +72,9 @@ export const guestWorkload = (workload: Workload, sessionId: string): GuestWorkl
       .join("\n")
     : [
       decodePrompt,
-      `{ ${claudeCode(workload)} < /tmp/paws-agent-prompt; echo $? > /tmp/paws-agent-rc; } | tee ${transcriptPath}`,
+      `{ ${
+        claudeCode(workload, mcpServers)
+      } < /tmp/paws-agent-prompt; echo $? > /tmp/paws-agent-rc; } | tee ${transcriptPath}`,
       extractAnswer,
       `exit "$(cat /tmp/paws-agent-rc)"`,
     ].join("\n")
@@ -63,6 +88,7 @@ export const guestWorkload = (workload: Workload, sessionId: string): GuestWorkl
       DISABLE_TELEMETRY: "1",
       DISABLE_ERROR_REPORTING: "1",
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+      ...(mcpServers.length === 0 ? {} : { PAWS_MCP_CONFIG: mcpConfigPath }),
     },
   }
 }

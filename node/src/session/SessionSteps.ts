@@ -19,6 +19,7 @@ import type { NodeSshKey } from "../guest/NodeSshKey.ts"
 import type { OutputCap } from "../guest/OutputCap.ts"
 import type { GuestImage } from "../image/GuestImage.ts"
 import type { ImageStore } from "../image/ImageStore.ts"
+import { startMcpGateway } from "../mcp/McpGateway.ts"
 import type { Firewall } from "../network/Firewall.ts"
 import type { NetworkSlot, Slot } from "../network/NetworkSlot.ts"
 import type { ProxyStarter, RunningProxy } from "../proxy/ProxyStarter.ts"
@@ -109,20 +110,31 @@ export const makeSessionSteps = (s: StepServices) => {
 
   /** 3. The session's proxy, and the firewall opened to its ports once they are known. */
   const proxy = (c: SessionContext, slot: Slot) =>
-    s.proxies.start({
-      sessionId: c.dispatch.sessionId,
-      hostIp: slot.hostIp,
-      allowOut: c.dispatch.network.allowOut,
-      credentials: c.dispatch.network.credentials,
-      onAudit: (event) => c.emit({ _tag: "audit", event }),
-      ...(c.dispatch.memory?.recordLlmHistory === true
-        ? {
-          llmHistory: {
-            maxBytes: c.dispatch.memory.llmMaxBytes,
-            onExchange: (exchange) => c.emit({ _tag: "llm", exchange }),
-          },
-        }
-        : {}),
+    Effect.gen(function* () {
+      // The session's MCP gateway (when it may use MCP servers) first: the proxy forwards to its socket.
+      const mcp = c.dispatch.mcp === undefined || c.dispatch.mcp.length === 0 ? undefined : yield* startMcpGateway({
+        sessionId: c.dispatch.sessionId,
+        servers: c.dispatch.mcp,
+        onToolCall: (event) => c.emit({ _tag: "mcp", event }),
+      })
+      return yield* s.proxies.start({
+        sessionId: c.dispatch.sessionId,
+        hostIp: slot.hostIp,
+        allowOut: c.dispatch.network.allowOut,
+        credentials: c.dispatch.network.credentials,
+        onAudit: (event) => c.emit({ _tag: "audit", event }),
+        ...(c.dispatch.memory?.recordLlmHistory === true
+          ? {
+            llmHistory: {
+              maxBytes: c.dispatch.memory.llmMaxBytes,
+              onExchange: (exchange) => c.emit({ _tag: "llm", exchange }),
+            },
+          }
+          : {}),
+        mcpGateway: mcp === undefined
+          ? undefined
+          : { socketPath: mcp.socketPath, servers: (c.dispatch.mcp ?? []).map((m) => m.name) },
+      })
     }).pipe(
       Effect.tap(() => c.mark("proxy")),
       Effect.tap((p) => s.firewall.open(slot, p.ports)),
@@ -163,7 +175,7 @@ export const makeSessionSteps = (s: StepServices) => {
    */
   const guest = (c: SessionContext, slot: Slot, p: Placement, proxy: RunningProxy, started: StartedVm, w: Watch) => {
     // An agent workload becomes the script that runs the agent (AgentWorkload.ts).
-    const workload = guestWorkload(c.dispatch.workload, c.dispatch.sessionId)
+    const workload = guestWorkload(c.dispatch.workload, c.dispatch.sessionId, (c.dispatch.mcp ?? []).map((m) => m.name))
     const input = c.dispatch.input
     const env = envFile({ ...workload.env, ...inputEnv(input) })
     const script = workload.script

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 
 /**
  * A fake Anthropic Messages API for the agent e2e test: the conversation turn (the request that
- * offers the Bash tool) first gets a streamed tool_use running `toolCommand`, then — once the
+ * offers the Bash tool) first gets a streamed tool_use running `toolCommand` (or calling the first
+ * MCP tool offered, if any), then — once the
  * tool_result comes back — a streamed final answer quoting it. Any other request (Claude Code's
  * side calls) gets a short text reply, streamed or not as asked.
  */
@@ -26,11 +27,15 @@ export const fakeAnthropic = (toolCommand: string) => (body: string, res: Server
     ? (last.content as Array<{ type?: string; content?: unknown }>).find((c) => c.type === "tool_result")
     : undefined
   const offersBash = request.tools?.some((t) => t.name === "Bash") === true
+  // An MCP tool (Claude Code names them mcp__<server>__<tool>) is asked for before Bash when offered.
+  const mcpTool = request.tools?.find((t) => t.name?.startsWith("mcp__"))?.name
   const model = request.model ?? "claude-test"
   const resultText = (c: unknown): string =>
     typeof c === "string" ? c : Array.isArray(c) ? c.map((x) => (x as { text?: string }).text ?? "").join("") : ""
   const blocks: Array<Record<string, unknown>> = toolResult !== undefined
     ? [{ type: "text", text: `FINAL ANSWER: ${resultText(toolResult.content).trim()}` }]
+    : mcpTool !== undefined
+    ? [{ type: "tool_use", id: "toolu_paws_mcp", name: mcpTool, input: {} }]
     : offersBash
     ? [{ type: "tool_use", id: "toolu_paws_1", name: "Bash", input: { command: toolCommand, description: "check" } }]
     : [{ type: "text", text: "ok" }]

@@ -69,7 +69,7 @@ export interface paths {
         };
         /**
          * Stream a session's events
-         * @description Server-Sent Events: every stored event of the session (event name = `status`, `output`, `audit` or `result`; data = the SessionEvent as JSON; id = a resumable event id), then live events until the session ends. Send `Last-Event-ID` to resume after an event.
+         * @description Server-Sent Events: every stored event of the session (event name = `status`, `output`, `audit`, `mcp` (an MCP tool call through the gateway) or `result`; data = the SessionEvent as JSON; id = a resumable event id), then live events until the session ends. Send `Last-Event-ID` to resume after an event.
          *
          *     Requires scope `read` (or one that implies it).
          */
@@ -317,6 +317,56 @@ export interface paths {
          */
         post: operations["daemons.run"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp-servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List MCP servers
+         * @description Registered MCP servers (names of their secrets, never values).
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["mcpServers.list"];
+        put?: never;
+        /**
+         * Register an MCP server
+         * @description `transport: "stdio"`: the node runs `command` with `args` and `env`, one instance per session that uses it, killed with the session. `transport: "http"`: the node connects to the Streamable HTTP server at `url`, sending `headers`. Values of `env` and `headers` go to the vault and are never returned. Sessions list the servers they may use in `mcp`; the guest reaches each as a Streamable HTTP MCP endpoint at `https://mcp.paws.internal/{name}`. `auditArguments: true` records tool-call arguments (with this server's secret values redacted) in the session's audit events. A name in use is a 409.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        post: operations["mcpServers.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp-servers/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove an MCP server
+         * @description Remove the server and its secrets. Sessions already running keep the instance they have; queued sessions that name it fail at dispatch.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        delete: operations["mcpServers.delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -587,6 +637,47 @@ export interface components {
             name: string;
             scopes: components["schemas"]["ApiScope"][];
         };
+        McpServerNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "McpServerNotFound";
+            name: string;
+            message: string;
+        };
+        McpServerName: string;
+        McpServerView: {
+            name: components["schemas"]["McpServerName"];
+            /** @enum {string} */
+            transport: "stdio" | "http";
+            command?: string;
+            args?: string[];
+            env?: string[];
+            url?: string;
+            headers?: string[];
+            auditArguments: boolean;
+            createdAt: string;
+        };
+        McpServerExistsEncoded: {
+            /** @enum {string} */
+            _tag: "McpServerExists";
+            name: string;
+            message: string;
+        };
+        McpServerRequest: {
+            name: components["schemas"]["McpServerName"];
+            /** @enum {string} */
+            transport: "stdio" | "http";
+            command?: string;
+            args?: string[];
+            env?: {
+                [key: string]: string;
+            };
+            url?: string;
+            headers?: {
+                [key: string]: string;
+            };
+            auditArguments?: boolean;
+        };
+        HeaderName: string;
         DaemonSaved: {
             daemon: components["schemas"]["Daemon"];
             secrets: {
@@ -612,6 +703,7 @@ export interface components {
                 [key: string]: string;
             };
             nodeSelector?: components["schemas"]["NodeLabels"];
+            mcp?: components["schemas"]["McpGrant"][];
             triggers: components["schemas"]["Trigger"][];
             concurrency: components["schemas"]["ConcurrencyPolicy"];
             enabled: boolean;
@@ -660,10 +752,14 @@ export interface components {
             kind: "webhook";
             name: components["schemas"]["TriggerName"];
         };
+        McpGrant: components["schemas"]["McpServerName"] | components["schemas"]["McpToolGrant"];
+        McpToolGrant: {
+            server: components["schemas"]["McpServerName"];
+            tools?: string[];
+        };
         NodeLabels: {
             [key: string]: string;
         };
-        HeaderName: string;
         HostPattern: string;
         Resources: {
             vcpus: number;
@@ -704,6 +800,7 @@ export interface components {
             nodeSelector?: {
                 [key: string]: string;
             };
+            mcp?: components["schemas"]["McpGrant"][];
             triggers?: components["schemas"]["Trigger"][];
             concurrency?: components["schemas"]["ConcurrencyPolicy"];
             enabled?: boolean;
@@ -740,6 +837,7 @@ export interface components {
             nodeSelector?: {
                 [key: string]: string;
             };
+            mcp?: components["schemas"]["McpGrant"][];
             triggers?: components["schemas"]["Trigger"][];
             concurrency?: components["schemas"]["ConcurrencyPolicy"];
             enabled?: boolean;
@@ -926,6 +1024,7 @@ export interface components {
                 [key: string]: string;
             };
             nodeSelector?: components["schemas"]["NodeLabels"];
+            mcp?: components["schemas"]["McpGrant"][];
         };
         /** @enum {string} */
         SessionStatus: "pending" | "starting" | "running" | "completed" | "failed" | "timeout" | "cancelled";
@@ -955,6 +1054,7 @@ export interface components {
             nodeSelector?: {
                 [key: string]: string;
             };
+            mcp?: components["schemas"]["McpGrant"][];
         };
     };
     responses: never;
@@ -2348,6 +2448,196 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SnapshotUnavailableEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "mcpServers.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerView"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "mcpServers.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["McpServerRequest"];
+            };
+        };
+        responses: {
+            /** @description McpServerView */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerView"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description McpServerExists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerExistsEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "mcpServers.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["schemas"]["McpServerName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description <No Content> */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description McpServerNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerNotFoundEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
