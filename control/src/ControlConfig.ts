@@ -103,6 +103,18 @@ export const controlSettings = {
     "proxy audit events stored per session; the rest are counted in one final audit_dropped row",
     { max: 10_000_000 },
   ),
+  auditRetentionMs: intSetting(
+    "PAWS_AUDIT_RETENTION_MS",
+    0,
+    "audit rows older than this are pruned, leaving a signed checkpoint (0 = keep forever)",
+    { min: 0, max: 100 * 365 * 86_400_000 },
+  ),
+  auditPruneIntervalMs: intSetting(
+    "PAWS_AUDIT_PRUNE_INTERVAL_MS",
+    3_600_000,
+    "how often control prunes audit rows past PAWS_AUDIT_RETENTION_MS (and once at start)",
+    { min: 100, max: 30 * 86_400_000 },
+  ),
   defaultVcpus: intSetting(
     "PAWS_DEFAULT_VCPUS",
     defaultSessionLimits.defaultVcpus,
@@ -131,6 +143,8 @@ export interface ControlSettings {
   readonly dispatchIntervalMs: number
   readonly timeoutGraceMs: number
   readonly maxAuditRows: number
+  readonly auditRetentionMs: number
+  readonly auditPruneIntervalMs: number
   readonly limits: SessionLimits
 }
 
@@ -151,6 +165,8 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
         dispatchIntervalMs: c.dispatchIntervalMs,
         timeoutGraceMs: c.timeoutGraceMs,
         maxAuditRows: c.maxAuditRows,
+        auditRetentionMs: c.auditRetentionMs,
+        auditPruneIntervalMs: c.auditPruneIntervalMs,
         limits: {
           maxTimeoutMs: c.maxTimeoutMs,
           defaultTimeoutMs: Math.min(c.defaultTimeoutMs, c.maxTimeoutMs),

@@ -22,6 +22,8 @@ import { SessionStore } from "./SessionStore.ts"
 import { Snapshots } from "./Snapshots.ts"
 import { StaticNodes } from "./StaticNodes.ts"
 import { Vault } from "./Vault.ts"
+import { AuditLog } from "./audit/AuditLog.ts"
+import { AuditHttp } from "./http/AuditHttp.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
@@ -35,7 +37,7 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
   Layer.provideMerge(Dispatcher.layer),
   Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
-  Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
+  Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer, AuditLog.layer)),
   Layer.provideMerge(Database),
   // Before the database opens anything in it.
   Layer.provide(PrivateDataDir),
@@ -48,7 +50,16 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
+    Layer.provide([
+      SessionsHttp,
+      KeysHttp,
+      NodesHttp,
+      NodeTokensHttp,
+      MetricsHttp,
+      HealthHttp,
+      SnapshotsHttp,
+      AuditHttp,
+    ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { AuditApi } from "./ApiAudit.ts"
 import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey } from "./ApiKeys.ts"
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
@@ -142,6 +143,7 @@ export class Api extends HttpApi.make("paws")
   .add(NodeTokensApi)
   .add(SnapshotsApi)
   .add(KeysApi)
+  .add(AuditApi)
   .add(MetricsApi)
   .middleware(ApiAuth)
   .add(HealthApi)

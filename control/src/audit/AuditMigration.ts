@@ -1,0 +1,48 @@
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+
+/**
+ * Migration 0009: the audit log and its retention checkpoints. Append-only in the database
+ * itself: a trigger refuses UPDATE, TRUNCATE and DELETE, except a DELETE on `audit` inside a
+ * transaction that set `paws.audit_prune` (the retention prune, which writes a signed checkpoint
+ * in that same transaction). A database superuser can still disable triggers: that is what the
+ * hash chain is for.
+ */
+export const auditMigration = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE audit (
+    id bigint PRIMARY KEY,
+    time timestamptz NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    target text NOT NULL,
+    result text NOT NULL,
+    session text,
+    daemon text,
+    detail jsonb NOT NULL,
+    hash text NOT NULL
+  )`
+  yield* sql`CREATE INDEX audit_time ON audit (time)`
+  yield* sql`CREATE INDEX audit_actor ON audit (actor, id)`
+  yield* sql`CREATE INDEX audit_session ON audit (session, id) WHERE session IS NOT NULL`
+  yield* sql`CREATE INDEX audit_daemon ON audit (daemon, id) WHERE daemon IS NOT NULL`
+  yield* sql`CREATE TABLE audit_checkpoints (
+    through_id bigint PRIMARY KEY,
+    hash text NOT NULL,
+    at timestamptz NOT NULL,
+    signature text NOT NULL
+  )`
+  yield* sql.unsafe(`CREATE FUNCTION paws_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'audit' AND current_setting('paws.audit_prune', true) = 'on' THEN
+        RETURN OLD;
+      END IF;
+      RAISE EXCEPTION 'the audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+    END $$`)
+  for (const table of ["audit", "audit_checkpoints"]) {
+    yield* sql.unsafe(`CREATE TRIGGER ${table}_append_only BEFORE UPDATE OR DELETE ON ${table}
+      FOR EACH ROW EXECUTE FUNCTION paws_audit_append_only()`)
+    yield* sql.unsafe(`CREATE TRIGGER ${table}_no_truncate BEFORE TRUNCATE ON ${table}
+      FOR EACH STATEMENT EXECUTE FUNCTION paws_audit_append_only()`)
+  }
+})
