@@ -8,6 +8,7 @@ import { controlSettings } from "@paws/control/ControlConfig"
 import { nodeSettings } from "@paws/node/NodeConfig"
 import { settingsHelp } from "@paws/core/Settings"
 import { clientSettings } from "./ClientConfig.ts"
+import { audit } from "./commands/audit.ts"
 import { image } from "./commands/image.ts"
 import { keys } from "./commands/keys.ts"
 import { logs } from "./commands/logs.ts"
@@ -31,7 +32,7 @@ export const paws = root.pipe(
       settingsHelp("Node configuration (environment, for `paws up` as root / `paws node`)", nodeSettings),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, nodes, image, keys, top, up, control, node]),
+  Command.withSubcommands([run, logs, sessions, nodes, image, keys, audit, top, up, control, node]),
 )
 
 /** Runs the CLI on `process.argv` (the `paws` launcher, clients/bin/paws.js, calls this). */
