@@ -109,10 +109,11 @@ export const controlSettings = {
     "audit rows older than this are pruned, leaving a signed checkpoint (0 = keep forever)",
     { min: 0, max: 100 * 365 * 86_400_000 },
   ),
-  auditPruneIntervalMs: intSetting(
-    "PAWS_AUDIT_PRUNE_INTERVAL_MS",
-    3_600_000,
-    "how often control prunes audit rows past PAWS_AUDIT_RETENTION_MS (and once at start)",
+  auditCheckpointIntervalMs: intSetting(
+    "PAWS_AUDIT_CHECKPOINT_INTERVAL_MS",
+    60_000,
+    "how often (and once at start) control signs the audit chain's head, so a rewritten or truncated chain " +
+      "fails verify, and prunes rows past PAWS_AUDIT_RETENTION_MS",
     { min: 100, max: 30 * 86_400_000 },
   ),
   defaultVcpus: intSetting(
@@ -144,7 +145,7 @@ export interface ControlSettings {
   readonly timeoutGraceMs: number
   readonly maxAuditRows: number
   readonly auditRetentionMs: number
-  readonly auditPruneIntervalMs: number
+  readonly auditCheckpointIntervalMs: number
   readonly limits: SessionLimits
 }
 
@@ -166,7 +167,7 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
         timeoutGraceMs: c.timeoutGraceMs,
         maxAuditRows: c.maxAuditRows,
         auditRetentionMs: c.auditRetentionMs,
-        auditPruneIntervalMs: c.auditPruneIntervalMs,
+        auditCheckpointIntervalMs: c.auditCheckpointIntervalMs,
         limits: {
           maxTimeoutMs: c.maxTimeoutMs,
           defaultTimeoutMs: Math.min(c.defaultTimeoutMs, c.maxTimeoutMs),

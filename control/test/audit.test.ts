@@ -1,6 +1,8 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect } from "effect"
+import { chainHash } from "../src/audit/AuditChain.ts"
+import { iso, json } from "../src/Rows.ts"
 import { bypassingTriggers, runSql } from "./AuditDb.ts"
 import { registerFakeNode } from "./FakeNode.ts"
 import { backends, call, type ControlHandle, script, startControl, TestDatabase, waitForSession } from "./harness.ts"
@@ -115,6 +117,7 @@ for (const backend of backends) {
               checked: check.checked,
               from: null,
               head: check.head,
+              signedThrough: check.signedThrough,
               firstBroken: null,
             })
             assert.isAtLeast(check.checked, rows.length)
@@ -247,6 +250,72 @@ for (const backend of backends) {
           assert.strictEqual(headless.ok, false)
           assert.strictEqual(headless.firstBroken.kind, "row")
           assert.include(headless.firstBroken.reason, "the chain expects row 1 here")
+        }))
+    })
+  })
+}
+
+/** Restarts control until its start-up checkpoint has signed the chain's head; that head. */
+const signHead = (store: { dataDir: string; databaseUrl: string | undefined }) =>
+  Effect.scoped(Effect.gen(function* () {
+    const control = yield* startControl(store)
+    for (let i = 0; i < 6; i++) yield* call(control, "POST", "/v1/keys", { body: { name: `k${i}`, scopes: ["read"] } })
+  })).pipe(
+    Effect.andThen(Effect.scoped(Effect.gen(function* () {
+      const control = yield* startControl(store)
+      let check = yield* verify(control)
+      while (check.signedThrough !== check.head.id) check = yield* Effect.andThen(Effect.sleep(50), verify(control))
+      assert.isTrue(check.ok)
+      return check.head.id as number
+    }))),
+  )
+
+for (const backend of backends) {
+  describe(`audit log: signed heads (${backend.name})`, () => {
+    layer(backend.layer, { excludeTestServices: true, timeout: 180_000 })((it) => {
+      it.effect("a chain recomputed after an edit fails at the signed head; one cut short, where rows are gone", () =>
+        Effect.gen(function* () {
+          const db = yield* TestDatabase
+          const verifyNow = (store: { dataDir: string; databaseUrl: string | undefined }) =>
+            Effect.scoped(Effect.flatMap(startControl(store), verify))
+
+          // Edit row 3 and recompute every hash after it, as someone with the database but not the vault key could.
+          const rewritten = yield* db.fresh
+          const head = yield* signHead(rewritten)
+          const { rows } = yield* runSql(rewritten, ["SELECT * FROM audit ORDER BY id"])
+          let previous = String(rows[1].hash)
+          const updates = rows.slice(2).map((r: any) => {
+            const id = Number(r.id)
+            const detail = id === 3 ? { name: "innocent" } : json(r.detail) as Record<string, unknown>
+            previous = chainHash(previous, {
+              id,
+              time: iso(r.time)!,
+              actor: r.actor,
+              action: r.action,
+              target: r.target,
+              result: r.result,
+              session: r.session,
+              daemon: r.daemon,
+              detail,
+            })
+            return `UPDATE audit SET detail = '${JSON.stringify(detail)}', hash = '${previous}' WHERE id = ${id}`
+          })
+          yield* runSql(rewritten, bypassingTriggers(updates))
+          const check = yield* verifyNow(rewritten)
+          assert.strictEqual(check.ok, false)
+          assert.strictEqual(check.firstBroken.id, head)
+          assert.include(check.firstBroken.reason, "the chain was rewritten up to here")
+
+          // Cut the last two rows off: verify names the first missing one.
+          const truncated = yield* db.fresh
+          const end = yield* signHead(truncated)
+          yield* runSql(truncated, bypassingTriggers([`DELETE FROM audit WHERE id >= ${end - 1}`]))
+          const cut = yield* verifyNow(truncated)
+          assert.deepStrictEqual(cut.firstBroken, {
+            id: end - 1,
+            kind: "row",
+            reason: `rows ${end - 1}..${end} were signed in a checkpoint but are gone: the log was truncated`,
+          })
         }))
     })
   })

@@ -48,6 +48,11 @@ export const AuditVerification = Schema.Struct({
   /** The signed checkpoint the chain was checked from (rows before it were pruned); null: from the first row. */
   from: Schema.NullOr(AuditCheckpoint),
   head: Schema.NullOr(Schema.Struct({ id: Schema.Int, hash: Schema.String })),
+  /**
+   * The newest row whose hash control has signed (every PAWS_AUDIT_CHECKPOINT_INTERVAL_MS): a chain
+   * recomputed after an edit, or cut short, fails verify up to here. Null: none yet.
+   */
+  signedThrough: Schema.NullOr(Schema.Int),
   /** The first row (or checkpoint) that does not fit the chain, and why; null when ok. */
   firstBroken: Schema.NullOr(Schema.Struct({
     id: Schema.Int,

@@ -211,13 +211,14 @@ class UnauthorizedEncoded(Model):
 
 @dataclass(kw_only=True)
 class AuditVerification(Model):
-    _json_names = {'ok': 'ok', 'checked': 'checked', 'from_': 'from', 'head': 'head', 'first_broken': 'firstBroken'}
-    _required = frozenset(['checked', 'first_broken', 'from_', 'head', 'ok'])
+    _json_names = {'ok': 'ok', 'checked': 'checked', 'from_': 'from', 'head': 'head', 'signed_through': 'signedThrough', 'first_broken': 'firstBroken'}
+    _required = frozenset(['checked', 'first_broken', 'from_', 'head', 'ok', 'signed_through'])
 
     ok: bool
     checked: int
     from_: AuditCheckpoint | None
     head: AuditVerificationHead | None
+    signed_through: int | None
     first_broken: AuditVerificationFirstBroken | None
 
     @classmethod
@@ -227,6 +228,7 @@ class AuditVerification(Model):
             checked=data["checked"],
             from_=(None if data["from"] is None else AuditCheckpoint.from_dict(data["from"])),
             head=(None if data["head"] is None else AuditVerificationHead.from_dict(data["head"])),
+            signed_through=data["signedThrough"],
             first_broken=(None if data["firstBroken"] is None else AuditVerificationFirstBroken.from_dict(data["firstBroken"])),
         )
 

@@ -44,9 +44,17 @@ export const chainHash = (previousHash: string, row: AuditContent): string =>
 /** The chain's start when nothing was ever pruned. */
 export const genesisHash = ""
 
+/** A signed statement that row `throughId` carries `hash`; `pruned`: the rows through it were deleted. */
+export interface Checkpoint {
+  readonly throughId: number
+  readonly pruned: boolean
+  readonly hash: string
+  readonly at: string
+}
+
 /** What a checkpoint's signature covers. */
-export const checkpointMessage = (c: { readonly throughId: number; readonly hash: string; readonly at: string }) =>
-  `paws-audit-checkpoint\n${c.throughId}\n${c.hash}\n${c.at}`
+export const checkpointMessage = (c: Checkpoint) =>
+  `paws-audit-checkpoint\n${c.pruned ? "pruned" : "anchor"}\n${c.throughId}\n${c.hash}\n${c.at}`
 
 const maxText = 2048
 

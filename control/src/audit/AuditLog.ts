@@ -14,6 +14,7 @@ import { Vault } from "../Vault.ts"
 import {
   type AuditContent,
   chainHash,
+  type Checkpoint,
   checkpointMessage,
   genesisHash,
   storableDetail,
@@ -100,14 +101,14 @@ export class AuditLog extends Context.Service<AuditLog, {
       const sql = yield* SqlClient.SqlClient
       const vault = yield* Vault
       const config = yield* ControlConfig
-      const sign = (c: { throughId: number; hash: string; at: string }) => vault.fingerprint(checkpointMessage(c))
+      const sign = (c: Checkpoint) => vault.fingerprint(checkpointMessage(c))
 
       const chainHead = Effect.gen(function* () {
         const last = yield* sql<{ id: string; hash: string }>`SELECT id::text AS id, hash FROM audit
           ORDER BY audit.id DESC LIMIT 1`
         if (last[0] !== undefined) return { id: Number(last[0].id), hash: last[0].hash }
         const checkpoint = yield* sql<{ id: string; hash: string }>`SELECT through_id::text AS id, hash
-          FROM audit_checkpoints ORDER BY through_id DESC LIMIT 1`
+          FROM audit_checkpoints WHERE pruned ORDER BY through_id DESC LIMIT 1`
         return checkpoint[0] === undefined
           ? { id: 0, hash: genesisHash }
           : { id: Number(checkpoint[0].id), hash: checkpoint[0].hash }
@@ -183,9 +184,14 @@ export class AuditLog extends Context.Service<AuditLog, {
           const last = yield* sql<{ id: string; hash: string }>`SELECT id::text AS id, hash FROM audit
             WHERE time < ${cutoff.toISOString()}::timestamptz ORDER BY audit.id DESC LIMIT 1`
           if (last[0] === undefined) return undefined
-          const checkpoint = { throughId: Number(last[0].id), hash: last[0].hash, at: new Date().toISOString() }
-          yield* sql`INSERT INTO audit_checkpoints (through_id, hash, at, signature)
-            VALUES (${checkpoint.throughId}, ${checkpoint.hash}, ${checkpoint.at}, ${sign(checkpoint)})`
+          const checkpoint = {
+            throughId: Number(last[0].id),
+            pruned: true,
+            hash: last[0].hash,
+            at: new Date().toISOString(),
+          }
+          yield* sql`INSERT INTO audit_checkpoints (through_id, pruned, hash, at, signature)
+            VALUES (${checkpoint.throughId}, TRUE, ${checkpoint.hash}, ${checkpoint.at}, ${sign(checkpoint)})`
           // The one DELETE the append-only trigger lets through, and only in this transaction.
           yield* sql`SELECT set_config('paws.audit_prune', 'on', true)`
           const deleted = yield* sql<{ n: number }>`WITH d AS (
@@ -204,12 +210,29 @@ export class AuditLog extends Context.Service<AuditLog, {
         return pruned.rows
       })
 
-      if (config.auditRetentionMs > 0) {
-        const pruneOld = Effect.suspend(() => prune(new Date(Date.now() - config.auditRetentionMs))).pipe(
-          Effect.catchCause((cause) => Effect.logWarning("audit prune failed").pipe(Effect.annotateLogs({ cause }))),
-        )
-        yield* Effect.forkScoped(Effect.repeat(pruneOld, Schedule.spaced(config.auditPruneIntervalMs)))
-      }
+      /**
+       * Signs the chain's current head. Someone who can write the database but lacks the vault key
+       * can recompute every hash after an edit, or cut rows off the end; neither survives a signed
+       * head they cannot forge. Rows after the latest anchor are covered by the next one.
+       */
+      const anchor = Effect.gen(function* () {
+        const last = yield* sql<{ id: string; hash: string }>`SELECT id::text AS id, hash FROM audit
+          ORDER BY audit.id DESC LIMIT 1`
+        if (last[0] === undefined) return
+        const c = { throughId: Number(last[0].id), pruned: false, hash: last[0].hash, at: new Date().toISOString() }
+        yield* sql`INSERT INTO audit_checkpoints (through_id, pruned, hash, at, signature)
+          VALUES (${c.throughId}, FALSE, ${c.hash}, ${c.at}, ${sign(c)}) ON CONFLICT DO NOTHING`
+      }).pipe(Effect.orDie)
+
+      const maintain = Effect.suspend(() =>
+        config.auditRetentionMs > 0 ? prune(new Date(Date.now() - config.auditRetentionMs)) : Effect.void
+      ).pipe(
+        Effect.andThen(anchor),
+        Effect.catchCause((cause) =>
+          Effect.logWarning("audit checkpoint or prune failed").pipe(Effect.annotateLogs({ cause }))
+        ),
+      )
+      yield* Effect.forkScoped(Effect.repeat(maintain, Schedule.spaced(config.auditCheckpointIntervalMs)))
 
       return AuditLog.of({ record, list, verify: verifyChain(sql, sign), prune })
     }),

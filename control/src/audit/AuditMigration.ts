@@ -26,11 +26,15 @@ export const auditMigration = Effect.gen(function* () {
   yield* sql`CREATE INDEX audit_actor ON audit (actor, id)`
   yield* sql`CREATE INDEX audit_session ON audit (session, id) WHERE session IS NOT NULL`
   yield* sql`CREATE INDEX audit_daemon ON audit (daemon, id) WHERE daemon IS NOT NULL`
+  // pruned: rows through through_id were deleted, the chain continues from hash. Otherwise an
+  // anchor: row through_id must still carry hash (a rewritten or truncated chain fails verify).
   yield* sql`CREATE TABLE audit_checkpoints (
-    through_id bigint PRIMARY KEY,
+    through_id bigint NOT NULL,
+    pruned boolean NOT NULL,
     hash text NOT NULL,
     at timestamptz NOT NULL,
-    signature text NOT NULL
+    signature text NOT NULL,
+    PRIMARY KEY (through_id, pruned)
   )`
   yield* sql.unsafe(`CREATE FUNCTION paws_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN

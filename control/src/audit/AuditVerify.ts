@@ -2,43 +2,43 @@ import type { AuditVerification } from "@paws/core"
 import { Effect } from "effect"
 import type { SqlClient } from "effect/sql"
 import { iso, json } from "../Rows.ts"
-import { chainHash, genesisHash } from "./AuditChain.ts"
+import { chainHash, type Checkpoint, genesisHash } from "./AuditChain.ts"
 
 const pageSize = 1000
-
-interface Checkpoint {
-  readonly throughId: number
-  readonly hash: string
-  readonly at: string
-}
 
 type Broken = NonNullable<AuditVerification["firstBroken"]>
 
 /**
  * Re-checks the audit chain: every checkpoint's signature, then every row from the latest
- * checkpoint (or the first row) in id order. A row is broken when its id does not follow the
- * one before (rows deleted) or its hash is not sha256(previous hash, its content) (edited).
- * Pages through the table, so memory stays flat however long the log is.
+ * prune checkpoint (or the first row) in id order. A row is broken when its id does not follow
+ * the one before (rows deleted), its hash is not sha256(previous hash, its content) (edited), or
+ * it differs from a signed anchor of that row (the chain was recomputed after an edit); an anchor
+ * past the last row means rows were cut off the end. Pages through the table, so memory stays
+ * flat however long the log is.
  */
 export const verifyChain = (
   sql: SqlClient.SqlClient,
   sign: (c: Checkpoint) => string,
 ): Effect.Effect<AuditVerification> => {
   const once = Effect.gen(function* () {
-    const checkpoints = (yield* sql<{ id: string; hash: string; at: unknown; signature: string }>`SELECT
-        through_id::text AS id, hash, at, signature FROM audit_checkpoints ORDER BY through_id`).map((r) => ({
+    const checkpoints = (yield* sql<{ id: string; pruned: boolean; hash: string; at: unknown; signature: string }>`
+      SELECT through_id::text AS id, pruned, hash, at, signature FROM audit_checkpoints
+      ORDER BY through_id, pruned DESC`).map((r) => ({
       throughId: Number(r.id),
+      pruned: r.pruned === true || String(r.pruned) === "t",
       hash: r.hash,
       at: iso(r.at)!,
       signature: r.signature,
     }))
-    const start = checkpoints.at(-1)
+    const start = checkpoints.filter((c) => c.pruned).at(-1)
     const from = start === undefined ? null : { throughId: start.throughId, hash: start.hash, at: start.at }
+    const signed = checkpoints.filter((c) => !c.pruned).at(-1)?.throughId ?? null
     const result = (checked: number, head: AuditVerification["head"], firstBroken: Broken | null) => ({
       ok: firstBroken === null,
       checked,
       from,
       head,
+      signedThrough: signed,
       firstBroken,
     })
     for (const c of checkpoints) {
@@ -46,10 +46,13 @@ export const verifyChain = (
         return result(0, null, {
           id: c.throughId,
           kind: "checkpoint" as const,
-          reason: `the signature of the checkpoint through row ${c.throughId} does not match: it was forged or edited`,
+          reason: `the signature of the checkpoint of row ${c.throughId} does not match: it was forged or edited`,
         })
       }
     }
+    const anchors = new Map(
+      checkpoints.filter((c) => !c.pruned && c.throughId > (start?.throughId ?? 0)).map((c) => [c.throughId, c]),
+    )
     let expectedId = (start?.throughId ?? 0) + 1
     let previous = start?.hash ?? genesisHash
     let checked = 0
@@ -83,18 +86,36 @@ export const verifyChain = (
         if (expected !== stored) {
           return row("its hash does not match its content and the hash of the row before it: it was edited")
         }
+        const anchor = anchors.get(id)
+        if (anchor !== undefined && anchor.hash !== stored) {
+          return row(
+            `its hash differs from the one signed for it at ${anchor.at}: the chain was rewritten up to here`,
+          )
+        }
         checked += 1
         previous = stored
         expectedId = id + 1
         head = { id, hash: stored }
       }
-      if (rows.length < pageSize) return result(checked, head, null)
+      if (rows.length < pageSize) {
+        const last = [...anchors.keys()].reduce((a, b) => Math.max(a, b), 0)
+        if (last >= expectedId) {
+          return result(checked, head, {
+            id: expectedId,
+            kind: "row",
+            reason: `rows ${expectedId}..${last} were signed in a checkpoint but are gone: the log was truncated`,
+          })
+        }
+        return result(checked, head, null)
+      }
       after = Number(rows.at(-1)!["id"])
     }
   })
   // A prune between reading the checkpoints and the rows looks like deleted rows: check again
   // when the latest checkpoint moved meanwhile.
-  const latest = sql<{ id: string }>`SELECT coalesce(max(through_id), 0)::text AS id FROM audit_checkpoints`.pipe(
+  const latest = sql<
+    { id: string }
+  >`SELECT coalesce(max(through_id), 0)::text AS id FROM audit_checkpoints WHERE pruned`.pipe(
     Effect.map((r) => r[0]?.id ?? "0"),
   )
   return Effect.gen(function* () {

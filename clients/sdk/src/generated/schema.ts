@@ -414,6 +414,7 @@ export interface components {
                 id: number;
                 hash: string;
             } | null;
+            signedThrough: number | null;
             firstBroken: {
                 id: number;
                 /** @enum {string} */
