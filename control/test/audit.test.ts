@@ -52,6 +52,8 @@ for (const backend of backends) {
             const flood = yield* call(control, "POST", "/v1/sessions", { body: script("auditflood 12") })
             yield* waitForSession(control, run.body.sessionId, (s) => s.status === "completed")
             yield* waitForSession(control, flood.body.sessionId, (s) => s.status === "completed")
+            const late = yield* call(control, "DELETE", `/v1/sessions/${run.body.sessionId}`)
+            assert.strictEqual(late.status, 409)
 
             const rows = yield* allRows(control)
             assert.deepStrictEqual(rows.map((r) => r.id), rows.map((_, i) => i + 1), "ids are dense from 1")
@@ -64,7 +66,11 @@ for (const backend of backends) {
               [[admin, "apikey.created", "reader"], [admin, "apikey.revoked", "reader"]],
             )
             assert.deepStrictEqual(keyRows[0].detail.scopes, ["read"])
-            assert.notInclude(JSON.stringify(rows), created.body.secret.split("_")[2], "never a secret")
+            assert.notInclude(
+              JSON.stringify(rows),
+              (created.body.secret as string).slice("paws_".length + 13),
+              "never a secret",
+            )
 
             const api = rows.filter((r) => r.action.startsWith("api."))
             assert.deepStrictEqual(
@@ -75,6 +81,7 @@ for (const backend of backends) {
                 [admin, "api.keys.revoke", "/v1/keys/aaaaaaaaaaaa", "ApiKeyNotFound"],
                 [admin, "api.sessions.create", "/v1/sessions", "ok"],
                 [admin, "api.sessions.create", "/v1/sessions", "ok"],
+                [admin, "api.sessions.cancel", `/v1/sessions/${run.body.sessionId}`, "IllegalTransition"],
               ],
               "mutating calls only: the GETs of this test are not here",
             )
@@ -83,6 +90,11 @@ for (const backend of backends) {
             assert.deepStrictEqual(
               session.filter((r) => r.action === "session.status").map((r) => [r.actor, r.result]),
               [[admin, "pending"], ["system", "starting"], ["system", "running"], ["system", "completed"]],
+            )
+            assert.deepStrictEqual(
+              session.filter((r) => r.action.startsWith("api.")).map((r) => [r.action, r.result]),
+              [["api.sessions.cancel", "IllegalTransition"]],
+              "a call on the session's own path is filed under it",
             )
             const egress = session.filter((r) => r.action === "egress")
             assert.deepStrictEqual(egress.map((r) => [r.actor, r.target, r.result, r.detail]), [[

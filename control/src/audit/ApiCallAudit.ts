@@ -5,6 +5,8 @@ import type { AuditLog } from "./AuditLog.ts"
 
 const readOnly = new Set(["GET", "HEAD", "OPTIONS"])
 const handlerErrorKey = "~effect/http-api/HttpApiBuilder/HandlerError"
+/** A call on one session (`DELETE /v1/sessions/{id}`) is also filed under it, for `?session=`. */
+const sessionPath = /^\/v1\/sessions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:\/|$)/
 
 /** `ok`, or the tag of the error the call ended with (`SessionNotFound`, `Forbidden`, …). */
 const outcome = <E>(exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>): string => {
@@ -41,6 +43,7 @@ export const auditApiCall = <E, R>(
         action: `api.${group.identifier}.${endpoint.identifier}`,
         target: path,
         result: outcome(exit),
+        session: sessionPath.exec(path)?.[1],
         detail: {
           method: endpoint.method,
           ...(Exit.isSuccess(exit) ? { status: exit.value.status } : {}),
