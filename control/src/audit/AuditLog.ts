@@ -197,6 +197,8 @@ export class AuditLog extends Context.Service<AuditLog, {
           const deleted = yield* sql<{ n: number }>`WITH d AS (
               DELETE FROM audit WHERE id <= ${checkpoint.throughId} RETURNING 1
             ) SELECT count(*)::int AS n FROM d`
+          // Anchors of pruned rows sign nothing that still exists; keeping them would only grow the table.
+          yield* sql`DELETE FROM audit_checkpoints WHERE NOT pruned AND through_id <= ${checkpoint.throughId}`
           return { throughId: checkpoint.throughId, rows: Number(deleted[0]?.n ?? 0) }
         })).pipe(Effect.orDie)
         if (pruned === undefined) return 0

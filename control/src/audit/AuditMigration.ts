@@ -3,9 +3,9 @@ import { SqlClient } from "effect/sql"
 
 /**
  * Migration 0009: the audit log and its retention checkpoints. Append-only in the database
- * itself: a trigger refuses UPDATE, TRUNCATE and DELETE, except a DELETE on `audit` inside a
- * transaction that set `paws.audit_prune` (the retention prune, which writes a signed checkpoint
- * in that same transaction). A database superuser can still disable triggers: that is what the
+ * itself: a trigger refuses UPDATE, TRUNCATE and DELETE, except a DELETE of rows (and of the
+ * anchors that signed them) inside a transaction that set `paws.audit_prune` (the retention prune,
+ * which writes a signed checkpoint in that same transaction). A database superuser can still disable triggers: that is what the
  * hash chain is for.
  */
 export const auditMigration = Effect.gen(function* () {
@@ -38,8 +38,12 @@ export const auditMigration = Effect.gen(function* () {
   )`
   yield* sql.unsafe(`CREATE FUNCTION paws_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'audit' AND current_setting('paws.audit_prune', true) = 'on' THEN
-        RETURN OLD;
+      IF TG_OP = 'DELETE' AND current_setting('paws.audit_prune', true) = 'on' THEN
+        IF TG_TABLE_NAME = 'audit' THEN
+          RETURN OLD;
+        ELSIF NOT OLD.pruned THEN
+          RETURN OLD; -- an anchor of rows being pruned: the prune checkpoint takes its place
+        END IF;
       END IF;
       RAISE EXCEPTION 'the audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
     END $$`)
