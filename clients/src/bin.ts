@@ -9,6 +9,7 @@ import { nodeSettings } from "@paws/node/NodeConfig"
 import { settingsHelp } from "@paws/core/Settings"
 import { clientSettings } from "./ClientConfig.ts"
 import { daemons } from "./commands/daemons.ts"
+import { audit } from "./commands/audit.ts"
 import { image } from "./commands/image.ts"
 import { keys } from "./commands/keys.ts"
 import { mcp } from "./commands/mcp.ts"
@@ -33,7 +34,7 @@ export const paws = root.pipe(
       settingsHelp("Node configuration (environment, for `paws up` as root / `paws node`)", nodeSettings),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, daemons, nodes, image, keys, mcp, top, up, control, node]),
+  Command.withSubcommands([run, logs, sessions, daemons, nodes, image, keys, mcp, audit, top, up, control, node]),
 )
 
 /** Runs the CLI on `process.argv` (the `paws` launcher, clients/bin/paws.js, calls this). */

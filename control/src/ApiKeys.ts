@@ -1,6 +1,8 @@
 import { ApiKey, ApiKeyNotFound, ApiScope, type CreatedApiKey, type Principal, Unauthorized } from "@paws/core"
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import { AuditLog } from "./audit/AuditLog.ts"
+import { recordCredential } from "./audit/CredentialAudit.ts"
 import { newBearer, parseBearer, secretMatches } from "./BearerSecrets.ts"
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
@@ -57,6 +59,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const config = yield* ControlConfig
+      const audit = yield* AuditLog
       const cache = new Map<string, { hash: Buffer; scopes: Array<ApiScope>; revoked: boolean; at: number }>()
       const lastTouched = new Map<string, number>()
 
@@ -105,13 +108,23 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         if (entry === undefined || entry.revoked) return yield* unauthorized("API key has been revoked")
       })
 
-      const create = Effect.fn("ApiKeys.create")(function* (name: string, scopes: ReadonlyArray<ApiScope>) {
+      const insertKey = Effect.fnUntraced(function* (name: string, scopes: ReadonlyArray<ApiScope>) {
         const { id, secretHash, bearer } = newBearer("paws")
         const unique = [...new Set(scopes)]
         const rows = yield* sql<KeyRow>`INSERT INTO api_keys (id, name, scopes, secret_hash)
           VALUES (${id}, ${name}, ${unique.join(",")}, ${secretHash})
           RETURNING *`.pipe(Effect.orDie)
         return { key: toApiKey(rows[0]!), secret: bearer }
+      })
+
+      const recordCreated = (created: CreatedApiKey) =>
+        recordCredential(audit, "apikey.created", created.key.id, {
+          name: created.key.name,
+          scopes: created.key.scopes,
+        })
+
+      const create = Effect.fn("ApiKeys.create")(function* (name: string, scopes: ReadonlyArray<ApiScope>) {
+        return yield* Effect.tap(insertKey(name, scopes), recordCreated)
       })
 
       const list = sql<KeyRow>`SELECT * FROM api_keys ORDER BY created_at, id`.pipe(
@@ -124,15 +137,17 @@ export class ApiKeys extends Context.Service<ApiKeys, {
           WHERE id = ${id} RETURNING *`.pipe(Effect.orDie)
         cache.delete(id)
         if (rows[0] === undefined) return yield* new ApiKeyNotFound({ keyId: id, message: `no API key ${id}` })
+        yield* recordCredential(audit, "apikey.revoked", id, { name: rows[0].name })
         return toApiKey(rows[0])
       })
 
       // Replicas starting together on an empty database: the advisory lock lets exactly one create the key.
+      // Recorded after the commit: an audit append inside this transaction would wait for its connection.
       const bootstrap = sql.withTransaction(Effect.gen(function* () {
         yield* sql`SELECT pg_advisory_xact_lock(7061776)`
         const [{ n }] = (yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM api_keys`) as [{ n: number }]
-        if (n > 0) return
-        const created = yield* create("admin (created on first start)", ["admin"])
+        if (n > 0) return undefined
+        const created = yield* insertKey("admin (created on first start)", ["admin"])
         const file = resolve(join(config.dataDir, "admin.key"))
         mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
         writeFileSync(file, created.secret + "\n", { mode: 0o600 })
@@ -140,7 +155,12 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         yield* Effect.logWarning("created the first admin API key; it is shown nowhere else").pipe(
           Effect.annotateLogs({ file }),
         )
-      })).pipe(Effect.orDie, Effect.withSpan("ApiKeys.bootstrap"))
+        return created
+      })).pipe(
+        Effect.flatMap((created) => (created === undefined ? Effect.void : recordCreated(created))),
+        Effect.orDie,
+        Effect.withSpan("ApiKeys.bootstrap"),
+      )
 
       return ApiKeys.of({ authenticate, stillValid, create, list, revoke, bootstrap })
     }),

@@ -152,6 +152,19 @@ export const controlSettings = {
     "proxy audit events stored per session; the rest are counted in one final audit_dropped row",
     { max: 10_000_000 },
   ),
+  auditRetentionMs: intSetting(
+    "PAWS_AUDIT_RETENTION_MS",
+    0,
+    "audit rows older than this are pruned, leaving a signed checkpoint (0 = keep forever)",
+    { min: 0, max: 100 * 365 * 86_400_000 },
+  ),
+  auditCheckpointIntervalMs: intSetting(
+    "PAWS_AUDIT_CHECKPOINT_INTERVAL_MS",
+    60_000,
+    "how often (and once at start) control signs the audit chain's head, so a rewritten or truncated chain " +
+      "fails verify, and prunes rows past PAWS_AUDIT_RETENTION_MS",
+    { min: 100, max: 30 * 86_400_000 },
+  ),
   defaultVcpus: intSetting(
     "PAWS_DEFAULT_VCPUS",
     defaultSessionLimits.defaultVcpus,
@@ -185,6 +198,8 @@ export interface ControlSettings {
   readonly maxAuditRows: number
   readonly replicaId: string
   readonly replicaLeaseMs: number
+  readonly auditRetentionMs: number
+  readonly auditCheckpointIntervalMs: number
   readonly limits: SessionLimits
 }
 
@@ -210,6 +225,8 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
           () => `${hostname()}:${c.port === 0 ? `0-${randomUUID().slice(0, 8)}` : c.port}`,
         ),
         replicaLeaseMs: c.replicaLeaseMs,
+        auditRetentionMs: c.auditRetentionMs,
+        auditCheckpointIntervalMs: c.auditCheckpointIntervalMs,
         limits: {
           maxTimeoutMs: c.maxTimeoutMs,
           defaultTimeoutMs: Math.min(c.defaultTimeoutMs, c.maxTimeoutMs),

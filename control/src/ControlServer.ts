@@ -28,6 +28,8 @@ import { StaticNodes } from "./StaticNodes.ts"
 import { KubernetesNodes } from "./KubernetesNodes.ts"
 import { Vault } from "./Vault.ts"
 import { DaemonServices } from "./daemons/DaemonServices.ts"
+import { AuditLog } from "./audit/AuditLog.ts"
+import { AuditHttp } from "./http/AuditHttp.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { DaemonHistoryHttp } from "./http/DaemonHistoryHttp.ts"
 import { DaemonsHttp } from "./http/DaemonsHttp.ts"
@@ -50,7 +52,7 @@ export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Sna
   Layer.provideMerge(
     Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer, NodeDrains.layer),
   ),
-  Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
+  Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer, AuditLog.layer)),
   Layer.provideMerge(Database),
   // Before the database opens anything in it.
   Layer.provide(PrivateDataDir),
@@ -75,6 +77,7 @@ const routes = Layer.mergeAll(
       HooksHttp,
       DaemonHistoryHttp,
       McpServersHttp,
+      AuditHttp,
     ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),

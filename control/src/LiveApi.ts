@@ -13,6 +13,7 @@ import {
 import { RpcTarget } from "capnweb"
 import { type Context, Effect, Schema, Stream } from "effect"
 import type { ApiKeys } from "./ApiKeys.ts"
+import { auditLiveCall } from "./audit/LiveCallAudit.ts"
 import type { EventFeed } from "./EventFeed.ts"
 import { sessionEventRows } from "./http/EventStream.ts"
 import type { Sessions } from "./Sessions.ts"
@@ -75,6 +76,7 @@ export class LiveSessions extends RpcTarget implements LiveSessionsApi {
       decodeSpec(spec).pipe(
         Effect.mapError((e) => ({ _tag: "InvalidRequest", message: e.message })),
         Effect.flatMap((s) => this.#live.sessions.create(s, this.#principal.keyId, undefined)),
+        auditLiveCall(this.#live.context, this.#principal.keyId, "live.sessions.create", (r) => r?.sessionId ?? ""),
       ),
     )
   }
@@ -89,6 +91,7 @@ export class LiveSessions extends RpcTarget implements LiveSessionsApi {
       decodeId(id).pipe(
         Effect.mapError((e) => ({ _tag: "InvalidRequest", message: e.message })),
         Effect.flatMap((sid) => this.#live.sessions.cancel(sid)),
+        auditLiveCall(this.#live.context, this.#principal.keyId, "live.sessions.cancel", () => String(id)),
       ),
     )
   }

@@ -2,6 +2,7 @@ import { Effect } from "effect"
 import { Migrator } from "effect/sql"
 import { SqlClient } from "effect/sql"
 import { daemonsMigration } from "./daemons/DaemonMigration.ts"
+import { auditMigration } from "./audit/AuditMigration.ts"
 
 /** Schema migrations, applied in id order at start; never edit one that has shipped, add a new one. */
 export const migrations = Migrator.fromRecord({
@@ -112,4 +113,5 @@ export const migrations = Migrator.fromRecord({
       created_at timestamptz NOT NULL DEFAULT now()
     )`
   }),
+  "0009_audit": auditMigration,
 })

@@ -1,6 +1,8 @@
 import { type CreatedNodeToken, NodeToken, NodeTokenNotFound } from "@paws/core"
 import { Context, Deferred, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { AuditLog } from "./audit/AuditLog.ts"
+import { recordCredential } from "./audit/CredentialAudit.ts"
 import { newBearer, parseBearer, secretMatches } from "./BearerSecrets.ts"
 import { iso, rowDecoder } from "./Rows.ts"
 
@@ -60,6 +62,7 @@ export class NodeTokens extends Context.Service<NodeTokens, {
     NodeTokens,
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
+      const audit = yield* AuditLog
       const watchers = new Map<string, Deferred.Deferred<void>>()
       const watcher = (id: string) => {
         let d = watchers.get(id)
@@ -102,6 +105,7 @@ export class NodeTokens extends Context.Service<NodeTokens, {
           VALUES (${id}, ${name}, ${secretHash}, ${nodeId}, ${maxConcurrent})`.pipe(
           Effect.orDie,
         )
+        yield* recordCredential(audit, "nodetoken.created", id, { name, nodeId, maxConcurrent })
         return { id, name, nodeId, maxConcurrent, token: bearer }
       })
 
@@ -115,6 +119,7 @@ export class NodeTokens extends Context.Service<NodeTokens, {
           WHERE id = ${id} RETURNING *`.pipe(Effect.orDie)
         if (rows[0] === undefined) return yield* new NodeTokenNotFound({ tokenId: id, message: `no node token ${id}` })
         yield* Deferred.succeed(watcher(id), undefined)
+        yield* recordCredential(audit, "nodetoken.revoked", id, { name: rows[0].name })
         return toNodeToken(rows[0])
       })
 

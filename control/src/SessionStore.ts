@@ -13,6 +13,8 @@ import {
 } from "@paws/core"
 import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import { AuditLog } from "./audit/AuditLog.ts"
+import { egressDecision, egressDropped, mcpToolCall, statusChange } from "./audit/SessionAudit.ts"
 import { makeBatcher } from "./Batcher.ts"
 import { ControlConfig } from "./ControlConfig.ts"
 import { SessionMemory } from "./MemoryStore.ts"
@@ -155,6 +157,7 @@ export class SessionStore extends Context.Service<SessionStore, {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const maxAuditRows = (yield* ControlConfig).maxAuditRows
+      const audit = yield* AuditLog
 
       /**
        * One statement per batch of concurrent creates (see Batcher): the rows and their first
@@ -192,6 +195,7 @@ export class SessionStore extends Context.Service<SessionStore, {
 
       const create = Effect.fnUntraced(function* (s: NewSession) {
         const inserted = yield* insert(s)
+        if (inserted) yield* audit.record(statusChange(s.id, "pending", {}, `key:${s.keyId}`))
         if (inserted) return { id: s.id, created: true }
         const existing = yield* sql<{ id: string; request_hash: string | null }>`SELECT id, request_hash FROM sessions
           WHERE key_id = ${s.keyId} AND idempotency_key = ${s.idempotencyKey ?? null}`.pipe(Effect.orDie)
@@ -258,6 +262,7 @@ export class SessionStore extends Context.Service<SessionStore, {
           SELECT * FROM c`.pipe(Effect.orDie)
         const row = rows[0]
         if (row === undefined) return undefined
+        yield* audit.record(statusChange(row.id, "starting", { node }))
         return {
           ...decodeClaimed({ id: row.id, spec: json(row.spec) }),
           credentials: row.credentials,
@@ -284,7 +289,7 @@ export class SessionStore extends Context.Service<SessionStore, {
         const reason = nodeReason === undefined ? undefined : withoutNul(nodeReason)
         const event = JSON.stringify(statusEvent(to, reason))
         const terminal = isTerminal(to)
-        const rows = yield* sql<{ id: string }>`WITH u AS (
+        const rows = yield* sql<{ id: string; audit_events: number }>`WITH u AS (
             UPDATE sessions SET status = ${to},
               node = ${to === "pending" ? sql`NULL` : sql`node`},
               started_at = ${to === "running" ? sql`now()` : sql`started_at`},
@@ -298,7 +303,10 @@ export class SessionStore extends Context.Service<SessionStore, {
               SELECT id, ${event}::jsonb AS event, 1 AS n FROM u
             ) x ORDER BY n
           )
-          SELECT id FROM u`.pipe(Effect.orDie)
+          SELECT id, audit_events FROM u`.pipe(Effect.orDie)
+        const dropped = Number(rows[0]?.audit_events ?? 0) - maxAuditRows
+        if (rows.length > 0 && terminal && dropped > 0) yield* audit.record(egressDropped(id, dropped, maxAuditRows))
+        if (rows.length > 0) yield* audit.record(statusChange(id, to, { reason }))
         return rows.length > 0
       })
 
@@ -308,11 +316,24 @@ export class SessionStore extends Context.Service<SessionStore, {
        */
       const append = (id: SessionId, event: SessionEvent) =>
         (event._tag === "audit" || event._tag === "mcp"
-          ? sql`WITH u AS (
-              UPDATE sessions SET audit_events = audit_events + 1 WHERE id = ${id} RETURNING audit_events
+          ? sql<{ node: string | null; audit_events: number }>`WITH u AS (
+              UPDATE sessions SET audit_events = audit_events + 1 WHERE id = ${id} RETURNING audit_events, node
+            ), i AS (
+              INSERT INTO session_events (session_id, event)
+              SELECT ${id}::uuid, ${nodeJson(event)}::jsonb FROM u WHERE audit_events <= ${maxAuditRows}::int
             )
-            INSERT INTO session_events (session_id, event)
-            SELECT ${id}::uuid, ${nodeJson(event)}::jsonb FROM u WHERE audit_events <= ${maxAuditRows}::int`
+            SELECT node, audit_events FROM u`.pipe(
+            // The audit log keeps the same cap (and the same final count) as the session's events.
+            Effect.flatMap(([u]) =>
+              u !== undefined && Number(u.audit_events) <= maxAuditRows
+                ? audit.record(
+                  event._tag === "audit"
+                    ? egressDecision(id, u.node, event.event)
+                    : mcpToolCall(id, u.node, event.event),
+                )
+                : Effect.void
+            ),
+          )
           : sql`INSERT INTO session_events (session_id, event) VALUES (${id}, ${nodeJson(event)}::jsonb)`).pipe(
             Effect.asVoid,
             Effect.orDie,

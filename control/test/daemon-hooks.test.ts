@@ -111,6 +111,13 @@ for (const backend of backends) {
             "x-paws-timestamp": now(),
           })
           assert.strictEqual(moved.status, 401)
+          // Each firing and each refused delivery is in the audit log, filed under the daemon; no secret in it.
+          const audited = yield* call(control, "GET", "/v1/audit?daemon=deployer&limit=100")
+          assert.strictEqual(audited.status, 200, audited.text)
+          const actions = audited.body.entries.map((e: any) => `${e.action}:${e.result}`)
+          assert.include(actions, "daemon.trigger:invoked")
+          assert.isAtLeast(actions.filter((a: string) => a === "hook.refused:refused").length, 5)
+          assert.notInclude(audited.text, secret)
           const big = JSON.stringify({ blob: "x".repeat(hookBytes) })
           const oversized = yield* deliver(control, path, big, pawsHeaders(secret, big))
           assert.strictEqual(oversized.status, 413, oversized.text)

@@ -169,6 +169,8 @@ for (const backend of backends) {
             yield* waitForSession(control, id, (s) => s.status === "running")
             const s = yield* waitForSession(control, id, (s) => s.status === "timeout", 5_000)
             assert.strictEqual(s.reason, "node_missed_deadline")
+            // Control tells the node after it recorded the timeout (and its audit row): wait for that.
+            for (let i = 0; i < 200 && !node.cancelled.includes(id); i++) yield* Effect.sleep(25)
             assert.include(node.cancelled, id)
           }))
 

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { AuditApi } from "./ApiAudit.ts"
 import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey } from "./ApiKeys.ts"
 import { DaemonHistoryApi } from "./ApiDaemonHistory.ts"
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
@@ -176,6 +177,7 @@ export class Api extends HttpApi.make("paws")
   .add(DaemonsApi)
   .add(McpServersApi)
   .add(KeysApi)
+  .add(AuditApi)
   .add(MetricsApi)
   .add(DaemonHistoryApi)
   .middleware(ApiAuth)

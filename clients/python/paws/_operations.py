@@ -271,6 +271,28 @@ class KeysOperations(SyncOperations):
         return ApiKey.from_dict(data)
 
 
+class AuditOperations(SyncOperations):
+    """Audit log: an append-only, hash-chained record."""
+
+    def list(self, *, actor: str | None = None, daemon: str | None = None, session: SessionId | None = None, action: str | None = None, since: str | None = None, until: str | None = None, cursor: str | None = None, limit: str | None = None) -> AuditPage:
+        """Read the audit log
+
+        Audit rows oldest first, filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("GET", "/v1/audit", path={}, query={"actor": actor, "daemon": daemon, "session": session, "action": action, "since": since, "until": until, "cursor": cursor, "limit": limit}, headers={}, body=None, expect='application/json')
+        return AuditPage.from_dict(data)
+
+    def verify(self) -> AuditVerification:
+        """Verify the audit chain
+
+        Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("GET", "/v1/audit/verify", path={}, query={}, headers={}, body=None, expect='application/json')
+        return AuditVerification.from_dict(data)
+
+
 class MetricsOperations(SyncOperations):
     """Operational metrics."""
 
@@ -575,6 +597,28 @@ class AsyncKeysOperations(AsyncOperations):
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("DELETE", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return ApiKey.from_dict(data)
+
+
+class AsyncAuditOperations(AsyncOperations):
+    """Audit log: an append-only, hash-chained record."""
+
+    async def list(self, *, actor: str | None = None, daemon: str | None = None, session: SessionId | None = None, action: str | None = None, since: str | None = None, until: str | None = None, cursor: str | None = None, limit: str | None = None) -> AuditPage:
+        """Read the audit log
+
+        Audit rows oldest first, filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("GET", "/v1/audit", path={}, query={"actor": actor, "daemon": daemon, "session": session, "action": action, "since": since, "until": until, "cursor": cursor, "limit": limit}, headers={}, body=None, expect='application/json')
+        return AuditPage.from_dict(data)
+
+    async def verify(self) -> AuditVerification:
+        """Verify the audit chain
+
+        Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("GET", "/v1/audit/verify", path={}, query={}, headers={}, body=None, expect='application/json')
+        return AuditVerification.from_dict(data)
 
 
 class AsyncMetricsOperations(AsyncOperations):

@@ -13,6 +13,12 @@ __all__ = [
     "ApiKeyId",
     "ApiKeyNotFoundEncoded",
     "ApiScope",
+    "AuditCheckpoint",
+    "AuditEntry",
+    "AuditPage",
+    "AuditVerification",
+    "AuditVerificationFirstBroken",
+    "AuditVerificationHead",
     "ConcurrencyPolicy",
     "CreateApiKey",
     "CreateNodeToken",
@@ -102,6 +108,9 @@ TriggerName = str
 
 DaemonName = str
 
+SessionId = str
+"""UUIDv7, sortable by creation time"""
+
 ApiScope = Literal["admin", "sessions:write", "read"]
 
 ApiKeyId = str
@@ -125,9 +134,6 @@ NodeTokenId = str
 NodeId = str
 
 NodeStatus = Literal["ready", "draining", "lost"]
-
-SessionId = str
-"""UUIDv7, sortable by creation time"""
 
 SessionStatus = Literal["pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
 
@@ -383,6 +389,132 @@ class DaemonHistoryEntry(Model):
             truncated=data["truncated"],
             session_id=data["sessionId"],
             recorded_at=data["recordedAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class AuditVerification(Model):
+    _json_names = {'ok': 'ok', 'checked': 'checked', 'from_': 'from', 'head': 'head', 'signed_through': 'signedThrough', 'first_broken': 'firstBroken'}
+    _required = frozenset(['checked', 'first_broken', 'from_', 'head', 'ok', 'signed_through'])
+
+    ok: bool
+    checked: int
+    from_: AuditCheckpoint | None
+    head: AuditVerificationHead | None
+    signed_through: int | None
+    first_broken: AuditVerificationFirstBroken | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditVerification:
+        return cls(
+            ok=data["ok"],
+            checked=data["checked"],
+            from_=(None if data["from"] is None else AuditCheckpoint.from_dict(data["from"])),
+            head=(None if data["head"] is None else AuditVerificationHead.from_dict(data["head"])),
+            signed_through=data["signedThrough"],
+            first_broken=(None if data["firstBroken"] is None else AuditVerificationFirstBroken.from_dict(data["firstBroken"])),
+        )
+
+
+@dataclass(kw_only=True)
+class AuditVerificationHead(Model):
+    _json_names = {'id': 'id', 'hash': 'hash'}
+    _required = frozenset(['hash', 'id'])
+
+    id: int
+    hash: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditVerificationHead:
+        return cls(
+            id=data["id"],
+            hash=data["hash"],
+        )
+
+
+@dataclass(kw_only=True)
+class AuditVerificationFirstBroken(Model):
+    _json_names = {'id': 'id', 'kind': 'kind', 'reason': 'reason'}
+    _required = frozenset(['id', 'kind', 'reason'])
+
+    id: int
+    kind: Literal["row", "checkpoint"]
+    reason: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditVerificationFirstBroken:
+        return cls(
+            id=data["id"],
+            kind=data["kind"],
+            reason=data["reason"],
+        )
+
+
+@dataclass(kw_only=True)
+class AuditCheckpoint(Model):
+    _json_names = {'through_id': 'throughId', 'hash': 'hash', 'at': 'at'}
+    _required = frozenset(['at', 'hash', 'through_id'])
+
+    through_id: int
+    hash: str
+    at: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditCheckpoint:
+        return cls(
+            through_id=data["throughId"],
+            hash=data["hash"],
+            at=data["at"],
+        )
+
+
+@dataclass(kw_only=True)
+class AuditPage(Model):
+    _json_names = {'entries': 'entries', 'next_cursor': 'nextCursor', 'more': 'more'}
+    _required = frozenset(['entries', 'more', 'next_cursor'])
+
+    entries: list[AuditEntry]
+    next_cursor: str
+    more: bool
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditPage:
+        return cls(
+            entries=[AuditEntry.from_dict(x0) for x0 in data["entries"]],
+            next_cursor=data["nextCursor"],
+            more=data["more"],
+        )
+
+
+@dataclass(kw_only=True)
+class AuditEntry(Model):
+    _json_names = {'id': 'id', 'time': 'time', 'actor': 'actor', 'action': 'action', 'target': 'target', 'result': 'result', 'session': 'session', 'daemon': 'daemon', 'detail': 'detail', 'hash': 'hash'}
+    _required = frozenset(['action', 'actor', 'daemon', 'detail', 'hash', 'id', 'result', 'session', 'target', 'time'])
+
+    id: int
+    time: str
+    actor: str
+    action: str
+    target: str
+    result: str
+    session: str | None
+    daemon: str | None
+    detail: dict[str, Any]
+    hash: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditEntry:
+        return cls(
+            id=data["id"],
+            time=data["time"],
+            actor=data["actor"],
+            action=data["action"],
+            target=data["target"],
+            result=data["result"],
+            session=data["session"],
+            daemon=data["daemon"],
+            detail=data["detail"],
+            hash=data["hash"],
         )
 
 

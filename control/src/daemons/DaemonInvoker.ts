@@ -1,3 +1,4 @@
+import { AuditLog, currentActor } from "../audit/AuditLog.ts"
 import {
   type DaemonInvocation,
   type InvalidRequest,
@@ -40,6 +41,7 @@ export class DaemonInvoker extends Context.Service<DaemonInvoker, {
       const sessions = yield* Sessions
       const sessionStore = yield* SessionStore
       const feed = yield* EventFeed
+      const audit = yield* AuditLog
 
       const invoke = Effect.fn("DaemonInvoker.invoke")(function* (
         daemon: StoredDaemon,
@@ -79,7 +81,19 @@ export class DaemonInvoker extends Context.Service<DaemonInvoker, {
           // The same idempotency key with another spec: the daemon changed between two replicas' reads.
           Effect.catchTag("IdempotencyConflict", (e) => Effect.die(e)),
         )
+        const fired = (result: string) =>
+          Effect.flatMap(trigger.kind === "manual" ? currentActor : Effect.succeed("system"), (actor) =>
+            audit.record({
+              actor,
+              action: "daemon.trigger",
+              target: `${name}/${trigger.name}`,
+              result,
+              daemon: name,
+              session: accepted.sessionId,
+              detail: { kind: trigger.kind },
+            }))
         if (policy === "skip" && active.length > 0) {
+          yield* fired("skipped")
           yield* sessionStore.transition(accepted.sessionId, "cancelled", "skipped_while_running")
           yield* feed.publish(accepted.sessionId)
           yield* Effect.logInfo("daemon invocation skipped").pipe(
@@ -87,6 +101,7 @@ export class DaemonInvoker extends Context.Service<DaemonInvoker, {
           )
           return { sessionId: accepted.sessionId, status: "cancelled" }
         }
+        yield* fired("invoked")
         yield* Effect.logInfo("daemon invoked").pipe(
           Effect.annotateLogs({ daemon: name, trigger: trigger.name, session: accepted.sessionId }),
         )

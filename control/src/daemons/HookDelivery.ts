@@ -1,3 +1,4 @@
+import { AuditLog } from "../audit/AuditLog.ts"
 import { Webhooks } from "@octokit/webhooks"
 import { inputMaxBytes, type Trigger } from "@paws/core"
 import { Effect, Option } from "effect"
@@ -44,6 +45,7 @@ export const deliverHook = (
     const store = yield* DaemonStore
     const daemons = yield* Daemons
     const invoker = yield* DaemonInvoker
+    const audit = yield* AuditLog
     const tooLarge = reply(413, {
       message: `the body is larger than ${config.hookMaxBytes} bytes`,
       maxBytes: config.hookMaxBytes,
@@ -72,6 +74,15 @@ export const deliverHook = (
           reason,
           remote: Option.getOrUndefined(request.remoteAddress),
         }),
+        // Signature failures are audited (who sent it is unknown: the remote address stands in).
+        Effect.andThen(audit.record({
+          actor: "system",
+          action: "hook.refused",
+          target: `${name}/${triggerName}`,
+          result: "refused",
+          daemon: name,
+          detail: { reason, remote: Option.getOrUndefined(request.remoteAddress) ?? null },
+        })),
         Effect.as(reply(401, { message: `delivery refused: ${reason}` })),
       )
     const run = trigger.kind === "webhook"

@@ -422,6 +422,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the audit log
+         * @description Audit rows oldest first, filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        get: operations["audit.list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verify the audit chain
+         * @description Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        get: operations["audit.verify"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -612,6 +656,46 @@ export interface components {
             sessionId: string;
             recordedAt: string;
         };
+        AuditVerification: {
+            ok: boolean;
+            checked: number;
+            from: components["schemas"]["AuditCheckpoint"] | null;
+            head: {
+                id: number;
+                hash: string;
+            } | null;
+            signedThrough: number | null;
+            firstBroken: {
+                id: number;
+                /** @enum {string} */
+                kind: "row" | "checkpoint";
+                reason: string;
+            } | null;
+        };
+        AuditCheckpoint: {
+            throughId: number;
+            hash: string;
+            at: string;
+        };
+        AuditPage: {
+            entries: components["schemas"]["AuditEntry"][];
+            nextCursor: string;
+            more: boolean;
+        };
+        AuditEntry: {
+            id: number;
+            time: string;
+            actor: string;
+            action: string;
+            target: string;
+            result: string;
+            session: string | null;
+            daemon: string | null;
+            detail: Record<string, never>;
+            hash: string;
+        };
+        /** @description UUIDv7, sortable by creation time */
+        SessionId: string;
         ApiKeyNotFoundEncoded: {
             /** @enum {string} */
             _tag: "ApiKeyNotFound";
@@ -970,8 +1054,6 @@ export interface components {
             sessionId: string;
             message: string;
         };
-        /** @description UUIDv7, sortable by creation time */
-        SessionId: string;
         IllegalTransitionEncoded: {
             /** @enum {string} */
             _tag: "IllegalTransition";
@@ -2821,6 +2903,127 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiKeyNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "audit.list": {
+        parameters: {
+            query?: {
+                actor?: string;
+                daemon?: string;
+                session?: components["schemas"]["SessionId"];
+                action?: string;
+                since?: string;
+                until?: string;
+                cursor?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description AuditPage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "audit.verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description AuditVerification */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditVerification"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
