@@ -187,7 +187,14 @@ describe("daemon memory: /state and LLM history across invocations (real VMs, tw
           }))
           yield* waitFor("node A gone", readyNodes(control), (ids) => !ids.includes("mem-a"))
 
-          // History through the API: the exchange is there, bodies only, and no credential anywhere.
+          // History through the API (it is served for defined daemons): the exchange is there, bodies only, and no
+          // credential anywhere.
+          for (const name of [daemon, "never-ran"]) {
+            const defined = yield* call(control, "POST", "/v1/daemons", {
+              body: { name, workload: { type: "script", script: "true" } },
+            })
+            assert.strictEqual(defined.status, 201, defined.text)
+          }
           const history = yield* call(control, "GET", `/v1/daemons/${daemon}/history`)
           assert.strictEqual(history.status, 200, history.text)
           const entries = history.body.entries as Array<any>
