@@ -6,6 +6,10 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Api } from "@paws/core"
 import { createServer } from "node:http"
 import { ApiKeys } from "./ApiKeys.ts"
+import { Approvals } from "./Approvals.ts"
+import { LimitCounter } from "./LimitCounter.ts"
+import { Projects } from "./Projects.ts"
+import { Quotas } from "./Quotas.ts"
 import { ControlConfig } from "./ControlConfig.ts"
 import { Database } from "./Database.ts"
 import { Dispatcher } from "./Dispatcher.ts"
@@ -24,7 +28,9 @@ import { StaticNodes } from "./StaticNodes.ts"
 import { Vault } from "./Vault.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
+import { ApprovalsHttp } from "./http/ApprovalsHttp.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
+import { ProjectsHttp } from "./http/ProjectsHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
@@ -32,8 +38,10 @@ import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
-export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
-  Layer.provideMerge(Dispatcher.layer),
+export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer).pipe(
+  Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer)),
+  Layer.provideMerge(Layer.mergeAll(Projects.layer, LimitCounter.layer)),
+  Layer.provideMerge(ApiKeys.layer),
   Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
   Layer.provideMerge(Database),
@@ -49,6 +57,7 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
+    Layer.provide([ProjectsHttp, ApprovalsHttp]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,

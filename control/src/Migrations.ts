@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { Migrator } from "effect/sql"
 import { SqlClient } from "effect/sql"
+import { projectsMigration } from "./ProjectsMigration.ts"
 
 /** Schema migrations, applied in id order at start; never edit one that has shipped, add a new one. */
 export const migrations = Migrator.fromRecord({
@@ -66,4 +67,5 @@ export const migrations = Migrator.fromRecord({
     yield* sql`ALTER TABLE node_tokens ADD COLUMN node_id text`
     yield* sql`ALTER TABLE node_tokens ADD COLUMN max_concurrent integer`
   }),
+  "0008_projects": projectsMigration,
 })

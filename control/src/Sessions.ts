@@ -5,6 +5,8 @@ import {
   InvalidRequest,
   isTerminal,
   newSessionId,
+  type Principal,
+  type RateLimited,
   type Session,
   type SessionAccepted,
   type SessionId,
@@ -16,11 +18,14 @@ import {
   workloadText,
 } from "@paws/core"
 import { Context, Effect, Layer } from "effect"
+import { Approvals } from "./Approvals.ts"
 import { ControlConfig } from "./ControlConfig.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { Metrics } from "./Metrics.ts"
+import { Projects } from "./Projects.ts"
 import { QueueSignal } from "./QueueSignal.ts"
+import { Quotas } from "./Quotas.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Vault } from "./Vault.ts"
 
@@ -40,6 +45,9 @@ const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }
     check(`metadata.${key}`, key)
     check(`metadata.${key}`, value)
   }
+  if (spec.approvalExpiresInMinutes !== undefined && spec.requiresApproval !== true) {
+    problems.push({ path: "approvalExpiresInMinutes", message: "only applies with `requiresApproval: true`" })
+  }
   return problems
 }
 
@@ -52,10 +60,11 @@ const notFound = (id: string) => new SessionNotFound({ sessionId: id, message: `
 export class Sessions extends Context.Service<Sessions, {
   readonly create: (
     spec: SessionSpec,
-    keyId: string,
+    principal: Principal,
     idempotencyKey: string | undefined,
-  ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict>
-  readonly cancel: (id: SessionId) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
+  ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict | RateLimited>
+  /** Only a session of `project` is found; others' are as unknown as ids that never existed. */
+  readonly cancel: (id: SessionId, project: string) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
 }>()("paws/control/Sessions") {
   static readonly layer = Layer.effect(
     Sessions,
@@ -67,9 +76,12 @@ export class Sessions extends Context.Service<Sessions, {
       const feed = yield* EventFeed
       const metrics = yield* Metrics
       const dispatcher = yield* Dispatcher
+      const quotas = yield* Quotas
+      const projects = yield* Projects
+      const approvals = yield* Approvals
 
       const create = Effect.fnUntraced(
-        function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined) {
+        function* (spec: SessionSpec, principal: Principal, idempotencyKey: string | undefined) {
           const problems = [...sessionSpecProblems(spec, limits), ...nulProblems(spec)]
           if (problems.length > 0) {
             return yield* new InvalidRequest({
@@ -94,15 +106,23 @@ export class Sessions extends Context.Service<Sessions, {
           const credentials = creds === undefined || Object.keys(creds).length === 0
             ? null
             : vault.seal(JSON.stringify(creds), id)
+          const project = yield* Effect.option(projects.get(principal.project))
+          const awaiting = spec.requiresApproval === true
+          const expiresMinutes = awaiting ? spec.approvalExpiresInMinutes : undefined
           const result = yield* store.create({
             id,
             spec: view,
             credentials,
-            keyId,
+            keyId: principal.keyId,
             idempotencyKey,
             // Keyed hash: comparing retries must not leave a guessable digest of credential values.
             requestHash: idempotencyKey === undefined ? undefined : vault.fingerprint(JSON.stringify(spec)),
-          })
+            project: principal.project,
+            status: awaiting ? "awaiting_approval" : "pending",
+            approvalExpiresAt: expiresMinutes === undefined
+              ? null
+              : new Date(Date.now() + expiresMinutes * 60_000).toISOString(),
+          }, quotas.sessionGuard(principal, project._tag === "Some" ? project.value.limits : {}))
           const warnings = credentialWarnings(spec.network)
           const warned = warnings.length === 0 ? {} : { warnings }
           if (!result.created) {
@@ -110,20 +130,26 @@ export class Sessions extends Context.Service<Sessions, {
             return { sessionId: result.id, status: existing?.status ?? "pending", ...warned }
           }
           metrics.sessionCreated()
+          if (awaiting) {
+            const created = yield* store.get(id)
+            if (created !== undefined) yield* approvals.notifyWaiting(created)
+            return { sessionId: id, status: "awaiting_approval" as const, ...warned }
+          }
           yield* signal.kick
           return { sessionId: id, status: "pending" as const, ...warned }
         },
       )
 
-      const cancel = Effect.fn("Sessions.cancel")(function* (id: SessionId) {
+      const cancel = Effect.fn("Sessions.cancel")(function* (id: SessionId, project: string) {
         const before = yield* store.get(id)
-        if (before === undefined) return yield* notFound(id)
+        if (before === undefined || before.project !== project) return yield* notFound(id)
         const illegal = (from: string) =>
           new IllegalTransition({
             sessionId: id,
             from,
             to: "cancelled",
-            message: `session ${id} is already ${from}; only pending, starting or running sessions can be cancelled`,
+            message:
+              `session ${id} is already ${from}; only awaiting_approval, pending, starting or running sessions can be cancelled`,
           })
         if (isTerminal(before.status)) return yield* illegal(before.status)
         // On a node, the session becomes `cancelled` when the node confirms its VM is gone

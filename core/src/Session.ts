@@ -15,6 +15,8 @@ export const SessionSpecView = Schema.Struct({
     credentials: Schema.optionalKey(Schema.Record(HostPattern, Schema.Struct({ headers: Schema.Array(HeaderName) }))),
   }),
   metadata: Schema.optionalKey(Metadata),
+  requiresApproval: Schema.optionalKey(Schema.Boolean),
+  approvalExpiresInMinutes: Schema.optionalKey(Schema.Int),
 }).annotate({ identifier: "SessionSpecView" })
 export type SessionSpecView = typeof SessionSpecView.Type
 
@@ -33,6 +35,8 @@ export type SessionResult = typeof SessionResult.Type
 
 export const Session = Schema.Struct({
   id: SessionId,
+  /** The project the session belongs to (that of the key that created it). */
+  project: Schema.String,
   status: SessionStatus,
   spec: SessionSpecView,
   node: Schema.NullOr(NodeId),
@@ -43,5 +47,7 @@ export const Session = Schema.Struct({
   /** Why the session ended the way it did (e.g. `node_lost`, `cancelled_by_user`). */
   reason: Schema.NullOr(Schema.String),
   result: Schema.NullOr(SessionResult),
+  /** While `awaiting_approval` with an expiry: when it is denied automatically. */
+  approvalExpiresAt: Schema.optionalKey(Schema.String),
 }).annotate({ identifier: "Session" })
 export type Session = typeof Session.Type

@@ -142,5 +142,11 @@ export const SessionSpec = Schema.Struct({
   ),
   network: Schema.optionalKey(Network),
   metadata: Schema.optionalKey(Metadata),
+  /** Wait in `awaiting_approval` until a key with scope `approve` approves (or denies) the session. */
+  requiresApproval: Schema.optionalKey(Schema.Boolean),
+  /** With `requiresApproval`: deny automatically after this many minutes (1 to 10080 = a week). */
+  approvalExpiresInMinutes: Schema.optionalKey(
+    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 10_080 }))),
+  ),
 }).annotate({ identifier: "SessionSpec" })
 export type SessionSpec = typeof SessionSpec.Type

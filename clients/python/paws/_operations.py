@@ -11,13 +11,13 @@ from .models import *  # noqa: F403
 class SessionsOperations(SyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None) -> SessionAccepted:
         """Create a session
 
-        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A key's or project's concurrent-session or daily session-minute limit answers 429 with `Retry-After` and the limit's name. With `requiresApproval: true` the session waits in `awaiting_approval` until approved (POST /v1/sessions/{id}/approve). Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
+        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
@@ -135,23 +135,32 @@ class SnapshotsOperations(SyncOperations):
 class KeysOperations(SyncOperations):
     """API keys and their scopes (admin only)."""
 
-    def create(self, *, scopes: list[ApiScope], name: str) -> CreatedApiKey:
+    def create(self, *, scopes: list[ApiScope], name: str, project: ProjectId | None = None, limits: KeyLimits | Mapping[str, Any] | None = None) -> CreatedApiKey:
         """Create an API key
 
-        The secret is in this response only; it is stored hashed.
+        The secret is in this response only; it is stored hashed. The key belongs to `project` (default: the caller's); only an instance admin (admin key of `default`) may name another project.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
+        data = self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes, "project": project, "limits": limits}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
     def list(self) -> list[ApiKey]:
         """List API keys
 
-        List API keys (never their secrets).
+        List API keys (never their secrets): an instance admin sees every project's, others their project's.
 
         Requires scope `admin` (or one that implies it)."""
         data = self._call("GET", "/v1/keys", path={}, query={}, headers={}, body=None, expect='application/json')
         return [ApiKey.from_dict(x0) for x0 in data]
+
+    def update(self, id: ApiKeyId, *, limits: KeyLimits | Mapping[str, Any]) -> ApiKey:
+        """Change an API key's limits
+
+        Requests per second (token bucket) and concurrent sessions.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("PATCH", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body={"limits": limits}, expect='application/json')
+        return ApiKey.from_dict(data)
 
     def revoke(self, id: ApiKeyId) -> ApiKey:
         """Revoke an API key
@@ -161,6 +170,86 @@ class KeysOperations(SyncOperations):
         Requires scope `admin` (or one that implies it)."""
         data = self._call("DELETE", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return ApiKey.from_dict(data)
+
+
+class ProjectsOperations(SyncOperations):
+    """Projects: the tenancy boundary of keys and sessions."""
+
+    def create(self, *, id: ProjectId, description: str | None = None, limits: ProjectLimits | Mapping[str, Any] | None = None, approval_webhook: str | None | None = None) -> Project:
+        """Create a project
+
+        Create a project with optional quotas and approval webhook; an existing id is a 409. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("POST", "/v1/projects", path={}, query={}, headers={}, body={"id": id, "description": description, "limits": limits, "approvalWebhook": approval_webhook}, expect='application/json')
+        return Project.from_dict(data)
+
+    def list(self) -> list[Project]:
+        """List projects
+
+        List projects. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("GET", "/v1/projects", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [Project.from_dict(x0) for x0 in data]
+
+    def get(self, id: ProjectId) -> Project:
+        """Get a project
+
+        An instance admin may read any project, a project's admin its own.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("GET", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Project.from_dict(data)
+
+    def update(self, id: ProjectId, *, description: str | None = None, limits: ProjectLimits | Mapping[str, Any] | None = None, approval_webhook: str | None | None = None) -> Project:
+        """Update a project
+
+        Change a project's quotas, description or approval webhook (null removes it). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("PATCH", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body={"description": description, "limits": limits, "approvalWebhook": approval_webhook}, expect='application/json')
+        return Project.from_dict(data)
+
+    def delete(self, id: ProjectId) -> None:
+        """Delete a project
+
+        Delete a project and revoke its keys; its finished sessions stay readable by no one but the database. `default` cannot be deleted, nor a project with unfinished sessions (409). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("DELETE", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body=None, expect=None)
+        return None
+
+
+class ApprovalsOperations(SyncOperations):
+    """Approval gates: sessions that wait for a human decision."""
+
+    def list(self) -> list[PendingApproval]:
+        """List sessions awaiting approval
+
+        Sessions of this key's project awaiting approval, oldest first.
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/approvals", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [PendingApproval.from_dict(x0) for x0 in data]
+
+    def approve(self, id: SessionId) -> Session:
+        """Approve a session
+
+        Queue a session that is awaiting approval. A session in any other status (or whose approval expired) is a 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/approve", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Session.from_dict(data)
+
+    def deny(self, id: SessionId) -> Session:
+        """Deny a session
+
+        Cancel a session that is awaiting approval (reason `approval_denied`). Any other status is a 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/deny", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Session.from_dict(data)
 
 
 class MetricsOperations(SyncOperations):
@@ -197,13 +286,13 @@ class HealthOperations(SyncOperations):
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None) -> SessionAccepted:
         """Create a session
 
-        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A key's or project's concurrent-session or daily session-minute limit answers 429 with `Retry-After` and the limit's name. With `requiresApproval: true` the session waits in `awaiting_approval` until approved (POST /v1/sessions/{id}/approve). Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata}, expect='application/json')
+        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None) -> SessionPage:
@@ -321,23 +410,32 @@ class AsyncSnapshotsOperations(AsyncOperations):
 class AsyncKeysOperations(AsyncOperations):
     """API keys and their scopes (admin only)."""
 
-    async def create(self, *, scopes: list[ApiScope], name: str) -> CreatedApiKey:
+    async def create(self, *, scopes: list[ApiScope], name: str, project: ProjectId | None = None, limits: KeyLimits | Mapping[str, Any] | None = None) -> CreatedApiKey:
         """Create an API key
 
-        The secret is in this response only; it is stored hashed.
+        The secret is in this response only; it is stored hashed. The key belongs to `project` (default: the caller's); only an instance admin (admin key of `default`) may name another project.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
+        data = await self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes, "project": project, "limits": limits}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
     async def list(self) -> list[ApiKey]:
         """List API keys
 
-        List API keys (never their secrets).
+        List API keys (never their secrets): an instance admin sees every project's, others their project's.
 
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("GET", "/v1/keys", path={}, query={}, headers={}, body=None, expect='application/json')
         return [ApiKey.from_dict(x0) for x0 in data]
+
+    async def update(self, id: ApiKeyId, *, limits: KeyLimits | Mapping[str, Any]) -> ApiKey:
+        """Change an API key's limits
+
+        Requests per second (token bucket) and concurrent sessions.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("PATCH", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body={"limits": limits}, expect='application/json')
+        return ApiKey.from_dict(data)
 
     async def revoke(self, id: ApiKeyId) -> ApiKey:
         """Revoke an API key
@@ -347,6 +445,86 @@ class AsyncKeysOperations(AsyncOperations):
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("DELETE", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return ApiKey.from_dict(data)
+
+
+class AsyncProjectsOperations(AsyncOperations):
+    """Projects: the tenancy boundary of keys and sessions."""
+
+    async def create(self, *, id: ProjectId, description: str | None = None, limits: ProjectLimits | Mapping[str, Any] | None = None, approval_webhook: str | None | None = None) -> Project:
+        """Create a project
+
+        Create a project with optional quotas and approval webhook; an existing id is a 409. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("POST", "/v1/projects", path={}, query={}, headers={}, body={"id": id, "description": description, "limits": limits, "approvalWebhook": approval_webhook}, expect='application/json')
+        return Project.from_dict(data)
+
+    async def list(self) -> list[Project]:
+        """List projects
+
+        List projects. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("GET", "/v1/projects", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [Project.from_dict(x0) for x0 in data]
+
+    async def get(self, id: ProjectId) -> Project:
+        """Get a project
+
+        An instance admin may read any project, a project's admin its own.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("GET", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Project.from_dict(data)
+
+    async def update(self, id: ProjectId, *, description: str | None = None, limits: ProjectLimits | Mapping[str, Any] | None = None, approval_webhook: str | None | None = None) -> Project:
+        """Update a project
+
+        Change a project's quotas, description or approval webhook (null removes it). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("PATCH", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body={"description": description, "limits": limits, "approvalWebhook": approval_webhook}, expect='application/json')
+        return Project.from_dict(data)
+
+    async def delete(self, id: ProjectId) -> None:
+        """Delete a project
+
+        Delete a project and revoke its keys; its finished sessions stay readable by no one but the database. `default` cannot be deleted, nor a project with unfinished sessions (409). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("DELETE", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body=None, expect=None)
+        return None
+
+
+class AsyncApprovalsOperations(AsyncOperations):
+    """Approval gates: sessions that wait for a human decision."""
+
+    async def list(self) -> list[PendingApproval]:
+        """List sessions awaiting approval
+
+        Sessions of this key's project awaiting approval, oldest first.
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/approvals", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [PendingApproval.from_dict(x0) for x0 in data]
+
+    async def approve(self, id: SessionId) -> Session:
+        """Approve a session
+
+        Queue a session that is awaiting approval. A session in any other status (or whose approval expired) is a 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/approve", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Session.from_dict(data)
+
+    async def deny(self, id: SessionId) -> Session:
+        """Deny a session
+
+        Cancel a session that is awaiting approval (reason `approval_denied`). Any other status is a 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/deny", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Session.from_dict(data)
 
 
 class AsyncMetricsOperations(AsyncOperations):

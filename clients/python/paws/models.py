@@ -15,6 +15,7 @@ __all__ = [
     "ApiScope",
     "CreateApiKey",
     "CreateNodeToken",
+    "CreateProject",
     "CreatedApiKey",
     "CreatedNodeToken",
     "CredentialRule",
@@ -26,6 +27,7 @@ __all__ = [
     "IdempotencyConflictEncoded",
     "IllegalTransitionEncoded",
     "InvalidRequestEncoded",
+    "KeyLimits",
     "Network",
     "NodeCapacity",
     "NodeId",
@@ -35,6 +37,13 @@ __all__ = [
     "NodeTokenId",
     "NodeTokenNotFoundEncoded",
     "PayloadTooLargeEncoded",
+    "PendingApproval",
+    "Project",
+    "ProjectConflictEncoded",
+    "ProjectId",
+    "ProjectLimits",
+    "ProjectNotFoundEncoded",
+    "RateLimitedEncoded",
     "Resources",
     "ScriptWorkload",
     "ServiceUnavailableEncoded",
@@ -61,30 +70,34 @@ __all__ = [
     "SnapshotRequest",
     "SnapshotStatus",
     "UnauthorizedEncoded",
+    "UpdateApiKey",
+    "UpdateProject",
 ]
 
-ApiScope = Literal["admin", "sessions:write", "read"]
-
-ApiKeyId = str
-
-SnapshotName = str
-
-SnapshotStatus = Literal["building", "ready", "failed", "stale"]
+NodeId = str
 
 HeaderName = str
 
 HostPattern = str
 
-NodeTokenId = str
+SnapshotName = str
 
-NodeId = str
-
-NodeStatus = Literal["ready", "draining", "lost"]
+SessionStatus = Literal["awaiting_approval", "pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
 
 SessionId = str
 """UUIDv7, sortable by creation time"""
 
-SessionStatus = Literal["pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
+ProjectId = str
+
+ApiScope = Literal["admin", "sessions:write", "read", "approve"]
+
+ApiKeyId = str
+
+SnapshotStatus = Literal["building", "ready", "failed", "stale"]
+
+NodeTokenId = str
+
+NodeStatus = Literal["ready", "draining", "lost"]
 
 
 @dataclass(kw_only=True)
@@ -170,6 +183,26 @@ class Health(Model):
 
 
 @dataclass(kw_only=True)
+class RateLimitedEncoded(Model):
+    _json_names = {'tag': '_tag', 'message': 'message', 'limit': 'limit', 'retry_after_seconds': 'retryAfterSeconds'}
+    _required = frozenset(['limit', 'message', 'retry_after_seconds', 'tag'])
+
+    tag: Literal["RateLimited"] = "RateLimited"
+    message: str
+    limit: str
+    retry_after_seconds: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RateLimitedEncoded:
+        return cls(
+            tag=data["_tag"],
+            message=data["message"],
+            limit=data["limit"],
+            retry_after_seconds=data["retryAfterSeconds"],
+        )
+
+
+@dataclass(kw_only=True)
 class ForbiddenEncoded(Model):
     _json_names = {'tag': '_tag', 'message': 'message', 'required_scope': 'requiredScope'}
     _required = frozenset(['message', 'required_scope', 'tag'])
@@ -204,6 +237,358 @@ class UnauthorizedEncoded(Model):
 
 
 @dataclass(kw_only=True)
+class IllegalTransitionEncoded(Model):
+    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'from_': 'from', 'to': 'to', 'message': 'message'}
+    _required = frozenset(['from_', 'message', 'session_id', 'tag', 'to'])
+
+    tag: Literal["IllegalTransition"] = "IllegalTransition"
+    session_id: str
+    from_: str
+    to: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IllegalTransitionEncoded:
+        return cls(
+            tag=data["_tag"],
+            session_id=data["sessionId"],
+            from_=data["from"],
+            to=data["to"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class SessionNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'message': 'message'}
+    _required = frozenset(['message', 'session_id', 'tag'])
+
+    tag: Literal["SessionNotFound"] = "SessionNotFound"
+    session_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            session_id=data["sessionId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class Session(Model):
+    _json_names = {'id': 'id', 'project': 'project', 'status': 'status', 'spec': 'spec', 'node': 'node', 'created_at': 'createdAt', 'started_at': 'startedAt', 'completed_at': 'completedAt', 'duration_ms': 'durationMs', 'reason': 'reason', 'result': 'result', 'approval_expires_at': 'approvalExpiresAt'}
+    _required = frozenset(['completed_at', 'created_at', 'duration_ms', 'id', 'node', 'project', 'reason', 'result', 'spec', 'started_at', 'status'])
+
+    id: SessionId
+    project: str
+    status: SessionStatus
+    spec: SessionSpecView
+    node: NodeId | None
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    duration_ms: int | None
+    reason: str | None
+    result: SessionResult | None
+    approval_expires_at: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        return cls(
+            id=data["id"],
+            project=data["project"],
+            status=data["status"],
+            spec=SessionSpecView.from_dict(data["spec"]),
+            node=data["node"],
+            created_at=data["createdAt"],
+            started_at=data["startedAt"],
+            completed_at=data["completedAt"],
+            duration_ms=data["durationMs"],
+            reason=data["reason"],
+            result=(None if data["result"] is None else SessionResult.from_dict(data["result"])),
+            approval_expires_at=data.get("approvalExpiresAt"),
+        )
+
+
+@dataclass(kw_only=True)
+class SessionResult(Model):
+    _json_names = {'exit_code': 'exitCode', 'stdout': 'stdout', 'stderr': 'stderr', 'output': 'output', 'truncated': 'truncated', 'error': 'error'}
+    _required = frozenset(['exit_code', 'output', 'stderr', 'stdout', 'truncated'])
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    output: Any | None
+    truncated: bool
+    error: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionResult:
+        return cls(
+            exit_code=data["exitCode"],
+            stdout=data["stdout"],
+            stderr=data["stderr"],
+            output=data["output"],
+            truncated=data["truncated"],
+            error=data.get("error"),
+        )
+
+
+@dataclass(kw_only=True)
+class SessionSpecView(Model):
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'requires_approval': 'requiresApproval', 'approval_expires_in_minutes': 'approvalExpiresInMinutes'}
+    _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
+
+    snapshot: SnapshotName
+    workload: ScriptWorkload | AgentWorkload
+    resources: Resources
+    timeout_ms: int
+    network: SessionSpecViewNetwork
+    metadata: dict[str, str] | None = None
+    requires_approval: bool | None = None
+    approval_expires_in_minutes: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
+        return cls(
+            snapshot=data["snapshot"],
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            resources=Resources.from_dict(data["resources"]),
+            timeout_ms=data["timeoutMs"],
+            network=SessionSpecViewNetwork.from_dict(data["network"]),
+            metadata=data.get("metadata"),
+            requires_approval=data.get("requiresApproval"),
+            approval_expires_in_minutes=data.get("approvalExpiresInMinutes"),
+        )
+
+
+@dataclass(kw_only=True)
+class SessionSpecViewNetwork(Model):
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials'}
+    _required = frozenset(['allow_out'])
+
+    allow_out: list[HostPattern]
+    credentials: dict[str, SessionSpecViewNetworkCredentialsValue] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetwork:
+        return cls(
+            allow_out=data["allowOut"],
+            credentials=(None if data.get("credentials") is None else {k0: SessionSpecViewNetworkCredentialsValue.from_dict(v0) for k0, v0 in data["credentials"].items()}),
+        )
+
+
+@dataclass(kw_only=True)
+class SessionSpecViewNetworkCredentialsValue(Model):
+    _json_names = {'headers': 'headers'}
+    _required = frozenset(['headers'])
+
+    headers: list[HeaderName]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetworkCredentialsValue:
+        return cls(
+            headers=data["headers"],
+        )
+
+
+@dataclass(kw_only=True)
+class Resources(Model):
+    _json_names = {'vcpus': 'vcpus', 'memory_mb': 'memoryMB'}
+    _required = frozenset(['memory_mb', 'vcpus'])
+
+    vcpus: int
+    memory_mb: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Resources:
+        return cls(
+            vcpus=data["vcpus"],
+            memory_mb=data["memoryMB"],
+        )
+
+
+@dataclass(kw_only=True)
+class AgentWorkload(Model):
+    _json_names = {'type': 'type', 'agent': 'agent', 'command': 'command', 'prompt': 'prompt', 'model': 'model', 'max_turns': 'maxTurns', 'allowed_tools': 'allowedTools', 'env': 'env'}
+    _required = frozenset(['prompt', 'type'])
+
+    type: Literal["agent"] = "agent"
+    agent: Literal["claude-code", "custom"] | None = None
+    command: list[str] | None = None
+    prompt: str
+    model: str | None = None
+    max_turns: int | None = None
+    allowed_tools: list[str] | None = None
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentWorkload:
+        return cls(
+            type=data["type"],
+            agent=data.get("agent"),
+            command=data.get("command"),
+            prompt=data["prompt"],
+            model=data.get("model"),
+            max_turns=data.get("maxTurns"),
+            allowed_tools=data.get("allowedTools"),
+            env=data.get("env"),
+        )
+
+
+@dataclass(kw_only=True)
+class ScriptWorkload(Model):
+    _json_names = {'type': 'type', 'script': 'script', 'env': 'env'}
+    _required = frozenset(['script', 'type'])
+
+    type: Literal["script"] = "script"
+    script: str
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScriptWorkload:
+        return cls(
+            type=data["type"],
+            script=data["script"],
+            env=data.get("env"),
+        )
+
+
+@dataclass(kw_only=True)
+class PendingApproval(Model):
+    _json_names = {'session_id': 'sessionId', 'created_at': 'createdAt', 'expires_at': 'expiresAt', 'session': 'session'}
+    _required = frozenset(['created_at', 'expires_at', 'session', 'session_id'])
+
+    session_id: SessionId
+    created_at: str
+    expires_at: str | None
+    session: Session
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingApproval:
+        return cls(
+            session_id=data["sessionId"],
+            created_at=data["createdAt"],
+            expires_at=data["expiresAt"],
+            session=Session.from_dict(data["session"]),
+        )
+
+
+@dataclass(kw_only=True)
+class ProjectConflictEncoded(Model):
+    _json_names = {'tag': '_tag', 'project_id': 'projectId', 'message': 'message'}
+    _required = frozenset(['message', 'project_id', 'tag'])
+
+    tag: Literal["ProjectConflict"] = "ProjectConflict"
+    project_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProjectConflictEncoded:
+        return cls(
+            tag=data["_tag"],
+            project_id=data["projectId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class ProjectNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'project_id': 'projectId', 'message': 'message'}
+    _required = frozenset(['message', 'project_id', 'tag'])
+
+    tag: Literal["ProjectNotFound"] = "ProjectNotFound"
+    project_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProjectNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            project_id=data["projectId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class Project(Model):
+    _json_names = {'id': 'id', 'description': 'description', 'limits': 'limits', 'approval_webhook': 'approvalWebhook', 'created_at': 'createdAt'}
+    _required = frozenset(['approval_webhook', 'created_at', 'description', 'id', 'limits'])
+
+    id: ProjectId
+    description: str
+    limits: ProjectLimits
+    approval_webhook: str | None
+    created_at: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Project:
+        return cls(
+            id=data["id"],
+            description=data["description"],
+            limits=ProjectLimits.from_dict(data["limits"]),
+            approval_webhook=data["approvalWebhook"],
+            created_at=data["createdAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class ProjectLimits(Model):
+    _json_names = {'max_concurrent_sessions': 'maxConcurrentSessions', 'max_session_minutes_per_day': 'maxSessionMinutesPerDay'}
+    _required = frozenset([])
+
+    max_concurrent_sessions: int | None | None = None
+    max_session_minutes_per_day: int | None | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProjectLimits:
+        return cls(
+            max_concurrent_sessions=data.get("maxConcurrentSessions"),
+            max_session_minutes_per_day=data.get("maxSessionMinutesPerDay"),
+        )
+
+
+@dataclass(kw_only=True)
+class UpdateProject(Model):
+    _json_names = {'description': 'description', 'limits': 'limits', 'approval_webhook': 'approvalWebhook'}
+    _required = frozenset([])
+
+    description: str | None = None
+    limits: ProjectLimits | None = None
+    approval_webhook: str | None | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UpdateProject:
+        return cls(
+            description=data.get("description"),
+            limits=(None if data.get("limits") is None else ProjectLimits.from_dict(data["limits"])),
+            approval_webhook=data.get("approvalWebhook"),
+        )
+
+
+@dataclass(kw_only=True)
+class CreateProject(Model):
+    _json_names = {'id': 'id', 'description': 'description', 'limits': 'limits', 'approval_webhook': 'approvalWebhook'}
+    _required = frozenset(['id'])
+
+    id: ProjectId
+    description: str | None = None
+    limits: ProjectLimits | None = None
+    approval_webhook: str | None | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CreateProject:
+        return cls(
+            id=data["id"],
+            description=data.get("description"),
+            limits=(None if data.get("limits") is None else ProjectLimits.from_dict(data["limits"])),
+            approval_webhook=data.get("approvalWebhook"),
+        )
+
+
+@dataclass(kw_only=True)
 class ApiKeyNotFoundEncoded(Model):
     _json_names = {'tag': '_tag', 'key_id': 'keyId', 'message': 'message'}
     _required = frozenset(['key_id', 'message', 'tag'])
@@ -223,12 +608,14 @@ class ApiKeyNotFoundEncoded(Model):
 
 @dataclass(kw_only=True)
 class ApiKey(Model):
-    _json_names = {'id': 'id', 'name': 'name', 'scopes': 'scopes', 'created_at': 'createdAt', 'last_used_at': 'lastUsedAt', 'revoked_at': 'revokedAt'}
-    _required = frozenset(['created_at', 'id', 'last_used_at', 'name', 'revoked_at', 'scopes'])
+    _json_names = {'id': 'id', 'name': 'name', 'scopes': 'scopes', 'project': 'project', 'limits': 'limits', 'created_at': 'createdAt', 'last_used_at': 'lastUsedAt', 'revoked_at': 'revokedAt'}
+    _required = frozenset(['created_at', 'id', 'last_used_at', 'limits', 'name', 'project', 'revoked_at', 'scopes'])
 
     id: ApiKeyId
     name: str
     scopes: list[ApiScope]
+    project: ProjectId
+    limits: KeyLimits
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
@@ -239,9 +626,43 @@ class ApiKey(Model):
             id=data["id"],
             name=data["name"],
             scopes=data["scopes"],
+            project=data["project"],
+            limits=KeyLimits.from_dict(data["limits"]),
             created_at=data["createdAt"],
             last_used_at=data["lastUsedAt"],
             revoked_at=data["revokedAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class KeyLimits(Model):
+    _json_names = {'requests_per_second': 'requestsPerSecond', 'requests_burst': 'requestsBurst', 'max_concurrent_sessions': 'maxConcurrentSessions'}
+    _required = frozenset([])
+
+    requests_per_second: int | None | None = None
+    requests_burst: int | None | None = None
+    max_concurrent_sessions: int | None | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyLimits:
+        return cls(
+            requests_per_second=data.get("requestsPerSecond"),
+            requests_burst=data.get("requestsBurst"),
+            max_concurrent_sessions=data.get("maxConcurrentSessions"),
+        )
+
+
+@dataclass(kw_only=True)
+class UpdateApiKey(Model):
+    _json_names = {'limits': 'limits'}
+    _required = frozenset(['limits'])
+
+    limits: KeyLimits
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UpdateApiKey:
+        return cls(
+            limits=KeyLimits.from_dict(data["limits"]),
         )
 
 
@@ -263,17 +684,21 @@ class CreatedApiKey(Model):
 
 @dataclass(kw_only=True)
 class CreateApiKey(Model):
-    _json_names = {'name': 'name', 'scopes': 'scopes'}
+    _json_names = {'name': 'name', 'scopes': 'scopes', 'project': 'project', 'limits': 'limits'}
     _required = frozenset(['name', 'scopes'])
 
     name: str
     scopes: list[ApiScope]
+    project: ProjectId | None = None
+    limits: KeyLimits | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CreateApiKey:
         return cls(
             name=data["name"],
             scopes=data["scopes"],
+            project=data.get("project"),
+            limits=(None if data.get("limits") is None else KeyLimits.from_dict(data["limits"])),
         )
 
 
@@ -630,218 +1055,6 @@ class NodeCapacity(Model):
 
 
 @dataclass(kw_only=True)
-class SessionNotFoundEncoded(Model):
-    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'message': 'message'}
-    _required = frozenset(['message', 'session_id', 'tag'])
-
-    tag: Literal["SessionNotFound"] = "SessionNotFound"
-    session_id: str
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotFoundEncoded:
-        return cls(
-            tag=data["_tag"],
-            session_id=data["sessionId"],
-            message=data["message"],
-        )
-
-
-@dataclass(kw_only=True)
-class IllegalTransitionEncoded(Model):
-    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'from_': 'from', 'to': 'to', 'message': 'message'}
-    _required = frozenset(['from_', 'message', 'session_id', 'tag', 'to'])
-
-    tag: Literal["IllegalTransition"] = "IllegalTransition"
-    session_id: str
-    from_: str
-    to: str
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IllegalTransitionEncoded:
-        return cls(
-            tag=data["_tag"],
-            session_id=data["sessionId"],
-            from_=data["from"],
-            to=data["to"],
-            message=data["message"],
-        )
-
-
-@dataclass(kw_only=True)
-class Session(Model):
-    _json_names = {'id': 'id', 'status': 'status', 'spec': 'spec', 'node': 'node', 'created_at': 'createdAt', 'started_at': 'startedAt', 'completed_at': 'completedAt', 'duration_ms': 'durationMs', 'reason': 'reason', 'result': 'result'}
-    _required = frozenset(['completed_at', 'created_at', 'duration_ms', 'id', 'node', 'reason', 'result', 'spec', 'started_at', 'status'])
-
-    id: SessionId
-    status: SessionStatus
-    spec: SessionSpecView
-    node: NodeId | None
-    created_at: str
-    started_at: str | None
-    completed_at: str | None
-    duration_ms: int | None
-    reason: str | None
-    result: SessionResult | None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Session:
-        return cls(
-            id=data["id"],
-            status=data["status"],
-            spec=SessionSpecView.from_dict(data["spec"]),
-            node=data["node"],
-            created_at=data["createdAt"],
-            started_at=data["startedAt"],
-            completed_at=data["completedAt"],
-            duration_ms=data["durationMs"],
-            reason=data["reason"],
-            result=(None if data["result"] is None else SessionResult.from_dict(data["result"])),
-        )
-
-
-@dataclass(kw_only=True)
-class SessionResult(Model):
-    _json_names = {'exit_code': 'exitCode', 'stdout': 'stdout', 'stderr': 'stderr', 'output': 'output', 'truncated': 'truncated', 'error': 'error'}
-    _required = frozenset(['exit_code', 'output', 'stderr', 'stdout', 'truncated'])
-
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    output: Any | None
-    truncated: bool
-    error: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionResult:
-        return cls(
-            exit_code=data["exitCode"],
-            stdout=data["stdout"],
-            stderr=data["stderr"],
-            output=data["output"],
-            truncated=data["truncated"],
-            error=data.get("error"),
-        )
-
-
-@dataclass(kw_only=True)
-class SessionSpecView(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata'}
-    _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
-
-    snapshot: SnapshotName
-    workload: ScriptWorkload | AgentWorkload
-    resources: Resources
-    timeout_ms: int
-    network: SessionSpecViewNetwork
-    metadata: dict[str, str] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
-        return cls(
-            snapshot=data["snapshot"],
-            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
-            resources=Resources.from_dict(data["resources"]),
-            timeout_ms=data["timeoutMs"],
-            network=SessionSpecViewNetwork.from_dict(data["network"]),
-            metadata=data.get("metadata"),
-        )
-
-
-@dataclass(kw_only=True)
-class SessionSpecViewNetwork(Model):
-    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials'}
-    _required = frozenset(['allow_out'])
-
-    allow_out: list[HostPattern]
-    credentials: dict[str, SessionSpecViewNetworkCredentialsValue] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetwork:
-        return cls(
-            allow_out=data["allowOut"],
-            credentials=(None if data.get("credentials") is None else {k0: SessionSpecViewNetworkCredentialsValue.from_dict(v0) for k0, v0 in data["credentials"].items()}),
-        )
-
-
-@dataclass(kw_only=True)
-class SessionSpecViewNetworkCredentialsValue(Model):
-    _json_names = {'headers': 'headers'}
-    _required = frozenset(['headers'])
-
-    headers: list[HeaderName]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetworkCredentialsValue:
-        return cls(
-            headers=data["headers"],
-        )
-
-
-@dataclass(kw_only=True)
-class Resources(Model):
-    _json_names = {'vcpus': 'vcpus', 'memory_mb': 'memoryMB'}
-    _required = frozenset(['memory_mb', 'vcpus'])
-
-    vcpus: int
-    memory_mb: int
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Resources:
-        return cls(
-            vcpus=data["vcpus"],
-            memory_mb=data["memoryMB"],
-        )
-
-
-@dataclass(kw_only=True)
-class AgentWorkload(Model):
-    _json_names = {'type': 'type', 'agent': 'agent', 'command': 'command', 'prompt': 'prompt', 'model': 'model', 'max_turns': 'maxTurns', 'allowed_tools': 'allowedTools', 'env': 'env'}
-    _required = frozenset(['prompt', 'type'])
-
-    type: Literal["agent"] = "agent"
-    agent: Literal["claude-code", "custom"] | None = None
-    command: list[str] | None = None
-    prompt: str
-    model: str | None = None
-    max_turns: int | None = None
-    allowed_tools: list[str] | None = None
-    env: dict[str, str] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AgentWorkload:
-        return cls(
-            type=data["type"],
-            agent=data.get("agent"),
-            command=data.get("command"),
-            prompt=data["prompt"],
-            model=data.get("model"),
-            max_turns=data.get("maxTurns"),
-            allowed_tools=data.get("allowedTools"),
-            env=data.get("env"),
-        )
-
-
-@dataclass(kw_only=True)
-class ScriptWorkload(Model):
-    _json_names = {'type': 'type', 'script': 'script', 'env': 'env'}
-    _required = frozenset(['script', 'type'])
-
-    type: Literal["script"] = "script"
-    script: str
-    env: dict[str, str] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScriptWorkload:
-        return cls(
-            type=data["type"],
-            script=data["script"],
-            env=data.get("env"),
-        )
-
-
-@dataclass(kw_only=True)
 class SessionPage(Model):
     _json_names = {'sessions': 'sessions', 'next_cursor': 'nextCursor'}
     _required = frozenset(['next_cursor', 'sessions'])
@@ -893,7 +1106,7 @@ class SessionAccepted(Model):
 
 @dataclass(kw_only=True)
 class SessionSpec(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'requires_approval': 'requiresApproval', 'approval_expires_in_minutes': 'approvalExpiresInMinutes'}
     _required = frozenset(['workload'])
 
     snapshot: SnapshotName | None = None
@@ -902,6 +1115,8 @@ class SessionSpec(Model):
     timeout_ms: int | None = None
     network: Network | None = None
     metadata: dict[str, str] | None = None
+    requires_approval: bool | None = None
+    approval_expires_in_minutes: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpec:
@@ -912,4 +1127,6 @@ class SessionSpec(Model):
             timeout_ms=data.get("timeoutMs"),
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),
             metadata=data.get("metadata"),
+            requires_approval=data.get("requiresApproval"),
+            approval_expires_in_minutes=data.get("approvalExpiresInMinutes"),
         )

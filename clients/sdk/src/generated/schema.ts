@@ -21,7 +21,7 @@ export interface paths {
         put?: never;
         /**
          * Create a session
-         * @description Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+         * @description Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A key's or project's concurrent-session or daily session-minute limit answers 429 with `Retry-After` and the limit's name. With `requiresApproval: true` the session waits in `awaiting_approval` until approved (POST /v1/sessions/{id}/approve). Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
          *
          *     Requires scope `sessions:write` (or one that implies it).
          */
@@ -219,7 +219,7 @@ export interface paths {
         };
         /**
          * List API keys
-         * @description List API keys (never their secrets).
+         * @description List API keys (never their secrets): an instance admin sees every project's, others their project's.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -227,7 +227,7 @@ export interface paths {
         put?: never;
         /**
          * Create an API key
-         * @description The secret is in this response only; it is stored hashed.
+         * @description The secret is in this response only; it is stored hashed. The key belongs to `project` (default: the caller's); only an instance admin (admin key of `default`) may name another project.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -255,6 +255,140 @@ export interface paths {
          *     Requires scope `admin` (or one that implies it).
          */
         delete: operations["keys.revoke"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an API key's limits
+         * @description Requests per second (token bucket) and concurrent sessions.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        patch: operations["keys.update"];
+        trace?: never;
+    };
+    "/v1/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List projects
+         * @description List projects. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        get: operations["projects.list"];
+        put?: never;
+        /**
+         * Create a project
+         * @description Create a project with optional quotas and approval webhook; an existing id is a 409. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        post: operations["projects.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a project
+         * @description An instance admin may read any project, a project's admin its own.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        get: operations["projects.get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a project
+         * @description Delete a project and revoke its keys; its finished sessions stay readable by no one but the database. `default` cannot be deleted, nor a project with unfinished sessions (409). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        delete: operations["projects.delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a project
+         * @description Change a project's quotas, description or approval webhook (null removes it). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        patch: operations["projects.update"];
+        trace?: never;
+    };
+    "/v1/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List sessions awaiting approval
+         * @description Sessions of this key's project awaiting approval, oldest first.
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["approvals.list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a session
+         * @description Queue a session that is awaiting approval. A session in any other status (or whose approval expired) is a 409.
+         *
+         *     Requires scope `approve` (or one that implies it).
+         */
+        post: operations["approvals.approve"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deny a session
+         * @description Cancel a session that is awaiting approval (reason `approval_denied`). Any other status is a 409.
+         *
+         *     Requires scope `approve` (or one that implies it).
+         */
+        post: operations["approvals.deny"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -351,6 +485,13 @@ export interface components {
             /** @enum {string} */
             status: "ok";
         };
+        RateLimitedEncoded: {
+            /** @enum {string} */
+            _tag: "RateLimited";
+            message: string;
+            limit: string;
+            retryAfterSeconds: number;
+        };
         ForbiddenEncoded: {
             /** @enum {string} */
             _tag: "Forbidden";
@@ -362,6 +503,136 @@ export interface components {
             _tag: "Unauthorized";
             message: string;
         };
+        IllegalTransitionEncoded: {
+            /** @enum {string} */
+            _tag: "IllegalTransition";
+            sessionId: string;
+            from: string;
+            to: string;
+            message: string;
+        };
+        SessionNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "SessionNotFound";
+            sessionId: string;
+            message: string;
+        };
+        Session: {
+            id: components["schemas"]["SessionId"];
+            project: string;
+            status: components["schemas"]["SessionStatus"];
+            spec: components["schemas"]["SessionSpecView"];
+            node: components["schemas"]["NodeId"] | null;
+            createdAt: string;
+            startedAt: string | null;
+            completedAt: string | null;
+            durationMs: number | null;
+            reason: string | null;
+            result: components["schemas"]["SessionResult"] | null;
+            approvalExpiresAt?: string;
+        };
+        SessionResult: {
+            exitCode: number | null;
+            stdout: string;
+            stderr: string;
+            output: unknown | null;
+            truncated: boolean;
+            error?: string;
+        };
+        NodeId: string;
+        SessionSpecView: {
+            snapshot: components["schemas"]["SnapshotName"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            resources: components["schemas"]["Resources"];
+            timeoutMs: number;
+            network: {
+                allowOut: components["schemas"]["HostPattern"][];
+                credentials?: {
+                    [key: string]: {
+                        headers: components["schemas"]["HeaderName"][];
+                    };
+                };
+            };
+            metadata?: {
+                [key: string]: string;
+            };
+            requiresApproval?: boolean;
+            approvalExpiresInMinutes?: number;
+        };
+        HeaderName: string;
+        HostPattern: string;
+        Resources: {
+            vcpus: number;
+            memoryMB: number;
+        };
+        AgentWorkload: {
+            /** @enum {string} */
+            type: "agent";
+            /** @enum {string} */
+            agent?: "claude-code" | "custom";
+            command?: string[];
+            prompt: string;
+            model?: string;
+            maxTurns?: number;
+            allowedTools?: string[];
+            env?: {
+                [key: string]: string;
+            };
+        };
+        ScriptWorkload: {
+            /** @enum {string} */
+            type: "script";
+            script: string;
+            env?: {
+                [key: string]: string;
+            };
+        };
+        SnapshotName: string;
+        /** @enum {string} */
+        SessionStatus: "awaiting_approval" | "pending" | "starting" | "running" | "completed" | "failed" | "timeout" | "cancelled";
+        /** @description UUIDv7, sortable by creation time */
+        SessionId: string;
+        PendingApproval: {
+            sessionId: components["schemas"]["SessionId"];
+            createdAt: string;
+            expiresAt: string | null;
+            session: components["schemas"]["Session"];
+        };
+        ProjectConflictEncoded: {
+            /** @enum {string} */
+            _tag: "ProjectConflict";
+            projectId: string;
+            message: string;
+        };
+        ProjectNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "ProjectNotFound";
+            projectId: string;
+            message: string;
+        };
+        ProjectId: string;
+        Project: {
+            id: components["schemas"]["ProjectId"];
+            description: string;
+            limits: components["schemas"]["ProjectLimits"];
+            approvalWebhook: string | null;
+            createdAt: string;
+        };
+        ProjectLimits: {
+            maxConcurrentSessions?: number | null;
+            maxSessionMinutesPerDay?: number | null;
+        };
+        UpdateProject: {
+            description?: string;
+            limits?: components["schemas"]["ProjectLimits"];
+            approvalWebhook?: string | null;
+        };
+        CreateProject: {
+            id: components["schemas"]["ProjectId"];
+            description?: string;
+            limits?: components["schemas"]["ProjectLimits"];
+            approvalWebhook?: string | null;
+        };
         ApiKeyNotFoundEncoded: {
             /** @enum {string} */
             _tag: "ApiKeyNotFound";
@@ -372,13 +643,23 @@ export interface components {
             id: components["schemas"]["ApiKeyId"];
             name: string;
             scopes: components["schemas"]["ApiScope"][];
+            project: components["schemas"]["ProjectId"];
+            limits: components["schemas"]["KeyLimits"];
             createdAt: string;
             lastUsedAt: string | null;
             revokedAt: string | null;
         };
+        KeyLimits: {
+            requestsPerSecond?: number | null;
+            requestsBurst?: number | null;
+            maxConcurrentSessions?: number | null;
+        };
         /** @enum {string} */
-        ApiScope: "admin" | "sessions:write" | "read";
+        ApiScope: "admin" | "sessions:write" | "read" | "approve";
         ApiKeyId: string;
+        UpdateApiKey: {
+            limits: components["schemas"]["KeyLimits"];
+        };
         CreatedApiKey: {
             key: components["schemas"]["ApiKey"];
             secret: string;
@@ -386,6 +667,8 @@ export interface components {
         CreateApiKey: {
             name: string;
             scopes: components["schemas"]["ApiScope"][];
+            project?: components["schemas"]["ProjectId"];
+            limits?: components["schemas"]["KeyLimits"];
         };
         SnapshotBusyEncoded: {
             /** @enum {string} */
@@ -399,7 +682,6 @@ export interface components {
             snapshot: string;
             message: string;
         };
-        SnapshotName: string;
         Snapshot: {
             name: components["schemas"]["SnapshotName"];
             node: string;
@@ -464,8 +746,6 @@ export interface components {
                 [key: string]: string;
             };
         };
-        HeaderName: string;
-        HostPattern: string;
         NodeTokenNotFoundEncoded: {
             /** @enum {string} */
             _tag: "NodeTokenNotFound";
@@ -494,7 +774,6 @@ export interface components {
             nodeId?: components["schemas"]["NodeId"];
             maxConcurrent?: number;
         };
-        NodeId: string;
         NodeInfo: {
             id: components["schemas"]["NodeId"];
             name: string;
@@ -512,87 +791,6 @@ export interface components {
             running: number;
             available: number;
         };
-        SessionNotFoundEncoded: {
-            /** @enum {string} */
-            _tag: "SessionNotFound";
-            sessionId: string;
-            message: string;
-        };
-        /** @description UUIDv7, sortable by creation time */
-        SessionId: string;
-        IllegalTransitionEncoded: {
-            /** @enum {string} */
-            _tag: "IllegalTransition";
-            sessionId: string;
-            from: string;
-            to: string;
-            message: string;
-        };
-        Session: {
-            id: components["schemas"]["SessionId"];
-            status: components["schemas"]["SessionStatus"];
-            spec: components["schemas"]["SessionSpecView"];
-            node: components["schemas"]["NodeId"] | null;
-            createdAt: string;
-            startedAt: string | null;
-            completedAt: string | null;
-            durationMs: number | null;
-            reason: string | null;
-            result: components["schemas"]["SessionResult"] | null;
-        };
-        SessionResult: {
-            exitCode: number | null;
-            stdout: string;
-            stderr: string;
-            output: unknown | null;
-            truncated: boolean;
-            error?: string;
-        };
-        SessionSpecView: {
-            snapshot: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
-            resources: components["schemas"]["Resources"];
-            timeoutMs: number;
-            network: {
-                allowOut: components["schemas"]["HostPattern"][];
-                credentials?: {
-                    [key: string]: {
-                        headers: components["schemas"]["HeaderName"][];
-                    };
-                };
-            };
-            metadata?: {
-                [key: string]: string;
-            };
-        };
-        Resources: {
-            vcpus: number;
-            memoryMB: number;
-        };
-        AgentWorkload: {
-            /** @enum {string} */
-            type: "agent";
-            /** @enum {string} */
-            agent?: "claude-code" | "custom";
-            command?: string[];
-            prompt: string;
-            model?: string;
-            maxTurns?: number;
-            allowedTools?: string[];
-            env?: {
-                [key: string]: string;
-            };
-        };
-        ScriptWorkload: {
-            /** @enum {string} */
-            type: "script";
-            script: string;
-            env?: {
-                [key: string]: string;
-            };
-        };
-        /** @enum {string} */
-        SessionStatus: "pending" | "starting" | "running" | "completed" | "failed" | "timeout" | "cancelled";
         SessionPage: {
             sessions: components["schemas"]["Session"][];
             nextCursor: string | null;
@@ -616,6 +814,8 @@ export interface components {
             metadata?: {
                 [key: string]: string;
             };
+            requiresApproval?: boolean;
+            approvalExpiresInMinutes?: number;
         };
     };
     responses: never;
@@ -682,6 +882,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -755,6 +964,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "sessions.get": {
@@ -820,6 +1038,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -898,6 +1125,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "sessions.events": {
@@ -967,6 +1203,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "nodes.list": {
@@ -1023,6 +1268,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "nodeTokens.list": {
@@ -1077,6 +1331,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1137,6 +1400,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1206,6 +1478,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "snapshots.list": {
@@ -1260,6 +1541,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1329,6 +1619,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
             /** @description ServiceUnavailable */
@@ -1407,6 +1706,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "snapshots.delete": {
@@ -1481,6 +1789,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "keys.list": {
@@ -1537,6 +1854,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "keys.create": {
@@ -1588,6 +1914,15 @@ export interface operations {
                     "application/json": components["schemas"]["ForbiddenEncoded"];
                 };
             };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
+                };
+            };
             /** @description PayloadTooLarge */
             413: {
                 headers: {
@@ -1595,6 +1930,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1664,6 +2008,712 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "keys.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ApiKeyId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateApiKey"];
+            };
+        };
+        responses: {
+            /** @description ApiKey */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ApiKeyNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateProject"];
+            };
+        };
+        responses: {
+            /** @description Project */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectConflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectConflictEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Project */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description <No Content> */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
+                };
+            };
+            /** @description ProjectConflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectConflictEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateProject"];
+            };
+        };
+        responses: {
+            /** @description Project */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PendingApproval"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Session */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description IllegalTransition */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IllegalTransitionEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Session */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description IllegalTransition */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IllegalTransitionEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "metrics.metrics": {
@@ -1718,6 +2768,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };

@@ -1,0 +1,16 @@
+import { Api, CurrentPrincipal } from "@paws/core"
+import { Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { Approvals } from "../Approvals.ts"
+
+export const ApprovalsHttp = HttpApiBuilder.group(
+  Api,
+  "approvals",
+  Effect.fn(function* (handlers) {
+    const approvals = yield* Approvals
+    return handlers
+      .handle("list", () => Effect.flatMap(CurrentPrincipal, (p) => approvals.list(p.project)))
+      .handle("approve", ({ params }) => Effect.flatMap(CurrentPrincipal, (p) => approvals.approve(params.id, p)))
+      .handle("deny", ({ params }) => Effect.flatMap(CurrentPrincipal, (p) => approvals.deny(params.id, p)))
+  }),
+)
