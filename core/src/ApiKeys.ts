@@ -3,8 +3,9 @@ import { KeyLimits } from "./Limits.ts"
 import { ProjectId } from "./Project.ts"
 
 /**
- * What an API key may do. `admin` implies everything; `sessions:write` implies `read`;
- * `approve` (decide approval gates) is implied by `admin` only, so that an agent's key cannot approve itself.
+ * What an API key may do. `admin` implies everything; `sessions:write` and `approve` imply `read`
+ * (an approver reads what it approves); `approve` (decide approval gates) is implied by `admin`
+ * only, so that an agent's `sessions:write` key cannot approve its own sessions.
  */
 export const ApiScope = Schema.Literals(["admin", "sessions:write", "read", "approve"]).annotate({
   identifier: "ApiScope",
@@ -14,7 +15,7 @@ export type ApiScope = typeof ApiScope.Type
 /** Whether a key holding `granted` may call an endpoint that requires `required`. */
 export const scopeAllows = (granted: ReadonlyArray<ApiScope>, required: ApiScope): boolean =>
   granted.includes("admin") || granted.includes(required) ||
-  (required === "read" && granted.includes("sessions:write"))
+  (required === "read" && (granted.includes("sessions:write") || granted.includes("approve")))
 
 export const ApiKeyId = Schema.String.pipe(
   Schema.check(Schema.isPattern(/^[a-z0-9]{12}$/, { message: "must be a 12-character API key id" })),
