@@ -1,13 +1,12 @@
 import { ApiAuth, CurrentPrincipal, Forbidden, RequiredScope, scopeAllows } from "@paws/core"
 import { Context, Effect, Layer, Redacted } from "effect"
-import { HttpServerResponse } from "effect/http"
 import { ApiKeys } from "../ApiKeys.ts"
 import { Quotas } from "../Quotas.ts"
+import { rateLimitedResponse } from "./RateLimitedResponse.ts"
 
 /**
  * Bearer API keys; the scope an endpoint needs comes from its `RequiredScope` annotation. A
- * key's request rate is checked here; any `RateLimited` (rate or session limits) is answered 429
- * with `Retry-After`, which an error schema cannot set.
+ * key's request rate is checked here and answered 429 with `Retry-After` (RateLimitedResponse).
  */
 export const ApiAuthLive = Layer.effect(
   ApiAuth,
@@ -27,15 +26,7 @@ export const ApiAuthLive = Layer.effect(
           }
           yield* quotas.admitRequest(principal)
           return yield* Effect.provideService(httpEffect, CurrentPrincipal, principal)
-        }).pipe(
-          Effect.catchTag("RateLimited", (e) =>
-            Effect.succeed(HttpServerResponse.jsonUnsafe({
-              _tag: e._tag,
-              message: e.message,
-              limit: e.limit,
-              retryAfterSeconds: e.retryAfterSeconds,
-            }, { status: 429, headers: { "retry-after": String(e.retryAfterSeconds) } }))),
-        ),
+        }).pipe(Effect.catchTag("RateLimited", (e) => Effect.succeed(rateLimitedResponse(e)))),
     })
   }),
 )

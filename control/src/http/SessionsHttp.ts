@@ -6,6 +6,7 @@ import { EventFeed } from "../EventFeed.ts"
 import { Sessions } from "../Sessions.ts"
 import { SessionStore } from "../SessionStore.ts"
 import { sessionEventStream } from "./EventStream.ts"
+import { answerRateLimited } from "./RateLimitedResponse.ts"
 
 const notFound = (id: string) => new SessionNotFound({ sessionId: id, message: `no session ${id}` })
 
@@ -29,7 +30,7 @@ export const SessionsHttp = HttpApiBuilder.group(
         ({ headers, payload }) =>
           Effect.flatMap(
             CurrentPrincipal,
-            (principal) => sessions.create(payload, principal, headers["idempotency-key"]),
+            (principal) => answerRateLimited(sessions.create(payload, principal, headers["idempotency-key"])),
           ),
       )
       .handle("list", ({ query }) =>
