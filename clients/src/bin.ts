@@ -8,10 +8,12 @@ import { controlSettings } from "@paws/control/ControlConfig"
 import { nodeSettings } from "@paws/node/NodeConfig"
 import { settingsHelp } from "@paws/core/Settings"
 import { clientSettings } from "./ClientConfig.ts"
+import { approvals } from "./commands/approvals.ts"
 import { image } from "./commands/image.ts"
 import { keys } from "./commands/keys.ts"
 import { logs } from "./commands/logs.ts"
 import { nodes } from "./commands/nodes.ts"
+import { projects } from "./commands/projects.ts"
 import { root } from "./commands/root.ts"
 import { run } from "./commands/run.ts"
 import { control, node } from "./commands/services.ts"
@@ -31,7 +33,7 @@ export const paws = root.pipe(
       settingsHelp("Node configuration (environment, for `paws up` as root / `paws node`)", nodeSettings),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, nodes, image, keys, top, up, control, node]),
+  Command.withSubcommands([run, logs, sessions, nodes, image, keys, projects, approvals, top, up, control, node]),
 )
 
 /** Runs the CLI on `process.argv` (the `paws` launcher, clients/bin/paws.js, calls this). */
