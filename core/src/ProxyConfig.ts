@@ -5,15 +5,17 @@
  * 1. Parent spawns `node ...proxyExecArgv proxy/src/main.ts` (script `npm run proxy`) with stdio
  *    `["pipe", "pipe", "inherit"]`. No secrets in argv or env, ever.
  * 2. Parent writes ONE line to stdin: `JSON.stringify(Schema.encodeSync(ProxyConfig)(config)) + "\n"`.
- *    It keeps stdin open afterwards: further lines are reserved and ignored.
+ *    It keeps stdin open afterwards: further lines are `ProxyDecision`s for held requests (others are ignored).
  * 3. The proxy writes NDJSON `ProxyMessage`s to stdout, one per line: first `ready` (CA certificate,
- *    actual bound ports), then `audit` events; `error` for problems (`fatal: true` precedes exit code 2).
+ *    actual bound ports), then `audit` events, `approval` requests (a request held under `approvals`
+ *    until a decision line or `approvalTimeoutMs`); `error` for problems (`fatal: true` precedes exit code 2).
  *    stderr carries human diagnostics only (never secrets, never audit).
  * 4. Stop: close the proxy's stdin (EOF) or send SIGTERM/SIGINT → listeners close, process exits 0.
  *    stdin EOF also happens when the parent dies, so the proxy never outlives its node.
  *    An invalid config line → one `error` message with `fatal: true`, exit code 2.
  */
 import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
+import { EgressApprovalRule } from "./EgressApproval.ts"
 import { HostPattern } from "./HostPattern.ts"
 import { ProxyAuditEvent } from "./ProxyAudit.ts"
 import { CredentialRule } from "./SessionSpec.ts"
@@ -93,6 +95,10 @@ export const ProxyConfig = Schema.Struct({
   credentials: Schema.Record(HostPattern, CredentialRule),
   upstream: Schema.optionalKey(ProxyUpstream),
   limits: Schema.optionalKey(ProxyLimits),
+  /** Requests held until the parent sends an approving `ProxyDecision`. */
+  approvals: Schema.optionalKey(Schema.Array(EgressApprovalRule)),
+  /** How long a held request waits before the guest gets a 403 (default 5 minutes). */
+  approvalTimeoutMs: Schema.optionalKey(positiveInt),
 }).annotate({ identifier: "ProxyConfig" })
 export type ProxyConfig = typeof ProxyConfig.Type
 
@@ -123,8 +129,33 @@ export const ProxyErrorMessage = Schema.TaggedStruct("error", {
   fatal: Schema.Boolean,
 }).annotate({ identifier: "ProxyErrorMessage" })
 
+/** A request held for approval: the parent asks a human and answers with a `ProxyDecision` line. */
+export const ProxyApprovalMessage = Schema.TaggedStruct("approval", {
+  requestId: Schema.String,
+  /** The matching rule, as configured. */
+  rule: Schema.String,
+  host: Schema.String,
+  method: Schema.String,
+  /** Path without query values (like audit paths). */
+  path: Schema.String,
+}).annotate({ identifier: "ProxyApprovalMessage" })
+
+/** A stdin line after the config: the decision on a held request. */
+export const ProxyDecision = Schema.TaggedStruct("decision", {
+  requestId: Schema.String,
+  approve: Schema.Boolean,
+}).annotate({ identifier: "ProxyDecision" })
+export type ProxyDecision = typeof ProxyDecision.Type
+
+export const encodeProxyDecisionLine = (d: ProxyDecision): string => JSON.stringify(d) + "\n"
+
 /** One NDJSON line on the proxy's stdout. */
-export const ProxyMessage = Schema.Union([ProxyReadyMessage, ProxyAuditMessage, ProxyErrorMessage]).annotate({
+export const ProxyMessage = Schema.Union([
+  ProxyReadyMessage,
+  ProxyAuditMessage,
+  ProxyErrorMessage,
+  ProxyApprovalMessage,
+]).annotate({
   identifier: "ProxyMessage",
 })
 export type ProxyMessage = typeof ProxyMessage.Type

@@ -12,6 +12,7 @@ import { BlockedAddress } from "./UpstreamPool.ts"
 import { BodyMeter } from "./BodyMeter.ts"
 import { framingHeaders } from "./RequestFraming.ts"
 import { encodedBodyHeaders, responseDecoder } from "./ResponseDecoding.ts"
+import { type EgressGate, gateRefusal } from "./EgressGate.ts"
 
 export interface ForwarderDeps {
   readonly judge: RequestJudge
@@ -21,6 +22,8 @@ export interface ForwarderDeps {
   readonly secrets: SecretNeedles
   readonly idleTimeoutMs: number
   readonly connectTimeoutMs: number
+  /** Holds requests that match the session's approval rules. */
+  readonly gate?: { readonly gate: EgressGate; readonly timeoutMs: number } | undefined
 }
 
 export const refusalBody = (refusal: Refusal): string => `paws proxy: ${refusal.reason}.\n`
@@ -92,7 +95,18 @@ export const makeRequestForwarder = (deps: ForwarderDeps) => (req: IncomingMessa
     req.resume()
     return refuse(deps, req, res, verdict, socket.servername || String(req.headers.host ?? ""))
   }
-  forward(deps, req, res, verdict, started)
+  const method = req.method ?? "GET"
+  const path = auditPath(req.url ?? "")
+  const held = deps.gate?.gate.hold(method, verdict.host, path)
+  if (held === undefined) return forward(deps, req, res, verdict, started)
+  // The body stays unread (in the socket) until a human decides.
+  req.pause()
+  deps.audit.record({ decision: "approval_held", host: verdict.host, method, path })
+  held.then((outcome) => {
+    if (outcome === "approved") return forward(deps, req, res, verdict, performance.now())
+    req.resume()
+    refuse(deps, req, res, gateRefusal(outcome, method, verdict.host, deps.gate!.timeoutMs), verdict.host)
+  })
 }
 
 const forward = (

@@ -83,9 +83,13 @@ export const spawnProxyProcess = (netnsPrefix: ReadonlyArray<string>, label: Rec
           const { pid, caCertificatePem, ports } = message
           Deferred.doneUnsafe(ready, Effect.succeed({ pid, caCertificatePem, ports }))
         } else if (message._tag === "audit") start.onAudit(message.event)
-        else if (message.fatal) Deferred.doneUnsafe(ready, Effect.fail(new ProxyFailed({ reason: message.message })))
+        else if (message._tag === "error" && message.fatal) {
+          Deferred.doneUnsafe(ready, Effect.fail(new ProxyFailed({ reason: message.message })))
+        }
       }
-      for (const line of early.splice(0)) handle(line)
+      for (const line of early.splice(0)) {
+        handle(line)
+      }
       onLine = handle
       child.once("error", (e) => Deferred.doneUnsafe(ready, Effect.fail(new ProxyFailed({ reason: String(e) }))))
       child.once("exit", (code) =>
