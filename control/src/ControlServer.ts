@@ -7,6 +7,7 @@ import { Api } from "@paws/core"
 import { createServer } from "node:http"
 import { ApiKeys } from "./ApiKeys.ts"
 import { Approvals } from "./Approvals.ts"
+import { EgressApprovals } from "./EgressApprovals.ts"
 import { LimitCounter } from "./LimitCounter.ts"
 import { Projects } from "./Projects.ts"
 import { Quotas } from "./Quotas.ts"
@@ -40,7 +41,7 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer)),
-  Layer.provideMerge(Layer.mergeAll(Projects.layer, LimitCounter.layer)),
+  Layer.provideMerge(Layer.mergeAll(Projects.layer, LimitCounter.layer, EgressApprovals.layer)),
   Layer.provideMerge(ApiKeys.layer),
   Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),

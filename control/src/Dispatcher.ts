@@ -8,6 +8,7 @@ import {
 } from "@paws/core"
 import { Cause, Context, Effect, Fiber, Layer, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
+import { defaultEgressTimeoutMs, EgressApprovals } from "./EgressApprovals.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
@@ -39,6 +40,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const signal = yield* QueueSignal
       const vault = yield* Vault
       const feed = yield* EventFeed
+      const egress = yield* EgressApprovals
       const scope = yield* Effect.scope
       const running = new Map<SessionId, Fiber.Fiber<void>>()
       const perNode = new Map<string, number>()
@@ -52,7 +54,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         yield* Effect.logWarning("recovered sessions after restart").pipe(Effect.annotateLogs(recovered))
       }
 
-      const event = (id: SessionId, e: SessionEvent) =>
+      const event = (id: SessionId, e: SessionEvent, egressTimeoutMs = defaultEgressTimeoutMs) =>
         Effect.gen(function* () {
           if (e._tag === "status") {
             // "starting" was recorded when the session was claimed; the node repeating it is no news.
@@ -61,6 +63,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             const moved = yield* store.transition(id, e.status, reason)
             return moved && isTerminal(e.status)
           }
+          if (e._tag === "egress_approval") yield* egress.record(id, e, egressTimeoutMs)
           if (e._tag === "result") yield* store.setResult(id, e.result)
           else yield* store.append(id, e)
           return false
@@ -98,12 +101,24 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             workload: spec.workload,
             resources: spec.resources,
             timeoutMs: spec.timeoutMs,
-            network: { allowOut: spec.network.allowOut, credentials },
+            network: {
+              allowOut: spec.network.allowOut,
+              credentials,
+              ...(spec.network.approvals === undefined ? {} : {
+                approvals: spec.network.approvals,
+                approvalTimeoutMs: (spec.network.approvalTimeoutSeconds ?? defaultEgressTimeoutMs / 1000) * 1000,
+              }),
+            },
             ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
           }
           let ended = false
           const finished = yield* entry.client.RunSession(dispatch).pipe(
-            Stream.runForEach((e) => Effect.map(event(id, e), (terminal) => void (ended ||= terminal))),
+            Stream.runForEach((e) =>
+              Effect.map(
+                event(id, e, dispatch.network.approvalTimeoutMs),
+                (terminal) => void (ended ||= terminal),
+              )
+            ),
             // The node enforces the timeout; this is the safety net for a node that never reports back.
             Effect.timeoutOption(spec.timeoutMs + config.timeoutGraceMs),
           )

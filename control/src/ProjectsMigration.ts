@@ -34,4 +34,24 @@ export const projectsMigration = Effect.gen(function* () {
     tokens double precision NOT NULL,
     updated_at timestamptz NOT NULL
   )`
+  // Requests a session's proxy held for a human (network.approvals), and the decisions on them.
+  // (In this migration, not an `0008b_` one: Migrator.fromRecord loads only `<digits>_name` ids.)
+  yield* sql`CREATE TABLE egress_approvals (
+    session_id uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    request_id text NOT NULL,
+    rule text NOT NULL,
+    host text NOT NULL,
+    method text NOT NULL,
+    path text NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    approved boolean,
+    decided_at timestamptz,
+    decided_by text,
+    delivered_at timestamptz,
+    PRIMARY KEY (session_id, request_id)
+  )`
+  // Decisions still to hand to the node (the replica that holds the node's link delivers them).
+  yield* sql`CREATE INDEX egress_approvals_undelivered ON egress_approvals (session_id)
+    WHERE decided_at IS NOT NULL AND delivered_at IS NULL`
 })

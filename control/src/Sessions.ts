@@ -1,10 +1,12 @@
 import {
   credentialWarnings,
+  hostMatches,
   type IdempotencyConflict,
   IllegalTransition,
   InvalidRequest,
   isTerminal,
   newSessionId,
+  parseEgressRule,
   type Principal,
   type RateLimited,
   type Session,
@@ -44,6 +46,18 @@ const nulProblems = (spec: SessionSpec): Array<{ path: string; message: string }
   for (const [key, value] of Object.entries(spec.metadata ?? {})) {
     check(`metadata.${key}`, key)
     check(`metadata.${key}`, value)
+  }
+  // A held request must be one the allowlist lets through at all: approval narrows, never widens.
+  const allowOut = spec.network?.allowOut ?? []
+  for (const [i, rule] of (spec.network?.approvals ?? []).entries()) {
+    const parsed = parseEgressRule(rule)
+    if (typeof parsed === "string") continue // the schema already refused it
+    if (!allowOut.some((p) => p === parsed.host || (!parsed.host.startsWith("*.") && hostMatches(p, parsed.host)))) {
+      problems.push({ path: `network.approvals[${i}]`, message: `host ${parsed.host} is not in network.allowOut` })
+    }
+  }
+  if (spec.network?.approvalTimeoutSeconds !== undefined && (spec.network.approvals ?? []).length === 0) {
+    problems.push({ path: "network.approvalTimeoutSeconds", message: "only applies with network.approvals" })
   }
   if (spec.approvalExpiresInMinutes !== undefined && spec.requiresApproval !== true) {
     problems.push({ path: "approvalExpiresInMinutes", message: "only applies with `requiresApproval: true`" })
@@ -96,6 +110,10 @@ export class Sessions extends Context.Service<Sessions, {
             ...full,
             network: {
               allowOut: full.network.allowOut,
+              ...(full.network.approvals === undefined ? {} : { approvals: full.network.approvals }),
+              ...(full.network.approvalTimeoutSeconds === undefined
+                ? {}
+                : { approvalTimeoutSeconds: full.network.approvalTimeoutSeconds }),
               ...(creds === undefined ? {} : {
                 credentials: Object.fromEntries(
                   Object.entries(creds).map(([host, rule]) => [host, { headers: Object.keys(rule.headers) }]),

@@ -14,6 +14,7 @@ import {
   Workload,
 } from "./SessionSpec.ts"
 import { HostPattern, hostPatternProblem } from "./HostPattern.ts"
+import { EgressApprovalRule } from "./EgressApproval.ts"
 import {
   SnapshotBuildEvent,
   SnapshotBuildFailed,
@@ -57,6 +58,11 @@ export const SessionDispatch = Schema.Struct({
         headers: Schema.Record(Schema.String, HeaderValue).pipe(Schema.check(checkedKeys(headerNameProblem))),
       }),
     ).pipe(Schema.check(checkedKeys(hostPatternProblem))),
+    /** Requests the proxy holds for a human's decision (EgressApproval rules), and for how long. */
+    approvals: Schema.optionalKey(Schema.Array(EgressApprovalRule)),
+    approvalTimeoutMs: Schema.optionalKey(
+      Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 3_600_000 }))),
+    ),
   }),
   metadata: Schema.optionalKey(Metadata),
 }).annotate({ identifier: "SessionDispatch" })
@@ -109,10 +115,18 @@ export const DeleteSnapshot = Rpc.make("DeleteSnapshot", {
   error: SnapshotBusy,
 })
 
+/** A human's decision on a request the session's proxy holds (an `egress_approval` event). */
+export const DecideEgress = Rpc.make("DecideEgress", {
+  payload: { sessionId: SessionId, requestId: Schema.String, approve: Schema.Boolean },
+  success: Schema.Struct({ delivered: Schema.Boolean }),
+  error: NodeSessionNotFound,
+})
+
 /** The control↔node contract: control calls these on a node. */
 export class NodeRpcs extends RpcGroup.make(
   RunSession,
   CancelSession,
+  DecideEgress,
   GetNodeStatus,
   BuildSnapshot,
   ListSnapshots,

@@ -13,6 +13,8 @@ export const SessionSpecView = Schema.Struct({
   network: Schema.Struct({
     allowOut: Schema.Array(HostPattern),
     credentials: Schema.optionalKey(Schema.Record(HostPattern, Schema.Struct({ headers: Schema.Array(HeaderName) }))),
+    approvals: Schema.optionalKey(Schema.Array(Schema.String)),
+    approvalTimeoutSeconds: Schema.optionalKey(Schema.Int),
   }),
   metadata: Schema.optionalKey(Metadata),
   requiresApproval: Schema.optionalKey(Schema.Boolean),

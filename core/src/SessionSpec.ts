@@ -1,5 +1,6 @@
 import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
 import { HostPattern } from "./HostPattern.ts"
+import { EgressApprovalRule } from "./EgressApproval.ts"
 
 /** RFC 9110 `token`: the characters a header field name may contain. */
 export const headerNameRegExp = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -118,6 +119,16 @@ export const Network = Schema.Struct({
   credentials: Schema.optionalKey(Schema.Record(HostPattern, CredentialRule)),
   /** Required (true) for a credential on a `*.` pattern: it goes to every host under that domain. */
   allowWildcardCredential: Schema.optionalKey(Schema.Boolean),
+  /**
+   * Requests the proxy holds until a human approves them (GET /v1/sessions/{id}/egress-approvals):
+   * `HOST`, `HOST/PATH` or `METHOD HOST/PATH`, e.g. `POST api.github.com/repos/*\/merges`. The host
+   * must also be allowed by `allowOut`.
+   */
+  approvals: Schema.optionalKey(Schema.Array(EgressApprovalRule).pipe(Schema.check(Schema.isMaxLength(64)))),
+  /** How long a held request waits for a decision before the guest gets a 403 (default 300, max 3600). */
+  approvalTimeoutSeconds: Schema.optionalKey(
+    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 3600 }))),
+  ),
 }).annotate({ identifier: "Network" })
 export type Network = typeof Network.Type
 

@@ -251,6 +251,33 @@ class ApprovalsOperations(SyncOperations):
         data = self._call("POST", "/v1/sessions/{id}/deny", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return Session.from_dict(data)
 
+    def egress(self, id: SessionId) -> list[EgressApprovalView]:
+        """List a session's held requests
+
+        Requests the session's proxy held under `network.approvals`, oldest first, pending or decided.
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/sessions/{id}/egress-approvals", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return [EgressApprovalView.from_dict(x0) for x0 in data]
+
+    def approve_egress(self, id: SessionId, request_id: str) -> EgressApprovalView:
+        """Approve a held request
+
+        The proxy forwards the held request. Already decided or expired: 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/egress-approvals/{requestId}/approve", path={"id": id, "requestId": request_id}, query={}, headers={}, body=None, expect='application/json')
+        return EgressApprovalView.from_dict(data)
+
+    def deny_egress(self, id: SessionId, request_id: str) -> EgressApprovalView:
+        """Deny a held request
+
+        The proxy answers the guest 403 saying the request was denied. Already decided or expired: 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/egress-approvals/{requestId}/deny", path={"id": id, "requestId": request_id}, query={}, headers={}, body=None, expect='application/json')
+        return EgressApprovalView.from_dict(data)
+
 
 class MetricsOperations(SyncOperations):
     """Operational metrics."""
@@ -525,6 +552,33 @@ class AsyncApprovalsOperations(AsyncOperations):
         Requires scope `approve` (or one that implies it)."""
         data = await self._call("POST", "/v1/sessions/{id}/deny", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
         return Session.from_dict(data)
+
+    async def egress(self, id: SessionId) -> list[EgressApprovalView]:
+        """List a session's held requests
+
+        Requests the session's proxy held under `network.approvals`, oldest first, pending or decided.
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/sessions/{id}/egress-approvals", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return [EgressApprovalView.from_dict(x0) for x0 in data]
+
+    async def approve_egress(self, id: SessionId, request_id: str) -> EgressApprovalView:
+        """Approve a held request
+
+        The proxy forwards the held request. Already decided or expired: 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/egress-approvals/{requestId}/approve", path={"id": id, "requestId": request_id}, query={}, headers={}, body=None, expect='application/json')
+        return EgressApprovalView.from_dict(data)
+
+    async def deny_egress(self, id: SessionId, request_id: str) -> EgressApprovalView:
+        """Deny a held request
+
+        The proxy answers the guest 403 saying the request was denied. Already decided or expired: 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/egress-approvals/{requestId}/deny", path={"id": id, "requestId": request_id}, query={}, headers={}, body=None, expect='application/json')
+        return EgressApprovalView.from_dict(data)
 
 
 class AsyncMetricsOperations(AsyncOperations):

@@ -19,6 +19,10 @@ __all__ = [
     "CreatedApiKey",
     "CreatedNodeToken",
     "CredentialRule",
+    "EgressAlreadyDecidedEncoded",
+    "EgressApprovalRule",
+    "EgressApprovalView",
+    "EgressRequestNotFoundEncoded",
     "FieldIssue",
     "ForbiddenEncoded",
     "HeaderName",
@@ -74,6 +78,9 @@ __all__ = [
     "UpdateProject",
 ]
 
+SessionId = str
+"""UUIDv7, sortable by creation time"""
+
 NodeId = str
 
 HeaderName = str
@@ -84,9 +91,6 @@ SnapshotName = str
 
 SessionStatus = Literal["awaiting_approval", "pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
 
-SessionId = str
-"""UUIDv7, sortable by creation time"""
-
 ProjectId = str
 
 ApiScope = Literal["admin", "sessions:write", "read", "approve"]
@@ -94,6 +98,8 @@ ApiScope = Literal["admin", "sessions:write", "read", "approve"]
 ApiKeyId = str
 
 SnapshotStatus = Literal["building", "ready", "failed", "stale"]
+
+EgressApprovalRule = str
 
 NodeTokenId = str
 
@@ -237,23 +243,39 @@ class UnauthorizedEncoded(Model):
 
 
 @dataclass(kw_only=True)
-class IllegalTransitionEncoded(Model):
-    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'from_': 'from', 'to': 'to', 'message': 'message'}
-    _required = frozenset(['from_', 'message', 'session_id', 'tag', 'to'])
+class EgressAlreadyDecidedEncoded(Model):
+    _json_names = {'tag': '_tag', 'request_id': 'requestId', 'status': 'status', 'message': 'message'}
+    _required = frozenset(['message', 'request_id', 'status', 'tag'])
 
-    tag: Literal["IllegalTransition"] = "IllegalTransition"
-    session_id: str
-    from_: str
-    to: str
+    tag: Literal["EgressAlreadyDecided"] = "EgressAlreadyDecided"
+    request_id: str
+    status: str
     message: str
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IllegalTransitionEncoded:
+    def from_dict(cls, data: Mapping[str, Any]) -> EgressAlreadyDecidedEncoded:
         return cls(
             tag=data["_tag"],
-            session_id=data["sessionId"],
-            from_=data["from"],
-            to=data["to"],
+            request_id=data["requestId"],
+            status=data["status"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class EgressRequestNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'request_id': 'requestId', 'message': 'message'}
+    _required = frozenset(['message', 'request_id', 'tag'])
+
+    tag: Literal["EgressRequestNotFound"] = "EgressRequestNotFound"
+    request_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EgressRequestNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            request_id=data["requestId"],
             message=data["message"],
         )
 
@@ -272,6 +294,60 @@ class SessionNotFoundEncoded(Model):
         return cls(
             tag=data["_tag"],
             session_id=data["sessionId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class EgressApprovalView(Model):
+    _json_names = {'request_id': 'requestId', 'rule': 'rule', 'host': 'host', 'method': 'method', 'path': 'path', 'status': 'status', 'requested_at': 'requestedAt', 'expires_at': 'expiresAt', 'decided_at': 'decidedAt', 'decided_by': 'decidedBy'}
+    _required = frozenset(['decided_at', 'decided_by', 'expires_at', 'host', 'method', 'path', 'request_id', 'requested_at', 'rule', 'status'])
+
+    request_id: str
+    rule: str
+    host: str
+    method: str
+    path: str
+    status: Literal["pending", "approved", "denied", "expired"]
+    requested_at: str
+    expires_at: str
+    decided_at: str | None
+    decided_by: str | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EgressApprovalView:
+        return cls(
+            request_id=data["requestId"],
+            rule=data["rule"],
+            host=data["host"],
+            method=data["method"],
+            path=data["path"],
+            status=data["status"],
+            requested_at=data["requestedAt"],
+            expires_at=data["expiresAt"],
+            decided_at=data["decidedAt"],
+            decided_by=data["decidedBy"],
+        )
+
+
+@dataclass(kw_only=True)
+class IllegalTransitionEncoded(Model):
+    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'from_': 'from', 'to': 'to', 'message': 'message'}
+    _required = frozenset(['from_', 'message', 'session_id', 'tag', 'to'])
+
+    tag: Literal["IllegalTransition"] = "IllegalTransition"
+    session_id: str
+    from_: str
+    to: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IllegalTransitionEncoded:
+        return cls(
+            tag=data["_tag"],
+            session_id=data["sessionId"],
+            from_=data["from"],
+            to=data["to"],
             message=data["message"],
         )
 
@@ -366,17 +442,21 @@ class SessionSpecView(Model):
 
 @dataclass(kw_only=True)
 class SessionSpecViewNetwork(Model):
-    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials'}
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'approvals': 'approvals', 'approval_timeout_seconds': 'approvalTimeoutSeconds'}
     _required = frozenset(['allow_out'])
 
     allow_out: list[HostPattern]
     credentials: dict[str, SessionSpecViewNetworkCredentialsValue] | None = None
+    approvals: list[str] | None = None
+    approval_timeout_seconds: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetwork:
         return cls(
             allow_out=data["allowOut"],
             credentials=(None if data.get("credentials") is None else {k0: SessionSpecViewNetworkCredentialsValue.from_dict(v0) for k0, v0 in data["credentials"].items()}),
+            approvals=data.get("approvals"),
+            approval_timeout_seconds=data.get("approvalTimeoutSeconds"),
         )
 
 
@@ -898,12 +978,14 @@ class SnapshotRequest(Model):
 
 @dataclass(kw_only=True)
 class Network(Model):
-    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential'}
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential', 'approvals': 'approvals', 'approval_timeout_seconds': 'approvalTimeoutSeconds'}
     _required = frozenset(['allow_out'])
 
     allow_out: list[HostPattern]
     credentials: dict[str, CredentialRule] | None = None
     allow_wildcard_credential: bool | None = None
+    approvals: list[EgressApprovalRule] | None = None
+    approval_timeout_seconds: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Network:
@@ -911,6 +993,8 @@ class Network(Model):
             allow_out=data["allowOut"],
             credentials=(None if data.get("credentials") is None else {k0: CredentialRule.from_dict(v0) for k0, v0 in data["credentials"].items()}),
             allow_wildcard_credential=data.get("allowWildcardCredential"),
+            approvals=data.get("approvals"),
+            approval_timeout_seconds=data.get("approvalTimeoutSeconds"),
         )
 
 

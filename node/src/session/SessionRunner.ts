@@ -44,6 +44,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
     dispatch: SessionDispatch,
     emit: (event: SessionEvent) => void,
     cancel: Deferred.Deferred<void>,
+    egress?: SessionContext["egress"],
   ) => Effect.Effect<void>
 }>()("paws/node/session/SessionRunner") {
   static readonly layerNoDeps = Layer.effect(
@@ -68,6 +69,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         dispatch: SessionDispatch,
         emit: (event: SessionEvent) => void,
         cancel: Deferred.Deferred<void>,
+        egress: SessionContext["egress"] = {},
       ) {
         const stdout = new OutputCap(config.outputCapBytes)
         const stderr = new OutputCap(config.outputCapBytes)
@@ -80,6 +82,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         const c: SessionContext = {
           dispatch,
           emit,
+          egress,
           mark: (step) => Effect.sync(() => void marks.push(`${step}=${Date.now() - t0}`)),
         }
 

@@ -394,6 +394,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{id}/egress-approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a session's held requests
+         * @description Requests the session's proxy held under `network.approvals`, oldest first, pending or decided.
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["approvals.egress"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/egress-approvals/{requestId}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a held request
+         * @description The proxy forwards the held request. Already decided or expired: 409.
+         *
+         *     Requires scope `approve` (or one that implies it).
+         */
+        post: operations["approvals.approveEgress"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/egress-approvals/{requestId}/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deny a held request
+         * @description The proxy answers the guest 403 saying the request was denied. Already decided or expired: 409.
+         *
+         *     Requires scope `approve` (or one that implies it).
+         */
+        post: operations["approvals.denyEgress"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -503,18 +569,46 @@ export interface components {
             _tag: "Unauthorized";
             message: string;
         };
-        IllegalTransitionEncoded: {
+        EgressAlreadyDecidedEncoded: {
             /** @enum {string} */
-            _tag: "IllegalTransition";
-            sessionId: string;
-            from: string;
-            to: string;
+            _tag: "EgressAlreadyDecided";
+            requestId: string;
+            status: string;
+            message: string;
+        };
+        EgressRequestNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "EgressRequestNotFound";
+            requestId: string;
             message: string;
         };
         SessionNotFoundEncoded: {
             /** @enum {string} */
             _tag: "SessionNotFound";
             sessionId: string;
+            message: string;
+        };
+        EgressApprovalView: {
+            requestId: string;
+            rule: string;
+            host: string;
+            method: string;
+            path: string;
+            /** @enum {string} */
+            status: "pending" | "approved" | "denied" | "expired";
+            requestedAt: string;
+            expiresAt: string;
+            decidedAt: string | null;
+            decidedBy: string | null;
+        };
+        /** @description UUIDv7, sortable by creation time */
+        SessionId: string;
+        IllegalTransitionEncoded: {
+            /** @enum {string} */
+            _tag: "IllegalTransition";
+            sessionId: string;
+            from: string;
+            to: string;
             message: string;
         };
         Session: {
@@ -552,6 +646,8 @@ export interface components {
                         headers: components["schemas"]["HeaderName"][];
                     };
                 };
+                approvals?: string[];
+                approvalTimeoutSeconds?: number;
             };
             metadata?: {
                 [key: string]: string;
@@ -590,8 +686,6 @@ export interface components {
         SnapshotName: string;
         /** @enum {string} */
         SessionStatus: "awaiting_approval" | "pending" | "starting" | "running" | "completed" | "failed" | "timeout" | "cancelled";
-        /** @description UUIDv7, sortable by creation time */
-        SessionId: string;
         PendingApproval: {
             sessionId: components["schemas"]["SessionId"];
             createdAt: string;
@@ -740,7 +834,10 @@ export interface components {
                 [key: string]: components["schemas"]["CredentialRule"];
             };
             allowWildcardCredential?: boolean;
+            approvals?: components["schemas"]["EgressApprovalRule"][];
+            approvalTimeoutSeconds?: number;
         };
+        EgressApprovalRule: string;
         CredentialRule: {
             headers: {
                 [key: string]: string;
@@ -2694,6 +2791,254 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["IllegalTransitionEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.egress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressApprovalView"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.approveEgress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description EgressApprovalView */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressApprovalView"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound | EgressRequestNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"] | components["schemas"]["EgressRequestNotFoundEncoded"];
+                };
+            };
+            /** @description EgressAlreadyDecided */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressAlreadyDecidedEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.denyEgress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description EgressApprovalView */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressApprovalView"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound | EgressRequestNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"] | components["schemas"]["EgressRequestNotFoundEncoded"];
+                };
+            };
+            /** @description EgressAlreadyDecided */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressAlreadyDecidedEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
