@@ -34,12 +34,31 @@ describe("paws projects, keys limits and approvals against a real control plane"
     const writer = { ...env, PAWS_API_KEY: writerKey.stdout.trim() }
     const approver = { ...env, PAWS_API_KEY: approverKey.stdout.trim() }
 
-    const res = await fetch(`${control.url}/v1/sessions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${writer.PAWS_API_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ workload: { type: "script", script: "deploy --prod" }, requiresApproval: true }),
+    const run = await paws(
+      [
+        "run",
+        "-d",
+        "--require-approval",
+        "--allow",
+        "api.github.com",
+        "--hold",
+        "POST api.github.com/repos/*/merges",
+        "--",
+        "deploy",
+        "--prod",
+      ],
+      writer,
+    )
+    expect(run.code, run.stderr).toBe(0)
+    const sessionId = run.stdout.trim()
+    const got = await paws(["sessions", "get", sessionId, "--json"], writer)
+    expect(JSON.parse(got.stdout)).toMatchObject({
+      status: "awaiting_approval",
+      project: "ops",
+      spec: { network: { approvals: ["POST api.github.com/repos/*/merges"] }, requiresApproval: true },
     })
-    const { sessionId } = await res.json() as { sessionId: string }
+    const noneHeld = await paws(["approvals", "egress", "list", sessionId], approver)
+    expect(noneHeld.stdout).toContain("no held requests")
 
     const waiting = await paws(["approvals", "list"], approver)
     expect(waiting.stdout).toContain(sessionId)

@@ -3,6 +3,7 @@ import {
   defaultProject,
   Project,
   ProjectConflict,
+  type ProjectLimits,
   ProjectNotFound,
   type UpdateProject,
 } from "@paws/core"
@@ -38,12 +39,18 @@ export class Projects extends Context.Service<Projects, {
   readonly get: (id: string) => Effect.Effect<Project, ProjectNotFound>
   readonly update: (id: string, p: UpdateProject) => Effect.Effect<Project, ProjectNotFound>
   readonly remove: (id: string) => Effect.Effect<void, ProjectNotFound | ProjectConflict>
+  /**
+   * A project's quotas for admitting a session, cached for 5 s (a change on another replica
+   * applies within that); {} for an unknown project.
+   */
+  readonly limitsOf: (id: string) => Effect.Effect<ProjectLimits>
 }>()("paws/control/Projects") {
   static readonly layer = Layer.effect(
     Projects,
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const keys = yield* ApiKeys
+      const limitsCache = new Map<string, { limits: ProjectLimits; at: number }>()
 
       const create = Effect.fn("Projects.create")(function* (p: CreateProject) {
         const rows = yield* sql<ProjectRow>`INSERT INTO projects (id, description, limits, approval_webhook)
@@ -79,9 +86,21 @@ export class Projects extends Context.Service<Projects, {
         },
             approval_webhook = ${p.approvalWebhook === undefined ? sql`approval_webhook` : sql`${p.approvalWebhook}`}
           WHERE id = ${id} AND deleted_at IS NULL RETURNING *`.pipe(Effect.orDie)
+        limitsCache.delete(id)
         if (rows[0] === undefined) return yield* notFound(id)
         return toProject(rows[0])
       })
+
+      const limitsOf = (id: string) =>
+        Effect.suspend(() => {
+          const hit = limitsCache.get(id)
+          if (hit !== undefined && Date.now() - hit.at < 5_000) return Effect.succeed(hit.limits)
+          return get(id).pipe(
+            Effect.map((p) => p.limits),
+            Effect.orElseSucceed((): ProjectLimits => ({})),
+            Effect.tap((limits) => Effect.sync(() => limitsCache.set(id, { limits, at: Date.now() }))),
+          )
+        })
 
       const remove = Effect.fn("Projects.remove")(function* (id: string) {
         if (id === defaultProject) {
@@ -100,7 +119,7 @@ export class Projects extends Context.Service<Projects, {
         yield* keys.revokeProject(id)
       })
 
-      return Projects.of({ create, list, get, update, remove })
+      return Projects.of({ create, list, get, update, remove, limitsOf })
     }),
   )
 }

@@ -124,7 +124,7 @@ export class Sessions extends Context.Service<Sessions, {
           const credentials = creds === undefined || Object.keys(creds).length === 0
             ? null
             : vault.seal(JSON.stringify(creds), id)
-          const project = yield* Effect.option(projects.get(principal.project))
+          const projectLimits = yield* projects.limitsOf(principal.project)
           const awaiting = spec.requiresApproval === true
           const expiresMinutes = awaiting ? spec.approvalExpiresInMinutes : undefined
           const result = yield* store.create({
@@ -140,7 +140,7 @@ export class Sessions extends Context.Service<Sessions, {
             approvalExpiresAt: expiresMinutes === undefined
               ? null
               : new Date(Date.now() + expiresMinutes * 60_000).toISOString(),
-          }, quotas.sessionGuard(principal, project._tag === "Some" ? project.value.limits : {}))
+          }, quotas.sessionGuard(principal, projectLimits))
           const warnings = credentialWarnings(spec.network)
           const warned = warnings.length === 0 ? {} : { warnings }
           if (!result.created) {

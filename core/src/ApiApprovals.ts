@@ -49,7 +49,7 @@ const RequestId = Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 64))
 /** Approval gates: sessions created with `requiresApproval` wait in `awaiting_approval` for a decision. */
 export class ApprovalsApi extends HttpApiGroup.make("approvals")
   .add(
-    HttpApiEndpoint.get("list", "/v1/approvals", { success: Schema.Array(PendingApproval) })
+    HttpApiEndpoint.get("pending", "/v1/approvals", { success: Schema.Array(PendingApproval) })
       .pipe(
         scoped(
           "read",

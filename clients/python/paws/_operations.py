@@ -224,7 +224,7 @@ class ProjectsOperations(SyncOperations):
 class ApprovalsOperations(SyncOperations):
     """Approval gates: sessions that wait for a human decision."""
 
-    def list(self) -> list[PendingApproval]:
+    def pending(self) -> list[PendingApproval]:
         """List sessions awaiting approval
 
         Sessions of this key's project awaiting approval, oldest first.
@@ -526,7 +526,7 @@ class AsyncProjectsOperations(AsyncOperations):
 class AsyncApprovalsOperations(AsyncOperations):
     """Approval gates: sessions that wait for a human decision."""
 
-    async def list(self) -> list[PendingApproval]:
+    async def pending(self) -> list[PendingApproval]:
         """List sessions awaiting approval
 
         Sessions of this key's project awaiting approval, oldest first.

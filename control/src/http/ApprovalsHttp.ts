@@ -11,7 +11,7 @@ export const ApprovalsHttp = HttpApiBuilder.group(
     const approvals = yield* Approvals
     const egress = yield* EgressApprovals
     return handlers
-      .handle("list", () => Effect.flatMap(CurrentPrincipal, (p) => approvals.list(p.project)))
+      .handle("pending", () => Effect.flatMap(CurrentPrincipal, (p) => approvals.list(p.project)))
       .handle("approve", ({ params }) => Effect.flatMap(CurrentPrincipal, (p) => approvals.approve(params.id, p)))
       .handle("deny", ({ params }) => Effect.flatMap(CurrentPrincipal, (p) => approvals.deny(params.id, p)))
       .handle("egress", ({ params }) => Effect.flatMap(CurrentPrincipal, (p) => egress.list(params.id, p)))

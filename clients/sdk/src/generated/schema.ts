@@ -341,7 +341,7 @@ export interface paths {
          *
          *     Requires scope `read` (or one that implies it).
          */
-        get: operations["approvals.list"];
+        get: operations["approvals.pending"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2578,7 +2578,7 @@ export interface operations {
             };
         };
     };
-    "approvals.list": {
+    "approvals.pending": {
         parameters: {
             query?: never;
             header?: never;
