@@ -8,6 +8,7 @@ import {
 } from "@paws/core"
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { notifyApprovalWebhook } from "./ApprovalWebhook.ts"
 import { ControlConfig } from "./ControlConfig.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { Projects } from "./Projects.ts"
@@ -102,33 +103,13 @@ export class Approvals extends Context.Service<Approvals, {
       })
 
       const notifyWaiting = (session: Session) =>
-        Effect.gen(function* () {
-          const project = yield* projects.get(session.project).pipe(Effect.option)
-          const url = project._tag === "Some" ? project.value.approvalWebhook : null
-          if (url === null) return
-          // Ids and times only: the spec (script, env) stays behind the API's auth.
-          const body = JSON.stringify({
-            type: "session.awaiting_approval",
-            sessionId: session.id,
-            project: session.project,
-            createdAt: session.createdAt,
-            expiresAt: session.approvalExpiresAt ?? null,
-            approvePath: `/v1/sessions/${session.id}/approve`,
-            denyPath: `/v1/sessions/${session.id}/deny`,
-          })
-          yield* Effect.tryPromise(() =>
-            fetch(url, {
-              method: "POST",
-              headers: { "content-type": "application/json" },
-              body,
-              signal: AbortSignal.timeout(10_000),
-            }).then((r) => r.body?.cancel())
-          ).pipe(
-            Effect.catchCause((cause) =>
-              Effect.logWarning("approval webhook failed").pipe(Effect.annotateLogs({ session: session.id, cause }))
-            ),
-            Effect.forkDetach,
-          )
+        notifyApprovalWebhook(projects, session.project, {
+          type: "session.awaiting_approval",
+          sessionId: session.id,
+          createdAt: session.createdAt,
+          expiresAt: session.approvalExpiresAt ?? null,
+          approvePath: `/v1/sessions/${session.id}/approve`,
+          denyPath: `/v1/sessions/${session.id}/deny`,
         })
 
       return Approvals.of({ list, approve: decide("approve"), deny: decide("deny"), notifyWaiting })

@@ -41,7 +41,8 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer)),
-  Layer.provideMerge(Layer.mergeAll(Projects.layer, LimitCounter.layer, EgressApprovals.layer)),
+  Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
+  Layer.provideMerge(Projects.layer),
   Layer.provideMerge(ApiKeys.layer),
   Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),

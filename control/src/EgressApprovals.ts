@@ -9,7 +9,9 @@ import {
 } from "@paws/core"
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { notifyApprovalWebhook } from "./ApprovalWebhook.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
+import { Projects } from "./Projects.ts"
 import { iso } from "./Rows.ts"
 import { SessionStore } from "./SessionStore.ts"
 
@@ -67,6 +69,7 @@ export class EgressApprovals extends Context.Service<EgressApprovals, {
       const sql = yield* SqlClient.SqlClient
       const store = yield* SessionStore
       const registry = yield* NodeRegistry
+      const projects = yield* Projects
 
       const select = sql`SELECT *, (approved IS NULL AND expires_at <= now()) AS expired FROM egress_approvals`
 
@@ -79,10 +82,28 @@ export class EgressApprovals extends Context.Service<EgressApprovals, {
       })
 
       const record = (session: SessionId, held: Held, timeoutMs: number) =>
-        sql`INSERT INTO egress_approvals (session_id, request_id, rule, host, method, path, expires_at)
-          VALUES (${session}, ${held.requestId}, ${held.rule}, ${held.host}, ${held.method}, ${held.path},
-            now() + ${timeoutMs} * interval '1 millisecond')
-          ON CONFLICT DO NOTHING`.pipe(Effect.asVoid, Effect.orDie)
+        Effect.gen(function* () {
+          const rows = yield* sql<{ expires_at: unknown }>`INSERT INTO egress_approvals
+              (session_id, request_id, rule, host, method, path, expires_at)
+            VALUES (${session}, ${held.requestId}, ${held.rule}, ${held.host}, ${held.method}, ${held.path},
+              now() + ${timeoutMs} * interval '1 millisecond')
+            ON CONFLICT DO NOTHING RETURNING expires_at`.pipe(Effect.orDie)
+          const s = rows[0] === undefined ? undefined : yield* store.get(session)
+          if (s === undefined) return
+          // Method, host and path (no query values) are what a human decides on; never headers or bodies.
+          yield* notifyApprovalWebhook(projects, s.project, {
+            type: "egress.awaiting_approval",
+            sessionId: session,
+            requestId: held.requestId,
+            rule: held.rule,
+            method: held.method,
+            host: held.host,
+            path: held.path,
+            expiresAt: iso(rows[0]!.expires_at),
+            approvePath: `/v1/sessions/${session}/egress-approvals/${held.requestId}/approve`,
+            denyPath: `/v1/sessions/${session}/egress-approvals/${held.requestId}/deny`,
+          })
+        })
 
       /** Hands decided, undelivered requests of sessions whose node this replica holds to that node. */
       const deliver = (only?: SessionId) =>

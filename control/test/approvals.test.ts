@@ -3,8 +3,8 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Layer, Queue, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
-import { createServer } from "node:http"
 import { registerFakeNode } from "./FakeNode.ts"
+import { webhookReceiver } from "./support/WebhookReceiver.ts"
 import {
   call,
   type ControlHandle,
@@ -16,28 +16,6 @@ import {
   TestDatabase,
   waitForSession,
 } from "./harness.ts"
-
-/** A local webhook receiver: every POSTed JSON body, in order. */
-const webhookReceiver = Effect.gen(function* () {
-  const bodies = yield* Queue.unbounded<any>()
-  const server = createServer((req, res) => {
-    let text = ""
-    req.on("data", (d) => (text += String(d)))
-    req.on("end", () => {
-      Queue.offerUnsafe(bodies, {
-        method: req.method,
-        contentType: req.headers["content-type"],
-        body: JSON.parse(text),
-      })
-      res.end("ok")
-    })
-  })
-  yield* Effect.acquireRelease(
-    Effect.promise(() => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))),
-    () => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve()))),
-  )
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, bodies }
-})
 
 /** Polls a session with `key` (the admin key sees only the default project) until `done` holds. */
 const waitAs = (control: ControlHandle, key: string, id: string, done: (s: any) => boolean) =>

@@ -1,7 +1,8 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Queue } from "effect"
 import { registerFakeNode } from "./FakeNode.ts"
+import { webhookReceiver } from "./support/WebhookReceiver.ts"
 import { call, type ControlHandle, pgliteBackend, script, TestControl } from "./harness.ts"
 
 const keyIn = (control: ControlHandle, project: string, scopes: Array<string>) =>
@@ -36,7 +37,8 @@ describe("egress approval through control (proxy → node → control → node)"
       it.effect("a held request is listed, approved over the API and the decision reaches the node", () =>
         Effect.gen(function* () {
           const control = yield* TestControl
-          yield* call(control, "POST", "/v1/projects", { body: { id: "egress" } })
+          const hook = yield* webhookReceiver
+          yield* call(control, "POST", "/v1/projects", { body: { id: "egress", approvalWebhook: hook.url } })
           const writer = yield* keyIn(control, "egress", ["sessions:write"])
           const approver = yield* keyIn(control, "egress", ["approve"])
           const outsider = yield* keyIn(control, "default", ["approve"])
@@ -67,6 +69,16 @@ describe("egress approval through control (proxy → node → control → node)"
             method: "POST",
             status: "pending",
             decidedBy: null,
+          })
+          const note = yield* Queue.take(hook.bodies)
+          assert.deepInclude(note.body, {
+            type: "egress.awaiting_approval",
+            project: "egress",
+            sessionId: id,
+            requestId: held.requestId,
+            method: "POST",
+            host: "api.github.com",
+            approvePath: `${path}/${held.requestId}/approve`,
           })
           const sent = node.dispatched.find((d) => d.sessionId === id)!
           assert.deepStrictEqual(sent.network.approvals, ["POST api.github.com/repos/*/merges"])
