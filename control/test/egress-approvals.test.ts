@@ -3,7 +3,16 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Layer, Queue } from "effect"
 import { registerFakeNode } from "./FakeNode.ts"
 import { webhookReceiver } from "./support/WebhookReceiver.ts"
-import { call, type ControlHandle, pgliteBackend, script, TestControl } from "./harness.ts"
+import {
+  call,
+  type ControlHandle,
+  pgliteBackend,
+  postgresBackend,
+  script,
+  startControl,
+  TestControl,
+  TestDatabase,
+} from "./harness.ts"
 
 const keyIn = (control: ControlHandle, project: string, scopes: Array<string>) =>
   Effect.map(
@@ -137,4 +146,25 @@ describe("egress approval through control (proxy → node → control → node)"
         }))
     },
   )
+})
+
+describe("egress decisions behind a load balancer (postgres)", () => {
+  layer(postgresBackend, { excludeTestServices: true, timeout: 120_000 })((it) => {
+    it.effect("decided on a replica without the node's link: the replica that has it delivers", () =>
+      Effect.gen(function* () {
+        const db = yield* TestDatabase
+        const store = yield* db.fresh
+        const a = yield* startControl(store)
+        const b = yield* startControl(store)
+        yield* registerFakeNode(a.registry, { id: "n-only-on-a", maxConcurrent: 1 })
+        const created = yield* call(a, "POST", "/v1/sessions", { body: egressSpec("egress lb") })
+        const id = created.body.sessionId as string
+        const path = `/v1/sessions/${id}/egress-approvals`
+        const [held] = yield* until(b, b.adminKey, path, (rows) => rows.length === 1)
+        const approved = yield* call(b, "POST", `${path}/${held.requestId}/approve`)
+        assert.strictEqual(approved.status, 200, approved.text)
+        const done = yield* until(b, b.adminKey, `/v1/sessions/${id}`, (s) => s.status === "completed")
+        assert.strictEqual(done.status, "completed")
+      }))
+  })
 })
