@@ -1,6 +1,7 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { encodeProxyDecisionLine, type ProxyMessage } from "../../core/src/ProxyConfig.ts"
-import { curl } from "./support/Clients.ts"
+import WebSocket from "ws"
+import { curl, loopbackLookup } from "./support/Clients.ts"
 import { startWorld, viaProxy } from "./support/TestWorld.ts"
 import type { TestWorld } from "./support/TestWorld.ts"
 
@@ -8,7 +9,7 @@ let world: TestWorld
 beforeAll(async () => {
   world = await startWorld((c) => ({
     ...c,
-    approvals: ["POST echo.test/repos/*/merges", "other.test"],
+    approvals: ["POST echo.test/repos/*/merges", "other.test", "GET ws.test/held/**"],
     approvalTimeoutMs: 1500,
   }))
 })
@@ -87,5 +88,33 @@ describe("proxy: egress approval (real proxy process, real curl, real upstream)"
     assert.strictEqual(receivedAt("other.test", "/too-late"), 0)
     const audit = await world.proxy.waitForAudit((e) => e.decision === "approval_timeout")
     assert.strictEqual(audit.status, 403)
+  })
+
+  it("holds a WebSocket upgrade too: approved, it opens; denied, the guest reads a 403", async () => {
+    const open = (path: string) =>
+      new Promise<{ message: string } | { refused: number }>((resolve, reject) => {
+        const ws = new WebSocket(`wss://ws.test:${world.proxy.ports.https}${path}`, {
+          ca: world.proxy.caPem,
+          lookup: loopbackLookup,
+        })
+        ws.on("message", (data) => {
+          resolve({ message: data.toString() })
+          ws.close()
+        })
+        ws.on("unexpected-response", (_req, res) => resolve({ refused: res.statusCode ?? 0 }))
+        ws.on("error", reject)
+      })
+    let seen = approvalsSoFar()
+    const approvedSocket = open("/held/a")
+    const first = await nextApproval(seen)
+    assert.deepInclude(first, { host: "ws.test", method: "GET", path: "/held/a" })
+    decide(first.requestId, true)
+    assert.property(await approvedSocket, "message")
+
+    seen = approvalsSoFar()
+    const deniedSocket = open("/held/b")
+    decide((await nextApproval(seen)).requestId, false)
+    assert.deepStrictEqual(await deniedSocket, { refused: 403 })
+    assert.isFalse(world.upstreams.received.some((r) => r.host === "ws.test" && r.url === "/held/b"))
   })
 })
