@@ -10,11 +10,13 @@ import { settingsHelp } from "@paws/core/Settings"
 import { clientSettings } from "./ClientConfig.ts"
 import { daemons } from "./commands/daemons.ts"
 import { audit } from "./commands/audit.ts"
+import { approvals } from "./commands/approvals.ts"
 import { image } from "./commands/image.ts"
 import { keys } from "./commands/keys.ts"
 import { mcp } from "./commands/mcp.ts"
 import { logs } from "./commands/logs.ts"
 import { nodes } from "./commands/nodes.ts"
+import { projects } from "./commands/projects.ts"
 import { root } from "./commands/root.ts"
 import { run } from "./commands/run.ts"
 import { control, node } from "./commands/services.ts"
@@ -34,7 +36,23 @@ export const paws = root.pipe(
       settingsHelp("Node configuration (environment, for `paws up` as root / `paws node`)", nodeSettings),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, daemons, nodes, image, keys, mcp, audit, top, up, control, node]),
+  Command.withSubcommands([
+    run,
+    logs,
+    sessions,
+    daemons,
+    nodes,
+    image,
+    keys,
+    projects,
+    approvals,
+    mcp,
+    audit,
+    top,
+    up,
+    control,
+    node,
+  ]),
 )
 
 /** Runs the CLI on `process.argv` (the `paws` launcher, clients/bin/paws.js, calls this). */

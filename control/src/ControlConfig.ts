@@ -67,6 +67,12 @@ export const controlSettings = {
     "how long past a session's timeoutMs control waits for its node before marking it timeout",
     { max: 3_600_000 },
   ),
+  approvalSweepMs: intSetting(
+    "PAWS_APPROVAL_SWEEP_MS",
+    5_000,
+    "how often control denies sessions whose approval expired (each replica sweeps; any one suffices)",
+    { min: 10, max: 600_000 },
+  ),
   heartbeatMs: intSetting("PAWS_NODE_HEARTBEAT_MS", 10_000, "how often control pings nodes and asks their status", {
     min: 10,
     max: 3_600_000,
@@ -195,6 +201,7 @@ export interface ControlSettings {
   readonly logRequests: boolean
   readonly dispatchIntervalMs: number
   readonly timeoutGraceMs: number
+  readonly approvalSweepMs: number
   readonly maxAuditRows: number
   readonly replicaId: string
   readonly replicaLeaseMs: number
@@ -219,6 +226,7 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
         logRequests: c.logRequests,
         dispatchIntervalMs: c.dispatchIntervalMs,
         timeoutGraceMs: c.timeoutGraceMs,
+        approvalSweepMs: c.approvalSweepMs,
         maxAuditRows: c.maxAuditRows,
         replicaId: Option.getOrElse(
           c.replicaId,

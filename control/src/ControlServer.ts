@@ -6,6 +6,11 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Api } from "@paws/core"
 import { createServer } from "node:http"
 import { ApiKeys } from "./ApiKeys.ts"
+import { Approvals } from "./Approvals.ts"
+import { EgressApprovals } from "./EgressApprovals.ts"
+import { LimitCounter } from "./LimitCounter.ts"
+import { Projects } from "./Projects.ts"
+import { Quotas } from "./Quotas.ts"
 import { ControlConfig } from "./ControlConfig.ts"
 import { Database } from "./Database.ts"
 import { Dispatcher } from "./Dispatcher.ts"
@@ -35,8 +40,10 @@ import { DaemonHistoryHttp } from "./http/DaemonHistoryHttp.ts"
 import { DaemonsHttp } from "./http/DaemonsHttp.ts"
 import { HooksHttp } from "./http/HooksHttp.ts"
 import { HttpObserver } from "./http/HttpObserver.ts"
+import { ApprovalsHttp } from "./http/ApprovalsHttp.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
 import { McpServersHttp } from "./http/McpServersHttp.ts"
+import { ProjectsHttp } from "./http/ProjectsHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
@@ -44,8 +51,11 @@ import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
-export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
-  Layer.provideMerge(Dispatcher.layer),
+export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer).pipe(
+  Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer)),
+  Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
+  Layer.provideMerge(Projects.layer),
+  Layer.provideMerge(ApiKeys.layer),
   Layer.provideMerge(ReplicaLease.layer),
   Layer.provideMerge(MemoryStore.layer),
   Layer.provideMerge(McpServers.layer),
@@ -78,6 +88,8 @@ const routes = Layer.mergeAll(
       DaemonHistoryHttp,
       McpServersHttp,
       AuditHttp,
+      ProjectsHttp,
+      ApprovalsHttp,
     ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),

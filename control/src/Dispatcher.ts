@@ -8,6 +8,7 @@ import {
 } from "@paws/core"
 import { Cause, Context, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { ControlConfig } from "./ControlConfig.ts"
+import { defaultEgressTimeoutMs, EgressApprovals } from "./EgressApprovals.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { NodeDrains } from "./NodeDrains.ts"
 import { MemoryStore } from "./MemoryStore.ts"
@@ -46,6 +47,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const feed = yield* EventFeed
       const drains = yield* NodeDrains
       const memories = yield* MemoryStore
+      const egress = yield* EgressApprovals
       const scope = yield* Effect.scope
       const running = new Map<SessionId, Fiber.Fiber<void>>()
       const perNode = new Map<string, number>()
@@ -70,7 +72,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         })
       yield* recover(true)
 
-      const event = (claimed: ClaimedSession, e: NodeSessionEvent) =>
+      const event = (claimed: ClaimedSession, e: NodeSessionEvent, egressTimeoutMs = defaultEgressTimeoutMs) =>
         Effect.gen(function* () {
           const id = claimed.id
           // Memory events are stored under the session's memory key, never as session events.
@@ -87,6 +89,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             const moved = yield* store.transition(id, e.status, reason)
             return moved && isTerminal(e.status)
           }
+          if (e._tag === "egress_approval") yield* egress.record(id, e, egressTimeoutMs)
           if (e._tag === "result") yield* store.setResult(id, e.result)
           else yield* store.append(id, e)
           return false
@@ -132,7 +135,14 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             workload: spec.workload,
             resources: spec.resources,
             timeoutMs: spec.timeoutMs,
-            network: { allowOut: spec.network.allowOut, credentials },
+            network: {
+              allowOut: spec.network.allowOut,
+              credentials,
+              ...(spec.network.approvals === undefined ? {} : {
+                approvals: spec.network.approvals,
+                approvalTimeoutMs: (spec.network.approvalTimeoutSeconds ?? defaultEgressTimeoutMs / 1000) * 1000,
+              }),
+            },
             ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
             ...(claimed.memory === null ? {} : { memory: yield* memories.dispatchFor(claimed.memory) }),
             ...(input === undefined ? {} : { input }),
@@ -140,7 +150,12 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           }
           let ended = false
           const finished = yield* entry.client.RunSession(dispatch).pipe(
-            Stream.runForEach((e) => Effect.map(event(claimed, e), (terminal) => void (ended ||= terminal))),
+            Stream.runForEach((e) =>
+              Effect.map(
+                event(claimed, e, dispatch.network.approvalTimeoutMs),
+                (terminal) => void (ended ||= terminal),
+              )
+            ),
             // The node enforces the timeout; this is the safety net for a node that never reports back.
             Effect.timeoutOption(spec.timeoutMs + config.timeoutGraceMs),
           )

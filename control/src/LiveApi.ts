@@ -15,6 +15,7 @@ import { type Context, Effect, Schema, Stream } from "effect"
 import type { ApiKeys } from "./ApiKeys.ts"
 import { auditLiveCall } from "./audit/LiveCallAudit.ts"
 import type { EventFeed } from "./EventFeed.ts"
+import type { Quotas } from "./Quotas.ts"
 import { sessionEventRows } from "./http/EventStream.ts"
 import type { Sessions } from "./Sessions.ts"
 import type { SessionStore } from "./SessionStore.ts"
@@ -25,6 +26,7 @@ export interface LiveServices {
   readonly sessions: Sessions["Service"]
   readonly store: SessionStore["Service"]
   readonly feed: EventFeed["Service"]
+  readonly quotas: Quotas["Service"]
   readonly context: Context.Context<never>
 }
 
@@ -38,7 +40,7 @@ const decodeId = Schema.decodeUnknownEffect(SessionId)
 
 /**
  * The capability an authenticated Cap'n Web client holds: create, read, cancel and follow
- * sessions, each call checked against the key's scopes like the REST API.
+ * sessions of its key's project, each call checked against the key's scopes like the REST API.
  */
 export class LiveSessions extends RpcTarget implements LiveSessionsApi {
   readonly #live: LiveServices
@@ -64,6 +66,7 @@ export class LiveSessions extends RpcTarget implements LiveSessionsApi {
     )
     return Effect.runPromiseWith(this.#live.context)(
       valid.pipe(
+        Effect.andThen(this.#live.quotas.admitRequest(this.#principal)),
         Effect.andThen(Effect.raceFirst(effect, revoked)),
         Effect.mapError((e) => failure(e._tag, e.message ?? e._tag)),
       ),
@@ -75,7 +78,7 @@ export class LiveSessions extends RpcTarget implements LiveSessionsApi {
       "sessions:write",
       decodeSpec(spec).pipe(
         Effect.mapError((e) => ({ _tag: "InvalidRequest", message: e.message })),
-        Effect.flatMap((s) => this.#live.sessions.create(s, this.#principal.keyId, undefined)),
+        Effect.flatMap((s) => this.#live.sessions.create(s, this.#principal, undefined)),
         auditLiveCall(this.#live.context, this.#principal.keyId, "live.sessions.create", (r) => r?.sessionId ?? ""),
       ),
     )
@@ -90,7 +93,7 @@ export class LiveSessions extends RpcTarget implements LiveSessionsApi {
       "sessions:write",
       decodeId(id).pipe(
         Effect.mapError((e) => ({ _tag: "InvalidRequest", message: e.message })),
-        Effect.flatMap((sid) => this.#live.sessions.cancel(sid)),
+        Effect.flatMap((sid) => this.#live.sessions.cancel(sid, this.#principal.project)),
         auditLiveCall(this.#live.context, this.#principal.keyId, "live.sessions.cancel", () => String(id)),
       ),
     )
@@ -125,10 +128,14 @@ export class LiveSessions extends RpcTarget implements LiveSessionsApi {
 
   #session(id: string): Effect.Effect<Session, { readonly _tag: string; readonly message: string }> {
     const store = this.#live.store
+    const project = this.#principal.project
     return Effect.gen(function* () {
       const sid = yield* decodeId(id).pipe(Effect.mapError((e) => ({ _tag: "InvalidRequest", message: e.message })))
       const session = yield* store.get(sid)
-      if (session === undefined) return yield* Effect.fail({ _tag: "SessionNotFound", message: `no session ${id}` })
+      // Another project's session is as unknown as one that never existed (like REST's 404).
+      if (session === undefined || session.project !== project) {
+        return yield* Effect.fail({ _tag: "SessionNotFound", message: `no session ${id}` })
+      }
       return session
     })
   }

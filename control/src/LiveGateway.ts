@@ -6,6 +6,7 @@ import type { Socket } from "effect/socket"
 import { ApiKeys } from "./ApiKeys.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { LiveGate } from "./LiveApi.ts"
+import { Quotas } from "./Quotas.ts"
 import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
 
@@ -70,6 +71,7 @@ export const LiveGateway = HttpRouter.add(
       sessions: yield* Sessions,
       store: yield* SessionStore,
       feed: yield* EventFeed,
+      quotas: yield* Quotas,
       context: yield* Effect.context<never>(),
     }
     const socket = yield* Effect.orDie(request.upgrade)

@@ -3,6 +3,7 @@ import { Migrator } from "effect/sql"
 import { SqlClient } from "effect/sql"
 import { daemonsMigration } from "./daemons/DaemonMigration.ts"
 import { auditMigration } from "./audit/AuditMigration.ts"
+import { projectsMigration } from "./ProjectsMigration.ts"
 
 /** Schema migrations, applied in id order at start; never edit one that has shipped, add a new one. */
 export const migrations = Migrator.fromRecord({
@@ -114,4 +115,5 @@ export const migrations = Migrator.fromRecord({
     )`
   }),
   "0009_audit": auditMigration,
+  "0008_projects": projectsMigration,
 })

@@ -34,6 +34,8 @@ interface SessionRow {
   readonly result: unknown
   readonly daemon?: string | null
   readonly trigger?: unknown
+  readonly project: string
+  readonly approval_expires_at: unknown
 }
 
 const decodeSession = rowDecoder(Session, "session")
@@ -44,8 +46,10 @@ const decodeMemory = rowDecoder(SessionMemory, "session memory")
 const toSession = (row: SessionRow): Session => {
   const startedAt = iso(row.started_at)
   const completedAt = iso(row.completed_at)
+  const expires = row.status === "awaiting_approval" ? iso(row.approval_expires_at) : null
   return decodeSession({
     id: row.id,
+    project: row.project,
     status: row.status,
     spec: json(row.spec),
     node: row.node,
@@ -57,6 +61,7 @@ const toSession = (row: SessionRow): Session => {
     result: row.result === null ? null : json(row.result),
     ...(row.daemon == null ? {} : { daemon: row.daemon }),
     ...(row.trigger == null ? {} : { trigger: json(row.trigger) }),
+    ...(expires === null ? {} : { approvalExpiresAt: expires }),
   })
 }
 
@@ -67,6 +72,10 @@ export interface NewSession {
   readonly keyId: string
   readonly idempotencyKey: string | undefined
   readonly requestHash: string | undefined
+  readonly project: string
+  /** `awaiting_approval` keeps the session out of the queue until approved. */
+  readonly status: "pending" | "awaiting_approval"
+  readonly approvalExpiresAt: string | null
   /** Set only by control itself (daemon invocations): see MemoryStore. */
   readonly memory?: SessionMemory
   /** Set when a daemon's trigger created the session (DaemonInvoker). */
@@ -125,19 +134,35 @@ const fromStatuses = (to: SessionStatus): Array<SessionStatus> =>
  * status event, so the transition rules hold across replicas and nothing is half-written.
  */
 export class SessionStore extends Context.Service<SessionStore, {
-  readonly create: (
+  /** `guard` (limits) runs in the inserting transaction; without one, concurrent creates share a statement. */
+  readonly create: <E = never>(
     s: NewSession,
-  ) => Effect.Effect<{ readonly id: SessionId; readonly created: boolean }, IdempotencyConflict>
+    guard?: Effect.Effect<void, E>,
+  ) => Effect.Effect<{ readonly id: SessionId; readonly created: boolean }, IdempotencyConflict | E>
   readonly get: (id: SessionId) => Effect.Effect<Session | undefined>
   readonly list: (
-    q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined; daemon?: string },
+    q: {
+      status: SessionStatus | undefined
+      limit: number
+      cursor: SessionId | undefined
+      daemon?: string
+      project?: string
+    },
   ) => Effect.Effect<ReadonlyArray<Session>>
   /** The oldest queued sessions and what each needs of a node, for the Dispatcher's plan (not locked). */
   readonly pendingHead: (limit: number) => Effect.Effect<ReadonlyArray<QueuedSession>>
   /** Claims one queued session for a node; undefined if another replica (or a cancel) got there first. */
   readonly claim: (id: SessionId, node: string, replica: string) => Effect.Effect<ClaimedSession | undefined>
-  /** Moves a session to `to` if the transition table allows it from its current status; false if not. */
-  readonly transition: (id: SessionId, to: SessionStatus, reason?: string) => Effect.Effect<boolean>
+  /**
+   * Moves a session to `to` if the transition table allows it from its current status (and it
+   * is in `from`, when given); false if not.
+   */
+  readonly transition: (
+    id: SessionId,
+    to: SessionStatus,
+    reason?: string,
+    from?: SessionStatus,
+  ) => Effect.Effect<boolean>
   readonly append: (id: SessionId, event: SessionEvent) => Effect.Effect<void>
   readonly setResult: (id: SessionId, result: SessionResult) => Effect.Effect<void>
   readonly events: (id: SessionId, afterId: string, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>>
@@ -165,10 +190,11 @@ export class SessionStore extends Context.Service<SessionStore, {
        */
       const insertBatch = (batch: ReadonlyArray<NewSession>) =>
         Effect.gen(function* () {
-          const pending = JSON.stringify(statusEvent("pending"))
           const rows = batch.map((s) => ({
             id: s.id,
-            status: "pending",
+            status: s.status,
+            project: s.project,
+            approval_expires_at: s.approvalExpiresAt,
             spec: JSON.stringify(s.spec),
             credentials: s.credentials,
             key_id: s.keyId,
@@ -182,9 +208,11 @@ export class SessionStore extends Context.Service<SessionStore, {
           const inserted = yield* sql<{ id: string }>`WITH s AS (
               INSERT INTO sessions ${sql.insert(rows as unknown as readonly [Record<string, unknown>])}
               ON CONFLICT (key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-              RETURNING id
+              RETURNING id, status
             ), e AS (
-              INSERT INTO session_events (session_id, event) SELECT id, ${pending}::jsonb FROM s ORDER BY id
+              INSERT INTO session_events (session_id, event) SELECT id, jsonb_build_object('_tag', 'status',
+                'status', status, 'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+              FROM s ORDER BY id
             )
             SELECT id FROM s`
           const ids = new Set(inserted.map((r) => String(r.id)))
@@ -193,9 +221,11 @@ export class SessionStore extends Context.Service<SessionStore, {
 
       const insert = yield* makeBatcher(insertBatch, { maxBatch: 64, maxInflight: 4 })
 
-      const create = Effect.fnUntraced(function* (s: NewSession) {
-        const inserted = yield* insert(s)
-        if (inserted) yield* audit.record(statusChange(s.id, "pending", {}, `key:${s.keyId}`))
+      const create = Effect.fnUntraced(function* <E>(s: NewSession, guard?: Effect.Effect<void, E>) {
+        const inserted = guard === undefined ? yield* insert(s) : yield* sql.withTransaction(
+          Effect.andThen(guard, Effect.map(insertBatch([s]), (r) => r[0] === true)),
+        ).pipe(Effect.catchTag("SqlError", Effect.die))
+        if (inserted) yield* audit.record(statusChange(s.id, s.status, {}, `key:${s.keyId}`))
         if (inserted) return { id: s.id, created: true }
         const existing = yield* sql<{ id: string; request_hash: string | null }>`SELECT id, request_hash FROM sessions
           WHERE key_id = ${s.keyId} AND idempotency_key = ${s.idempotencyKey ?? null}`.pipe(Effect.orDie)
@@ -215,10 +245,17 @@ export class SessionStore extends Context.Service<SessionStore, {
         )
 
       const list = Effect.fn("SessionStore.list")(function* (
-        q: { status: SessionStatus | undefined; limit: number; cursor: SessionId | undefined; daemon?: string },
+        q: {
+          status: SessionStatus | undefined
+          limit: number
+          cursor: SessionId | undefined
+          daemon?: string
+          project?: string
+        },
       ) {
         const rows = yield* sql<SessionRow>`SELECT * FROM sessions
           WHERE ${q.status === undefined ? sql`TRUE` : sql`status = ${q.status}`}
+            AND ${q.project === undefined ? sql`TRUE` : sql`project = ${q.project}`}
             AND ${q.cursor === undefined ? sql`TRUE` : sql`id < ${q.cursor}`}
             AND ${q.daemon === undefined ? sql`TRUE` : sql`daemon = ${q.daemon}`}
           ORDER BY id DESC LIMIT ${q.limit}`.pipe(Effect.orDie)
@@ -285,7 +322,14 @@ export class SessionStore extends Context.Service<SessionStore, {
         )) AS event, 0 AS n FROM u WHERE audit_events > ${maxAuditRows}::int
         UNION ALL`
 
-      const transition = Effect.fnUntraced(function* (id: SessionId, to: SessionStatus, nodeReason?: string) {
+      const transition = Effect.fnUntraced(function* (
+        id: SessionId,
+        to: SessionStatus,
+        nodeReason?: string,
+        from?: SessionStatus,
+      ) {
+        const origins = fromStatuses(to).filter((s) => from === undefined || s === from)
+        if (origins.length === 0) return false
         const reason = nodeReason === undefined ? undefined : withoutNul(nodeReason)
         const event = JSON.stringify(statusEvent(to, reason))
         const terminal = isTerminal(to)
@@ -295,7 +339,7 @@ export class SessionStore extends Context.Service<SessionStore, {
               started_at = ${to === "running" ? sql`now()` : sql`started_at`},
               completed_at = ${terminal ? sql`now()` : sql`completed_at`},
               reason = ${reason === undefined ? sql`reason` : sql`${reason}`}
-            WHERE id = ${id} AND status IN ${sql.in(fromStatuses(to))}
+            WHERE id = ${id} AND status IN ${sql.in(origins)}
             RETURNING id, audit_events
           ), e AS (
             INSERT INTO session_events (session_id, event) SELECT id, event FROM (

@@ -1,12 +1,16 @@
 import {
   credentialWarnings,
   grantServer,
+  hostMatches,
   type IdempotencyConflict,
   IllegalTransition,
   InvalidRequest,
   isTerminal,
   newSessionId,
+  parseEgressRule,
   placementProblem,
+  type Principal,
+  type RateLimited,
   type Session,
   type SessionAccepted,
   type SessionId,
@@ -21,6 +25,7 @@ import {
   workloadText,
 } from "@paws/core"
 import { Context, Effect, Layer } from "effect"
+import { Approvals } from "./Approvals.ts"
 import { ControlConfig } from "./ControlConfig.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { EventFeed } from "./EventFeed.ts"
@@ -28,7 +33,9 @@ import type { SessionMemory } from "./MemoryStore.ts"
 import { McpServers } from "./McpServers.ts"
 import { Metrics } from "./Metrics.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
+import { Projects } from "./Projects.ts"
 import { QueueSignal } from "./QueueSignal.ts"
+import { Quotas } from "./Quotas.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Vault } from "./Vault.ts"
 
@@ -47,6 +54,21 @@ export const nulProblems = (spec: SessionSpec): Array<{ path: string; message: s
   for (const [key, value] of Object.entries(spec.metadata ?? {})) {
     check(`metadata.${key}`, key)
     check(`metadata.${key}`, value)
+  }
+  // A held request must be one the allowlist lets through at all: approval narrows, never widens.
+  const allowOut = spec.network?.allowOut ?? []
+  for (const [i, rule] of (spec.network?.approvals ?? []).entries()) {
+    const parsed = parseEgressRule(rule)
+    if (typeof parsed === "string") continue // the schema already refused it
+    if (!allowOut.some((p) => p === parsed.host || (!parsed.host.startsWith("*.") && hostMatches(p, parsed.host)))) {
+      problems.push({ path: `network.approvals[${i}]`, message: `host ${parsed.host} is not in network.allowOut` })
+    }
+  }
+  if (spec.network?.approvalTimeoutSeconds !== undefined && (spec.network.approvals ?? []).length === 0) {
+    problems.push({ path: "network.approvalTimeoutSeconds", message: "only applies with network.approvals" })
+  }
+  if (spec.approvalExpiresInMinutes !== undefined && spec.requiresApproval !== true) {
+    problems.push({ path: "approvalExpiresInMinutes", message: "only applies with `requiresApproval: true`" })
   }
   return problems
 }
@@ -74,12 +96,13 @@ const notFound = (id: string) => new SessionNotFound({ sessionId: id, message: `
 export class Sessions extends Context.Service<Sessions, {
   readonly create: (
     spec: SessionSpec,
-    keyId: string,
+    principal: Principal,
     idempotencyKey: string | undefined,
     /** Internal only (daemon invocations): never taken from a request body. */
     internal?: InternalOptions,
-  ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict | SnapshotUnavailable>
-  readonly cancel: (id: SessionId) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
+  ) => Effect.Effect<SessionAccepted, InvalidRequest | IdempotencyConflict | SnapshotUnavailable | RateLimited>
+  /** Only a session of `project` is found; others' are as unknown as ids that never existed. */
+  readonly cancel: (id: SessionId, project: string) => Effect.Effect<Session, SessionNotFound | IllegalTransition>
 }>()("paws/control/Sessions") {
   static readonly layer = Layer.effect(
     Sessions,
@@ -93,9 +116,17 @@ export class Sessions extends Context.Service<Sessions, {
       const dispatcher = yield* Dispatcher
       const registry = yield* NodeRegistry
       const mcpServers = yield* McpServers
+      const quotas = yield* Quotas
+      const projects = yield* Projects
+      const approvals = yield* Approvals
 
       const create = Effect.fnUntraced(
-        function* (spec: SessionSpec, keyId: string, idempotencyKey: string | undefined, internal?: InternalOptions) {
+        function* (
+          spec: SessionSpec,
+          principal: Principal,
+          idempotencyKey: string | undefined,
+          internal?: InternalOptions,
+        ) {
           const origin = internal?.origin
           const problems = [...sessionSpecProblems(spec, limits), ...nulProblems(spec)]
           const mcpNames = (spec.mcp ?? []).map(grantServer)
@@ -128,6 +159,10 @@ export class Sessions extends Context.Service<Sessions, {
             ...full,
             network: {
               allowOut: full.network.allowOut,
+              ...(full.network.approvals === undefined ? {} : { approvals: full.network.approvals }),
+              ...(full.network.approvalTimeoutSeconds === undefined
+                ? {}
+                : { approvalTimeoutSeconds: full.network.approvalTimeoutSeconds }),
               ...(creds === undefined ? {} : {
                 credentials: Object.fromEntries(
                   Object.entries(creds).map(([host, rule]) => [host, { headers: Object.keys(rule.headers) }]),
@@ -138,11 +173,14 @@ export class Sessions extends Context.Service<Sessions, {
           const credentials = creds === undefined || Object.keys(creds).length === 0
             ? null
             : vault.seal(JSON.stringify(creds), id)
+          const projectLimits = yield* projects.limitsOf(principal.project)
+          const awaiting = spec.requiresApproval === true
+          const expiresMinutes = awaiting ? spec.approvalExpiresInMinutes : undefined
           const result = yield* store.create({
             id,
             spec: view,
             credentials,
-            keyId,
+            keyId: principal.keyId,
             idempotencyKey,
             // Keyed hash: comparing retries must not leave a guessable digest of credential values.
             requestHash: idempotencyKey === undefined ? undefined : vault.fingerprint(JSON.stringify(spec)),
@@ -152,7 +190,12 @@ export class Sessions extends Context.Service<Sessions, {
               trigger: origin.trigger,
               input: origin.input === undefined ? null : vault.seal(JSON.stringify(origin.input), `${id}:input`),
             },
-          })
+            project: principal.project,
+            status: awaiting ? "awaiting_approval" : "pending",
+            approvalExpiresAt: expiresMinutes === undefined
+              ? null
+              : new Date(Date.now() + expiresMinutes * 60_000).toISOString(),
+          }, quotas.sessionGuard(principal, projectLimits))
           const warnings = credentialWarnings(spec.network)
           const warned = warnings.length === 0 ? {} : { warnings }
           if (!result.created) {
@@ -160,20 +203,26 @@ export class Sessions extends Context.Service<Sessions, {
             return { sessionId: result.id, status: existing?.status ?? "pending", ...warned }
           }
           metrics.sessionCreated()
+          if (awaiting) {
+            const created = yield* store.get(id)
+            if (created !== undefined) yield* approvals.notifyWaiting(created)
+            return { sessionId: id, status: "awaiting_approval" as const, ...warned }
+          }
           yield* signal.kick
           return { sessionId: id, status: "pending" as const, ...warned }
         },
       )
 
-      const cancel = Effect.fn("Sessions.cancel")(function* (id: SessionId) {
+      const cancel = Effect.fn("Sessions.cancel")(function* (id: SessionId, project: string) {
         const before = yield* store.get(id)
-        if (before === undefined) return yield* notFound(id)
+        if (before === undefined || before.project !== project) return yield* notFound(id)
         const illegal = (from: string) =>
           new IllegalTransition({
             sessionId: id,
             from,
             to: "cancelled",
-            message: `session ${id} is already ${from}; only pending, starting or running sessions can be cancelled`,
+            message:
+              `session ${id} is already ${from}; only awaiting_approval, pending, starting or running sessions can be cancelled`,
           })
         if (isTerminal(before.status)) return yield* illegal(before.status)
         // On a node, the session becomes `cancelled` when the node confirms its VM is gone

@@ -107,6 +107,8 @@ export const registerFakeNode = (
       )
     }
     const cancels = new Map<string, Deferred.Deferred<void>>()
+    /** `egress` sessions: the proxy holds one request (id `held-<session>`) until DecideEgress. */
+    const held = new Map<string, Deferred.Deferred<boolean>>()
 
     const run = (d: SessionDispatch): Stream.Stream<SessionEvent> => {
       node.dispatched.push(d)
@@ -132,6 +134,30 @@ export const registerFakeNode = (
         )
       }
       if (script.includes("reject")) return Stream.die(rejection(d.network))
+      if (script.includes("egress")) {
+        const decided = Deferred.makeUnsafe<boolean>()
+        const requestId = `held-${d.sessionId}`
+        held.set(requestId, decided)
+        const ask: SessionEvent = {
+          _tag: "egress_approval",
+          requestId,
+          rule: d.network.approvals?.[0] ?? "none",
+          host: "api.github.com",
+          method: "POST",
+          path: "/repos/paws/merges",
+        }
+        return Stream.concat(
+          Stream.concat(start, Stream.make(ask)),
+          Stream.fromEffect(Deferred.await(decided)).pipe(
+            Stream.flatMap((approved) =>
+              Stream.fromIterable<SessionEvent>([
+                { _tag: "output", stream: "stdout", data: approved ? "merged\n" : "403 from the proxy\n" },
+                { _tag: "status", status: "completed", at: now() },
+              ])
+            ),
+          ),
+        )
+      }
       const flood = /auditflood (\d+)/.exec(script)
       if (flood !== null) {
         // As fast as the stream goes: N audit events (every 10th host repeats), then the end.
@@ -195,6 +221,12 @@ export const registerFakeNode = (
             return yield* new NodeSessionNotFound({ sessionId, message: "not running here" })
           }
           yield* Deferred.succeed(d, undefined)
+        }),
+      DecideEgress: ({ requestId, approve }) =>
+        Effect.sync(() => {
+          const d = held.get(requestId)
+          if (d !== undefined) Deferred.doneUnsafe(d, Effect.succeed(approve))
+          return { delivered: d !== undefined }
         }),
       NodeStatus: () => Effect.succeed(info),
       BuildSnapshot: (d) => buildSnapshot(d),

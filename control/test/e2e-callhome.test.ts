@@ -28,6 +28,7 @@ const fakeSessions = (maxConcurrent = 3) =>
   Layer.sync(LiveSessions, () => {
     const live = new Map<string, Deferred.Deferred<void>>()
     return LiveSessions.of({
+      decideEgress: () => Effect.succeed(false),
       run: (d: SessionDispatch) =>
         Stream.unwrap(Effect.sync(() => {
           const cancel = Deferred.makeUnsafe<void>()

@@ -15,6 +15,9 @@ import { testDataDir, testImageLayer } from "../../node/test/support/TestImage.t
 import { call, type ControlHandle, pgliteBackend, waitForSession } from "./harness.ts"
 import { memoryControl } from "./support/MemoryControl.ts"
 
+/** Who the tests' sessions act as (control passes a principal; daemons have their own). */
+const memoryPrincipal = { keyId: "memory-test", scopes: ["sessions:write" as const], project: "default", limits: {} }
+
 const realKey = `sk-ant-REAL-${crypto.randomUUID()}`
 const nodeToken = `memory-${crypto.randomUUID()}`
 const daemon = "mem-test"
@@ -132,7 +135,10 @@ describe("daemon memory: /state and LLM history across invocations (real VMs, tw
           const control = c.handle
           const memory = { key: `daemon:${daemon}`, recordLlmHistory: true, keepGenerations: 2 }
           const invoke = (script: string) =>
-            Effect.map(c.sessions.create(memorySpec(script), "memory-test", undefined, { memory }), (a) => a.sessionId)
+            Effect.map(
+              c.sessions.create(memorySpec(script), memoryPrincipal, undefined, { memory }),
+              (a) => a.sessionId,
+            )
 
           // The public body cannot carry a memory key.
           const smuggled = yield* call(control, "POST", "/v1/sessions", {

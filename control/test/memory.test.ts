@@ -16,6 +16,9 @@ import type { NodeRegistry } from "../src/NodeRegistry.ts"
 import { backends, call, readEvents, waitForSession } from "./harness.ts"
 import { memoryControl } from "./support/MemoryControl.ts"
 
+/** Who the tests' sessions act as (control passes a principal; daemons have their own). */
+const memoryPrincipal = { keyId: "memory-test", scopes: ["sessions:write" as const], project: "default", limits: {} }
+
 const now = () => new Date().toISOString()
 
 const exchange = (n: number, pad = 0): LlmExchange => ({
@@ -64,6 +67,7 @@ const memoryNode = (registry: NodeRegistry["Service"], dispatched: Array<Session
       BuildSnapshot: () => Stream.empty,
       ListSnapshots: () => Effect.succeed([]),
       DeleteSnapshot: () => Effect.succeed({ removed: false }),
+      DecideEgress: () => Effect.succeed({ delivered: false }),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
     yield* registry.register({ info, client: client as never }).pipe(Effect.orDie)
@@ -97,7 +101,7 @@ for (const backend of backends) {
             Effect.gen(function* () {
               const accepted = yield* c.sessions.create(
                 spec(script),
-                "memory-test",
+                memoryPrincipal,
                 undefined,
                 m === null ? undefined : { memory: m },
               )
@@ -160,7 +164,7 @@ for (const backend of backends) {
           // A state that does not open fails the session that needed it, before any node runs it.
           yield* c.sql`UPDATE memory_states SET key = 'daemon:thief' WHERE key = 'daemon:keeper'`.pipe(Effect.orDie)
           const count = dispatched.length
-          const robbed = yield* c.sessions.create(spec("true"), "memory-test", undefined, {
+          const robbed = yield* c.sessions.create(spec("true"), memoryPrincipal, undefined, {
             memory: { key: "daemon:thief" },
           })
           const failed = yield* waitForSession(control, robbed.sessionId, (s) => s.completedAt !== null)

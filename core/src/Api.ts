@@ -1,10 +1,14 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { AuditApi } from "./ApiAudit.ts"
-import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey } from "./ApiKeys.ts"
+import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey, UpdateApiKey } from "./ApiKeys.ts"
+import { ApprovalsApi } from "./ApiApprovals.ts"
 import { DaemonHistoryApi } from "./ApiDaemonHistory.ts"
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { McpServersApi } from "./ApiMcp.ts"
+import { ProjectsApi } from "./ApiProjects.ts"
+import { RateLimited } from "./Limits.ts"
+import { ProjectNotFound } from "./Project.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
 import { DaemonsApi } from "./ApiDaemons.ts"
@@ -12,6 +16,7 @@ import { HooksApi } from "./ApiHooks.ts"
 import { DaemonName } from "./Daemon.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
 import {
+  Forbidden,
   IdempotencyConflict,
   IllegalTransition,
   NodeNotFound,
@@ -55,13 +60,15 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       payload: SessionSpec,
       headers: { "idempotency-key": Schema.optional(Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 255)))) },
       success: SessionAccepted.pipe(HttpApiSchema.status(202)),
-      error: [IdempotencyConflict, SnapshotUnavailable],
+      error: [IdempotencyConflict, SnapshotUnavailable, RateLimited],
     }).pipe(scoped(
       "sessions:write",
       "Create a session",
       "Queue a session. Credential header values go to the vault and are never returned. " +
         "With an `Idempotency-Key` header a retried request returns the first session; the same key " +
-        "with a different body is a 409. " +
+        "with a different body is a 409. A key's or project's concurrent-session or daily session-minute " +
+        "limit answers 429 with `Retry-After` and the limit's name. With `requiresApproval: true` the session " +
+        "waits in `awaiting_approval` until approved (POST /v1/sessions/{id}/approve). " +
         "A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; " +
         "when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. " +
         "Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.",
@@ -139,10 +146,27 @@ export class KeysApi extends HttpApiGroup.make("keys")
     HttpApiEndpoint.post("create", "/", {
       payload: CreateApiKey,
       success: CreatedApiKey.pipe(HttpApiSchema.status(201)),
-    })
-      .pipe(scoped("admin", "Create an API key", "The secret is in this response only; it is stored hashed.")),
+      error: [ProjectNotFound, Forbidden],
+    }).pipe(scoped(
+      "admin",
+      "Create an API key",
+      "The secret is in this response only; it is stored hashed. The key belongs to `project` (default: the " +
+        "caller's); only an instance admin (admin key of `default`) may name another project.",
+    )),
+    HttpApiEndpoint.patch("update", "/:id", {
+      params: { id: ApiKeyId },
+      payload: UpdateApiKey,
+      success: ApiKey,
+      error: ApiKeyNotFound,
+    }).pipe(
+      scoped("admin", "Change an API key's limits", "Requests per second (token bucket) and concurrent sessions."),
+    ),
     HttpApiEndpoint.get("list", "/", { success: Schema.Array(ApiKey) })
-      .pipe(scoped("admin", "List API keys", "List API keys (never their secrets).")),
+      .pipe(scoped(
+        "admin",
+        "List API keys",
+        "List API keys (never their secrets): an instance admin sees every project's, others their project's.",
+      )),
     HttpApiEndpoint.delete("revoke", "/:id", { params: { id: ApiKeyId }, success: ApiKey, error: ApiKeyNotFound })
       .pipe(scoped("admin", "Revoke an API key", "Revoke an API key; requests with it fail with 401 from then on.")),
   )
@@ -178,6 +202,8 @@ export class Api extends HttpApi.make("paws")
   .add(McpServersApi)
   .add(KeysApi)
   .add(AuditApi)
+  .add(ProjectsApi)
+  .add(ApprovalsApi)
   .add(MetricsApi)
   .add(DaemonHistoryApi)
   .middleware(ApiAuth)

@@ -1,15 +1,21 @@
 import { Schema } from "effect"
+import { KeyLimits } from "./Limits.ts"
+import { ProjectId } from "./Project.ts"
 
 /**
- * What an API key may do. `admin` implies everything; `sessions:write` implies `read`.
+ * What an API key may do. `admin` implies everything; `sessions:write` and `approve` imply `read`
+ * (an approver reads what it approves); `approve` (decide approval gates) is implied by `admin`
+ * only, so that an agent's `sessions:write` key cannot approve its own sessions.
  */
-export const ApiScope = Schema.Literals(["admin", "sessions:write", "read"]).annotate({ identifier: "ApiScope" })
+export const ApiScope = Schema.Literals(["admin", "sessions:write", "read", "approve"]).annotate({
+  identifier: "ApiScope",
+})
 export type ApiScope = typeof ApiScope.Type
 
 /** Whether a key holding `granted` may call an endpoint that requires `required`. */
 export const scopeAllows = (granted: ReadonlyArray<ApiScope>, required: ApiScope): boolean =>
   granted.includes("admin") || granted.includes(required) ||
-  (required === "read" && granted.includes("sessions:write"))
+  (required === "read" && (granted.includes("sessions:write") || granted.includes("approve")))
 
 export const ApiKeyId = Schema.String.pipe(
   Schema.check(Schema.isPattern(/^[a-z0-9]{12}$/, { message: "must be a 12-character API key id" })),
@@ -20,6 +26,9 @@ export const ApiKey = Schema.Struct({
   id: ApiKeyId,
   name: Schema.String,
   scopes: Schema.Array(ApiScope),
+  /** The project whose sessions this key sees and acts on. */
+  project: ProjectId,
+  limits: KeyLimits,
   createdAt: Schema.String,
   lastUsedAt: Schema.NullOr(Schema.String),
   revokedAt: Schema.NullOr(Schema.String),
@@ -33,9 +42,18 @@ export const storableName = Schema.makeFilter((s: string) =>
 
 export const CreateApiKey = Schema.Struct({
   name: Schema.String.pipe(Schema.check(Schema.isBetweenLength(1, 128), storableName)),
-  scopes: Schema.Array(ApiScope).pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(3))),
+  scopes: Schema.Array(ApiScope).pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(4))),
+  /** Default: the caller's project. Only an instance admin may name another. */
+  project: Schema.optionalKey(ProjectId),
+  limits: Schema.optionalKey(KeyLimits),
 }).annotate({ identifier: "CreateApiKey" })
 export type CreateApiKey = typeof CreateApiKey.Type
+
+export const UpdateApiKey = Schema.Struct({
+  /** Fields given replace those limits; null removes one. */
+  limits: KeyLimits,
+}).annotate({ identifier: "UpdateApiKey" })
+export type UpdateApiKey = typeof UpdateApiKey.Type
 
 export const CreatedApiKey = Schema.Struct({
   key: ApiKey,

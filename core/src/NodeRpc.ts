@@ -16,6 +16,7 @@ import {
 } from "./SessionSpec.ts"
 import { HostPattern, hostPatternProblem } from "./HostPattern.ts"
 import { inputMaxBytes } from "./Daemon.ts"
+import { EgressApprovalRule } from "./EgressApproval.ts"
 import {
   SnapshotBuildEvent,
   SnapshotBuildFailed,
@@ -78,6 +79,11 @@ export const SessionDispatch = Schema.Struct({
         headers: Schema.Record(Schema.String, HeaderValue).pipe(Schema.check(checkedKeys(headerNameProblem))),
       }),
     ).pipe(Schema.check(checkedKeys(hostPatternProblem))),
+    /** Requests the proxy holds for a human's decision (EgressApproval rules), and for how long. */
+    approvals: Schema.optionalKey(Schema.Array(EgressApprovalRule)),
+    approvalTimeoutMs: Schema.optionalKey(
+      Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 3_600_000 }))),
+    ),
   }),
   metadata: Schema.optionalKey(Metadata),
   /** Set only for sessions control gave a memory key (daemon invocations): /state and LLM history. */
@@ -136,10 +142,18 @@ export const DeleteSnapshot = Rpc.make("DeleteSnapshot", {
   error: SnapshotBusy,
 })
 
+/** A human's decision on a request the session's proxy holds (an `egress_approval` event). */
+export const DecideEgress = Rpc.make("DecideEgress", {
+  payload: { sessionId: SessionId, requestId: Schema.String, approve: Schema.Boolean },
+  success: Schema.Struct({ delivered: Schema.Boolean }),
+  error: NodeSessionNotFound,
+})
+
 /** The control↔node contract: control calls these on a node. */
 export class NodeRpcs extends RpcGroup.make(
   RunSession,
   CancelSession,
+  DecideEgress,
   GetNodeStatus,
   BuildSnapshot,
   ListSnapshots,

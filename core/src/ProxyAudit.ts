@@ -16,6 +16,9 @@ export const AuditDecision = Schema.Literals([
   "dns_refused",
   "audit_suppressed", // the proxy's rate limit held back `count` events (the reason names their decisions)
   "audit_dropped", // control stored no more audit rows for this session after its cap; `count` were dropped
+  "approval_held", // matched an approval rule: held until a human decides
+  "approval_denied", // a human denied the held request: 403
+  "approval_timeout", // no decision in time: 403
 ]).annotate({ identifier: "AuditDecision" })
 export type AuditDecision = typeof AuditDecision.Type
 

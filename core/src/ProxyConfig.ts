@@ -5,15 +5,17 @@
  * 1. Parent spawns `node ...proxyExecArgv proxy/src/main.ts` (script `npm run proxy`) with stdio
  *    `["pipe", "pipe", "inherit"]`. No secrets in argv or env, ever.
  * 2. Parent writes ONE line to stdin: `JSON.stringify(Schema.encodeSync(ProxyConfig)(config)) + "\n"`.
- *    It keeps stdin open afterwards: further lines are reserved and ignored.
+ *    It keeps stdin open afterwards: further lines are `ProxyDecision`s for held requests (others are ignored).
  * 3. The proxy writes NDJSON `ProxyMessage`s to stdout, one per line: first `ready` (CA certificate,
- *    actual bound ports), then `audit` events; `error` for problems (`fatal: true` precedes exit code 2).
+ *    actual bound ports), then `audit` events, `approval` requests (a request held under `approvals`
+ *    until a decision line or `approvalTimeoutMs`); `error` for problems (`fatal: true` precedes exit code 2).
  *    stderr carries human diagnostics only (never secrets, never audit).
  * 4. Stop: close the proxy's stdin (EOF) or send SIGTERM/SIGINT → listeners close, process exits 0.
  *    stdin EOF also happens when the parent dies, so the proxy never outlives its node.
  *    An invalid config line → one `error` message with `fatal: true`, exit code 2.
  */
 import * as Schema from "effect/Schema" // per-module import: the effect barrel costs the proxy ~300 ms at spawn
+import { EgressApprovalRule } from "./EgressApproval.ts"
 import { HostPattern } from "./HostPattern.ts"
 import { LlmExchange } from "./LlmExchange.ts"
 import { McpServerName } from "./McpGrant.ts"
@@ -109,6 +111,10 @@ export const ProxyConfig = Schema.Struct({
       servers: Schema.Array(McpServerName),
     }),
   ),
+  /** Requests held until the parent sends an approving `ProxyDecision`. */
+  approvals: Schema.optionalKey(Schema.Array(EgressApprovalRule)),
+  /** How long a held request waits before the guest gets a 403 (default 5 minutes). */
+  approvalTimeoutMs: Schema.optionalKey(positiveInt),
 }).annotate({ identifier: "ProxyConfig" })
 export type ProxyConfig = typeof ProxyConfig.Type
 
@@ -142,6 +148,25 @@ export const ProxyErrorMessage = Schema.TaggedStruct("error", {
 export const ProxyLlmMessage = Schema.TaggedStruct("llm", {
   exchange: LlmExchange,
 }).annotate({ identifier: "ProxyLlmMessage" })
+/** A request held for approval: the parent asks a human and answers with a `ProxyDecision` line. */
+export const ProxyApprovalMessage = Schema.TaggedStruct("approval", {
+  requestId: Schema.String,
+  /** The matching rule, as configured. */
+  rule: Schema.String,
+  host: Schema.String,
+  method: Schema.String,
+  /** Path without query values (like audit paths). */
+  path: Schema.String,
+}).annotate({ identifier: "ProxyApprovalMessage" })
+
+/** A stdin line after the config: the decision on a held request. */
+export const ProxyDecision = Schema.TaggedStruct("decision", {
+  requestId: Schema.String,
+  approve: Schema.Boolean,
+}).annotate({ identifier: "ProxyDecision" })
+export type ProxyDecision = typeof ProxyDecision.Type
+
+export const encodeProxyDecisionLine = (d: ProxyDecision): string => JSON.stringify(d) + "\n"
 
 /** One NDJSON line on the proxy's stdout. */
 export const ProxyMessage = Schema.Union([
@@ -149,6 +174,7 @@ export const ProxyMessage = Schema.Union([
   ProxyAuditMessage,
   ProxyErrorMessage,
   ProxyLlmMessage,
+  ProxyApprovalMessage,
 ]).annotate({
   identifier: "ProxyMessage",
 })

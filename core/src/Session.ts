@@ -15,10 +15,14 @@ export const SessionSpecView = Schema.Struct({
   network: Schema.Struct({
     allowOut: Schema.Array(HostPattern),
     credentials: Schema.optionalKey(Schema.Record(HostPattern, Schema.Struct({ headers: Schema.Array(HeaderName) }))),
+    approvals: Schema.optionalKey(Schema.Array(Schema.String)),
+    approvalTimeoutSeconds: Schema.optionalKey(Schema.Int),
   }),
   metadata: Schema.optionalKey(Metadata),
   nodeSelector: Schema.optionalKey(NodeLabels),
   mcp: Schema.optionalKey(McpGrants),
+  requiresApproval: Schema.optionalKey(Schema.Boolean),
+  approvalExpiresInMinutes: Schema.optionalKey(Schema.Int),
 }).annotate({ identifier: "SessionSpecView" })
 export type SessionSpecView = typeof SessionSpecView.Type
 
@@ -44,6 +48,8 @@ export type SessionTrigger = typeof SessionTrigger.Type
 
 export const Session = Schema.Struct({
   id: SessionId,
+  /** The project the session belongs to (that of the key that created it). */
+  project: Schema.String,
   status: SessionStatus,
   spec: SessionSpecView,
   node: Schema.NullOr(NodeId),
@@ -57,5 +63,7 @@ export const Session = Schema.Struct({
   /** The daemon that created this session (absent for sessions created directly). */
   daemon: Schema.optionalKey(Schema.String),
   trigger: Schema.optionalKey(SessionTrigger),
+  /** While `awaiting_approval` with an expiry: when it is denied automatically. */
+  approvalExpiresAt: Schema.optionalKey(Schema.String),
 }).annotate({ identifier: "Session" })
 export type Session = typeof Session.Type

@@ -29,7 +29,24 @@ export const ResultEvent = Schema.TaggedStruct("result", {
   result: SessionResult,
 }).annotate({ identifier: "ResultEvent" })
 
-export const SessionEvent = Schema.Union([StatusEvent, OutputEvent, AuditEvent, McpEvent, ResultEvent]).annotate({
-  identifier: "SessionEvent",
-})
+/** The session's proxy holds a request until a human decides (POST …/egress-approvals/{requestId}/approve). */
+export const EgressApprovalEvent = Schema.TaggedStruct("egress_approval", {
+  requestId: Schema.String,
+  rule: Schema.String,
+  host: Schema.String,
+  method: Schema.String,
+  path: Schema.String,
+}).annotate({ identifier: "EgressApprovalEvent" })
+
+export const SessionEvent = Schema.Union([
+  StatusEvent,
+  OutputEvent,
+  AuditEvent,
+  McpEvent,
+  ResultEvent,
+  EgressApprovalEvent,
+])
+  .annotate({
+    identifier: "SessionEvent",
+  })
 export type SessionEvent = typeof SessionEvent.Type

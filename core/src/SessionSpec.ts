@@ -2,6 +2,7 @@ import * as Schema from "effect/Schema" // per-module import: the effect barrel 
 import { HostPattern } from "./HostPattern.ts"
 import { NodeLabels } from "./NodeLabels.ts"
 import { McpGrants } from "./McpGrant.ts"
+import { EgressApprovalRule } from "./EgressApproval.ts"
 
 /** RFC 9110 `token`: the characters a header field name may contain. */
 export const headerNameRegExp = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -120,6 +121,16 @@ export const Network = Schema.Struct({
   credentials: Schema.optionalKey(Schema.Record(HostPattern, CredentialRule)),
   /** Required (true) for a credential on a `*.` pattern: it goes to every host under that domain. */
   allowWildcardCredential: Schema.optionalKey(Schema.Boolean),
+  /**
+   * Requests the proxy holds until a human approves them (GET /v1/sessions/{id}/egress-approvals):
+   * `HOST`, `HOST/PATH` or `METHOD HOST/PATH`, e.g. `POST api.github.com/repos/*\/merges`. The host
+   * must also be allowed by `allowOut`.
+   */
+  approvals: Schema.optionalKey(Schema.Array(EgressApprovalRule).pipe(Schema.check(Schema.isMaxLength(64)))),
+  /** How long a held request waits for a decision before the guest gets a 403 (default 300, max 3600). */
+  approvalTimeoutSeconds: Schema.optionalKey(
+    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 3600 }))),
+  ),
 }).annotate({ identifier: "Network" })
 export type Network = typeof Network.Type
 
@@ -148,5 +159,11 @@ export const SessionSpec = Schema.Struct({
   nodeSelector: Schema.optionalKey(NodeLabels.pipe(Schema.check(Schema.isMaxProperties(16)))),
   /** MCP servers (registered in control) the guest may reach at `https://mcp.paws.internal/{name}`. */
   mcp: Schema.optionalKey(McpGrants),
+  /** Wait in `awaiting_approval` until a key with scope `approve` approves (or denies) the session. */
+  requiresApproval: Schema.optionalKey(Schema.Boolean),
+  /** With `requiresApproval`: deny automatically after this many minutes (1 to 10080 = a week). */
+  approvalExpiresInMinutes: Schema.optionalKey(
+    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 10_080 }))),
+  ),
 }).annotate({ identifier: "SessionSpec" })
 export type SessionSpec = typeof SessionSpec.Type

@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 
 export const sessionStatuses = [
+  "awaiting_approval",
   "pending",
   "starting",
   "running",
@@ -17,6 +18,8 @@ export const isTerminal = (s: SessionStatus): boolean => terminalStatuses.has(s)
 
 /** The legal transitions, encoded once. Terminal states have none. */
 export const sessionTransitions: { readonly [S in SessionStatus]: ReadonlyArray<SessionStatus> } = {
+  // awaiting_approval → pending: approved; → cancelled: denied, expired or cancelled by its owner.
+  awaiting_approval: ["pending", "cancelled"],
   pending: ["starting", "failed", "cancelled"],
   // starting → pending: the node was lost or refused before the VM ran; the session is re-queued.
   starting: ["pending", "running", "failed", "timeout", "cancelled"],

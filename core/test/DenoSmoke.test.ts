@@ -14,7 +14,15 @@ describe("core under Deno", () => {
       problems: 0,
       badRejected: true,
       chosen: "a",
-      rpcs: ["BuildSnapshot", "CancelSession", "DeleteSnapshot", "ListSnapshots", "NodeStatus", "RunSession"],
+      rpcs: [
+        "BuildSnapshot",
+        "CancelSession",
+        "DecideEgress",
+        "DeleteSnapshot",
+        "ListSnapshots",
+        "NodeStatus",
+        "RunSession",
+      ],
     })
     expect(result.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/)
   })

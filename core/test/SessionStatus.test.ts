@@ -18,6 +18,13 @@ describe("SessionStatus transitions", () => {
     expect(canTransition("running", "pending")).toBe(false)
     expect(canTransition("pending", "completed")).toBe(false)
   })
+  it("awaiting_approval leads only to pending (approved) or cancelled (denied, expired), and nothing returns to it", () => {
+    expect(isTerminal("awaiting_approval")).toBe(false)
+    expect(sessionTransitions.awaiting_approval).toEqual(["pending", "cancelled"])
+    for (const s of sessionStatuses) expect(canTransition(s, "awaiting_approval")).toBe(false)
+    expect(canTransition("awaiting_approval", "starting")).toBe(false)
+    expect(canTransition("awaiting_approval", "running")).toBe(false)
+  })
 })
 
 describe("SessionId", () => {

@@ -31,6 +31,8 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
         ? Effect.map(snapshots.value.remove(name), (removed) => ({ removed }))
         : Effect.succeed({ removed: false }),
     CancelSession: ({ sessionId }) => sessions.cancel(sessionId),
+    DecideEgress: ({ sessionId, requestId, approve }) =>
+      Effect.map(sessions.decideEgress(sessionId, requestId, approve), (delivered) => ({ delivered })),
     NodeStatus: () =>
       Effect.gen(function* () {
         const { maxConcurrent, running } = yield* sessions.capacity

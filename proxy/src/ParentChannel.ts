@@ -81,9 +81,22 @@ export const watchStdinEnd = (input: NodeJS.ReadableStream): Effect.Effect<void>
   return Effect.promise(() => ended)
 }
 
-/** After the config line, keep reading (further lines are reserved) so that EOF is seen. */
-export const drain = (input: NodeJS.ReadableStream): void => {
-  input.on("data", () => {})
+/**
+ * After the config line, keep reading so that EOF is seen; each further line goes to `onLine`
+ * (decisions on held requests). A line longer than 64 KiB is no decision: dropped.
+ */
+export const drain = (input: NodeJS.ReadableStream, onLine: (line: string) => void = () => {}): void => {
+  let buffered = ""
+  input.on("data", (chunk: string | Buffer) => {
+    buffered += chunk.toString()
+    let newline = buffered.indexOf("\n")
+    while (newline !== -1) {
+      onLine(buffered.slice(0, newline))
+      buffered = buffered.slice(newline + 1)
+      newline = buffered.indexOf("\n")
+    }
+    if (buffered.length > 65_536) buffered = ""
+  })
   input.resume()
 }
 

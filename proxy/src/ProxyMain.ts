@@ -17,9 +17,12 @@ const program = Effect.gen(function* () {
   process.stdin.setEncoding("utf8")
   const stdinEnded = watchStdinEnd(process.stdin)
   const config = yield* readConfigLine(process.stdin).pipe(Effect.flatMap(decodeConfig))
-  drain(process.stdin)
+  // Decisions on held requests; none can arrive before the proxy is ready (nothing is held yet).
+  let onParentLine = (_line: string) => {}
+  drain(process.stdin, (line) => onParentLine(line))
   yield* Effect.scoped(Effect.gen(function* () {
     const proxy = yield* startProxy(config, writeLine, authority)
+    onParentLine = proxy.gate.onParentLine
     proxy.audit.send({
       _tag: "ready",
       pid: process.pid,

@@ -9,6 +9,7 @@ import type { AuditLog } from "./AuditLog.ts"
 import { makeCertificateAuthority } from "./CertificateAuthority.ts"
 import type { CertificateAuthority } from "./CertificateAuthority.ts"
 import { makeDnsAnswerer, startDnsServer } from "./DnsServer.ts"
+import { defaultApprovalTimeoutMs, type EgressGate, makeEgressGate } from "./EgressGate.ts"
 import { startHttpsListener } from "./HttpsListener.ts"
 import { makeLeafCertificateCache } from "./LeafCertificateCache.ts"
 import { startPlainHttpListener } from "./PlainHttpListener.ts"
@@ -22,6 +23,7 @@ export interface RunningProxy {
   readonly caCertificatePem: string
   readonly ports: ProxyPorts
   readonly audit: AuditLog
+  readonly gate: EgressGate
 }
 
 /** Acquires a started listener and closes it when the scope closes. */
@@ -67,7 +69,13 @@ export const startProxy = (
       Effect.sync(() => makeUpstreamPool(config.upstream ?? {}, limits.upstreamConnectTimeoutMs)),
       (p) => Effect.sync(p.close),
     )
+    const timeoutMs = config.approvalTimeoutMs ?? defaultApprovalTimeoutMs
+    const gate = yield* Effect.acquireRelease(
+      Effect.sync(() => makeEgressGate(config.approvals ?? [], timeoutMs, audit.send)),
+      (g) => Effect.sync(g.close),
+    )
     const deps = {
+      gate: { gate, timeoutMs },
       judge: makeRequestJudge(policy),
       pool,
       audit,
@@ -108,5 +116,6 @@ export const startProxy = (
       caCertificatePem: ca.certificatePem,
       ports: { https: https.port, http: http.port, dnsUdp: dns.udpPort, dnsTcp: dns.tcpPort },
       audit,
+      gate,
     }
   })

@@ -14,6 +14,7 @@ import { BodyMeter } from "./BodyMeter.ts"
 import { framingHeaders } from "./RequestFraming.ts"
 import { encodedBodyHeaders, responseDecoder } from "./ResponseDecoding.ts"
 import { isLlmCall, LlmRecorder } from "./LlmRecorder.ts"
+import { type EgressGate, gateRefusal } from "./EgressGate.ts"
 
 export interface ForwarderDeps {
   readonly judge: RequestJudge
@@ -27,6 +28,8 @@ export interface ForwarderDeps {
   readonly llmHistory?: { readonly maxBytes: number }
   /** The node's MCP gateway for this session: where requests for `mcp.paws.internal/{server}` go. */
   readonly mcp?: { readonly socketPath: string; readonly servers: ReadonlySet<string> } | undefined
+  /** Holds requests that match the session's approval rules. */
+  readonly gate?: { readonly gate: EgressGate; readonly timeoutMs: number } | undefined
 }
 
 export const refusalBody = (refusal: Refusal): string => `paws proxy: ${refusal.reason}.\n`
@@ -113,7 +116,18 @@ export const makeRequestForwarder = (deps: ForwarderDeps) => (req: IncomingMessa
       return refuse(deps, req, res, mcpRefusal(server), verdict.host)
     }
   }
-  forward(deps, req, res, verdict, started)
+  const method = req.method ?? "GET"
+  const path = auditPath(req.url ?? "")
+  const held = deps.gate?.gate.hold(method, verdict.host, path)
+  if (held === undefined) return forward(deps, req, res, verdict, started)
+  // The body stays unread (in the socket) until a human decides.
+  req.pause()
+  deps.audit.record({ decision: "approval_held", host: verdict.host, method, path })
+  held.then((outcome) => {
+    if (outcome === "approved") return forward(deps, req, res, verdict, performance.now())
+    req.resume()
+    refuse(deps, req, res, gateRefusal(outcome, method, verdict.host, deps.gate!.timeoutMs), verdict.host)
+  })
 }
 
 const forward = (

@@ -12,13 +12,13 @@ from .models import *  # noqa: F403
 class SessionsOperations(SyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None) -> SessionAccepted:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None) -> SessionAccepted:
         """Create a session
 
-        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A key's or project's concurrent-session or daily session-minute limit answers 429 with `Retry-After` and the limit's name. With `requiresApproval: true` the session waits in `awaiting_approval` until approved (POST /v1/sessions/{id}/approve). A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp}, expect='application/json')
+        data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
@@ -154,13 +154,13 @@ class SnapshotsOperations(SyncOperations):
 class DaemonsOperations(SyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     def list(self) -> builtins.list[Daemon]:
@@ -243,23 +243,32 @@ class McpServersOperations(SyncOperations):
 class KeysOperations(SyncOperations):
     """API keys and their scopes (admin only)."""
 
-    def create(self, *, scopes: builtins.list[ApiScope], name: str) -> CreatedApiKey:
+    def create(self, *, scopes: builtins.list[ApiScope], name: str, project: ProjectId | None = None, limits: KeyLimits | Mapping[str, Any] | None = None) -> CreatedApiKey:
         """Create an API key
 
-        The secret is in this response only; it is stored hashed.
+        The secret is in this response only; it is stored hashed. The key belongs to `project` (default: the caller's); only an instance admin (admin key of `default`) may name another project.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
+        data = self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes, "project": project, "limits": limits}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
     def list(self) -> builtins.list[ApiKey]:
         """List API keys
 
-        List API keys (never their secrets).
+        List API keys (never their secrets): an instance admin sees every project's, others their project's.
 
         Requires scope `admin` (or one that implies it)."""
         data = self._call("GET", "/v1/keys", path={}, query={}, headers={}, body=None, expect='application/json')
         return [ApiKey.from_dict(x0) for x0 in data]
+
+    def update(self, id: ApiKeyId, *, limits: KeyLimits | Mapping[str, Any]) -> ApiKey:
+        """Change an API key's limits
+
+        Requests per second (token bucket) and concurrent sessions.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("PATCH", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body={"limits": limits}, expect='application/json')
+        return ApiKey.from_dict(data)
 
     def revoke(self, id: ApiKeyId) -> ApiKey:
         """Revoke an API key
@@ -291,6 +300,113 @@ class AuditOperations(SyncOperations):
         Requires scope `admin` (or one that implies it)."""
         data = self._call("GET", "/v1/audit/verify", path={}, query={}, headers={}, body=None, expect='application/json')
         return AuditVerification.from_dict(data)
+
+
+class ProjectsOperations(SyncOperations):
+    """Projects: the tenancy boundary of keys and sessions."""
+
+    def create(self, *, id: ProjectId, description: str | None = None, limits: ProjectLimits | Mapping[str, Any] | None = None, approval_webhook: str | None | None = None) -> Project:
+        """Create a project
+
+        Create a project with optional quotas and approval webhook; an existing id is a 409. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("POST", "/v1/projects", path={}, query={}, headers={}, body={"id": id, "description": description, "limits": limits, "approvalWebhook": approval_webhook}, expect='application/json')
+        return Project.from_dict(data)
+
+    def list(self) -> builtins.list[Project]:
+        """List projects
+
+        List projects. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("GET", "/v1/projects", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [Project.from_dict(x0) for x0 in data]
+
+    def get(self, id: ProjectId) -> Project:
+        """Get a project
+
+        An instance admin may read any project, a project's admin its own.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("GET", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Project.from_dict(data)
+
+    def update(self, id: ProjectId, *, description: str | None = None, limits: ProjectLimits | Mapping[str, Any] | None = None, approval_webhook: str | None | None = None) -> Project:
+        """Update a project
+
+        Change a project's quotas, description or approval webhook (null removes it). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("PATCH", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body={"description": description, "limits": limits, "approvalWebhook": approval_webhook}, expect='application/json')
+        return Project.from_dict(data)
+
+    def delete(self, id: ProjectId) -> None:
+        """Delete a project
+
+        Delete a project and revoke its keys; its finished sessions stay readable by no one but the database. `default` cannot be deleted, nor a project with unfinished sessions (409). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = self._call("DELETE", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body=None, expect=None)
+        return None
+
+
+class ApprovalsOperations(SyncOperations):
+    """Approval gates: sessions that wait for a human decision."""
+
+    def pending(self) -> builtins.list[PendingApproval]:
+        """List sessions awaiting approval
+
+        Sessions of this key's project awaiting approval, oldest first.
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/approvals", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [PendingApproval.from_dict(x0) for x0 in data]
+
+    def approve(self, id: SessionId) -> Session:
+        """Approve a session
+
+        Queue a session that is awaiting approval. A session in any other status (or whose approval expired) is a 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/approve", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Session.from_dict(data)
+
+    def deny(self, id: SessionId) -> Session:
+        """Deny a session
+
+        Cancel a session that is awaiting approval (reason `approval_denied`). Any other status is a 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/deny", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Session.from_dict(data)
+
+    def egress(self, id: SessionId) -> builtins.list[EgressApprovalView]:
+        """List a session's held requests
+
+        Requests the session's proxy held under `network.approvals`, oldest first, pending or decided.
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/sessions/{id}/egress-approvals", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return [EgressApprovalView.from_dict(x0) for x0 in data]
+
+    def approve_egress(self, id: SessionId, request_id: str) -> EgressApprovalView:
+        """Approve a held request
+
+        The proxy forwards the held request. Already decided or expired: 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/egress-approvals/{requestId}/approve", path={"id": id, "requestId": request_id}, query={}, headers={}, body=None, expect='application/json')
+        return EgressApprovalView.from_dict(data)
+
+    def deny_egress(self, id: SessionId, request_id: str) -> EgressApprovalView:
+        """Deny a held request
+
+        The proxy answers the guest 403 saying the request was denied. Already decided or expired: 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/egress-approvals/{requestId}/deny", path={"id": id, "requestId": request_id}, query={}, headers={}, body=None, expect='application/json')
+        return EgressApprovalView.from_dict(data)
 
 
 class MetricsOperations(SyncOperations):
@@ -340,13 +456,13 @@ class HealthOperations(SyncOperations):
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None) -> SessionAccepted:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None) -> SessionAccepted:
         """Create a session
 
-        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+        Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A key's or project's concurrent-session or daily session-minute limit answers 429 with `Retry-After` and the limit's name. With `requiresApproval: true` the session waits in `awaiting_approval` until approved (POST /v1/sessions/{id}/approve). A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp}, expect='application/json')
+        data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
     async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
@@ -482,13 +598,13 @@ class AsyncSnapshotsOperations(AsyncOperations):
 class AsyncDaemonsOperations(AsyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = await self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     async def list(self) -> builtins.list[Daemon]:
@@ -571,23 +687,32 @@ class AsyncMcpServersOperations(AsyncOperations):
 class AsyncKeysOperations(AsyncOperations):
     """API keys and their scopes (admin only)."""
 
-    async def create(self, *, scopes: builtins.list[ApiScope], name: str) -> CreatedApiKey:
+    async def create(self, *, scopes: builtins.list[ApiScope], name: str, project: ProjectId | None = None, limits: KeyLimits | Mapping[str, Any] | None = None) -> CreatedApiKey:
         """Create an API key
 
-        The secret is in this response only; it is stored hashed.
+        The secret is in this response only; it is stored hashed. The key belongs to `project` (default: the caller's); only an instance admin (admin key of `default`) may name another project.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes}, expect='application/json')
+        data = await self._call("POST", "/v1/keys", path={}, query={}, headers={}, body={"name": name, "scopes": scopes, "project": project, "limits": limits}, expect='application/json')
         return CreatedApiKey.from_dict(data)
 
     async def list(self) -> builtins.list[ApiKey]:
         """List API keys
 
-        List API keys (never their secrets).
+        List API keys (never their secrets): an instance admin sees every project's, others their project's.
 
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("GET", "/v1/keys", path={}, query={}, headers={}, body=None, expect='application/json')
         return [ApiKey.from_dict(x0) for x0 in data]
+
+    async def update(self, id: ApiKeyId, *, limits: KeyLimits | Mapping[str, Any]) -> ApiKey:
+        """Change an API key's limits
+
+        Requests per second (token bucket) and concurrent sessions.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("PATCH", "/v1/keys/{id}", path={"id": id}, query={}, headers={}, body={"limits": limits}, expect='application/json')
+        return ApiKey.from_dict(data)
 
     async def revoke(self, id: ApiKeyId) -> ApiKey:
         """Revoke an API key
@@ -619,6 +744,113 @@ class AsyncAuditOperations(AsyncOperations):
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("GET", "/v1/audit/verify", path={}, query={}, headers={}, body=None, expect='application/json')
         return AuditVerification.from_dict(data)
+
+
+class AsyncProjectsOperations(AsyncOperations):
+    """Projects: the tenancy boundary of keys and sessions."""
+
+    async def create(self, *, id: ProjectId, description: str | None = None, limits: ProjectLimits | Mapping[str, Any] | None = None, approval_webhook: str | None | None = None) -> Project:
+        """Create a project
+
+        Create a project with optional quotas and approval webhook; an existing id is a 409. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("POST", "/v1/projects", path={}, query={}, headers={}, body={"id": id, "description": description, "limits": limits, "approvalWebhook": approval_webhook}, expect='application/json')
+        return Project.from_dict(data)
+
+    async def list(self) -> builtins.list[Project]:
+        """List projects
+
+        List projects. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("GET", "/v1/projects", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [Project.from_dict(x0) for x0 in data]
+
+    async def get(self, id: ProjectId) -> Project:
+        """Get a project
+
+        An instance admin may read any project, a project's admin its own.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("GET", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Project.from_dict(data)
+
+    async def update(self, id: ProjectId, *, description: str | None = None, limits: ProjectLimits | Mapping[str, Any] | None = None, approval_webhook: str | None | None = None) -> Project:
+        """Update a project
+
+        Change a project's quotas, description or approval webhook (null removes it). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("PATCH", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body={"description": description, "limits": limits, "approvalWebhook": approval_webhook}, expect='application/json')
+        return Project.from_dict(data)
+
+    async def delete(self, id: ProjectId) -> None:
+        """Delete a project
+
+        Delete a project and revoke its keys; its finished sessions stay readable by no one but the database. `default` cannot be deleted, nor a project with unfinished sessions (409). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+
+        Requires scope `admin` (or one that implies it)."""
+        data = await self._call("DELETE", "/v1/projects/{id}", path={"id": id}, query={}, headers={}, body=None, expect=None)
+        return None
+
+
+class AsyncApprovalsOperations(AsyncOperations):
+    """Approval gates: sessions that wait for a human decision."""
+
+    async def pending(self) -> builtins.list[PendingApproval]:
+        """List sessions awaiting approval
+
+        Sessions of this key's project awaiting approval, oldest first.
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/approvals", path={}, query={}, headers={}, body=None, expect='application/json')
+        return [PendingApproval.from_dict(x0) for x0 in data]
+
+    async def approve(self, id: SessionId) -> Session:
+        """Approve a session
+
+        Queue a session that is awaiting approval. A session in any other status (or whose approval expired) is a 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/approve", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Session.from_dict(data)
+
+    async def deny(self, id: SessionId) -> Session:
+        """Deny a session
+
+        Cancel a session that is awaiting approval (reason `approval_denied`). Any other status is a 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/deny", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return Session.from_dict(data)
+
+    async def egress(self, id: SessionId) -> builtins.list[EgressApprovalView]:
+        """List a session's held requests
+
+        Requests the session's proxy held under `network.approvals`, oldest first, pending or decided.
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/sessions/{id}/egress-approvals", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return [EgressApprovalView.from_dict(x0) for x0 in data]
+
+    async def approve_egress(self, id: SessionId, request_id: str) -> EgressApprovalView:
+        """Approve a held request
+
+        The proxy forwards the held request. Already decided or expired: 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/egress-approvals/{requestId}/approve", path={"id": id, "requestId": request_id}, query={}, headers={}, body=None, expect='application/json')
+        return EgressApprovalView.from_dict(data)
+
+    async def deny_egress(self, id: SessionId, request_id: str) -> EgressApprovalView:
+        """Deny a held request
+
+        The proxy answers the guest 403 saying the request was denied. Already decided or expired: 409.
+
+        Requires scope `approve` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/egress-approvals/{requestId}/deny", path={"id": id, "requestId": request_id}, query={}, headers={}, body=None, expect='application/json')
+        return EgressApprovalView.from_dict(data)
 
 
 class AsyncMetricsOperations(AsyncOperations):

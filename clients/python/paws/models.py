@@ -22,6 +22,7 @@ __all__ = [
     "ConcurrencyPolicy",
     "CreateApiKey",
     "CreateNodeToken",
+    "CreateProject",
     "CreatedApiKey",
     "CreatedNodeToken",
     "CredentialRule",
@@ -40,6 +41,10 @@ __all__ = [
     "DaemonPatch",
     "DaemonSaved",
     "DaemonSpec",
+    "EgressAlreadyDecidedEncoded",
+    "EgressApprovalRule",
+    "EgressApprovalView",
+    "EgressRequestNotFoundEncoded",
     "FieldIssue",
     "ForbiddenEncoded",
     "GithubFilter",
@@ -51,6 +56,7 @@ __all__ = [
     "IdempotencyConflictEncoded",
     "IllegalTransitionEncoded",
     "InvalidRequestEncoded",
+    "KeyLimits",
     "McpGrant",
     "McpServerExistsEncoded",
     "McpServerName",
@@ -70,6 +76,13 @@ __all__ = [
     "NodeTokenId",
     "NodeTokenNotFoundEncoded",
     "PayloadTooLargeEncoded",
+    "PendingApproval",
+    "Project",
+    "ProjectConflictEncoded",
+    "ProjectId",
+    "ProjectLimits",
+    "ProjectNotFoundEncoded",
+    "RateLimitedEncoded",
     "Resources",
     "ScriptWorkload",
     "ServiceUnavailableEncoded",
@@ -100,6 +113,8 @@ __all__ = [
     "Trigger",
     "TriggerName",
     "UnauthorizedEncoded",
+    "UpdateApiKey",
+    "UpdateProject",
     "WatchTrigger",
     "WebhookTrigger",
 ]
@@ -111,31 +126,35 @@ DaemonName = str
 SessionId = str
 """UUIDv7, sortable by creation time"""
 
-ApiScope = Literal["admin", "sessions:write", "read"]
-
-ApiKeyId = str
+NodeId = str
 
 McpServerName = str
 
-HeaderName = str
-
-ConcurrencyPolicy = Literal["queue", "skip", "replace"]
-
 NodeLabels = dict[str, str]
+
+HeaderName = str
 
 HostPattern = str
 
 SnapshotName = str
 
+SessionStatus = Literal["awaiting_approval", "pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
+
+ProjectId = str
+
+ApiScope = Literal["admin", "sessions:write", "read", "approve"]
+
+ApiKeyId = str
+
+ConcurrencyPolicy = Literal["queue", "skip", "replace"]
+
+EgressApprovalRule = str
+
 SnapshotStatus = Literal["building", "ready", "failed", "stale"]
 
 NodeTokenId = str
 
-NodeId = str
-
 NodeStatus = Literal["ready", "draining", "lost"]
-
-SessionStatus = Literal["pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
 
 
 @dataclass(kw_only=True)
@@ -327,6 +346,26 @@ class Health(Model):
 
 
 @dataclass(kw_only=True)
+class RateLimitedEncoded(Model):
+    _json_names = {'tag': '_tag', 'message': 'message', 'limit': 'limit', 'retry_after_seconds': 'retryAfterSeconds'}
+    _required = frozenset(['limit', 'message', 'retry_after_seconds', 'tag'])
+
+    tag: Literal["RateLimited"] = "RateLimited"
+    message: str
+    limit: str
+    retry_after_seconds: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RateLimitedEncoded:
+        return cls(
+            tag=data["_tag"],
+            message=data["message"],
+            limit=data["limit"],
+            retry_after_seconds=data["retryAfterSeconds"],
+        )
+
+
+@dataclass(kw_only=True)
 class ForbiddenEncoded(Model):
     _json_names = {'tag': '_tag', 'message': 'message', 'required_scope': 'requiredScope'}
     _required = frozenset(['message', 'required_scope', 'tag'])
@@ -389,6 +428,472 @@ class DaemonHistoryEntry(Model):
             truncated=data["truncated"],
             session_id=data["sessionId"],
             recorded_at=data["recordedAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class EgressAlreadyDecidedEncoded(Model):
+    _json_names = {'tag': '_tag', 'request_id': 'requestId', 'status': 'status', 'message': 'message'}
+    _required = frozenset(['message', 'request_id', 'status', 'tag'])
+
+    tag: Literal["EgressAlreadyDecided"] = "EgressAlreadyDecided"
+    request_id: str
+    status: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EgressAlreadyDecidedEncoded:
+        return cls(
+            tag=data["_tag"],
+            request_id=data["requestId"],
+            status=data["status"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class EgressRequestNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'request_id': 'requestId', 'message': 'message'}
+    _required = frozenset(['message', 'request_id', 'tag'])
+
+    tag: Literal["EgressRequestNotFound"] = "EgressRequestNotFound"
+    request_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EgressRequestNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            request_id=data["requestId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class SessionNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'message': 'message'}
+    _required = frozenset(['message', 'session_id', 'tag'])
+
+    tag: Literal["SessionNotFound"] = "SessionNotFound"
+    session_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            session_id=data["sessionId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class EgressApprovalView(Model):
+    _json_names = {'request_id': 'requestId', 'rule': 'rule', 'host': 'host', 'method': 'method', 'path': 'path', 'status': 'status', 'requested_at': 'requestedAt', 'expires_at': 'expiresAt', 'decided_at': 'decidedAt', 'decided_by': 'decidedBy'}
+    _required = frozenset(['decided_at', 'decided_by', 'expires_at', 'host', 'method', 'path', 'request_id', 'requested_at', 'rule', 'status'])
+
+    request_id: str
+    rule: str
+    host: str
+    method: str
+    path: str
+    status: Literal["pending", "approved", "denied", "expired"]
+    requested_at: str
+    expires_at: str
+    decided_at: str | None
+    decided_by: str | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EgressApprovalView:
+        return cls(
+            request_id=data["requestId"],
+            rule=data["rule"],
+            host=data["host"],
+            method=data["method"],
+            path=data["path"],
+            status=data["status"],
+            requested_at=data["requestedAt"],
+            expires_at=data["expiresAt"],
+            decided_at=data["decidedAt"],
+            decided_by=data["decidedBy"],
+        )
+
+
+@dataclass(kw_only=True)
+class IllegalTransitionEncoded(Model):
+    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'from_': 'from', 'to': 'to', 'message': 'message'}
+    _required = frozenset(['from_', 'message', 'session_id', 'tag', 'to'])
+
+    tag: Literal["IllegalTransition"] = "IllegalTransition"
+    session_id: str
+    from_: str
+    to: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IllegalTransitionEncoded:
+        return cls(
+            tag=data["_tag"],
+            session_id=data["sessionId"],
+            from_=data["from"],
+            to=data["to"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class Session(Model):
+    _json_names = {'id': 'id', 'project': 'project', 'status': 'status', 'spec': 'spec', 'node': 'node', 'created_at': 'createdAt', 'started_at': 'startedAt', 'completed_at': 'completedAt', 'duration_ms': 'durationMs', 'reason': 'reason', 'result': 'result', 'daemon': 'daemon', 'trigger': 'trigger', 'approval_expires_at': 'approvalExpiresAt'}
+    _required = frozenset(['completed_at', 'created_at', 'duration_ms', 'id', 'node', 'project', 'reason', 'result', 'spec', 'started_at', 'status'])
+
+    id: SessionId
+    project: str
+    status: SessionStatus
+    spec: SessionSpecView
+    node: NodeId | None
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    duration_ms: int | None
+    reason: str | None
+    result: SessionResult | None
+    daemon: str | None = None
+    trigger: SessionTrigger | None = None
+    approval_expires_at: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        return cls(
+            id=data["id"],
+            project=data["project"],
+            status=data["status"],
+            spec=SessionSpecView.from_dict(data["spec"]),
+            node=data["node"],
+            created_at=data["createdAt"],
+            started_at=data["startedAt"],
+            completed_at=data["completedAt"],
+            duration_ms=data["durationMs"],
+            reason=data["reason"],
+            result=(None if data["result"] is None else SessionResult.from_dict(data["result"])),
+            daemon=data.get("daemon"),
+            trigger=(None if data.get("trigger") is None else SessionTrigger.from_dict(data["trigger"])),
+            approval_expires_at=data.get("approvalExpiresAt"),
+        )
+
+
+@dataclass(kw_only=True)
+class SessionTrigger(Model):
+    _json_names = {'kind': 'kind', 'name': 'name'}
+    _required = frozenset(['kind', 'name'])
+
+    kind: Literal["webhook", "github", "cron", "watch", "manual"]
+    name: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionTrigger:
+        return cls(
+            kind=data["kind"],
+            name=data["name"],
+        )
+
+
+@dataclass(kw_only=True)
+class SessionResult(Model):
+    _json_names = {'exit_code': 'exitCode', 'stdout': 'stdout', 'stderr': 'stderr', 'output': 'output', 'truncated': 'truncated', 'error': 'error'}
+    _required = frozenset(['exit_code', 'output', 'stderr', 'stdout', 'truncated'])
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    output: Any | None
+    truncated: bool
+    error: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionResult:
+        return cls(
+            exit_code=data["exitCode"],
+            stdout=data["stdout"],
+            stderr=data["stderr"],
+            output=data["output"],
+            truncated=data["truncated"],
+            error=data.get("error"),
+        )
+
+
+@dataclass(kw_only=True)
+class SessionSpecView(Model):
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'requires_approval': 'requiresApproval', 'approval_expires_in_minutes': 'approvalExpiresInMinutes'}
+    _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
+
+    snapshot: SnapshotName
+    workload: ScriptWorkload | AgentWorkload
+    resources: Resources
+    timeout_ms: int
+    network: SessionSpecViewNetwork
+    metadata: dict[str, str] | None = None
+    node_selector: NodeLabels | None = None
+    mcp: list[McpGrant] | None = None
+    requires_approval: bool | None = None
+    approval_expires_in_minutes: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
+        return cls(
+            snapshot=data["snapshot"],
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            resources=Resources.from_dict(data["resources"]),
+            timeout_ms=data["timeoutMs"],
+            network=SessionSpecViewNetwork.from_dict(data["network"]),
+            metadata=data.get("metadata"),
+            node_selector=data.get("nodeSelector"),
+            mcp=data.get("mcp"),
+            requires_approval=data.get("requiresApproval"),
+            approval_expires_in_minutes=data.get("approvalExpiresInMinutes"),
+        )
+
+
+@dataclass(kw_only=True)
+class SessionSpecViewNetwork(Model):
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'approvals': 'approvals', 'approval_timeout_seconds': 'approvalTimeoutSeconds'}
+    _required = frozenset(['allow_out'])
+
+    allow_out: list[HostPattern]
+    credentials: dict[str, SessionSpecViewNetworkCredentialsValue] | None = None
+    approvals: list[str] | None = None
+    approval_timeout_seconds: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetwork:
+        return cls(
+            allow_out=data["allowOut"],
+            credentials=(None if data.get("credentials") is None else {k0: SessionSpecViewNetworkCredentialsValue.from_dict(v0) for k0, v0 in data["credentials"].items()}),
+            approvals=data.get("approvals"),
+            approval_timeout_seconds=data.get("approvalTimeoutSeconds"),
+        )
+
+
+@dataclass(kw_only=True)
+class SessionSpecViewNetworkCredentialsValue(Model):
+    _json_names = {'headers': 'headers'}
+    _required = frozenset(['headers'])
+
+    headers: list[HeaderName]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetworkCredentialsValue:
+        return cls(
+            headers=data["headers"],
+        )
+
+
+@dataclass(kw_only=True)
+class McpToolGrant(Model):
+    _json_names = {'server': 'server', 'tools': 'tools'}
+    _required = frozenset(['server'])
+
+    server: McpServerName
+    tools: list[str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpToolGrant:
+        return cls(
+            server=data["server"],
+            tools=data.get("tools"),
+        )
+
+
+@dataclass(kw_only=True)
+class Resources(Model):
+    _json_names = {'vcpus': 'vcpus', 'memory_mb': 'memoryMB'}
+    _required = frozenset(['memory_mb', 'vcpus'])
+
+    vcpus: int
+    memory_mb: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Resources:
+        return cls(
+            vcpus=data["vcpus"],
+            memory_mb=data["memoryMB"],
+        )
+
+
+@dataclass(kw_only=True)
+class AgentWorkload(Model):
+    _json_names = {'type': 'type', 'agent': 'agent', 'command': 'command', 'prompt': 'prompt', 'model': 'model', 'max_turns': 'maxTurns', 'allowed_tools': 'allowedTools', 'env': 'env'}
+    _required = frozenset(['prompt', 'type'])
+
+    type: Literal["agent"] = "agent"
+    agent: Literal["claude-code", "custom"] | None = None
+    command: list[str] | None = None
+    prompt: str
+    model: str | None = None
+    max_turns: int | None = None
+    allowed_tools: list[str] | None = None
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentWorkload:
+        return cls(
+            type=data["type"],
+            agent=data.get("agent"),
+            command=data.get("command"),
+            prompt=data["prompt"],
+            model=data.get("model"),
+            max_turns=data.get("maxTurns"),
+            allowed_tools=data.get("allowedTools"),
+            env=data.get("env"),
+        )
+
+
+@dataclass(kw_only=True)
+class ScriptWorkload(Model):
+    _json_names = {'type': 'type', 'script': 'script', 'env': 'env'}
+    _required = frozenset(['script', 'type'])
+
+    type: Literal["script"] = "script"
+    script: str
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScriptWorkload:
+        return cls(
+            type=data["type"],
+            script=data["script"],
+            env=data.get("env"),
+        )
+
+
+@dataclass(kw_only=True)
+class PendingApproval(Model):
+    _json_names = {'session_id': 'sessionId', 'created_at': 'createdAt', 'expires_at': 'expiresAt', 'session': 'session'}
+    _required = frozenset(['created_at', 'expires_at', 'session', 'session_id'])
+
+    session_id: SessionId
+    created_at: str
+    expires_at: str | None
+    session: Session
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingApproval:
+        return cls(
+            session_id=data["sessionId"],
+            created_at=data["createdAt"],
+            expires_at=data["expiresAt"],
+            session=Session.from_dict(data["session"]),
+        )
+
+
+@dataclass(kw_only=True)
+class ProjectConflictEncoded(Model):
+    _json_names = {'tag': '_tag', 'project_id': 'projectId', 'message': 'message'}
+    _required = frozenset(['message', 'project_id', 'tag'])
+
+    tag: Literal["ProjectConflict"] = "ProjectConflict"
+    project_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProjectConflictEncoded:
+        return cls(
+            tag=data["_tag"],
+            project_id=data["projectId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class ProjectNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'project_id': 'projectId', 'message': 'message'}
+    _required = frozenset(['message', 'project_id', 'tag'])
+
+    tag: Literal["ProjectNotFound"] = "ProjectNotFound"
+    project_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProjectNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            project_id=data["projectId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class Project(Model):
+    _json_names = {'id': 'id', 'description': 'description', 'limits': 'limits', 'approval_webhook': 'approvalWebhook', 'created_at': 'createdAt'}
+    _required = frozenset(['approval_webhook', 'created_at', 'description', 'id', 'limits'])
+
+    id: ProjectId
+    description: str
+    limits: ProjectLimits
+    approval_webhook: str | None
+    created_at: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Project:
+        return cls(
+            id=data["id"],
+            description=data["description"],
+            limits=ProjectLimits.from_dict(data["limits"]),
+            approval_webhook=data["approvalWebhook"],
+            created_at=data["createdAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class ProjectLimits(Model):
+    _json_names = {'max_concurrent_sessions': 'maxConcurrentSessions', 'max_session_minutes_per_day': 'maxSessionMinutesPerDay'}
+    _required = frozenset([])
+
+    max_concurrent_sessions: int | None | None = None
+    max_session_minutes_per_day: int | None | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProjectLimits:
+        return cls(
+            max_concurrent_sessions=data.get("maxConcurrentSessions"),
+            max_session_minutes_per_day=data.get("maxSessionMinutesPerDay"),
+        )
+
+
+@dataclass(kw_only=True)
+class UpdateProject(Model):
+    _json_names = {'description': 'description', 'limits': 'limits', 'approval_webhook': 'approvalWebhook'}
+    _required = frozenset([])
+
+    description: str | None = None
+    limits: ProjectLimits | None = None
+    approval_webhook: str | None | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UpdateProject:
+        return cls(
+            description=data.get("description"),
+            limits=(None if data.get("limits") is None else ProjectLimits.from_dict(data["limits"])),
+            approval_webhook=data.get("approvalWebhook"),
+        )
+
+
+@dataclass(kw_only=True)
+class CreateProject(Model):
+    _json_names = {'id': 'id', 'description': 'description', 'limits': 'limits', 'approval_webhook': 'approvalWebhook'}
+    _required = frozenset(['id'])
+
+    id: ProjectId
+    description: str | None = None
+    limits: ProjectLimits | None = None
+    approval_webhook: str | None | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CreateProject:
+        return cls(
+            id=data["id"],
+            description=data.get("description"),
+            limits=(None if data.get("limits") is None else ProjectLimits.from_dict(data["limits"])),
+            approval_webhook=data.get("approvalWebhook"),
         )
 
 
@@ -538,12 +1043,14 @@ class ApiKeyNotFoundEncoded(Model):
 
 @dataclass(kw_only=True)
 class ApiKey(Model):
-    _json_names = {'id': 'id', 'name': 'name', 'scopes': 'scopes', 'created_at': 'createdAt', 'last_used_at': 'lastUsedAt', 'revoked_at': 'revokedAt'}
-    _required = frozenset(['created_at', 'id', 'last_used_at', 'name', 'revoked_at', 'scopes'])
+    _json_names = {'id': 'id', 'name': 'name', 'scopes': 'scopes', 'project': 'project', 'limits': 'limits', 'created_at': 'createdAt', 'last_used_at': 'lastUsedAt', 'revoked_at': 'revokedAt'}
+    _required = frozenset(['created_at', 'id', 'last_used_at', 'limits', 'name', 'project', 'revoked_at', 'scopes'])
 
     id: ApiKeyId
     name: str
     scopes: list[ApiScope]
+    project: ProjectId
+    limits: KeyLimits
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
@@ -554,9 +1061,43 @@ class ApiKey(Model):
             id=data["id"],
             name=data["name"],
             scopes=data["scopes"],
+            project=data["project"],
+            limits=KeyLimits.from_dict(data["limits"]),
             created_at=data["createdAt"],
             last_used_at=data["lastUsedAt"],
             revoked_at=data["revokedAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class KeyLimits(Model):
+    _json_names = {'requests_per_second': 'requestsPerSecond', 'requests_burst': 'requestsBurst', 'max_concurrent_sessions': 'maxConcurrentSessions'}
+    _required = frozenset([])
+
+    requests_per_second: int | None | None = None
+    requests_burst: int | None | None = None
+    max_concurrent_sessions: int | None | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyLimits:
+        return cls(
+            requests_per_second=data.get("requestsPerSecond"),
+            requests_burst=data.get("requestsBurst"),
+            max_concurrent_sessions=data.get("maxConcurrentSessions"),
+        )
+
+
+@dataclass(kw_only=True)
+class UpdateApiKey(Model):
+    _json_names = {'limits': 'limits'}
+    _required = frozenset(['limits'])
+
+    limits: KeyLimits
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UpdateApiKey:
+        return cls(
+            limits=KeyLimits.from_dict(data["limits"]),
         )
 
 
@@ -578,17 +1119,21 @@ class CreatedApiKey(Model):
 
 @dataclass(kw_only=True)
 class CreateApiKey(Model):
-    _json_names = {'name': 'name', 'scopes': 'scopes'}
+    _json_names = {'name': 'name', 'scopes': 'scopes', 'project': 'project', 'limits': 'limits'}
     _required = frozenset(['name', 'scopes'])
 
     name: str
     scopes: list[ApiScope]
+    project: ProjectId | None = None
+    limits: KeyLimits | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CreateApiKey:
         return cls(
             name=data["name"],
             scopes=data["scopes"],
+            project=data.get("project"),
+            limits=(None if data.get("limits") is None else KeyLimits.from_dict(data["limits"])),
         )
 
 
@@ -746,11 +1291,13 @@ class Daemon(Model):
 
 @dataclass(kw_only=True)
 class DaemonNetwork(Model):
-    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential'}
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'approvals': 'approvals', 'approval_timeout_seconds': 'approvalTimeoutSeconds', 'allow_wildcard_credential': 'allowWildcardCredential'}
     _required = frozenset(['allow_out'])
 
     allow_out: list[HostPattern]
     credentials: dict[str, DaemonNetworkCredentialsValue] | None = None
+    approvals: list[str] | None = None
+    approval_timeout_seconds: int | None = None
     allow_wildcard_credential: bool | None = None
 
     @classmethod
@@ -758,6 +1305,8 @@ class DaemonNetwork(Model):
         return cls(
             allow_out=data["allowOut"],
             credentials=(None if data.get("credentials") is None else {k0: DaemonNetworkCredentialsValue.from_dict(v0) for k0, v0 in data["credentials"].items()}),
+            approvals=data.get("approvals"),
+            approval_timeout_seconds=data.get("approvalTimeoutSeconds"),
             allow_wildcard_credential=data.get("allowWildcardCredential"),
         )
 
@@ -891,84 +1440,6 @@ class WebhookTrigger(Model):
 
 
 @dataclass(kw_only=True)
-class McpToolGrant(Model):
-    _json_names = {'server': 'server', 'tools': 'tools'}
-    _required = frozenset(['server'])
-
-    server: McpServerName
-    tools: list[str] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> McpToolGrant:
-        return cls(
-            server=data["server"],
-            tools=data.get("tools"),
-        )
-
-
-@dataclass(kw_only=True)
-class Resources(Model):
-    _json_names = {'vcpus': 'vcpus', 'memory_mb': 'memoryMB'}
-    _required = frozenset(['memory_mb', 'vcpus'])
-
-    vcpus: int
-    memory_mb: int
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Resources:
-        return cls(
-            vcpus=data["vcpus"],
-            memory_mb=data["memoryMB"],
-        )
-
-
-@dataclass(kw_only=True)
-class AgentWorkload(Model):
-    _json_names = {'type': 'type', 'agent': 'agent', 'command': 'command', 'prompt': 'prompt', 'model': 'model', 'max_turns': 'maxTurns', 'allowed_tools': 'allowedTools', 'env': 'env'}
-    _required = frozenset(['prompt', 'type'])
-
-    type: Literal["agent"] = "agent"
-    agent: Literal["claude-code", "custom"] | None = None
-    command: list[str] | None = None
-    prompt: str
-    model: str | None = None
-    max_turns: int | None = None
-    allowed_tools: list[str] | None = None
-    env: dict[str, str] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AgentWorkload:
-        return cls(
-            type=data["type"],
-            agent=data.get("agent"),
-            command=data.get("command"),
-            prompt=data["prompt"],
-            model=data.get("model"),
-            max_turns=data.get("maxTurns"),
-            allowed_tools=data.get("allowedTools"),
-            env=data.get("env"),
-        )
-
-
-@dataclass(kw_only=True)
-class ScriptWorkload(Model):
-    _json_names = {'type': 'type', 'script': 'script', 'env': 'env'}
-    _required = frozenset(['script', 'type'])
-
-    type: Literal["script"] = "script"
-    script: str
-    env: dict[str, str] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScriptWorkload:
-        return cls(
-            type=data["type"],
-            script=data["script"],
-            env=data.get("env"),
-        )
-
-
-@dataclass(kw_only=True)
 class DaemonPatch(Model):
     _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
     _required = frozenset([])
@@ -1006,12 +1477,14 @@ class DaemonPatch(Model):
 
 @dataclass(kw_only=True)
 class Network(Model):
-    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential'}
+    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials', 'allow_wildcard_credential': 'allowWildcardCredential', 'approvals': 'approvals', 'approval_timeout_seconds': 'approvalTimeoutSeconds'}
     _required = frozenset(['allow_out'])
 
     allow_out: list[HostPattern]
     credentials: dict[str, CredentialRule] | None = None
     allow_wildcard_credential: bool | None = None
+    approvals: list[EgressApprovalRule] | None = None
+    approval_timeout_seconds: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Network:
@@ -1019,6 +1492,8 @@ class Network(Model):
             allow_out=data["allowOut"],
             credentials=(None if data.get("credentials") is None else {k0: CredentialRule.from_dict(v0) for k0, v0 in data["credentials"].items()}),
             allow_wildcard_credential=data.get("allowWildcardCredential"),
+            approvals=data.get("approvals"),
+            approval_timeout_seconds=data.get("approvalTimeoutSeconds"),
         )
 
 
@@ -1056,7 +1531,7 @@ class DaemonExistsEncoded(Model):
 
 @dataclass(kw_only=True)
 class DaemonSpec(Model):
-    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
+    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'requires_approval': 'requiresApproval', 'approval_expires_in_minutes': 'approvalExpiresInMinutes', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
     _required = frozenset(['name', 'workload'])
 
     name: DaemonName
@@ -1068,6 +1543,8 @@ class DaemonSpec(Model):
     metadata: dict[str, str] | None = None
     node_selector: dict[str, str] | None = None
     mcp: list[McpGrant] | None = None
+    requires_approval: bool | None = None
+    approval_expires_in_minutes: int | None = None
     triggers: list[Trigger] | None = None
     concurrency: ConcurrencyPolicy | None = None
     enabled: bool | None = None
@@ -1085,6 +1562,8 @@ class DaemonSpec(Model):
             metadata=data.get("metadata"),
             node_selector=data.get("nodeSelector"),
             mcp=data.get("mcp"),
+            requires_approval=data.get("requiresApproval"),
+            approval_expires_in_minutes=data.get("approvalExpiresInMinutes"),
             triggers=data.get("triggers"),
             concurrency=data.get("concurrency"),
             enabled=data.get("enabled"),
@@ -1451,180 +1930,6 @@ class NodeCapacity(Model):
 
 
 @dataclass(kw_only=True)
-class SessionNotFoundEncoded(Model):
-    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'message': 'message'}
-    _required = frozenset(['message', 'session_id', 'tag'])
-
-    tag: Literal["SessionNotFound"] = "SessionNotFound"
-    session_id: str
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotFoundEncoded:
-        return cls(
-            tag=data["_tag"],
-            session_id=data["sessionId"],
-            message=data["message"],
-        )
-
-
-@dataclass(kw_only=True)
-class IllegalTransitionEncoded(Model):
-    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'from_': 'from', 'to': 'to', 'message': 'message'}
-    _required = frozenset(['from_', 'message', 'session_id', 'tag', 'to'])
-
-    tag: Literal["IllegalTransition"] = "IllegalTransition"
-    session_id: str
-    from_: str
-    to: str
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IllegalTransitionEncoded:
-        return cls(
-            tag=data["_tag"],
-            session_id=data["sessionId"],
-            from_=data["from"],
-            to=data["to"],
-            message=data["message"],
-        )
-
-
-@dataclass(kw_only=True)
-class Session(Model):
-    _json_names = {'id': 'id', 'status': 'status', 'spec': 'spec', 'node': 'node', 'created_at': 'createdAt', 'started_at': 'startedAt', 'completed_at': 'completedAt', 'duration_ms': 'durationMs', 'reason': 'reason', 'result': 'result', 'daemon': 'daemon', 'trigger': 'trigger'}
-    _required = frozenset(['completed_at', 'created_at', 'duration_ms', 'id', 'node', 'reason', 'result', 'spec', 'started_at', 'status'])
-
-    id: SessionId
-    status: SessionStatus
-    spec: SessionSpecView
-    node: NodeId | None
-    created_at: str
-    started_at: str | None
-    completed_at: str | None
-    duration_ms: int | None
-    reason: str | None
-    result: SessionResult | None
-    daemon: str | None = None
-    trigger: SessionTrigger | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Session:
-        return cls(
-            id=data["id"],
-            status=data["status"],
-            spec=SessionSpecView.from_dict(data["spec"]),
-            node=data["node"],
-            created_at=data["createdAt"],
-            started_at=data["startedAt"],
-            completed_at=data["completedAt"],
-            duration_ms=data["durationMs"],
-            reason=data["reason"],
-            result=(None if data["result"] is None else SessionResult.from_dict(data["result"])),
-            daemon=data.get("daemon"),
-            trigger=(None if data.get("trigger") is None else SessionTrigger.from_dict(data["trigger"])),
-        )
-
-
-@dataclass(kw_only=True)
-class SessionTrigger(Model):
-    _json_names = {'kind': 'kind', 'name': 'name'}
-    _required = frozenset(['kind', 'name'])
-
-    kind: Literal["webhook", "github", "cron", "watch", "manual"]
-    name: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionTrigger:
-        return cls(
-            kind=data["kind"],
-            name=data["name"],
-        )
-
-
-@dataclass(kw_only=True)
-class SessionResult(Model):
-    _json_names = {'exit_code': 'exitCode', 'stdout': 'stdout', 'stderr': 'stderr', 'output': 'output', 'truncated': 'truncated', 'error': 'error'}
-    _required = frozenset(['exit_code', 'output', 'stderr', 'stdout', 'truncated'])
-
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    output: Any | None
-    truncated: bool
-    error: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionResult:
-        return cls(
-            exit_code=data["exitCode"],
-            stdout=data["stdout"],
-            stderr=data["stderr"],
-            output=data["output"],
-            truncated=data["truncated"],
-            error=data.get("error"),
-        )
-
-
-@dataclass(kw_only=True)
-class SessionSpecView(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp'}
-    _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
-
-    snapshot: SnapshotName
-    workload: ScriptWorkload | AgentWorkload
-    resources: Resources
-    timeout_ms: int
-    network: SessionSpecViewNetwork
-    metadata: dict[str, str] | None = None
-    node_selector: NodeLabels | None = None
-    mcp: list[McpGrant] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
-        return cls(
-            snapshot=data["snapshot"],
-            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
-            resources=Resources.from_dict(data["resources"]),
-            timeout_ms=data["timeoutMs"],
-            network=SessionSpecViewNetwork.from_dict(data["network"]),
-            metadata=data.get("metadata"),
-            node_selector=data.get("nodeSelector"),
-            mcp=data.get("mcp"),
-        )
-
-
-@dataclass(kw_only=True)
-class SessionSpecViewNetwork(Model):
-    _json_names = {'allow_out': 'allowOut', 'credentials': 'credentials'}
-    _required = frozenset(['allow_out'])
-
-    allow_out: list[HostPattern]
-    credentials: dict[str, SessionSpecViewNetworkCredentialsValue] | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetwork:
-        return cls(
-            allow_out=data["allowOut"],
-            credentials=(None if data.get("credentials") is None else {k0: SessionSpecViewNetworkCredentialsValue.from_dict(v0) for k0, v0 in data["credentials"].items()}),
-        )
-
-
-@dataclass(kw_only=True)
-class SessionSpecViewNetworkCredentialsValue(Model):
-    _json_names = {'headers': 'headers'}
-    _required = frozenset(['headers'])
-
-    headers: list[HeaderName]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecViewNetworkCredentialsValue:
-        return cls(
-            headers=data["headers"],
-        )
-
-
-@dataclass(kw_only=True)
 class SessionPage(Model):
     _json_names = {'sessions': 'sessions', 'next_cursor': 'nextCursor'}
     _required = frozenset(['next_cursor', 'sessions'])
@@ -1676,7 +1981,7 @@ class SessionAccepted(Model):
 
 @dataclass(kw_only=True)
 class SessionSpec(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'requires_approval': 'requiresApproval', 'approval_expires_in_minutes': 'approvalExpiresInMinutes'}
     _required = frozenset(['workload'])
 
     snapshot: SnapshotName | None = None
@@ -1687,6 +1992,8 @@ class SessionSpec(Model):
     metadata: dict[str, str] | None = None
     node_selector: dict[str, str] | None = None
     mcp: list[McpGrant] | None = None
+    requires_approval: bool | None = None
+    approval_expires_in_minutes: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpec:
@@ -1699,10 +2006,12 @@ class SessionSpec(Model):
             metadata=data.get("metadata"),
             node_selector=data.get("nodeSelector"),
             mcp=data.get("mcp"),
+            requires_approval=data.get("requiresApproval"),
+            approval_expires_in_minutes=data.get("approvalExpiresInMinutes"),
         )
 
 
-Trigger = WebhookTrigger | GithubTrigger | CronTrigger | WatchTrigger
-
-
 McpGrant = McpServerName | McpToolGrant
+
+
+Trigger = WebhookTrigger | GithubTrigger | CronTrigger | WatchTrigger

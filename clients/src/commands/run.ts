@@ -35,6 +35,14 @@ export const run = Command.make("run", {
     Flag.withDescription("permit a --cred on a *.example.com pattern (sent to every host under it)"),
     Flag.withDefault(false),
   ),
+  hold: Flag.String("hold").pipe(
+    Flag.withDescription("hold matching requests until a human approves: HOST, HOST/PATH or 'METHOD HOST/PATH'"),
+    Flag.atLeast(0),
+  ),
+  requireApproval: Flag.Boolean("require-approval").pipe(
+    Flag.withDescription("wait in awaiting_approval until someone runs `paws approvals approve ID`"),
+    Flag.withDefault(false),
+  ),
   env: Flag.String("env").pipe(
     Flag.withDescription("environment variable NAME=VALUE for the workload (repeatable)"),
     Flag.atLeast(0),
@@ -104,8 +112,10 @@ export const run = Command.make("run", {
         allowOut: input.allow,
         ...(input.cred.length > 0 ? { credentials } : {}),
         ...(input.allowWildcardCredential ? { allowWildcardCredential: true } : {}),
+        ...(input.hold.length > 0 ? { approvals: input.hold } : {}),
       },
       ...(input.mcp.length > 0 ? { mcp: input.mcp.map(mcpGrantOf) } : {}),
+      ...(input.requireApproval ? { requiresApproval: true } : {}),
       ...(Option.isSome(input.timeout) ? { timeoutMs: yield* parseDuration(input.timeout.value) } : {}),
       ...(Option.isSome(input.snapshot)
         ? { snapshot: input.snapshot.value }

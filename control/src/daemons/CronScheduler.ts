@@ -48,6 +48,11 @@ export class CronScheduler extends Context.Service<CronScheduler, {
                 Effect.annotateLogs({ daemon: daemon.view.name, trigger: trigger.name, problem: e.message }),
                 Effect.andThen(store.tickFired(daemon.view.name, trigger.name, tick)),
               ),
+            RateLimited: (e) =>
+              Effect.logWarning("cron tick not run: over a limit").pipe(
+                Effect.annotateLogs({ daemon: daemon.view.name, trigger: trigger.name, limit: e.limit }),
+                Effect.andThen(store.tickFired(daemon.view.name, trigger.name, tick)),
+              ),
           }),
         )
 

@@ -1,7 +1,10 @@
 import { AuditLog, currentActor } from "../audit/AuditLog.ts"
 import {
   type DaemonInvocation,
+  defaultProject,
   type InvalidRequest,
+  type Principal,
+  type RateLimited,
   type SessionId,
   type SessionInput,
   type SessionTrigger,
@@ -18,6 +21,16 @@ import { DaemonStore, type StoredDaemon } from "./DaemonStore.ts"
 export const daemonKeyId = (name: string) => `daemon:${name}`
 /** The memory key of a daemon's /state and LLM history (MemoryStore; GET /v1/daemons/{name}/history reads it). */
 export const daemonMemoryKey = (name: string) => `daemon:${name}`
+/**
+ * Who a daemon's invocations act as: its own key id, in the default project (daemons are instance-wide
+ * until they carry a project), under no key limits of their own.
+ */
+export const daemonPrincipal = (name: string): Principal => ({
+  keyId: daemonKeyId(name),
+  scopes: ["sessions:write"],
+  project: defaultProject,
+  limits: {},
+})
 
 /**
  * Turns a fired trigger into a session under the daemon's concurrency policy: `queue` creates it
@@ -31,7 +44,7 @@ export class DaemonInvoker extends Context.Service<DaemonInvoker, {
     trigger: SessionTrigger,
     event: unknown,
     options?: { readonly idempotencyKey?: string },
-  ) => Effect.Effect<DaemonInvocation, InvalidRequest | SnapshotUnavailable>
+  ) => Effect.Effect<DaemonInvocation, InvalidRequest | SnapshotUnavailable | RateLimited>
 }>()("paws/control/DaemonInvoker") {
   static readonly layer = Layer.effect(
     DaemonInvoker,
@@ -59,7 +72,8 @@ export class DaemonInvoker extends Context.Service<DaemonInvoker, {
         const policy = daemon.view.concurrency
         if (policy === "replace") {
           for (const id of active) {
-            yield* sessions.cancel(id as SessionId).pipe(Effect.ignore) // it may have finished meanwhile
+            // It may have finished meanwhile.
+            yield* sessions.cancel(id as SessionId, defaultProject).pipe(Effect.ignore)
           }
         }
         const input: SessionInput = { files: { "event.json": JSON.stringify(event) }, trigger: trigger.kind }
@@ -67,7 +81,7 @@ export class DaemonInvoker extends Context.Service<DaemonInvoker, {
         const memory = daemon.view.memory
         const accepted = yield* sessions.create(
           yield* daemons.sessionSpec(daemon),
-          daemonKeyId(name),
+          daemonPrincipal(name),
           options.idempotencyKey,
           {
             origin: { daemon: name, trigger, input },

@@ -1,4 +1,4 @@
-import { Api, CurrentPrincipal, maxPageSize, SessionNotFound } from "@paws/core"
+import { Api, CurrentPrincipal, maxPageSize, type SessionId, SessionNotFound } from "@paws/core"
 import { Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
@@ -6,6 +6,7 @@ import { EventFeed } from "../EventFeed.ts"
 import { Sessions } from "../Sessions.ts"
 import { SessionStore } from "../SessionStore.ts"
 import { sessionEventStream } from "./EventStream.ts"
+import { answerRateLimited } from "./RateLimitedResponse.ts"
 
 const notFound = (id: string) => new SessionNotFound({ sessionId: id, message: `no session ${id}` })
 
@@ -16,39 +17,44 @@ export const SessionsHttp = HttpApiBuilder.group(
     const sessions = yield* Sessions
     const store = yield* SessionStore
     const feed = yield* EventFeed
+    /** A session of the caller's project; another project's is a 404, exactly like an unknown id. */
+    const owned = (id: SessionId) =>
+      Effect.gen(function* () {
+        const { project } = yield* CurrentPrincipal
+        const s = yield* store.get(id)
+        return s === undefined || s.project !== project ? yield* notFound(id) : s
+      })
     return handlers
       .handle(
         "create",
         ({ headers, payload }) =>
           Effect.flatMap(
             CurrentPrincipal,
-            (principal) => sessions.create(payload, principal.keyId, headers["idempotency-key"]),
+            (principal) => answerRateLimited(sessions.create(payload, principal, headers["idempotency-key"])),
           ),
       )
       .handle("list", ({ query }) =>
         Effect.gen(function* () {
+          const { project } = yield* CurrentPrincipal
           const limit = Math.min(query.limit ?? 50, maxPageSize)
           const rows = yield* store.list({
             status: query.status,
             limit: limit + 1,
             cursor: query.cursor,
+            project,
             ...(query.daemon === undefined ? {} : { daemon: query.daemon }),
           })
           const page = rows.slice(0, limit)
           return { sessions: page, nextCursor: rows.length > limit ? page[page.length - 1]!.id : null }
         }))
+      .handle("get", ({ params }) => owned(params.id))
       .handle(
-        "get",
-        ({ params }) =>
-          Effect.flatMap(
-            store.get(params.id),
-            (s) => (s === undefined ? Effect.fail(notFound(params.id)) : Effect.succeed(s)),
-          ),
+        "cancel",
+        ({ params }) => Effect.flatMap(CurrentPrincipal, (principal) => sessions.cancel(params.id, principal.project)),
       )
-      .handle("cancel", ({ params }) => sessions.cancel(params.id))
       .handle("events", ({ params, headers }) =>
         Effect.gen(function* () {
-          if ((yield* store.get(params.id)) === undefined) return yield* notFound(params.id)
+          yield* owned(params.id)
           return HttpServerResponse.stream(
             sessionEventStream(store, feed, params.id, headers["last-event-id"] ?? "0"),
             {

@@ -1,6 +1,12 @@
 import { Data, Deferred, Effect, Option } from "effect"
 import type { CredentialRule, LlmExchange, ProxyAuditEvent, ProxyPorts } from "@paws/core"
-import { decodeProxyMessageLine, encodeProxyConfigLine, type ProxyConfig, type ProxyUpstream } from "@paws/core"
+import {
+  decodeProxyMessageLine,
+  encodeProxyConfigLine,
+  encodeProxyDecisionLine,
+  type ProxyConfig,
+  type ProxyUpstream,
+} from "@paws/core"
 import type { ChildProcess } from "node:child_process"
 import { createInterface } from "node:readline"
 import { spawnProxy } from "./ProxySandbox.ts"
@@ -23,6 +29,19 @@ export interface ProxyStart {
   readonly llmHistory?: { readonly maxBytes: number; readonly onExchange: (exchange: LlmExchange) => void }
   /** The session's MCP gateway (McpGateway) and the servers it serves, when it may use MCP servers. */
   readonly mcpGateway?: { readonly socketPath: string; readonly servers: ReadonlyArray<string> } | undefined
+  /** Requests the proxy holds for a human's decision (EgressApproval rules), and for how long. */
+  readonly approvals?: ReadonlyArray<string> | undefined
+  readonly approvalTimeoutMs?: number | undefined
+  /** A request is held: ask a human, then call `decide` on the running proxy. */
+  readonly onApproval?: (held: EgressHeld) => void
+}
+
+export interface EgressHeld {
+  readonly requestId: string
+  readonly rule: string
+  readonly host: string
+  readonly method: string
+  readonly path: string
 }
 
 export interface RunningProxy {
@@ -31,6 +50,8 @@ export interface RunningProxy {
   readonly ports: ProxyPorts
   /** Completes if the proxy exits on its own (the session cannot go on without it). */
   readonly exited: Deferred.Deferred<number | null>
+  /** Releases (approve) or refuses a held request; unknown ids are ignored by the proxy. */
+  readonly decide: (requestId: string, approve: boolean) => void
 }
 
 const readyTimeoutMs = 15_000
@@ -76,8 +97,10 @@ export const spawnProxyProcess = (netnsPrefix: ReadonlyArray<string>, label: Rec
         ...(Option.isSome(upstream) ? { upstream: upstream.value } : {}),
         ...(start.llmHistory === undefined ? {} : { llmHistory: { maxBytes: start.llmHistory.maxBytes } }),
         ...(start.mcpGateway === undefined ? {} : { mcpGateway: start.mcpGateway }),
+        ...(start.approvals === undefined || start.approvals.length === 0 ? {} : { approvals: start.approvals }),
+        ...(start.approvalTimeoutMs === undefined ? {} : { approvalTimeoutMs: start.approvalTimeoutMs }),
       }
-      const ready = yield* Deferred.make<Omit<RunningProxy, "exited">, ProxyFailed>()
+      const ready = yield* Deferred.make<Omit<RunningProxy, "exited" | "decide">, ProxyFailed>()
       const handle = (line: string) => {
         let message
         try {
@@ -90,9 +113,16 @@ export const spawnProxyProcess = (netnsPrefix: ReadonlyArray<string>, label: Rec
           Deferred.doneUnsafe(ready, Effect.succeed({ pid, caCertificatePem, ports }))
         } else if (message._tag === "audit") start.onAudit(message.event)
         else if (message._tag === "llm") start.llmHistory?.onExchange(message.exchange)
-        else if (message.fatal) Deferred.doneUnsafe(ready, Effect.fail(new ProxyFailed({ reason: message.message })))
+        else if (message._tag === "approval") {
+          const { requestId, rule, host, method, path } = message
+          start.onApproval?.({ requestId, rule, host, method, path })
+        } else if (message._tag === "error" && message.fatal) {
+          Deferred.doneUnsafe(ready, Effect.fail(new ProxyFailed({ reason: message.message })))
+        }
       }
-      for (const line of early.splice(0)) handle(line)
+      for (const line of early.splice(0)) {
+        handle(line)
+      }
       onLine = handle
       child.once("error", (e) => Deferred.doneUnsafe(ready, Effect.fail(new ProxyFailed({ reason: String(e) }))))
       child.once("exit", (code) =>
@@ -108,7 +138,9 @@ export const spawnProxyProcess = (netnsPrefix: ReadonlyArray<string>, label: Rec
             Effect.fail(new ProxyFailed({ reason: `not ready within ${readyTimeoutMs} ms` })),
         }),
       )
-      return { ...started, exited }
+      const decide = (requestId: string, approve: boolean) =>
+        void child.stdin!.write(encodeProxyDecisionLine({ _tag: "decision", requestId, approve }))
+      return { ...started, exited, decide }
     })
 
   const stop = Effect.gen(function* () {

@@ -22,6 +22,12 @@ export class LiveSessions extends Context.Service<LiveSessions, {
     dispatch: SessionDispatch,
   ) => Stream.Stream<NodeSessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>
   readonly cancel: (sessionId: string) => Effect.Effect<void, NodeSessionNotFound>
+  /** A human's decision on a request the session's proxy holds; false when its proxy is not running yet. */
+  readonly decideEgress: (
+    sessionId: string,
+    requestId: string,
+    approve: boolean,
+  ) => Effect.Effect<boolean, NodeSessionNotFound>
   readonly ids: Effect.Effect<ReadonlySet<string>>
   readonly capacity: Effect.Effect<{ readonly maxConcurrent: number; readonly running: number }>
 }>()("paws/node/session/LiveSessions") {
@@ -32,6 +38,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const runner = yield* SessionRunner
       const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
+      const egress = new Map<string, { decide?: (requestId: string, approve: boolean) => void }>()
       // A session names an image or a snapshot (one name space); a snapshot may have a base image of another name.
       const snapshots = yield* Effect.serviceOption(SnapshotStore)
       const known = (name: string) =>
@@ -67,9 +74,11 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           Effect.gen(function* () {
             const cancel = yield* Effect.acquireRelease(
               admit(dispatch),
-              () => Effect.sync(() => live.delete(dispatch.sessionId)),
+              () => Effect.sync(() => live.delete(dispatch.sessionId) && egress.delete(dispatch.sessionId)),
             )
-            yield* runner.run(dispatch, (event) => void Queue.offerUnsafe(queue, event), cancel).pipe(
+            const holder = {}
+            egress.set(dispatch.sessionId, holder)
+            yield* runner.run(dispatch, (event) => void Queue.offerUnsafe(queue, event), cancel, holder).pipe(
               Effect.ensuring(Queue.end(queue)),
               Effect.forkScoped,
             )
@@ -85,6 +94,15 @@ export class LiveSessions extends Context.Service<LiveSessions, {
               return Effect.fail(new NodeSessionNotFound({ sessionId, message: `no live session ${sessionId}` }))
             }
             return Deferred.succeed(cancel, undefined).pipe(Effect.asVoid)
+          }),
+        decideEgress: (sessionId, requestId, approve) =>
+          Effect.suspend(() => {
+            const holder = egress.get(sessionId)
+            if (holder === undefined) {
+              return Effect.fail(new NodeSessionNotFound({ sessionId, message: `no live session ${sessionId}` }))
+            }
+            holder.decide?.(requestId, approve)
+            return Effect.succeed(holder.decide !== undefined)
           }),
         ids: Effect.sync(() => new Set(live.keys())),
         capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size })),

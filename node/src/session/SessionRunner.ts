@@ -45,6 +45,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
     dispatch: SessionDispatch,
     emit: (event: NodeSessionEvent) => void,
     cancel: Deferred.Deferred<void>,
+    egress?: SessionContext["egress"],
   ) => Effect.Effect<void>
 }>()("paws/node/session/SessionRunner") {
   static readonly layerNoDeps = Layer.effect(
@@ -69,6 +70,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         dispatch: SessionDispatch,
         emit: (event: NodeSessionEvent) => void,
         cancel: Deferred.Deferred<void>,
+        egress: SessionContext["egress"] = {},
       ) {
         const stdout = new OutputCap(config.outputCapBytes)
         const stderr = new OutputCap(config.outputCapBytes)
@@ -81,6 +83,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         const c: SessionContext = {
           dispatch,
           emit,
+          egress,
           mark: (step) => Effect.sync(() => void marks.push(`${step}=${Date.now() - t0}`)),
         }
 

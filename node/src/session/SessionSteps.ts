@@ -40,6 +40,8 @@ export interface SessionContext {
   readonly emit: (event: NodeSessionEvent) => void
   /** Records a step's time since the session began (logged at the end). */
   readonly mark: (step: string) => Effect.Effect<void>
+  /** Set once the proxy runs: delivers a human's decision on a request it holds (DecideEgress). */
+  readonly egress: { decide?: (requestId: string, approve: boolean) => void }
 }
 
 /** Where the session's VM comes from: a warm clone, a snapshot restore, or a cold boot of `image`. */
@@ -123,6 +125,9 @@ export const makeSessionSteps = (s: StepServices) => {
         allowOut: c.dispatch.network.allowOut,
         credentials: c.dispatch.network.credentials,
         onAudit: (event) => c.emit({ _tag: "audit", event }),
+        approvals: c.dispatch.network.approvals,
+        approvalTimeoutMs: c.dispatch.network.approvalTimeoutMs,
+        onApproval: (held) => c.emit({ _tag: "egress_approval", ...held }),
         ...(c.dispatch.memory?.recordLlmHistory === true
           ? {
             llmHistory: {
@@ -136,6 +141,7 @@ export const makeSessionSteps = (s: StepServices) => {
           : { socketPath: mcp.socketPath, servers: (c.dispatch.mcp ?? []).map((m) => m.name) },
       })
     }).pipe(
+      Effect.tap((p) => Effect.sync(() => (c.egress.decide = p.decide))),
       Effect.tap(() => c.mark("proxy")),
       Effect.tap((p) => s.firewall.open(slot, p.ports)),
       Effect.tap(() => c.mark("firewall")),

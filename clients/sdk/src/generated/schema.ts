@@ -21,7 +21,7 @@ export interface paths {
         put?: never;
         /**
          * Create a session
-         * @description Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+         * @description Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A key's or project's concurrent-session or daily session-minute limit answers 429 with `Retry-After` and the limit's name. With `requiresApproval: true` the session waits in `awaiting_approval` until approved (POST /v1/sessions/{id}/approve). A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
          *
          *     Requires scope `sessions:write` (or one that implies it).
          */
@@ -381,7 +381,7 @@ export interface paths {
         };
         /**
          * List API keys
-         * @description List API keys (never their secrets).
+         * @description List API keys (never their secrets): an instance admin sees every project's, others their project's.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -389,7 +389,7 @@ export interface paths {
         put?: never;
         /**
          * Create an API key
-         * @description The secret is in this response only; it is stored hashed.
+         * @description The secret is in this response only; it is stored hashed. The key belongs to `project` (default: the caller's); only an instance admin (admin key of `default`) may name another project.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -419,7 +419,13 @@ export interface paths {
         delete: operations["keys.revoke"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change an API key's limits
+         * @description Requests per second (token bucket) and concurrent sessions.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        patch: operations["keys.update"];
         trace?: never;
     };
     "/v1/audit": {
@@ -460,6 +466,200 @@ export interface paths {
         get: operations["audit.verify"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List projects
+         * @description List projects. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        get: operations["projects.list"];
+        put?: never;
+        /**
+         * Create a project
+         * @description Create a project with optional quotas and approval webhook; an existing id is a 409. Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        post: operations["projects.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a project
+         * @description An instance admin may read any project, a project's admin its own.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        get: operations["projects.get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a project
+         * @description Delete a project and revoke its keys; its finished sessions stay readable by no one but the database. `default` cannot be deleted, nor a project with unfinished sessions (409). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        delete: operations["projects.delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a project
+         * @description Change a project's quotas, description or approval webhook (null removes it). Only an `admin` key of the `default` project (an instance admin) may call this; others get 403.
+         *
+         *     Requires scope `admin` (or one that implies it).
+         */
+        patch: operations["projects.update"];
+        trace?: never;
+    };
+    "/v1/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List sessions awaiting approval
+         * @description Sessions of this key's project awaiting approval, oldest first.
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["approvals.pending"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a session
+         * @description Queue a session that is awaiting approval. A session in any other status (or whose approval expired) is a 409.
+         *
+         *     Requires scope `approve` (or one that implies it).
+         */
+        post: operations["approvals.approve"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deny a session
+         * @description Cancel a session that is awaiting approval (reason `approval_denied`). Any other status is a 409.
+         *
+         *     Requires scope `approve` (or one that implies it).
+         */
+        post: operations["approvals.deny"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/egress-approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a session's held requests
+         * @description Requests the session's proxy held under `network.approvals`, oldest first, pending or decided.
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["approvals.egress"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/egress-approvals/{requestId}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a held request
+         * @description The proxy forwards the held request. Already decided or expired: 409.
+         *
+         *     Requires scope `approve` (or one that implies it).
+         */
+        post: operations["approvals.approveEgress"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/egress-approvals/{requestId}/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deny a held request
+         * @description The proxy answers the guest 403 saying the request was denied. Already decided or expired: 409.
+         *
+         *     Requires scope `approve` (or one that implies it).
+         */
+        post: operations["approvals.denyEgress"];
         delete?: never;
         options?: never;
         head?: never;
@@ -634,6 +834,13 @@ export interface components {
             /** @enum {string} */
             status: "ok";
         };
+        RateLimitedEncoded: {
+            /** @enum {string} */
+            _tag: "RateLimited";
+            message: string;
+            limit: string;
+            retryAfterSeconds: number;
+        };
         ForbiddenEncoded: {
             /** @enum {string} */
             _tag: "Forbidden";
@@ -655,6 +862,182 @@ export interface components {
             truncated: boolean;
             sessionId: string;
             recordedAt: string;
+        };
+        EgressAlreadyDecidedEncoded: {
+            /** @enum {string} */
+            _tag: "EgressAlreadyDecided";
+            requestId: string;
+            status: string;
+            message: string;
+        };
+        EgressRequestNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "EgressRequestNotFound";
+            requestId: string;
+            message: string;
+        };
+        SessionNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "SessionNotFound";
+            sessionId: string;
+            message: string;
+        };
+        EgressApprovalView: {
+            requestId: string;
+            rule: string;
+            host: string;
+            method: string;
+            path: string;
+            /** @enum {string} */
+            status: "pending" | "approved" | "denied" | "expired";
+            requestedAt: string;
+            expiresAt: string;
+            decidedAt: string | null;
+            decidedBy: string | null;
+        };
+        /** @description UUIDv7, sortable by creation time */
+        SessionId: string;
+        IllegalTransitionEncoded: {
+            /** @enum {string} */
+            _tag: "IllegalTransition";
+            sessionId: string;
+            from: string;
+            to: string;
+            message: string;
+        };
+        Session: {
+            id: components["schemas"]["SessionId"];
+            project: string;
+            status: components["schemas"]["SessionStatus"];
+            spec: components["schemas"]["SessionSpecView"];
+            node: components["schemas"]["NodeId"] | null;
+            createdAt: string;
+            startedAt: string | null;
+            completedAt: string | null;
+            durationMs: number | null;
+            reason: string | null;
+            result: components["schemas"]["SessionResult"] | null;
+            daemon?: string;
+            trigger?: components["schemas"]["SessionTrigger"];
+            approvalExpiresAt?: string;
+        };
+        SessionTrigger: {
+            /** @enum {string} */
+            kind: "webhook" | "github" | "cron" | "watch" | "manual";
+            name: string;
+        };
+        SessionResult: {
+            exitCode: number | null;
+            stdout: string;
+            stderr: string;
+            output: unknown | null;
+            truncated: boolean;
+            error?: string;
+        };
+        NodeId: string;
+        SessionSpecView: {
+            snapshot: components["schemas"]["SnapshotName"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            resources: components["schemas"]["Resources"];
+            timeoutMs: number;
+            network: {
+                allowOut: components["schemas"]["HostPattern"][];
+                credentials?: {
+                    [key: string]: {
+                        headers: components["schemas"]["HeaderName"][];
+                    };
+                };
+                approvals?: string[];
+                approvalTimeoutSeconds?: number;
+            };
+            metadata?: {
+                [key: string]: string;
+            };
+            nodeSelector?: components["schemas"]["NodeLabels"];
+            mcp?: components["schemas"]["McpGrant"][];
+            requiresApproval?: boolean;
+            approvalExpiresInMinutes?: number;
+        };
+        McpGrant: components["schemas"]["McpServerName"] | components["schemas"]["McpToolGrant"];
+        McpToolGrant: {
+            server: components["schemas"]["McpServerName"];
+            tools?: string[];
+        };
+        McpServerName: string;
+        NodeLabels: {
+            [key: string]: string;
+        };
+        HeaderName: string;
+        HostPattern: string;
+        Resources: {
+            vcpus: number;
+            memoryMB: number;
+        };
+        AgentWorkload: {
+            /** @enum {string} */
+            type: "agent";
+            /** @enum {string} */
+            agent?: "claude-code" | "custom";
+            command?: string[];
+            prompt: string;
+            model?: string;
+            maxTurns?: number;
+            allowedTools?: string[];
+            env?: {
+                [key: string]: string;
+            };
+        };
+        ScriptWorkload: {
+            /** @enum {string} */
+            type: "script";
+            script: string;
+            env?: {
+                [key: string]: string;
+            };
+        };
+        SnapshotName: string;
+        /** @enum {string} */
+        SessionStatus: "awaiting_approval" | "pending" | "starting" | "running" | "completed" | "failed" | "timeout" | "cancelled";
+        PendingApproval: {
+            sessionId: components["schemas"]["SessionId"];
+            createdAt: string;
+            expiresAt: string | null;
+            session: components["schemas"]["Session"];
+        };
+        ProjectConflictEncoded: {
+            /** @enum {string} */
+            _tag: "ProjectConflict";
+            projectId: string;
+            message: string;
+        };
+        ProjectNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "ProjectNotFound";
+            projectId: string;
+            message: string;
+        };
+        ProjectId: string;
+        Project: {
+            id: components["schemas"]["ProjectId"];
+            description: string;
+            limits: components["schemas"]["ProjectLimits"];
+            approvalWebhook: string | null;
+            createdAt: string;
+        };
+        ProjectLimits: {
+            maxConcurrentSessions?: number | null;
+            maxSessionMinutesPerDay?: number | null;
+        };
+        UpdateProject: {
+            description?: string;
+            limits?: components["schemas"]["ProjectLimits"];
+            approvalWebhook?: string | null;
+        };
+        CreateProject: {
+            id: components["schemas"]["ProjectId"];
+            description?: string;
+            limits?: components["schemas"]["ProjectLimits"];
+            approvalWebhook?: string | null;
         };
         AuditVerification: {
             ok: boolean;
@@ -694,8 +1077,6 @@ export interface components {
             detail: Record<string, never>;
             hash: string;
         };
-        /** @description UUIDv7, sortable by creation time */
-        SessionId: string;
         ApiKeyNotFoundEncoded: {
             /** @enum {string} */
             _tag: "ApiKeyNotFound";
@@ -706,13 +1087,23 @@ export interface components {
             id: components["schemas"]["ApiKeyId"];
             name: string;
             scopes: components["schemas"]["ApiScope"][];
+            project: components["schemas"]["ProjectId"];
+            limits: components["schemas"]["KeyLimits"];
             createdAt: string;
             lastUsedAt: string | null;
             revokedAt: string | null;
         };
+        KeyLimits: {
+            requestsPerSecond?: number | null;
+            requestsBurst?: number | null;
+            maxConcurrentSessions?: number | null;
+        };
         /** @enum {string} */
-        ApiScope: "admin" | "sessions:write" | "read";
+        ApiScope: "admin" | "sessions:write" | "read" | "approve";
         ApiKeyId: string;
+        UpdateApiKey: {
+            limits: components["schemas"]["KeyLimits"];
+        };
         CreatedApiKey: {
             key: components["schemas"]["ApiKey"];
             secret: string;
@@ -720,6 +1111,8 @@ export interface components {
         CreateApiKey: {
             name: string;
             scopes: components["schemas"]["ApiScope"][];
+            project?: components["schemas"]["ProjectId"];
+            limits?: components["schemas"]["KeyLimits"];
         };
         McpServerNotFoundEncoded: {
             /** @enum {string} */
@@ -727,7 +1120,6 @@ export interface components {
             name: string;
             message: string;
         };
-        McpServerName: string;
         McpServerView: {
             name: components["schemas"]["McpServerName"];
             /** @enum {string} */
@@ -761,7 +1153,6 @@ export interface components {
             };
             auditArguments?: boolean;
         };
-        HeaderName: string;
         DaemonSaved: {
             daemon: components["schemas"]["Daemon"];
             secrets: {
@@ -781,6 +1172,8 @@ export interface components {
                         headers: components["schemas"]["HeaderName"][];
                     };
                 };
+                approvals?: string[];
+                approvalTimeoutSeconds?: number;
                 allowWildcardCredential?: boolean;
             };
             metadata?: {
@@ -836,42 +1229,6 @@ export interface components {
             kind: "webhook";
             name: components["schemas"]["TriggerName"];
         };
-        McpGrant: components["schemas"]["McpServerName"] | components["schemas"]["McpToolGrant"];
-        McpToolGrant: {
-            server: components["schemas"]["McpServerName"];
-            tools?: string[];
-        };
-        NodeLabels: {
-            [key: string]: string;
-        };
-        HostPattern: string;
-        Resources: {
-            vcpus: number;
-            memoryMB: number;
-        };
-        AgentWorkload: {
-            /** @enum {string} */
-            type: "agent";
-            /** @enum {string} */
-            agent?: "claude-code" | "custom";
-            command?: string[];
-            prompt: string;
-            model?: string;
-            maxTurns?: number;
-            allowedTools?: string[];
-            env?: {
-                [key: string]: string;
-            };
-        };
-        ScriptWorkload: {
-            /** @enum {string} */
-            type: "script";
-            script: string;
-            env?: {
-                [key: string]: string;
-            };
-        };
-        SnapshotName: string;
         DaemonPatch: {
             snapshot?: components["schemas"]["SnapshotName"];
             workload?: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
@@ -896,7 +1253,10 @@ export interface components {
                 [key: string]: components["schemas"]["CredentialRule"];
             };
             allowWildcardCredential?: boolean;
+            approvals?: components["schemas"]["EgressApprovalRule"][];
+            approvalTimeoutSeconds?: number;
         };
+        EgressApprovalRule: string;
         CredentialRule: {
             headers: {
                 [key: string]: string;
@@ -922,6 +1282,8 @@ export interface components {
                 [key: string]: string;
             };
             mcp?: components["schemas"]["McpGrant"][];
+            requiresApproval?: boolean;
+            approvalExpiresInMinutes?: number;
             triggers?: components["schemas"]["Trigger"][];
             concurrency?: components["schemas"]["ConcurrencyPolicy"];
             enabled?: boolean;
@@ -1019,7 +1381,6 @@ export interface components {
             nodeId?: components["schemas"]["NodeId"];
             maxConcurrent?: number;
         };
-        NodeId: string;
         NodeNotFoundEncoded: {
             /** @enum {string} */
             _tag: "NodeNotFound";
@@ -1048,68 +1409,6 @@ export interface components {
             running: number;
             available: number;
         };
-        SessionNotFoundEncoded: {
-            /** @enum {string} */
-            _tag: "SessionNotFound";
-            sessionId: string;
-            message: string;
-        };
-        IllegalTransitionEncoded: {
-            /** @enum {string} */
-            _tag: "IllegalTransition";
-            sessionId: string;
-            from: string;
-            to: string;
-            message: string;
-        };
-        Session: {
-            id: components["schemas"]["SessionId"];
-            status: components["schemas"]["SessionStatus"];
-            spec: components["schemas"]["SessionSpecView"];
-            node: components["schemas"]["NodeId"] | null;
-            createdAt: string;
-            startedAt: string | null;
-            completedAt: string | null;
-            durationMs: number | null;
-            reason: string | null;
-            result: components["schemas"]["SessionResult"] | null;
-            daemon?: string;
-            trigger?: components["schemas"]["SessionTrigger"];
-        };
-        SessionTrigger: {
-            /** @enum {string} */
-            kind: "webhook" | "github" | "cron" | "watch" | "manual";
-            name: string;
-        };
-        SessionResult: {
-            exitCode: number | null;
-            stdout: string;
-            stderr: string;
-            output: unknown | null;
-            truncated: boolean;
-            error?: string;
-        };
-        SessionSpecView: {
-            snapshot: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
-            resources: components["schemas"]["Resources"];
-            timeoutMs: number;
-            network: {
-                allowOut: components["schemas"]["HostPattern"][];
-                credentials?: {
-                    [key: string]: {
-                        headers: components["schemas"]["HeaderName"][];
-                    };
-                };
-            };
-            metadata?: {
-                [key: string]: string;
-            };
-            nodeSelector?: components["schemas"]["NodeLabels"];
-            mcp?: components["schemas"]["McpGrant"][];
-        };
-        /** @enum {string} */
-        SessionStatus: "pending" | "starting" | "running" | "completed" | "failed" | "timeout" | "cancelled";
         SessionPage: {
             sessions: components["schemas"]["Session"][];
             nextCursor: string | null;
@@ -1137,6 +1436,8 @@ export interface components {
                 [key: string]: string;
             };
             mcp?: components["schemas"]["McpGrant"][];
+            requiresApproval?: boolean;
+            approvalExpiresInMinutes?: number;
         };
     };
     responses: never;
@@ -1204,6 +1505,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1277,6 +1587,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "sessions.get": {
@@ -1342,6 +1661,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1420,6 +1748,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "sessions.events": {
@@ -1489,6 +1826,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "nodes.list": {
@@ -1543,6 +1889,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1612,6 +1967,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "nodes.undrain": {
@@ -1679,6 +2043,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "nodeTokens.list": {
@@ -1733,6 +2106,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1793,6 +2175,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1862,6 +2253,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "snapshots.list": {
@@ -1916,6 +2316,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -1985,6 +2394,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
             /** @description ServiceUnavailable */
@@ -2063,6 +2481,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "snapshots.delete": {
@@ -2137,6 +2564,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "daemons.list": {
@@ -2191,6 +2627,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -2262,6 +2707,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "daemons.get": {
@@ -2329,6 +2783,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "daemons.delete": {
@@ -2392,6 +2855,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -2463,6 +2935,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -2541,6 +3022,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "mcpServers.list": {
@@ -2595,6 +3085,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -2666,6 +3165,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "mcpServers.delete": {
@@ -2731,6 +3239,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "keys.list": {
@@ -2787,6 +3304,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "keys.create": {
@@ -2838,6 +3364,15 @@ export interface operations {
                     "application/json": components["schemas"]["ForbiddenEncoded"];
                 };
             };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
+                };
+            };
             /** @description PayloadTooLarge */
             413: {
                 headers: {
@@ -2845,6 +3380,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -2914,6 +3458,95 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "keys.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ApiKeyId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateApiKey"];
+            };
+        };
+        responses: {
+            /** @description ApiKey */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ApiKeyNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "audit.list": {
@@ -2979,6 +3612,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "audit.verify": {
@@ -3035,6 +3677,880 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateProject"];
+            };
+        };
+        responses: {
+            /** @description Project */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectConflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectConflictEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Project */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description <No Content> */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
+                };
+            };
+            /** @description ProjectConflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectConflictEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "projects.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateProject"];
+            };
+        };
+        responses: {
+            /** @description Project */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.pending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PendingApproval"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Session */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description IllegalTransition */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IllegalTransitionEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Session */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description IllegalTransition */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IllegalTransitionEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.egress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressApprovalView"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.approveEgress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description EgressApprovalView */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressApprovalView"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound | EgressRequestNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"] | components["schemas"]["EgressRequestNotFoundEncoded"];
+                };
+            };
+            /** @description EgressAlreadyDecided */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressAlreadyDecidedEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "approvals.denyEgress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description EgressApprovalView */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressApprovalView"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound | EgressRequestNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"] | components["schemas"]["EgressRequestNotFoundEncoded"];
+                };
+            };
+            /** @description EgressAlreadyDecided */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressAlreadyDecidedEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
         };
     };
     "metrics.metrics": {
@@ -3089,6 +4605,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
         };
@@ -3158,6 +4683,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
                 };
             };
             /** @description ServiceUnavailable */
