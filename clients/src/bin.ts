@@ -17,6 +17,7 @@ import { run } from "./commands/run.ts"
 import { control, node } from "./commands/services.ts"
 import { up } from "./commands/up.ts"
 import { sessions } from "./commands/sessions.ts"
+import { cp, exec } from "./commands/exec.ts"
 import { top } from "./commands/top.ts"
 
 export const paws = root.pipe(
@@ -31,7 +32,7 @@ export const paws = root.pipe(
       settingsHelp("Node configuration (environment, for `paws up` as root / `paws node`)", nodeSettings),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, nodes, image, keys, top, up, control, node]),
+  Command.withSubcommands([run, logs, sessions, exec, cp, nodes, image, keys, top, up, control, node]),
 )
 
 /** Runs the CLI on `process.argv` (the `paws` launcher, clients/bin/paws.js, calls this). */

@@ -27,6 +27,7 @@ import { HttpObserver } from "./http/HttpObserver.ts"
 import { KeysHttp } from "./http/KeysHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
+import { SessionExecHttp } from "./http/SessionExecHttp.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
@@ -49,6 +50,7 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
+    Layer.provide(SessionExecHttp),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,

@@ -192,6 +192,10 @@ export const registerFakeNode = (
       BuildSnapshot: (d) => buildSnapshot(d),
       ListSnapshots: () => Effect.sync(() => [...snapshots.values()]),
       DeleteSnapshot: ({ name }) => Effect.sync(() => ({ removed: snapshots.delete(name) })),
+      // No guest here: exec and files are tested against real VMs (clients/test/e2e-live.test.ts).
+      ExecInSession: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      ReadSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      WriteSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
     yield* registry.register({ info, client: client as never }).pipe(Effect.orDie)

@@ -5,6 +5,7 @@ import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
+import { SessionExecApi } from "./ApiLiveSessions.ts"
 import { IdempotencyConflict, IllegalTransition, ServiceUnavailable, SessionNotFound } from "./Errors.ts"
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
@@ -141,6 +142,7 @@ export class Api extends HttpApi.make("paws")
   .add(NodesApi)
   .add(NodeTokensApi)
   .add(SnapshotsApi)
+  .add(SessionExecApi)
   .add(KeysApi)
   .add(MetricsApi)
   .middleware(ApiAuth)

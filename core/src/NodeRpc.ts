@@ -3,6 +3,7 @@ import { Rpc, RpcGroup } from "effect/rpc"
 import { NodeAtCapacity, NodeSessionNotFound, SessionAlreadyRunning, UnknownSnapshot } from "./Errors.ts"
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
+import { ExecInSession, ReadSessionFile, WriteSessionFile } from "./LiveSession.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 import {
   hardLimits,
@@ -117,4 +118,7 @@ export class NodeRpcs extends RpcGroup.make(
   BuildSnapshot,
   ListSnapshots,
   DeleteSnapshot,
+  ExecInSession,
+  ReadSessionFile,
+  WriteSessionFile,
 ) {}

@@ -28,6 +28,9 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
         ? Effect.map(snapshots.value.remove(name), (removed) => ({ removed }))
         : Effect.succeed({ removed: false }),
     CancelSession: ({ sessionId }) => sessions.cancel(sessionId),
+    ExecInSession: ({ sessionId, command, stdin }) => sessions.exec(sessionId, command, stdin),
+    ReadSessionFile: ({ sessionId, path }) => Effect.map(sessions.readFile(sessionId, path), (data) => ({ data })),
+    WriteSessionFile: ({ sessionId, path, data }) => sessions.writeFile(sessionId, path, data),
     NodeStatus: () =>
       Effect.map(sessions.capacity, ({ maxConcurrent, running }) => ({
         id,

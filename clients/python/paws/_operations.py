@@ -11,7 +11,7 @@ from .models import *  # noqa: F403
 class SessionsOperations(SyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
@@ -132,6 +132,28 @@ class SnapshotsOperations(SyncOperations):
         return None
 
 
+class SessionExecOperations(SyncOperations):
+    """Live sessions: commands and files into a running VM."""
+
+    def read_file(self, id: SessionId, *, path: GuestPath | None = None) -> str:
+        """Read a file from a running session
+
+        The file's bytes. `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); files over 8388608 bytes are a 413.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("GET", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect='application/octet-stream')
+        return str(data)
+
+    def write_file(self, id: SessionId, *, path: GuestPath | None = None) -> None:
+        """Write a file into a running session
+
+        The request body becomes the file (created or replaced, parent directories made, mode 0644). `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); bodies over 8388608 bytes (or PAWS_MAX_BODY_BYTES) are a 413. Send it as `Content-Type: application/octet-stream`.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("PUT", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect=None)
+        return None
+
+
 class KeysOperations(SyncOperations):
     """API keys and their scopes (admin only)."""
 
@@ -197,7 +219,7 @@ class HealthOperations(SyncOperations):
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
@@ -315,6 +337,28 @@ class AsyncSnapshotsOperations(AsyncOperations):
 
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("DELETE", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
+        return None
+
+
+class AsyncSessionExecOperations(AsyncOperations):
+    """Live sessions: commands and files into a running VM."""
+
+    async def read_file(self, id: SessionId, *, path: GuestPath | None = None) -> str:
+        """Read a file from a running session
+
+        The file's bytes. `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); files over 8388608 bytes are a 413.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("GET", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect='application/octet-stream')
+        return str(data)
+
+    async def write_file(self, id: SessionId, *, path: GuestPath | None = None) -> None:
+        """Write a file into a running session
+
+        The request body becomes the file (created or replaced, parent directories made, mode 0644). `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); bodies over 8388608 bytes (or PAWS_MAX_BODY_BYTES) are a 413. Send it as `Content-Type: application/octet-stream`.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("PUT", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect=None)
         return None
 
 

@@ -18,13 +18,17 @@ __all__ = [
     "CreatedApiKey",
     "CreatedNodeToken",
     "CredentialRule",
+    "ExecRequest",
     "FieldIssue",
     "ForbiddenEncoded",
+    "GuestFileNotFoundEncoded",
+    "GuestPath",
     "HeaderName",
     "Health",
     "HostPattern",
     "IdempotencyConflictEncoded",
     "IllegalTransitionEncoded",
+    "InteractiveWorkload",
     "InvalidRequestEncoded",
     "Network",
     "NodeCapacity",
@@ -42,6 +46,7 @@ __all__ = [
     "SessionAccepted",
     "SessionId",
     "SessionNotFoundEncoded",
+    "SessionNotLiveEncoded",
     "SessionPage",
     "SessionResult",
     "SessionSpec",
@@ -67,6 +72,11 @@ ApiScope = Literal["admin", "sessions:write", "read"]
 
 ApiKeyId = str
 
+GuestPath = str
+
+SessionId = str
+"""UUIDv7, sortable by creation time"""
+
 SnapshotName = str
 
 SnapshotStatus = Literal["building", "ready", "failed", "stale"]
@@ -80,9 +90,6 @@ NodeTokenId = str
 NodeId = str
 
 NodeStatus = Literal["ready", "draining", "lost"]
-
-SessionId = str
-"""UUIDv7, sortable by creation time"""
 
 SessionStatus = Literal["pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
 
@@ -274,6 +281,78 @@ class CreateApiKey(Model):
         return cls(
             name=data["name"],
             scopes=data["scopes"],
+        )
+
+
+@dataclass(kw_only=True)
+class SessionNotLiveEncoded(Model):
+    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'status': 'status', 'message': 'message'}
+    _required = frozenset(['message', 'session_id', 'status', 'tag'])
+
+    tag: Literal["SessionNotLive"] = "SessionNotLive"
+    session_id: str
+    status: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotLiveEncoded:
+        return cls(
+            tag=data["_tag"],
+            session_id=data["sessionId"],
+            status=data["status"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class GuestFileNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'path': 'path', 'message': 'message'}
+    _required = frozenset(['message', 'path', 'tag'])
+
+    tag: Literal["GuestFileNotFound"] = "GuestFileNotFound"
+    path: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GuestFileNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            path=data["path"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class SessionNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'message': 'message'}
+    _required = frozenset(['message', 'session_id', 'tag'])
+
+    tag: Literal["SessionNotFound"] = "SessionNotFound"
+    session_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            session_id=data["sessionId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class ExecRequest(Model):
+    _json_names = {'command': 'command', 'stdin': 'stdin'}
+    _required = frozenset(['command'])
+
+    command: list[str]
+    stdin: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecRequest:
+        return cls(
+            command=data["command"],
+            stdin=data.get("stdin"),
         )
 
 
@@ -630,24 +709,6 @@ class NodeCapacity(Model):
 
 
 @dataclass(kw_only=True)
-class SessionNotFoundEncoded(Model):
-    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'message': 'message'}
-    _required = frozenset(['message', 'session_id', 'tag'])
-
-    tag: Literal["SessionNotFound"] = "SessionNotFound"
-    session_id: str
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotFoundEncoded:
-        return cls(
-            tag=data["_tag"],
-            session_id=data["sessionId"],
-            message=data["message"],
-        )
-
-
-@dataclass(kw_only=True)
 class IllegalTransitionEncoded(Model):
     _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'from_': 'from', 'to': 'to', 'message': 'message'}
     _required = frozenset(['from_', 'message', 'session_id', 'tag', 'to'])
@@ -731,7 +792,7 @@ class SessionSpecView(Model):
     _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
 
     snapshot: SnapshotName
-    workload: ScriptWorkload | AgentWorkload
+    workload: ScriptWorkload | AgentWorkload | InteractiveWorkload
     resources: Resources
     timeout_ms: int
     network: SessionSpecViewNetwork
@@ -741,7 +802,7 @@ class SessionSpecView(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
         return cls(
             snapshot=data["snapshot"],
-            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "agent" else InteractiveWorkload.from_dict(data["workload"])),
             resources=Resources.from_dict(data["resources"]),
             timeout_ms=data["timeoutMs"],
             network=SessionSpecViewNetwork.from_dict(data["network"]),
@@ -796,6 +857,22 @@ class Resources(Model):
 
 
 @dataclass(kw_only=True)
+class InteractiveWorkload(Model):
+    _json_names = {'type': 'type', 'env': 'env'}
+    _required = frozenset(['type'])
+
+    type: Literal["interactive"] = "interactive"
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InteractiveWorkload:
+        return cls(
+            type=data["type"],
+            env=data.get("env"),
+        )
+
+
+@dataclass(kw_only=True)
 class AgentWorkload(Model):
     _json_names = {'type': 'type', 'agent': 'agent', 'command': 'command', 'prompt': 'prompt', 'model': 'model', 'max_turns': 'maxTurns', 'allowed_tools': 'allowedTools', 'env': 'env'}
     _required = frozenset(['prompt', 'type'])
@@ -825,12 +902,13 @@ class AgentWorkload(Model):
 
 @dataclass(kw_only=True)
 class ScriptWorkload(Model):
-    _json_names = {'type': 'type', 'script': 'script', 'env': 'env'}
+    _json_names = {'type': 'type', 'script': 'script', 'env': 'env', 'keep_alive': 'keepAlive'}
     _required = frozenset(['script', 'type'])
 
     type: Literal["script"] = "script"
     script: str
     env: dict[str, str] | None = None
+    keep_alive: bool | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScriptWorkload:
@@ -838,6 +916,7 @@ class ScriptWorkload(Model):
             type=data["type"],
             script=data["script"],
             env=data.get("env"),
+            keep_alive=data.get("keepAlive"),
         )
 
 
@@ -897,7 +976,7 @@ class SessionSpec(Model):
     _required = frozenset(['workload'])
 
     snapshot: SnapshotName | None = None
-    workload: ScriptWorkload | AgentWorkload
+    workload: ScriptWorkload | AgentWorkload | InteractiveWorkload
     resources: Resources | None = None
     timeout_ms: int | None = None
     network: Network | None = None
@@ -907,7 +986,7 @@ class SessionSpec(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpec:
         return cls(
             snapshot=data.get("snapshot"),
-            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "agent" else InteractiveWorkload.from_dict(data["workload"])),
             resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
             timeout_ms=data.get("timeoutMs"),
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),

@@ -37,9 +37,11 @@ const extractAnswer = `node -e ${
   )
 }`
 
-/** A script workload as is; an agent workload as the shell script that runs the agent in the guest. */
+/** A script workload as is (interactive: an empty one); an agent workload as the shell script that runs the agent in the guest. */
 export const guestWorkload = (workload: Workload, sessionId: string): GuestWorkload => {
   if (workload.type === "script") return { script: workload.script, env: workload.env }
+  // interactive: nothing runs by itself; exec and shells source the env file
+  if (workload.type === "interactive") return { script: "", env: workload.env }
   const prompt = Buffer.from(workload.prompt, "utf8").toString("base64")
   const decodePrompt = `printf '%s' '${prompt}' | base64 -d > /tmp/paws-agent-prompt`
   // a custom agent: its argv with the prompt on stdin; its stdout is the transcript, and it writes

@@ -1,5 +1,7 @@
 import { Context, Deferred, Effect, Layer, Option, Queue, Stream } from "effect"
 import {
+  type ExecChunk,
+  LiveSessionError,
   NodeAtCapacity,
   NodeSessionNotFound,
   SessionAlreadyRunning,
@@ -10,6 +12,8 @@ import {
 import { ImageStore } from "../image/ImageStore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import { NodeConfig } from "../NodeConfig.ts"
+import type { GuestShell } from "../guest/GuestShell.ts"
+import { execInGuest, readGuestFile, writeGuestFile } from "./LiveGuest.ts"
 import { SessionRunner } from "./SessionRunner.ts"
 
 /**
@@ -24,6 +28,21 @@ export class LiveSessions extends Context.Service<LiveSessions, {
   readonly cancel: (sessionId: string) => Effect.Effect<void, NodeSessionNotFound>
   readonly ids: Effect.Effect<ReadonlySet<string>>
   readonly capacity: Effect.Effect<{ readonly maxConcurrent: number; readonly running: number }>
+  /** Into a running session's guest (once its workload is running): exec, read and write files. */
+  readonly exec: (
+    sessionId: string,
+    command: ReadonlyArray<string>,
+    stdin: string | undefined,
+  ) => Stream.Stream<ExecChunk, NodeSessionNotFound | LiveSessionError>
+  readonly readFile: (
+    sessionId: string,
+    path: string,
+  ) => Effect.Effect<Uint8Array, NodeSessionNotFound | LiveSessionError>
+  readonly writeFile: (
+    sessionId: string,
+    path: string,
+    data: Uint8Array,
+  ) => Effect.Effect<void, NodeSessionNotFound | LiveSessionError>
 }>()("paws/node/session/LiveSessions") {
   static readonly layer = Layer.effect(
     LiveSessions,
@@ -32,6 +51,22 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const runner = yield* SessionRunner
       const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
+      /** The guest channel of each session whose guest is prepared; gone when its VM is released. */
+      const shells = new Map<string, GuestShell>()
+      const shellOf = (sessionId: string) =>
+        Effect.suspend(() => {
+          const shell = shells.get(sessionId)
+          if (shell !== undefined) return Effect.succeed(shell)
+          const message = live.has(sessionId)
+            ? `session ${sessionId} is starting; its guest is not ready yet`
+            : `no live session ${sessionId}`
+          return Effect.fail(new NodeSessionNotFound({ sessionId, message }))
+        })
+      const onGuest = (sessionId: string, shell: GuestShell) =>
+        Effect.acquireRelease(
+          Effect.sync(() => void shells.set(sessionId, shell)),
+          () => Effect.sync(() => void shells.delete(sessionId)),
+        )
       // A session names an image or a snapshot (one name space); a snapshot may have a base image of another name.
       const snapshots = yield* Effect.serviceOption(SnapshotStore)
       const known = (name: string) =>
@@ -69,7 +104,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
               admit(dispatch),
               () => Effect.sync(() => live.delete(dispatch.sessionId)),
             )
-            yield* runner.run(dispatch, (event) => void Queue.offerUnsafe(queue, event), cancel).pipe(
+            yield* runner.run(dispatch, (event) => void Queue.offerUnsafe(queue, event), cancel, onGuest).pipe(
               Effect.ensuring(Queue.end(queue)),
               Effect.forkScoped,
             )
@@ -88,6 +123,11 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           }),
         ids: Effect.sync(() => new Set(live.keys())),
         capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size })),
+        exec: (sessionId, command, stdin) =>
+          Stream.unwrap(Effect.map(shellOf(sessionId), (shell) => execInGuest(shell, command, stdin))),
+        readFile: (sessionId, path) => Effect.flatMap(shellOf(sessionId), (shell) => readGuestFile(shell, path)),
+        writeFile: (sessionId, path, data) =>
+          Effect.flatMap(shellOf(sessionId), (shell) => writeGuestFile(shell, path, data)),
       })
     }),
   )

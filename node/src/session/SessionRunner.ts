@@ -1,5 +1,7 @@
 import { Cause, Context, Deferred, Effect, Layer, Option } from "effect"
-import type { SessionDispatch, SessionEvent, SessionResult, SessionStatus } from "@paws/core"
+import { keepsAlive, type SessionDispatch, type SessionEvent, type SessionResult, type SessionStatus } from "@paws/core"
+import type { Scope } from "effect"
+import type { GuestShell } from "../guest/GuestShell.ts"
 import { NetnsDialer } from "../guest/NetnsDialer.ts"
 import { NodeSshKey } from "../guest/NodeSshKey.ts"
 import { OutputCap } from "../guest/OutputCap.ts"
@@ -44,6 +46,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
     dispatch: SessionDispatch,
     emit: (event: SessionEvent) => void,
     cancel: Deferred.Deferred<void>,
+    /** Called once the guest is prepared, in the VM's scope: its channel, for exec and files. */
+    onGuest?: (sessionId: string, shell: GuestShell) => Effect.Effect<void, never, Scope.Scope>,
   ) => Effect.Effect<void>
 }>()("paws/node/session/SessionRunner") {
   static readonly layerNoDeps = Layer.effect(
@@ -68,6 +72,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         dispatch: SessionDispatch,
         emit: (event: SessionEvent) => void,
         cancel: Deferred.Deferred<void>,
+        onGuest?: (sessionId: string, shell: GuestShell) => Effect.Effect<void, never, Scope.Scope>,
       ) {
         const stdout = new OutputCap(config.outputCapBytes)
         const stderr = new OutputCap(config.outputCapBytes)
@@ -83,6 +88,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           mark: (step) => Effect.sync(() => void marks.push(`${step}=${Date.now() - t0}`)),
         }
 
+        /** A keepAlive script's outcome, once it has finished and its VM is kept up. */
+        let scriptDone: Outcome | undefined
         /** The session's path: each step acquires in this scope, and closing it releases in reverse. */
         const lifecycle = Effect.gen(function* () {
           const placement = yield* steps.place(c)
@@ -94,7 +101,20 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           })
           const watch = steps.watch(started.vm, proxy)
           const shell = yield* steps.guest(c, slot, placement, proxy, started, watch)
+          if (onGuest !== undefined) yield* onGuest(dispatch.sessionId, shell)
           status("running")
+          const began = Date.now()
+          // A live session (interactive, or a keepAlive script once done) stays up until it is
+          // cancelled (raced below) or its timeout, counted from when it began running.
+          const keepUp = Effect.suspend(() => Effect.sleep(Math.max(0, began + dispatch.timeoutMs - Date.now()))).pipe(
+            Effect.raceFirst(watch.vmDied),
+            Effect.raceFirst(watch.proxyDied),
+            Effect.tap(() => c.mark("kept-alive")),
+          )
+          if (dispatch.workload.type === "interactive") {
+            yield* keepUp
+            return { status: "completed", exitCode: null, output: null } satisfies Outcome
+          }
           const exitCode = yield* steps.workload(c, shell, watch, { stdout, stderr, live })
           if (Option.isNone(exitCode)) {
             // Closing the scope kills the VM; the session is over at the deadline.
@@ -103,13 +123,23 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           }
           const result = yield* collectResult(shell, config.resultCapBytes, watch)
           const done: Outcome["status"] = exitCode.value === 0 ? "completed" : "failed"
-          return { status: done, exitCode: exitCode.value, ...result } satisfies Outcome
+          const outcome = { status: done, exitCode: exitCode.value, ...result } satisfies Outcome
+          if (keepsAlive(dispatch.workload)) {
+            // Cancelled while kept alive: the session is cancelled, its script's result kept.
+            scriptDone = outcome
+            yield* keepUp
+          }
+          return outcome
         })
 
         status("starting")
         const outcome: Outcome = yield* Effect.scoped(lifecycle).pipe(
           Effect.raceFirst(
-            Deferred.await(cancel).pipe(Effect.as<Outcome>({ status: "cancelled", exitCode: null, output: null })),
+            Deferred.await(cancel).pipe(Effect.map((): Outcome => ({
+              status: "cancelled",
+              exitCode: scriptDone?.exitCode ?? null,
+              output: scriptDone?.output ?? null,
+            }))),
           ),
           Effect.catchCause((cause) => Effect.succeed(failedWith(cause))),
         )

@@ -210,6 +210,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{id}/exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a command in a running session
+         * @description Runs `command` (an argv) in the session's VM as root, in /root, with the session's env, `stdin` on its stdin. Server-Sent Events: `stdout` and `stderr` (data = `{"data": base64}`) as the output arrives, then one `exit` (data = `{"exitCode": n|null, "signal"?: name}`); an `error` event (data = `{"message"}`) if the VM went away. Closing the stream kills the command. The session must be running: a `keepAlive` script or an `interactive` workload keeps it so.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        post: operations["sessionExec.exec"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a file from a running session
+         * @description The file's bytes. `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); files over 8388608 bytes are a 413.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        get: operations["sessionExec.readFile"];
+        /**
+         * Write a file into a running session
+         * @description The request body becomes the file (created or replaced, parent directories made, mode 0644). `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); bodies over 8388608 bytes (or PAWS_MAX_BODY_BYTES) are a 413. Send it as `Content-Type: application/octet-stream`.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        put: operations["sessionExec.writeFile"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -387,6 +437,32 @@ export interface components {
             name: string;
             scopes: components["schemas"]["ApiScope"][];
         };
+        SessionNotLiveEncoded: {
+            /** @enum {string} */
+            _tag: "SessionNotLive";
+            sessionId: string;
+            status: string;
+            message: string;
+        };
+        GuestFileNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "GuestFileNotFound";
+            path: string;
+            message: string;
+        };
+        SessionNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "SessionNotFound";
+            sessionId: string;
+            message: string;
+        };
+        GuestPath: string;
+        /** @description UUIDv7, sortable by creation time */
+        SessionId: string;
+        ExecRequest: {
+            command: string[];
+            stdin?: string;
+        };
         SnapshotBusyEncoded: {
             /** @enum {string} */
             _tag: "SnapshotBusy";
@@ -512,14 +588,6 @@ export interface components {
             running: number;
             available: number;
         };
-        SessionNotFoundEncoded: {
-            /** @enum {string} */
-            _tag: "SessionNotFound";
-            sessionId: string;
-            message: string;
-        };
-        /** @description UUIDv7, sortable by creation time */
-        SessionId: string;
         IllegalTransitionEncoded: {
             /** @enum {string} */
             _tag: "IllegalTransition";
@@ -550,7 +618,7 @@ export interface components {
         };
         SessionSpecView: {
             snapshot: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"] | components["schemas"]["InteractiveWorkload"];
             resources: components["schemas"]["Resources"];
             timeoutMs: number;
             network: {
@@ -568,6 +636,13 @@ export interface components {
         Resources: {
             vcpus: number;
             memoryMB: number;
+        };
+        InteractiveWorkload: {
+            /** @enum {string} */
+            type: "interactive";
+            env?: {
+                [key: string]: string;
+            };
         };
         AgentWorkload: {
             /** @enum {string} */
@@ -590,6 +665,7 @@ export interface components {
             env?: {
                 [key: string]: string;
             };
+            keepAlive?: boolean;
         };
         /** @enum {string} */
         SessionStatus: "pending" | "starting" | "running" | "completed" | "failed" | "timeout" | "cancelled";
@@ -609,7 +685,7 @@ export interface components {
         };
         SessionSpec: {
             snapshot?: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"] | components["schemas"]["InteractiveWorkload"];
             resources?: components["schemas"]["Resources"];
             timeoutMs?: number;
             network?: components["schemas"]["Network"];
@@ -1479,6 +1555,271 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "sessionExec.exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description SessionNotLive */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotLiveEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description ServiceUnavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "sessionExec.readFile": {
+        parameters: {
+            query: {
+                path: components["schemas"]["GuestPath"];
+            };
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound | GuestFileNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"] | components["schemas"]["GuestFileNotFoundEncoded"];
+                };
+            };
+            /** @description SessionNotLive */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotLiveEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description ServiceUnavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "sessionExec.writeFile": {
+        parameters: {
+            query: {
+                path: components["schemas"]["GuestPath"];
+            };
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description <No Content> */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound | GuestFileNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"] | components["schemas"]["GuestFileNotFoundEncoded"];
+                };
+            };
+            /** @description SessionNotLive */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotLiveEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description ServiceUnavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableEncoded"];
                 };
             };
         };

@@ -1,0 +1,228 @@
+// deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { leftovers } from "../../node/test/support/TestNode.ts"
+import { spawn } from "node:child_process"
+import { createHash } from "node:crypto"
+import { binPath, paws } from "./support/CliProcess.ts"
+import { freePort, makeE2eWorld, type PawsProcess, startPaws } from "./support/E2eWorld.ts"
+import { waitUntil } from "./support/WaitUntil.ts"
+
+// Root only: real `paws control` and `paws node` processes, one real VM (an interactive session)
+// serving every check of exec and files, then a second (a keepAlive script).
+
+let world: Awaited<ReturnType<typeof makeE2eWorld>>
+let control: PawsProcess
+let node: PawsProcess
+let url = ""
+let cli: Record<string, string | undefined> = {}
+
+const api = async (method: string, path: string, init: { body?: unknown; raw?: Uint8Array; key?: string } = {}) => {
+  const headers: Record<string, string> = { authorization: `Bearer ${init.key ?? cli.PAWS_API_KEY}` }
+  let body: BodyInit | undefined
+  if (init.raw !== undefined) {
+    headers["content-type"] = "application/octet-stream"
+    body = init.raw as unknown as BodyInit
+  } else if (init.body !== undefined) {
+    headers["content-type"] = "application/json"
+    body = JSON.stringify(init.body)
+  }
+  const res = await fetch(url + path, { method, headers, ...(body === undefined ? {} : { body }) })
+  const bytes = new Uint8Array(await res.arrayBuffer())
+  const text = Buffer.from(bytes).toString("utf8")
+  let json: any
+  try {
+    json = text === "" ? undefined : JSON.parse(text)
+  } catch {
+    json = undefined
+  }
+  return { status: res.status, json, text, bytes }
+}
+
+/** The SSE frames of an exec response, as {event, data}. */
+const execFrames = (text: string) =>
+  text.split("\n\n").filter((f) => f.trim() !== "").map((f) => {
+    const event = /^event: (.*)$/m.exec(f)?.[1]
+    const data = JSON.parse(/^data: (.*)$/m.exec(f)?.[1] ?? "null")
+    return { event, data }
+  })
+
+const decoded = (frames: ReturnType<typeof execFrames>, stream: "stdout" | "stderr") =>
+  frames.filter((f) => f.event === stream).map((f) => Buffer.from(f.data.data, "base64").toString("utf8")).join("")
+
+const waitStatus = (id: string, ok: (s: string) => boolean, ms = 120_000) =>
+  waitUntil(`session ${id} status`, () => api("GET", `/v1/sessions/${id}`), (r) => ok(r.json?.status), ms)
+
+beforeAll(async () => {
+  world = await makeE2eWorld()
+  const port = await freePort()
+  url = `http://127.0.0.1:${port}`
+  control = startPaws(["control"], {
+    PAWS_HOST: "127.0.0.1",
+    PAWS_PORT: String(port),
+    PAWS_DATA_DIR: join(world.dir, "control"),
+    PAWS_DISPATCH_INTERVAL_MS: "200",
+  })
+  await control.waitFor(/paws control is serving/, 120_000)
+  cli = {
+    PAWS_URL: url,
+    PAWS_API_KEY: readFileSync(join(world.dir, "control", "admin.key"), "utf8").trim(),
+    PAWS_CONFIG: join(world.dir, "none.json"),
+  }
+  const created = await paws(["nodes", "token", "create", "--name", "e2e-live"], cli)
+  expect(created.code, created.stderr).toBe(0)
+  node = startPaws(["node"], {
+    ...world.nodeEnv,
+    PAWS_DATA_DIR: join(world.dir, "node"),
+    PAWS_CONTROL_URL: url,
+    PAWS_NODE_TOKEN: created.stdout.trim(),
+    PAWS_NODE_ID: "e2e-live",
+    PAWS_NODE_MAX_VMS: "2",
+  })
+  await waitUntil("registered", () => api("GET", "/v1/nodes"), (r) => r.json.some((n: any) => n.id === "e2e-live"))
+}, 180_000)
+
+afterAll(async () => {
+  await node?.kill("SIGTERM")
+  await control?.kill("SIGTERM")
+  await world?.close()
+}, 60_000)
+
+describe("live sessions end to end (real control, node, VM; real CLI)", () => {
+  it(
+    "an interactive session stays up: exec streams output and exit codes with stdin, files go in and out " +
+      "byte-exact under the allowed roots only, a read-only key is refused, and after cancel exec is a 409",
+    async () => {
+      const created = await api("POST", "/v1/sessions", {
+        body: { workload: { type: "interactive", env: { GREETING: "hello-live" } }, timeoutMs: 600_000 },
+      })
+      expect(created.status, created.text).toBe(202)
+      const id = created.json.sessionId as string
+      await waitStatus(id, (s) => s === "running" || s === "failed")
+      expect((await api("GET", `/v1/sessions/${id}`)).json.status).toBe("running")
+
+      // exec over HTTP: stdout, stderr, the session's env, stdin, the exit code
+      const ran = await api("POST", `/v1/sessions/${id}/exec`, {
+        body: { command: ["sh", "-c", "echo $GREETING; cat; echo oops >&2; exit 3"], stdin: "from-stdin\n" },
+      })
+      expect(ran.status, ran.text).toBe(200)
+      const frames = execFrames(ran.text)
+      expect(decoded(frames, "stdout")).toBe("hello-live\nfrom-stdin\n")
+      expect(decoded(frames, "stderr")).toBe("oops\n")
+      expect(frames.at(-1)).toEqual({ event: "exit", data: { exitCode: 3 } })
+
+      // still up after the exec: the CLI, its exit code and streams
+      const viaCli = await paws(["exec", id, "--", "sh", "-c", "uname -s; echo e >&2; exit 7"], cli)
+      expect(viaCli.stdout).toBe("Linux\n")
+      expect(viaCli.stderr).toBe("e\n")
+      expect(viaCli.code).toBe(7)
+      const withStdin = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, [binPath, "exec", "-i", id, "--", "wc", "-c"], {
+          env: { ...process.env, ...cli },
+        })
+        let out = ""
+        child.stdout.on("data", (d: Buffer) => (out += d))
+        child.on("close", (code: number | null) => resolve({ code, out }))
+        child.stdin.end("12345")
+      })
+      expect(withStdin).toEqual({ code: 0, out: "5\n" })
+
+      // files: every byte value round-trips through paws cp, and the guest sees the same bytes
+      const bytes = new Uint8Array(4096).map((_, i) => i % 256)
+      const local = join(world.dir, "in.bin")
+      writeFileSync(local, bytes)
+      const put = await paws(["cp", local, `${id}:/work/sub/dir/data.bin`], cli)
+      expect(put.code, put.stderr).toBe(0)
+      const sum = await paws([
+        "exec",
+        id,
+        "--",
+        "sh",
+        "-c",
+        "wc -c < /work/sub/dir/data.bin; md5sum < /work/sub/dir/data.bin",
+      ], cli)
+      const md5 = createHash("md5").update(bytes).digest("hex")
+      expect(sum.stdout).toBe(`4096\n${md5}  -\n`)
+      const back = join(world.dir, "out.bin")
+      const got = await paws(["cp", `${id}:/work/sub/dir/data.bin`, back], cli)
+      expect(got.code, got.stderr).toBe(0)
+      expect(new Uint8Array(readFileSync(back))).toEqual(bytes)
+
+      // the API directly: write, read, missing file, paths outside the roots, a symlink out
+      expect((await api("PUT", `/v1/sessions/${id}/files?path=/tmp/x.txt`, { raw: Buffer.from("x\n") })).status).toBe(
+        204,
+      )
+      expect((await api("GET", `/v1/sessions/${id}/files?path=/tmp//x.txt`)).text).toBe("x\n")
+      const missing = await api("GET", `/v1/sessions/${id}/files?path=/work/nope`)
+      expect([missing.status, missing.json._tag]).toEqual([404, "GuestFileNotFound"])
+      for (const bad of ["/etc/passwd", "/work/../etc/passwd", "work/x", "/work"]) {
+        const r = await api("GET", `/v1/sessions/${id}/files?path=${encodeURIComponent(bad)}`)
+        expect(r.status, bad).toBe(400)
+        expect(r.json.issues[0].path, bad).toBe("query.path")
+      }
+      const writeOut = await api("PUT", `/v1/sessions/${id}/files?path=/root/x`, { raw: Buffer.from("no") })
+      expect([writeOut.status, writeOut.json.issues[0].path]).toEqual([400, "query.path"])
+      await paws(["exec", id, "--", "ln", "-s", "/etc", "/work/etc-link"], cli)
+      const viaLink = await api("GET", `/v1/sessions/${id}/files?path=/work/etc-link/passwd`)
+      expect([viaLink.status, viaLink.json.issues[0].path]).toEqual([400, "query.path"])
+      expect(viaLink.json.message).toMatch(/symlink/)
+      const writeViaLink = await api("PUT", `/v1/sessions/${id}/files?path=/work/etc-link/evil`, {
+        raw: Buffer.from("x"),
+      })
+      expect(writeViaLink.status).toBe(400)
+      const etc = await paws(["exec", id, "--", "sh", "-c", "test -e /etc/evil && echo present || echo absent"], cli)
+      expect(etc.stdout).toBe("absent\n")
+
+      // scopes: a read-only key may look, not exec or read files
+      const key = await api("POST", "/v1/keys", { body: { name: "reader", scopes: ["read"] } })
+      expect(key.status, key.text).toBe(201)
+      const reader = key.json.secret as string
+      expect((await api("POST", `/v1/sessions/${id}/exec`, { body: { command: ["true"] }, key: reader })).status)
+        .toBe(403)
+      expect((await api("GET", `/v1/sessions/${id}/files?path=/tmp/x.txt`, { key: reader })).status).toBe(403)
+      const badBody = await api("POST", `/v1/sessions/${id}/exec`, { body: { command: [] } })
+      expect([badBody.status, badBody.json.issues[0].path]).toEqual([400, "command"])
+
+      // cancel ends it; exec and files are then a 409, and the node released everything
+      const cancelled = await paws(["sessions", "cancel", id], cli)
+      expect(cancelled.code, cancelled.stderr).toBe(0)
+      await waitStatus(id, (s) => s === "cancelled")
+      const after = await api("POST", `/v1/sessions/${id}/exec`, { body: { command: ["true"] } })
+      expect([after.status, after.json._tag]).toEqual([409, "SessionNotLive"])
+      const afterCli = await paws(["exec", id, "--", "true"], cli)
+      expect(afterCli.code).toBe(1)
+      expect(afterCli.stderr).toMatch(/SessionNotLive/)
+      await waitUntil(
+        "released",
+        () => Effect.runPromise(leftovers(world.netns)),
+        (l) => l.taps.length + l.tables.length + l.processes.length === 0,
+      )
+    },
+    300_000,
+  )
+
+  it(
+    "a keepAlive script: the script's output and exit code are kept, and the VM stays up for exec afterwards",
+    async () => {
+      const created = await api("POST", "/v1/sessions", {
+        body: {
+          workload: { type: "script", script: "echo ran > /tmp/marker; echo done; exit 2", keepAlive: true },
+          timeoutMs: 600_000,
+        },
+      })
+      expect(created.status, created.text).toBe(202)
+      const id = created.json.sessionId as string
+      await waitStatus(id, (s) => s === "running")
+      // the script has run (its marker is there) and the session is still running
+      await waitUntil("marker", () => paws(["exec", id, "--", "cat", "/tmp/marker"], cli), (r) => r.stdout === "ran\n")
+      expect((await api("GET", `/v1/sessions/${id}`)).json.status).toBe("running")
+      expect((await paws(["sessions", "cancel", id], cli)).code).toBe(0)
+      await waitStatus(id, (s) => s === "cancelled")
+      const result = await waitUntil("result", () => api("GET", `/v1/sessions/${id}`), (r) => r.json.result !== null)
+      expect(result.json.result).toMatchObject({ exitCode: 2, stdout: "done\n" })
+    },
+    300_000,
+  )
+})
