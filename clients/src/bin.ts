@@ -18,6 +18,7 @@ import { control, node } from "./commands/services.ts"
 import { up } from "./commands/up.ts"
 import { sessions } from "./commands/sessions.ts"
 import { cp, exec } from "./commands/exec.ts"
+import { ports } from "./commands/ports.ts"
 import { top } from "./commands/top.ts"
 
 export const paws = root.pipe(
@@ -32,7 +33,7 @@ export const paws = root.pipe(
       settingsHelp("Node configuration (environment, for `paws up` as root / `paws node`)", nodeSettings),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, exec, cp, nodes, image, keys, top, up, control, node]),
+  Command.withSubcommands([run, logs, sessions, exec, cp, ports, nodes, image, keys, top, up, control, node]),
 )
 
 /** Runs the CLI on `process.argv` (the `paws` launcher, clients/bin/paws.js, calls this). */

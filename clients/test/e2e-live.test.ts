@@ -93,7 +93,9 @@ afterAll(async () => {
 describe("live sessions end to end (real control, node, VM; real CLI)", () => {
   it(
     "an interactive session stays up: exec streams output and exit codes with stdin, files go in and out " +
-      "byte-exact under the allowed roots only, a read-only key is refused, and after cancel exec is a 409",
+      "byte-exact under the allowed roots only, a read-only key is refused; a guest web server is reached through " +
+      "token, pin (locked out after 5 wrong) and public exposures, SSE streaming; after cancel exec is a 409 and " +
+      "the exposures 404",
     async () => {
       const created = await api("POST", "/v1/sessions", {
         body: { workload: { type: "interactive", env: { GREETING: "hello-live" } }, timeoutMs: 600_000 },
@@ -185,10 +187,105 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
       const badBody = await api("POST", `/v1/sessions/${id}/exec`, { body: { command: [] } })
       expect([badBody.status, badBody.json.issues[0].path]).toEqual([400, "command"])
 
+      // exposed ports: busybox httpd in the guest, a page and a CGI that streams SSE
+      writeFileSync(join(world.dir, "index.html"), "hello from the guest\n")
+      expect((await paws(["cp", join(world.dir, "index.html"), `${id}:/tmp/www/index.html`], cli)).code).toBe(0)
+      const cgi = [
+        "#!/bin/sh",
+        "printf 'Content-Type: text/event-stream\\r\\n\\r\\n'",
+        "printf 'data: one\\n\\n'",
+        "while [ ! -e /tmp/go ]; do sleep 1; done",
+        "printf 'data: two\\n\\n'",
+      ].join("\n") + "\n"
+      writeFileSync(join(world.dir, "events"), cgi)
+      expect((await paws(["cp", join(world.dir, "events"), `${id}:/tmp/www/cgi-bin/events`], cli)).code).toBe(0)
+      const httpd = await paws([
+        "exec",
+        id,
+        "--",
+        "sh",
+        "-c",
+        "chmod 755 /tmp/www/cgi-bin/events && httpd -p 8080 -h /tmp/www",
+      ], cli)
+      expect(httpd.code, httpd.stderr).toBe(0)
+
+      const expose = async (access: string) => {
+        const r = await paws(["ports", "expose", id, "8080", "--access", access], cli)
+        expect(r.code, r.stderr).toBe(0)
+        return {
+          url: /^(http:\/\/\S+\/p\/[A-Za-z0-9_-]{24}\/)$/m.exec(r.stdout)![1]!,
+          token: /^token: (\S+)/m.exec(r.stdout)?.[1],
+          pin: /^pin: ([0-9]{8})/m.exec(r.stdout)?.[1],
+        }
+      }
+      const get = (u: string, headers: Record<string, string> = {}, init: RequestInit = {}) =>
+        fetch(u, { redirect: "manual", headers, ...init })
+
+      // token: refused without it, relayed with it as a bearer; ?token= once sets a cookie
+      const tok = await expose("token")
+      expect((await get(tok.url)).status).toBe(401)
+      expect((await get(tok.url, { authorization: "Bearer wrong" })).status).toBe(401)
+      const withBearer = await get(tok.url, { authorization: `Bearer ${tok.token}` })
+      expect([withBearer.status, await withBearer.text()]).toEqual([200, "hello from the guest\n"])
+      const once = await get(`${tok.url}index.html?token=${tok.token}`)
+      expect(once.status).toBe(303)
+      expect(once.headers.get("location")).toMatch(/\/index\.html$/)
+      const cookie = once.headers.get("set-cookie")!.split(";")[0]!
+      const viaCookie = await get(tok.url + "index.html", { cookie })
+      expect([viaCookie.status, await viaCookie.text()]).toEqual([200, "hello from the guest\n"])
+
+      // SSE streams through: the first event arrives while the CGI still waits for /tmp/go
+      const sse = await get(`${tok.url}cgi-bin/events`, { cookie })
+      expect(sse.status).toBe(200)
+      expect(sse.headers.get("content-type")).toMatch(/text\/event-stream/)
+      const stream = sse.body!.getReader()
+      let seen = ""
+      while (!seen.includes("data: one")) seen += Buffer.from((await stream.read()).value!).toString()
+      expect(seen).not.toContain("data: two")
+      await paws(["exec", id, "--", "touch", "/tmp/go"], cli)
+      for (let r = await stream.read(); !r.done; r = await stream.read()) seen += Buffer.from(r.value).toString()
+      expect(seen).toContain("data: two")
+
+      // pin: a form until the right PIN; wrong PINs lock it, after which even the right one is refused
+      const pinned = await expose("pin")
+      const form = await get(pinned.url)
+      expect([form.status, await form.text()]).toEqual([401, expect.stringContaining("<form")])
+      const post = (pin: string) =>
+        get(pinned.url, { "content-type": "application/x-www-form-urlencoded" }, { method: "POST", body: `pin=${pin}` })
+      const wrong = pinned.pin === "00000000" ? "11111111" : "00000000"
+      for (let i = 1; i < 5; i++) expect((await post(wrong)).status, `attempt ${i}`).toBe(401)
+      expect((await post(wrong)).status).toBe(429)
+      expect((await post(pinned.pin!)).status).toBe(429)
+      const pinned2 = await expose("pin")
+      const ok = await get(pinned2.url, { "content-type": "application/x-www-form-urlencoded" }, {
+        method: "POST",
+        body: `pin=${pinned2.pin}`,
+      })
+      expect(ok.status).toBe(303)
+      const pinCookie = ok.headers.get("set-cookie")!.split(";")[0]!
+      expect(await (await get(pinned2.url, { cookie: pinCookie })).text()).toBe("hello from the guest\n")
+      // a cookie of one exposure opens no other
+      expect(
+        (await get(pinned.url, { cookie: pinCookie.replace(/^[^=]+/, `paws_port_${pinned.url.split("/")[4]}`) }))
+          .status,
+      )
+        .toBe(401)
+
+      // public: anyone with the URL; an unknown id is a 404; the list shows all four
+      const pub = await expose("public")
+      expect(await (await get(pub.url)).text()).toBe("hello from the guest\n")
+      expect((await get(pub.url.replace(/\/p\/[^/]+\//, "/p/AAAAAAAAAAAAAAAAAAAAAAAA/"))).status).toBe(404)
+      const listed = await paws(["ports", "list", id], cli)
+      expect(listed.stdout.trim().split("\n").map((l) => l.split(/\s+/).slice(0, 2).join(" ")))
+        .toEqual(["8080 token", "8080 pin", "8080 pin", "8080 public"])
+
       // cancel ends it; exec and files are then a 409, and the node released everything
       const cancelled = await paws(["sessions", "cancel", id], cli)
       expect(cancelled.code, cancelled.stderr).toBe(0)
       await waitStatus(id, (s) => s === "cancelled")
+      // exposures end with the session
+      expect((await get(pub.url)).status).toBe(404)
+      expect((await get(tok.url, { authorization: `Bearer ${tok.token}` })).status).toBe(404)
       const after = await api("POST", `/v1/sessions/${id}/exec`, { body: { command: ["true"] } })
       expect([after.status, after.json._tag]).toEqual([409, "SessionNotLive"])
       const afterCli = await paws(["exec", id, "--", "true"], cli)

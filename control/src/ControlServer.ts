@@ -28,12 +28,15 @@ import { KeysHttp } from "./http/KeysHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionExecHttp } from "./http/SessionExecHttp.ts"
+import { ExposureProxy } from "./http/ExposureProxy.ts"
+import { PortsHttp } from "./http/PortsHttp.ts"
+import { PortExposures } from "./PortExposures.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
-export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer).pipe(
+export const ControlServices = Layer.mergeAll(Sessions.layer, ApiKeys.layer, Snapshots.layer, PortExposures.layer).pipe(
   Layer.provideMerge(Dispatcher.layer),
   Layer.provideMerge(Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer)),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer)),
@@ -50,12 +53,13 @@ const bootstrap = Layer.effectDiscard(Effect.gen(function* () {
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([SessionsHttp, KeysHttp, NodesHttp, NodeTokensHttp, MetricsHttp, HealthHttp, SnapshotsHttp]),
-    Layer.provide(SessionExecHttp),
+    Layer.provide([SessionExecHttp, PortsHttp]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,
   NodeGateway,
   LiveGateway,
+  ExposureProxy,
   StaticNodes,
 )
 

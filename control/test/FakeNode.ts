@@ -196,6 +196,7 @@ export const registerFakeNode = (
       ExecInSession: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       ReadSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       WriteSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      ForwardToPort: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
     yield* registry.register({ info, client: client as never }).pipe(Effect.orDie)

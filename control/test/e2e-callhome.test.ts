@@ -49,6 +49,7 @@ const fakeSessions = (maxConcurrent = 3) =>
       exec: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       readFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       writeFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      forward: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
     })
   })
 

@@ -6,6 +6,7 @@ import { NodeTokensApi } from "./ApiNodeTokens.ts"
 import { scoped } from "./ApiScoped.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
 import { SessionExecApi } from "./ApiLiveSessions.ts"
+import { PortsApi } from "./PortExposure.ts"
 import { IdempotencyConflict, IllegalTransition, ServiceUnavailable, SessionNotFound } from "./Errors.ts"
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
@@ -143,6 +144,7 @@ export class Api extends HttpApi.make("paws")
   .add(NodeTokensApi)
   .add(SnapshotsApi)
   .add(SessionExecApi)
+  .add(PortsApi)
   .add(KeysApi)
   .add(MetricsApi)
   .middleware(ApiAuth)

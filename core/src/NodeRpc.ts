@@ -4,6 +4,7 @@ import { NodeAtCapacity, NodeSessionNotFound, SessionAlreadyRunning, UnknownSnap
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
 import { ExecInSession, ReadSessionFile, WriteSessionFile } from "./LiveSession.ts"
+import { ForwardToPort } from "./PortExposure.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 import {
   hardLimits,
@@ -121,4 +122,5 @@ export class NodeRpcs extends RpcGroup.make(
   ExecInSession,
   ReadSessionFile,
   WriteSessionFile,
+  ForwardToPort,
 ) {}

@@ -14,7 +14,18 @@ describe("core under Deno", () => {
       problems: 0,
       badRejected: true,
       chosen: "a",
-      rpcs: ["BuildSnapshot", "CancelSession", "DeleteSnapshot", "ListSnapshots", "NodeStatus", "RunSession"],
+      rpcs: [
+        "BuildSnapshot",
+        "CancelSession",
+        "DeleteSnapshot",
+        "ExecInSession",
+        "ForwardToPort",
+        "ListSnapshots",
+        "NodeStatus",
+        "ReadSessionFile",
+        "RunSession",
+        "WriteSessionFile",
+      ],
     })
     expect(result.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/)
   })

@@ -31,6 +31,7 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
     ExecInSession: ({ sessionId, command, stdin }) => sessions.exec(sessionId, command, stdin),
     ReadSessionFile: ({ sessionId, path }) => Effect.map(sessions.readFile(sessionId, path), (data) => ({ data })),
     WriteSessionFile: ({ sessionId, path, data }) => sessions.writeFile(sessionId, path, data),
+    ForwardToPort: ({ sessionId, ...request }) => sessions.forward(sessionId, request),
     NodeStatus: () =>
       Effect.map(sessions.capacity, ({ maxConcurrent, running }) => ({
         id,

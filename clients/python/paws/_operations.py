@@ -154,6 +154,28 @@ class SessionExecOperations(SyncOperations):
         return None
 
 
+class PortsOperations(SyncOperations):
+    """Exposed ports: a guest's web app behind access control."""
+
+    def expose(self, id: SessionId, *, access: PortAccess, port: int) -> CreatedPortExposure:
+        """Expose a guest port
+
+        Makes the session's guest `port` reachable over HTTP (and SSE) at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body={"port": port, "access": access}, expect='application/json')
+        return CreatedPortExposure.from_dict(data)
+
+    def list(self, id: SessionId) -> list[PortExposure]:
+        """List a session's exposed ports
+
+        List a session's exposed ports
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return [PortExposure.from_dict(x0) for x0 in data]
+
+
 class KeysOperations(SyncOperations):
     """API keys and their scopes (admin only)."""
 
@@ -360,6 +382,28 @@ class AsyncSessionExecOperations(AsyncOperations):
         Requires scope `sessions:write` (or one that implies it)."""
         data = await self._call("PUT", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect=None)
         return None
+
+
+class AsyncPortsOperations(AsyncOperations):
+    """Exposed ports: a guest's web app behind access control."""
+
+    async def expose(self, id: SessionId, *, access: PortAccess, port: int) -> CreatedPortExposure:
+        """Expose a guest port
+
+        Makes the session's guest `port` reachable over HTTP (and SSE) at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body={"port": port, "access": access}, expect='application/json')
+        return CreatedPortExposure.from_dict(data)
+
+    async def list(self, id: SessionId) -> list[PortExposure]:
+        """List a session's exposed ports
+
+        List a session's exposed ports
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return [PortExposure.from_dict(x0) for x0 in data]
 
 
 class AsyncKeysOperations(AsyncOperations):

@@ -17,8 +17,10 @@ __all__ = [
     "CreateNodeToken",
     "CreatedApiKey",
     "CreatedNodeToken",
+    "CreatedPortExposure",
     "CredentialRule",
     "ExecRequest",
+    "ExposePort",
     "FieldIssue",
     "ForbiddenEncoded",
     "GuestFileNotFoundEncoded",
@@ -39,6 +41,8 @@ __all__ = [
     "NodeTokenId",
     "NodeTokenNotFoundEncoded",
     "PayloadTooLargeEncoded",
+    "PortAccess",
+    "PortExposure",
     "Resources",
     "ScriptWorkload",
     "ServiceUnavailableEncoded",
@@ -72,10 +76,12 @@ ApiScope = Literal["admin", "sessions:write", "read"]
 
 ApiKeyId = str
 
-GuestPath = str
+PortAccess = Literal["token", "pin", "public"]
 
 SessionId = str
 """UUIDv7, sortable by creation time"""
+
+GuestPath = str
 
 SnapshotName = str
 
@@ -285,6 +291,44 @@ class CreateApiKey(Model):
 
 
 @dataclass(kw_only=True)
+class SessionNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'message': 'message'}
+    _required = frozenset(['message', 'session_id', 'tag'])
+
+    tag: Literal["SessionNotFound"] = "SessionNotFound"
+    session_id: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            session_id=data["sessionId"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class PortExposure(Model):
+    _json_names = {'port': 'port', 'access': 'access', 'url': 'url', 'created_at': 'createdAt'}
+    _required = frozenset(['access', 'created_at', 'port', 'url'])
+
+    port: int
+    access: PortAccess
+    url: str
+    created_at: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PortExposure:
+        return cls(
+            port=data["port"],
+            access=data["access"],
+            url=data["url"],
+            created_at=data["createdAt"],
+        )
+
+
+@dataclass(kw_only=True)
 class SessionNotLiveEncoded(Model):
     _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'status': 'status', 'message': 'message'}
     _required = frozenset(['message', 'session_id', 'status', 'tag'])
@@ -305,6 +349,46 @@ class SessionNotLiveEncoded(Model):
 
 
 @dataclass(kw_only=True)
+class CreatedPortExposure(Model):
+    _json_names = {'port': 'port', 'access': 'access', 'url': 'url', 'created_at': 'createdAt', 'token': 'token', 'pin': 'pin'}
+    _required = frozenset(['access', 'created_at', 'port', 'url'])
+
+    port: int
+    access: PortAccess
+    url: str
+    created_at: str
+    token: str | None = None
+    pin: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CreatedPortExposure:
+        return cls(
+            port=data["port"],
+            access=data["access"],
+            url=data["url"],
+            created_at=data["createdAt"],
+            token=data.get("token"),
+            pin=data.get("pin"),
+        )
+
+
+@dataclass(kw_only=True)
+class ExposePort(Model):
+    _json_names = {'port': 'port', 'access': 'access'}
+    _required = frozenset(['access', 'port'])
+
+    port: int
+    access: PortAccess
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExposePort:
+        return cls(
+            port=data["port"],
+            access=data["access"],
+        )
+
+
+@dataclass(kw_only=True)
 class GuestFileNotFoundEncoded(Model):
     _json_names = {'tag': '_tag', 'path': 'path', 'message': 'message'}
     _required = frozenset(['message', 'path', 'tag'])
@@ -318,24 +402,6 @@ class GuestFileNotFoundEncoded(Model):
         return cls(
             tag=data["_tag"],
             path=data["path"],
-            message=data["message"],
-        )
-
-
-@dataclass(kw_only=True)
-class SessionNotFoundEncoded(Model):
-    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'message': 'message'}
-    _required = frozenset(['message', 'session_id', 'tag'])
-
-    tag: Literal["SessionNotFound"] = "SessionNotFound"
-    session_id: str
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotFoundEncoded:
-        return cls(
-            tag=data["_tag"],
-            session_id=data["sessionId"],
             message=data["message"],
         )
 

@@ -12,9 +12,10 @@ import {
 import { ImageStore } from "../image/ImageStore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import { NodeConfig } from "../NodeConfig.ts"
-import type { GuestShell } from "../guest/GuestShell.ts"
+import { NetnsDialer } from "../guest/NetnsDialer.ts"
 import { execInGuest, readGuestFile, writeGuestFile } from "./LiveGuest.ts"
-import { SessionRunner } from "./SessionRunner.ts"
+import { type ForwardChunk, type ForwardRequest, forwardToGuest } from "./PortForward.ts"
+import { type LiveGuestChannel, SessionRunner } from "./SessionRunner.ts"
 
 /**
  * The node's live sessions: admission (capacity, duplicates, snapshot), the event stream of
@@ -43,6 +44,11 @@ export class LiveSessions extends Context.Service<LiveSessions, {
     path: string,
     data: Uint8Array,
   ) => Effect.Effect<void, NodeSessionNotFound | LiveSessionError>
+  /** One HTTP request to a port of the session's guest (an exposed port), dialled from the node. */
+  readonly forward: (
+    sessionId: string,
+    request: ForwardRequest,
+  ) => Stream.Stream<ForwardChunk, NodeSessionNotFound | LiveSessionError>
 }>()("paws/node/session/LiveSessions") {
   static readonly layer = Layer.effect(
     LiveSessions,
@@ -52,8 +58,9 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
       /** The guest channel of each session whose guest is prepared; gone when its VM is released. */
-      const shells = new Map<string, GuestShell>()
-      const shellOf = (sessionId: string) =>
+      const shells = new Map<string, LiveGuestChannel>()
+      const dialer = yield* Effect.serviceOption(NetnsDialer)
+      const guestOf = (sessionId: string) =>
         Effect.suspend(() => {
           const shell = shells.get(sessionId)
           if (shell !== undefined) return Effect.succeed(shell)
@@ -62,9 +69,10 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             : `no live session ${sessionId}`
           return Effect.fail(new NodeSessionNotFound({ sessionId, message }))
         })
-      const onGuest = (sessionId: string, shell: GuestShell) =>
+      const shellOf = (sessionId: string) => Effect.map(guestOf(sessionId), (g) => g.shell)
+      const onGuest = (sessionId: string, guest: LiveGuestChannel) =>
         Effect.acquireRelease(
-          Effect.sync(() => void shells.set(sessionId, shell)),
+          Effect.sync(() => void shells.set(sessionId, guest)),
           () => Effect.sync(() => void shells.delete(sessionId)),
         )
       // A session names an image or a snapshot (one name space); a snapshot may have a base image of another name.
@@ -128,6 +136,13 @@ export class LiveSessions extends Context.Service<LiveSessions, {
         readFile: (sessionId, path) => Effect.flatMap(shellOf(sessionId), (shell) => readGuestFile(shell, path)),
         writeFile: (sessionId, path, data) =>
           Effect.flatMap(shellOf(sessionId), (shell) => writeGuestFile(shell, path, data)),
+        forward: (sessionId, request) =>
+          Stream.unwrap(
+            Effect.map(guestOf(sessionId), (g) =>
+              dialer._tag === "None"
+                ? Stream.fail(new LiveSessionError({ reason: "guest", message: "this node cannot dial guests" }))
+                : forwardToGuest(dialer.value, g.guestIp, request)),
+          ),
       })
     }),
   )

@@ -21,6 +21,12 @@ import type { SessionContext } from "./SessionSteps.ts"
 
 export { SessionStepFailed } from "./SessionSteps.ts"
 
+/** A running session's guest as exec, files and exposed ports reach it. */
+export interface LiveGuestChannel {
+  readonly shell: GuestShell
+  readonly guestIp: string
+}
+
 interface Outcome {
   readonly status: Extract<SessionStatus, "completed" | "failed" | "timeout" | "cancelled">
   readonly exitCode: number | null
@@ -47,7 +53,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
     emit: (event: SessionEvent) => void,
     cancel: Deferred.Deferred<void>,
     /** Called once the guest is prepared, in the VM's scope: its channel, for exec and files. */
-    onGuest?: (sessionId: string, shell: GuestShell) => Effect.Effect<void, never, Scope.Scope>,
+    onGuest?: (sessionId: string, guest: LiveGuestChannel) => Effect.Effect<void, never, Scope.Scope>,
   ) => Effect.Effect<void>
 }>()("paws/node/session/SessionRunner") {
   static readonly layerNoDeps = Layer.effect(
@@ -72,7 +78,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         dispatch: SessionDispatch,
         emit: (event: SessionEvent) => void,
         cancel: Deferred.Deferred<void>,
-        onGuest?: (sessionId: string, shell: GuestShell) => Effect.Effect<void, never, Scope.Scope>,
+        onGuest?: (sessionId: string, guest: LiveGuestChannel) => Effect.Effect<void, never, Scope.Scope>,
       ) {
         const stdout = new OutputCap(config.outputCapBytes)
         const stderr = new OutputCap(config.outputCapBytes)
@@ -101,7 +107,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           })
           const watch = steps.watch(started.vm, proxy)
           const shell = yield* steps.guest(c, slot, placement, proxy, started, watch)
-          if (onGuest !== undefined) yield* onGuest(dispatch.sessionId, shell)
+          if (onGuest !== undefined) yield* onGuest(dispatch.sessionId, { shell, guestIp: slot.guestIp })
           status("running")
           const began = Date.now()
           // A live session (interactive, or a keepAlive script once done) stays up until it is

@@ -260,6 +260,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{id}/ports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a session's exposed ports
+         * @description List a session's exposed ports
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["ports.list"];
+        put?: never;
+        /**
+         * Expose a guest port
+         * @description Makes the session's guest `port` reachable over HTTP (and SSE) at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        post: operations["ports.expose"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -437,6 +465,22 @@ export interface components {
             name: string;
             scopes: components["schemas"]["ApiScope"][];
         };
+        SessionNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "SessionNotFound";
+            sessionId: string;
+            message: string;
+        };
+        PortExposure: {
+            port: number;
+            access: components["schemas"]["PortAccess"];
+            url: string;
+            createdAt: string;
+        };
+        /** @enum {string} */
+        PortAccess: "token" | "pin" | "public";
+        /** @description UUIDv7, sortable by creation time */
+        SessionId: string;
         SessionNotLiveEncoded: {
             /** @enum {string} */
             _tag: "SessionNotLive";
@@ -444,21 +488,25 @@ export interface components {
             status: string;
             message: string;
         };
+        CreatedPortExposure: {
+            port: number;
+            access: components["schemas"]["PortAccess"];
+            url: string;
+            createdAt: string;
+            token?: string;
+            pin?: string;
+        };
+        ExposePort: {
+            port: number;
+            access: components["schemas"]["PortAccess"];
+        };
         GuestFileNotFoundEncoded: {
             /** @enum {string} */
             _tag: "GuestFileNotFound";
             path: string;
             message: string;
         };
-        SessionNotFoundEncoded: {
-            /** @enum {string} */
-            _tag: "SessionNotFound";
-            sessionId: string;
-            message: string;
-        };
         GuestPath: string;
-        /** @description UUIDv7, sortable by creation time */
-        SessionId: string;
         ExecRequest: {
             command: string[];
             stdin?: string;
@@ -1820,6 +1868,153 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServiceUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "ports.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortExposure"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "ports.expose": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExposePort"];
+            };
+        };
+        responses: {
+            /** @description CreatedPortExposure */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedPortExposure"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description SessionNotLive */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotLiveEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
         };

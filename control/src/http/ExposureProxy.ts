@@ -1,0 +1,140 @@
+import { exposurePathPrefix, isTerminal, pinMaxFailures, type SessionId } from "@paws/core"
+import { type Cause, Deferred, Effect, Fiber, Queue, Stream } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { NodeRegistry } from "../NodeRegistry.ts"
+import { type ExposureRow, PortExposures } from "../PortExposures.ts"
+import { SessionStore } from "../SessionStore.ts"
+
+const cookieName = (id: string) => `paws_port_${id}`
+const text = (status: number, body: string) => HttpServerResponse.text(`${body}\n`, { status })
+
+const cookieOf = (header: string | undefined, name: string): string | undefined => {
+  for (const part of (header ?? "").split(";")) {
+    const [k, ...v] = part.trim().split("=")
+    if (k === name) return v.join("=")
+  }
+  return undefined
+}
+
+/** The form a browser sees at a PIN exposure before it has a cookie; it posts `pin` back to itself. */
+const pinForm = (id: string, note: string) =>
+  HttpServerResponse.text(
+    `<!doctype html><meta charset="utf-8"><title>PIN</title><p>${note}</p>` +
+      `<form method="post" action="${exposurePathPrefix}${id}/"><input name="pin" inputmode="numeric" ` +
+      `autocomplete="one-time-code" autofocus> <button>Open</button></form>\n`,
+    { status: 401, contentType: "text/html; charset=utf-8" },
+  )
+
+const setCookie = (id: string, value: string) =>
+  `${cookieName(id)}=${value}; Path=${exposurePathPrefix}${id}/; HttpOnly; SameSite=Lax; Max-Age=43200`
+
+/** Control's own request headers are not the guest's business: credentials for control never go on. */
+const dropped = new Set(["authorization", "cookie", "host"])
+
+/**
+ * `/p/{id}/…`: an exposed guest port. Access first (token, PIN or public; a cookie once granted),
+ * then the request is relayed through the session's node to `guest:port` and the answer
+ * streamed back. An unknown id, or a session no longer running, is a 404.
+ */
+const serve = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const exposures = yield* PortExposures
+  const store = yield* SessionStore
+  const registry = yield* NodeRegistry
+  const url = new URL(request.url, "http://control")
+  const id = url.pathname.slice(exposurePathPrefix.length).split("/")[0] ?? ""
+  const row = /^[A-Za-z0-9_-]{24}$/.test(id) ? yield* exposures.find(id) : undefined
+  const session = row === undefined ? undefined : yield* store.get(row.session_id as SessionId)
+  if (row === undefined || session === undefined || isTerminal(session.status)) return text(404, "no such exposed port")
+  if (session.status !== "running" || session.node === null) return text(503, "the session is not running yet")
+
+  const rest = url.pathname.slice(`${exposurePathPrefix}${id}`.length) || "/"
+  const cookie = cookieOf(request.headers["cookie"], cookieName(id))
+  const hasGrant = cookie !== undefined && (yield* exposures.granted(id, cookie))
+  // A successful token or PIN answers with a cookie and a redirect to the same path, minus the secret.
+  const grantAndRedirect = (location: string) =>
+    Effect.map(
+      exposures.grant(id),
+      (value) => HttpServerResponse.empty({ status: 303, headers: { location, "set-cookie": setCookie(id, value) } }),
+    )
+
+  if (!hasGrant && row.access === "token") {
+    const bearer = request.headers["authorization"]?.replace(/^Bearer /, "")
+    const query = url.searchParams.get("token")
+    if (bearer !== undefined && exposures.tokenMatches(row, bearer)) {
+      // An API-style caller with the bearer on every request: relayed, no cookie needed.
+    } else if (query !== null && exposures.tokenMatches(row, query)) {
+      url.searchParams.delete("token")
+      return yield* grantAndRedirect(`${exposurePathPrefix}${id}${rest}${url.search}`)
+    } else {
+      return text(401, "this port needs its token: Authorization: Bearer <token>, or ?token=<token> once")
+    }
+  }
+  if (!hasGrant && row.access === "pin") {
+    if (request.method !== "POST") return pinForm(id, "This port is protected by a PIN.")
+    const form = new URLSearchParams(yield* Effect.orElseSucceed(request.text, () => ""))
+    const outcome = yield* exposures.tryPin(row, form.get("pin") ?? "")
+    if (outcome === "locked") {
+      return text(429, `too many wrong PINs (${pinMaxFailures}): this port is locked for a while`)
+    }
+    if (outcome === "wrong") return pinForm(id, "Wrong PIN.")
+    return yield* grantAndRedirect(`${exposurePathPrefix}${id}/`)
+  }
+  return yield* relay(row, session.node, rest + url.search, request, registry)
+}).pipe(Effect.catchCause(() => Effect.succeed(text(502, "the exposed port did not answer"))))
+
+const relay = (
+  row: ExposureRow,
+  node: string,
+  path: string,
+  request: HttpServerRequest.HttpServerRequest,
+  registry: NodeRegistry["Service"],
+) =>
+  Effect.gen(function* () {
+    const entry = yield* registry.get(node)
+    if (entry === undefined) return text(503, "the session's node is not connected")
+    const headers = Object.entries(request.headers).filter(([k]) => !dropped.has(k.toLowerCase()))
+      .map(([k, v]) => [k, String(v)] as const)
+    const body = request.method === "GET" || request.method === "HEAD"
+      ? new Uint8Array()
+      : new Uint8Array(yield* request.arrayBuffer)
+    const chunks = entry.client.ForwardToPort({
+      sessionId: row.session_id as SessionId,
+      port: row.port,
+      method: request.method,
+      path,
+      headers: [...headers, ["host", `localhost:${row.port}`]],
+      body,
+    })
+    // The head comes first; the body follows through a small queue (backpressure towards the node),
+    // and the relay fiber is interrupted when the client goes away.
+    const head = yield* Deferred.make<
+      { readonly status: number; readonly headers: ReadonlyArray<readonly [string, string]> }
+    >()
+    const out = yield* Queue.bounded<Uint8Array, Cause.Done>(16)
+    const fiber = yield* chunks.pipe(
+      Stream.runForEach((c) => c._tag === "head" ? Deferred.succeed(head, c) : Effect.asVoid(Queue.offer(out, c.data))),
+      Effect.catchCause((cause) =>
+        Effect.logWarning("exposed port relay ended").pipe(Effect.annotateLogs({ exposure: row.id, cause }))
+      ),
+      Effect.ensuring(Effect.andThen(
+        Deferred.succeed(head, { status: 502, headers: [["content-type", "text/plain"]] }),
+        Queue.end(out),
+      )),
+      Effect.forkDetach,
+    )
+    const h = yield* Deferred.await(head)
+    const responseHeaders: Record<string, string> = {}
+    for (const [k, v] of h.headers) {
+      const name = k.toLowerCase()
+      if (name === "set-cookie" || name === "content-length") continue
+      responseHeaders[name] = responseHeaders[name] === undefined ? v : `${responseHeaders[name]}, ${v}`
+    }
+    return HttpServerResponse.stream(Stream.fromQueue(out).pipe(Stream.ensuring(Fiber.interrupt(fiber))), {
+      status: h.status,
+      headers: responseHeaders,
+      ...(responseHeaders["content-type"] === undefined ? {} : { contentType: responseHeaders["content-type"] }),
+    })
+  })
+
+export const ExposureProxy = HttpRouter.add("*", `${exposurePathPrefix}*`, serve)
