@@ -322,4 +322,18 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
     },
     300_000,
   )
+
+  it("a kept-alive session ends by itself at its timeout, with its script's exit code as its status", async () => {
+    const created = await api("POST", "/v1/sessions", {
+      body: { workload: { type: "script", script: "echo up; exit 0", keepAlive: true }, timeoutMs: 15_000 },
+    })
+    const id = created.json.sessionId as string
+    await waitStatus(id, (s) => s === "running")
+    const up = await paws(["exec", id, "--", "echo", "still-up"], cli)
+    expect(up.stdout).toBe("still-up\n")
+    const ended = await waitStatus(id, (s) => s !== "running", 120_000)
+    expect(ended.json).toMatchObject({ status: "completed", result: { exitCode: 0, stdout: "up\n" } })
+    const after = await api("POST", `/v1/sessions/${id}/exec`, { body: { command: ["true"] } })
+    expect(after.status).toBe(409)
+  }, 300_000)
 })
