@@ -72,7 +72,12 @@ const resolve = (shell: GuestShell, path: string) =>
         message: `path ${path} leads outside ${guestFileRoots.join(", ")} through a symlink`,
       })
     }
-    if (r.exitCode !== 0 || r.stdout === "") return yield* guestError(`resolving ${path}: ${r.stderr.trim()}`)
+    if (r.exitCode !== 0 || r.stdout === "") {
+      return yield* guestError(
+        `resolving ${path}: exit ${r.exitCode}, stdout ${JSON.stringify(r.stdout.slice(0, 200))}, ` +
+          `stderr ${JSON.stringify(r.stderr.trim().slice(0, 500))}`,
+      )
+    }
     return r.stdout
   })
 
