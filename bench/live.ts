@@ -9,7 +9,7 @@
  * Runs: PAWS_BENCH_LIVE_RUNS (50). Results: bench/results/live-<time>.json. Root only (netns, VMs).
  */
 import { spawn } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -145,8 +145,8 @@ try {
       model: os.cpus()[0]?.model ?? "unknown",
       memoryMiB: Math.round(os.totalmem() / 2 ** 20),
       loadAverage: os.loadavg(),
-      kvm: readFileSync("/proc/cpuinfo", "utf8").includes("vmx") ||
-        readFileSync("/proc/cpuinfo", "utf8").includes("svm"),
+      // what the node's VMM chose (it logs `VM accelerator: kvm|tcg` once it has probed)
+      accelerator: /VM accelerator: (\w+)/.exec(node.log())?.[1] ?? "unknown",
       node: process.version,
     },
     execHttpMs: summary(execMs),
