@@ -198,6 +198,11 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
         "printf 'data: two\\n\\n'",
       ].join("\n") + "\n"
       writeFileSync(join(world.dir, "events"), cgi)
+      writeFileSync(
+        join(world.dir, "cookies"),
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$HTTP_COOKIE\"\n",
+      )
+      expect((await paws(["cp", join(world.dir, "cookies"), `${id}:/tmp/www/cgi-bin/cookies`], cli)).code).toBe(0)
       expect((await paws(["cp", join(world.dir, "events"), `${id}:/tmp/www/cgi-bin/events`], cli)).code).toBe(0)
       const httpd = await paws([
         "exec",
@@ -205,7 +210,7 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
         "--",
         "sh",
         "-c",
-        "chmod 755 /tmp/www/cgi-bin/events && httpd -p 8080 -h /tmp/www",
+        "chmod 755 /tmp/www/cgi-bin/* && httpd -p 8080 -h /tmp/www",
       ], cli)
       expect(httpd.code, httpd.stderr).toBe(0)
 
@@ -233,6 +238,10 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
       const cookie = once.headers.get("set-cookie")!.split(";")[0]!
       const viaCookie = await get(tok.url + "index.html", { cookie })
       expect([viaCookie.status, await viaCookie.text()]).toEqual([200, "hello from the guest\n"])
+
+      // the app's own cookies reach the guest; the grant cookie does not
+      const seenCookies = await get(`${tok.url}cgi-bin/cookies`, { cookie: `app=1; ${cookie}; theme=dark` })
+      expect(await seenCookies.text()).toBe("app=1; theme=dark\n")
 
       // SSE streams through: the first event arrives while the CGI still waits for /tmp/go
       const sse = await get(`${tok.url}cgi-bin/events`, { cookie })

@@ -5,7 +5,8 @@ import { NodeRegistry } from "../NodeRegistry.ts"
 import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { SessionStore } from "../SessionStore.ts"
 
-const cookieName = (id: string) => `paws_port_${id}`
+const cookiePrefix = "paws_port_"
+const cookieName = (id: string) => `${cookiePrefix}${id}`
 const text = (status: number, body: string) => HttpServerResponse.text(`${body}\n`, { status })
 
 const cookieOf = (header: string | undefined, name: string): string | undefined => {
@@ -28,7 +29,11 @@ const pinForm = (id: string, note: string) =>
 const setCookie = (id: string, value: string) =>
   `${cookieName(id)}=${value}; Path=${exposurePathPrefix}${id}/; HttpOnly; SameSite=Lax; Max-Age=43200`
 
-/** Control's own request headers are not the guest's business: credentials for control never go on. */
+/**
+ * Control's own request headers are not the guest's business: credentials for control never go on.
+ * (The guest's Set-Cookie is not relayed either: in the path form every exposure shares control's
+ * origin, so a guest must not set cookies there.)
+ */
 const dropped = new Set(["authorization", "cookie", "host"])
 
 /**
@@ -95,6 +100,10 @@ const relay = (
     if (entry === undefined) return text(503, "the session's node is not connected")
     const headers = Object.entries(request.headers).filter(([k]) => !dropped.has(k.toLowerCase()))
       .map(([k, v]) => [k, String(v)] as const)
+    // The app's own cookies go on; the grant cookies of paws exposures never reach a guest.
+    const appCookies = (request.headers["cookie"] ?? "").split(";").map((c) => c.trim())
+      .filter((c) => c !== "" && !c.startsWith(cookiePrefix))
+    if (appCookies.length > 0) headers.push(["cookie", appCookies.join("; ")])
     const body = request.method === "GET" || request.method === "HEAD"
       ? new Uint8Array()
       : new Uint8Array(yield* request.arrayBuffer)
