@@ -6,6 +6,7 @@ import { join } from "node:path"
 import { leftovers } from "../../node/test/support/TestNode.ts"
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
+import { request as httpRequest } from "node:http"
 import { binPath, paws } from "./support/CliProcess.ts"
 import { freePort, makeE2eWorld, type PawsProcess, startPaws } from "./support/E2eWorld.ts"
 import { waitUntil } from "./support/WaitUntil.ts"
@@ -64,6 +65,7 @@ beforeAll(async () => {
     PAWS_PORT: String(port),
     PAWS_DATA_DIR: join(world.dir, "control"),
     PAWS_DISPATCH_INTERVAL_MS: "200",
+    PAWS_PUBLIC_DOMAIN: "paws.test",
   })
   await control.waitFor(/paws control is serving/, 120_000)
   cli = {
@@ -221,8 +223,20 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
           url: /^(http:\/\/\S+\/p\/[A-Za-z0-9_-]{24}\/)$/m.exec(r.stdout)![1]!,
           token: /^token: (\S+)/m.exec(r.stdout)?.[1],
           pin: /^pin: ([0-9]{8})/m.exec(r.stdout)?.[1],
+          host: /^host: https:\/\/(8080-[a-z0-9]{24}\.paws\.test)\/$/m.exec(r.stdout)![1]!,
         }
       }
+      /** A request to control with another Host header (what a wildcard DNS name would send). */
+      const viaHost = (host: string, path: string, headers: Record<string, string> = {}) =>
+        new Promise<{ status: number; body: string; location: string | undefined }>((resolve, reject) => {
+          const req = httpRequest(`${url}${path}`, { headers: { ...headers, host } }, (res) => {
+            let body = ""
+            res.on("data", (d) => (body += d))
+            res.on("end", () => resolve({ status: res.statusCode!, body, location: res.headers.location }))
+          })
+          req.on("error", reject)
+          req.end()
+        })
       const get = (u: string, headers: Record<string, string> = {}, init: RequestInit = {}) =>
         fetch(u, { redirect: "manual", headers, ...init })
 
@@ -279,6 +293,15 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
           .status,
       )
         .toBe(401)
+
+      // the host form: {port}-{id}.PAWS_PUBLIC_DOMAIN is the exposure's own origin, same access rules
+      expect((await viaHost(tok.host, "/")).status).toBe(401)
+      expect(await viaHost(tok.host, "/", { authorization: `Bearer ${tok.token}` }))
+        .toEqual({ status: 200, body: "hello from the guest\n", location: undefined })
+      const hostOnce = await viaHost(tok.host, `/index.html?token=${tok.token}`)
+      expect([hostOnce.status, hostOnce.location]).toEqual([303, "/index.html"])
+      expect((await viaHost(tok.host.replace(/-[a-z0-9]+\./, `-${"a".repeat(24)}.`), "/")).status).toBe(404)
+      expect((await viaHost("paws.test", "/healthz")).status).toBe(200) // other hosts: control itself
 
       // public: anyone with the URL; an unknown id is a 404; the list shows all four
       const pub = await expose("public")

@@ -32,6 +32,11 @@ export const controlSettings = {
     Config.LogLevel("PAWS_LOG_LEVEL").pipe(Config.withDefault("Info" as const)),
   ),
   logRequests: flagSetting("PAWS_LOG_REQUESTS", false, "log one line per HTTP request"),
+  publicDomain: textSetting(
+    "PAWS_PUBLIC_DOMAIN",
+    "",
+    "exposed ports also get their own origin, https://{port}-{id}.DOMAIN (wildcard DNS and TLS in front of control)",
+  ),
   dispatchIntervalMs: intSetting(
     "PAWS_DISPATCH_INTERVAL_MS",
     1000,
@@ -128,6 +133,8 @@ export interface ControlSettings {
   readonly vaultKey: Redacted.Redacted | undefined
   readonly maxBodyBytes: number
   readonly logRequests: boolean
+  /** Lowercase, no leading dot; undefined: exposed ports have the path form only. */
+  readonly publicDomain: string | undefined
   readonly dispatchIntervalMs: number
   readonly timeoutGraceMs: number
   readonly maxAuditRows: number
@@ -148,6 +155,7 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
         vaultKey: c.vaultKey,
         maxBodyBytes: c.maxBodyBytes,
         logRequests: c.logRequests,
+        publicDomain: c.publicDomain.trim() === "" ? undefined : c.publicDomain.trim().toLowerCase().replace(/^\./, ""),
         dispatchIntervalMs: c.dispatchIntervalMs,
         timeoutGraceMs: c.timeoutGraceMs,
         maxAuditRows: c.maxAuditRows,

@@ -28,7 +28,7 @@ import { KeysHttp } from "./http/KeysHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionExecHttp } from "./http/SessionExecHttp.ts"
-import { ExposureProxy } from "./http/ExposureProxy.ts"
+import { exposureHosts, ExposureProxy } from "./http/ExposureProxy.ts"
 import { PortsHttp } from "./http/PortsHttp.ts"
 import { PortExposures } from "./PortExposures.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
@@ -70,7 +70,10 @@ const routes = Layer.mergeAll(
  */
 export const ControlServer = Layer.unwrap(Effect.gen(function* () {
   const config = yield* ControlConfig
-  return HttpRouter.serve(routes, { disableLogger: !config.logRequests }).pipe(
+  return HttpRouter.serve(routes, {
+    disableLogger: !config.logRequests,
+    middleware: exposureHosts(config.publicDomain),
+  }).pipe(
     Layer.provide([ApiAuthLive, RequestValidationLive]),
     Layer.provideMerge(NodeHttpServer.layer(createServer, { host: config.host, port: config.port })),
   )

@@ -16,6 +16,8 @@ export interface ExposureRow {
   readonly created_at: unknown
 }
 
+const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
 /** What a PIN attempt came to; `locked` also when the right PIN comes during a lockout. */
 export type PinOutcome = "ok" | "wrong" | "locked"
 
@@ -54,7 +56,8 @@ export class PortExposures extends Context.Service<PortExposures, {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const create = Effect.fn("PortExposures.create")(function* (sessionId: SessionId, request: ExposePort) {
-        const id = randomBytes(18).toString("base64url")
+        // 24 of [a-z0-9] (~124 bits): a DNS label for the host form, an unguessable path for the path form.
+        const id = Array.from(randomBytes(24), (b) => idAlphabet[b % 36]).join("")
         const token = request.access === "token" ? randomBytes(32).toString("base64url") : undefined
         const pin = request.access === "pin"
           ? Array.from({ length: pinDigits }, () => randomInt(10)).join("")

@@ -34,6 +34,8 @@ export const PortExposureView = Schema.Struct({
   access: PortAccess,
   /** Path form on control: `/p/{id}/`, prefixed with the control URL the request came to. */
   url: Schema.String,
+  /** Host form `https://{port}-{id}.{PAWS_PUBLIC_DOMAIN}/`, when control has a public domain: its own origin. */
+  hostUrl: Schema.optionalKey(Schema.String),
   createdAt: Schema.String,
 }).annotate({ identifier: "PortExposure" })
 export type PortExposureView = typeof PortExposureView.Type

@@ -310,12 +310,13 @@ class SessionNotFoundEncoded(Model):
 
 @dataclass(kw_only=True)
 class PortExposure(Model):
-    _json_names = {'port': 'port', 'access': 'access', 'url': 'url', 'created_at': 'createdAt'}
+    _json_names = {'port': 'port', 'access': 'access', 'url': 'url', 'host_url': 'hostUrl', 'created_at': 'createdAt'}
     _required = frozenset(['access', 'created_at', 'port', 'url'])
 
     port: int
     access: PortAccess
     url: str
+    host_url: str | None = None
     created_at: str
 
     @classmethod
@@ -324,6 +325,7 @@ class PortExposure(Model):
             port=data["port"],
             access=data["access"],
             url=data["url"],
+            host_url=data.get("hostUrl"),
             created_at=data["createdAt"],
         )
 
@@ -350,12 +352,13 @@ class SessionNotLiveEncoded(Model):
 
 @dataclass(kw_only=True)
 class CreatedPortExposure(Model):
-    _json_names = {'port': 'port', 'access': 'access', 'url': 'url', 'created_at': 'createdAt', 'token': 'token', 'pin': 'pin'}
+    _json_names = {'port': 'port', 'access': 'access', 'url': 'url', 'host_url': 'hostUrl', 'created_at': 'createdAt', 'token': 'token', 'pin': 'pin'}
     _required = frozenset(['access', 'created_at', 'port', 'url'])
 
     port: int
     access: PortAccess
     url: str
+    host_url: str | None = None
     created_at: str
     token: str | None = None
     pin: str | None = None
@@ -366,6 +369,7 @@ class CreatedPortExposure(Model):
             port=data["port"],
             access=data["access"],
             url=data["url"],
+            host_url=data.get("hostUrl"),
             created_at=data["createdAt"],
             token=data.get("token"),
             pin=data.get("pin"),

@@ -22,6 +22,7 @@ const expose = Command.make("expose", {
       payload: { port: input.port, access: input.access },
     })
     yield* Console.log(e.url)
+    if (e.hostUrl !== undefined) yield* Console.log(`host: ${e.hostUrl}`)
     if (e.token !== undefined) yield* Console.log(`token: ${e.token}  (shown once; send as Bearer or ?token= once)`)
     if (e.pin !== undefined) yield* Console.log(`pin: ${e.pin}  (shown once)`)
   }))).pipe(Command.withDescription("Expose a guest port at a URL on control (until the session ends)"))

@@ -6,6 +6,8 @@ import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { SessionStore } from "../SessionStore.ts"
 
 const cookiePrefix = "paws_port_"
+/** Exposure ids are lowercase (they are DNS labels in the host form). */
+const exposureIdPattern = /^[a-z0-9]{24}$/
 const cookieName = (id: string) => `${cookiePrefix}${id}`
 const text = (status: number, body: string) => HttpServerResponse.text(`${body}\n`, { status })
 
@@ -18,16 +20,16 @@ const cookieOf = (header: string | undefined, name: string): string | undefined 
 }
 
 /** The form a browser sees at a PIN exposure before it has a cookie; it posts `pin` back to itself. */
-const pinForm = (id: string, note: string) =>
+const pinForm = (base: string, note: string) =>
   HttpServerResponse.text(
     `<!doctype html><meta charset="utf-8"><title>PIN</title><p>${note}</p>` +
-      `<form method="post" action="${exposurePathPrefix}${id}/"><input name="pin" inputmode="numeric" ` +
+      `<form method="post" action="${base}/"><input name="pin" inputmode="numeric" ` +
       `autocomplete="one-time-code" autofocus> <button>Open</button></form>\n`,
     { status: 401, contentType: "text/html; charset=utf-8" },
   )
 
-const setCookie = (id: string, value: string) =>
-  `${cookieName(id)}=${value}; Path=${exposurePathPrefix}${id}/; HttpOnly; SameSite=Lax; Max-Age=43200`
+const setCookie = (id: string, base: string, value: string) =>
+  `${cookieName(id)}=${value}; Path=${base}/; HttpOnly; SameSite=Lax; Max-Age=43200`
 
 /**
  * Control's own request headers are not the guest's business: credentials for control never go on.
@@ -41,52 +43,55 @@ const dropped = new Set(["authorization", "cookie", "host"])
  * then the request is relayed through the session's node to `guest:port` and the answer
  * streamed back. An unknown id, or a session no longer running, is a 404.
  */
-const serve = Effect.gen(function* () {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const exposures = yield* PortExposures
-  const store = yield* SessionStore
-  const registry = yield* NodeRegistry
-  const url = new URL(request.url, "http://control")
-  const id = url.pathname.slice(exposurePathPrefix.length).split("/")[0] ?? ""
-  const row = /^[A-Za-z0-9_-]{24}$/.test(id) ? yield* exposures.find(id) : undefined
-  const session = row === undefined ? undefined : yield* store.get(row.session_id as SessionId)
-  if (row === undefined || session === undefined || isTerminal(session.status)) return text(404, "no such exposed port")
-  if (session.status !== "running" || session.node === null) return text(503, "the session is not running yet")
-
-  const rest = url.pathname.slice(`${exposurePathPrefix}${id}`.length) || "/"
-  const cookie = cookieOf(request.headers["cookie"], cookieName(id))
-  const hasGrant = cookie !== undefined && (yield* exposures.granted(id, cookie))
-  // A successful token or PIN answers with a cookie and a redirect to the same path, minus the secret.
-  const grantAndRedirect = (location: string) =>
-    Effect.map(
-      exposures.grant(id),
-      (value) => HttpServerResponse.empty({ status: 303, headers: { location, "set-cookie": setCookie(id, value) } }),
-    )
-
-  if (!hasGrant && row.access === "token") {
-    const bearer = request.headers["authorization"]?.replace(/^Bearer /, "")
-    const query = url.searchParams.get("token")
-    if (bearer !== undefined && exposures.tokenMatches(row, bearer)) {
-      // An API-style caller with the bearer on every request: relayed, no cookie needed.
-    } else if (query !== null && exposures.tokenMatches(row, query)) {
-      url.searchParams.delete("token")
-      return yield* grantAndRedirect(`${exposurePathPrefix}${id}${rest}${url.search}`)
-    } else {
-      return text(401, "this port needs its token: Authorization: Bearer <token>, or ?token=<token> once")
+const serveExposure = (id: string, base: string) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const exposures = yield* PortExposures
+    const store = yield* SessionStore
+    const registry = yield* NodeRegistry
+    const url = new URL(request.url, "http://control")
+    const row = exposureIdPattern.test(id) ? yield* exposures.find(id) : undefined
+    const session = row === undefined ? undefined : yield* store.get(row.session_id as SessionId)
+    if (row === undefined || session === undefined || isTerminal(session.status)) {
+      return text(404, "no such exposed port")
     }
-  }
-  if (!hasGrant && row.access === "pin") {
-    if (request.method !== "POST") return pinForm(id, "This port is protected by a PIN.")
-    const form = new URLSearchParams(yield* Effect.orElseSucceed(request.text, () => ""))
-    const outcome = yield* exposures.tryPin(row, form.get("pin") ?? "")
-    if (outcome === "locked") {
-      return text(429, `too many wrong PINs (${pinMaxFailures}): this port is locked for a while`)
+    if (session.status !== "running" || session.node === null) return text(503, "the session is not running yet")
+
+    const rest = url.pathname.slice(base.length) || "/"
+    const cookie = cookieOf(request.headers["cookie"], cookieName(id))
+    const hasGrant = cookie !== undefined && (yield* exposures.granted(id, cookie))
+    // A successful token or PIN answers with a cookie and a redirect to the same path, minus the secret.
+    const grantAndRedirect = (location: string) =>
+      Effect.map(
+        exposures.grant(id),
+        (value) =>
+          HttpServerResponse.empty({ status: 303, headers: { location, "set-cookie": setCookie(id, base, value) } }),
+      )
+
+    if (!hasGrant && row.access === "token") {
+      const bearer = request.headers["authorization"]?.replace(/^Bearer /, "")
+      const query = url.searchParams.get("token")
+      if (bearer !== undefined && exposures.tokenMatches(row, bearer)) {
+        // An API-style caller with the bearer on every request: relayed, no cookie needed.
+      } else if (query !== null && exposures.tokenMatches(row, query)) {
+        url.searchParams.delete("token")
+        return yield* grantAndRedirect(`${base}${rest}${url.search}`)
+      } else {
+        return text(401, "this port needs its token: Authorization: Bearer <token>, or ?token=<token> once")
+      }
     }
-    if (outcome === "wrong") return pinForm(id, "Wrong PIN.")
-    return yield* grantAndRedirect(`${exposurePathPrefix}${id}/`)
-  }
-  return yield* relay(row, session.node, rest + url.search, request, registry)
-}).pipe(Effect.catchCause(() => Effect.succeed(text(502, "the exposed port did not answer"))))
+    if (!hasGrant && row.access === "pin") {
+      if (request.method !== "POST") return pinForm(base, "This port is protected by a PIN.")
+      const form = new URLSearchParams(yield* Effect.orElseSucceed(request.text, () => ""))
+      const outcome = yield* exposures.tryPin(row, form.get("pin") ?? "")
+      if (outcome === "locked") {
+        return text(429, `too many wrong PINs (${pinMaxFailures}): this port is locked for a while`)
+      }
+      if (outcome === "wrong") return pinForm(base, "Wrong PIN.")
+      return yield* grantAndRedirect(`${base}/`)
+    }
+    return yield* relay(row, session.node, rest + url.search, request, registry)
+  }).pipe(Effect.catchCause(() => Effect.succeed(text(502, "the exposed port did not answer"))))
 
 const relay = (
   row: ExposureRow,
@@ -146,4 +151,30 @@ const relay = (
     })
   })
 
-export const ExposureProxy = HttpRouter.add("*", `${exposurePathPrefix}*`, serve)
+/** `/p/{id}/…` on control's own host: the path form. */
+export const ExposureProxy = HttpRouter.add(
+  "*",
+  `${exposurePathPrefix}*`,
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const id = new URL(request.url, "http://control").pathname.slice(exposurePathPrefix.length).split("/")[0] ?? ""
+    return serveExposure(id, `${exposurePathPrefix}${id}`)
+  }),
+)
+
+/**
+ * The host form, when PAWS_PUBLIC_DOMAIN is set: `{port}-{id}.{domain}` is the exposure's own
+ * origin (its cookies, scripts and storage apart from control's and every other exposure's).
+ * Requests for other hosts go on to control's routes.
+ */
+export const exposureHosts = (domain: string | undefined) =>
+<E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+) =>
+  Effect.gen(function* () {
+    if (domain === undefined) return yield* app
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const host = (request.headers["host"] ?? "").toLowerCase().replace(/:\d+$/, "")
+    const m = host.endsWith(`.${domain}`) ? /^(\d{1,5})-([a-z0-9]{24})$/.exec(host.slice(0, -domain.length - 1)) : null
+    if (m === null) return yield* app
+    return yield* serveExposure(m[2]!, "")
+  })

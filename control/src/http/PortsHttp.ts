@@ -2,15 +2,17 @@ import { Api, exposurePathPrefix, type PortExposureView, SessionNotFound, Sessio
 import { Effect } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
+import { ControlConfig } from "../ControlConfig.ts"
 import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { iso } from "../Rows.ts"
 import { SessionStore } from "../SessionStore.ts"
 
 /** The exposure's URL on the control URL this request came to. */
-const view = (row: ExposureRow, base: string): PortExposureView => ({
+const view = (row: ExposureRow, base: string, domain: string | undefined): PortExposureView => ({
   port: row.port,
   access: row.access,
   url: `${base}${exposurePathPrefix}${row.id}/`,
+  ...(domain === undefined ? {} : { hostUrl: `https://${row.port}-${row.id}.${domain}/` }),
   createdAt: iso(row.created_at) ?? "",
 })
 
@@ -25,6 +27,7 @@ export const PortsHttp = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const store = yield* SessionStore
     const exposures = yield* PortExposures
+    const { publicDomain } = yield* ControlConfig
     const session = (id: Parameters<typeof store.get>[0]) =>
       Effect.flatMap(
         store.get(id),
@@ -49,7 +52,7 @@ export const PortsHttp = HttpApiBuilder.group(
             Effect.annotateLogs({ session: params.id, port: payload.port, access: payload.access }),
           )
           return {
-            ...view(created.row, yield* baseUrl),
+            ...view(created.row, yield* baseUrl, publicDomain),
             ...(created.token === undefined ? {} : { token: created.token }),
             ...(created.pin === undefined ? {} : { pin: created.pin }),
           }
@@ -58,7 +61,7 @@ export const PortsHttp = HttpApiBuilder.group(
         Effect.gen(function* () {
           yield* session(params.id)
           const base = yield* baseUrl
-          return (yield* exposures.list(params.id)).map((row) => view(row, base))
+          return (yield* exposures.list(params.id)).map((row) => view(row, base, publicDomain))
         }))
   }),
 )

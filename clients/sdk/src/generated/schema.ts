@@ -475,6 +475,7 @@ export interface components {
             port: number;
             access: components["schemas"]["PortAccess"];
             url: string;
+            hostUrl?: string;
             createdAt: string;
         };
         /** @enum {string} */
@@ -492,6 +493,7 @@ export interface components {
             port: number;
             access: components["schemas"]["PortAccess"];
             url: string;
+            hostUrl?: string;
             createdAt: string;
             token?: string;
             pin?: string;
