@@ -7,6 +7,9 @@ import { leftovers } from "../../node/test/support/TestNode.ts"
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { request as httpRequest } from "node:http"
+import { execFileSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import WebSocket from "ws"
 import { binPath, paws } from "./support/CliProcess.ts"
 import { freePort, makeE2eWorld, type PawsProcess, startPaws } from "./support/E2eWorld.ts"
 import { waitUntil } from "./support/WaitUntil.ts"
@@ -303,13 +306,57 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
       expect((await viaHost(tok.host.replace(/-[a-z0-9]+\./, `-${"a".repeat(24)}.`), "/")).status).toBe(404)
       expect((await viaHost("paws.test", "/healthz")).status).toBe(200) // other hosts: control itself
 
+      // WebSocket through a token exposure: refused without the token; text and binary messages echoed
+      const wsecho = join(world.dir, "wsecho")
+      execFileSync("gcc", [
+        "-static",
+        "-O2",
+        "-o",
+        wsecho,
+        fileURLToPath(new URL("./support/wsecho.c", import.meta.url)),
+      ])
+      expect((await paws(["cp", wsecho, `${id}:/tmp/wsecho`], cli)).code).toBe(0)
+      const started = await paws([
+        "exec",
+        id,
+        "--",
+        "sh",
+        "-c",
+        "chmod 755 /tmp/wsecho; /tmp/wsecho 8081 >/dev/null 2>&1 &",
+      ], cli)
+      expect(started.code, started.stderr).toBe(0)
+      const wsExposure = await paws(["ports", "expose", id, "8081", "--access", "token"], cli)
+      const wsUrl = /^http(:\/\/\S+)$/m.exec(wsExposure.stdout)![1]!
+      const wsToken = /^token: (\S+)/m.exec(wsExposure.stdout)![1]!
+      const refused = await new Promise<number>((resolve) => {
+        const ws = new WebSocket(`ws${wsUrl}`)
+        ws.on("unexpected-response", (_req, res) => resolve(res.statusCode!))
+        ws.on("open", () => resolve(101))
+      })
+      expect(refused).toBe(401)
+      const echoed = await new Promise<Array<string>>((resolve, reject) => {
+        const ws = new WebSocket(`ws${wsUrl}chat`, { headers: { authorization: `Bearer ${wsToken}` } })
+        const got: Array<string> = []
+        ws.on("open", () => {
+          ws.send("hello through the exposure")
+          ws.send(Buffer.from([0, 1, 2, 255]))
+        })
+        ws.on("message", (data: Buffer, binary: boolean) => {
+          got.push(binary ? `binary:${data.toString("hex")}` : `text:${data.toString()}`)
+          if (got.length === 2) ws.close()
+        })
+        ws.on("close", () => resolve(got))
+        ws.on("error", reject)
+      })
+      expect(echoed).toEqual(["text:hello through the exposure", "binary:000102ff"])
+
       // public: anyone with the URL; an unknown id is a 404; the list shows all four
       const pub = await expose("public")
       expect(await (await get(pub.url)).text()).toBe("hello from the guest\n")
       expect((await get(pub.url.replace(/\/p\/[^/]+\//, "/p/AAAAAAAAAAAAAAAAAAAAAAAA/"))).status).toBe(404)
       const listed = await paws(["ports", "list", id], cli)
       expect(listed.stdout.trim().split("\n").map((l) => l.split(/\s+/).slice(0, 2).join(" ")))
-        .toEqual(["8080 token", "8080 pin", "8080 pin", "8080 public"])
+        .toEqual(["8080 token", "8080 pin", "8080 pin", "8081 token", "8080 public"])
 
       // cancel ends it; exec and files are then a 409, and the node released everything
       const cancelled = await paws(["sessions", "cancel", id], cli)

@@ -1,5 +1,6 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import {
+  LiveSessionError,
   type NodeId,
   type NodeInfo,
   NodeRpcs,
@@ -197,6 +198,8 @@ export const registerFakeNode = (
       ReadSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       WriteSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       ForwardToPort: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      OpenPortSocket: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      SendPortSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "fake node" })),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
     yield* registry.register({ info, client: client as never }).pipe(Effect.orDie)

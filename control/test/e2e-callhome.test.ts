@@ -1,6 +1,12 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
-import { NodeAtCapacity, NodeSessionNotFound, type SessionDispatch, type SessionEvent } from "@paws/core"
+import {
+  LiveSessionError,
+  NodeAtCapacity,
+  NodeSessionNotFound,
+  type SessionDispatch,
+  type SessionEvent,
+} from "@paws/core"
 import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { request } from "node:http"
 import { createServer } from "node:net"
@@ -50,6 +56,9 @@ const fakeSessions = (maxConcurrent = 3) =>
       readFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       writeFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       forward: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      openSocket: (sessionId) =>
+        Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      sendSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "no guest in this double" })),
     })
   })
 

@@ -4,7 +4,7 @@ import { NodeAtCapacity, NodeSessionNotFound, SessionAlreadyRunning, UnknownSnap
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
 import { ExecInSession, ReadSessionFile, WriteSessionFile } from "./LiveSession.ts"
-import { ForwardToPort } from "./PortExposure.ts"
+import { ForwardToPort, OpenPortSocket, SendPortSocket } from "./PortExposure.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 import {
   hardLimits,
@@ -123,4 +123,6 @@ export class NodeRpcs extends RpcGroup.make(
   ReadSessionFile,
   WriteSessionFile,
   ForwardToPort,
+  OpenPortSocket,
+  SendPortSocket,
 ) {}

@@ -58,7 +58,7 @@ export class PortsApi extends HttpApiGroup.make("ports")
     }).pipe(scoped(
       "sessions:write",
       "Expose a guest port",
-      "Makes the session's guest `port` reachable over HTTP (and SSE) at `url` on control, through the node " +
+      "Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node " +
         "(the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, " +
         "or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as " +
         `\`pin=…\`; ${pinMaxFailures} wrong PINs lock it for ${pinLockoutMs / 60_000} minutes), or \`public\`. ` +
@@ -92,4 +92,32 @@ export const ForwardToPort = Rpc.make("ForwardToPort", {
   ]),
   error: Schema.Union([NodeSessionNotFound, LiveSessionError]),
   stream: true,
+})
+
+/** One WebSocket message, either way. */
+export const PortSocketMessage = Schema.Struct({ data: Schema.Uint8ArrayFromBase64, text: Schema.Boolean })
+  .annotate({ identifier: "PortSocketMessage" })
+export type PortSocketMessage = typeof PortSocketMessage.Type
+
+/**
+ * A WebSocket to a guest port, opened by the node (its own client, in its netns): the guest's
+ * messages stream back until either side closes; interrupting the stream closes it.
+ */
+export const OpenPortSocket = Rpc.make("OpenPortSocket", {
+  payload: {
+    sessionId: SessionId,
+    port: ExposePort.fields.port,
+    socketId: Schema.String.pipe(Schema.check(Schema.isBetweenLength(8, 64))),
+    path: Schema.String,
+    cookie: Schema.optionalKey(Schema.String),
+  },
+  success: PortSocketMessage,
+  error: Schema.Union([NodeSessionNotFound, LiveSessionError]),
+  stream: true,
+})
+
+/** A message from the browser to an open port socket. */
+export const SendPortSocket = Rpc.make("SendPortSocket", {
+  payload: { socketId: Schema.String, message: PortSocketMessage },
+  error: LiveSessionError,
 })

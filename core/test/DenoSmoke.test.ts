@@ -22,8 +22,10 @@ describe("core under Deno", () => {
         "ForwardToPort",
         "ListSnapshots",
         "NodeStatus",
+        "OpenPortSocket",
         "ReadSessionFile",
         "RunSession",
+        "SendPortSocket",
         "WriteSessionFile",
       ],
     })

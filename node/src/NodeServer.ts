@@ -32,6 +32,8 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
     ReadSessionFile: ({ sessionId, path }) => Effect.map(sessions.readFile(sessionId, path), (data) => ({ data })),
     WriteSessionFile: ({ sessionId, path, data }) => sessions.writeFile(sessionId, path, data),
     ForwardToPort: ({ sessionId, ...request }) => sessions.forward(sessionId, request),
+    OpenPortSocket: ({ sessionId, ...request }) => sessions.openSocket(sessionId, request),
+    SendPortSocket: ({ socketId, message }) => sessions.sendSocket(socketId, message),
     NodeStatus: () =>
       Effect.map(sessions.capacity, ({ maxConcurrent, running }) => ({
         id,

@@ -1,6 +1,8 @@
 import { exposurePathPrefix, isTerminal, pinMaxFailures, type SessionId } from "@paws/core"
 import { type Cause, Deferred, Effect, Fiber, Queue, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Socket } from "effect/socket"
+import { randomUUID } from "node:crypto"
 import { NodeRegistry } from "../NodeRegistry.ts"
 import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { SessionStore } from "../SessionStore.ts"
@@ -90,6 +92,9 @@ const serveExposure = (id: string, base: string) =>
       if (outcome === "wrong") return pinForm(base, "Wrong PIN.")
       return yield* grantAndRedirect(`${base}/`)
     }
+    if ((request.headers["upgrade"] ?? "").toLowerCase() === "websocket") {
+      return yield* relaySocket(row, session.node, rest + url.search, request, registry)
+    }
     return yield* relay(row, session.node, rest + url.search, request, registry)
   }).pipe(Effect.catchCause(() => Effect.succeed(text(502, "the exposed port did not answer"))))
 
@@ -106,9 +111,8 @@ const relay = (
     const headers = Object.entries(request.headers).filter(([k]) => !dropped.has(k.toLowerCase()))
       .map(([k, v]) => [k, String(v)] as const)
     // The app's own cookies go on; the grant cookies of paws exposures never reach a guest.
-    const appCookies = (request.headers["cookie"] ?? "").split(";").map((c) => c.trim())
-      .filter((c) => c !== "" && !c.startsWith(cookiePrefix))
-    if (appCookies.length > 0) headers.push(["cookie", appCookies.join("; ")])
+    const cookies = appCookies(request)
+    if (cookies.length > 0) headers.push(["cookie", cookies.join("; ")])
     const body = request.method === "GET" || request.method === "HEAD"
       ? new Uint8Array()
       : new Uint8Array(yield* request.arrayBuffer)
@@ -149,6 +153,57 @@ const relay = (
       headers: responseHeaders,
       ...(responseHeaders["content-type"] === undefined ? {} : { contentType: responseHeaders["content-type"] }),
     })
+  })
+
+/** The request's cookies that belong to the app (paws grant cookies never reach a guest). */
+const appCookies = (request: HttpServerRequest.HttpServerRequest) =>
+  (request.headers["cookie"] ?? "").split(";").map((c) => c.trim()).filter((c) =>
+    c !== "" && !c.startsWith(cookiePrefix)
+  )
+
+/**
+ * A WebSocket through the exposure: control accepts the browser's, the node opens one to the
+ * guest (OpenPortSocket), and messages are relayed both ways until either side closes.
+ */
+const relaySocket = (
+  row: ExposureRow,
+  node: string,
+  path: string,
+  request: HttpServerRequest.HttpServerRequest,
+  registry: NodeRegistry["Service"],
+) =>
+  Effect.gen(function* () {
+    const entry = yield* registry.get(node)
+    if (entry === undefined) return text(503, "the session's node is not connected")
+    const socket = yield* request.upgrade
+    const socketId = randomUUID()
+    const cookies = appCookies(request)
+    yield* Effect.scoped(Effect.gen(function* () {
+      const writer = yield* socket.writer
+      const reader = yield* socket.reader
+      const fromGuest = entry.client.OpenPortSocket({
+        sessionId: row.session_id as SessionId,
+        port: row.port,
+        socketId,
+        path,
+        ...(cookies.length === 0 ? {} : { cookie: cookies.join("; ") }),
+      }).pipe(
+        Stream.runForEach((m) => writer.write(m.text ? Buffer.from(m.data).toString("utf8") : m.data)),
+      )
+      const toGuest = reader.pull.pipe(
+        Effect.flatMap((messages) =>
+          Effect.forEach(messages, (m) =>
+            entry.client.SendPortSocket({
+              socketId,
+              message: typeof m === "string" ? { data: Buffer.from(m, "utf8"), text: true } : { data: m, text: false },
+            }), { discard: true })
+        ),
+        Effect.forever,
+      )
+      yield* Effect.raceFirst(fromGuest, toGuest).pipe(Effect.ignore)
+      yield* writer.write(new Socket.CloseEvent(1000)).pipe(Effect.ignore)
+    }))
+    return HttpServerResponse.empty()
   })
 
 /** `/p/{id}/…` on control's own host: the path form. */

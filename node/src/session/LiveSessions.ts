@@ -4,6 +4,7 @@ import {
   LiveSessionError,
   NodeAtCapacity,
   NodeSessionNotFound,
+  type PortSocketMessage,
   SessionAlreadyRunning,
   type SessionDispatch,
   type SessionEvent,
@@ -15,6 +16,7 @@ import { NodeConfig } from "../NodeConfig.ts"
 import { NetnsDialer } from "../guest/NetnsDialer.ts"
 import { execInGuest, readGuestFile, writeGuestFile } from "./LiveGuest.ts"
 import { type ForwardChunk, type ForwardRequest, forwardToGuest } from "./PortForward.ts"
+import { makePortSockets } from "./PortSockets.ts"
 import { type LiveGuestChannel, SessionRunner } from "./SessionRunner.ts"
 
 /**
@@ -49,6 +51,12 @@ export class LiveSessions extends Context.Service<LiveSessions, {
     sessionId: string,
     request: ForwardRequest,
   ) => Stream.Stream<ForwardChunk, NodeSessionNotFound | LiveSessionError>
+  /** A WebSocket to an exposed guest port: its messages; `sendSocket` for the other way. */
+  readonly openSocket: (
+    sessionId: string,
+    request: { readonly port: number; readonly socketId: string; readonly path: string; readonly cookie?: string },
+  ) => Stream.Stream<PortSocketMessage, NodeSessionNotFound | LiveSessionError>
+  readonly sendSocket: (socketId: string, message: PortSocketMessage) => Effect.Effect<void, LiveSessionError>
 }>()("paws/node/session/LiveSessions") {
   static readonly layer = Layer.effect(
     LiveSessions,
@@ -60,6 +68,8 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       /** The guest channel of each session whose guest is prepared; gone when its VM is released. */
       const shells = new Map<string, LiveGuestChannel>()
       const dialer = yield* Effect.serviceOption(NetnsDialer)
+      const portSockets = makePortSockets()
+      const noDialer = () => new LiveSessionError({ reason: "guest", message: "this node cannot dial guests" })
       const guestOf = (sessionId: string) =>
         Effect.suspend(() => {
           const shell = shells.get(sessionId)
@@ -139,10 +149,14 @@ export class LiveSessions extends Context.Service<LiveSessions, {
         forward: (sessionId, request) =>
           Stream.unwrap(
             Effect.map(guestOf(sessionId), (g) =>
-              dialer._tag === "None"
-                ? Stream.fail(new LiveSessionError({ reason: "guest", message: "this node cannot dial guests" }))
-                : forwardToGuest(dialer.value, g.guestIp, request)),
+              dialer._tag === "None" ? Stream.fail(noDialer()) : forwardToGuest(dialer.value, g.guestIp, request)),
           ),
+        openSocket: (sessionId, request) =>
+          Stream.unwrap(
+            Effect.map(guestOf(sessionId), (g) =>
+              dialer._tag === "None" ? Stream.fail(noDialer()) : portSockets.open(dialer.value, g.guestIp, request)),
+          ),
+        sendSocket: portSockets.send,
       })
     }),
   )
