@@ -19,6 +19,7 @@ import { up } from "./commands/up.ts"
 import { sessions } from "./commands/sessions.ts"
 import { cp, exec } from "./commands/exec.ts"
 import { ports } from "./commands/ports.ts"
+import { shell } from "./commands/shell.ts"
 import { top } from "./commands/top.ts"
 
 export const paws = root.pipe(
@@ -33,7 +34,7 @@ export const paws = root.pipe(
       settingsHelp("Node configuration (environment, for `paws up` as root / `paws node`)", nodeSettings),
     ].join("\n"),
   ),
-  Command.withSubcommands([run, logs, sessions, exec, cp, ports, nodes, image, keys, top, up, control, node]),
+  Command.withSubcommands([run, logs, sessions, exec, cp, ports, shell, nodes, image, keys, top, up, control, node]),
 )
 
 /** Runs the CLI on `process.argv` (the `paws` launcher, clients/bin/paws.js, calls this). */

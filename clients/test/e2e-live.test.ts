@@ -99,8 +99,8 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
   it(
     "an interactive session stays up: exec streams output and exit codes with stdin, files go in and out " +
       "byte-exact under the allowed roots only, a read-only key is refused; a guest web server is reached through " +
-      "token, pin (locked out after 5 wrong) and public exposures, SSE streaming; after cancel exec is a 409 and " +
-      "the exposures 404",
+      "token, pin (locked out after 5 wrong) and public exposures, SSE and WebSocket; paws shell in tmux (PTY, " +
+      "resize, Ctrl-C); after cancel exec is a 409 and the exposures 404",
     async () => {
       const created = await api("POST", "/v1/sessions", {
         body: { workload: { type: "interactive", env: { GREETING: "hello-live" } }, timeoutMs: 600_000 },
@@ -357,6 +357,61 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
       const listed = await paws(["ports", "list", id], cli)
       expect(listed.stdout.trim().split("\n").map((l) => l.split(/\s+/).slice(0, 2).join(" ")))
         .toEqual(["8080 token", "8080 pin", "8080 pin", "8081 token", "8080 public"])
+
+      // paws shell in a real terminal (tmux, its own server): a PTY, its size following the terminal, Ctrl-C
+      const tmuxServer = `paws-shell-${process.pid}`
+      const tmux = (...args: Array<string>) => execFileSync("tmux", ["-L", tmuxServer, ...args], { encoding: "utf8" })
+      const screen = () => tmux("capture-pane", "-p", "-t", "live")
+      const waitScreen = (what: string, ok: (t: string) => boolean) =>
+        waitUntil(what, () => Promise.resolve(screen()), ok, 30_000)
+      const paneSize = () => tmux("display-message", "-p", "-t", "live", "#{pane_height} #{pane_width}").trim()
+      // is a `sleep` running in the guest? (the minimal image's busybox has no pgrep)
+      const sleeping = 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sleep ] && exit 0; done; exit 1'
+      const exports = Object.entries(cli).map(([k, v]) => `${k}='${v}'`).join(" ")
+      tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "live",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        `env ${exports} ${process.execPath} ${binPath} shell ${id}; echo SHELL-EXITED=$?; sleep 30`,
+      )
+      try {
+        tmux("send-keys", "-t", "live", "echo hi-$((40+2)); tty", "Enter")
+        await waitScreen("a PTY", (t) => t.includes("hi-42") && /\/dev\/pts\/\d+/.test(t))
+        tmux("send-keys", "-t", "live", "clear; stty size", "Enter")
+        const before = paneSize()
+        await waitScreen("size", (t) => t.includes(before))
+        tmux("resize-window", "-t", "live", "-x", "90", "-y", "25")
+        const after = paneSize()
+        expect(after).not.toBe(before)
+        tmux("send-keys", "-t", "live", "clear; stty size", "Enter")
+        await waitScreen("resized", (t) => t.includes(after))
+        tmux("send-keys", "-t", "live", "sleep 300", "Enter")
+        await waitUntil(
+          "sleep running",
+          () => paws(["exec", id, "--", "sh", "-c", sleeping], cli),
+          (r) => r.code === 0,
+        )
+        tmux("send-keys", "-t", "live", "C-c")
+        tmux("send-keys", "-t", "live", "echo after-$((1+1))", "Enter")
+        await waitScreen("interrupted", (t) => t.includes("after-2"))
+        expect((await paws(["exec", id, "--", "sh", "-c", sleeping], cli)).code).toBe(1)
+        tmux("send-keys", "-t", "live", "exit", "Enter")
+        await waitScreen("exit", (t) => t.includes("SHELL-EXITED=0"))
+      } finally {
+        try {
+          tmux("kill-server")
+        } catch {
+          // already gone
+        }
+      }
+      const noKey = await paws(["shell", id], { ...cli, PAWS_API_KEY: reader })
+      expect(noKey.code).toBe(1)
+      expect(noKey.stderr).toMatch(/Forbidden/)
 
       // cancel ends it; exec and files are then a 409, and the node released everything
       const cancelled = await paws(["sessions", "cancel", id], cli)

@@ -30,6 +30,7 @@ import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionExecHttp } from "./http/SessionExecHttp.ts"
 import { exposureHosts, ExposureProxy } from "./http/ExposureProxy.ts"
 import { PortsHttp } from "./http/PortsHttp.ts"
+import { ShellGateway } from "./http/ShellGateway.ts"
 import { PortExposures } from "./PortExposures.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
@@ -60,6 +61,7 @@ const routes = Layer.mergeAll(
   NodeGateway,
   LiveGateway,
   ExposureProxy,
+  ShellGateway,
   StaticNodes,
 )
 

@@ -200,6 +200,8 @@ export const registerFakeNode = (
       ForwardToPort: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       OpenPortSocket: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       SendPortSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "fake node" })),
+      OpenShell: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      ShellInput: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "fake node" })),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
     yield* registry.register({ info, client: client as never }).pipe(Effect.orDie)

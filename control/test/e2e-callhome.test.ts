@@ -59,6 +59,8 @@ const fakeSessions = (maxConcurrent = 3) =>
       openSocket: (sessionId) =>
         Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       sendSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "no guest in this double" })),
+      openShell: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      shellInput: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "no guest in this double" })),
     })
   })
 

@@ -82,3 +82,33 @@ export const WriteSessionFile = Rpc.make("WriteSessionFile", {
   payload: { sessionId: SessionId, path: Schema.String, data: Schema.Uint8ArrayFromBase64 },
   error: Schema.Union([NodeSessionNotFound, LiveSessionError]),
 })
+
+/** `GET` (WebSocket) with a `sessions:write` key: an interactive shell in the session's VM (`paws shell`). */
+export const shellPath = (sessionId: string) => `/v1/sessions/${sessionId}/shell`
+
+const TerminalSize = Schema.Struct({
+  cols: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 1000 }))),
+  rows: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 1000 }))),
+})
+
+/** A login shell on a PTY in the guest: its output streams back until it exits; interrupting closes it. */
+export const OpenShell = Rpc.make("OpenShell", {
+  payload: {
+    sessionId: SessionId,
+    shellId: Schema.String.pipe(Schema.check(Schema.isBetweenLength(8, 64))),
+    size: TerminalSize,
+  },
+  success: Schema.Struct({ data: Schema.Uint8ArrayFromBase64 }),
+  error: Schema.Union([NodeSessionNotFound, LiveSessionError]),
+  stream: true,
+})
+
+/** Keystrokes for an open shell, or its new terminal size. */
+export const ShellInput = Rpc.make("ShellInput", {
+  payload: {
+    shellId: Schema.String,
+    data: Schema.optionalKey(Schema.Uint8ArrayFromBase64),
+    resize: Schema.optionalKey(TerminalSize),
+  },
+  error: LiveSessionError,
+})

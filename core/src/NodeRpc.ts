@@ -3,7 +3,7 @@ import { Rpc, RpcGroup } from "effect/rpc"
 import { NodeAtCapacity, NodeSessionNotFound, SessionAlreadyRunning, UnknownSnapshot } from "./Errors.ts"
 import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
-import { ExecInSession, ReadSessionFile, WriteSessionFile } from "./LiveSession.ts"
+import { ExecInSession, OpenShell, ReadSessionFile, ShellInput, WriteSessionFile } from "./LiveSession.ts"
 import { ForwardToPort, OpenPortSocket, SendPortSocket } from "./PortExposure.ts"
 import { SessionEvent } from "./SessionEvent.ts"
 import {
@@ -125,4 +125,6 @@ export class NodeRpcs extends RpcGroup.make(
   ForwardToPort,
   OpenPortSocket,
   SendPortSocket,
+  OpenShell,
+  ShellInput,
 ) {}

@@ -23,9 +23,11 @@ describe("core under Deno", () => {
         "ListSnapshots",
         "NodeStatus",
         "OpenPortSocket",
+        "OpenShell",
         "ReadSessionFile",
         "RunSession",
         "SendPortSocket",
+        "ShellInput",
         "WriteSessionFile",
       ],
     })

@@ -34,6 +34,8 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
     ForwardToPort: ({ sessionId, ...request }) => sessions.forward(sessionId, request),
     OpenPortSocket: ({ sessionId, ...request }) => sessions.openSocket(sessionId, request),
     SendPortSocket: ({ socketId, message }) => sessions.sendSocket(socketId, message),
+    OpenShell: ({ sessionId, shellId, size }) => sessions.openShell(sessionId, shellId, size),
+    ShellInput: ({ shellId, data, resize }) => sessions.shellInput(shellId, data, resize),
     NodeStatus: () =>
       Effect.map(sessions.capacity, ({ maxConcurrent, running }) => ({
         id,

@@ -14,9 +14,11 @@ import { ImageStore } from "../image/ImageStore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { NetnsDialer } from "../guest/NetnsDialer.ts"
+import type { TerminalSize } from "../guest/GuestShell.ts"
 import { execInGuest, readGuestFile, writeGuestFile } from "./LiveGuest.ts"
 import { type ForwardChunk, type ForwardRequest, forwardToGuest } from "./PortForward.ts"
 import { makePortSockets } from "./PortSockets.ts"
+import { makeGuestPtys } from "./GuestPtys.ts"
 import { type LiveGuestChannel, SessionRunner } from "./SessionRunner.ts"
 
 /**
@@ -57,6 +59,17 @@ export class LiveSessions extends Context.Service<LiveSessions, {
     request: { readonly port: number; readonly socketId: string; readonly path: string; readonly cookie?: string },
   ) => Stream.Stream<PortSocketMessage, NodeSessionNotFound | LiveSessionError>
   readonly sendSocket: (socketId: string, message: PortSocketMessage) => Effect.Effect<void, LiveSessionError>
+  /** An interactive shell on a PTY (`paws shell`): its output; `shellInput` for keys and resizes. */
+  readonly openShell: (
+    sessionId: string,
+    shellId: string,
+    size: TerminalSize,
+  ) => Stream.Stream<{ readonly data: Uint8Array }, NodeSessionNotFound | LiveSessionError>
+  readonly shellInput: (
+    shellId: string,
+    data: Uint8Array | undefined,
+    resize: TerminalSize | undefined,
+  ) => Effect.Effect<void, LiveSessionError>
 }>()("paws/node/session/LiveSessions") {
   static readonly layer = Layer.effect(
     LiveSessions,
@@ -69,6 +82,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const shells = new Map<string, LiveGuestChannel>()
       const dialer = yield* Effect.serviceOption(NetnsDialer)
       const portSockets = makePortSockets()
+      const ptys = makeGuestPtys()
       const noDialer = () => new LiveSessionError({ reason: "guest", message: "this node cannot dial guests" })
       const guestOf = (sessionId: string) =>
         Effect.suspend(() => {
@@ -157,6 +171,11 @@ export class LiveSessions extends Context.Service<LiveSessions, {
               dialer._tag === "None" ? Stream.fail(noDialer()) : portSockets.open(dialer.value, g.guestIp, request)),
           ),
         sendSocket: portSockets.send,
+        openShell: (sessionId, shellId, size) =>
+          Stream.unwrap(Effect.map(guestOf(sessionId), (g) => ptys.open(g.shell, shellId, size))).pipe(
+            Stream.map((data) => ({ data })),
+          ),
+        shellInput: ptys.input,
       })
     }),
   )
