@@ -22,6 +22,9 @@ import { run } from "./commands/run.ts"
 import { control, node } from "./commands/services.ts"
 import { up } from "./commands/up.ts"
 import { sessions } from "./commands/sessions.ts"
+import { cp, exec } from "./commands/exec.ts"
+import { ports } from "./commands/ports.ts"
+import { shell } from "./commands/shell.ts"
 import { top } from "./commands/top.ts"
 
 export const paws = root.pipe(
@@ -40,6 +43,10 @@ export const paws = root.pipe(
     run,
     logs,
     sessions,
+    exec,
+    cp,
+    ports,
+    shell,
     daemons,
     nodes,
     image,

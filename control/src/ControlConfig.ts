@@ -55,6 +55,11 @@ export const controlSettings = {
     "a replica silent this long (in the database) is gone: another re-queues its claimed sessions and fails its running ones",
     { min: 1000, max: 3_600_000 },
   ),
+  publicDomain: textSetting(
+    "PAWS_PUBLIC_DOMAIN",
+    "",
+    "exposed ports also get their own origin, https://{port}-{id}.DOMAIN (wildcard DNS and TLS in front of control)",
+  ),
   dispatchIntervalMs: intSetting(
     "PAWS_DISPATCH_INTERVAL_MS",
     1000,
@@ -199,6 +204,8 @@ export interface ControlSettings {
   readonly vaultKey: Redacted.Redacted | undefined
   readonly maxBodyBytes: number
   readonly logRequests: boolean
+  /** Lowercase, no leading dot; undefined: exposed ports have the path form only. */
+  readonly publicDomain: string | undefined
   readonly dispatchIntervalMs: number
   readonly timeoutGraceMs: number
   readonly approvalSweepMs: number
@@ -224,6 +231,7 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
         vaultKey: c.vaultKey,
         maxBodyBytes: c.maxBodyBytes,
         logRequests: c.logRequests,
+        publicDomain: c.publicDomain.trim() === "" ? undefined : c.publicDomain.trim().toLowerCase().replace(/^\./, ""),
         dispatchIntervalMs: c.dispatchIntervalMs,
         timeoutGraceMs: c.timeoutGraceMs,
         approvalSweepMs: c.approvalSweepMs,

@@ -46,12 +46,17 @@ import { McpServersHttp } from "./http/McpServersHttp.ts"
 import { ProjectsHttp } from "./http/ProjectsHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
+import { SessionExecHttp } from "./http/SessionExecHttp.ts"
+import { exposureHosts, ExposureProxy } from "./http/ExposureProxy.ts"
+import { PortsHttp } from "./http/PortsHttp.ts"
+import { ShellGateway } from "./http/ShellGateway.ts"
+import { PortExposures } from "./PortExposures.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
-export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer).pipe(
+export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer, PortExposures.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer)),
   Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
   Layer.provideMerge(Projects.layer),
@@ -90,12 +95,16 @@ const routes = Layer.mergeAll(
       AuditHttp,
       ProjectsHttp,
       ApprovalsHttp,
+      SessionExecHttp,
+      PortsHttp,
     ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpObserver,
   NodeGateway,
   LiveGateway,
+  ExposureProxy,
+  ShellGateway,
   StaticNodes,
   KubernetesNodes,
 )
@@ -107,7 +116,10 @@ const routes = Layer.mergeAll(
  */
 export const ControlServer = Layer.unwrap(Effect.gen(function* () {
   const config = yield* ControlConfig
-  return HttpRouter.serve(routes, { disableLogger: !config.logRequests }).pipe(
+  return HttpRouter.serve(routes, {
+    disableLogger: !config.logRequests,
+    middleware: exposureHosts(config.publicDomain),
+  }).pipe(
     Layer.provide([ApiAuthLive, RequestValidationLive]),
     Layer.provideMerge(NodeHttpServer.layer(createServer, { host: config.host, port: config.port })),
   )

@@ -116,4 +116,24 @@ export const migrations = Migrator.fromRecord({
   }),
   "0009_audit": auditMigration,
   "0008_projects": projectsMigration,
+  "0011_live": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // Exposed guest ports (PortExposures): the token or PIN only as a hash; cookies granted after access.
+    yield* sql`CREATE TABLE port_exposures (
+      id text PRIMARY KEY,
+      session_id uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+      port integer NOT NULL,
+      access text NOT NULL,
+      secret_hash text,
+      failures integer NOT NULL DEFAULT 0,
+      locked_until timestamptz,
+      created_at timestamptz NOT NULL DEFAULT now()
+    )`
+    yield* sql`CREATE INDEX port_exposures_session ON port_exposures (session_id)`
+    yield* sql`CREATE TABLE port_exposure_grants (
+      hash text PRIMARY KEY,
+      exposure_id text NOT NULL REFERENCES port_exposures (id) ON DELETE CASCADE,
+      expires_at timestamptz NOT NULL
+    )`
+  }),
 })

@@ -1,5 +1,6 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import {
+  LiveSessionError,
   type NodeId,
   type NodeInfo,
   NodeRpcs,
@@ -232,6 +233,15 @@ export const registerFakeNode = (
       BuildSnapshot: (d) => buildSnapshot(d),
       ListSnapshots: () => Effect.sync(() => [...snapshots.values()]),
       DeleteSnapshot: ({ name }) => Effect.sync(() => ({ removed: snapshots.delete(name) })),
+      // No guest here: exec and files are tested against real VMs (clients/test/e2e-live.test.ts).
+      ExecInSession: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      ReadSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      WriteSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      ForwardToPort: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      OpenPortSocket: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      SendPortSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "fake node" })),
+      OpenShell: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      ShellInput: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "fake node" })),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
     yield* registry.register({ info, client: client as never }).pipe(Effect.orDie)

@@ -1,6 +1,12 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
-import { NodeAtCapacity, type SessionDispatch, type SessionEvent } from "@paws/core"
+import {
+  LiveSessionError,
+  NodeAtCapacity,
+  NodeSessionNotFound,
+  type SessionDispatch,
+  type SessionEvent,
+} from "@paws/core"
 import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { request } from "node:http"
 import { createServer } from "node:net"
@@ -47,6 +53,15 @@ const fakeSessions = (maxConcurrent = 3) =>
       cancel: (id) => Effect.suspend(() => Deferred.succeed(live.get(id)!, undefined)).pipe(Effect.asVoid),
       ids: Effect.sync(() => new Set(live.keys())),
       capacity: Effect.sync(() => ({ maxConcurrent, running: live.size })),
+      exec: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      readFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      writeFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      forward: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      openSocket: (sessionId) =>
+        Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      sendSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "no guest in this double" })),
+      openShell: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      shellInput: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "no guest in this double" })),
     })
   })
 

@@ -1,11 +1,13 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
 import {
+  LiveSessionError,
   type LlmExchange,
   newSessionId,
   type NodeId,
   NodeRpcs,
   type NodeSessionEvent,
+  NodeSessionNotFound,
   type SessionDispatch,
   type SessionSpec,
   workloadText,
@@ -68,6 +70,14 @@ const memoryNode = (registry: NodeRegistry["Service"], dispatched: Array<Session
       ListSnapshots: () => Effect.succeed([]),
       DeleteSnapshot: () => Effect.succeed({ removed: false }),
       DecideEgress: () => Effect.succeed({ delivered: false }),
+      ExecInSession: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "memory node" })),
+      ReadSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "memory node" })),
+      WriteSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "memory node" })),
+      ForwardToPort: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "memory node" })),
+      OpenPortSocket: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "memory node" })),
+      SendPortSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "memory node" })),
+      OpenShell: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "memory node" })),
+      ShellInput: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "memory node" })),
     })
     const client = yield* RpcTest.makeClient(NodeRpcs).pipe(Effect.provide(handlers as Layer.Layer<any>))
     yield* registry.register({ info, client: client as never }).pipe(Effect.orDie)

@@ -15,6 +15,8 @@ import { DaemonsApi } from "./ApiDaemons.ts"
 import { HooksApi } from "./ApiHooks.ts"
 import { DaemonName } from "./Daemon.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
+import { SessionExecApi } from "./ApiLiveSessions.ts"
+import { PortsApi } from "./PortExposure.ts"
 import {
   Forbidden,
   IdempotencyConflict,
@@ -200,6 +202,8 @@ export class Api extends HttpApi.make("paws")
   .add(SnapshotsApi)
   .add(DaemonsApi)
   .add(McpServersApi)
+  .add(SessionExecApi)
+  .add(PortsApi)
   .add(KeysApi)
   .add(AuditApi)
   .add(ProjectsApi)

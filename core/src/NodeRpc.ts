@@ -5,6 +5,8 @@ import { SessionId } from "./Ids.ts"
 import { NodeInfo } from "./NodeInfo.ts"
 import { MemoryDispatch, NodeSessionEvent } from "./SessionMemory.ts"
 import { McpDispatchServer } from "./Mcp.ts"
+import { ExecInSession, OpenShell, ReadSessionFile, ShellInput, WriteSessionFile } from "./LiveSession.ts"
+import { ForwardToPort, OpenPortSocket, SendPortSocket } from "./PortExposure.ts"
 import {
   hardLimits,
   headerNameRegExp,
@@ -158,4 +160,12 @@ export class NodeRpcs extends RpcGroup.make(
   BuildSnapshot,
   ListSnapshots,
   DeleteSnapshot,
+  ExecInSession,
+  ReadSessionFile,
+  WriteSessionFile,
+  ForwardToPort,
+  OpenPortSocket,
+  SendPortSocket,
+  OpenShell,
+  ShellInput,
 ) {}

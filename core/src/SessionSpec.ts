@@ -57,6 +57,8 @@ export const ScriptWorkload = Schema.Struct({
       Schema.check(Schema.isMaxProperties(hardLimits.envEntries)),
     ),
   ),
+  /** Keep the VM running after the script ends (for exec, files), until cancelled or the session's timeout. */
+  keepAlive: Schema.optionalKey(Schema.Boolean),
 }).annotate({ identifier: "ScriptWorkload" })
 export type ScriptWorkload = typeof ScriptWorkload.Type
 
@@ -95,12 +97,27 @@ export const AgentWorkload = Schema.Struct({
 }).annotate({ identifier: "AgentWorkload" })
 export type AgentWorkload = typeof AgentWorkload.Type
 
-export const Workload = Schema.Union([ScriptWorkload, AgentWorkload])
+/** No workload of its own: the VM stays up for exec, files and shells until cancelled or its timeout. */
+export const InteractiveWorkload = Schema.Struct({
+  type: Schema.Literal("interactive"),
+  env: ScriptWorkload.fields.env,
+}).annotate({ identifier: "InteractiveWorkload" })
+export type InteractiveWorkload = typeof InteractiveWorkload.Type
+
+export const Workload = Schema.Union([ScriptWorkload, AgentWorkload, InteractiveWorkload])
 export type Workload = typeof Workload.Type
 
 /** The workload's free text and the field it came from: a script, or an agent's prompt. */
 export const workloadText = (w: Workload): { readonly path: string; readonly text: string } =>
-  w.type === "script" ? { path: "workload.script", text: w.script } : { path: "workload.prompt", text: w.prompt }
+  w.type === "script"
+    ? { path: "workload.script", text: w.script }
+    : w.type === "agent"
+    ? { path: "workload.prompt", text: w.prompt }
+    : { path: "workload", text: "" }
+
+/** Whether the VM stays up once its workload (if any) is done: interactive, or a script with keepAlive. */
+export const keepsAlive = (w: Workload): boolean =>
+  w.type === "interactive" || (w.type === "script" && w.keepAlive === true)
 
 export const Resources = Schema.Struct({
   vcpus: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: hardLimits.vcpus }))),

@@ -19,9 +19,17 @@ describe("core under Deno", () => {
         "CancelSession",
         "DecideEgress",
         "DeleteSnapshot",
+        "ExecInSession",
+        "ForwardToPort",
         "ListSnapshots",
         "NodeStatus",
+        "OpenPortSocket",
+        "OpenShell",
+        "ReadSessionFile",
         "RunSession",
+        "SendPortSocket",
+        "ShellInput",
+        "WriteSessionFile",
       ],
     })
     expect(result.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/)

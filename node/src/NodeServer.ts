@@ -33,6 +33,14 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
     CancelSession: ({ sessionId }) => sessions.cancel(sessionId),
     DecideEgress: ({ sessionId, requestId, approve }) =>
       Effect.map(sessions.decideEgress(sessionId, requestId, approve), (delivered) => ({ delivered })),
+    ExecInSession: ({ sessionId, command, stdin }) => sessions.exec(sessionId, command, stdin),
+    ReadSessionFile: ({ sessionId, path }) => Effect.map(sessions.readFile(sessionId, path), (data) => ({ data })),
+    WriteSessionFile: ({ sessionId, path, data }) => sessions.writeFile(sessionId, path, data),
+    ForwardToPort: ({ sessionId, ...request }) => sessions.forward(sessionId, request),
+    OpenPortSocket: ({ sessionId, ...request }) => sessions.openSocket(sessionId, request),
+    SendPortSocket: ({ socketId, message }) => sessions.sendSocket(socketId, message),
+    OpenShell: ({ sessionId, shellId, size }) => sessions.openShell(sessionId, shellId, size),
+    ShellInput: ({ shellId, data, resize }) => sessions.shellInput(shellId, data, resize),
     NodeStatus: () =>
       Effect.gen(function* () {
         const { maxConcurrent, running } = yield* sessions.capacity

@@ -12,7 +12,7 @@ from .models import *  # noqa: F403
 class SessionsOperations(SyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None) -> SessionAccepted:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A key's or project's concurrent-session or daily session-minute limit answers 429 with `Retry-After` and the limit's name. With `requiresApproval: true` the session waits in `awaiting_approval` until approved (POST /v1/sessions/{id}/approve). A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
@@ -154,7 +154,7 @@ class SnapshotsOperations(SyncOperations):
 class DaemonsOperations(SyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
@@ -181,7 +181,7 @@ class DaemonsOperations(SyncOperations):
         data = self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Daemon.from_dict(data)
 
-    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Change a daemon
 
         Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
@@ -238,6 +238,50 @@ class McpServersOperations(SyncOperations):
         Requires scope `admin` (or one that implies it)."""
         data = self._call("DELETE", "/v1/mcp-servers/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
         return None
+
+
+class SessionExecOperations(SyncOperations):
+    """Live sessions: commands and files into a running VM."""
+
+    def read_file(self, id: SessionId, *, path: GuestPath | None = None) -> str:
+        """Read a file from a running session
+
+        The file's bytes. `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); files over 8388608 bytes are a 413.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("GET", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect='application/octet-stream')
+        return str(data)
+
+    def write_file(self, id: SessionId, *, path: GuestPath | None = None) -> None:
+        """Write a file into a running session
+
+        The request body becomes the file (created or replaced, parent directories made, mode 0644). `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); bodies over 8388608 bytes (or PAWS_MAX_BODY_BYTES) are a 413. Send it as `Content-Type: application/octet-stream`.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("PUT", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect=None)
+        return None
+
+
+class PortsOperations(SyncOperations):
+    """Exposed ports: a guest's web app behind access control."""
+
+    def expose(self, id: SessionId, *, access: PortAccess, port: int) -> CreatedPortExposure:
+        """Expose a guest port
+
+        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body={"port": port, "access": access}, expect='application/json')
+        return CreatedPortExposure.from_dict(data)
+
+    def list(self, id: SessionId) -> builtins.list[PortExposure]:
+        """List a session's exposed ports
+
+        List a session's exposed ports
+
+        Requires scope `read` (or one that implies it)."""
+        data = self._call("GET", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return [PortExposure.from_dict(x0) for x0 in data]
 
 
 class KeysOperations(SyncOperations):
@@ -456,7 +500,7 @@ class HealthOperations(SyncOperations):
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None) -> SessionAccepted:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], idempotency_key: str | None = None, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None) -> SessionAccepted:
         """Create a session
 
         Queue a session. Credential header values go to the vault and are never returned. With an `Idempotency-Key` header a retried request returns the first session; the same key with a different body is a 409. A key's or project's concurrent-session or daily session-minute limit answers 429 with `Retry-After` and the limit's name. With `requiresApproval: true` the session waits in `awaiting_approval` until approved (POST /v1/sessions/{id}/approve). A session runs only on a node holding its snapshot ready and carrying every label of its `nodeSelector`; when nodes are connected and none holds (or is building) the snapshot, the request is a 409 naming it. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
@@ -598,7 +642,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
 class AsyncDaemonsOperations(AsyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
@@ -625,7 +669,7 @@ class AsyncDaemonsOperations(AsyncOperations):
         data = await self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Daemon.from_dict(data)
 
-    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Change a daemon
 
         Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
@@ -682,6 +726,50 @@ class AsyncMcpServersOperations(AsyncOperations):
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("DELETE", "/v1/mcp-servers/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
         return None
+
+
+class AsyncSessionExecOperations(AsyncOperations):
+    """Live sessions: commands and files into a running VM."""
+
+    async def read_file(self, id: SessionId, *, path: GuestPath | None = None) -> str:
+        """Read a file from a running session
+
+        The file's bytes. `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); files over 8388608 bytes are a 413.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("GET", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect='application/octet-stream')
+        return str(data)
+
+    async def write_file(self, id: SessionId, *, path: GuestPath | None = None) -> None:
+        """Write a file into a running session
+
+        The request body becomes the file (created or replaced, parent directories made, mode 0644). `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); bodies over 8388608 bytes (or PAWS_MAX_BODY_BYTES) are a 413. Send it as `Content-Type: application/octet-stream`.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("PUT", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect=None)
+        return None
+
+
+class AsyncPortsOperations(AsyncOperations):
+    """Exposed ports: a guest's web app behind access control."""
+
+    async def expose(self, id: SessionId, *, access: PortAccess, port: int) -> CreatedPortExposure:
+        """Expose a guest port
+
+        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body={"port": port, "access": access}, expect='application/json')
+        return CreatedPortExposure.from_dict(data)
+
+    async def list(self, id: SessionId) -> builtins.list[PortExposure]:
+        """List a session's exposed ports
+
+        List a session's exposed ports
+
+        Requires scope `read` (or one that implies it)."""
+        data = await self._call("GET", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return [PortExposure.from_dict(x0) for x0 in data]
 
 
 class AsyncKeysOperations(AsyncOperations):

@@ -25,6 +25,7 @@ __all__ = [
     "CreateProject",
     "CreatedApiKey",
     "CreatedNodeToken",
+    "CreatedPortExposure",
     "CredentialRule",
     "CronTrigger",
     "Daemon",
@@ -45,16 +46,21 @@ __all__ = [
     "EgressApprovalRule",
     "EgressApprovalView",
     "EgressRequestNotFoundEncoded",
+    "ExecRequest",
+    "ExposePort",
     "FieldIssue",
     "ForbiddenEncoded",
     "GithubFilter",
     "GithubTrigger",
+    "GuestFileNotFoundEncoded",
+    "GuestPath",
     "HeaderName",
     "Health",
     "HookAck",
     "HostPattern",
     "IdempotencyConflictEncoded",
     "IllegalTransitionEncoded",
+    "InteractiveWorkload",
     "InvalidRequestEncoded",
     "KeyLimits",
     "McpGrant",
@@ -77,6 +83,8 @@ __all__ = [
     "NodeTokenNotFoundEncoded",
     "PayloadTooLargeEncoded",
     "PendingApproval",
+    "PortAccess",
+    "PortExposure",
     "Project",
     "ProjectConflictEncoded",
     "ProjectId",
@@ -90,6 +98,7 @@ __all__ = [
     "SessionAccepted",
     "SessionId",
     "SessionNotFoundEncoded",
+    "SessionNotLiveEncoded",
     "SessionPage",
     "SessionResult",
     "SessionSpec",
@@ -145,6 +154,10 @@ ProjectId = str
 ApiScope = Literal["admin", "sessions:write", "read", "approve"]
 
 ApiKeyId = str
+
+PortAccess = Literal["token", "pin", "public"]
+
+GuestPath = str
 
 ConcurrencyPolicy = Literal["queue", "skip", "replace"]
 
@@ -627,7 +640,7 @@ class SessionSpecView(Model):
     _required = frozenset(['network', 'resources', 'snapshot', 'timeout_ms', 'workload'])
 
     snapshot: SnapshotName
-    workload: ScriptWorkload | AgentWorkload
+    workload: ScriptWorkload | AgentWorkload | InteractiveWorkload
     resources: Resources
     timeout_ms: int
     network: SessionSpecViewNetwork
@@ -641,7 +654,7 @@ class SessionSpecView(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpecView:
         return cls(
             snapshot=data["snapshot"],
-            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "agent" else InteractiveWorkload.from_dict(data["workload"])),
             resources=Resources.from_dict(data["resources"]),
             timeout_ms=data["timeoutMs"],
             network=SessionSpecViewNetwork.from_dict(data["network"]),
@@ -720,6 +733,22 @@ class Resources(Model):
 
 
 @dataclass(kw_only=True)
+class InteractiveWorkload(Model):
+    _json_names = {'type': 'type', 'env': 'env'}
+    _required = frozenset(['type'])
+
+    type: Literal["interactive"] = "interactive"
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InteractiveWorkload:
+        return cls(
+            type=data["type"],
+            env=data.get("env"),
+        )
+
+
+@dataclass(kw_only=True)
 class AgentWorkload(Model):
     _json_names = {'type': 'type', 'agent': 'agent', 'command': 'command', 'prompt': 'prompt', 'model': 'model', 'max_turns': 'maxTurns', 'allowed_tools': 'allowedTools', 'env': 'env'}
     _required = frozenset(['prompt', 'type'])
@@ -749,12 +778,13 @@ class AgentWorkload(Model):
 
 @dataclass(kw_only=True)
 class ScriptWorkload(Model):
-    _json_names = {'type': 'type', 'script': 'script', 'env': 'env'}
+    _json_names = {'type': 'type', 'script': 'script', 'env': 'env', 'keep_alive': 'keepAlive'}
     _required = frozenset(['script', 'type'])
 
     type: Literal["script"] = "script"
     script: str
     env: dict[str, str] | None = None
+    keep_alive: bool | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScriptWorkload:
@@ -762,6 +792,7 @@ class ScriptWorkload(Model):
             type=data["type"],
             script=data["script"],
             env=data.get("env"),
+            keep_alive=data.get("keepAlive"),
         )
 
 
@@ -1138,6 +1169,124 @@ class CreateApiKey(Model):
 
 
 @dataclass(kw_only=True)
+class PortExposure(Model):
+    _json_names = {'port': 'port', 'access': 'access', 'url': 'url', 'host_url': 'hostUrl', 'created_at': 'createdAt'}
+    _required = frozenset(['access', 'created_at', 'port', 'url'])
+
+    port: int
+    access: PortAccess
+    url: str
+    host_url: str | None = None
+    created_at: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PortExposure:
+        return cls(
+            port=data["port"],
+            access=data["access"],
+            url=data["url"],
+            host_url=data.get("hostUrl"),
+            created_at=data["createdAt"],
+        )
+
+
+@dataclass(kw_only=True)
+class SessionNotLiveEncoded(Model):
+    _json_names = {'tag': '_tag', 'session_id': 'sessionId', 'status': 'status', 'message': 'message'}
+    _required = frozenset(['message', 'session_id', 'status', 'tag'])
+
+    tag: Literal["SessionNotLive"] = "SessionNotLive"
+    session_id: str
+    status: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionNotLiveEncoded:
+        return cls(
+            tag=data["_tag"],
+            session_id=data["sessionId"],
+            status=data["status"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class CreatedPortExposure(Model):
+    _json_names = {'port': 'port', 'access': 'access', 'url': 'url', 'host_url': 'hostUrl', 'created_at': 'createdAt', 'token': 'token', 'pin': 'pin'}
+    _required = frozenset(['access', 'created_at', 'port', 'url'])
+
+    port: int
+    access: PortAccess
+    url: str
+    host_url: str | None = None
+    created_at: str
+    token: str | None = None
+    pin: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CreatedPortExposure:
+        return cls(
+            port=data["port"],
+            access=data["access"],
+            url=data["url"],
+            host_url=data.get("hostUrl"),
+            created_at=data["createdAt"],
+            token=data.get("token"),
+            pin=data.get("pin"),
+        )
+
+
+@dataclass(kw_only=True)
+class ExposePort(Model):
+    _json_names = {'port': 'port', 'access': 'access'}
+    _required = frozenset(['access', 'port'])
+
+    port: int
+    access: PortAccess
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExposePort:
+        return cls(
+            port=data["port"],
+            access=data["access"],
+        )
+
+
+@dataclass(kw_only=True)
+class GuestFileNotFoundEncoded(Model):
+    _json_names = {'tag': '_tag', 'path': 'path', 'message': 'message'}
+    _required = frozenset(['message', 'path', 'tag'])
+
+    tag: Literal["GuestFileNotFound"] = "GuestFileNotFound"
+    path: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GuestFileNotFoundEncoded:
+        return cls(
+            tag=data["_tag"],
+            path=data["path"],
+            message=data["message"],
+        )
+
+
+@dataclass(kw_only=True)
+class ExecRequest(Model):
+    _json_names = {'command': 'command', 'stdin': 'stdin'}
+    _required = frozenset(['command'])
+
+    command: list[str]
+    stdin: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecRequest:
+        return cls(
+            command=data["command"],
+            stdin=data.get("stdin"),
+        )
+
+
+@dataclass(kw_only=True)
 class McpServerNotFoundEncoded(Model):
     _json_names = {'tag': '_tag', 'name': 'name', 'message': 'message'}
     _required = frozenset(['message', 'name', 'tag'])
@@ -1254,7 +1403,7 @@ class Daemon(Model):
 
     name: DaemonName
     snapshot: SnapshotName | None = None
-    workload: ScriptWorkload | AgentWorkload
+    workload: ScriptWorkload | AgentWorkload | InteractiveWorkload
     resources: Resources | None = None
     timeout_ms: int | None = None
     network: DaemonNetwork | None = None
@@ -1273,7 +1422,7 @@ class Daemon(Model):
         return cls(
             name=data["name"],
             snapshot=data.get("snapshot"),
-            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "agent" else InteractiveWorkload.from_dict(data["workload"])),
             resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
             timeout_ms=data.get("timeoutMs"),
             network=(None if data.get("network") is None else DaemonNetwork.from_dict(data["network"])),
@@ -1445,7 +1594,7 @@ class DaemonPatch(Model):
     _required = frozenset([])
 
     snapshot: SnapshotName | None = None
-    workload: ScriptWorkload | AgentWorkload | None = None
+    workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | None = None
     resources: Resources | None = None
     timeout_ms: int | None = None
     network: Network | None = None
@@ -1461,7 +1610,7 @@ class DaemonPatch(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> DaemonPatch:
         return cls(
             snapshot=data.get("snapshot"),
-            workload=(None if data.get("workload") is None else (ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"]))),
+            workload=(None if data.get("workload") is None else (ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "agent" else InteractiveWorkload.from_dict(data["workload"]))),
             resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
             timeout_ms=data.get("timeoutMs"),
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),
@@ -1536,7 +1685,7 @@ class DaemonSpec(Model):
 
     name: DaemonName
     snapshot: SnapshotName | None = None
-    workload: ScriptWorkload | AgentWorkload
+    workload: ScriptWorkload | AgentWorkload | InteractiveWorkload
     resources: Resources | None = None
     timeout_ms: int | None = None
     network: Network | None = None
@@ -1555,7 +1704,7 @@ class DaemonSpec(Model):
         return cls(
             name=data["name"],
             snapshot=data.get("snapshot"),
-            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "agent" else InteractiveWorkload.from_dict(data["workload"])),
             resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
             timeout_ms=data.get("timeoutMs"),
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),
@@ -1985,7 +2134,7 @@ class SessionSpec(Model):
     _required = frozenset(['workload'])
 
     snapshot: SnapshotName | None = None
-    workload: ScriptWorkload | AgentWorkload
+    workload: ScriptWorkload | AgentWorkload | InteractiveWorkload
     resources: Resources | None = None
     timeout_ms: int | None = None
     network: Network | None = None
@@ -1999,7 +2148,7 @@ class SessionSpec(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSpec:
         return cls(
             snapshot=data.get("snapshot"),
-            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"])),
+            workload=(ScriptWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "script" else AgentWorkload.from_dict(data["workload"]) if data["workload"]["type"] == "agent" else InteractiveWorkload.from_dict(data["workload"])),
             resources=(None if data.get("resources") is None else Resources.from_dict(data["resources"])),
             timeout_ms=data.get("timeoutMs"),
             network=(None if data.get("network") is None else Network.from_dict(data["network"])),

@@ -1,4 +1,4 @@
-import { Data, Effect, Option, Queue, Redacted, Stream } from "effect"
+import { type Cause, Data, Effect, Option, Queue, Redacted, Stream } from "effect"
 import type { Scope } from "effect"
 import ssh2 from "ssh2"
 import type { ClientChannel } from "ssh2"
@@ -50,6 +50,20 @@ export interface GuestShell {
   ) => Effect.Effect<Option.Option<Uint8Array>, GuestShellError | GuestFileTooLarge>
   /** Sets the guest clock (a restored guest's clock is behind; TLS validity depends on it). */
   readonly setClock: (epochMs?: number) => Effect.Effect<void, GuestShellError>
+  /** A login shell on a PTY, closed with the scope; only over SSH (the agent has no PTYs yet). */
+  readonly pty?: (size: TerminalSize) => Effect.Effect<GuestPty, GuestShellError, Scope.Scope>
+}
+
+export interface TerminalSize {
+  readonly cols: number
+  readonly rows: number
+}
+
+export interface GuestPty {
+  /** What the terminal shows, from the moment the PTY opened; ends when the shell exits. */
+  readonly output: Stream.Stream<Uint8Array>
+  readonly write: (data: Uint8Array) => void
+  readonly resize: (size: TerminalSize) => void
 }
 
 export interface GuestShellOptions {
@@ -211,5 +225,32 @@ const makeShell = (client: ssh2.Client): GuestShell => {
       }).pipe(Stream.tap((event) => Effect.sync(() => event._tag !== "Exit" && inFlight.taken(event.data.length))))
     })
 
-  return shellFromExec(exec)
+  // Listeners go on when the channel opens, so the first prompt is not lost before anyone reads.
+  const pty = (size: TerminalSize) =>
+    Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () =>
+          new Promise<ClientChannel>((resolve, reject) =>
+            client.shell(
+              { rows: size.rows, cols: size.cols, term: "xterm-256color" },
+              (err, channel) => (err ? reject(err) : resolve(channel)),
+            )
+          ),
+        catch: (e) => new GuestShellError({ message: `shell failed: ${(e as Error).message}` }),
+      }),
+      (channel) => Effect.sync(() => channel.close()),
+    ).pipe(Effect.flatMap((channel) =>
+      Effect.map(Queue.unbounded<Uint8Array, Cause.Done>(), (queue): GuestPty => {
+        channel.on("data", (d: Buffer) => void Queue.offerUnsafe(queue, new Uint8Array(d)))
+        channel.stderr.on("data", (d: Buffer) => void Queue.offerUnsafe(queue, new Uint8Array(d)))
+        channel.on("close", () => void Queue.endUnsafe(queue))
+        return {
+          output: Stream.fromQueue(queue),
+          write: (data) => void channel.write(Buffer.from(data)),
+          resize: (s) => void channel.setWindow(s.rows, s.cols, 0, 0),
+        }
+      })
+    ))
+
+  return { ...shellFromExec(exec), pty }
 }

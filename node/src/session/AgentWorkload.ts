@@ -52,13 +52,15 @@ const extractAnswer = `node -e ${
   )
 }`
 
-/** A script workload as is; an agent workload as the shell script that runs the agent in the guest. */
+/** A script workload as is (interactive: an empty one); an agent workload as the shell script that runs the agent in the guest. */
 export const guestWorkload = (
   workload: Workload,
   sessionId: string,
   mcpServers: ReadonlyArray<string> = [],
 ): GuestWorkload => {
   if (workload.type === "script") return { script: workload.script, env: workload.env }
+  // interactive: nothing runs by itself; exec and shells source the env file
+  if (workload.type === "interactive") return { script: "", env: workload.env }
   const prompt = Buffer.from(workload.prompt, "utf8").toString("base64")
   const mcpConfig = Buffer.from(JSON.stringify(mcpClientConfig(mcpServers))).toString("base64")
   const decodePrompt = [

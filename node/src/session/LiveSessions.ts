@@ -1,8 +1,11 @@
 import { Context, Deferred, Effect, Layer, Option, Queue, Stream } from "effect"
 import {
+  type ExecChunk,
+  LiveSessionError,
   NodeAtCapacity,
   type NodeSessionEvent,
   NodeSessionNotFound,
+  type PortSocketMessage,
   SessionAlreadyRunning,
   type SessionDispatch,
   type UnknownSnapshot,
@@ -10,7 +13,13 @@ import {
 import { ImageStore } from "../image/ImageStore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import { NodeConfig } from "../NodeConfig.ts"
-import { SessionRunner } from "./SessionRunner.ts"
+import { NetnsDialer } from "../guest/NetnsDialer.ts"
+import type { TerminalSize } from "../guest/GuestShell.ts"
+import { execInGuest, readGuestFile, writeGuestFile } from "./LiveGuest.ts"
+import { type ForwardChunk, type ForwardRequest, forwardToGuest } from "./PortForward.ts"
+import { makePortSockets } from "./PortSockets.ts"
+import { makeGuestPtys } from "./GuestPtys.ts"
+import { type LiveGuestChannel, SessionRunner } from "./SessionRunner.ts"
 
 /**
  * The node's live sessions: admission (capacity, duplicates, snapshot), the event stream of
@@ -30,6 +39,43 @@ export class LiveSessions extends Context.Service<LiveSessions, {
   ) => Effect.Effect<boolean, NodeSessionNotFound>
   readonly ids: Effect.Effect<ReadonlySet<string>>
   readonly capacity: Effect.Effect<{ readonly maxConcurrent: number; readonly running: number }>
+  /** Into a running session's guest (once its workload is running): exec, read and write files. */
+  readonly exec: (
+    sessionId: string,
+    command: ReadonlyArray<string>,
+    stdin: string | undefined,
+  ) => Stream.Stream<ExecChunk, NodeSessionNotFound | LiveSessionError>
+  readonly readFile: (
+    sessionId: string,
+    path: string,
+  ) => Effect.Effect<Uint8Array, NodeSessionNotFound | LiveSessionError>
+  readonly writeFile: (
+    sessionId: string,
+    path: string,
+    data: Uint8Array,
+  ) => Effect.Effect<void, NodeSessionNotFound | LiveSessionError>
+  /** One HTTP request to a port of the session's guest (an exposed port), dialled from the node. */
+  readonly forward: (
+    sessionId: string,
+    request: ForwardRequest,
+  ) => Stream.Stream<ForwardChunk, NodeSessionNotFound | LiveSessionError>
+  /** A WebSocket to an exposed guest port: its messages; `sendSocket` for the other way. */
+  readonly openSocket: (
+    sessionId: string,
+    request: { readonly port: number; readonly socketId: string; readonly path: string; readonly cookie?: string },
+  ) => Stream.Stream<PortSocketMessage, NodeSessionNotFound | LiveSessionError>
+  readonly sendSocket: (socketId: string, message: PortSocketMessage) => Effect.Effect<void, LiveSessionError>
+  /** An interactive shell on a PTY (`paws shell`): its output; `shellInput` for keys and resizes. */
+  readonly openShell: (
+    sessionId: string,
+    shellId: string,
+    size: TerminalSize,
+  ) => Stream.Stream<{ readonly data: Uint8Array }, NodeSessionNotFound | LiveSessionError>
+  readonly shellInput: (
+    shellId: string,
+    data: Uint8Array | undefined,
+    resize: TerminalSize | undefined,
+  ) => Effect.Effect<void, LiveSessionError>
 }>()("paws/node/session/LiveSessions") {
   static readonly layer = Layer.effect(
     LiveSessions,
@@ -39,6 +85,27 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
       const egress = new Map<string, { decide?: (requestId: string, approve: boolean) => void }>()
+      /** The guest channel of each session whose guest is prepared; gone when its VM is released. */
+      const shells = new Map<string, LiveGuestChannel>()
+      const dialer = yield* Effect.serviceOption(NetnsDialer)
+      const portSockets = makePortSockets()
+      const ptys = makeGuestPtys()
+      const noDialer = () => new LiveSessionError({ reason: "guest", message: "this node cannot dial guests" })
+      const guestOf = (sessionId: string) =>
+        Effect.suspend(() => {
+          const shell = shells.get(sessionId)
+          if (shell !== undefined) return Effect.succeed(shell)
+          const message = live.has(sessionId)
+            ? `session ${sessionId} is starting; its guest is not ready yet`
+            : `no live session ${sessionId}`
+          return Effect.fail(new NodeSessionNotFound({ sessionId, message }))
+        })
+      const shellOf = (sessionId: string) => Effect.map(guestOf(sessionId), (g) => g.shell)
+      const onGuest = (sessionId: string, guest: LiveGuestChannel) =>
+        Effect.acquireRelease(
+          Effect.sync(() => void shells.set(sessionId, guest)),
+          () => Effect.sync(() => void shells.delete(sessionId)),
+        )
       // A session names an image or a snapshot (one name space); a snapshot may have a base image of another name.
       const snapshots = yield* Effect.serviceOption(SnapshotStore)
       const known = (name: string) =>
@@ -78,7 +145,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             )
             const holder = {}
             egress.set(dispatch.sessionId, holder)
-            yield* runner.run(dispatch, (event) => void Queue.offerUnsafe(queue, event), cancel, holder).pipe(
+            yield* runner.run(dispatch, (event) => void Queue.offerUnsafe(queue, event), cancel, holder, onGuest).pipe(
               Effect.ensuring(Queue.end(queue)),
               Effect.forkScoped,
             )
@@ -106,6 +173,27 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           }),
         ids: Effect.sync(() => new Set(live.keys())),
         capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size })),
+        exec: (sessionId, command, stdin) =>
+          Stream.unwrap(Effect.map(shellOf(sessionId), (shell) => execInGuest(shell, command, stdin))),
+        readFile: (sessionId, path) => Effect.flatMap(shellOf(sessionId), (shell) => readGuestFile(shell, path)),
+        writeFile: (sessionId, path, data) =>
+          Effect.flatMap(shellOf(sessionId), (shell) => writeGuestFile(shell, path, data)),
+        forward: (sessionId, request) =>
+          Stream.unwrap(
+            Effect.map(guestOf(sessionId), (g) =>
+              dialer._tag === "None" ? Stream.fail(noDialer()) : forwardToGuest(dialer.value, g.guestIp, request)),
+          ),
+        openSocket: (sessionId, request) =>
+          Stream.unwrap(
+            Effect.map(guestOf(sessionId), (g) =>
+              dialer._tag === "None" ? Stream.fail(noDialer()) : portSockets.open(dialer.value, g.guestIp, request)),
+          ),
+        sendSocket: portSockets.send,
+        openShell: (sessionId, shellId, size) =>
+          Stream.unwrap(Effect.map(guestOf(sessionId), (g) => ptys.open(g.shell, shellId, size))).pipe(
+            Stream.map((data) => ({ data })),
+          ),
+        shellInput: ptys.input,
       })
     }),
   )

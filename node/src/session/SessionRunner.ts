@@ -1,5 +1,13 @@
 import { Cause, Context, Deferred, Effect, Layer, Option } from "effect"
-import type { NodeSessionEvent, SessionDispatch, SessionResult, SessionStatus } from "@paws/core"
+import {
+  keepsAlive,
+  type NodeSessionEvent,
+  type SessionDispatch,
+  type SessionResult,
+  type SessionStatus,
+} from "@paws/core"
+import type { Scope } from "effect"
+import type { GuestShell } from "../guest/GuestShell.ts"
 import { NetnsDialer } from "../guest/NetnsDialer.ts"
 import { NodeSshKey } from "../guest/NodeSshKey.ts"
 import { OutputCap } from "../guest/OutputCap.ts"
@@ -19,6 +27,12 @@ import { collectState, restoreMemory } from "./StateVolume.ts"
 import type { SessionContext } from "./SessionSteps.ts"
 
 export { SessionStepFailed } from "./SessionSteps.ts"
+
+/** A running session's guest as exec, files and exposed ports reach it. */
+export interface LiveGuestChannel {
+  readonly shell: GuestShell
+  readonly guestIp: string
+}
 
 interface Outcome {
   readonly status: Extract<SessionStatus, "completed" | "failed" | "timeout" | "cancelled">
@@ -46,6 +60,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
     emit: (event: NodeSessionEvent) => void,
     cancel: Deferred.Deferred<void>,
     egress?: SessionContext["egress"],
+    /** Called once the guest is prepared, in the VM's scope: its channel, for exec and files. */
+    onGuest?: (sessionId: string, guest: LiveGuestChannel) => Effect.Effect<void, never, Scope.Scope>,
   ) => Effect.Effect<void>
 }>()("paws/node/session/SessionRunner") {
   static readonly layerNoDeps = Layer.effect(
@@ -71,6 +87,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         emit: (event: NodeSessionEvent) => void,
         cancel: Deferred.Deferred<void>,
         egress: SessionContext["egress"] = {},
+        onGuest?: (sessionId: string, guest: LiveGuestChannel) => Effect.Effect<void, never, Scope.Scope>,
       ) {
         const stdout = new OutputCap(config.outputCapBytes)
         const stderr = new OutputCap(config.outputCapBytes)
@@ -87,6 +104,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           mark: (step) => Effect.sync(() => void marks.push(`${step}=${Date.now() - t0}`)),
         }
 
+        /** A keepAlive script's outcome, once it has finished and its VM is kept up. */
+        let scriptDone: Outcome | undefined
         /** The session's path: each step acquires in this scope, and closing it releases in reverse. */
         const lifecycle = Effect.gen(function* () {
           const placement = yield* steps.place(c)
@@ -100,7 +119,20 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           const shell = yield* steps.guest(c, slot, placement, proxy, started, watch)
           const memory = dispatch.memory
           if (memory !== undefined) yield* restoreMemory(shell, memory, watch)
+          if (onGuest !== undefined) yield* onGuest(dispatch.sessionId, { shell, guestIp: slot.guestIp })
           status("running")
+          const began = Date.now()
+          // A live session (interactive, or a keepAlive script once done) stays up until it is
+          // cancelled (raced below) or its timeout, counted from when it began running.
+          const keepUp = Effect.suspend(() => Effect.sleep(Math.max(0, began + dispatch.timeoutMs - Date.now()))).pipe(
+            Effect.raceFirst(watch.vmDied),
+            Effect.raceFirst(watch.proxyDied),
+            Effect.tap(() => c.mark("kept-alive")),
+          )
+          if (dispatch.workload.type === "interactive") {
+            yield* keepUp
+            return { status: "completed", exitCode: null, output: null } satisfies Outcome
+          }
           const exitCode = yield* steps.workload(c, shell, watch, { stdout, stderr, live })
           if (Option.isNone(exitCode)) {
             // Closing the scope kills the VM; the session is over at the deadline.
@@ -110,20 +142,30 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           const result = yield* collectResult(shell, config.resultCapBytes, watch)
           const done: Outcome["status"] = exitCode.value === 0 ? "completed" : "failed"
           // /state is saved only after a clean exit: a failed run must not replace the last good state.
+          let outcome: Outcome = { status: done, exitCode: exitCode.value, ...result }
           if (memory !== undefined && exitCode.value === 0) {
             const saved = yield* collectState(shell, memory.stateMaxBytes, watch)
             if (saved._tag === "saved") emit({ _tag: "state", tar: saved.tar })
             else if (result.error === undefined) {
-              return { status: done, exitCode: 0, output: result.output, error: saved.note } satisfies Outcome
+              outcome = { status: done, exitCode: 0, output: result.output, error: saved.note }
             }
           }
-          return { status: done, exitCode: exitCode.value, ...result } satisfies Outcome
+          if (keepsAlive(dispatch.workload)) {
+            // Cancelled while kept alive: the session is cancelled, its script's result kept.
+            scriptDone = outcome
+            yield* keepUp
+          }
+          return outcome
         })
 
         status("starting")
         const outcome: Outcome = yield* Effect.scoped(lifecycle).pipe(
           Effect.raceFirst(
-            Deferred.await(cancel).pipe(Effect.as<Outcome>({ status: "cancelled", exitCode: null, output: null })),
+            Deferred.await(cancel).pipe(Effect.map((): Outcome => ({
+              status: "cancelled",
+              exitCode: scriptDone?.exitCode ?? null,
+              output: scriptDone?.output ?? null,
+            }))),
           ),
           Effect.catchCause((cause) => Effect.succeed(failedWith(cause))),
         )

@@ -372,6 +372,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{id}/exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a command in a running session
+         * @description Runs `command` (an argv) in the session's VM as root, in /root, with the session's env, `stdin` on its stdin. Server-Sent Events: `stdout` and `stderr` (data = `{"data": base64}`) as the output arrives, then one `exit` (data = `{"exitCode": n|null, "signal"?: name}`); an `error` event (data = `{"message"}`) if the VM went away. Closing the stream kills the command. The session must be running: a `keepAlive` script or an `interactive` workload keeps it so.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        post: operations["sessionExec.exec"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a file from a running session
+         * @description The file's bytes. `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); files over 8388608 bytes are a 413.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        get: operations["sessionExec.readFile"];
+        /**
+         * Write a file into a running session
+         * @description The request body becomes the file (created or replaced, parent directories made, mode 0644). `path` must be under /work, /tmp, /state, /output (no `..`, and no symlink that leads outside them); bodies over 8388608 bytes (or PAWS_MAX_BODY_BYTES) are a 413. Send it as `Content-Type: application/octet-stream`.
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        put: operations["sessionExec.writeFile"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{id}/ports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a session's exposed ports
+         * @description List a session's exposed ports
+         *
+         *     Requires scope `read` (or one that implies it).
+         */
+        get: operations["ports.list"];
+        put?: never;
+        /**
+         * Expose a guest port
+         * @description Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+         *
+         *     Requires scope `sessions:write` (or one that implies it).
+         */
+        post: operations["ports.expose"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -937,7 +1015,7 @@ export interface components {
         NodeId: string;
         SessionSpecView: {
             snapshot: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"] | components["schemas"]["InteractiveWorkload"];
             resources: components["schemas"]["Resources"];
             timeoutMs: number;
             network: {
@@ -973,6 +1051,13 @@ export interface components {
             vcpus: number;
             memoryMB: number;
         };
+        InteractiveWorkload: {
+            /** @enum {string} */
+            type: "interactive";
+            env?: {
+                [key: string]: string;
+            };
+        };
         AgentWorkload: {
             /** @enum {string} */
             type: "agent";
@@ -994,6 +1079,7 @@ export interface components {
             env?: {
                 [key: string]: string;
             };
+            keepAlive?: boolean;
         };
         SnapshotName: string;
         /** @enum {string} */
@@ -1114,6 +1200,46 @@ export interface components {
             project?: components["schemas"]["ProjectId"];
             limits?: components["schemas"]["KeyLimits"];
         };
+        PortExposure: {
+            port: number;
+            access: components["schemas"]["PortAccess"];
+            url: string;
+            hostUrl?: string;
+            createdAt: string;
+        };
+        /** @enum {string} */
+        PortAccess: "token" | "pin" | "public";
+        SessionNotLiveEncoded: {
+            /** @enum {string} */
+            _tag: "SessionNotLive";
+            sessionId: string;
+            status: string;
+            message: string;
+        };
+        CreatedPortExposure: {
+            port: number;
+            access: components["schemas"]["PortAccess"];
+            url: string;
+            hostUrl?: string;
+            createdAt: string;
+            token?: string;
+            pin?: string;
+        };
+        ExposePort: {
+            port: number;
+            access: components["schemas"]["PortAccess"];
+        };
+        GuestFileNotFoundEncoded: {
+            /** @enum {string} */
+            _tag: "GuestFileNotFound";
+            path: string;
+            message: string;
+        };
+        GuestPath: string;
+        ExecRequest: {
+            command: string[];
+            stdin?: string;
+        };
         McpServerNotFoundEncoded: {
             /** @enum {string} */
             _tag: "McpServerNotFound";
@@ -1162,7 +1288,7 @@ export interface components {
         Daemon: {
             name: components["schemas"]["DaemonName"];
             snapshot?: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"] | components["schemas"]["InteractiveWorkload"];
             resources?: components["schemas"]["Resources"];
             timeoutMs?: number;
             network?: {
@@ -1231,7 +1357,7 @@ export interface components {
         };
         DaemonPatch: {
             snapshot?: components["schemas"]["SnapshotName"];
-            workload?: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            workload?: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"] | components["schemas"]["InteractiveWorkload"];
             resources?: components["schemas"]["Resources"];
             timeoutMs?: number;
             network?: components["schemas"]["Network"];
@@ -1271,7 +1397,7 @@ export interface components {
         DaemonSpec: {
             name: components["schemas"]["DaemonName"];
             snapshot?: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"] | components["schemas"]["InteractiveWorkload"];
             resources?: components["schemas"]["Resources"];
             timeoutMs?: number;
             network?: components["schemas"]["Network"];
@@ -1425,7 +1551,7 @@ export interface components {
         };
         SessionSpec: {
             snapshot?: components["schemas"]["SnapshotName"];
-            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"];
+            workload: components["schemas"]["ScriptWorkload"] | components["schemas"]["AgentWorkload"] | components["schemas"]["InteractiveWorkload"];
             resources?: components["schemas"]["Resources"];
             timeoutMs?: number;
             network?: components["schemas"]["Network"];
@@ -3228,6 +3354,463 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["McpServerNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "sessionExec.exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description SessionNotLive */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotLiveEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+            /** @description ServiceUnavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "sessionExec.readFile": {
+        parameters: {
+            query: {
+                path: components["schemas"]["GuestPath"];
+            };
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound | GuestFileNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"] | components["schemas"]["GuestFileNotFoundEncoded"];
+                };
+            };
+            /** @description SessionNotLive */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotLiveEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+            /** @description ServiceUnavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "sessionExec.writeFile": {
+        parameters: {
+            query: {
+                path: components["schemas"]["GuestPath"];
+            };
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description <No Content> */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound | GuestFileNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"] | components["schemas"]["GuestFileNotFoundEncoded"];
+                };
+            };
+            /** @description SessionNotLive */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotLiveEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+            /** @description ServiceUnavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "ports.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortExposure"][];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+            /** @description RateLimited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedEncoded"];
+                };
+            };
+        };
+    };
+    "ports.expose": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExposePort"];
+            };
+        };
+        responses: {
+            /** @description CreatedPortExposure */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedPortExposure"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description SessionNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotFoundEncoded"];
+                };
+            };
+            /** @description SessionNotLive */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionNotLiveEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
