@@ -1,9 +1,20 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { randomBytes } from "node:crypto"
 import { signWebhook } from "../src/daemons/WebhookSignature.ts"
 import { registerFakeNode } from "./FakeNode.ts"
-import { backends, call, type ControlHandle, type Reply, TestControl, waitForSession } from "./harness.ts"
+import {
+  backends,
+  call,
+  type ControlHandle,
+  postgresBackend,
+  type Reply,
+  startControl,
+  TestControl,
+  TestDatabase,
+  waitForSession,
+} from "./harness.ts"
 
 const define = (control: ControlHandle, body: Record<string, unknown>, key?: string) =>
   call(control, "POST", "/v1/daemons", {
@@ -220,3 +231,49 @@ for (const backend of backends) {
     )
   })
 }
+
+describe("daemon limits with two control replicas on one PostgreSQL", () => {
+  layer(postgresBackend, { excludeTestServices: true, timeout: 120_000 })((it) => {
+    it.effect("racing manual runs on both replicas admit exactly the limit; cron ticks over it are rate_limited", () =>
+      Effect.gen(function* () {
+        const db = yield* TestDatabase
+        const store = yield* db.fresh
+        const env = { PAWS_VAULT_KEY: randomBytes(32).toString("base64"), PAWS_CRON_POLL_MS: "100" }
+        const a = yield* startControl(store, env)
+        const b = yield* startControl(store, env)
+        const made = yield* define(a, { name: "raced", limits: { maxInvocationsPerHour: 3 } })
+        assert.strictEqual(made.status, 201, made.text)
+        const replies = yield* Effect.all(
+          Array.from({ length: 10 }, (_, i) => run(i % 2 === 0 ? a : b, "raced")),
+          { concurrency: "unbounded" },
+        )
+        // Per-process counters (or counting outside the lock) would admit more than 3.
+        assert.strictEqual(replies.filter((r) => r.status === 202).length, 3, replies.map((r) => r.text).join("\n"))
+        for (const r of replies.filter((r) => r.status !== 202)) assertLimited(r, "daemon.maxInvocationsPerHour", 3600)
+
+        // A cron trigger every second, one invocation per hour: the first tick runs, the next are recorded.
+        const ticker = yield* define(b, {
+          name: "ticker",
+          triggers: [{ kind: "cron", name: "every-second", schedule: "* * * * * *" }],
+          limits: { maxInvocationsPerHour: 1 },
+        })
+        assert.strictEqual(ticker.status, 201, ticker.text)
+        let sessions: Array<any> = []
+        while (sessions.length < 3) {
+          yield* Effect.sleep(200)
+          sessions = (yield* call(a, "GET", "/v1/sessions?daemon=ticker")).body.sessions
+        }
+        yield* call(a, "PATCH", "/v1/daemons/ticker", { body: { enabled: false } })
+        const limited = sessions.filter((s) => s.reason === "rate_limited: daemon.maxInvocationsPerHour")
+        assert.strictEqual(limited.length, sessions.length - 1, JSON.stringify(sessions))
+        for (const s of limited) {
+          assert.strictEqual(s.status, "cancelled")
+          assert.deepStrictEqual(s.trigger, { kind: "cron", name: "every-second" })
+        }
+        const audit = yield* call(b, "GET", "/v1/audit?daemon=ticker&action=daemon.trigger")
+        const rows = audit.body.entries.filter((e: any) => e.result === "rate_limited")
+        assert.isAtLeast(rows.length, limited.length, audit.text)
+        assert.deepStrictEqual(rows[0].detail, { kind: "cron", limit: "daemon.maxInvocationsPerHour" })
+      }))
+  })
+})
