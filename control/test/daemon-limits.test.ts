@@ -1,6 +1,8 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted } from "effect"
+import { Reactivity } from "effect/reactivity"
 import { randomBytes } from "node:crypto"
 import { signWebhook } from "../src/daemons/WebhookSignature.ts"
 import { registerFakeNode } from "./FakeNode.ts"
@@ -234,7 +236,7 @@ for (const backend of backends) {
 
 describe("daemon limits with two control replicas on one PostgreSQL", () => {
   layer(postgresBackend, { excludeTestServices: true, timeout: 120_000 })((it) => {
-    it.effect("racing manual runs on both replicas admit exactly the limit; cron ticks over it are rate_limited", () =>
+    it.effect("racing manual runs on both replicas admit exactly the limit; cron ticks over it are rate_limited; session-minutes per day", () =>
       Effect.gen(function* () {
         const db = yield* TestDatabase
         const store = yield* db.fresh
@@ -274,6 +276,18 @@ describe("daemon limits with two control replicas on one PostgreSQL", () => {
         const rows = audit.body.entries.filter((e: any) => e.result === "rate_limited")
         assert.isAtLeast(rows.length, limited.length, audit.text)
         assert.deepStrictEqual(rows[0].detail, { kind: "cron", limit: "daemon.maxInvocationsPerHour" })
+
+        // Session-minutes per UTC day, from the sessions table: a session that ran 2 minutes today uses them up.
+        const minutes = yield* define(a, { name: "metered", limits: { maxSessionMinutesPerDay: 2 } })
+        assert.strictEqual(minutes.status, 201, minutes.text)
+        const first = yield* run(b, "metered")
+        assert.strictEqual(first.status, 202, first.text)
+        yield* Effect.scoped(Effect.gen(function* () {
+          const sql = yield* PgClient.make({ url: Redacted.make(store.databaseUrl!), maxConnections: 1 })
+          yield* sql`UPDATE sessions SET status = 'completed', started_at = date_trunc('day', now()),
+            completed_at = date_trunc('day', now()) + interval '2 minutes' WHERE id = ${first.body.sessionId}`
+        })).pipe(Effect.provide(Reactivity.layer), Effect.orDie)
+        assertLimited(yield* run(a, "metered"), "daemon.maxSessionMinutesPerDay", 86_400)
       }))
   })
 })
