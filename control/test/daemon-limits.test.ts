@@ -130,7 +130,7 @@ for (const backend of backends) {
             assert.strictEqual((yield* run(control, "hourly")).status, 202)
           }))
 
-        it.effect("concurrency limit: a second unfinished session is refused until the first ends", () =>
+        it.effect("concurrency limit: a second unfinished session is refused until the first ends; replace is refused first", () =>
           Effect.gen(function* () {
             const control = yield* TestControl
             yield* registerFakeNode(control.registry, { id: "n-busy", maxConcurrent: 4 })
@@ -150,6 +150,20 @@ for (const backend of backends) {
             const next = yield* run(control, "busy")
             assert.strictEqual(next.status, 202, next.text)
             yield* call(control, "DELETE", `/v1/sessions/${next.body.sessionId}`)
+
+            // `replace` over an invocation limit: refused before the running session is cancelled.
+            yield* define(control, {
+              name: "replacer",
+              workload: { type: "script", script: "hang" },
+              concurrency: "replace",
+              limits: { maxInvocationsPerHour: 1 },
+            })
+            const running = yield* run(control, "replacer")
+            yield* waitForSession(control, running.body.sessionId, (s) => s.status === "running")
+            assertLimited(yield* run(control, "replacer"), "daemon.maxInvocationsPerHour", 3600)
+            const kept = yield* call(control, "GET", `/v1/sessions/${running.body.sessionId}`)
+            assert.strictEqual(kept.body.status, "running", kept.text)
+            yield* call(control, "DELETE", `/v1/sessions/${running.body.sessionId}`)
           }))
 
         it.effect("daemons belong to the creating key's project: others' are 404; invocations run there", () =>

@@ -85,30 +85,36 @@ export class DaemonInvoker extends Context.Service<DaemonInvoker, {
         }
         const active = yield* store.activeSessions(name)
         const policy = daemon.view.concurrency
-        if (policy === "replace") {
-          for (const id of active) {
-            // It may have finished meanwhile.
-            yield* sessions.cancel(id as SessionId, daemon.project).pipe(Effect.ignore)
-          }
-        }
         const input: SessionInput = { files: { "event.json": JSON.stringify(event) }, trigger: trigger.kind }
         // Every invocation shares the daemon's memory: /state, and LLM history when it records it.
         const memory = daemon.view.memory
         const skipping = policy === "skip" && active.length > 0
-        const created = yield* sessions.create(
-          yield* daemons.sessionSpec(daemon),
-          daemonPrincipal(name, daemon.project),
-          options.idempotencyKey,
-          {
-            // A skipped invocation is recorded whatever the limits: it will not run.
-            guard: skipping ? undefined : quotas.guard(daemon),
-            origin: { daemon: name, trigger, input },
-            memory: {
-              key: daemonMemoryKey(name),
-              ...(memory?.keepGenerations === undefined ? {} : { keepGenerations: memory.keepGenerations }),
-              ...(memory?.llmHistory === true ? { recordLlmHistory: true } : {}),
+        const replace = Effect.gen(function* () {
+          if (policy !== "replace" || active.length === 0) return
+          // Over a limit that replacing does not free, the running session must not be cancelled for nothing.
+          yield* quotas.precheck(daemon)
+          for (const id of active) {
+            // It may have finished meanwhile.
+            yield* sessions.cancel(id as SessionId, daemon.project).pipe(Effect.ignore)
+          }
+        })
+        const created = yield* Effect.andThen(
+          replace,
+          sessions.create(
+            yield* daemons.sessionSpec(daemon),
+            daemonPrincipal(name, daemon.project),
+            options.idempotencyKey,
+            {
+              // A skipped invocation is recorded whatever the limits: it will not run.
+              guard: skipping ? undefined : quotas.guard(daemon),
+              origin: { daemon: name, trigger, input },
+              memory: {
+                key: daemonMemoryKey(name),
+                ...(memory?.keepGenerations === undefined ? {} : { keepGenerations: memory.keepGenerations }),
+                ...(memory?.llmHistory === true ? { recordLlmHistory: true } : {}),
+              },
             },
-          },
+          ),
         ).pipe(
           // The same idempotency key with another spec: the daemon changed between two replicas' reads.
           Effect.catchTag("IdempotencyConflict", (e) => Effect.die(e)),

@@ -29,6 +29,8 @@ const secondsToUtcMidnight = (now: number): number => {
 export class DaemonQuotas extends Context.Service<DaemonQuotas, {
   /** Checks the daemon's limits; undefined when it has none. Run it inside the inserting transaction. */
   readonly guard: (daemon: StoredDaemon) => Effect.Effect<void, RateLimited> | undefined
+  /** The limits other than concurrency, on their own (before `replace` cancels what runs). */
+  readonly precheck: (daemon: StoredDaemon) => Effect.Effect<void, RateLimited>
   /** A session row created `cancelled` with reason `rate_limited: <limit>`, listed under the daemon. */
   readonly recordLimited: (
     daemon: StoredDaemon,
@@ -173,7 +175,16 @@ export class DaemonQuotas extends Context.Service<DaemonQuotas, {
         return id
       })
 
-      return DaemonQuotas.of({ guard, recordLimited })
+      const precheck = (daemon: StoredDaemon) => {
+        const l = daemon.view.limits
+        return l === undefined
+          ? Effect.void
+          : sql.withTransaction(check(daemon.view.name, { ...l, maxConcurrentSessions: null })).pipe(
+            Effect.catchTag("SqlError", Effect.die),
+          )
+      }
+
+      return DaemonQuotas.of({ guard, precheck, recordLimited })
     }),
   )
 }
