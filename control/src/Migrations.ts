@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { Migrator } from "effect/sql"
 import { SqlClient } from "effect/sql"
+import { daemonLimitsMigration } from "./daemons/DaemonLimitsMigration.ts"
 import { daemonsMigration } from "./daemons/DaemonMigration.ts"
 import { auditMigration } from "./audit/AuditMigration.ts"
 import { projectsMigration } from "./ProjectsMigration.ts"
@@ -115,6 +116,7 @@ export const migrations = Migrator.fromRecord({
     )`
   }),
   "0009_audit": auditMigration,
+  "0015_daemon_limits": daemonLimitsMigration,
   "0008_projects": projectsMigration,
   "0011_live": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient

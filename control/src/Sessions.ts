@@ -85,7 +85,12 @@ export interface InternalOptions {
   readonly origin?: Invocation
   /** /state and LLM history, keyed `daemon:<name>` (see MemoryStore). */
   readonly memory?: SessionMemory
+  /** The daemon's own limits (DaemonQuotas), checked in the inserting transaction after the key's and project's. */
+  readonly guard?: Effect.Effect<void, RateLimited> | undefined
 }
+
+const bothGuards = <E>(a: Effect.Effect<void, E> | undefined, b: Effect.Effect<void, E> | undefined) =>
+  a === undefined ? b : b === undefined ? a : Effect.andThen(a, b)
 
 const notFound = (id: string) => new SessionNotFound({ sessionId: id, message: `no session ${id}` })
 
@@ -195,7 +200,7 @@ export class Sessions extends Context.Service<Sessions, {
             approvalExpiresAt: expiresMinutes === undefined
               ? null
               : new Date(Date.now() + expiresMinutes * 60_000).toISOString(),
-          }, quotas.sessionGuard(principal, projectLimits))
+          }, bothGuards(quotas.sessionGuard(principal, projectLimits), internal?.guard))
           const warnings = credentialWarnings(spec.network)
           const warned = warnings.length === 0 ? {} : { warnings }
           if (!result.created) {

@@ -13,6 +13,7 @@ import {
   DaemonView,
 } from "./Daemon.ts"
 import { InvalidRequest } from "./Errors.ts"
+import { RateLimited } from "./Limits.ts"
 
 const name = { name: DaemonName }
 
@@ -53,11 +54,12 @@ export class DaemonsApi extends HttpApiGroup.make("daemons")
     HttpApiEndpoint.post("run", "/:name/run", {
       params: name,
       success: DaemonInvocation.pipe(HttpApiSchema.status(202)),
-      error: [DaemonNotFound, InvalidRequest, SnapshotUnavailable],
+      error: [DaemonNotFound, InvalidRequest, SnapshotUnavailable, RateLimited],
     }).pipe(scoped(
       "sessions:write",
       "Run a daemon now",
-      "A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.",
+      "A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled. " +
+        "Over one of the daemon's `limits` (or its project's quotas) it is a 429 with `Retry-After` naming the limit.",
     )),
   )
   .prefix("/v1/daemons")

@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import { SessionSpecView } from "./Session.ts"
 import { SessionSpec } from "./SessionSpec.ts"
+import { DaemonLimits } from "./DaemonLimits.ts"
 
 const namePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/
 
@@ -94,6 +95,8 @@ export const DaemonSpec = Schema.Struct({
   concurrency: Schema.optionalKey(ConcurrencyPolicy),
   enabled: Schema.optionalKey(Schema.Boolean),
   memory: Schema.optionalKey(DaemonMemory),
+  /** Per-daemon limits; a trigger over one records a `rate_limited` invocation, a manual run is a 429. */
+  limits: Schema.optionalKey(DaemonLimits),
 }).annotate({ identifier: "DaemonSpec" })
 export type DaemonSpec = typeof DaemonSpec.Type
 
@@ -111,6 +114,8 @@ export const DaemonPatch = Schema.Struct({
   concurrency: Schema.optionalKey(ConcurrencyPolicy),
   enabled: Schema.optionalKey(Schema.Boolean),
   memory: Schema.optionalKey(DaemonMemory),
+  /** Replaces the stored limits as a whole (`{}` lifts them all). */
+  limits: Schema.optionalKey(DaemonLimits),
 }).annotate({ identifier: "DaemonPatch" })
 export type DaemonPatch = typeof DaemonPatch.Type
 
@@ -132,6 +137,9 @@ export const DaemonView = Schema.Struct({
   concurrency: ConcurrencyPolicy,
   enabled: Schema.Boolean,
   memory: Schema.optionalKey(DaemonMemory),
+  limits: Schema.optionalKey(DaemonLimits),
+  /** The project of the key that defined it: only that project's keys see it; its sessions run there. */
+  project: Schema.String,
   createdAt: Schema.String,
   updatedAt: Schema.String,
 }).annotate({ identifier: "Daemon" })
@@ -148,7 +156,10 @@ export type DaemonSaved = typeof DaemonSaved.Type
 /** Response of `POST /v1/daemons/{name}/run` and of a hook: the session, or why none runs. */
 export const DaemonInvocation = Schema.Struct({
   sessionId: Schema.String,
-  /** `pending`, or `cancelled` when the `skip` policy skipped it (reason `skipped_while_running`). */
+  /**
+   * `pending`, or `cancelled` when the `skip` policy skipped it (reason `skipped_while_running`) or a
+   * trigger fired over a limit (reason `rate_limited: <limit>`).
+   */
   status: Schema.String,
 }).annotate({ identifier: "DaemonInvocation" })
 export type DaemonInvocation = typeof DaemonInvocation.Type

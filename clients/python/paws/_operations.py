@@ -154,13 +154,13 @@ class SnapshotsOperations(SyncOperations):
 class DaemonsOperations(SyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None, limits: DaemonLimits | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory, "limits": limits}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     def list(self) -> builtins.list[Daemon]:
@@ -181,13 +181,13 @@ class DaemonsOperations(SyncOperations):
         data = self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Daemon.from_dict(data)
 
-    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None, limits: DaemonLimits | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Change a daemon
 
         Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory, "limits": limits}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     def delete(self, name: DaemonName) -> None:
@@ -202,7 +202,7 @@ class DaemonsOperations(SyncOperations):
     def run(self, name: DaemonName) -> DaemonInvocation:
         """Run a daemon now
 
-        A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.
+        A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled. Over one of the daemon's `limits` (or its project's quotas) it is a 429 with `Retry-After` naming the limit.
 
         Requires scope `sessions:write` (or one that implies it)."""
         data = self._call("POST", "/v1/daemons/{name}/run", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
@@ -642,13 +642,13 @@ class AsyncSnapshotsOperations(AsyncOperations):
 class AsyncDaemonsOperations(AsyncOperations):
     """Daemons: persistent agent roles fired by triggers."""
 
-    async def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    async def create(self, *, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any], name: DaemonName, snapshot: SnapshotName | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, requires_approval: bool | None = None, approval_expires_in_minutes: int | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None, limits: DaemonLimits | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Define a daemon
 
         A daemon is a session spec plus triggers. Credential values go to the vault and are never returned. Each `webhook` and `github` trigger gets a signing secret, in this response only (`secrets`); deliveries go to `POST /v1/hooks/{daemon}/{trigger}`. A name in use is a 409.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = await self._call("POST", "/v1/daemons", path={}, query={}, headers={}, body={"name": name, "snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory, "limits": limits}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     async def list(self) -> builtins.list[Daemon]:
@@ -669,13 +669,13 @@ class AsyncDaemonsOperations(AsyncOperations):
         data = await self._call("GET", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body=None, expect='application/json')
         return Daemon.from_dict(data)
 
-    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None) -> DaemonSaved:
+    async def update(self, name: DaemonName, *, snapshot: SnapshotName | None = None, workload: ScriptWorkload | AgentWorkload | InteractiveWorkload | Mapping[str, Any] | None = None, resources: Resources | Mapping[str, Any] | None = None, timeout_ms: int | None = None, network: Network | Mapping[str, Any] | None = None, metadata: dict[str, str] | None = None, node_selector: dict[str, str] | None = None, mcp: builtins.list[McpGrant] | None = None, triggers: builtins.list[Trigger] | None = None, concurrency: ConcurrencyPolicy | None = None, enabled: bool | None = None, memory: DaemonMemory | Mapping[str, Any] | None = None, limits: DaemonLimits | Mapping[str, Any] | None = None) -> DaemonSaved:
         """Change a daemon
 
         Fields given replace the stored ones; `network` (with its credentials) and `triggers` as a whole. A trigger kept under the same name and kind keeps its secret; new ones get theirs in `secrets`.
 
         Requires scope `sessions:write` (or one that implies it)."""
-        data = await self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory}, expect='application/json')
+        data = await self._call("PATCH", "/v1/daemons/{name}", path={"name": name}, query={}, headers={}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "triggers": triggers, "concurrency": concurrency, "enabled": enabled, "memory": memory, "limits": limits}, expect='application/json')
         return DaemonSaved.from_dict(data)
 
     async def delete(self, name: DaemonName) -> None:
@@ -690,7 +690,7 @@ class AsyncDaemonsOperations(AsyncOperations):
     async def run(self, name: DaemonName) -> DaemonInvocation:
         """Run a daemon now
 
-        A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.
+        A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled. Over one of the daemon's `limits` (or its project's quotas) it is a 429 with `Retry-After` naming the limit.
 
         Requires scope `sessions:write` (or one that implies it)."""
         data = await self._call("POST", "/v1/daemons/{name}/run", path={"name": name}, query={}, headers={}, body=None, expect='application/json')

@@ -34,6 +34,7 @@ __all__ = [
     "DaemonHistory",
     "DaemonHistoryEntry",
     "DaemonInvocation",
+    "DaemonLimits",
     "DaemonMemory",
     "DaemonName",
     "DaemonNetwork",
@@ -1398,8 +1399,8 @@ class DaemonSaved(Model):
 
 @dataclass(kw_only=True)
 class Daemon(Model):
-    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory', 'created_at': 'createdAt', 'updated_at': 'updatedAt'}
-    _required = frozenset(['concurrency', 'created_at', 'enabled', 'name', 'triggers', 'updated_at', 'workload'])
+    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory', 'limits': 'limits', 'project': 'project', 'created_at': 'createdAt', 'updated_at': 'updatedAt'}
+    _required = frozenset(['concurrency', 'created_at', 'enabled', 'name', 'project', 'triggers', 'updated_at', 'workload'])
 
     name: DaemonName
     snapshot: SnapshotName | None = None
@@ -1414,6 +1415,8 @@ class Daemon(Model):
     concurrency: ConcurrencyPolicy
     enabled: bool
     memory: DaemonMemory | None = None
+    limits: DaemonLimits | None = None
+    project: str
     created_at: str
     updated_at: str
 
@@ -1433,6 +1436,8 @@ class Daemon(Model):
             concurrency=data["concurrency"],
             enabled=data["enabled"],
             memory=(None if data.get("memory") is None else DaemonMemory.from_dict(data["memory"])),
+            limits=(None if data.get("limits") is None else DaemonLimits.from_dict(data["limits"])),
+            project=data["project"],
             created_at=data["createdAt"],
             updated_at=data["updatedAt"],
         )
@@ -1471,6 +1476,26 @@ class DaemonNetworkCredentialsValue(Model):
     def from_dict(cls, data: Mapping[str, Any]) -> DaemonNetworkCredentialsValue:
         return cls(
             headers=data["headers"],
+        )
+
+
+@dataclass(kw_only=True)
+class DaemonLimits(Model):
+    _json_names = {'max_invocations_per_hour': 'maxInvocationsPerHour', 'max_invocations_per_day': 'maxInvocationsPerDay', 'max_concurrent_sessions': 'maxConcurrentSessions', 'max_session_minutes_per_day': 'maxSessionMinutesPerDay'}
+    _required = frozenset([])
+
+    max_invocations_per_hour: int | None | None = None
+    max_invocations_per_day: int | None | None = None
+    max_concurrent_sessions: int | None | None = None
+    max_session_minutes_per_day: int | None | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DaemonLimits:
+        return cls(
+            max_invocations_per_hour=data.get("maxInvocationsPerHour"),
+            max_invocations_per_day=data.get("maxInvocationsPerDay"),
+            max_concurrent_sessions=data.get("maxConcurrentSessions"),
+            max_session_minutes_per_day=data.get("maxSessionMinutesPerDay"),
         )
 
 
@@ -1590,7 +1615,7 @@ class WebhookTrigger(Model):
 
 @dataclass(kw_only=True)
 class DaemonPatch(Model):
-    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
+    _json_names = {'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory', 'limits': 'limits'}
     _required = frozenset([])
 
     snapshot: SnapshotName | None = None
@@ -1605,6 +1630,7 @@ class DaemonPatch(Model):
     concurrency: ConcurrencyPolicy | None = None
     enabled: bool | None = None
     memory: DaemonMemory | None = None
+    limits: DaemonLimits | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DaemonPatch:
@@ -1621,6 +1647,7 @@ class DaemonPatch(Model):
             concurrency=data.get("concurrency"),
             enabled=data.get("enabled"),
             memory=(None if data.get("memory") is None else DaemonMemory.from_dict(data["memory"])),
+            limits=(None if data.get("limits") is None else DaemonLimits.from_dict(data["limits"])),
         )
 
 
@@ -1680,7 +1707,7 @@ class DaemonExistsEncoded(Model):
 
 @dataclass(kw_only=True)
 class DaemonSpec(Model):
-    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'requires_approval': 'requiresApproval', 'approval_expires_in_minutes': 'approvalExpiresInMinutes', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory'}
+    _json_names = {'name': 'name', 'snapshot': 'snapshot', 'workload': 'workload', 'resources': 'resources', 'timeout_ms': 'timeoutMs', 'network': 'network', 'metadata': 'metadata', 'node_selector': 'nodeSelector', 'mcp': 'mcp', 'requires_approval': 'requiresApproval', 'approval_expires_in_minutes': 'approvalExpiresInMinutes', 'triggers': 'triggers', 'concurrency': 'concurrency', 'enabled': 'enabled', 'memory': 'memory', 'limits': 'limits'}
     _required = frozenset(['name', 'workload'])
 
     name: DaemonName
@@ -1698,6 +1725,7 @@ class DaemonSpec(Model):
     concurrency: ConcurrencyPolicy | None = None
     enabled: bool | None = None
     memory: DaemonMemory | None = None
+    limits: DaemonLimits | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DaemonSpec:
@@ -1717,6 +1745,7 @@ class DaemonSpec(Model):
             concurrency=data.get("concurrency"),
             enabled=data.get("enabled"),
             memory=(None if data.get("memory") is None else DaemonMemory.from_dict(data["memory"])),
+            limits=(None if data.get("limits") is None else DaemonLimits.from_dict(data["limits"])),
         )
 
 

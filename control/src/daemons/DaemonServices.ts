@@ -2,6 +2,7 @@ import { Layer } from "effect"
 import { CronScheduler } from "./CronScheduler.ts"
 import { DaemonConfig } from "./DaemonConfig.ts"
 import { DaemonInvoker } from "./DaemonInvoker.ts"
+import { DaemonQuotas } from "./DaemonQuotas.ts"
 import { Daemons } from "./Daemons.ts"
 import { DaemonStore } from "./DaemonStore.ts"
 import { WatchPoller } from "./WatchPoller.ts"
@@ -10,5 +11,5 @@ import { WatchPoller } from "./WatchPoller.ts"
 export const DaemonServices = Layer.mergeAll(CronScheduler.layer, WatchPoller.layer).pipe(
   Layer.provideMerge(DaemonInvoker.layer),
   Layer.provideMerge(Daemons.layer),
-  Layer.provideMerge(Layer.mergeAll(DaemonStore.layer, DaemonConfig.layer)),
+  Layer.provideMerge(Layer.mergeAll(DaemonStore.layer, DaemonConfig.layer, DaemonQuotas.layer)),
 )

@@ -6,18 +6,20 @@ import { iso, json, rowDecoder } from "../Rows.ts"
 /** A daemon row: the view (no secrets) and its vault-sealed credential values and trigger secrets. */
 export interface StoredDaemon {
   readonly view: DaemonView
+  readonly project: string
   readonly credentials: string | null
   readonly secrets: string | null
 }
 
-/** What is written: the view without name and timestamps. */
-export type DaemonBody = Omit<DaemonView, "name" | "createdAt" | "updatedAt">
+/** What is written: the view without name, project (a column of its own) and timestamps. */
+export type DaemonBody = Omit<DaemonView, "name" | "project" | "createdAt" | "updatedAt">
 
 interface DaemonRow {
   readonly name: string
   readonly spec: unknown
   readonly credentials: string | null
   readonly secrets: string | null
+  readonly project: string
   readonly created_at: unknown
   readonly updated_at: unknown
 }
@@ -27,9 +29,11 @@ const toStored = (row: DaemonRow): StoredDaemon => ({
   view: decodeView({
     ...(json(row.spec) as object),
     name: row.name,
+    project: row.project,
     createdAt: iso(row.created_at),
     updatedAt: iso(row.updated_at),
   }),
+  project: row.project,
   credentials: row.credentials,
   secrets: row.secrets,
 })
@@ -41,6 +45,7 @@ export class DaemonStore extends Context.Service<DaemonStore, {
   /** False when the name is taken. */
   readonly insert: (
     name: string,
+    project: string,
     body: DaemonBody,
     credentials: string | null,
     secrets: string | null,
@@ -52,7 +57,9 @@ export class DaemonStore extends Context.Service<DaemonStore, {
     secrets: string | null,
   ) => Effect.Effect<boolean>
   readonly get: (name: string) => Effect.Effect<StoredDaemon | undefined>
+  /** Every project's daemons (the trigger loops), or one project's. */
   readonly list: Effect.Effect<ReadonlyArray<StoredDaemon>>
+  readonly listIn: (project: string) => Effect.Effect<ReadonlyArray<StoredDaemon>>
   readonly remove: (name: string) => Effect.Effect<boolean>
   /** Forgets the cron/watch bookkeeping of triggers that changed or went: they start afresh. */
   readonly resetTriggers: (daemon: string, triggers: ReadonlyArray<string>) => Effect.Effect<void>
@@ -94,9 +101,15 @@ export class DaemonStore extends Context.Service<DaemonStore, {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
 
-      const insert = (name: string, body: DaemonBody, credentials: string | null, secrets: string | null) =>
-        sql`INSERT INTO daemons (name, spec, credentials, secrets)
-          VALUES (${name}, ${JSON.stringify(body)}::jsonb, ${credentials}, ${secrets})
+      const insert = (
+        name: string,
+        project: string,
+        body: DaemonBody,
+        credentials: string | null,
+        secrets: string | null,
+      ) =>
+        sql`INSERT INTO daemons (name, project, spec, credentials, secrets)
+          VALUES (${name}, ${project}, ${JSON.stringify(body)}::jsonb, ${credentials}, ${secrets})
           ON CONFLICT (name) DO NOTHING RETURNING name`.pipe(
           Effect.map((rows) => rows.length > 0),
           Effect.catch((e) => (isUniqueViolation(e) ? Effect.succeed(false) : Effect.die(e))),
@@ -117,6 +130,11 @@ export class DaemonStore extends Context.Service<DaemonStore, {
         Effect.map((rows) => rows.map(toStored)),
         Effect.orDie,
       )
+      const listIn = (project: string) =>
+        sql<DaemonRow>`SELECT * FROM daemons WHERE project = ${project} ORDER BY name`.pipe(
+          Effect.map((rows) => rows.map(toStored)),
+          Effect.orDie,
+        )
 
       const remove = (name: string) =>
         Effect.gen(function* () {
@@ -203,6 +221,7 @@ export class DaemonStore extends Context.Service<DaemonStore, {
         update,
         get,
         list,
+        listIn,
         remove,
         resetTriggers,
         activeSessions,

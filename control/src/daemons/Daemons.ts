@@ -1,5 +1,6 @@
 import {
   DaemonExists,
+  type DaemonLimits,
   DaemonNotFound,
   type DaemonPatch,
   type DaemonSaved,
@@ -25,16 +26,27 @@ export const notFound = (name: string) => new DaemonNotFound({ daemon: name, mes
 
 const signed = (t: Trigger) => t.kind === "webhook" || t.kind === "github"
 
+/** A null limit means "no limit": stored as absent, so GET shows only the limits that apply. */
+const withoutNulls = (limits: DaemonLimits): DaemonLimits =>
+  Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== null && v !== undefined)) as DaemonLimits
+
 /**
  * Daemon definitions: validated like a session spec plus their triggers; credential values and
  * trigger signing secrets sealed in the vault (bound to the daemon's name), secrets shown once.
  */
 export class Daemons extends Context.Service<Daemons, {
-  readonly create: (spec: DaemonSpec) => Effect.Effect<DaemonSaved, InvalidRequest | DaemonExists>
-  readonly update: (name: string, patch: DaemonPatch) => Effect.Effect<DaemonSaved, InvalidRequest | DaemonNotFound>
-  readonly get: (name: string) => Effect.Effect<DaemonView, DaemonNotFound>
-  readonly list: Effect.Effect<ReadonlyArray<DaemonView>>
-  readonly remove: (name: string) => Effect.Effect<void, DaemonNotFound>
+  /** Every operation is within one project: another project's daemon is a 404, like an unknown name. */
+  readonly create: (spec: DaemonSpec, project: string) => Effect.Effect<DaemonSaved, InvalidRequest | DaemonExists>
+  readonly update: (
+    name: string,
+    patch: DaemonPatch,
+    project: string,
+  ) => Effect.Effect<DaemonSaved, InvalidRequest | DaemonNotFound>
+  readonly get: (name: string, project: string) => Effect.Effect<DaemonView, DaemonNotFound>
+  /** The stored daemon (for an invocation) of `project`. */
+  readonly stored: (name: string, project: string) => Effect.Effect<StoredDaemon, DaemonNotFound>
+  readonly list: (project: string) => Effect.Effect<ReadonlyArray<DaemonView>>
+  readonly remove: (name: string, project: string) => Effect.Effect<void, DaemonNotFound>
   /** The daemon's session spec with its credential values, for an invocation. */
   readonly sessionSpec: (d: StoredDaemon) => Effect.Effect<SessionSpec>
   /** The signing secret of a webhook or GitHub trigger. */
@@ -85,6 +97,7 @@ export class Daemons extends Context.Service<Daemons, {
           concurrency: d.concurrency ?? "queue",
           enabled: d.enabled ?? true,
           ...(d.memory === undefined ? {} : { memory: d.memory }),
+          ...(d.limits === undefined ? {} : { limits: withoutNulls(d.limits) }),
         } as DaemonBody
         const sealed = creds === undefined || Object.keys(creds).length === 0
           ? null
@@ -122,22 +135,26 @@ export class Daemons extends Context.Service<Daemons, {
       const sealSecrets = (name: string, all: Record<string, string>) =>
         Object.keys(all).length === 0 ? null : vault.seal(JSON.stringify(all), secretContext(name))
 
-      const get = (name: string) =>
-        Effect.flatMap(store.get(name), (d) => (d === undefined ? Effect.fail(notFound(name)) : Effect.succeed(d)))
+      const get = (name: string, project: string) =>
+        Effect.flatMap(
+          store.get(name),
+          (d) => (d === undefined || d.project !== project ? Effect.fail(notFound(name)) : Effect.succeed(d)),
+        )
 
-      const create = Effect.fn("Daemons.create")(function* (spec: DaemonSpec) {
+      const create = Effect.fn("Daemons.create")(function* (spec: DaemonSpec, project: string) {
         const { name, ...rest } = spec
         yield* validate(rest)
         const { body, sealed } = split(name, rest)
         const { all, fresh } = secretsFor(body.triggers, [], {})
-        const inserted = yield* store.insert(name, body, sealed, sealSecrets(name, all))
+        // Names are instance-wide (hooks are addressed by name), so a name taken in another project is a 409 too.
+        const inserted = yield* store.insert(name, project, body, sealed, sealSecrets(name, all))
         if (!inserted) return yield* new DaemonExists({ daemon: name, message: `a daemon named ${name} exists` })
-        yield* Effect.logInfo("daemon created").pipe(Effect.annotateLogs({ daemon: name }))
-        return { daemon: (yield* Effect.orDie(get(name))).view, secrets: fresh }
+        yield* Effect.logInfo("daemon created").pipe(Effect.annotateLogs({ daemon: name, project }))
+        return { daemon: (yield* Effect.orDie(get(name, project))).view, secrets: fresh }
       })
 
-      const update = Effect.fn("Daemons.update")(function* (name: string, patch: DaemonPatch) {
-        const before = yield* get(name)
+      const update = Effect.fn("Daemons.update")(function* (name: string, patch: DaemonPatch, project: string) {
+        const before = yield* get(name, project)
         const old = before.view
         const merged: Omit<DaemonSpec, "name"> = {
           ...(old.snapshot === undefined ? {} : { snapshot: old.snapshot }),
@@ -148,6 +165,7 @@ export class Daemons extends Context.Service<Daemons, {
           ...(old.nodeSelector === undefined ? {} : { nodeSelector: old.nodeSelector }),
           ...(old.mcp === undefined ? {} : { mcp: old.mcp }),
           ...(old.memory === undefined ? {} : { memory: old.memory }),
+          ...(old.limits === undefined ? {} : { limits: old.limits }),
           triggers: old.triggers,
           concurrency: old.concurrency,
           enabled: old.enabled,
@@ -168,7 +186,7 @@ export class Daemons extends Context.Service<Daemons, {
         // A cron or watch whose definition changed starts afresh (a new URL's first poll is a baseline).
         const same = (t: Trigger) => body.triggers.some((n) => JSON.stringify(n) === JSON.stringify(t))
         yield* store.resetTriggers(name, old.triggers.filter((t) => !same(t)).map((t) => t.name))
-        return { daemon: (yield* Effect.orDie(get(name))).view, secrets: fresh }
+        return { daemon: (yield* Effect.orDie(get(name, project))).view, secrets: fresh }
       })
 
       const sessionSpec = (d: StoredDaemon) =>
@@ -195,10 +213,14 @@ export class Daemons extends Context.Service<Daemons, {
       return Daemons.of({
         create,
         update,
-        get: (name) => Effect.map(get(name), (d) => d.view),
-        list: Effect.map(store.list, (ds) => ds.map((d) => d.view)),
-        remove: (name) =>
-          Effect.flatMap(store.remove(name), (removed) => (removed ? Effect.void : Effect.fail(notFound(name)))),
+        get: (name, project) => Effect.map(get(name, project), (d) => d.view),
+        stored: get,
+        list: (project) => Effect.map(store.listIn(project), (ds) => ds.map((d) => d.view)),
+        remove: (name, project) =>
+          get(name, project).pipe(
+            Effect.andThen(store.remove(name)),
+            Effect.flatMap((removed) => (removed ? Effect.void : Effect.fail(notFound(name)))),
+          ),
         sessionSpec,
         triggerSecret: (d, trigger) => Effect.map(openSecrets(d), (s) => s[trigger]),
       })

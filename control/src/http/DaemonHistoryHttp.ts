@@ -1,4 +1,4 @@
-import { Api, ServiceUnavailable } from "@paws/core"
+import { Api, CurrentPrincipal, ServiceUnavailable } from "@paws/core"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { daemonMemoryKey } from "../daemons/DaemonInvoker.ts"
@@ -15,7 +15,7 @@ export const DaemonHistoryHttp = HttpApiBuilder.group(
     return handlers.handle(
       "history",
       ({ params, query }) =>
-        daemons.get(params.name).pipe(
+        Effect.flatMap(CurrentPrincipal, (p) => daemons.get(params.name, p.project)).pipe(
           Effect.andThen(memory.history(daemonMemoryKey(params.name), query.limit ?? 100)),
           Effect.map((entries) => ({ daemon: params.name, entries })),
           // A history sealed under another vault key cannot be read: say so, never a 500.

@@ -1,31 +1,34 @@
-import { Api } from "@paws/core"
+import { Api, CurrentPrincipal } from "@paws/core"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { DaemonInvoker } from "../daemons/DaemonInvoker.ts"
-import { Daemons, notFound } from "../daemons/Daemons.ts"
-import { DaemonStore } from "../daemons/DaemonStore.ts"
+import { Daemons } from "../daemons/Daemons.ts"
+import { answerRateLimited } from "./RateLimitedResponse.ts"
 
+/** Daemons of the caller's project; another project's daemon is a 404, exactly like an unknown name. */
 export const DaemonsHttp = HttpApiBuilder.group(
   Api,
   "daemons",
   Effect.fn(function* (handlers) {
     const daemons = yield* Daemons
-    const store = yield* DaemonStore
     const invoker = yield* DaemonInvoker
+    const inProject = <A, E, R>(f: (project: string) => Effect.Effect<A, E, R>) =>
+      Effect.flatMap(CurrentPrincipal, (p) => f(p.project))
     return handlers
-      .handle("create", ({ payload }) => daemons.create(payload))
-      .handle("list", () => daemons.list)
-      .handle("get", ({ params }) => daemons.get(params.name))
-      .handle("update", ({ params, payload }) => daemons.update(params.name, payload))
-      .handle("delete", ({ params }) => daemons.remove(params.name))
+      .handle("create", ({ payload }) => inProject((project) => daemons.create(payload, project)))
+      .handle("list", () => inProject(daemons.list))
+      .handle("get", ({ params }) => inProject((project) => daemons.get(params.name, project)))
+      .handle("update", ({ params, payload }) => inProject((project) => daemons.update(params.name, payload, project)))
+      .handle("delete", ({ params }) => inProject((project) => daemons.remove(params.name, project)))
       .handle("run", ({ params }) =>
-        Effect.gen(function* () {
-          const daemon = yield* store.get(params.name)
-          if (daemon === undefined) return yield* notFound(params.name)
-          return yield* invoker.invoke(daemon, { kind: "manual", name: "manual" }, {
-            kind: "manual",
-            at: new Date().toISOString(),
+        inProject((project) =>
+          Effect.gen(function* () {
+            const daemon = yield* daemons.stored(params.name, project)
+            return yield* answerRateLimited(invoker.invoke(daemon, { kind: "manual", name: "manual" }, {
+              kind: "manual",
+              at: new Date().toISOString(),
+            }))
           })
-        }))
+        ))
   }),
 )

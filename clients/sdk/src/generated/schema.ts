@@ -311,7 +311,7 @@ export interface paths {
         put?: never;
         /**
          * Run a daemon now
-         * @description A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled.
+         * @description A manual invocation (trigger kind `manual`), under the daemon's concurrency policy; runs even when disabled. Over one of the daemon's `limits` (or its project's quotas) it is a 429 with `Retry-After` naming the limit.
          *
          *     Requires scope `sessions:write` (or one that implies it).
          */
@@ -1311,8 +1311,16 @@ export interface components {
             concurrency: components["schemas"]["ConcurrencyPolicy"];
             enabled: boolean;
             memory?: components["schemas"]["DaemonMemory"];
+            limits?: components["schemas"]["DaemonLimits"];
+            project: string;
             createdAt: string;
             updatedAt: string;
+        };
+        DaemonLimits: {
+            maxInvocationsPerHour?: number | null;
+            maxInvocationsPerDay?: number | null;
+            maxConcurrentSessions?: number | null;
+            maxSessionMinutesPerDay?: number | null;
         };
         DaemonMemory: {
             llmHistory?: boolean;
@@ -1372,6 +1380,7 @@ export interface components {
             concurrency?: components["schemas"]["ConcurrencyPolicy"];
             enabled?: boolean;
             memory?: components["schemas"]["DaemonMemory"];
+            limits?: components["schemas"]["DaemonLimits"];
         };
         Network: {
             allowOut: components["schemas"]["HostPattern"][];
@@ -1414,6 +1423,7 @@ export interface components {
             concurrency?: components["schemas"]["ConcurrencyPolicy"];
             enabled?: boolean;
             memory?: components["schemas"]["DaemonMemory"];
+            limits?: components["schemas"]["DaemonLimits"];
         };
         SnapshotBusyEncoded: {
             /** @enum {string} */
