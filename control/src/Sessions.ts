@@ -64,8 +64,14 @@ export const nulProblems = (spec: SessionSpec): Array<{ path: string; message: s
       problems.push({ path: `network.approvals[${i}]`, message: `host ${parsed.host} is not in network.allowOut` })
     }
   }
-  if (spec.network?.approvalTimeoutSeconds !== undefined && (spec.network.approvals ?? []).length === 0) {
-    problems.push({ path: "network.approvalTimeoutSeconds", message: "only applies with network.approvals" })
+  const mcpApprovals = (spec.mcp ?? []).some((g) => typeof g !== "string" && (g.approve ?? []).length > 0)
+  if (
+    spec.network?.approvalTimeoutSeconds !== undefined && (spec.network.approvals ?? []).length === 0 && !mcpApprovals
+  ) {
+    problems.push({
+      path: "network.approvalTimeoutSeconds",
+      message: "only applies with network.approvals or mcp tools to approve",
+    })
   }
   if (spec.approvalExpiresInMinutes !== undefined && spec.requiresApproval !== true) {
     problems.push({ path: "approvalExpiresInMinutes", message: "only applies with `requiresApproval: true`" })
