@@ -144,6 +144,15 @@ export class Sessions extends Context.Service<Sessions, {
               problems.push({ path: `mcp[${i}]`, message: `${name} is listed twice` })
             }
           })
+          ;(spec.mcp ?? []).forEach((g, i) => {
+            // An approve tool off the grant's allowlist would be refused anyway: say so instead.
+            if (typeof g === "string" || g.tools === undefined) return
+            g.approve?.forEach((tool, j) => {
+              if (!g.tools!.includes(tool)) {
+                problems.push({ path: `mcp[${i}].approve[${j}]`, message: `${tool} is not in mcp[${i}].tools` })
+              }
+            })
+          })
           if (problems.length > 0) {
             return yield* new InvalidRequest({
               message: problems.map((p) => `${p.path}: ${p.message}`).join("; "),

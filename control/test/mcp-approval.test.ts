@@ -42,6 +42,12 @@ describe("MCP tool-call governance through control", () => {
           })
           assert.strictEqual(badApprove.status, 400, badApprove.text)
           assert.include(badApprove.text, "approve")
+          const offList = yield* call(control, "POST", "/v1/sessions", {
+            body: script("true", { mcp: [{ server: "gh", tools: ["list_issues"], approve: ["merge_pr"] }] }),
+          })
+          assert.strictEqual(offList.status, 400, offList.text)
+          assert.strictEqual(offList.body.issues[0].path, "mcp[0].approve[0]")
+          assert.include(offList.body.issues[0].message, "merge_pr is not in mcp[0].tools")
 
           const node = yield* registerFakeNode(control.registry, { id: "n-mcp-approve", maxConcurrent: 2 })
           const grant = { server: "gh", tools: ["list_issues", "merge_pr"], approve: ["merge_pr"] }
