@@ -155,6 +155,19 @@ describe("paws CLI against a real control plane", () => {
     expect(run.code, run.stderr).toBe(0)
     const got = await paws(["sessions", "get", run.stdout.trim(), "--json"], env)
     expect(JSON.parse(got.stdout).spec.mcp).toEqual([{ server: "gh", tools: ["list_issues", "get_issue"] }])
+    const limited = await paws(["mcp", "add", "gh4", "--command", "x", "--max-calls-per-minute", "12"], env)
+    expect(limited.code, limited.stderr).toBe(0)
+    expect((await paws(["mcp", "rm", "gh4"], env)).code).toBe(0)
+    const held = await paws(
+      ["run", "-d", "--mcp", "gh:list_issues,merge_pr", "--mcp-approve", "gh:merge_pr", "--", "true"],
+      env,
+    )
+    expect(held.code, held.stderr).toBe(0)
+    const heldSpec = JSON.parse((await paws(["sessions", "get", held.stdout.trim(), "--json"], env)).stdout).spec
+    expect(heldSpec.mcp).toEqual([{ server: "gh", tools: ["list_issues", "merge_pr"], approve: ["merge_pr"] }])
+    const stray = await paws(["run", "-d", "--mcp-approve", "gh:merge_pr", "--", "true"], env)
+    expect(stray.code).toBe(1)
+    expect(stray.stderr).toContain("--mcp-approve")
     const unknown = await paws(["run", "-d", "--mcp", "nope", "--", "true"], env)
     expect(unknown.code).toBe(1)
     expect(unknown.stderr).toContain("nope")

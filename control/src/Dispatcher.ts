@@ -138,8 +138,9 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             network: {
               allowOut: spec.network.allowOut,
               credentials,
-              ...(spec.network.approvals === undefined ? {} : {
-                approvals: spec.network.approvals,
+              ...(spec.network.approvals === undefined ? {} : { approvals: spec.network.approvals }),
+              // Also bounds the MCP gateway's holds of `approve` tool calls.
+              ...(spec.network.approvals === undefined && !mcp.some((m) => m.approve !== undefined) ? {} : {
                 approvalTimeoutMs: (spec.network.approvalTimeoutSeconds ?? defaultEgressTimeoutMs / 1000) * 1000,
               }),
             },

@@ -1,4 +1,5 @@
 import {
+  grantApprove,
   grantServer,
   grantTools,
   InvalidRequest,
@@ -84,6 +85,7 @@ export class McpServers extends Context.Service<McpServers, {
             issues: problems,
           })
         }
+        const limit = request.maxCallsPerMinute === undefined ? {} : { maxCallsPerMinute: request.maxCallsPerMinute }
         const secretValues = request.transport === "stdio" ? request.env : request.headers
         const config = request.transport === "stdio"
           ? {
@@ -93,6 +95,7 @@ export class McpServers extends Context.Service<McpServers, {
             args: request.args ?? [],
             env: Object.keys(request.env ?? {}),
             auditArguments: request.auditArguments ?? false,
+            ...limit,
           }
           : {
             name: request.name,
@@ -100,6 +103,7 @@ export class McpServers extends Context.Service<McpServers, {
             url: request.url,
             headers: Object.keys(request.headers ?? {}),
             auditArguments: request.auditArguments ?? false,
+            ...limit,
           }
         const secrets = secretValues === undefined || Object.keys(secretValues).length === 0
           ? null
@@ -155,6 +159,7 @@ export class McpServers extends Context.Service<McpServers, {
             ? {}
             : JSON.parse(yield* vault.open(row.secrets, vaultContext(row.name))) as Record<string, string>
           const tools = grantTools(grant)
+          const approve = grantApprove(grant)
           out.push({
             name: view.name,
             transport: view.transport,
@@ -163,6 +168,8 @@ export class McpServers extends Context.Service<McpServers, {
               : { url: view.url ?? "", headers: secrets }),
             auditArguments: view.auditArguments,
             ...(tools === undefined ? {} : { tools }),
+            ...(approve === undefined || approve.length === 0 ? {} : { approve }),
+            ...(view.maxCallsPerMinute === undefined ? {} : { maxCallsPerMinute: view.maxCallsPerMinute }),
           })
         }
         return out

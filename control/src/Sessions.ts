@@ -64,8 +64,14 @@ export const nulProblems = (spec: SessionSpec): Array<{ path: string; message: s
       problems.push({ path: `network.approvals[${i}]`, message: `host ${parsed.host} is not in network.allowOut` })
     }
   }
-  if (spec.network?.approvalTimeoutSeconds !== undefined && (spec.network.approvals ?? []).length === 0) {
-    problems.push({ path: "network.approvalTimeoutSeconds", message: "only applies with network.approvals" })
+  const mcpApprovals = (spec.mcp ?? []).some((g) => typeof g !== "string" && (g.approve ?? []).length > 0)
+  if (
+    spec.network?.approvalTimeoutSeconds !== undefined && (spec.network.approvals ?? []).length === 0 && !mcpApprovals
+  ) {
+    problems.push({
+      path: "network.approvalTimeoutSeconds",
+      message: "only applies with network.approvals or mcp tools to approve",
+    })
   }
   if (spec.approvalExpiresInMinutes !== undefined && spec.requiresApproval !== true) {
     problems.push({ path: "approvalExpiresInMinutes", message: "only applies with `requiresApproval: true`" })
@@ -142,6 +148,15 @@ export class Sessions extends Context.Service<Sessions, {
             } else if (mcpNames.indexOf(name) !== i) {
               problems.push({ path: `mcp[${i}]`, message: `${name} is listed twice` })
             }
+          })
+          ;(spec.mcp ?? []).forEach((g, i) => {
+            // An approve tool off the grant's allowlist would be refused anyway: say so instead.
+            if (typeof g === "string" || g.tools === undefined) return
+            g.approve?.forEach((tool, j) => {
+              if (!g.tools!.includes(tool)) {
+                problems.push({ path: `mcp[${i}].approve[${j}]`, message: `${tool} is not in mcp[${i}].tools` })
+              }
+            })
           })
           if (problems.length > 0) {
             return yield* new InvalidRequest({

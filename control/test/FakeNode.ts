@@ -139,14 +139,25 @@ export const registerFakeNode = (
         const decided = Deferred.makeUnsafe<boolean>()
         const requestId = `held-${d.sessionId}`
         held.set(requestId, decided)
-        const ask: SessionEvent = {
-          _tag: "egress_approval",
-          requestId,
-          rule: d.network.approvals?.[0] ?? "none",
-          host: "api.github.com",
-          method: "POST",
-          path: "/repos/paws/merges",
-        }
+        // A granted MCP `approve` tool: the gateway holds its call (McpCallGovernor's event shape).
+        const mcp = d.mcp?.find((m) => (m.approve ?? []).length > 0)
+        const ask: SessionEvent = mcp === undefined
+          ? {
+            _tag: "egress_approval",
+            requestId,
+            rule: d.network.approvals?.[0] ?? "none",
+            host: "api.github.com",
+            method: "POST",
+            path: "/repos/paws/merges",
+          }
+          : {
+            _tag: "egress_approval",
+            requestId,
+            rule: `mcp ${mcp.name}/${mcp.approve![0]} (approve)`,
+            host: "mcp.paws.internal",
+            method: "tools/call",
+            path: `/${mcp.name}/${mcp.approve![0]}`,
+          }
         return Stream.concat(
           Stream.concat(start, Stream.make(ask)),
           Stream.fromEffect(Deferred.await(decided)).pipe(

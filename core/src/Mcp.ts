@@ -3,6 +3,9 @@ import { McpServerName } from "./McpGrant.ts"
 import { EnvName, hardLimits, HeaderName, HeaderValue } from "./SessionSpec.ts"
 
 const Arg = Schema.String.pipe(Schema.check(Schema.isMaxLength(4096)))
+const MaxCallsPerMinute = Schema.Int.pipe(
+  Schema.check(Schema.isBetween({ minimum: 1, maximum: 100_000 }, { message: "must be an integer from 1 to 100000" })),
+)
 const EnvValue = Schema.String.pipe(Schema.check(Schema.isMaxLength(hardLimits.envValueBytes)))
 
 /**
@@ -29,6 +32,8 @@ export const McpServerRequest = Schema.Struct({
   ),
   /** Record tool-call arguments (redacted of this server's secrets) in the audit events. Off by default. */
   auditArguments: Schema.optionalKey(Schema.Boolean),
+  /** At most this many `tools/call` per session per minute (a token bucket: bursts up to it); absent: no limit. */
+  maxCallsPerMinute: Schema.optionalKey(MaxCallsPerMinute),
 }).annotate({ identifier: "McpServerRequest" })
 export type McpServerRequest = typeof McpServerRequest.Type
 
@@ -44,6 +49,7 @@ export const McpServerView = Schema.Struct({
   /** Names of the headers sent (values are in the vault). */
   headers: Schema.optionalKey(Schema.Array(Schema.String)),
   auditArguments: Schema.Boolean,
+  maxCallsPerMinute: Schema.optionalKey(Schema.Number),
   createdAt: Schema.String,
 }).annotate({ identifier: "McpServerView" })
 export type McpServerView = typeof McpServerView.Type
@@ -62,6 +68,9 @@ export const McpDispatchServer = Schema.Struct({
   headers: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
   auditArguments: Schema.optionalKey(Schema.Boolean),
   tools: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** Tools whose calls wait for a human's decision (the session's grant). */
+  approve: Schema.optionalKey(Schema.Array(Schema.String)),
+  maxCallsPerMinute: Schema.optionalKey(Schema.Number),
 }).annotate({ identifier: "McpDispatchServer" })
 export type McpDispatchServer = typeof McpDispatchServer.Type
 

@@ -2,7 +2,7 @@ import * as Schema from "effect/Schema"
 
 export const McpDecision = Schema.Literals([
   "allowed", // forwarded to the server; `error` set when the server or the call failed
-  "refused", // the tool is not on the session's allowlist for this server
+  "refused", // not on the session's allowlist, over the server's maxCallsPerMinute, or a human denied it / no decision in time
   "server_error", // the server could not be started or exited (crash): the call could not be made
 ]).annotate({ identifier: "McpDecision" })
 export type McpDecision = typeof McpDecision.Type

@@ -16,12 +16,20 @@ export const McpToolName = Schema.String.pipe(
   Schema.check(Schema.isPattern(/^[A-Za-z0-9_.\/-]{1,128}$/, { message: "must be an MCP tool name" })),
 )
 
-/** One entry of a session's `mcp`: a server name (all its tools), or a server narrowed to some tools. */
+/**
+ * One entry of a session's `mcp`: a server name (all its tools), or a server narrowed to some
+ * tools, some of which (`approve`) wait for a human's decision on every call.
+ */
 export const McpGrant = Schema.Union([
   McpServerName,
   Schema.Struct({
     server: McpServerName,
     tools: Schema.optionalKey(Schema.Array(McpToolName).pipe(Schema.check(Schema.isMaxLength(256)))),
+    /**
+     * Tools whose every `tools/call` is held until a human approves it at
+     * GET /v1/sessions/{id}/egress-approvals (like `network.approvals`); refused on deny or timeout.
+     */
+    approve: Schema.optionalKey(Schema.Array(McpToolName).pipe(Schema.check(Schema.isMaxLength(256)))),
   }).annotate({ identifier: "McpToolGrant" }),
 ]).annotate({ identifier: "McpGrant" })
 export type McpGrant = typeof McpGrant.Type
@@ -31,3 +39,5 @@ export const McpGrants = Schema.Array(McpGrant).pipe(Schema.check(Schema.isMaxLe
 export const grantServer = (g: McpGrant): string => (typeof g === "string" ? g : g.server)
 export const grantTools = (g: McpGrant): ReadonlyArray<string> | undefined =>
   typeof g === "string" ? undefined : g.tools
+export const grantApprove = (g: McpGrant): ReadonlyArray<string> | undefined =>
+  typeof g === "string" ? undefined : g.approve

@@ -144,7 +144,10 @@ export const Network = Schema.Struct({
    * must also be allowed by `allowOut`.
    */
   approvals: Schema.optionalKey(Schema.Array(EgressApprovalRule).pipe(Schema.check(Schema.isMaxLength(64)))),
-  /** How long a held request waits for a decision before the guest gets a 403 (default 300, max 3600). */
+  /**
+   * How long a held request (or an MCP `approve` tool call) waits for a decision before the guest
+   * gets a 403 (a JSON-RPC error) (default 300, max 3600).
+   */
   approvalTimeoutSeconds: Schema.optionalKey(
     Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 3600 }))),
   ),

@@ -212,13 +212,13 @@ class DaemonsOperations(SyncOperations):
 class McpServersOperations(SyncOperations):
     """MCP servers: tool servers reached through the MCP gateway."""
 
-    def create(self, *, transport: Literal["stdio", "http"], name: McpServerName, command: str | None = None, args: builtins.list[str] | None = None, env: dict[str, str] | None = None, url: str | None = None, headers: dict[str, str] | None = None, audit_arguments: bool | None = None) -> McpServerView:
+    def create(self, *, transport: Literal["stdio", "http"], name: McpServerName, command: str | None = None, args: builtins.list[str] | None = None, env: dict[str, str] | None = None, url: str | None = None, headers: dict[str, str] | None = None, audit_arguments: bool | None = None, max_calls_per_minute: int | None = None) -> McpServerView:
         """Register an MCP server
 
         `transport: "stdio"`: the node runs `command` with `args` and `env`, one instance per session that uses it, killed with the session. `transport: "http"`: the node connects to the Streamable HTTP server at `url`, sending `headers`. Values of `env` and `headers` go to the vault and are never returned. Sessions list the servers they may use in `mcp`; the guest reaches each as a Streamable HTTP MCP endpoint at `https://mcp.paws.internal/{name}`. `auditArguments: true` records tool-call arguments (with this server's secret values redacted) in the session's audit events. A name in use is a 409.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("POST", "/v1/mcp-servers", path={}, query={}, headers={}, body={"name": name, "transport": transport, "command": command, "args": args, "env": env, "url": url, "headers": headers, "auditArguments": audit_arguments}, expect='application/json')
+        data = self._call("POST", "/v1/mcp-servers", path={}, query={}, headers={}, body={"name": name, "transport": transport, "command": command, "args": args, "env": env, "url": url, "headers": headers, "auditArguments": audit_arguments, "maxCallsPerMinute": max_calls_per_minute}, expect='application/json')
         return McpServerView.from_dict(data)
 
     def list(self) -> builtins.list[McpServerView]:
@@ -700,13 +700,13 @@ class AsyncDaemonsOperations(AsyncOperations):
 class AsyncMcpServersOperations(AsyncOperations):
     """MCP servers: tool servers reached through the MCP gateway."""
 
-    async def create(self, *, transport: Literal["stdio", "http"], name: McpServerName, command: str | None = None, args: builtins.list[str] | None = None, env: dict[str, str] | None = None, url: str | None = None, headers: dict[str, str] | None = None, audit_arguments: bool | None = None) -> McpServerView:
+    async def create(self, *, transport: Literal["stdio", "http"], name: McpServerName, command: str | None = None, args: builtins.list[str] | None = None, env: dict[str, str] | None = None, url: str | None = None, headers: dict[str, str] | None = None, audit_arguments: bool | None = None, max_calls_per_minute: int | None = None) -> McpServerView:
         """Register an MCP server
 
         `transport: "stdio"`: the node runs `command` with `args` and `env`, one instance per session that uses it, killed with the session. `transport: "http"`: the node connects to the Streamable HTTP server at `url`, sending `headers`. Values of `env` and `headers` go to the vault and are never returned. Sessions list the servers they may use in `mcp`; the guest reaches each as a Streamable HTTP MCP endpoint at `https://mcp.paws.internal/{name}`. `auditArguments: true` records tool-call arguments (with this server's secret values redacted) in the session's audit events. A name in use is a 409.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("POST", "/v1/mcp-servers", path={}, query={}, headers={}, body={"name": name, "transport": transport, "command": command, "args": args, "env": env, "url": url, "headers": headers, "auditArguments": audit_arguments}, expect='application/json')
+        data = await self._call("POST", "/v1/mcp-servers", path={}, query={}, headers={}, body={"name": name, "transport": transport, "command": command, "args": args, "env": env, "url": url, "headers": headers, "auditArguments": audit_arguments, "maxCallsPerMinute": max_calls_per_minute}, expect='application/json')
         return McpServerView.from_dict(data)
 
     async def list(self) -> builtins.list[McpServerView]:

@@ -703,17 +703,19 @@ class SessionSpecViewNetworkCredentialsValue(Model):
 
 @dataclass(kw_only=True)
 class McpToolGrant(Model):
-    _json_names = {'server': 'server', 'tools': 'tools'}
+    _json_names = {'server': 'server', 'tools': 'tools', 'approve': 'approve'}
     _required = frozenset(['server'])
 
     server: McpServerName
     tools: list[str] | None = None
+    approve: list[str] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> McpToolGrant:
         return cls(
             server=data["server"],
             tools=data.get("tools"),
+            approve=data.get("approve"),
         )
 
 
@@ -1307,7 +1309,7 @@ class McpServerNotFoundEncoded(Model):
 
 @dataclass(kw_only=True)
 class McpServerView(Model):
-    _json_names = {'name': 'name', 'transport': 'transport', 'command': 'command', 'args': 'args', 'env': 'env', 'url': 'url', 'headers': 'headers', 'audit_arguments': 'auditArguments', 'created_at': 'createdAt'}
+    _json_names = {'name': 'name', 'transport': 'transport', 'command': 'command', 'args': 'args', 'env': 'env', 'url': 'url', 'headers': 'headers', 'audit_arguments': 'auditArguments', 'max_calls_per_minute': 'maxCallsPerMinute', 'created_at': 'createdAt'}
     _required = frozenset(['audit_arguments', 'created_at', 'name', 'transport'])
 
     name: McpServerName
@@ -1318,6 +1320,7 @@ class McpServerView(Model):
     url: str | None = None
     headers: list[str] | None = None
     audit_arguments: bool
+    max_calls_per_minute: float | Literal["Infinity", "-Infinity", "NaN"] | None = None
     created_at: str
 
     @classmethod
@@ -1331,6 +1334,7 @@ class McpServerView(Model):
             url=data.get("url"),
             headers=data.get("headers"),
             audit_arguments=data["auditArguments"],
+            max_calls_per_minute=data.get("maxCallsPerMinute"),
             created_at=data["createdAt"],
         )
 
@@ -1355,7 +1359,7 @@ class McpServerExistsEncoded(Model):
 
 @dataclass(kw_only=True)
 class McpServerRequest(Model):
-    _json_names = {'name': 'name', 'transport': 'transport', 'command': 'command', 'args': 'args', 'env': 'env', 'url': 'url', 'headers': 'headers', 'audit_arguments': 'auditArguments'}
+    _json_names = {'name': 'name', 'transport': 'transport', 'command': 'command', 'args': 'args', 'env': 'env', 'url': 'url', 'headers': 'headers', 'audit_arguments': 'auditArguments', 'max_calls_per_minute': 'maxCallsPerMinute'}
     _required = frozenset(['name', 'transport'])
 
     name: McpServerName
@@ -1366,6 +1370,7 @@ class McpServerRequest(Model):
     url: str | None = None
     headers: dict[str, str] | None = None
     audit_arguments: bool | None = None
+    max_calls_per_minute: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> McpServerRequest:
@@ -1378,6 +1383,7 @@ class McpServerRequest(Model):
             url=data.get("url"),
             headers=data.get("headers"),
             audit_arguments=data.get("auditArguments"),
+            max_calls_per_minute=data.get("maxCallsPerMinute"),
         )
 
 

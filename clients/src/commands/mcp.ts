@@ -35,6 +35,30 @@ export const mcpGrantOf = (flag: string): McpGrant => {
   return { server: flag.slice(0, colon), tools: flag.slice(colon + 1).split(",").filter((t) => t !== "") }
 }
 
+/**
+ * The `--mcp` grants with `--mcp-approve NAME:tool1,tool2` folded in: those tools' calls wait for a
+ * human. A server no `--mcp` grants is a CLI error saying so.
+ */
+export const mcpGrantsOf = (grants: ReadonlyArray<string>, approve: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const out = grants.map(mcpGrantOf)
+    for (const flag of approve) {
+      const colon = flag.indexOf(":")
+      const server = colon === -1 ? flag : flag.slice(0, colon)
+      const tools = colon === -1 ? [] : flag.slice(colon + 1).split(",").filter((t) => t !== "")
+      const i = out.findIndex((g) => (typeof g === "string" ? g : g.server) === server)
+      if (tools.length === 0 || i === -1) {
+        return yield* new CliInputError({
+          message: `--mcp-approve "${flag}": use SERVER:tool1,tool2 for a server also given with --mcp`,
+        })
+      }
+      const grant = out[i]!
+      const base = typeof grant === "string" ? { server } : grant
+      out[i] = { ...base, approve: [...(base.approve ?? []), ...tools] }
+    }
+    return out
+  })
+
 const add = Command.make("add", {
   name: Argument.String("name").pipe(
     Argument.withDescription("the server's name (its URL in the guest: https://mcp.paws.internal/NAME)"),
@@ -60,10 +84,17 @@ const add = Command.make("add", {
     Flag.withDescription("record tool-call arguments (secrets redacted) in sessions' audit events"),
     Flag.withDefault(false),
   ),
+  maxCallsPerMinute: Flag.Int("max-calls-per-minute").pipe(
+    Flag.withDescription("at most N tool calls per session per minute (bursts up to N); default: no limit"),
+    Flag.optional,
+  ),
 }, (input) =>
   withApi(Effect.gen(function* () {
     const api = yield* ApiClient
-    const audit = input.auditArguments ? { auditArguments: true } : {}
+    const audit = {
+      ...(input.auditArguments ? { auditArguments: true } : {}),
+      ...(Option.isSome(input.maxCallsPerMinute) ? { maxCallsPerMinute: input.maxCallsPerMinute.value } : {}),
+    }
     let payload: McpServerRequest
     if (Option.isSome(input.command) === Option.isSome(input.url)) {
       return yield* new CliInputError({

@@ -5,7 +5,7 @@ import { parseLabels, type SessionEvent, type SessionSpec, type SessionStatus } 
 import { ApiClient, Settings } from "../ApiClient.ts"
 import { CliInputError, parseCredential, parseDuration, parseEnvPair } from "../RunArguments.ts"
 import { sessionEvents } from "../SessionEvents.ts"
-import { mcpGrantOf } from "./mcp.ts"
+import { mcpGrantsOf } from "./mcp.ts"
 import { agentSnapshot, agentWorkload } from "./runAgent.ts"
 import { withApi } from "./shared.ts"
 
@@ -53,6 +53,10 @@ export const run = Command.make("run", {
   ),
   mcp: Flag.String("mcp").pipe(
     Flag.withDescription("MCP server the session may use: NAME, or NAME:tool1,tool2 for only those tools (repeatable)"),
+    Flag.atLeast(0),
+  ),
+  mcpApprove: Flag.String("mcp-approve").pipe(
+    Flag.withDescription("NAME:tool1,tool2: calls of these tools (of an --mcp server) wait for a human (repeatable)"),
     Flag.atLeast(0),
   ),
   timeout: Flag.String("timeout").pipe(Flag.withDescription("e.g. 30s, 5m, 120000 (ms)"), Flag.optional),
@@ -114,7 +118,9 @@ export const run = Command.make("run", {
         ...(input.allowWildcardCredential ? { allowWildcardCredential: true } : {}),
         ...(input.hold.length > 0 ? { approvals: input.hold } : {}),
       },
-      ...(input.mcp.length > 0 ? { mcp: input.mcp.map(mcpGrantOf) } : {}),
+      ...(input.mcp.length + input.mcpApprove.length > 0
+        ? { mcp: yield* mcpGrantsOf(input.mcp, input.mcpApprove) }
+        : {}),
       ...(input.requireApproval ? { requiresApproval: true } : {}),
       ...(Option.isSome(input.timeout) ? { timeoutMs: yield* parseDuration(input.timeout.value) } : {}),
       ...(Option.isSome(input.snapshot)

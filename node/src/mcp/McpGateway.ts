@@ -11,28 +11,27 @@ import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js"
 import { auditedArguments, redactServerSecrets, withoutServerSecrets } from "./McpAuditArguments.ts"
+import { makeMcpCallGovernor } from "./McpCallGovernor.ts"
+import type { McpApprovalOptions, McpCallGovernor } from "./McpCallGovernor.ts"
 import { makeMcpUpstream } from "./McpUpstream.ts"
 import type { McpUpstream } from "./McpUpstream.ts"
 
-/**
- * Decides a call the allowlist admits before it runs. The hook for governance (rate limits,
- * `approve: true` tools waiting for a human): today every admitted call proceeds.
- */
-export type McpCallGate = (call: { readonly server: string; readonly tool: string }) => Promise<
-  { readonly allow: true } | { readonly allow: false; readonly reason: string }
->
-const allowAll: McpCallGate = () => Promise.resolve({ allow: true })
+/** Decides a call the allowlist admits before it runs (McpCallGovernor: rate limit, human approval). */
+export type McpCallGate = McpCallGovernor["admit"]
 
 export interface McpGatewayOptions {
   readonly sessionId: string
   readonly servers: ReadonlyArray<McpDispatchServer>
   readonly onToolCall: (event: McpToolCallEvent) => void
-  readonly gate?: McpCallGate
+  /** Where calls of `approve` tools are reported for a human, and how long they wait. */
+  readonly approvals?: McpApprovalOptions
 }
 
 export interface McpGateway {
   /** The unix socket the session's proxy forwards `https://mcp.paws.internal/…` to. */
   readonly socketPath: string
+  /** A human's decision on a held tool call; false when the id is not one of this gateway's. */
+  readonly decide: (requestId: string, approve: boolean) => boolean
 }
 
 /**
@@ -78,7 +77,8 @@ export const startMcpGateway = (options: McpGatewayOptions): Effect.Effect<McpGa
       const upstreams = new Map<string, { readonly server: McpDispatchServer; readonly upstream: McpUpstream }>(
         options.servers.map((s) => [s.name, { server: s, upstream: makeMcpUpstream(s, options.sessionId) }]),
       )
-      const gate = options.gate ?? allowAll
+      const governor = makeMcpCallGovernor(options.servers, options.approvals)
+      const gate = governor.admit
       const http = createServer((req, res) => {
         const name = serverNameOf(req.url)
         const entry = upstreams.get(name)
@@ -103,16 +103,17 @@ export const startMcpGateway = (options: McpGatewayOptions): Effect.Effect<McpGa
       })
       // The proxy runs as another (unprivileged) uid: it must be able to connect.
       chmodSync(socketPath, 0o666)
-      return { socketPath, http, upstreams }
+      return { socketPath, http, upstreams, governor }
     }),
-    ({ http, socketPath, upstreams }) =>
+    ({ http, socketPath, upstreams, governor }) =>
       Effect.promise(async () => {
+        governor.close()
         http.closeAllConnections()
         await new Promise<void>((resolve) => http.close(() => resolve()))
         await Promise.all([...upstreams.values()].map((u) => u.upstream.close()))
         rmSync(socketPath, { force: true })
       }),
-  ).pipe(Effect.map(({ socketPath }) => ({ socketPath })))
+  ).pipe(Effect.map(({ socketPath, governor }) => ({ socketPath, decide: governor.decide })))
 
 /** One request: a fresh SDK server (stateless mode) whose handlers call the shared upstream client. */
 const serve = async (

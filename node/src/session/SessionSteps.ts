@@ -64,6 +64,8 @@ export interface Watch {
 }
 
 const sshReadyTimeoutMs = 60_000
+/** Control always sends the session's approval timeout; this covers a dispatch without one. */
+const defaultApprovalTimeoutMs = 5 * 60 * 1000
 const fail = (message: string) => new SessionStepFailed({ message })
 
 export interface StepServices {
@@ -118,8 +120,13 @@ export const makeSessionSteps = (s: StepServices) => {
         sessionId: c.dispatch.sessionId,
         servers: c.dispatch.mcp,
         onToolCall: (event) => c.emit({ _tag: "mcp", event }),
+        // `approve` tool calls are held like proxy requests: same event, same DecideEgress path.
+        approvals: {
+          timeoutMs: c.dispatch.network.approvalTimeoutMs ?? defaultApprovalTimeoutMs,
+          onHeld: (held) => c.emit({ _tag: "egress_approval", ...held }),
+        },
       })
-      return yield* s.proxies.start({
+      const proxy = yield* s.proxies.start({
         sessionId: c.dispatch.sessionId,
         hostIp: slot.hostIp,
         allowOut: c.dispatch.network.allowOut,
@@ -140,8 +147,12 @@ export const makeSessionSteps = (s: StepServices) => {
           ? undefined
           : { socketPath: mcp.socketPath, servers: (c.dispatch.mcp ?? []).map((m) => m.name) },
       })
+      // One holder for both: a request id the gateway holds is decided there, any other by the proxy.
+      c.egress.decide = (requestId, approve) => {
+        if (mcp?.decide(requestId, approve) !== true) proxy.decide(requestId, approve)
+      }
+      return proxy
     }).pipe(
-      Effect.tap((p) => Effect.sync(() => (c.egress.decide = p.decide))),
       Effect.tap(() => c.mark("proxy")),
       Effect.tap((p) => s.firewall.open(slot, p.ports)),
       Effect.tap(() => c.mark("firewall")),

@@ -1040,6 +1040,7 @@ export interface components {
         McpToolGrant: {
             server: components["schemas"]["McpServerName"];
             tools?: string[];
+            approve?: string[];
         };
         McpServerName: string;
         NodeLabels: {
@@ -1256,6 +1257,7 @@ export interface components {
             url?: string;
             headers?: string[];
             auditArguments: boolean;
+            maxCallsPerMinute?: number | ("Infinity" | "-Infinity" | "NaN");
             createdAt: string;
         };
         McpServerExistsEncoded: {
@@ -1278,6 +1280,7 @@ export interface components {
                 [key: string]: string;
             };
             auditArguments?: boolean;
+            maxCallsPerMinute?: number;
         };
         DaemonSaved: {
             daemon: components["schemas"]["Daemon"];
