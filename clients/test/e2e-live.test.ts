@@ -158,9 +158,8 @@ describe("live sessions end to end (real control, node, VM; real CLI)", () => {
       expect(new Uint8Array(readFileSync(back))).toEqual(bytes)
 
       // the API directly: write, read, missing file, paths outside the roots, a symlink out
-      expect((await api("PUT", `/v1/sessions/${id}/files?path=/tmp/x.txt`, { raw: Buffer.from("x\n") })).status).toBe(
-        204,
-      )
+      const written = await api("PUT", `/v1/sessions/${id}/files?path=/tmp/x.txt`, { raw: Buffer.from("x\n") })
+      expect(written.status, written.text).toBe(204)
       expect((await api("GET", `/v1/sessions/${id}/files?path=/tmp//x.txt`)).text).toBe("x\n")
       const missing = await api("GET", `/v1/sessions/${id}/files?path=/work/nope`)
       expect([missing.status, missing.json._tag]).toEqual([404, "GuestFileNotFound"])

@@ -1,6 +1,7 @@
 import { mcpHost } from "@paws/core/McpGrant"
 import { http, https } from "./NodeHttp.ts"
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http"
+import type { Socket } from "node:net"
 import type { TLSSocket } from "node:tls"
 import type { AuditLog } from "./AuditLog.ts"
 import { auditPath } from "./AuditLog.ts"
@@ -116,18 +117,31 @@ export const makeRequestForwarder = (deps: ForwarderDeps) => (req: IncomingMessa
       return refuse(deps, req, res, mcpRefusal(server), verdict.host)
     }
   }
+  // The MCP gateway may hold a tool call for a human (its own deadlines apply): the guest's connection stays open.
+  if (verdict.host === mcpHost && deps.mcp !== undefined) res.once("close", keepOpen(socket))
   const method = req.method ?? "GET"
   const path = auditPath(req.url ?? "")
   const held = deps.gate?.gate.hold(method, verdict.host, path)
   if (held === undefined) return forward(deps, req, res, verdict, started)
-  // The body stays unread (in the socket) until a human decides.
+  // The body stays unread (in the socket) until a human decides; the idle timeout must not cut the wait short.
   req.pause()
+  const reopen = keepOpen(socket)
   deps.audit.record({ decision: "approval_held", host: verdict.host, method, path })
   held.then((outcome) => {
+    reopen()
     if (outcome === "approved") return forward(deps, req, res, verdict, performance.now())
     req.resume()
     refuse(deps, req, res, gateRefusal(outcome, method, verdict.host, deps.gate!.timeoutMs), verdict.host)
   })
+}
+
+/** Lifts the socket's idle timeout (a request waiting on a human is silent); the returned function restores it. */
+const keepOpen = (socket: Socket): () => void => {
+  const idle = socket.timeout
+  socket.setTimeout(0)
+  return () => {
+    if (!socket.destroyed && idle !== undefined && idle > 0) socket.setTimeout(idle)
+  }
 }
 
 const forward = (
@@ -293,7 +307,10 @@ const openUpstream = (deps: ForwarderDeps, req: IncomingMessage, admission: Admi
       lookup: deps.pool.lookup,
       setHost: false,
     })
-  upReq.setTimeout(deps.idleTimeoutMs, () => upReq.destroy(new Error("upstream idle timeout")))
+  // The gateway keeps its own deadlines (a held tool call waits for a human); real upstreams get the idle timeout.
+  if (!(admission.host === mcpHost && deps.mcp !== undefined)) {
+    upReq.setTimeout(deps.idleTimeoutMs, () => upReq.destroy(new Error("upstream idle timeout")))
+  }
   upReq.on("socket", (s) => {
     s.setNoDelay(true)
     if (!s.connecting) return

@@ -118,3 +118,32 @@ describe("proxy: egress approval (real proxy process, real curl, real upstream)"
     assert.isFalse(world.upstreams.received.some((r) => r.host === "ws.test" && r.url === "/held/b"))
   })
 })
+
+describe("proxy: a held request outlives the idle timeout", () => {
+  let quiet: TestWorld
+  beforeAll(async () => {
+    quiet = await startWorld((c) => ({
+      ...c,
+      limits: { ...c.limits, idleTimeoutMs: 400 },
+      approvals: ["POST echo.test/slow/**"],
+      approvalTimeoutMs: 5000,
+    }))
+  })
+  afterAll(() => quiet?.close())
+
+  it("approved well after the guest connection's idle timeout, it still goes through", async () => {
+    const pending = curl([...viaProxy(quiet, "echo.test", "/slow/decision"), "-X", "POST", "--data", "late"])
+    let approval: Approval | undefined
+    while (approval === undefined) {
+      approval = quiet.proxy.messages.find((m): m is Approval => m._tag === "approval")
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await new Promise((r) => setTimeout(r, 1200)) // three idle timeouts of silence
+    quiet.proxy.child.stdin!.write(
+      encodeProxyDecisionLine({ _tag: "decision", requestId: approval.requestId, approve: true }),
+    )
+    const res = await pending
+    assert.strictEqual(res.status, 200, res.body)
+    assert.include(res.body, "late")
+  })
+})
