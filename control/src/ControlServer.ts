@@ -22,6 +22,7 @@ import { McpServers } from "./McpServers.ts"
 import { NodeGateway } from "./NodeGateway.ts"
 import { ReplicaLease } from "./ReplicaLease.ts"
 import { NodeDrains } from "./NodeDrains.ts"
+import { NodePresence } from "./NodePresence.ts"
 import { NodeRegistry } from "./NodeRegistry.ts"
 import { NodeTokens } from "./NodeTokens.ts"
 import { PrivateDataDir } from "./PrivateFiles.ts"
@@ -57,7 +58,7 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer, PortExposures.layer).pipe(
-  Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer)),
+  Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer, NodePresence.layer)),
   Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
   Layer.provideMerge(Projects.layer),
   Layer.provideMerge(ApiKeys.layer),

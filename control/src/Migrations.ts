@@ -138,4 +138,14 @@ export const migrations = Migrator.fromRecord({
       expires_at timestamptz NOT NULL
     )`
   }),
+  "0017_node_presence": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // What each replica's nodes last reported, so every replica lists (and places against) all of them.
+    yield* sql`CREATE TABLE node_presence (
+      node_id text PRIMARY KEY,
+      replica text NOT NULL,
+      info jsonb NOT NULL,
+      seen_at timestamptz NOT NULL DEFAULT now()
+    )`
+  }),
 })

@@ -32,7 +32,7 @@ import { EventFeed } from "./EventFeed.ts"
 import type { SessionMemory } from "./MemoryStore.ts"
 import { McpServers } from "./McpServers.ts"
 import { Metrics } from "./Metrics.ts"
-import { NodeRegistry } from "./NodeRegistry.ts"
+import { NodePresence } from "./NodePresence.ts"
 import { Projects } from "./Projects.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { Quotas } from "./Quotas.ts"
@@ -125,7 +125,7 @@ export class Sessions extends Context.Service<Sessions, {
       const feed = yield* EventFeed
       const metrics = yield* Metrics
       const dispatcher = yield* Dispatcher
-      const registry = yield* NodeRegistry
+      const presence = yield* NodePresence
       const mcpServers = yield* McpServers
       const quotas = yield* Quotas
       const projects = yield* Projects
@@ -166,7 +166,7 @@ export class Sessions extends Context.Service<Sessions, {
           }
           const full = withSessionDefaults(spec, limits)
           // Refused now rather than queued forever: the nodes there are cannot run it (a node joining later could).
-          const unplaceable = placementProblem(yield* registry.all, {
+          const unplaceable = placementProblem(yield* presence.all, {
             snapshot: full.snapshot,
             ...(full.nodeSelector === undefined ? {} : { nodeSelector: full.nodeSelector }),
           })

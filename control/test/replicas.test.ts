@@ -86,5 +86,62 @@ describe("control replicas on one PostgreSQL", () => {
           }))
         }),
     )
+
+    it.effect(
+      "every replica lists every replica's nodes, places against them, and can drain them; the node's own replica " +
+        "runs what the other accepted",
+      () =>
+        Effect.scoped(Effect.gen(function* () {
+          const store = yield* (yield* TestDatabase).fresh
+          const env = (id: string) => ({
+            PAWS_REPLICA_ID: id,
+            PAWS_REPLICA_LEASE_MS: String(leaseMs),
+            PAWS_NODE_HEARTBEAT_MS: "300",
+          })
+          const a = yield* startControl(store, env("replica-a"))
+          const b = yield* startControl(store, env("replica-b"))
+          const nodeA = yield* registerFakeNode(a.registry, {
+            id: "n-on-a",
+            maxConcurrent: 2,
+            snapshots: [{ name: "default", status: "ready" }, { name: "only-a", status: "ready" }],
+          })
+          yield* registerFakeNode(b.registry, {
+            id: "n-on-b",
+            maxConcurrent: 2,
+            snapshots: [{ name: "default", status: "ready" }],
+          })
+          const listed = (control: typeof a) =>
+            Effect.map(call(control, "GET", "/v1/nodes"), (r) => r.body.map((n: any) => `${n.id}:${n.status}`))
+          const both = ["n-on-a:ready", "n-on-b:ready"]
+          const deadline = Date.now() + 10_000
+          const seenByBoth = Effect.map(
+            Effect.all([listed(a), listed(b)]),
+            ([x, y]) => JSON.stringify(x) === JSON.stringify(both) && JSON.stringify(y) === JSON.stringify(both),
+          )
+          while (!(yield* seenByBoth) && Date.now() < deadline) yield* Effect.sleep(100)
+          assert.deepStrictEqual(yield* listed(b), both)
+          assert.deepStrictEqual(yield* listed(a), both)
+
+          // Created on B for a snapshot only A's node holds: accepted (not a 409), run by A on its node.
+          const onlyA = yield* call(b, "POST", "/v1/sessions", { body: script("echo only a", { snapshot: "only-a" }) })
+          assert.strictEqual(onlyA.status, 202, onlyA.text)
+          const ran = yield* waitForSession(b, onlyA.body.sessionId, (s) => s.status === "completed", 10_000)
+          assert.strictEqual(ran.node, "n-on-a")
+          const missing = yield* call(b, "POST", "/v1/sessions", { body: script("echo", { snapshot: "nowhere" }) })
+          assert.strictEqual(missing.status, 409, missing.text)
+
+          // Drained through B: A stops placing sessions on its node once its drain cache (2 s) has moved on.
+          assert.strictEqual((yield* call(b, "PUT", "/v1/nodes/drained/n-on-a")).status, 200)
+          yield* Effect.sleep(2500)
+          const before = nodeA.dispatched.length
+          const queued = yield* call(b, "POST", "/v1/sessions", { body: script("echo wait", { snapshot: "only-a" }) })
+          assert.strictEqual(queued.status, 202, queued.text)
+          yield* Effect.sleep(1500) // many dispatch passes
+          assert.strictEqual(nodeA.dispatched.length, before)
+          assert.strictEqual((yield* call(a, "GET", `/v1/sessions/${queued.body.sessionId}`)).body.status, "pending")
+          assert.strictEqual((yield* call(a, "DELETE", "/v1/nodes/drained/n-on-a")).status, 200)
+          yield* waitForSession(a, queued.body.sessionId, (s) => s.status === "completed", 10_000)
+        })),
+    )
   })
 })

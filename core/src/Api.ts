@@ -123,7 +123,12 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
 export class NodesApi extends HttpApiGroup.make("nodes")
   .add(
     HttpApiEndpoint.get("list", "/v1/nodes", { success: Schema.Array(NodeInfo) })
-      .pipe(scoped("read", "List nodes", "Nodes known to this control plane and their free capacity.")),
+      .pipe(scoped(
+        "read",
+        "List nodes",
+        "Every control replica's nodes (each replica publishes its own every heartbeat), their free capacity, " +
+          "labels and what they can run.",
+      )),
     HttpApiEndpoint.put("drain", "/v1/nodes/drained/:id", {
       params: { id: NodeId },
       success: NodeInfo,

@@ -55,7 +55,7 @@ class NodesOperations(SyncOperations):
     def list(self) -> builtins.list[NodeInfo]:
         """List nodes
 
-        Nodes known to this control plane and their free capacity.
+        Every control replica's nodes (each replica publishes its own every heartbeat), their free capacity, labels and what they can run.
 
         Requires scope `read` (or one that implies it)."""
         data = self._call("GET", "/v1/nodes", path={}, query={}, headers={}, body=None, expect='application/json')
@@ -543,7 +543,7 @@ class AsyncNodesOperations(AsyncOperations):
     async def list(self) -> builtins.list[NodeInfo]:
         """List nodes
 
-        Nodes known to this control plane and their free capacity.
+        Every control replica's nodes (each replica publishes its own every heartbeat), their free capacity, labels and what they can run.
 
         Requires scope `read` (or one that implies it)."""
         data = await self._call("GET", "/v1/nodes", path={}, query={}, headers={}, body=None, expect='application/json')

@@ -6,6 +6,7 @@ import { Dispatcher } from "../Dispatcher.ts"
 import { migrations } from "../Migrations.ts"
 import { Metrics } from "../Metrics.ts"
 import { NodeDrains } from "../NodeDrains.ts"
+import { NodePresence } from "../NodePresence.ts"
 import { NodeRegistry } from "../NodeRegistry.ts"
 import { QueueSignal } from "../QueueSignal.ts"
 import { SessionStore } from "../SessionStore.ts"
@@ -14,18 +15,18 @@ export const NodesHttp = HttpApiBuilder.group(
   Api,
   "nodes",
   Effect.fn(function* (handlers) {
-    const registry = yield* NodeRegistry
+    const presence = yield* NodePresence
     const drains = yield* NodeDrains
     const signal = yield* QueueSignal
     const known = (id: string) =>
-      Effect.flatMap(registry.all, (all) => {
+      Effect.flatMap(presence.all, (all) => {
         const info = all.find((n) => n.id === id)
         return info === undefined
           ? Effect.fail(new NodeNotFound({ nodeId: id, message: `no node "${id}" is known to this control plane` }))
           : Effect.succeed(info)
       })
     return handlers
-      .handle("list", () => Effect.flatMap(registry.all, drains.applyAll))
+      .handle("list", () => Effect.flatMap(presence.all, drains.applyAll))
       .handle(
         "drain",
         ({ params }) => known(params.id).pipe(Effect.tap(() => drains.drain(params.id)), Effect.flatMap(drains.apply)),

@@ -91,7 +91,7 @@ export interface paths {
         };
         /**
          * List nodes
-         * @description Nodes known to this control plane and their free capacity.
+         * @description Every control replica's nodes (each replica publishes its own every heartbeat), their free capacity, labels and what they can run.
          *
          *     Requires scope `read` (or one that implies it).
          */
