@@ -29,11 +29,16 @@ export class NodePresence extends Context.Service<NodePresence, {
       const freshSeconds = (heartbeatMs * 3) / 1000
 
       const publish = Effect.gen(function* () {
-        const mine = yield* registry.all
-        for (const info of mine) {
+        for (const info of yield* registry.all) {
+          // A node this replica lost may have moved to another: its fresh row there is not overwritten.
+          const mayReplace = info.status === "lost"
+            ? sql`WHERE node_presence.replica = ${lease.id}
+                OR node_presence.seen_at < now() - make_interval(secs => ${freshSeconds})`
+            : sql``
           yield* sql`INSERT INTO node_presence (node_id, replica, info, seen_at)
             VALUES (${info.id}, ${lease.id}, ${JSON.stringify(info)}::jsonb, now())
-            ON CONFLICT (node_id) DO UPDATE SET replica = EXCLUDED.replica, info = EXCLUDED.info, seen_at = now()`
+            ON CONFLICT (node_id) DO UPDATE SET replica = EXCLUDED.replica, info = EXCLUDED.info, seen_at = now()
+            ${mayReplace}`
         }
         yield* sql`DELETE FROM node_presence WHERE seen_at < now() - interval '1 day'`
       }).pipe(Effect.orDie)
@@ -46,17 +51,19 @@ export class NodePresence extends Context.Service<NodePresence, {
       )
 
       const all = Effect.gen(function* () {
-        const mine = yield* registry.all
-        const ids = new Set(mine.map((n) => n.id as string))
         const rows = yield* sql<{ node_id: string; info: unknown }>`SELECT node_id, info FROM node_presence
-          WHERE replica <> ${lease.id} AND seen_at > now() - make_interval(secs => ${freshSeconds})
-          ORDER BY node_id`.pipe(Effect.orDie)
-        const others = rows.flatMap((r) => {
-          if (ids.has(r.node_id)) return []
+          WHERE replica <> ${lease.id} AND seen_at > now() - make_interval(secs => ${freshSeconds})`.pipe(Effect.orDie)
+        const byId = new Map<string, NodeInfo>()
+        for (const r of rows) {
           const info = decodeInfo(json(r.info))
-          return info._tag === "Some" ? [info.value] : []
-        })
-        return [...mine, ...others].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+          if (info._tag === "Some") byId.set(r.node_id, info.value)
+        }
+        // This replica's view wins, except that a node it lost but another replica has live is shown live.
+        for (const mine of yield* registry.all) {
+          const other = byId.get(mine.id)
+          if (mine.status !== "lost" || other === undefined || other.status === "lost") byId.set(mine.id, mine)
+        }
+        return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
       })
 
       return NodePresence.of({ all })

@@ -141,6 +141,20 @@ describe("control replicas on one PostgreSQL", () => {
           assert.strictEqual((yield* call(a, "GET", `/v1/sessions/${queued.body.sessionId}`)).body.status, "pending")
           assert.strictEqual((yield* call(a, "DELETE", "/v1/nodes/drained/n-on-a")).status, 200)
           yield* waitForSession(a, queued.body.sessionId, (s) => s.status === "completed", 10_000)
+
+          // A node that leaves A (lost there) and calls home to B shows as live on both, not as A's lost entry.
+          const linkOnA = yield* Scope.make()
+          yield* registerFakeNode(a.registry, { id: "n-moving", maxConcurrent: 1 }).pipe(Scope.provide(linkOnA))
+          yield* Scope.close(linkOnA, Exit.void)
+          yield* registerFakeNode(b.registry, { id: "n-moving", maxConcurrent: 1 })
+          const moving = (control: typeof a) =>
+            Effect.map(listed(control), (ids: Array<string>) => ids.find((n) => n.startsWith("n-moving:")))
+          const until = Date.now() + 10_000
+          while ((yield* moving(a)) !== "n-moving:ready" && Date.now() < until) yield* Effect.sleep(100)
+          assert.strictEqual(yield* moving(a), "n-moving:ready")
+          yield* Effect.sleep(1000) // A keeps publishing its lost entry: it must not replace B's live one
+          assert.strictEqual(yield* moving(a), "n-moving:ready")
+          assert.strictEqual(yield* moving(b), "n-moving:ready")
         })),
     )
   })
