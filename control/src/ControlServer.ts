@@ -48,6 +48,7 @@ import { ProjectsHttp } from "./http/ProjectsHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionExecHttp } from "./http/SessionExecHttp.ts"
+import { SessionPauseHttp } from "./http/SessionPauseHttp.ts"
 import { exposureHosts, ExposureProxy } from "./http/ExposureProxy.ts"
 import { PortsHttp } from "./http/PortsHttp.ts"
 import { ShellGateway } from "./http/ShellGateway.ts"
@@ -97,6 +98,7 @@ const routes = Layer.mergeAll(
       ProjectsHttp,
       ApprovalsHttp,
       SessionExecHttp,
+      SessionPauseHttp,
       PortsHttp,
     ]),
   ),

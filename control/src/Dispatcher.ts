@@ -34,6 +34,10 @@ export class Dispatcher extends Context.Service<Dispatcher, {
    */
   readonly stop: (id: SessionId, node: string | null) => Effect.Effect<void>
   readonly inflight: Effect.Effect<number>
+  /** Resumes a paused session on its node (which holds its saved VM); the stream runs as a dispatch's does. */
+  readonly resume: (claimed: ClaimedSession, node: NodeEntry) => Effect.Effect<void>
+  /** Whether this replica streams the session's node events now. */
+  readonly dispatching: (id: SessionId) => Effect.Effect<boolean>
 }>()("paws/control/Dispatcher") {
   static readonly layer = Layer.effect(
     Dispatcher,
@@ -87,7 +91,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             if (e.status === "starting") return false
             const reason = e.status === "cancelled" && cancelling.has(id) ? "cancelled_by_user" : e.reason
             const moved = yield* store.transition(id, e.status, reason)
-            return moved && isTerminal(e.status)
+            // Paused: the VM is saved on the node and released, so its stream ends here.
+            return moved && (isTerminal(e.status) || e.status === "paused")
           }
           if (e._tag === "egress_approval") yield* egress.record(id, e, egressTimeoutMs)
           if (e._tag === "result") yield* store.setResult(id, e.result)
@@ -99,8 +104,10 @@ export class Dispatcher extends Context.Service<Dispatcher, {
        * The node failed us before or while running: re-queue if the VM never ran (at most
        * `maxAttempts` times, so a broken node cannot bounce a session forever), else fail.
        */
-      const lost = (id: SessionId, reason: string) =>
+      const lost = (id: SessionId, reason: string, resume = false) =>
         Effect.gen(function* () {
+          // A resume the node never took leaves the session paused (its saved VM is still there).
+          if (resume) return yield* store.transition(id, "failed", reason, "running")
           const attempt = (attempts.get(id) ?? 0) + 1
           attempts.set(id, attempt)
           const requeued = attempt < maxAttempts && (yield* store.transition(id, "pending", reason))
@@ -112,7 +119,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           yield* feed.publish(id)
         })
 
-      const run = (claimed: ClaimedSession, entry: NodeEntry) => {
+      const run = (claimed: ClaimedSession, entry: NodeEntry, resume = false) => {
         // What this dispatch carried: anything the node says back is logged only with these values redacted.
         let sent: SessionDispatch["network"]["credentials"] = {}
         return Effect.gen(function* () {
@@ -148,6 +155,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             ...(claimed.memory === null ? {} : { memory: yield* memories.dispatchFor(claimed.memory) }),
             ...(input === undefined ? {} : { input }),
             ...(mcp.length === 0 ? {} : { mcp }),
+            ...(resume ? { resume: true } : {}),
           }
           let ended = false
           const finished = yield* entry.client.RunSession(dispatch).pipe(
@@ -163,18 +171,23 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           if (finished._tag === "None") {
             yield* store.transition(id, "timeout", "node_missed_deadline")
             yield* entry.client.CancelSession({ sessionId: id }).pipe(Effect.timeout(5_000), Effect.ignoreCause)
-          } else if (!ended) yield* store.transition(id, "failed", "node_ended_stream_early")
+          } else if (!ended) {
+            yield* store.transition(id, "failed", "node_ended_stream_early", resume ? "running" : undefined)
+          }
           attempts.delete(id)
         }).pipe(
           Effect.catchTags({
             NodeAtCapacity: () =>
               store.transition(claimed.id, "pending", "node_at_capacity").pipe(Effect.andThen(Effect.sleep(200))),
             UnknownSnapshot: (e) => store.transition(claimed.id, "failed", `unknown_snapshot: ${e.snapshot}`),
-            SessionAlreadyRunning: () => store.transition(claimed.id, "failed", "node_reports_already_running"),
+            SessionAlreadyRunning: () =>
+              resume
+                ? Effect.logWarning("node refused a resume").pipe(Effect.annotateLogs({ session: claimed.id }))
+                : store.transition(claimed.id, "failed", "node_reports_already_running"),
             VaultError: () => store.transition(claimed.id, "failed", "vault_cannot_decrypt_credentials"),
             MemoryUnreadable: () => store.transition(claimed.id, "failed", "memory_unreadable"),
             McpServerMissing: (e) => store.transition(claimed.id, "failed", `mcp_server_not_registered: ${e.name}`),
-            RpcClientError: () => lost(claimed.id, "node_lost"),
+            RpcClientError: () => lost(claimed.id, "node_lost", resume),
           }),
           // Our own interrupt (stop, shutdown) never reaches this handler; an interrupt here came
           // from the node's side (it shut down, or its link closed), so the node is lost too.
@@ -182,7 +195,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           Effect.catchCause((cause) =>
             Effect.logWarning("node lost during dispatch").pipe(
               Effect.annotateLogs({ session: claimed.id, cause: redactCredentials(Cause.pretty(cause), sent) }),
-              Effect.andThen(lost(claimed.id, "node_lost")),
+              Effect.andThen(lost(claimed.id, "node_lost", resume)),
             )
           ),
           Effect.asVoid,
@@ -266,6 +279,12 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           }
         }),
         inflight: Effect.sync(() => running.size),
+        resume: (claimed, entry) =>
+          Effect.gen(function* () {
+            perNode.set(entry.info.id, (perNode.get(entry.info.id) ?? 0) + 1)
+            running.set(claimed.id, yield* Effect.forkIn(run(claimed, entry, true), scope))
+          }),
+        dispatching: (id) => Effect.sync(() => running.has(id)),
       })
     }),
   )

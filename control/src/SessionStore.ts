@@ -240,7 +240,7 @@ export class SessionStore extends Context.Service<SessionStore, {
         const rows = yield* sql<{ id: string; audit_events: number }>`WITH u AS (
             UPDATE sessions SET status = ${to},
               node = ${to === "pending" ? sql`NULL` : sql`node`},
-              started_at = ${to === "running" ? sql`now()` : sql`started_at`},
+              started_at = ${to === "running" ? sql`COALESCE(started_at, now())` : sql`started_at`},
               completed_at = ${terminal ? sql`now()` : sql`completed_at`},
               reason = ${reason === undefined ? sql`reason` : sql`${reason}`}
             WHERE id = ${id} AND status IN ${sql.in(origins)}

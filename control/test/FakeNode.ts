@@ -5,8 +5,10 @@ import {
   type NodeInfo,
   NodeRpcs,
   NodeSessionNotFound,
+  SessionAlreadyRunning,
   type SessionDispatch,
   type SessionEvent,
+  SessionNotPausable,
   type SnapshotBuildDispatch,
   type SnapshotBuildEvent,
   SnapshotBuildFailed,
@@ -23,6 +25,8 @@ export interface FakeNode {
   /** Every dispatch received, with decrypted credentials, in arrival order. */
   readonly dispatched: Array<SessionDispatch>
   readonly cancelled: Array<string>
+  /** Sessions paused here (PauseSession on a `hang` session); a resume dispatch takes one out. */
+  readonly paused: Set<string>
   /** Every snapshot build received, with credentials, in arrival order. */
   readonly snapshotBuilds: Array<SnapshotBuildDispatch>
 }
@@ -61,7 +65,7 @@ export const registerFakeNode = (
       labels: options.labels ?? { fake: "true" },
       ...(options.snapshots === undefined ? {} : { snapshots: options.snapshots }),
     }
-    const node: FakeNode = { info, dispatched: [], cancelled: [], snapshotBuilds: [] }
+    const node: FakeNode = { info, dispatched: [], cancelled: [], paused: new Set(), snapshotBuilds: [] }
     const snapshots = new Map<string, SnapshotView>()
 
     /** Snapshot builds: base `missing` is unknown; setup `fail` fails, `hang` never ends; else built after 3 phases. */
@@ -108,10 +112,15 @@ export const registerFakeNode = (
       )
     }
     const cancels = new Map<string, Deferred.Deferred<void>>()
+    /** `hang` sessions can be paused: the stream ends with `paused`; a `resume` dispatch runs it again. */
+    const pauses = new Map<string, Deferred.Deferred<void>>()
     /** `egress` sessions: the proxy holds one request (id `held-<session>`) until DecideEgress. */
     const held = new Map<string, Deferred.Deferred<boolean>>()
 
-    const run = (d: SessionDispatch): Stream.Stream<SessionEvent> => {
+    const run = (d: SessionDispatch): Stream.Stream<SessionEvent, any> => {
+      if (d.resume === true && !node.paused.delete(d.sessionId)) {
+        return Stream.fail(new SessionAlreadyRunning({ sessionId: d.sessionId, message: "not paused here" }))
+      }
       node.dispatched.push(d)
       const script = workloadText(d.workload).text
       const gap = script.includes("slow") ? 100 : 5
@@ -127,12 +136,17 @@ export const registerFakeNode = (
       if (script.includes("hang")) {
         const cancelled = Deferred.makeUnsafe<void>()
         cancels.set(d.sessionId, cancelled)
-        return Stream.concat(
-          start,
-          Stream.fromEffect(Deferred.await(cancelled)).pipe(
-            Stream.map((): SessionEvent => ({ _tag: "status", status: "cancelled", at: now(), reason: "cancelled" })),
+        const paused = Deferred.makeUnsafe<void>()
+        pauses.set(d.sessionId, paused)
+        const ended = Deferred.await(cancelled).pipe(
+          Effect.as<SessionEvent>({ _tag: "status", status: "cancelled", at: now(), reason: "cancelled" }),
+          Effect.raceFirst(
+            Deferred.await(paused).pipe(Effect.as<SessionEvent>({ _tag: "status", status: "paused", at: now() })),
           ),
+          Effect.ensuring(Effect.sync(() => (cancels.delete(d.sessionId), pauses.delete(d.sessionId)))),
         )
+        const head = d.resume === true ? paced([{ _tag: "status", status: "running", at: now() }]) : start
+        return Stream.concat(head, Stream.fromEffect(ended))
       }
       if (script.includes("reject")) return Stream.die(rejection(d.network))
       if (script.includes("egress")) {
@@ -228,6 +242,7 @@ export const registerFakeNode = (
       CancelSession: ({ sessionId }) =>
         Effect.gen(function* () {
           node.cancelled.push(sessionId)
+          if (node.paused.delete(sessionId)) return
           const d = cancels.get(sessionId)
           if (d === undefined) {
             return yield* new NodeSessionNotFound({ sessionId, message: "not running here" })
@@ -239,6 +254,15 @@ export const registerFakeNode = (
           const d = held.get(requestId)
           if (d !== undefined) Deferred.doneUnsafe(d, Effect.succeed(approve))
           return { delivered: d !== undefined }
+        }),
+      PauseSession: ({ sessionId }) =>
+        Effect.gen(function* () {
+          const d = pauses.get(sessionId)
+          if (d === undefined) {
+            return yield* new SessionNotPausable({ sessionId, message: "only `hang` sessions pause here" })
+          }
+          node.paused.add(sessionId)
+          yield* Deferred.succeed(d, undefined)
         }),
       NodeStatus: () => Effect.succeed(info),
       BuildSnapshot: (d) => buildSnapshot(d),

@@ -52,6 +52,8 @@ const fakeSessions = (maxConcurrent = 3) =>
         })) as Stream.Stream<SessionEvent, NodeAtCapacity>,
       cancel: (id) => Effect.suspend(() => Deferred.succeed(live.get(id)!, undefined)).pipe(Effect.asVoid),
       ids: Effect.sync(() => new Set(live.keys())),
+      pause: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
+      pausedIds: Effect.succeed([]),
       capacity: Effect.sync(() => ({ maxConcurrent, running: live.size })),
       exec: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       readFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),

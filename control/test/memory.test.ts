@@ -65,6 +65,7 @@ const memoryNode = (registry: NodeRegistry["Service"], dispatched: Array<Session
     const handlers = NodeRpcs.toLayer({
       RunSession: run,
       CancelSession: () => Effect.void,
+      PauseSession: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "memory node" })),
       NodeStatus: () => Effect.succeed(info),
       BuildSnapshot: () => Stream.empty,
       ListSnapshots: () => Effect.succeed([]),

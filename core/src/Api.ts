@@ -16,6 +16,7 @@ import { HooksApi } from "./ApiHooks.ts"
 import { DaemonName } from "./Daemon.ts"
 import { SnapshotsApi } from "./ApiSnapshots.ts"
 import { SessionExecApi } from "./ApiLiveSessions.ts"
+import { SessionPauseApi } from "./ApiSessionPause.ts"
 import { PortsApi } from "./PortExposure.ts"
 import {
   Forbidden,
@@ -208,6 +209,7 @@ export class Api extends HttpApi.make("paws")
   .add(DaemonsApi)
   .add(McpServersApi)
   .add(SessionExecApi)
+  .add(SessionPauseApi)
   .add(PortsApi)
   .add(KeysApi)
   .add(AuditApi)

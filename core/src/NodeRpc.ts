@@ -7,6 +7,7 @@ import { MemoryDispatch, NodeSessionEvent } from "./SessionMemory.ts"
 import { McpDispatchServer } from "./Mcp.ts"
 import { ExecInSession, OpenShell, ReadSessionFile, ShellInput, WriteSessionFile } from "./LiveSession.ts"
 import { ForwardToPort, OpenPortSocket, SendPortSocket } from "./PortExposure.ts"
+import { PauseSession } from "./SessionPause.ts"
 import {
   hardLimits,
   headerNameRegExp,
@@ -94,6 +95,8 @@ export const SessionDispatch = Schema.Struct({
   input: Schema.optionalKey(SessionInput),
   /** MCP servers the guest may use, secrets in clear (memory and this wire only). */
   mcp: Schema.optionalKey(Schema.Array(McpDispatchServer)),
+  /** Resume the session this node paused (its saved files) instead of starting a new VM. */
+  resume: Schema.optionalKey(Schema.Boolean),
 }).annotate({ identifier: "SessionDispatch" })
 export type SessionDispatch = typeof SessionDispatch.Type
 
@@ -168,4 +171,5 @@ export class NodeRpcs extends RpcGroup.make(
   SendPortSocket,
   OpenShell,
   ShellInput,
+  PauseSession,
 ) {}

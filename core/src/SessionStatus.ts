@@ -5,6 +5,7 @@ export const sessionStatuses = [
   "pending",
   "starting",
   "running",
+  "paused",
   "completed",
   "failed",
   "timeout",
@@ -23,7 +24,11 @@ export const sessionTransitions: { readonly [S in SessionStatus]: ReadonlyArray<
   pending: ["starting", "failed", "cancelled"],
   // starting → pending: the node was lost or refused before the VM ran; the session is re-queued.
   starting: ["pending", "running", "failed", "timeout", "cancelled"],
-  running: ["completed", "failed", "timeout", "cancelled"],
+  // running → paused: the VM saved to its node's disk (memory + disk), its slot and proxy freed.
+  running: ["completed", "failed", "timeout", "cancelled", "paused"],
+  // paused → running: resumed on the same node (the saved files live there); → timeout/failed/cancelled
+  // while saved (its running time spent, its files gone, or cancelled by its owner).
+  paused: ["running", "cancelled", "failed", "timeout"],
   completed: [],
   failed: [],
   timeout: [],

@@ -25,6 +25,15 @@ describe("SessionStatus transitions", () => {
     expect(canTransition("awaiting_approval", "starting")).toBe(false)
     expect(canTransition("awaiting_approval", "running")).toBe(false)
   })
+  it("paused is reached only from running and leads back to running or to an end", () => {
+    expect(isTerminal("paused")).toBe(false)
+    expect(sessionStatuses.filter((s) => canTransition(s, "paused"))).toEqual(["running"])
+    expect(canTransition("paused", "running")).toBe(true)
+    for (const end of ["cancelled", "failed", "timeout"] as const) expect(canTransition("paused", end)).toBe(true)
+    expect(canTransition("paused", "completed")).toBe(false)
+    expect(canTransition("paused", "pending")).toBe(false)
+    expect(canTransition("paused", "starting")).toBe(false)
+  })
 })
 
 describe("SessionId", () => {

@@ -25,6 +25,8 @@ export interface NodeSettings {
   readonly serveRpc: boolean
   /** Control silent this long: the link is dropped and with it every live session (control fails them as node_lost). */
   readonly lostAfterMs: number
+  /** Auto-pause a live session after this many seconds without exec, file, shell or port traffic; 0 = never. */
+  readonly idlePauseSeconds: number
   /** Reported to control for placement: sessions with a `nodeSelector` run only where every label matches. */
   readonly labels: Readonly<Record<string, string>>
 }
@@ -88,6 +90,12 @@ export const nodeSettings = {
     30_000,
     "control silent this long: the link drops and its sessions stop",
   ),
+  idlePauseSeconds: intSetting(
+    "PAWS_NODE_IDLE_PAUSE_SECONDS",
+    0,
+    "pause a live session after this many seconds without exec, file, shell or port traffic (0 = never)",
+    { min: 0, max: 604_800 },
+  ),
   proxyUpstream: customSetting(
     "PAWS_NODE_PROXY_UPSTREAM",
     "(unset)",
@@ -144,6 +152,7 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   proxyUpstream: proxyUpstreamConfig,
   controlUrl: nodeSettings.controlUrl.config,
   lostAfterMs: nodeSettings.lostAfterMs.config,
+  idlePauseSeconds: nodeSettings.idlePauseSeconds.config,
   labels: nodeSettings.labels.config,
 }).pipe(Config.map(({ port, ...s }) => ({
   ...s,
@@ -171,5 +180,6 @@ const testDefaults: NodeSettings = {
   controlUrl: Option.none(),
   serveRpc: true,
   lostAfterMs: 30_000,
+  idlePauseSeconds: 0,
   labels: {},
 }

@@ -31,6 +31,7 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
         ? Effect.map(snapshots.value.remove(name), (removed) => ({ removed }))
         : Effect.succeed({ removed: false }),
     CancelSession: ({ sessionId }) => sessions.cancel(sessionId),
+    PauseSession: ({ sessionId }) => sessions.pause(sessionId),
     DecideEgress: ({ sessionId, requestId, approve }) =>
       Effect.map(sessions.decideEgress(sessionId, requestId, approve), (delivered) => ({ delivered })),
     ExecInSession: ({ sessionId, command, stdin }) => sessions.exec(sessionId, command, stdin),

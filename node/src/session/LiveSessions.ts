@@ -8,8 +8,13 @@ import {
   type PortSocketMessage,
   SessionAlreadyRunning,
   type SessionDispatch,
+  SessionNotPausable,
   type UnknownSnapshot,
 } from "@paws/core"
+import * as path from "node:path"
+import { dataDirConfig } from "../image/GuestImage.ts"
+import { makePausedVms } from "./PausedVms.ts"
+import type { PauseHolder } from "./SessionPauses.ts"
 import { ImageStore } from "../image/ImageStore.ts"
 import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import { NodeConfig } from "../NodeConfig.ts"
@@ -37,6 +42,13 @@ export class LiveSessions extends Context.Service<LiveSessions, {
     requestId: string,
     approve: boolean,
   ) => Effect.Effect<boolean, NodeSessionNotFound>
+  /**
+   * Saves a live session's VM to this node's disk and releases it; its event stream then ends with
+   * status `paused`. Resuming is `run` with `resume: true`.
+   */
+  readonly pause: (sessionId: string) => Effect.Effect<void, NodeSessionNotFound | SessionNotPausable>
+  /** Sessions paused on this node's disk (kept across node restarts). */
+  readonly pausedIds: Effect.Effect<ReadonlyArray<string>>
   readonly ids: Effect.Effect<ReadonlySet<string>>
   readonly capacity: Effect.Effect<{ readonly maxConcurrent: number; readonly running: number }>
   /** Into a running session's guest (once its workload is running): exec, read and write files. */
@@ -90,6 +102,31 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const dialer = yield* Effect.serviceOption(NetnsDialer)
       const portSockets = makePortSockets()
       const ptys = makeGuestPtys()
+      const paused = makePausedVms(path.resolve(yield* dataDirConfig, "paused"))
+      const pauses = new Map<string, PauseHolder>()
+      /** Guest traffic per session (exec, files, shells, ports): what the idle auto-pause watches. */
+      const activity = new Map<string, { at: number; open: number }>()
+      const touch = (sessionId: string) => {
+        const a = activity.get(sessionId)
+        if (a !== undefined) a.at = Date.now()
+      }
+      /** A stream into the guest counts as traffic for as long as it is open. */
+      const traffic = <A, E, R>(sessionId: string, stream: Stream.Stream<A, E, R>) =>
+        Stream.ensuring(
+          Stream.suspend(() => {
+            const a = activity.get(sessionId)
+            if (a !== undefined) (a.open++, a.at = Date.now())
+            return stream
+          }),
+          Effect.sync(() => {
+            const a = activity.get(sessionId)
+            if (a !== undefined) (a.open = Math.max(0, a.open - 1), a.at = Date.now())
+          }),
+        )
+      const lastActive = (sessionId: string) => () => {
+        const a = activity.get(sessionId)
+        return a === undefined || a.open > 0 ? Date.now() : a.at
+      }
       const noDialer = () => new LiveSessionError({ reason: "guest", message: "this node cannot dial guests" })
       const guestOf = (sessionId: string) =>
         Effect.suspend(() => {
@@ -100,7 +137,11 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             : `no live session ${sessionId}`
           return Effect.fail(new NodeSessionNotFound({ sessionId, message }))
         })
-      const shellOf = (sessionId: string) => Effect.map(guestOf(sessionId), (g) => g.shell)
+      const shellOf = (sessionId: string) =>
+        Effect.map(guestOf(sessionId), (g) => {
+          touch(sessionId)
+          return g.shell
+        })
       const onGuest = (sessionId: string, guest: LiveGuestChannel) =>
         Effect.acquireRelease(
           Effect.sync(() => void shells.set(sessionId, guest)),
@@ -131,6 +172,9 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           if (live.size >= maxVms) {
             return yield* new NodeAtCapacity({ message: `node runs ${live.size} of ${maxVms} VMs` })
           }
+          if (dispatch.resume === true && (yield* paused.read(id)) === undefined) {
+            return yield* new SessionAlreadyRunning({ sessionId: id, message: `session ${id} is not paused here` })
+          }
           const cancel = Deferred.makeUnsafe<void>()
           live.set(id, cancel)
           return cancel
@@ -141,11 +185,24 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           Effect.gen(function* () {
             const cancel = yield* Effect.acquireRelease(
               admit(dispatch),
-              () => Effect.sync(() => live.delete(dispatch.sessionId) && egress.delete(dispatch.sessionId)),
+              () =>
+                Effect.sync(() => {
+                  live.delete(dispatch.sessionId)
+                  egress.delete(dispatch.sessionId)
+                  pauses.delete(dispatch.sessionId)
+                  activity.delete(dispatch.sessionId)
+                }),
             )
             const holder = {}
             egress.set(dispatch.sessionId, holder)
-            yield* runner.run(dispatch, (event) => void Queue.offerUnsafe(queue, event), cancel, holder, onGuest).pipe(
+            const pause: PauseHolder = {}
+            pauses.set(dispatch.sessionId, pause)
+            activity.set(dispatch.sessionId, { at: Date.now(), open: 0 })
+            const emit = (event: NodeSessionEvent) => void Queue.offerUnsafe(queue, event)
+            yield* runner.run(dispatch, emit, cancel, holder, onGuest, {
+              holder: pause,
+              lastActive: lastActive(dispatch.sessionId),
+            }).pipe(
               Effect.ensuring(Queue.end(queue)),
               Effect.forkScoped,
             )
@@ -158,7 +215,11 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           Effect.suspend(() => {
             const cancel = live.get(sessionId)
             if (cancel === undefined) {
-              return Effect.fail(new NodeSessionNotFound({ sessionId, message: `no live session ${sessionId}` }))
+              // A paused session: cancelling it removes its saved VM.
+              return Effect.flatMap(paused.read(sessionId), (m) =>
+                m === undefined
+                  ? Effect.fail(new NodeSessionNotFound({ sessionId, message: `no live session ${sessionId}` }))
+                  : paused.remove(sessionId))
             }
             return Deferred.succeed(cancel, undefined).pipe(Effect.asVoid)
           }),
@@ -171,28 +232,63 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             holder.decide?.(requestId, approve)
             return Effect.succeed(holder.decide !== undefined)
           }),
+        pause: (sessionId) =>
+          Effect.suspend((): Effect.Effect<void, NodeSessionNotFound | SessionNotPausable> => {
+            const holder = pauses.get(sessionId)
+            if (holder === undefined) {
+              return Effect.fail(new NodeSessionNotFound({ sessionId, message: `no live session ${sessionId}` }))
+            }
+            if (holder.request === undefined) {
+              return Effect.fail(
+                new SessionNotPausable({
+                  sessionId,
+                  message: shells.has(sessionId)
+                    ? "its script is still running; a live session (interactive, or keepAlive once its script is done) can be paused"
+                    : "it is still starting",
+                }),
+              )
+            }
+            return holder.request
+          }),
+        pausedIds: paused.list,
         ids: Effect.sync(() => new Set(live.keys())),
         capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size })),
         exec: (sessionId, command, stdin) =>
-          Stream.unwrap(Effect.map(shellOf(sessionId), (shell) => execInGuest(shell, command, stdin))),
+          traffic(
+            sessionId,
+            Stream.unwrap(Effect.map(shellOf(sessionId), (shell) => execInGuest(shell, command, stdin))),
+          ),
         readFile: (sessionId, path) => Effect.flatMap(shellOf(sessionId), (shell) => readGuestFile(shell, path)),
         writeFile: (sessionId, path, data) =>
           Effect.flatMap(shellOf(sessionId), (shell) => writeGuestFile(shell, path, data)),
         forward: (sessionId, request) =>
-          Stream.unwrap(
-            Effect.map(guestOf(sessionId), (g) =>
-              dialer._tag === "None" ? Stream.fail(noDialer()) : forwardToGuest(dialer.value, g.guestIp, request)),
+          traffic(
+            sessionId,
+            Stream.unwrap(
+              Effect.map(
+                guestOf(sessionId),
+                (g) =>
+                  dialer._tag === "None" ? Stream.fail(noDialer()) : forwardToGuest(dialer.value, g.guestIp, request),
+              ),
+            ),
           ),
         openSocket: (sessionId, request) =>
-          Stream.unwrap(
-            Effect.map(guestOf(sessionId), (g) =>
-              dialer._tag === "None" ? Stream.fail(noDialer()) : portSockets.open(dialer.value, g.guestIp, request)),
+          traffic(
+            sessionId,
+            Stream.unwrap(
+              Effect.map(
+                guestOf(sessionId),
+                (g) =>
+                  dialer._tag === "None" ? Stream.fail(noDialer()) : portSockets.open(dialer.value, g.guestIp, request),
+              ),
+            ),
           ),
         sendSocket: portSockets.send,
         openShell: (sessionId, shellId, size) =>
-          Stream.unwrap(Effect.map(guestOf(sessionId), (g) => ptys.open(g.shell, shellId, size))).pipe(
-            Stream.map((data) => ({ data })),
-          ),
+          traffic(sessionId, Stream.unwrap(Effect.map(guestOf(sessionId), (g) => ptys.open(g.shell, shellId, size))))
+            .pipe(
+              Stream.map((data) => ({ data })),
+            ),
         shellInput: ptys.input,
       })
     }),

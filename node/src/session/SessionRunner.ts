@@ -24,7 +24,14 @@ import { LiveOutput } from "./LiveOutput.ts"
 import { collectResult } from "./ResultCollect.ts"
 import { makeSessionSteps } from "./SessionSteps.ts"
 import { collectState, restoreMemory } from "./StateVolume.ts"
-import type { SessionContext } from "./SessionSteps.ts"
+import type { Placement, SessionContext } from "./SessionSteps.ts"
+import { dataDirConfig } from "../image/GuestImage.ts"
+import * as path from "node:path"
+import { makePausedVms } from "./PausedVms.ts"
+import type { PausedManifest } from "./PausedVms.ts"
+import { keepUpUntil } from "./SessionPauses.ts"
+import type { PauseHolder } from "./SessionPauses.ts"
+import type { Snapshot } from "../snapshot/SnapshotManifest.ts"
 
 export { SessionStepFailed } from "./SessionSteps.ts"
 
@@ -35,7 +42,7 @@ export interface LiveGuestChannel {
 }
 
 interface Outcome {
-  readonly status: Extract<SessionStatus, "completed" | "failed" | "timeout" | "cancelled">
+  readonly status: Extract<SessionStatus, "completed" | "failed" | "timeout" | "cancelled" | "paused">
   readonly exitCode: number | null
   readonly output: unknown
   readonly error?: string
@@ -62,6 +69,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
     egress?: SessionContext["egress"],
     /** Called once the guest is prepared, in the VM's scope: its channel, for exec and files. */
     onGuest?: (sessionId: string, guest: LiveGuestChannel) => Effect.Effect<void, never, Scope.Scope>,
+    /** Set while the session may be paused; `lastActive` feeds the idle auto-pause. */
+    pause?: { readonly holder: PauseHolder; readonly lastActive: () => number },
   ) => Effect.Effect<void>
 }>()("paws/node/session/SessionRunner") {
   static readonly layerNoDeps = Layer.effect(
@@ -81,6 +90,26 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         restorer: yield* Effect.serviceOption(SnapshotRestore),
         warmVms: yield* Effect.serviceOption(WarmVmPool),
       })
+      const snapshots = yield* Effect.serviceOption(SnapshotStore)
+      const paused = makePausedVms(path.resolve(yield* dataDirConfig, "paused"))
+      /** A paused session's VM as a restore sees it, and the snapshot its disk backs onto. */
+      const resumable = (sessionId: string) =>
+        Effect.gen(function* () {
+          const manifest = yield* paused.read(sessionId)
+          if (manifest === undefined) return yield* Effect.fail(new Error(`no paused VM of session ${sessionId} here`))
+          const base = Option.isSome(snapshots) ? yield* snapshots.value.find(manifest.snapshot) : Option.none()
+          if (Option.isNone(base) || base.value.manifest.createdAt !== manifest.snapshotCreatedAt) {
+            return yield* Effect.fail(
+              new Error(`snapshot "${manifest.snapshot}" that the paused VM backs onto was removed or rebuilt`),
+            )
+          }
+          const placement: Placement = {
+            image: base.value.image,
+            snapshot: Option.some(paused.asSnapshot(base.value, sessionId)),
+            pooled: Option.none(),
+          }
+          return { manifest, base: base.value, placement }
+        })
 
       const run = Effect.fn("SessionRunner.run")(function* (
         dispatch: SessionDispatch,
@@ -88,6 +117,10 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         cancel: Deferred.Deferred<void>,
         egress: SessionContext["egress"] = {},
         onGuest?: (sessionId: string, guest: LiveGuestChannel) => Effect.Effect<void, never, Scope.Scope>,
+        pause: { readonly holder: PauseHolder; readonly lastActive: () => number } = {
+          holder: {},
+          lastActive: Date.now,
+        },
       ) {
         const stdout = new OutputCap(config.outputCapBytes)
         const stderr = new OutputCap(config.outputCapBytes)
@@ -108,7 +141,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         let scriptDone: Outcome | undefined
         /** The session's path: each step acquires in this scope, and closing it releases in reverse. */
         const lifecycle = Effect.gen(function* () {
-          const placement = yield* steps.place(c)
+          const resumed = dispatch.resume === true ? yield* resumable(dispatch.sessionId) : undefined
+          const placement = resumed?.placement ?? (yield* steps.place(c))
           const slot = yield* steps.slot(c, placement)
           // The proxy (and the firewall opening to it) and the VM start side by side: neither
           // needs the other until the guest is prepared with the proxy's CA.
@@ -118,19 +152,45 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           const watch = steps.watch(started.vm, proxy)
           const shell = yield* steps.guest(c, slot, placement, proxy, started, watch)
           const memory = dispatch.memory
-          if (memory !== undefined) yield* restoreMemory(shell, memory, watch)
+          if (memory !== undefined && resumed === undefined) yield* restoreMemory(shell, memory, watch)
           if (onGuest !== undefined) yield* onGuest(dispatch.sessionId, { shell, guestIp: slot.guestIp })
           status("running")
           const began = Date.now()
+          const usedBefore = resumed?.manifest.usedMs ?? 0
+          // The snapshot a pause's disk backs onto: the one the VM was cloned from.
+          const base: Snapshot | undefined = resumed?.base ?? Option.getOrUndefined(placement.snapshot)
           // A live session (interactive, or a keepAlive script once done) stays up until it is
-          // cancelled (raced below) or its timeout, counted from when it began running.
-          const keepUp = Effect.suspend(() => Effect.sleep(Math.max(0, began + dispatch.timeoutMs - Date.now()))).pipe(
-            Effect.raceFirst(watch.vmDied),
-            Effect.raceFirst(watch.proxyDied),
-            Effect.tap(() => c.mark("kept-alive")),
-          )
+          // cancelled (raced outside), its running time is spent (paused time does not count), or
+          // it is paused: its VM saved to this node's disk, then everything released.
+          const keepUp = (script?: PausedManifest["script"]) =>
+            Effect.scoped(keepUpUntil({
+              holder: pause.holder,
+              sessionId: dispatch.sessionId,
+              deadline: began + dispatch.timeoutMs - usedBefore,
+              died: Effect.raceFirst(watch.vmDied, watch.proxyDied),
+              save: base === undefined || started.agent === undefined
+                ? "its VM was cold-booted (no snapshot to restore it through); only restored VMs can be paused"
+                : paused.save(started.vm, base, {
+                  sessionId: dispatch.sessionId,
+                  snapshot: base.name,
+                  snapshotCreatedAt: base.manifest.createdAt,
+                  pausedAt: nowIso(),
+                  usedMs: usedBefore + Date.now() - began,
+                  ...(script === undefined ? {} : { script }),
+                }),
+              cont: started.vm.qmp("cont").pipe(Effect.ignore),
+              idleMs: config.idlePauseSeconds * 1000,
+              lastActive: pause.lastActive,
+            })).pipe(Effect.tap(() => c.mark("kept-alive")))
+          const pausedOutcome: Outcome = { status: "paused", exitCode: null, output: null }
+          if (resumed !== undefined) {
+            // Resumed: the script (if any) ended before the first pause; its outcome ends the session.
+            const script = resumed.manifest.script
+            if ((yield* keepUp(script)) === "paused") return pausedOutcome
+            return { status: script?.status ?? "completed", exitCode: script?.exitCode ?? null, output: null }
+          }
           if (dispatch.workload.type === "interactive") {
-            yield* keepUp
+            if ((yield* keepUp()) === "paused") return pausedOutcome
             return { status: "completed", exitCode: null, output: null } satisfies Outcome
           }
           const exitCode = yield* steps.workload(c, shell, watch, { stdout, stderr, live })
@@ -153,7 +213,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           if (keepsAlive(dispatch.workload)) {
             // Cancelled while kept alive: the session is cancelled, its script's result kept.
             scriptDone = outcome
-            yield* keepUp
+            const script = { status: done, exitCode: exitCode.value }
+            if ((yield* keepUp(script)) === "paused") return pausedOutcome
           }
           return outcome
         })
@@ -174,6 +235,13 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         live.end()
         stdout.end()
         stderr.end()
+        if (outcome.status === "paused") return status("paused")
+        // Over: its saved VM (a resumed session's disk backed onto it until now) goes too.
+        yield* paused.remove(dispatch.sessionId)
+        // A resumed session's result was recorded before its first pause; an error is news though.
+        if (dispatch.resume === true && outcome.error === undefined) {
+          return status(outcome.status)
+        }
         const result: SessionResult = {
           exitCode: outcome.exitCode,
           stdout: stdout.text,
