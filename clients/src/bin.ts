@@ -23,6 +23,7 @@ import { control, node } from "./commands/services.ts"
 import { up } from "./commands/up.ts"
 import { sessions } from "./commands/sessions.ts"
 import { cp, exec } from "./commands/exec.ts"
+import { pause, resume } from "./commands/pause.ts"
 import { ports } from "./commands/ports.ts"
 import { shell } from "./commands/shell.ts"
 import { top } from "./commands/top.ts"
@@ -45,6 +46,8 @@ export const paws = root.pipe(
     sessions,
     exec,
     cp,
+    pause,
+    resume,
     ports,
     shell,
     daemons,

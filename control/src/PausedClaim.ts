@@ -27,3 +27,24 @@ export const claimPaused = (id: SessionId, replica: string) =>
     }
     return claimed
   })
+
+/**
+ * Replaces a paused session's sealed credentials with `next(current)` (both plaintext JSON),
+ * unless it left `paused` or they changed meanwhile. False when nothing was replaced.
+ */
+export const replacePausedCredentials = (
+  id: SessionId,
+  next: (current: string | null) => Effect.Effect<string>,
+) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ credentials: string | null }>`SELECT credentials FROM sessions
+      WHERE id = ${id} AND status = 'paused'`.pipe(Effect.orDie)
+    const row = rows[0]
+    if (row === undefined) return false
+    const sealed = yield* next(row.credentials)
+    const updated = yield* sql`UPDATE sessions SET credentials = ${sealed}
+      WHERE id = ${id} AND status = 'paused' AND credentials IS NOT DISTINCT FROM ${row.credentials}
+      RETURNING id`.pipe(Effect.orDie)
+    return updated.length > 0
+  })

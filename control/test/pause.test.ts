@@ -10,7 +10,7 @@ const secret = "sk-pause-7d1e0c44-never-shown"
 describe("pause and resume over HTTP (control, node double)", () => {
   layer(TestControl.layer().pipe(Layer.provide(pgliteBackend)), { excludeTestServices: true, timeout: 60_000 })(
     (it) => {
-      it.effect("pause frees the node's slot, resume re-dispatches to the same node with credentials, 409s name the status", () =>
+      it.effect("pause frees the node's slot, credentials rotate while paused, resume re-dispatches to the same node with them, 409s name the status", () =>
         Effect.gen(function* () {
           const control = yield* TestControl
           const node = yield* registerFakeNode(control.registry, { id: "n-pause", maxConcurrent: 1 })
@@ -46,13 +46,40 @@ describe("pause and resume over HTTP (control, node double)", () => {
           assert.strictEqual(done.node, "n-pause")
           assert.strictEqual((yield* call(control, "GET", `/v1/sessions/${id}`)).body.status, "paused")
 
+          // Rotated while paused: values only, for the hosts and headers the session has.
+          const rotate = (credentials: unknown) =>
+            call(control, "PUT", `/v1/sessions/${id}/credentials`, { body: { credentials } })
+          const otherHost = yield* rotate({ "evil.example.com": { headers: { "x-api-key": "sk-rotated-12345678" } } })
+          assert.strictEqual(otherHost.status, 400, otherHost.text)
+          assert.include(
+            otherHost.body.message,
+            "credentials.evil.example.com: is not one of the session's credential hosts",
+          )
+          const otherHeader = yield* rotate({
+            "api.example.com": { headers: { authorization: "sk-rotated-12345678" } },
+          })
+          assert.strictEqual(otherHeader.status, 400, otherHeader.text)
+          assert.include(otherHeader.body.message, "is not one of the headers the session injects for api.example.com")
+          const weak = yield* rotate({ "api.example.com": { headers: { "x-api-key": "short" } } })
+          assert.strictEqual(weak.status, 400, weak.text)
+          assert.include(weak.body.message, "credentials.api.example.com.headers.x-api-key: is shorter than 8")
+          const rotated = yield* rotate({ "api.example.com": { headers: { "X-Api-Key": "sk-rotated-12345678" } } })
+          assert.strictEqual(rotated.status, 200, rotated.text)
+          assert.notInclude(rotated.text, "sk-rotated")
+
           const resumed = yield* call(control, "POST", `/v1/sessions/${id}/resume`)
           assert.strictEqual(resumed.status, 200, resumed.text)
           assert.deepStrictEqual(resumed.body, { sessionId: id, status: "running" })
           const dispatch = node.dispatched.filter((d) => d.sessionId === id)
           assert.strictEqual(dispatch.length, 2)
           assert.strictEqual(dispatch[1]!.resume, true)
-          assert.strictEqual(dispatch[1]!.network.credentials["api.example.com"]!.headers["x-api-key"], secret)
+          assert.deepStrictEqual(dispatch[0]!.network.credentials["api.example.com"]!.headers, { "x-api-key": secret })
+          assert.deepStrictEqual(dispatch[1]!.network.credentials["api.example.com"]!.headers, {
+            "X-Api-Key": "sk-rotated-12345678",
+          })
+          const whileRunning = yield* rotate({ "api.example.com": { headers: { "x-api-key": "sk-rotated-87654321" } } })
+          assert.strictEqual(whileRunning.status, 409, whileRunning.text)
+          assert.strictEqual(whileRunning.body.status, "running")
           const after = yield* call(control, "GET", `/v1/sessions/${id}`)
           assert.strictEqual(after.body.startedAt, running.startedAt, "a resume keeps when the session began")
           const statuses = (yield* call(control, "GET", `/v1/sessions/${id}`)).body.status

@@ -2,8 +2,10 @@ import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { SessionNotLive } from "./ApiLiveSessions.ts"
 import { scoped } from "./ApiScoped.ts"
-import { ServiceUnavailable, SessionNotFound } from "./Errors.ts"
+import { InvalidRequest, ServiceUnavailable, SessionNotFound } from "./Errors.ts"
+import { HostPattern } from "./HostPattern.ts"
 import { SessionId } from "./Ids.ts"
+import { CredentialRule } from "./SessionSpec.ts"
 import { SessionStatus } from "./SessionStatus.ts"
 
 export const PauseOutcome = Schema.Struct({
@@ -11,6 +13,12 @@ export const PauseOutcome = Schema.Struct({
   status: SessionStatus,
 }).annotate({ identifier: "PauseOutcome" })
 export type PauseOutcome = typeof PauseOutcome.Type
+
+/** New values for credentials a session already has (same hosts, same header names). */
+export const CredentialRotation = Schema.Struct({
+  credentials: Schema.Record(HostPattern, CredentialRule),
+}).annotate({ identifier: "CredentialRotation" })
+export type CredentialRotation = typeof CredentialRotation.Type
 
 /** Pause a running session's VM to its node's disk and resume it there later. */
 export class SessionPauseApi extends HttpApiGroup.make("sessionPause")
@@ -38,6 +46,18 @@ export class SessionPauseApi extends HttpApiGroup.make("sessionPause")
         "connected), with its clock and entropy refreshed, a new network slot and a fresh proxy whose credentials " +
         "are read from the vault now (a credential rotated while paused is the one injected). Answers once the " +
         "session is `running` again. A session that is not `paused` is a 409 naming its status.",
+    )),
+    HttpApiEndpoint.put("rotateCredentials", "/:id/credentials", {
+      params: { id: SessionId },
+      payload: CredentialRotation,
+      success: PauseOutcome,
+      error: [SessionNotFound, SessionNotLive, InvalidRequest],
+    }).pipe(scoped(
+      "sessions:write",
+      "Rotate a paused session's credentials",
+      "Replaces the values of credentials the session already has (each host and header name must be one of its " +
+        "own; which hosts get which headers is fixed when the session is created). The new values go to the vault " +
+        "and are injected by the fresh proxy at resume. Only a `paused` session: a 409 names any other status.",
     )),
   )
   .prefix("/v1/sessions")

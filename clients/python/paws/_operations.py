@@ -262,6 +262,37 @@ class SessionExecOperations(SyncOperations):
         return None
 
 
+class SessionPauseOperations(SyncOperations):
+    """Pause and resume: a live session saved to its node's disk."""
+
+    def pause(self, id: SessionId) -> PauseOutcome:
+        """Pause a running session
+
+        Saves the session's VM (memory, device state and disk) on its node and frees its VM slot, network and proxy; answers once the session is `paused`. Only a live session can be paused: an `interactive` workload, or a `keepAlive` script once its script has finished, and only a VM restored from a snapshot (the default). Paused time does not count toward `timeoutMs`. Any other status is a 409 naming it.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/pause", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return PauseOutcome.from_dict(data)
+
+    def resume(self, id: SessionId) -> PauseOutcome:
+        """Resume a paused session
+
+        Restores the paused VM on the node that saved it (its files live there; a 503 when that node is not connected), with its clock and entropy refreshed, a new network slot and a fresh proxy whose credentials are read from the vault now (a credential rotated while paused is the one injected). Answers once the session is `running` again. A session that is not `paused` is a 409 naming its status.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("POST", "/v1/sessions/{id}/resume", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return PauseOutcome.from_dict(data)
+
+    def rotate_credentials(self, id: SessionId, *, credentials: dict[str, CredentialRule]) -> PauseOutcome:
+        """Rotate a paused session's credentials
+
+        Replaces the values of credentials the session already has (each host and header name must be one of its own; which hosts get which headers is fixed when the session is created). The new values go to the vault and are injected by the fresh proxy at resume. Only a `paused` session: a 409 names any other status.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = self._call("PUT", "/v1/sessions/{id}/credentials", path={"id": id}, query={}, headers={}, body={"credentials": credentials}, expect='application/json')
+        return PauseOutcome.from_dict(data)
+
+
 class PortsOperations(SyncOperations):
     """Exposed ports: a guest's web app behind access control."""
 
@@ -748,6 +779,37 @@ class AsyncSessionExecOperations(AsyncOperations):
         Requires scope `sessions:write` (or one that implies it)."""
         data = await self._call("PUT", "/v1/sessions/{id}/files", path={"id": id}, query={"path": path}, headers={}, body=None, expect=None)
         return None
+
+
+class AsyncSessionPauseOperations(AsyncOperations):
+    """Pause and resume: a live session saved to its node's disk."""
+
+    async def pause(self, id: SessionId) -> PauseOutcome:
+        """Pause a running session
+
+        Saves the session's VM (memory, device state and disk) on its node and frees its VM slot, network and proxy; answers once the session is `paused`. Only a live session can be paused: an `interactive` workload, or a `keepAlive` script once its script has finished, and only a VM restored from a snapshot (the default). Paused time does not count toward `timeoutMs`. Any other status is a 409 naming it.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/pause", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return PauseOutcome.from_dict(data)
+
+    async def resume(self, id: SessionId) -> PauseOutcome:
+        """Resume a paused session
+
+        Restores the paused VM on the node that saved it (its files live there; a 503 when that node is not connected), with its clock and entropy refreshed, a new network slot and a fresh proxy whose credentials are read from the vault now (a credential rotated while paused is the one injected). Answers once the session is `running` again. A session that is not `paused` is a 409 naming its status.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("POST", "/v1/sessions/{id}/resume", path={"id": id}, query={}, headers={}, body=None, expect='application/json')
+        return PauseOutcome.from_dict(data)
+
+    async def rotate_credentials(self, id: SessionId, *, credentials: dict[str, CredentialRule]) -> PauseOutcome:
+        """Rotate a paused session's credentials
+
+        Replaces the values of credentials the session already has (each host and header name must be one of its own; which hosts get which headers is fixed when the session is created). The new values go to the vault and are injected by the fresh proxy at resume. Only a `paused` session: a 409 names any other status.
+
+        Requires scope `sessions:write` (or one that implies it)."""
+        data = await self._call("PUT", "/v1/sessions/{id}/credentials", path={"id": id}, query={}, headers={}, body={"credentials": credentials}, expect='application/json')
+        return PauseOutcome.from_dict(data)
 
 
 class AsyncPortsOperations(AsyncOperations):

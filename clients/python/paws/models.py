@@ -26,6 +26,7 @@ __all__ = [
     "CreatedApiKey",
     "CreatedNodeToken",
     "CreatedPortExposure",
+    "CredentialRotation",
     "CredentialRule",
     "CronTrigger",
     "Daemon",
@@ -82,6 +83,7 @@ __all__ = [
     "NodeToken",
     "NodeTokenId",
     "NodeTokenNotFoundEncoded",
+    "PauseOutcome",
     "PayloadTooLargeEncoded",
     "PendingApproval",
     "PortAccess",
@@ -148,7 +150,7 @@ HostPattern = str
 
 SnapshotName = str
 
-SessionStatus = Literal["awaiting_approval", "pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
+SessionStatus = Literal["awaiting_approval", "pending", "starting", "running", "paused", "completed", "failed", "timeout", "cancelled"]
 
 ProjectId = str
 
@@ -1256,6 +1258,50 @@ class ExposePort(Model):
 
 
 @dataclass(kw_only=True)
+class PauseOutcome(Model):
+    _json_names = {'session_id': 'sessionId', 'status': 'status'}
+    _required = frozenset(['session_id', 'status'])
+
+    session_id: SessionId
+    status: SessionStatus
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PauseOutcome:
+        return cls(
+            session_id=data["sessionId"],
+            status=data["status"],
+        )
+
+
+@dataclass(kw_only=True)
+class CredentialRotation(Model):
+    _json_names = {'credentials': 'credentials'}
+    _required = frozenset(['credentials'])
+
+    credentials: dict[str, CredentialRule]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CredentialRotation:
+        return cls(
+            credentials={k0: CredentialRule.from_dict(v0) for k0, v0 in data["credentials"].items()},
+        )
+
+
+@dataclass(kw_only=True)
+class CredentialRule(Model):
+    _json_names = {'headers': 'headers'}
+    _required = frozenset(['headers'])
+
+    headers: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CredentialRule:
+        return cls(
+            headers=data["headers"],
+        )
+
+
+@dataclass(kw_only=True)
 class GuestFileNotFoundEncoded(Model):
     _json_names = {'tag': '_tag', 'path': 'path', 'message': 'message'}
     _required = frozenset(['message', 'path', 'tag'])
@@ -1676,20 +1722,6 @@ class Network(Model):
             allow_wildcard_credential=data.get("allowWildcardCredential"),
             approvals=data.get("approvals"),
             approval_timeout_seconds=data.get("approvalTimeoutSeconds"),
-        )
-
-
-@dataclass(kw_only=True)
-class CredentialRule(Model):
-    _json_names = {'headers': 'headers'}
-    _required = frozenset(['headers'])
-
-    headers: dict[str, str]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CredentialRule:
-        return cls(
-            headers=data["headers"],
         )
 
 

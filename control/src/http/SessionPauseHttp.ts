@@ -1,6 +1,8 @@
 import {
   Api,
+  credentialProblems,
   CurrentPrincipal,
+  InvalidRequest,
   ServiceUnavailable,
   type Session,
   type SessionId,
@@ -13,9 +15,12 @@ import { HttpApiBuilder } from "effect/http-api"
 import { Dispatcher } from "../Dispatcher.ts"
 import { EventFeed } from "../EventFeed.ts"
 import { NodeRegistry } from "../NodeRegistry.ts"
-import { claimPaused } from "../PausedClaim.ts"
+import { claimPaused, replacePausedCredentials } from "../PausedClaim.ts"
 import { ReplicaLease } from "../ReplicaLease.ts"
 import { SessionStore } from "../SessionStore.ts"
+import { Vault } from "../Vault.ts"
+
+type Credentials = { [host: string]: { headers: { [name: string]: string } } }
 
 /** How long a pause (save) or a resume (restore) may take before the caller is told to look again. */
 const settleMs = 120_000
@@ -34,6 +39,7 @@ export const SessionPauseHttp = HttpApiBuilder.group(
     const dispatcher = yield* Dispatcher
     const feed = yield* EventFeed
     const lease = yield* ReplicaLease
+    const vault = yield* Vault
 
     /** The caller's session; another project's is a 404 like an unknown id. */
     const ownSession = (id: SessionId) =>
@@ -103,6 +109,70 @@ export const SessionPauseHttp = HttpApiBuilder.group(
             })
           }
           return { sessionId: params.id, status }
+        }))
+      .handle("rotateCredentials", ({ params, payload }) =>
+        Effect.gen(function* () {
+          const s = yield* ownSession(params.id)
+          if (s.status !== "paused") {
+            return yield* notLive(s, "credentials can be rotated while it is paused (they take effect at resume)")
+          }
+          // Values only: which hosts get which headers was decided (and checked) when the session was created.
+          const known = s.spec.network.credentials ?? {}
+          const issues: Array<{ path: string; message: string }> = []
+          for (const [host, rule] of Object.entries(payload.credentials)) {
+            const names = known[host]?.headers
+            if (names === undefined) {
+              const hosts = Object.keys(known).join(", ") || "none"
+              issues.push({
+                path: `credentials.${host}`,
+                message: `is not one of the session's credential hosts (${hosts})`,
+              })
+              continue
+            }
+            for (const name of Object.keys(rule.headers)) {
+              if (!names.some((n) => n.toLowerCase() === name.toLowerCase())) {
+                issues.push({
+                  path: `credentials.${host}.headers.${name}`,
+                  message: `is not one of the headers the session injects for ${host} (${names.join(", ")})`,
+                })
+              }
+            }
+          }
+          const weak = credentialProblems({
+            allowOut: [],
+            credentials: payload.credentials,
+            allowWildcardCredential: true,
+          })
+          issues.push(...weak.map((p) => ({ path: p.path.replace(/^network\./, ""), message: p.message })))
+          if (issues.length > 0) {
+            return yield* new InvalidRequest({
+              message: issues.map((i) => `${i.path}: ${i.message}`).join("; "),
+              issues,
+            })
+          }
+          const replaced = yield* replacePausedCredentials(params.id, (sealed) =>
+            Effect.gen(function* () {
+              const current: Credentials = sealed === null
+                ? {}
+                : JSON.parse(yield* Effect.orDie(vault.open(sealed, params.id)))
+              for (const [host, rule] of Object.entries(payload.credentials)) {
+                const headers = { ...current[host]?.headers }
+                for (const [name, value] of Object.entries(rule.headers)) {
+                  for (const old of Object.keys(headers)) {
+                    if (old.toLowerCase() === name.toLowerCase()) delete headers[old]
+                  }
+                  headers[name] = value
+                }
+                current[host] = { headers }
+              }
+              return vault.seal(JSON.stringify(current), params.id)
+            }))
+          const after = yield* store.get(params.id)
+          if (!replaced) return yield* notLive(after ?? s, "it changed meanwhile; nothing was rotated")
+          yield* Effect.logInfo("session credentials rotated while paused").pipe(
+            Effect.annotateLogs({ session: params.id, hosts: Object.keys(payload.credentials).join(",") }),
+          )
+          return { sessionId: params.id, status: "paused" as const }
         }))
   }),
 )
