@@ -54,6 +54,8 @@ export const registerFakeNode = (
     readonly labels?: Record<string, string>
     /** What the node reports holding (placement); absent = it does not say. */
     readonly snapshots?: NodeInfo["snapshots"]
+    /** Report the sessions paused here in NodeStatus (`pausedSessions`), as a real node does. */
+    readonly reportsPaused?: boolean
   },
 ): Effect.Effect<FakeNode, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -264,7 +266,7 @@ export const registerFakeNode = (
           node.paused.add(sessionId)
           yield* Deferred.succeed(d, undefined)
         }),
-      NodeStatus: () => Effect.succeed(info),
+      NodeStatus: () => Effect.sync(() => options.reportsPaused ? { ...info, pausedSessions: [...node.paused] } : info),
       BuildSnapshot: (d) => buildSnapshot(d),
       ListSnapshots: () => Effect.sync(() => [...snapshots.values()]),
       DeleteSnapshot: ({ name }) => Effect.sync(() => ({ removed: snapshots.delete(name) })),

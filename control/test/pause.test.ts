@@ -132,6 +132,29 @@ describe("pause and resume over HTTP (control, node double)", () => {
           assert.strictEqual(forbidden.status, 403, forbidden.text)
           yield* call(control, "DELETE", `/v1/sessions/${id}`)
         }))
+
+      it.effect("a resume whose node no longer holds the saved VM (its report) fails the session paused_vm_lost", () =>
+        Effect.gen(function* () {
+          const control = yield* TestControl
+          const node = yield* registerFakeNode(control.registry, {
+            id: "n-report",
+            maxConcurrent: 1,
+            labels: { report: "1" },
+            reportsPaused: true,
+          })
+          const id: string = (yield* call(control, "POST", "/v1/sessions", {
+            body: script("hang", { nodeSelector: { report: "1" } }),
+          })).body.sessionId
+          yield* waitForSession(control, id, (s) => s.status === "running")
+          assert.strictEqual((yield* call(control, "POST", `/v1/sessions/${id}/pause`)).status, 200)
+          node.paused.delete(id) // its disk lost the files (e.g. the data dir was wiped)
+          const resumed = yield* call(control, "POST", `/v1/sessions/${id}/resume`)
+          assert.strictEqual(resumed.status, 409, resumed.text)
+          assert.include(resumed.body.message, "no longer holds its saved VM")
+          const failed = yield* call(control, "GET", `/v1/sessions/${id}`)
+          assert.strictEqual(failed.body.status, "failed")
+          assert.strictEqual(failed.body.reason, "paused_vm_lost")
+        }))
     },
   )
 })

@@ -32,5 +32,7 @@ export const NodeInfo = Schema.Struct({
   lastSeenAt: Schema.optionalKey(Schema.String),
   /** Absent: the node does not say (placement then assumes it can run any snapshot). */
   snapshots: Schema.optionalKey(Schema.Array(NodeSnapshot)),
+  /** Sessions paused on this node's disk (they survive its restarts and resume only here). */
+  pausedSessions: Schema.optionalKey(Schema.Array(Schema.String)),
 }).annotate({ identifier: "NodeInfo" })
 export type NodeInfo = typeof NodeInfo.Type

@@ -59,6 +59,7 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
           status: "ready" as const,
           labels: config.labels,
           ...(held === undefined ? {} : { snapshots: held }),
+          pausedSessions: yield* sessions.pausedIds,
         }
       }),
   }

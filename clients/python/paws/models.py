@@ -2085,7 +2085,7 @@ class NodeNotFoundEncoded(Model):
 
 @dataclass(kw_only=True)
 class NodeInfo(Model):
-    _json_names = {'id': 'id', 'name': 'name', 'capacity': 'capacity', 'status': 'status', 'labels': 'labels', 'last_seen_at': 'lastSeenAt', 'snapshots': 'snapshots'}
+    _json_names = {'id': 'id', 'name': 'name', 'capacity': 'capacity', 'status': 'status', 'labels': 'labels', 'last_seen_at': 'lastSeenAt', 'snapshots': 'snapshots', 'paused_sessions': 'pausedSessions'}
     _required = frozenset(['capacity', 'id', 'labels', 'name', 'status'])
 
     id: NodeId
@@ -2095,6 +2095,7 @@ class NodeInfo(Model):
     labels: NodeLabels
     last_seen_at: str | None = None
     snapshots: list[NodeSnapshot] | None = None
+    paused_sessions: list[str] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NodeInfo:
@@ -2106,6 +2107,7 @@ class NodeInfo(Model):
             labels=data["labels"],
             last_seen_at=data.get("lastSeenAt"),
             snapshots=(None if data.get("snapshots") is None else [NodeSnapshot.from_dict(x0) for x0 in data["snapshots"]]),
+            paused_sessions=data.get("pausedSessions"),
         )
 
 

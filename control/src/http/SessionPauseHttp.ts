@@ -99,6 +99,18 @@ export const SessionPauseHttp = HttpApiBuilder.group(
           if (s.status !== "paused") return yield* notLive(s, "only a paused session can be resumed")
           if (yield* dispatcher.dispatching(params.id)) return yield* notLive(s, "it is being paused or resumed")
           const entry = yield* nodeOf(s)
+          // The node reports what it holds paused (read from its disk, so across its restarts too); asked
+          // now, as a heartbeat's report may predate the pause.
+          const report = yield* entry.client.NodeStatus().pipe(Effect.timeout(10_000), Effect.option)
+          const held = report._tag === "Some" ? report.value.pausedSessions : undefined
+          if (held !== undefined && !held.includes(params.id)) {
+            yield* store.transition(params.id, "failed", "paused_vm_lost", "paused")
+            yield* feed.publish(params.id)
+            return yield* notLive(
+              { ...s, status: "failed" },
+              `its node ${entry.info.id} no longer holds its saved VM; the session failed (paused_vm_lost)`,
+            )
+          }
           const claimed = yield* claimPaused(params.id, lease.id)
           if (claimed === undefined) return yield* notLive(s, "it changed meanwhile")
           yield* dispatcher.resume(claimed, entry)

@@ -250,7 +250,8 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             }
             return holder.request
           }),
-        pausedIds: paused.list,
+        // A resumed session's saved files stay (its disk backs onto them) until it ends: not paused.
+        pausedIds: Effect.map(paused.list, (ids) => ids.filter((id) => !live.has(id))),
         ids: Effect.sync(() => new Set(live.keys())),
         capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size })),
         exec: (sessionId, command, stdin) =>

@@ -1609,6 +1609,7 @@ export interface components {
             labels: components["schemas"]["NodeLabels"];
             lastSeenAt?: string;
             snapshots?: components["schemas"]["NodeSnapshot"][];
+            pausedSessions?: string[];
         };
         NodeSnapshot: {
             name: string;
