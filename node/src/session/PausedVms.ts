@@ -94,8 +94,9 @@ export const makePausedVms = (root: string) => {
         (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true })),
       )
       yield* qmp("stop")
-      // The clone's RAM is a private mapping (not shared): x-ignore-shared leaves it in the stream.
-      yield* qmp("migrate-set-capabilities", { capabilities: [{ capability: "x-ignore-shared", state: false }] })
+      // As the restore sets it (the stream format depends on it, both ends must agree); the clone's RAM
+      // is a private mapping, not shared, so it is in the stream all the same.
+      yield* qmp("migrate-set-capabilities", { capabilities: [{ capability: "x-ignore-shared", state: true }] })
       yield* qmp("migrate-set-parameters", { "max-bandwidth": 64 * 1024 ** 3 })
       yield* qmp("migrate", { uri: `exec:cat > ${path.join(scratch, "state")}` })
       for (;;) {

@@ -29,8 +29,11 @@ export const keepUpUntil = (o: {
   Effect.gen(function* () {
     const notPausable = (message: string) => new SessionNotPausable({ sessionId: o.sessionId, message })
     const requests = yield* Queue.unbounded<Deferred.Deferred<void, SessionNotPausable>>()
+    /** Every request not yet answered: the phase ending (deadline, VM died, cancel) answers them. */
+    const pending = new Set<Deferred.Deferred<void, SessionNotPausable>>()
     const ask = Effect.gen(function* () {
       const done = yield* Deferred.make<void, SessionNotPausable>()
+      pending.add(done)
       yield* Queue.offer(requests, done)
       return done
     })
@@ -38,16 +41,22 @@ export const keepUpUntil = (o: {
       Effect.sync(() => {
         o.holder.request = Effect.flatMap(ask, Deferred.await)
       }),
-      () => Effect.sync(() => void delete o.holder.request),
+      () =>
+        Effect.gen(function* () {
+          delete o.holder.request
+          for (const done of pending) yield* Deferred.fail(done, notPausable("the session ended meanwhile"))
+        }),
     )
     const serve = Effect.gen(function* () {
       for (;;) {
         const done = yield* Queue.take(requests)
         if (typeof o.save === "string") {
+          pending.delete(done)
           yield* Deferred.fail(done, notPausable(o.save))
           continue
         }
         const saved = yield* Effect.exit(o.save)
+        pending.delete(done)
         if (saved._tag === "Success") {
           yield* Deferred.succeed(done, undefined)
           return "paused" as const
