@@ -71,9 +71,10 @@ export const keepUpUntil = (o: {
     })
     // Idle: no exec, file, shell or port traffic for idleMs (a running exec or shell counts as traffic).
     if (o.idleMs > 0 && typeof o.save !== "string") {
+      const since = Date.now() // idle counts from when the session is up, not from its admission
       yield* Effect.forkScoped(Effect.gen(function* () {
         for (;;) {
-          const wait = o.lastActive() + o.idleMs - Date.now()
+          const wait = Math.max(o.lastActive(), since) + o.idleMs - Date.now()
           if (wait <= 0) break
           yield* Effect.sleep(wait)
         }
