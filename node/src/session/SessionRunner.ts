@@ -139,6 +139,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
 
         /** A keepAlive script's outcome, once it has finished and its VM is kept up. */
         let scriptDone: Outcome | undefined
+        /** Whether the session got to `running` in this run (a resume that did not keeps its saved VM). */
+        let wasRunning = false
         /** The session's path: each step acquires in this scope, and closing it releases in reverse. */
         const lifecycle = Effect.gen(function* () {
           const resumed = dispatch.resume === true ? yield* resumable(dispatch.sessionId) : undefined
@@ -155,6 +157,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           if (memory !== undefined && resumed === undefined) yield* restoreMemory(shell, memory, watch)
           if (onGuest !== undefined) yield* onGuest(dispatch.sessionId, { shell, guestIp: slot.guestIp })
           status("running")
+          wasRunning = true
           const began = Date.now()
           const usedBefore = resumed?.manifest.usedMs ?? 0
           // The snapshot a pause's disk backs onto: the one the VM was cloned from.
@@ -236,6 +239,12 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         stdout.end()
         stderr.end()
         if (outcome.status === "paused") return status("paused")
+        if (dispatch.resume === true && !wasRunning && outcome.status !== "cancelled") {
+          // The resume failed before the VM ran on (e.g. no slot, proxy or restore failure): the saved
+          // VM is kept and the session stays paused, to be resumed again (control ignores this repeat).
+          yield* Effect.logWarning(`session ${dispatch.sessionId}: resume failed, still paused: ${outcome.error}`)
+          return status("paused", `resume failed: ${outcome.error}`)
+        }
         // Over: its saved VM (a resumed session's disk backed onto it until now) goes too.
         yield* paused.remove(dispatch.sessionId)
         // A resumed session's result was recorded before its first pause; an error is news though.
