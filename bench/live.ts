@@ -5,7 +5,7 @@
  *   port.direct       GET of a 1 KiB page from busybox httpd in the guest, from inside the node's netns
  *   port.exposed      the same page through control's /p/{id}/ (public exposure): control → node RPC → guest
  *   port.addedMs      p50 of exposed minus p50 of direct: what the exposure adds
- * Pause/resume is not measured: it is not built yet (issue 17, step 2).
+ * Pause and resume are measured by bench/pause.ts (npm run bench:pause).
  * Runs: PAWS_BENCH_LIVE_RUNS (50). Results: bench/results/live-<time>.json. Root only (netns, VMs).
  */
 import { spawn } from "node:child_process"
