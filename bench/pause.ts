@@ -71,9 +71,9 @@ try {
     PAWS_NODE_DEFAULT_SNAPSHOT: "1",
   })
   await waitUntil(
-    "node with its default snapshot",
-    () => call("GET", "/v1/nodes"),
-    (r) => r.json?.some((n: any) => n.snapshots?.some((s: any) => s.status === "ready")),
+    "the node's default snapshot",
+    () => call("GET", "/v1/snapshots"),
+    (r) => r.json?.some((s: any) => s.name === "default" && s.node === "bench-pause" && s.status === "ready"),
     600_000,
   )
   const running = (id: string) =>
