@@ -55,6 +55,9 @@ import { PortExposures } from "./PortExposures.ts"
 import { ConsoleSessions } from "./console/ConsoleSessions.ts"
 import { ConsoleConfig } from "./console/ConsoleConfig.ts"
 import { AuthHttp } from "./http/AuthHttp.ts"
+import { OidcHttp } from "./http/OidcHttp.ts"
+import { OidcLogin } from "./oidc/OidcLogin.ts"
+import { OidcConfig } from "./oidc/OidcConfig.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
@@ -65,6 +68,7 @@ export const ControlServices = Layer.mergeAll(
   Snapshots.layer,
   PortExposures.layer,
   ConsoleSessions.layer.pipe(Layer.provideMerge(ConsoleConfig.layer)),
+  OidcLogin.layer.pipe(Layer.provideMerge(OidcConfig.layer)),
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer, NodePresence.layer)),
   Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
@@ -115,6 +119,7 @@ const routes = Layer.mergeAll(
   LiveGateway,
   ExposureProxy,
   ShellGateway,
+  OidcHttp,
   StaticNodes,
   KubernetesNodes,
 )
