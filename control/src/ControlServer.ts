@@ -56,6 +56,7 @@ import { ConsoleSessions } from "./console/ConsoleSessions.ts"
 import { ConsoleConfig } from "./console/ConsoleConfig.ts"
 import { AuthHttp } from "./http/AuthHttp.ts"
 import { OidcHttp } from "./http/OidcHttp.ts"
+import { PortGrantHttp } from "./http/PortGrantHttp.ts"
 import { OidcLogin } from "./oidc/OidcLogin.ts"
 import { OidcConfig } from "./oidc/OidcConfig.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
@@ -120,6 +121,7 @@ const routes = Layer.mergeAll(
   ExposureProxy,
   ShellGateway,
   OidcHttp,
+  PortGrantHttp,
   StaticNodes,
   KubernetesNodes,
 )

@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
-import { createServer } from "node:http"
+import { createServer, get as httpGet } from "node:http"
 import type { AddressInfo } from "node:net"
 import { loginWithKey } from "./ConsoleClient.ts"
 import { registerFakeNode } from "./FakeNode.ts"
@@ -156,6 +156,90 @@ for (const backend of backends) {
           )
           assert.deepStrictEqual({ cookie: res.cookie, csrf: res.csrf }, { cookie: "theme=dark", csrf: null })
         }))
+    })
+  })
+}
+
+/** One request to control as if to the host `host` (fetch sets Host itself, so node:http). */
+const asHost = (control: ControlHandle, host: string, path: string, cookie?: string) =>
+  Effect.promise(() =>
+    new Promise<{ status: number; location: string | null; cookies: Array<string>; text: string }>((ok, fail) => {
+      const headers = { host, ...(cookie === undefined ? {} : { cookie }) }
+      const req = httpGet(control.url + path, { headers }, (res) => {
+        let text = ""
+        res.setEncoding("utf8")
+        res.on("data", (chunk) => (text += chunk))
+        res.on("end", () =>
+          ok({
+            status: res.statusCode!,
+            location: res.headers.location ?? null,
+            cookies: res.headers["set-cookie"] ?? [],
+            text,
+          }))
+      })
+      req.on("error", fail)
+    })
+  )
+
+for (const backend of backends) {
+  describe(`exposed ports with sso access, host form (${backend.name})`, () => {
+    layer(backend.layer, { excludeTestServices: true, timeout: 120_000 })((it) => {
+      it.effect("the host form fetches a one-time grant from control, where the console cookie is", () =>
+        Effect.gen(function* () {
+          const db = yield* TestDatabase
+          const app = yield* startEchoApp
+          const control = yield* startControl(yield* db.fresh, {
+            PAWS_PUBLIC_DOMAIN: "ports.test",
+            PAWS_PUBLIC_URL: "http://paws.test",
+          })
+          yield* registerFakeNode(control.registry, { id: "n-host", maxConcurrent: 1, portTarget: app.url })
+          const id = (yield* call(control, "POST", "/v1/sessions", { body: script("hang") })).body.sessionId
+          yield* waitForSession(control, id, (s) => s.status === "running")
+          const exposed = yield* call(control, "POST", `/v1/sessions/${id}/ports`, {
+            body: { port: 8080, access: "sso" },
+          })
+          assert.strictEqual(exposed.status, 201, exposed.text)
+          const portHost = new URL(exposed.body.hostUrl).host
+          assert.match(portHost, /^8080-[a-z0-9]{24}\.ports\.test$/)
+          const exposure = portHost.split(".")[0]!.slice("8080-".length)
+
+          const anonymous = yield* asHost(control, portHost, "/x?y=1")
+          assert.strictEqual(anonymous.status, 302)
+          const toControl = new URL(anonymous.location!)
+          assert.strictEqual(toControl.origin, "http://paws.test")
+          assert.strictEqual(toControl.pathname, "/v1/auth/port-grant")
+          assert.strictEqual(toControl.searchParams.get("next"), "/x?y=1")
+          const grantPath = toControl.pathname + toControl.search
+
+          // At control: no sign-in (and no OIDC here) is a 401; another project's is a 403.
+          assert.strictEqual((yield* asHost(control, "paws.test", grantPath)).status, 401)
+          yield* call(control, "POST", "/v1/projects", { body: { id: "beta" } })
+          const betaKey = yield* call(control, "POST", "/v1/keys", {
+            body: { name: "b", scopes: ["read"], project: "beta" },
+          })
+          const outsider = yield* loginWithKey(control, betaKey.body.secret)
+          const refused = yield* asHost(control, "paws.test", grantPath, `paws_session=${outsider.cookie}`)
+          assert.strictEqual(refused.status, 403)
+          const insider = yield* loginWithKey(control, control.adminKey)
+          const granted = yield* asHost(control, "paws.test", grantPath, `paws_session=${insider.cookie}`)
+          assert.strictEqual(granted.status, 302, granted.text)
+          const back = new URL(granted.location!)
+          assert.strictEqual(back.host, portHost)
+          assert.strictEqual(back.pathname, "/x")
+          const handed = back.searchParams.get("paws_grant")!
+
+          const traded = yield* asHost(control, portHost, back.pathname + back.search)
+          assert.strictEqual(traded.status, 303)
+          assert.strictEqual(traded.location, "/x?y=1")
+          const portCookie = traded.cookies.find((c) => c.startsWith(`paws_port_${exposure}=`))!.split(";")[0]!
+          const page = yield* asHost(control, portHost, "/x?y=1", `${portCookie}; app=2`)
+          assert.strictEqual(page.status, 200, page.text)
+          assert.deepStrictEqual(JSON.parse(page.text).path, "/x?y=1")
+          assert.deepStrictEqual(JSON.parse(page.text).cookie, "app=2")
+          // The handed grant was spent: used again, it sends the browser back to control.
+          const replay = yield* asHost(control, portHost, `/x?paws_grant=${handed}`)
+          assert.strictEqual(replay.status, 302)
+        }).pipe(Effect.scoped))
     })
   })
 }

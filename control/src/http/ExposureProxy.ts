@@ -3,7 +3,7 @@ import { type Cause, Deferred, Effect, Fiber, Queue, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { randomUUID } from "node:crypto"
-import { ssoAccess } from "../console/ExposureSignIn.ts"
+import { hostFormSignIn, ssoAccess } from "../console/ExposureSignIn.ts"
 import { NodeRegistry } from "../NodeRegistry.ts"
 import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { SessionStore } from "../SessionStore.ts"
@@ -93,9 +93,17 @@ const serveExposure = (id: string, base: string) =>
       if (outcome === "wrong") return pinForm(base, "Wrong PIN.")
       return yield* grantAndRedirect(`${base}/`)
     }
-    if (row.access === "sso") {
-      const refused = yield* ssoAccess(session, `${base}${rest}${url.search}`)
-      if (refused !== undefined) return refused
+    if (!hasGrant && row.access === "sso" && base === "") {
+      const handed = url.searchParams.get("paws_grant")
+      url.searchParams.delete("paws_grant")
+      const value = handed === null ? undefined : yield* exposures.exchange(id, handed)
+      if (value === undefined) return yield* hostFormSignIn(id, `${rest}${url.search}`)
+      const location = `${rest}${url.search}`
+      return HttpServerResponse.empty({ status: 303, headers: { location, "set-cookie": setCookie(id, base, value) } })
+    }
+    if (row.access === "sso" && base !== "") {
+      const access = yield* ssoAccess(session, `${base}${rest}${url.search}`)
+      if (access._tag === "refused") return access.response
     }
     if ((request.headers["upgrade"] ?? "").toLowerCase() === "websocket") {
       return yield* relaySocket(row, session.node, rest + url.search, request, registry)
