@@ -93,13 +93,19 @@ const serveExposure = (id: string, base: string) =>
       if (outcome === "wrong") return pinForm(base, "Wrong PIN.")
       return yield* grantAndRedirect(`${base}/`)
     }
-    if (!hasGrant && row.access === "sso" && base === "") {
+    if (row.access === "sso" && base === "") {
+      // The host form: a grant handed over once by control's /v1/auth/port-grant (never passed on to the guest).
       const handed = url.searchParams.get("paws_grant")
       url.searchParams.delete("paws_grant")
-      const value = handed === null ? undefined : yield* exposures.exchange(id, handed)
-      if (value === undefined) return yield* hostFormSignIn(id, `${rest}${url.search}`)
-      const location = `${rest}${url.search}`
-      return HttpServerResponse.empty({ status: 303, headers: { location, "set-cookie": setCookie(id, base, value) } })
+      const value = hasGrant || handed === null ? undefined : yield* exposures.exchange(id, handed)
+      if (!hasGrant && value === undefined) return yield* hostFormSignIn(id, `${rest}${url.search}`)
+      if (value !== undefined) {
+        const location = `${rest}${url.search}`
+        return HttpServerResponse.empty({
+          status: 303,
+          headers: { location, "set-cookie": setCookie(id, base, value) },
+        })
+      }
     }
     if (row.access === "sso" && base !== "") {
       const access = yield* ssoAccess(session, `${base}${rest}${url.search}`)
