@@ -106,6 +106,8 @@ for (const backend of backends) {
 
             const out = yield* asBrowser(main, "POST", "/v1/auth/logout", { cookie })
             assert.strictEqual(out.status, 204)
+            const loggedOut = yield* call(main, "GET", "/v1/audit?actor=oidc:alice&action=console.logout")
+            assert.deepStrictEqual(loggedOut.body.entries.map((e: any) => e.detail.email), ["alice@example.test"])
             assert.strictEqual((yield* asBrowser(main, "GET", "/v1/auth/me", { cookie })).status, 401)
             assert.strictEqual((yield* asBrowser(main, "GET", "/v1/keys", { cookie })).status, 401)
           }))

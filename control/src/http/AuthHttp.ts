@@ -49,7 +49,20 @@ export const AuthHttp = HttpApiBuilder.group(
       .handle("logout", () =>
         Effect.gen(function* () {
           const cookie = yield* consoleCookie
-          if (cookie !== undefined) yield* consoles.end(cookie)
+          if (cookie !== undefined) {
+            const ended = yield* Effect.option(consoles.resolve(cookie))
+            yield* consoles.end(cookie)
+            if (ended._tag === "Some") {
+              const { actor, email, via } = ended.value.identity
+              yield* audit.record({
+                actor,
+                action: "console.logout",
+                target: "/v1/auth/logout",
+                result: "ok",
+                detail: { via, ...(email === undefined ? {} : { email }) },
+              })
+            }
+          }
           yield* clearConsoleCookie(config)
         }))
       .handle("oidc", () => Effect.succeed({ enabled: oidc.enabled }))
