@@ -160,7 +160,10 @@ export class Sessions extends Context.Service<Sessions, {
               }
             })
           })
-          problems.push(...yield* snapshotProjects.problems(spec.snapshot, principal.project, "snapshot"))
+          // Only a request valid otherwise asks the database whose snapshot it names.
+          if (problems.length === 0) {
+            problems.push(...yield* snapshotProjects.problems(spec.snapshot, principal.project, "snapshot"))
+          }
           if (problems.length > 0) {
             return yield* new InvalidRequest({
               message: problems.map((p) => `${p.path}: ${p.message}`).join("; "),
