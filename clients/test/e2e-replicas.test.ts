@@ -47,12 +47,17 @@ const listAll = async (url: string): Promise<Array<any>> => {
   return all
 }
 
-/** The node's own record: `session <id> <status>: <step marks>`, logged once per run when its VM is released. */
+/**
+ * The node's own record: `session <id> <status>: <step marks>`, logged once per run as it ends (`interrupted`: its
+ * control link dropped). A run may have executed the script once its guest was prepared.
+ */
 const runsIn = (log: string) =>
-  [...log.matchAll(/session ([0-9a-f-]{36}) (completed|failed|cancelled|timeout): ([^"\n]*)/g)].map((m) => ({
+  [...log.matchAll(/session ([0-9a-f-]{36}) (completed|failed|cancelled|timeout|interrupted): ([^"\n]*)/g)].map((
+    m,
+  ) => ({
     id: m[1]!,
     status: m[2]!,
-    ranWorkload: /\bworkload=/.test(m[3]!),
+    ranWorkload: /\b(workload|prepared)=/.test(m[3]!),
   }))
 
 beforeAll(async () => {
@@ -193,8 +198,15 @@ describe("two control replicas on one PostgreSQL, real nodes", () => {
         expect(completedOnNode.has(id), `session ${n} completed on a node`).toBe(true)
         expect(s.result.stdout).toBe(`ran-${n}\n`)
       }
-      // Both nodes took part.
+      // Both nodes took part, and the one whose replica died called home again through the balancer, to the survivor.
       for (const n of nodes) expect(runsIn(n.log()).length).toBeGreaterThan(0)
+      const ready = await waitUntil(
+        "both nodes live on the survivor",
+        () => api(survivor, "GET", "/v1/nodes").then((r) => r.body.map((n: any) => `${n.id}:${n.status}`).sort()),
+        (ns) => ns.length === 2 && ns.every((n: string) => n.endsWith(":ready")),
+        30_000,
+      )
+      expect(ready).toEqual(["replica-node-1:ready", "replica-node-2:ready"])
     },
     1_500_000,
   )
