@@ -29,6 +29,7 @@ import { PrivateDataDir } from "./PrivateFiles.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
+import { SnapshotProjects } from "./SnapshotProjects.ts"
 import { Snapshots } from "./Snapshots.ts"
 import { StaticNodes } from "./StaticNodes.ts"
 import { KubernetesNodes } from "./KubernetesNodes.ts"
@@ -59,7 +60,7 @@ import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 /** The services behind the API, on the configured database, with the first admin key ensured. */
 export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer, PortExposures.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer, NodePresence.layer)),
-  Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
+  Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer, SnapshotProjects.layer)),
   Layer.provideMerge(Projects.layer),
   Layer.provideMerge(ApiKeys.layer),
   Layer.provideMerge(ReplicaLease.layer),

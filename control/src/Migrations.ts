@@ -4,6 +4,7 @@ import { SqlClient } from "effect/sql"
 import { daemonLimitsMigration } from "./daemons/DaemonLimitsMigration.ts"
 import { daemonsMigration } from "./daemons/DaemonMigration.ts"
 import { auditMigration } from "./audit/AuditMigration.ts"
+import { projectRowsMigration } from "./ProjectRowsMigration.ts"
 import { projectsMigration } from "./ProjectsMigration.ts"
 
 /** Schema migrations, applied in id order at start; never edit one that has shipped, add a new one. */
@@ -148,4 +149,5 @@ export const migrations = Migrator.fromRecord({
       seen_at timestamptz NOT NULL DEFAULT now()
     )`
   }),
+  "0020_project_rows": projectRowsMigration,
 })

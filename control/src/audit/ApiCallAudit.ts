@@ -28,7 +28,7 @@ const outcome = <E>(exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>): 
  */
 export const auditApiCall = <E, R>(
   audit: AuditLog["Service"],
-  keyId: string,
+  key: { readonly keyId: string; readonly project: string },
   endpoint: HttpApiEndpoint.Top,
   group: HttpApiGroup.Top,
   httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
@@ -39,7 +39,8 @@ export const auditApiCall = <E, R>(
     const path = request.url.split("?")[0] ?? request.url
     return yield* Effect.onExit(httpEffect, (exit) =>
       audit.record({
-        actor: `key:${keyId}`,
+        actor: `key:${key.keyId}`,
+        project: key.project,
         action: `api.${group.identifier}.${endpoint.identifier}`,
         target: path,
         result: outcome(exit),

@@ -26,12 +26,12 @@ export const ApiAuthLive = Layer.effect(
               message: `this API key (scopes: ${principal.scopes.join(", ")}) lacks the scope \`${required}\``,
               requiredScope: required,
             })
-            return yield* auditApiCall(audit, principal.keyId, endpoint, group, Effect.fail(refused))
+            return yield* auditApiCall(audit, principal, endpoint, group, Effect.fail(refused))
           }
           yield* quotas.admitRequest(principal)
           return yield* auditApiCall(
             audit,
-            principal.keyId,
+            principal,
             endpoint,
             group,
             Effect.provideService(httpEffect, CurrentPrincipal, principal),
