@@ -29,6 +29,7 @@ import { PrivateDataDir } from "./PrivateFiles.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
+import { SnapshotProjects } from "./SnapshotProjects.ts"
 import { Snapshots } from "./Snapshots.ts"
 import { StaticNodes } from "./StaticNodes.ts"
 import { KubernetesNodes } from "./KubernetesNodes.ts"
@@ -72,7 +73,7 @@ export const ControlServices = Layer.mergeAll(
   OidcLogin.layer.pipe(Layer.provideMerge(OidcConfig.layer)),
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer, NodePresence.layer)),
-  Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
+  Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer, SnapshotProjects.layer)),
   Layer.provideMerge(Projects.layer),
   Layer.provideMerge(ApiKeys.layer),
   Layer.provideMerge(ReplicaLease.layer),

@@ -4,6 +4,7 @@ import { SqlClient } from "effect/sql"
 import { daemonLimitsMigration } from "./daemons/DaemonLimitsMigration.ts"
 import { daemonsMigration } from "./daemons/DaemonMigration.ts"
 import { auditMigration } from "./audit/AuditMigration.ts"
+import { projectRowsMigration } from "./ProjectRowsMigration.ts"
 import { projectsMigration } from "./ProjectsMigration.ts"
 import { consoleSessionsMigration } from "./console/ConsoleSessionsMigration.ts"
 
@@ -150,4 +151,5 @@ export const migrations = Migrator.fromRecord({
     )`
   }),
   "0018_console_sessions": consoleSessionsMigration,
+  "0020_project_rows": projectRowsMigration,
 })

@@ -50,6 +50,8 @@ export const registerFakeNode = (
     readonly labels?: Record<string, string>
     /** What the node reports holding (placement); absent = it does not say. */
     readonly snapshots?: NodeInfo["snapshots"]
+    /** Snapshots it already holds ready (ListSnapshots), e.g. the instance's own from PAWS_NODE_SNAPSHOTS. */
+    readonly built?: ReadonlyArray<string>
     /** Exposed ports of its sessions relay to this loopback HTTP server (`http://127.0.0.1:PORT`). */
     readonly portTarget?: string
   },
@@ -64,7 +66,9 @@ export const registerFakeNode = (
       ...(options.snapshots === undefined ? {} : { snapshots: options.snapshots }),
     }
     const node: FakeNode = { info, dispatched: [], cancelled: [], snapshotBuilds: [] }
-    const snapshots = new Map<string, SnapshotView>()
+    const snapshots = new Map<string, SnapshotView>(
+      (options.built ?? []).map((name) => [name, { name, node: options.id, status: "ready" }]),
+    )
 
     /** Snapshot builds: base `missing` is unknown; setup `fail` fails, `hang` never ends; else built after 3 phases. */
     const buildSnapshot = (d: SnapshotBuildDispatch): Stream.Stream<SnapshotBuildEvent, any> => {

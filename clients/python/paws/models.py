@@ -1084,8 +1084,8 @@ class AuditPage(Model):
 
 @dataclass(kw_only=True)
 class AuditEntry(Model):
-    _json_names = {'id': 'id', 'time': 'time', 'actor': 'actor', 'action': 'action', 'target': 'target', 'result': 'result', 'session': 'session', 'daemon': 'daemon', 'detail': 'detail', 'hash': 'hash'}
-    _required = frozenset(['action', 'actor', 'daemon', 'detail', 'hash', 'id', 'result', 'session', 'target', 'time'])
+    _json_names = {'id': 'id', 'time': 'time', 'actor': 'actor', 'action': 'action', 'target': 'target', 'result': 'result', 'session': 'session', 'daemon': 'daemon', 'detail': 'detail', 'hash': 'hash', 'project': 'project'}
+    _required = frozenset(['action', 'actor', 'daemon', 'detail', 'hash', 'id', 'project', 'result', 'session', 'target', 'time'])
 
     id: int
     time: str
@@ -1097,6 +1097,7 @@ class AuditEntry(Model):
     daemon: str | None
     detail: dict[str, Any]
     hash: str
+    project: str
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditEntry:
@@ -1111,6 +1112,7 @@ class AuditEntry(Model):
             daemon=data["daemon"],
             detail=data["detail"],
             hash=data["hash"],
+            project=data["project"],
         )
 
 
@@ -1850,7 +1852,7 @@ class SnapshotNotFoundEncoded(Model):
 
 @dataclass(kw_only=True)
 class Snapshot(Model):
-    _json_names = {'name': 'name', 'node': 'node', 'status': 'status', 'phase': 'phase', 'phases': 'phases', 'refused_hosts': 'refusedHosts', 'error': 'error', 'started_at': 'startedAt', 'manifest': 'manifest'}
+    _json_names = {'name': 'name', 'node': 'node', 'status': 'status', 'phase': 'phase', 'phases': 'phases', 'refused_hosts': 'refusedHosts', 'error': 'error', 'started_at': 'startedAt', 'manifest': 'manifest', 'project': 'project'}
     _required = frozenset(['name', 'node', 'status'])
 
     name: SnapshotName
@@ -1862,6 +1864,7 @@ class Snapshot(Model):
     error: str | None = None
     started_at: str | None = None
     manifest: SnapshotManifestSummary | None = None
+    project: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -1875,6 +1878,7 @@ class Snapshot(Model):
             error=data.get("error"),
             started_at=data.get("startedAt"),
             manifest=(None if data.get("manifest") is None else SnapshotManifestSummary.from_dict(data["manifest"])),
+            project=data.get("project"),
         )
 
 
@@ -1960,12 +1964,13 @@ class SnapshotManifestSummaryMacPlan(Model):
 
 @dataclass(kw_only=True)
 class SnapshotAccepted(Model):
-    _json_names = {'name': 'name', 'node': 'node', 'status': 'status', 'warnings': 'warnings'}
+    _json_names = {'name': 'name', 'node': 'node', 'status': 'status', 'project': 'project', 'warnings': 'warnings'}
     _required = frozenset(['name', 'node', 'status'])
 
     name: SnapshotName
     node: str
     status: SnapshotStatus
+    project: str | None = None
     warnings: list[str] | None = None
 
     @classmethod
@@ -1974,6 +1979,7 @@ class SnapshotAccepted(Model):
             name=data["name"],
             node=data["node"],
             status=data["status"],
+            project=data.get("project"),
             warnings=data.get("warnings"),
         )
 

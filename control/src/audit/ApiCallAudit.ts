@@ -28,8 +28,8 @@ const outcome = <E>(exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>): 
  */
 export const auditApiCall = <E, R>(
   audit: AuditLog["Service"],
-  /** `key:<id>`, or `oidc:<subject>` (with `email`) for a console user signed in by OIDC. */
-  who: { readonly actor: string; readonly email?: string | undefined },
+  /** `key:<id>`, or `oidc:<subject>` (with `email`) for a console user signed in by OIDC; the caller's project. */
+  who: { readonly actor: string; readonly project: string; readonly email?: string | undefined },
   endpoint: HttpApiEndpoint.Top,
   group: HttpApiGroup.Top,
   httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
@@ -41,6 +41,7 @@ export const auditApiCall = <E, R>(
     return yield* Effect.onExit(httpEffect, (exit) =>
       audit.record({
         actor: who.actor,
+        project: who.project,
         action: `api.${group.identifier}.${endpoint.identifier}`,
         target: path,
         result: outcome(exit),

@@ -57,8 +57,8 @@ export const ApiAuthLive = Layer.effect(
           const session = token === "" ? yield* signedIn(endpoint) : undefined
           const principal = session?.principal ?? (yield* keys.authenticate(token))
           const who = session === undefined
-            ? { actor: actorOf(principal.keyId) }
-            : { actor: session.identity.actor, email: session.identity.email }
+            ? { actor: actorOf(principal.keyId), project: principal.project }
+            : { actor: session.identity.actor, email: session.identity.email, project: principal.project }
           const required = Context.getOrUndefined(endpoint.annotations, RequiredScope)
           if (required !== undefined && !scopeAllows(principal.scopes, required)) {
             const refused = new Forbidden({

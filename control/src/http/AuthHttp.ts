@@ -32,6 +32,7 @@ export const AuthHttp = HttpApiBuilder.group(
           yield* audit.record({
             actor: session.identity.actor,
             action: "console.login",
+            project: session.identity.project,
             target: "/v1/auth/login",
             result: "ok",
             detail: { via: "key" },
@@ -53,10 +54,11 @@ export const AuthHttp = HttpApiBuilder.group(
             const ended = yield* Effect.option(consoles.resolve(cookie))
             yield* consoles.end(cookie)
             if (ended._tag === "Some") {
-              const { actor, email, via } = ended.value.identity
+              const { actor, email, via, project } = ended.value.identity
               yield* audit.record({
                 actor,
                 action: "console.logout",
+                project,
                 target: "/v1/auth/logout",
                 result: "ok",
                 detail: { via, ...(email === undefined ? {} : { email }) },

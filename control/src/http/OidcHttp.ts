@@ -75,7 +75,12 @@ export const OidcHttp = Layer.mergeAll(
         return yield* forget(refusalPage(finished.failure.status, finished.failure.message)).pipe(Effect.orDie)
       }
       const user = finished.success
-      const who = { actor: `oidc:${user.subject}`, target: "/v1/auth/oidc/callback", action: "console.login" }
+      const who = {
+        actor: `oidc:${user.subject}`,
+        target: "/v1/auth/oidc/callback",
+        action: "console.login",
+        project: user.project,
+      }
       const detail = { via: "oidc", ...(user.email === undefined ? {} : { email: user.email }) }
       if (user.scopes.length === 0) {
         yield* audit.record({ ...who, result: "Forbidden", detail })

@@ -191,7 +191,7 @@ export interface paths {
         };
         /**
          * List snapshots
-         * @description Snapshots on every connected node, and builds running or failed.
+         * @description Snapshots on every connected node, and builds running or failed: the key's project's and the instance's own (the instance admin: every project's).
          *
          *     Requires scope `read` (or one that implies it).
          */
@@ -199,7 +199,7 @@ export interface paths {
         put?: never;
         /**
          * Build a snapshot
-         * @description Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+         * @description Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. It belongs to the key's project: only that project's keys (and the instance admin) see and use it; a name another project holds, or one of the instance's own snapshots, is a 400 naming `name`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -228,7 +228,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a snapshot
-         * @description Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409.
+         * @description Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409. Another project's is a 404; the instance's own snapshots (no `project`) are deleted only by the instance admin (403).
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -515,7 +515,7 @@ export interface paths {
         };
         /**
          * Read the audit log
-         * @description Audit rows oldest first, filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
+         * @description Audit rows oldest first: a project's admin key sees its project's rows, the instance admin every project's (or one, with `project`; another project named by a project's key is a 404). Filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -537,7 +537,7 @@ export interface paths {
         };
         /**
          * Verify the audit chain
-         * @description Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint.
+         * @description Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint. Every project's rows are one chain, so a project's key gets the verdict on the whole chain; when the first broken row is another project's, only its id is named, not its content.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -1261,6 +1261,7 @@ export interface components {
             daemon: string | null;
             detail: Record<string, never>;
             hash: string;
+            project: string;
         };
         ApiKeyNotFoundEncoded: {
             /** @enum {string} */
@@ -1549,6 +1550,7 @@ export interface components {
             error?: string;
             startedAt?: string;
             manifest?: components["schemas"]["SnapshotManifestSummary"];
+            project?: string;
         };
         SnapshotManifestSummary: {
             image: {
@@ -1576,6 +1578,7 @@ export interface components {
             name: components["schemas"]["SnapshotName"];
             node: string;
             status: components["schemas"]["SnapshotStatus"];
+            project?: string;
             warnings?: string[];
         };
         SnapshotRequest: {
@@ -4244,6 +4247,7 @@ export interface operations {
     "audit.list": {
         parameters: {
             query?: {
+                project?: components["schemas"]["ProjectId"];
                 actor?: string;
                 daemon?: string;
                 session?: components["schemas"]["SessionId"];
@@ -4293,6 +4297,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
