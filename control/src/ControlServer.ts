@@ -36,6 +36,7 @@ import { Vault } from "./Vault.ts"
 import { DaemonServices } from "./daemons/DaemonServices.ts"
 import { AuditLog } from "./audit/AuditLog.ts"
 import { AuditHttp } from "./http/AuditHttp.ts"
+import { ConsoleAssets } from "./http/ConsoleAssets.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { DaemonHistoryHttp } from "./http/DaemonHistoryHttp.ts"
 import { DaemonsHttp } from "./http/DaemonsHttp.ts"
@@ -108,6 +109,7 @@ const routes = Layer.mergeAll(
   ShellGateway,
   StaticNodes,
   KubernetesNodes,
+  ConsoleAssets,
 )
 
 /**
