@@ -14,14 +14,23 @@ export const BarChart = (props: {
     const el = box.current
     if (el === null) return
     const xs = props.labels.map((_, i) => i)
+    const every = Math.max(1, Math.ceil(props.labels.length / 8))
     const bars = uPlot.paths.bars!({ size: [0.7 / props.series.length, 60], align: 0 })
     const plot = new uPlot(
       {
         width: Math.max(240, el.clientWidth),
         height: 220,
         scales: { x: { time: false, range: [-0.5, Math.max(0.5, props.labels.length - 0.5)] } },
+        legend: { live: false },
         axes: [
-          { values: (_u, ticks) => ticks.map((t) => props.labels[t] ?? ""), splits: () => xs },
+          {
+            // At most ~8 category names, slanted, so they never run into each other.
+            values: (_u, ticks) => ticks.map((t) => (t % every === 0 ? props.labels[t] ?? "" : "")),
+            splits: () => xs,
+            rotate: -40,
+            size: 56,
+            gap: 4,
+          },
           { label: props.unit ?? "" },
         ],
         series: [

@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks"
+import { useEffect, useRef, useState } from "preact/hooks"
 import { api, problem, type Session } from "../api.ts"
 import { useLoad } from "../hooks.ts"
 import { useSessionEvents } from "../sessionEvents.ts"
@@ -57,9 +57,9 @@ export const SessionPage = (props: { id: string }) => {
       <h2>Output</h2>
       <div class="output">
         <h3>stdout</h3>
-        <pre data-testid="stdout" aria-live="polite" tabIndex={0}>{live.stdout}</pre>
+        <Follow text={live.stdout} testId="stdout" />
         <h3>stderr</h3>
-        <pre data-testid="stderr" tabIndex={0}>{live.stderr}</pre>
+        <Follow text={live.stderr} testId="stderr" />
       </div>
       {s?.result == null ? null : (
         <>
@@ -115,5 +115,24 @@ const Summary = (props: { session: Session }) => {
       <dt>Duration</dt>
       <dd>{ms(s.durationMs)}</dd>
     </dl>
+  )
+}
+
+/** Streamed text that stays scrolled to its newest line unless the reader scrolled up to look at older ones. */
+const Follow = (props: { text: string; testId: string }) => {
+  const box = useRef<HTMLPreElement>(null)
+  const pinned = useRef(true)
+  useEffect(() => {
+    const el = box.current
+    if (el !== null && pinned.current) el.scrollTop = el.scrollHeight
+  }, [props.text])
+  const onScroll = () => {
+    const el = box.current
+    if (el !== null) pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24
+  }
+  return (
+    <pre ref={box} data-testid={props.testId} tabIndex={0} onScroll={onScroll} aria-label={props.testId}>
+      {props.text}
+    </pre>
   )
 }
