@@ -53,12 +53,20 @@ import { exposureHosts, ExposureProxy } from "./http/ExposureProxy.ts"
 import { PortsHttp } from "./http/PortsHttp.ts"
 import { ShellGateway } from "./http/ShellGateway.ts"
 import { PortExposures } from "./PortExposures.ts"
+import { ConsoleSessions } from "./console/ConsoleSessions.ts"
+import { ConsoleConfig } from "./console/ConsoleConfig.ts"
+import { AuthHttp } from "./http/AuthHttp.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
-export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer, PortExposures.layer).pipe(
+export const ControlServices = Layer.mergeAll(
+  Sessions.layer,
+  Snapshots.layer,
+  PortExposures.layer,
+  ConsoleSessions.layer.pipe(Layer.provideMerge(ConsoleConfig.layer)),
+).pipe(
   Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer, NodePresence.layer)),
   Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
   Layer.provideMerge(Projects.layer),
@@ -99,6 +107,7 @@ const routes = Layer.mergeAll(
       ApprovalsHttp,
       SessionExecHttp,
       PortsHttp,
+      AuthHttp,
     ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),

@@ -5,6 +5,7 @@ import { daemonLimitsMigration } from "./daemons/DaemonLimitsMigration.ts"
 import { daemonsMigration } from "./daemons/DaemonMigration.ts"
 import { auditMigration } from "./audit/AuditMigration.ts"
 import { projectsMigration } from "./ProjectsMigration.ts"
+import { consoleSessionsMigration } from "./console/ConsoleSessionsMigration.ts"
 
 /** Schema migrations, applied in id order at start; never edit one that has shipped, add a new one. */
 export const migrations = Migrator.fromRecord({
@@ -148,4 +149,5 @@ export const migrations = Migrator.fromRecord({
       seen_at timestamptz NOT NULL DEFAULT now()
     )`
   }),
+  "0018_console_sessions": consoleSessionsMigration,
 })

@@ -497,6 +497,38 @@ class HealthOperations(SyncOperations):
         return Health.from_dict(data)
 
 
+class AuthOperations(SyncOperations):
+    """Console sign-in: API key or OIDC login to a cookie."""
+
+    def login(self, *, key: str) -> ConsoleIdentity:
+        """Sign in with an API key
+
+        Exchanges an API key for the console cookie `paws_session` (HttpOnly, SameSite=Strict, Secure when control's public URL is https): every `/v1` endpoint then accepts the cookie in place of `Authorization: Bearer`, with the key's scopes and project. Changes (any method but GET/HEAD/OPTIONS) made with the cookie need the header `X-Paws-CSRF` carrying `csrfToken` (else 403). The sign-in expires after PAWS_CONSOLE_SESSION_TTL and ends when the key is revoked."""
+        data = self._call("POST", "/v1/auth/login", path={}, query={}, headers={}, body={"key": key}, expect='application/json')
+        return ConsoleIdentity.from_dict(data)
+
+    def me(self) -> ConsoleIdentity:
+        """Who is signed in
+
+        The console cookie's sign-in, as login returned it; 401 without one."""
+        data = self._call("GET", "/v1/auth/me", path={}, query={}, headers={}, body=None, expect='application/json')
+        return ConsoleIdentity.from_dict(data)
+
+    def logout(self) -> None:
+        """Sign out
+
+        Ends the cookie's sign-in and clears the cookie (SameSite=Strict keeps other sites from calling it). Without a cookie: 204 too."""
+        data = self._call("POST", "/v1/auth/logout", path={}, query={}, headers={}, body=None, expect=None)
+        return None
+
+    def oidc(self) -> OidcStatus:
+        """Is single sign-on configured
+
+        Whether `GET /v1/auth/oidc/login` signs in via OIDC."""
+        data = self._call("GET", "/v1/auth/oidc", path={}, query={}, headers={}, body=None, expect='application/json')
+        return OidcStatus.from_dict(data)
+
+
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
@@ -983,3 +1015,35 @@ class AsyncHealthOperations(AsyncOperations):
         The database answers and holds this build's newest migration. No auth."""
         data = await self._call("GET", "/readyz", path={}, query={}, headers={}, body=None, expect='application/json')
         return Health.from_dict(data)
+
+
+class AsyncAuthOperations(AsyncOperations):
+    """Console sign-in: API key or OIDC login to a cookie."""
+
+    async def login(self, *, key: str) -> ConsoleIdentity:
+        """Sign in with an API key
+
+        Exchanges an API key for the console cookie `paws_session` (HttpOnly, SameSite=Strict, Secure when control's public URL is https): every `/v1` endpoint then accepts the cookie in place of `Authorization: Bearer`, with the key's scopes and project. Changes (any method but GET/HEAD/OPTIONS) made with the cookie need the header `X-Paws-CSRF` carrying `csrfToken` (else 403). The sign-in expires after PAWS_CONSOLE_SESSION_TTL and ends when the key is revoked."""
+        data = await self._call("POST", "/v1/auth/login", path={}, query={}, headers={}, body={"key": key}, expect='application/json')
+        return ConsoleIdentity.from_dict(data)
+
+    async def me(self) -> ConsoleIdentity:
+        """Who is signed in
+
+        The console cookie's sign-in, as login returned it; 401 without one."""
+        data = await self._call("GET", "/v1/auth/me", path={}, query={}, headers={}, body=None, expect='application/json')
+        return ConsoleIdentity.from_dict(data)
+
+    async def logout(self) -> None:
+        """Sign out
+
+        Ends the cookie's sign-in and clears the cookie (SameSite=Strict keeps other sites from calling it). Without a cookie: 204 too."""
+        data = await self._call("POST", "/v1/auth/logout", path={}, query={}, headers={}, body=None, expect=None)
+        return None
+
+    async def oidc(self) -> OidcStatus:
+        """Is single sign-on configured
+
+        Whether `GET /v1/auth/oidc/login` signs in via OIDC."""
+        data = await self._call("GET", "/v1/auth/oidc", path={}, query={}, headers={}, body=None, expect='application/json')
+        return OidcStatus.from_dict(data)

@@ -20,6 +20,7 @@ __all__ = [
     "AuditVerificationFirstBroken",
     "AuditVerificationHead",
     "ConcurrencyPolicy",
+    "ConsoleIdentity",
     "CreateApiKey",
     "CreateNodeToken",
     "CreateProject",
@@ -64,6 +65,7 @@ __all__ = [
     "InteractiveWorkload",
     "InvalidRequestEncoded",
     "KeyLimits",
+    "KeyLogin",
     "McpGrant",
     "McpServerExistsEncoded",
     "McpServerName",
@@ -82,6 +84,7 @@ __all__ = [
     "NodeToken",
     "NodeTokenId",
     "NodeTokenNotFoundEncoded",
+    "OidcStatus",
     "PayloadTooLargeEncoded",
     "PendingApproval",
     "PortAccess",
@@ -133,6 +136,10 @@ TriggerName = str
 
 DaemonName = str
 
+ApiScope = Literal["admin", "sessions:write", "read", "approve"]
+
+ProjectId = str
+
 SessionId = str
 """UUIDv7, sortable by creation time"""
 
@@ -149,10 +156,6 @@ HostPattern = str
 SnapshotName = str
 
 SessionStatus = Literal["awaiting_approval", "pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
-
-ProjectId = str
-
-ApiScope = Literal["admin", "sessions:write", "read", "approve"]
 
 ApiKeyId = str
 
@@ -326,6 +329,60 @@ class DaemonInvocation(Model):
         return cls(
             session_id=data["sessionId"],
             status=data["status"],
+        )
+
+
+@dataclass(kw_only=True)
+class OidcStatus(Model):
+    _json_names = {'enabled': 'enabled'}
+    _required = frozenset(['enabled'])
+
+    enabled: bool
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OidcStatus:
+        return cls(
+            enabled=data["enabled"],
+        )
+
+
+@dataclass(kw_only=True)
+class ConsoleIdentity(Model):
+    _json_names = {'actor': 'actor', 'project': 'project', 'scopes': 'scopes', 'csrf_token': 'csrfToken', 'expires_at': 'expiresAt', 'via': 'via', 'email': 'email'}
+    _required = frozenset(['actor', 'csrf_token', 'expires_at', 'project', 'scopes', 'via'])
+
+    actor: str
+    project: ProjectId
+    scopes: list[ApiScope]
+    csrf_token: str
+    expires_at: str
+    via: Literal["key", "oidc"]
+    email: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConsoleIdentity:
+        return cls(
+            actor=data["actor"],
+            project=data["project"],
+            scopes=data["scopes"],
+            csrf_token=data["csrfToken"],
+            expires_at=data["expiresAt"],
+            via=data["via"],
+            email=data.get("email"),
+        )
+
+
+@dataclass(kw_only=True)
+class KeyLogin(Model):
+    _json_names = {'key': 'key'}
+    _required = frozenset(['key'])
+
+    key: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyLogin:
+        return cls(
+            key=data["key"],
         )
 
 
