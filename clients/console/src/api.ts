@@ -5,15 +5,8 @@ export type Schemas = components["schemas"]
 export type Session = Schemas["Session"]
 export type NodeInfo = Schemas["NodeInfo"]
 
-/** Who is signed in: the body of POST /v1/auth/login and GET /v1/auth/me (see the auth contract). */
-export interface Me {
-  readonly actor: string
-  readonly project: string
-  readonly scopes: ReadonlyArray<string>
-  readonly csrfToken: string
-  readonly expiresAt: string
-  readonly via: string
-}
+/** Who is signed in: the body of POST /v1/auth/login and GET /v1/auth/me. */
+export type Me = Schemas["ConsoleIdentity"]
 
 let csrfToken = ""
 let onUnauthorized = () => {}
@@ -47,28 +40,10 @@ export const problem = (error: unknown, fallback = "request failed"): string => 
   return fallback
 }
 
-/** Raw JSON calls for the sign-in endpoints (their own group; not every build's spec has them yet). */
-const authCall = async (method: string, path: string, body?: unknown) => {
-  const response = await fetch(path, {
-    method,
-    credentials: "same-origin",
-    headers: {
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-      ...(method === "GET" ? {} : { "X-Paws-CSRF": csrfToken }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  })
-  const text = await response.text()
-  const json: unknown = text === "" ? undefined : JSON.parse(text)
-  return { ok: response.ok, status: response.status, json }
-}
-
+/** Sign-in: the key is traded for an HttpOnly cookie; `me` finds an existing sign-in after a reload. */
 export const auth = {
-  login: (key: string) => authCall("POST", "/v1/auth/login", { key }),
-  me: () => authCall("GET", "/v1/auth/me"),
-  logout: () => authCall("POST", "/v1/auth/logout"),
-  oidcEnabled: async () => {
-    const reply = await authCall("GET", "/v1/auth/oidc").catch(() => undefined)
-    return reply?.ok === true && (reply.json as { enabled?: boolean }).enabled === true
-  },
+  login: (key: string) => api.POST("/v1/auth/login", { body: { key } }),
+  me: () => api.GET("/v1/auth/me"),
+  logout: () => api.POST("/v1/auth/logout"),
+  oidcEnabled: async () => (await api.GET("/v1/auth/oidc").catch(() => undefined))?.data?.enabled === true,
 }

@@ -62,7 +62,7 @@ const App = () => {
   }
   useEffect(() => {
     whenUnauthorized(() => signIn(null))
-    auth.me().then((r) => signIn(r.ok ? (r.json as Me) : null), () => signIn(null))
+    auth.me().then((r) => signIn(r.data ?? null), () => signIn(null))
   }, [])
   if (me === undefined) return <p class="loading">Loading…</p>
   if (me === null) return <Login onSignedIn={signIn} />
@@ -81,7 +81,7 @@ const App = () => {
             ))}
           </ul>
         </nav>
-        <span class="who" title={`project ${me.project}; scopes ${me.scopes.join(", ")}`}>{me.actor}</span>
+        <span class="who" title={`project ${me.project}; scopes ${me.scopes.join(", ")}`}>{me.email ?? me.actor}</span>
         <button type="button" onClick={() => auth.logout().finally(() => signIn(null))}>Sign out</button>
       </header>
       <main id="main" tabIndex={-1}>

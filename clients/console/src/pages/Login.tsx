@@ -13,10 +13,10 @@ export const Login = (props: { onSignedIn: (me: Me) => void }) => {
     event.preventDefault()
     setBusy(true)
     setError(undefined)
-    const reply = await auth.login(key.trim()).catch((e: unknown) => ({ ok: false, status: 0, json: String(e) }))
+    const reply = await auth.login(key.trim()).catch((e: unknown) => ({ data: undefined, error: String(e) }))
     setBusy(false)
-    if (reply.ok) props.onSignedIn(reply.json as Me)
-    else setError(problem(reply.json, `sign-in failed (${reply.status})`))
+    if (reply.data !== undefined) props.onSignedIn(reply.data)
+    else setError(problem(reply.error, "sign-in failed"))
   }
 
   const returnTo = location.pathname === "/login" ? "/" : location.pathname + location.search
