@@ -102,10 +102,15 @@ const scenario = async (control: ControlHandle, node: FakeNode, context: Browser
   await stdout.filter({ hasText: `tick ${seen + 3}\n` }).waitFor() // more lines arrive on the open page
   assert.strictEqual(await statusOf(control, id), "running")
   await page.getByTestId("session-status").filter({ hasText: "running" }).waitFor()
+  // An exposed port (issue 17) appears on the page with its URL.
+  const exposed = await api(control, "POST", `/v1/sessions/${id}/ports`, { port: 8080, access: "token" })
+  assert.strictEqual(exposed.status, 201, exposed.text)
+  await page.getByRole("region", { name: "Exposed ports" }).getByRole("link", { name: exposed.body.url }).waitFor()
   await snap(page, scratch, "session")
   // The spec shows which headers the proxy injects, never their values.
   assert.include(await page.getByTestId("credential-headers").textContent(), "api.example.com: x-api-key")
   assert.notInclude(await page.content(), secretValue)
+  assert.notInclude(await page.content(), exposed.body.token)
   await page.getByRole("button", { name: "Cancel session" }).click()
   await page.getByTestId("session-status").filter({ hasText: "cancelled" }).waitFor()
   assert.strictEqual(await statusOf(control, id), "cancelled")
