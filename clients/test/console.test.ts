@@ -194,7 +194,7 @@ const scenario = async (control: ControlHandle, node: FakeNode, context: Browser
 }
 
 describe("web console in Chromium", () => {
-  const built = Layer.effectDiscard(Effect.promise(ensureConsoleBuilt))
+  const built = Layer.effectDiscard(Effect.promise(() => ensureConsoleBuilt()))
   layer(Layer.merge(TestControl.layer(), built).pipe(Layer.provide(pgliteBackend)), {
     excludeTestServices: true,
     timeout: 120_000,

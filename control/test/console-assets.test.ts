@@ -7,7 +7,7 @@ import { consoleDistDir } from "../src/http/ConsoleAssets.ts"
 import { call, pgliteBackend, TestControl } from "./harness.ts"
 
 describe("console assets", () => {
-  const built = Layer.effectDiscard(Effect.promise(ensureConsoleBuilt))
+  const built = Layer.effectDiscard(Effect.promise(() => ensureConsoleBuilt()))
   layer(Layer.merge(TestControl.layer(), built).pipe(Layer.provide(pgliteBackend)), {
     excludeTestServices: true,
     timeout: 120_000,
@@ -36,7 +36,9 @@ describe("console assets", () => {
         assert.strictEqual(deep.status, 200)
         assert.strictEqual(deep.text, index.text)
         assert.strictEqual((yield* call(control, "GET", "/assets/gone-1234.js", { key: null })).status, 404)
-        assert.strictEqual((yield* call(control, "GET", "/%E0%A4%A", { key: null })).status, 404)
+        assert.strictEqual((yield* call(control, "GET", "/%E0%A4%A", { key: null })).status, 404) // the router refuses it
+        // Not a host: a path starting "//" is still a path of this origin (the fuzz suite found a 500 here).
+        assert.strictEqual((yield* call(control, "GET", "//%F1%AF%9B%96/keys?x=%F0", { key: null })).text, index.text)
       }))
 
     it.effect("API, exposure, hook and health paths keep their meaning", () =>
@@ -47,6 +49,9 @@ describe("console assets", () => {
         const unknownApi = yield* call(control, "GET", "/v1/no-such-thing")
         assert.strictEqual(unknownApi.status, 404)
         assert.notInclude(unknownApi.text, "<html")
+        const otherVersion = yield* call(control, "GET", "/v2/sessions", { key: null })
+        assert.strictEqual(otherVersion.status, 404)
+        assert.strictEqual(otherVersion.body._tag, "NotFound")
         assert.strictEqual((yield* call(control, "GET", "/healthz", { key: null })).status, 200)
         assert.strictEqual((yield* call(control, "GET", "/openapi.json", { key: null })).status, 200)
         const exposure = yield* call(control, "GET", "/p/abcdefghijklmnopqrstuvwx/", { key: null })

@@ -7,8 +7,12 @@ import { fileURLToPath } from "node:url"
 /** Where `npm install` / `npm start` build the console (clients/console, Vite); not committed. */
 export const consoleDistDir = fileURLToPath(new URL("../../../clients/console/dist", import.meta.url))
 
-/** Paths that belong to control itself: an unknown one is a 404 there, never the console's index.html. */
-const controlPrefixes = ["/v1/", "/p/", "/hooks/", "/metrics", "/healthz", "/readyz", "/openapi.json", "/docs"]
+/**
+ * Paths that belong to control itself (any API version, exposures, hooks, health, docs): an unknown
+ * one is a JSON 404 there, never the console's index.html.
+ */
+const controlPath = /^\/(v\d+|p|hooks|metrics|healthz|readyz|openapi\.json|docs)(\/|$)/
+export const isControlPath = (path: string): boolean => controlPath.test(path)
 
 const contentTypes: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -71,8 +75,9 @@ export const ConsoleAssets = HttpRouter.add(
   "GET",
   "*",
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const path = new URL(request.url, "http://control").pathname // still percent-encoded, as the built names are
-    if (controlPrefixes.some((p) => path === p.replace(/\/$/, "") || path.startsWith(p))) return notFound(request)
+    // The raw path, still percent-encoded as the built names are (not `new URL`: "//x/y" would parse as a host).
+    const path = request.url.replace(/[?#].*$/s, "")
+    if (isControlPath(path)) return notFound(request)
     const files = loadAssets()
     if (files === undefined) {
       return Effect.succeed(HttpServerResponse.text(
