@@ -143,6 +143,19 @@ const scenario = async (control: ControlHandle, node: FakeNode, context: Browser
   await page.getByRole("link", { name: "Daemons" }).click()
   await page.getByRole("link", { name: "nightly" }).click()
   await page.getByRole("heading", { name: "Daemon nightly" }).waitFor()
+  // Disable and enable it again; run it now (the console opens the new session's page).
+  await page.getByRole("button", { name: "Disable" }).click()
+  await page.getByRole("button", { name: "Enable" }).waitFor()
+  assert.isFalse((await api(control, "GET", "/v1/daemons/nightly")).body.enabled)
+  await page.getByRole("button", { name: "Enable" }).click()
+  await page.getByRole("button", { name: "Disable" }).waitFor()
+  assert.isTrue((await api(control, "GET", "/v1/daemons/nightly")).body.enabled)
+  await page.getByRole("button", { name: "Run now" }).click()
+  await page.getByTestId("exit-code").filter({ hasText: "0" }).waitFor()
+  const ran = page.url().split("/sessions/")[1]!
+  assert.strictEqual((await api(control, "GET", `/v1/sessions/${ran}`)).body.daemon, "nightly")
+  await page.goBack()
+  await page.getByRole("region", { name: "Last invocations" }).getByRole("link", { name: ran.slice(0, 8) }).waitFor()
   await snap(page, scratch, "daemon")
   // Snapshots: one built, one still building (its progress shows), one failed with its error.
   await api(control, "POST", "/v1/snapshots", { name: "built" })
@@ -177,6 +190,9 @@ const scenario = async (control: ControlHandle, node: FakeNode, context: Browser
   await page.getByRole("cell", { name: node.info.name }).waitFor()
   assert.isTrue(await fitsWidth(page))
   await snap(page, scratch, "overview-phone")
+  await page.goto(`${control.url}/audit`)
+  await page.getByTestId("chain-status").filter({ hasText: "Hash chain verified" }).waitFor()
+  assert.isTrue(await fitsWidth(page)) // wide tables scroll inside their own region
 
   // Keyboard: the skip link comes first, then the sections.
   await page.keyboard.press("Tab")
