@@ -185,6 +185,7 @@ const scenario = async (control: ControlHandle, node: FakeNode, context: Browser
   await page.getByTestId("session-status").filter({ hasText: "cancelled" }).waitFor()
   await page.getByTestId("stdout").filter({ hasText: `tick ${seen + 3}\n` }).waitFor()
   assert.isTrue(await fitsWidth(page))
+  await page.getByRole("region", { name: "Exposed ports" }).getByText("(ended with the session)").waitFor()
   await snap(page, scratch, "session-phone")
   await page.goto(`${control.url}/`)
   await page.getByRole("cell", { name: node.info.name }).waitFor()

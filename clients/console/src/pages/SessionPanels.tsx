@@ -106,7 +106,9 @@ export const PortsPanel = (props: { id: string; live: boolean }) => {
             <td>{p.port}</td>
             <td>{p.access}</td>
             <td>
-              <a href={p.hostUrl ?? p.url} target="_blank" rel="noopener noreferrer">{p.hostUrl ?? p.url}</a>
+              {props.live
+                ? <a href={p.hostUrl ?? p.url} target="_blank" rel="noopener noreferrer">{p.hostUrl ?? p.url}</a>
+                : <span class="muted">{p.hostUrl ?? p.url} (ended with the session)</span>}
             </td>
             <td>
               <When at={p.createdAt} />
