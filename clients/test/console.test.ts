@@ -1,5 +1,5 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { BrowserContext, Page } from "playwright-core"
@@ -77,6 +77,7 @@ const scenario = async (control: ControlHandle, node: FakeNode, context: Browser
 
   // Overview: the node with its capacity, live.
   await page.getByRole("cell", { name: node.info.name }).waitFor()
+  await page.getByRole("row", { name: /fake-gone.*lost/ }).waitFor()
   await snap(page, scratch, "overview")
 
   // A session started by the API: its page streams stdout while it runs, then the console cancels it.
@@ -222,6 +223,10 @@ describe("web console in Chromium", () => {
         Effect.gen(function* () {
           const control = yield* TestControl
           const node = yield* registerFakeNode(control.registry, { id: "fake-1", maxConcurrent: 4 })
+          // A second node that connected and went away: the overview lists it as lost.
+          const gone = yield* Scope.make()
+          yield* registerFakeNode(control.registry, { id: "fake-gone", maxConcurrent: 2 }).pipe(Scope.provide(gone))
+          yield* Scope.close(gone, Exit.void)
           const browser = yield* Effect.acquireRelease(
             Effect.promise(launchChromium),
             (b) => Effect.promise(() => b.close()),
