@@ -96,6 +96,8 @@ const scenario = async (control: ControlHandle, node: FakeNode, context: Browser
   assert.strictEqual(started.status, 202, started.text)
   const id: string = started.body.sessionId
   await page.getByRole("link", { name: "Sessions" }).click()
+  await page.getByRole("heading", { name: "Sessions" }).waitFor()
+  assert.strictEqual(await page.evaluate(() => document.activeElement?.id), "main") // focus moves to the new page
   await page.getByRole("link", { name: id.slice(0, 8) }).click()
   const stdout = page.getByTestId("stdout")
   await stdout.filter({ hasText: "tick 2" }).waitFor()

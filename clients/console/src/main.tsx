@@ -1,5 +1,5 @@
 import { render } from "preact"
-import { useEffect, useState } from "preact/hooks"
+import { useEffect, useRef, useState } from "preact/hooks"
 import { auth, type Me, setSignedIn, whenUnauthorized } from "./api.ts"
 import { onLinkClick, useRoute } from "./router.ts"
 import { Approvals } from "./pages/Approvals.tsx"
@@ -64,6 +64,12 @@ const App = () => {
     whenUnauthorized(() => signIn(null))
     auth.me().then((r) => signIn(r.data ?? null), () => signIn(null))
   }, [])
+  const first = useRef(true)
+  useEffect(() => {
+    // After an in-app navigation, move focus to the new page (as a full page load would) for keyboard and reader users.
+    if (first.current) first.current = false
+    else document.getElementById("main")?.focus()
+  }, [path])
   if (me === undefined) return <p class="loading">Loading…</p>
   if (me === null) return <Login onSignedIn={signIn} />
   const active = (href: string) => (href === "/" ? path === "/" : path.startsWith(href))
