@@ -14,6 +14,7 @@ import {
 import { memorySettings } from "./MemorySettings.ts"
 import { daemonSettings } from "./daemons/DaemonConfig.ts"
 import { consoleSettings } from "./console/ConsoleConfig.ts"
+import { oidcSettings } from "./oidc/OidcConfig.ts"
 
 /** Every setting of `paws control`, read from the environment; `--help` and the README list this table. */
 export const controlSettings = {
@@ -195,6 +196,7 @@ export const controlSettings = {
   // Daemons' settings live beside them (DaemonConfig reads them); here so that --help lists them.
   ...daemonSettings,
   ...consoleSettings,
+  ...oidcSettings,
 }
 
 export interface ControlSettings {

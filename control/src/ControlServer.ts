@@ -56,6 +56,10 @@ import { PortExposures } from "./PortExposures.ts"
 import { ConsoleSessions } from "./console/ConsoleSessions.ts"
 import { ConsoleConfig } from "./console/ConsoleConfig.ts"
 import { AuthHttp } from "./http/AuthHttp.ts"
+import { OidcHttp } from "./http/OidcHttp.ts"
+import { PortGrantHttp } from "./http/PortGrantHttp.ts"
+import { OidcLogin } from "./oidc/OidcLogin.ts"
+import { OidcConfig } from "./oidc/OidcConfig.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
@@ -66,6 +70,7 @@ export const ControlServices = Layer.mergeAll(
   Snapshots.layer,
   PortExposures.layer,
   ConsoleSessions.layer.pipe(Layer.provideMerge(ConsoleConfig.layer)),
+  OidcLogin.layer.pipe(Layer.provideMerge(OidcConfig.layer)),
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer, NodePresence.layer)),
   Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
@@ -116,6 +121,8 @@ const routes = Layer.mergeAll(
   LiveGateway,
   ExposureProxy,
   ShellGateway,
+  OidcHttp,
+  PortGrantHttp,
   StaticNodes,
   KubernetesNodes,
   ConsoleAssets,

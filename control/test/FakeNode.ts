@@ -50,6 +50,8 @@ export const registerFakeNode = (
     readonly labels?: Record<string, string>
     /** What the node reports holding (placement); absent = it does not say. */
     readonly snapshots?: NodeInfo["snapshots"]
+    /** Exposed ports of its sessions relay to this loopback HTTP server (`http://127.0.0.1:PORT`). */
+    readonly portTarget?: string
   },
 ): Effect.Effect<FakeNode, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -257,7 +259,21 @@ export const registerFakeNode = (
       ExecInSession: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       ReadSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       WriteSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
-      ForwardToPort: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      ForwardToPort: ({ sessionId, method, path, headers, body }) =>
+        options.portTarget === undefined
+          ? Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" }))
+          : Stream.unwrap(Effect.promise(async () => {
+            const res = await fetch(options.portTarget + path, {
+              method,
+              headers: headers.filter(([k]) => k !== "host") as Array<[string, string]>,
+              ...(method === "GET" || method === "HEAD" ? {} : { body: body as Uint8Array<ArrayBuffer> }),
+            })
+            const data = new Uint8Array(await res.arrayBuffer())
+            return Stream.make(
+              { _tag: "head" as const, status: res.status, headers: [...res.headers] },
+              { _tag: "body" as const, data },
+            )
+          })),
       OpenPortSocket: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       SendPortSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "fake node" })),
       OpenShell: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),

@@ -268,7 +268,7 @@ class PortsOperations(SyncOperations):
     def expose(self, id: SessionId, *, access: PortAccess, port: int) -> CreatedPortExposure:
         """Expose a guest port
 
-        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), `sso` (the console's sign-in, with scope `read` on the session's project; a browser without one is sent through the OIDC login and back), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
 
         Requires scope `sessions:write` (or one that implies it)."""
         data = self._call("POST", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body={"port": port, "access": access}, expect='application/json')
@@ -788,7 +788,7 @@ class AsyncPortsOperations(AsyncOperations):
     async def expose(self, id: SessionId, *, access: PortAccess, port: int) -> CreatedPortExposure:
         """Expose a guest port
 
-        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), `sso` (the console's sign-in, with scope `read` on the session's project; a browser without one is sent through the OIDC login and back), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
 
         Requires scope `sessions:write` (or one that implies it)."""
         data = await self._call("POST", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body={"port": port, "access": access}, expect='application/json')

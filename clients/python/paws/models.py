@@ -159,7 +159,7 @@ SessionStatus = Literal["awaiting_approval", "pending", "starting", "running", "
 
 ApiKeyId = str
 
-PortAccess = Literal["token", "pin", "public"]
+PortAccess = Literal["token", "pin", "public", "sso"]
 
 GuestPath = str
 

@@ -45,10 +45,13 @@ export interface AuditFilter {
   readonly limit: number
 }
 
-/** The caller inside an API request (`key:<id>`), else `system`. */
+/** How the audit log names a principal: `key:<id>`, or a console user signed in by OIDC (`oidc:<sub>`). */
+export const actorOf = (keyId: string): string => keyId.startsWith("oidc:") ? keyId : `key:${keyId}`
+
+/** The caller inside an API request (`key:<id>`, `oidc:<sub>`), else `system`. */
 export const currentActor: Effect.Effect<string> = Effect.map(
   Effect.serviceOption(CurrentPrincipal),
-  (p) => (Option.isSome(p) ? `key:${p.value.keyId}` : "system"),
+  (p) => (Option.isSome(p) ? actorOf(p.value.keyId) : "system"),
 )
 
 /** Serializes appends across every replica on one database (pg_advisory_xact_lock). */

@@ -7,7 +7,7 @@ import type { ConsoleSettings } from "./ConsoleConfig.ts"
  * Secure when browsers reach control over https: its public URL says so, or the TLS terminator in
  * front of it does (X-Forwarded-Proto; the flag only narrows where the cookie goes).
  */
-const overTls = (config: ConsoleSettings, request: HttpServerRequest.HttpServerRequest) =>
+export const overTls = (config: ConsoleSettings, request: HttpServerRequest.HttpServerRequest) =>
   config.publicUrl?.startsWith("https://") === true || request.headers["x-forwarded-proto"] === "https"
 
 const attributes = (config: ConsoleSettings, request: HttpServerRequest.HttpServerRequest) => ({

@@ -12,7 +12,7 @@ import { HttpServerRequest } from "effect/http"
 import type { HttpApiEndpoint } from "effect/http-api"
 import { ApiKeys } from "../ApiKeys.ts"
 import { auditApiCall } from "../audit/ApiCallAudit.ts"
-import { AuditLog } from "../audit/AuditLog.ts"
+import { actorOf, AuditLog } from "../audit/AuditLog.ts"
 import { ConsoleSessions } from "../console/ConsoleSessions.ts"
 import { Quotas } from "../Quotas.ts"
 import { rateLimitedResponse } from "./RateLimitedResponse.ts"
@@ -57,7 +57,7 @@ export const ApiAuthLive = Layer.effect(
           const session = token === "" ? yield* signedIn(endpoint) : undefined
           const principal = session?.principal ?? (yield* keys.authenticate(token))
           const who = session === undefined
-            ? { actor: `key:${principal.keyId}` }
+            ? { actor: actorOf(principal.keyId) }
             : { actor: session.identity.actor, email: session.identity.email }
           const required = Context.getOrUndefined(endpoint.annotations, RequiredScope)
           if (required !== undefined && !scopeAllows(principal.scopes, required)) {

@@ -6,6 +6,7 @@ import { AuditLog } from "../audit/AuditLog.ts"
 import { ConsoleConfig } from "../console/ConsoleConfig.ts"
 import { clearConsoleCookie, consoleCookie, setConsoleCookie } from "../console/ConsoleCookie.ts"
 import { ConsoleSessions } from "../console/ConsoleSessions.ts"
+import { OidcLogin } from "../oidc/OidcLogin.ts"
 
 /** Console sign-in with an API key: the key is traded for the cookie, once; `me` and `logout` read the cookie. */
 export const AuthHttp = HttpApiBuilder.group(
@@ -16,6 +17,7 @@ export const AuthHttp = HttpApiBuilder.group(
     const consoles = yield* ConsoleSessions
     const config = yield* ConsoleConfig
     const audit = yield* AuditLog
+    const oidc = yield* OidcLogin
     return handlers
       .handle("login", ({ payload }) =>
         Effect.gen(function* () {
@@ -50,6 +52,6 @@ export const AuthHttp = HttpApiBuilder.group(
           if (cookie !== undefined) yield* consoles.end(cookie)
           yield* clearConsoleCookie(config)
         }))
-      .handle("oidc", () => Effect.succeed({ enabled: false }))
+      .handle("oidc", () => Effect.succeed({ enabled: oidc.enabled }))
   }),
 )

@@ -439,7 +439,7 @@ export interface paths {
         put?: never;
         /**
          * Expose a guest port
-         * @description Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+         * @description Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), `sso` (the console's sign-in, with scope `read` on the session's project; a browser without one is sent through the OIDC login and back), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
          *
          *     Requires scope `sessions:write` (or one that implies it).
          */
@@ -1305,7 +1305,7 @@ export interface components {
             createdAt: string;
         };
         /** @enum {string} */
-        PortAccess: "token" | "pin" | "public";
+        PortAccess: "token" | "pin" | "public" | "sso";
         SessionNotLiveEncoded: {
             /** @enum {string} */
             _tag: "SessionNotLive";
