@@ -1,11 +1,20 @@
-import { assert, describe, layer } from "@effect/vitest"
+import { afterAll, assert, describe, layer } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import type { BrowserContext, Page } from "playwright-core"
+import type { Browser, BrowserContext, Page } from "playwright-core"
 import { ensureConsoleBuilt } from "../console/scripts/ensure-built.ts"
 import { type FakeNode, registerFakeNode } from "../../control/test/FakeNode.ts"
-import { call, type ControlHandle, pgliteBackend, script, TestControl } from "../../control/test/harness.ts"
+import {
+  call,
+  type ControlHandle,
+  pgliteBackend,
+  script,
+  startControl,
+  TestControl,
+  TestDatabase,
+} from "../../control/test/harness.ts"
+import { startTestProvider } from "../../control/test/support/OidcTestProvider.ts"
 import { launchChromium, pixelStats, screenshotDir } from "./support/Browser.ts"
 
 // The web console in real Chromium against a real control (HTTP, PGlite). Sessions run on the
@@ -13,6 +22,18 @@ import { launchChromium, pixelStats, screenshotDir } from "./support/Browser.ts"
 // 100 ms until cancelled, so the page shows output arriving live without booting a VM.
 
 const shots = screenshotDir("console")
+
+/** One Chromium for the file's tests (each gets its own context: its own cookies). */
+let launched: Promise<Browser> | undefined
+const browser = () => (launched ??= launchChromium())
+afterAll(async () => {
+  if (launched !== undefined) await (await launched).close()
+})
+
+const newContext = Effect.acquireRelease(
+  Effect.promise(async () => (await browser()).newContext({ viewport: { width: 1280, height: 800 } })),
+  (c) => Effect.promise(() => c.close()),
+)
 
 /** Screenshot of the whole page, saved, and checked to be a picture (many colours, non-zero variance). */
 const snap = async (page: Page, scratch: Page, name: string) => {
@@ -229,12 +250,53 @@ describe("web console in Chromium", () => {
           const gone = yield* Scope.make()
           yield* registerFakeNode(control.registry, { id: "fake-gone", maxConcurrent: 2 }).pipe(Scope.provide(gone))
           yield* Scope.close(gone, Exit.void)
-          const browser = yield* Effect.acquireRelease(
-            Effect.promise(launchChromium),
-            (b) => Effect.promise(() => b.close()),
-          )
-          const context = yield* Effect.promise(() => browser.newContext({ viewport: { width: 1280, height: 800 } }))
+          const context = yield* newContext
           yield* Effect.promise(() => scenario(control, node, context))
+        }).pipe(Effect.scoped),
+      { timeout: 120_000 },
+    )
+  })
+})
+
+/** The login page's single sign-on button, through a real OpenID provider's forms, back to the page asked for. */
+const ssoScenario = async (control: ControlHandle, context: BrowserContext) => {
+  const page = await context.newPage()
+  const scratch = await context.newPage()
+  await page.goto(`${control.url}/sessions?status=running`)
+  const button = page.getByRole("link", { name: "Sign in with your identity provider" })
+  await button.waitFor()
+  await snap(page, scratch, "login-sso")
+  await button.click()
+  await page.locator('input[name="login"]').fill("alice") // oidc-provider's development login form
+  await page.locator('input[name="password"]').fill("any password")
+  await page.locator('button[type="submit"]').click()
+  await page.locator('button[type="submit"]').click() // its consent form
+  await page.getByRole("heading", { name: "Sessions" }).waitFor()
+  assert.strictEqual(new URL(page.url()).pathname + new URL(page.url()).search, "/sessions?status=running")
+  assert.strictEqual(await page.locator(".who").textContent(), "alice@example.test")
+  const cookie = (await context.cookies()).find((c) => c.name === "paws_session")
+  assert.isTrue(cookie?.httpOnly)
+}
+
+describe("web console single sign-on in Chromium", () => {
+  layer(pgliteBackend, { excludeTestServices: true, timeout: 120_000 })((it) => {
+    it.effect(
+      "the login page offers the identity provider when configured, and comes back signed in",
+      () =>
+        Effect.gen(function* () {
+          yield* Effect.promise(() => ensureConsoleBuilt())
+          const provider = yield* startTestProvider({ alice: { email: "alice@example.test", groups: ["paws-admins"] } })
+          const control = yield* startControl(yield* (yield* TestDatabase).fresh, {
+            PAWS_OIDC_ISSUER: provider.issuer,
+            PAWS_OIDC_CLIENT_ID: provider.clientId,
+            PAWS_OIDC_CLIENT_SECRET: provider.clientSecret,
+            PAWS_OIDC_SCOPE_MAP: "groups:paws-admins=admin",
+            PAWS_OIDC_REQUEST_SCOPES: "openid email groups",
+            PAWS_TEST_OIDC_ALLOW_HTTP: "true",
+          })
+          provider.register([`${control.url}/v1/auth/oidc/callback`])
+          const context = yield* newContext
+          yield* Effect.promise(() => ssoScenario(control, context))
         }).pipe(Effect.scoped),
       { timeout: 120_000 },
     )
