@@ -37,6 +37,7 @@ import { Vault } from "./Vault.ts"
 import { DaemonServices } from "./daemons/DaemonServices.ts"
 import { AuditLog } from "./audit/AuditLog.ts"
 import { AuditHttp } from "./http/AuditHttp.ts"
+import { ConsoleAssets } from "./http/ConsoleAssets.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { DaemonHistoryHttp } from "./http/DaemonHistoryHttp.ts"
 import { DaemonsHttp } from "./http/DaemonsHttp.ts"
@@ -125,6 +126,7 @@ const routes = Layer.mergeAll(
   PortGrantHttp,
   StaticNodes,
   KubernetesNodes,
+  ConsoleAssets,
 )
 
 /**

@@ -36,7 +36,7 @@ const rejection = (network: SessionDispatch["network"]) =>
 /**
  * An in-process node speaking the real NodeRpcs contract (through RpcTest, i.e. the real
  * RPC client and server with serialization bypassed). The workload script selects behaviour:
- * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `vanish` dies before the VM starts;
+ * `hang` runs until CancelSession (`chatty hang` printing a line every 100 ms); `crash` dies after starting to run (node lost); `vanish` dies before the VM starts;
  * `reject` refuses the dispatch with issue text that quotes its credentials (setup `reject` does so for a build); `slow`
  * spaces events 100 ms apart; `auditflood N` streams N audit events at once; anything else completes with output, an
  * audit event and a result.
@@ -133,8 +133,17 @@ export const registerFakeNode = (
       if (script.includes("hang")) {
         const cancelled = Deferred.makeUnsafe<void>()
         cancels.set(d.sessionId, cancelled)
+        // `chatty hang`: a stdout line every 100 ms until cancelled (output to watch arrive live).
+        const chatter = script.includes("chatty")
+          ? Stream.tick(100).pipe(
+            Stream.mapAccum(() => 0, (n): readonly [number, ReadonlyArray<SessionEvent>] => [n + 1, [
+              { _tag: "output", stream: "stdout", data: `tick ${n + 1}\n` },
+            ]]),
+            Stream.interruptWhen(Deferred.await(cancelled)),
+          )
+          : Stream.empty
         return Stream.concat(
-          start,
+          Stream.concat(start, chatter),
           Stream.fromEffect(Deferred.await(cancelled)).pipe(
             Stream.map((): SessionEvent => ({ _tag: "status", status: "cancelled", at: now(), reason: "cancelled" })),
           ),
