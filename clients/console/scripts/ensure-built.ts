@@ -7,8 +7,8 @@ export const consoleIndex = fileURLToPath(new URL("../dist/index.html", import.m
 
 /**
  * Builds the console with Vite: always with `--always` (npm install's `prepare`: sources may have
- * changed), else only when no build is there (`npm start`, tests). Vite is a dev dependency: an
- * install without them (`npm ci --omit=dev` in the container) keeps whatever build it was given.
+ * changed), else only when no build is there (`npm start`, tests). Vite is a runtime dependency of the
+ * console package so that installs without dev dependencies (the container, the Nix package) build it too.
  */
 export const ensureConsoleBuilt = async (options: { readonly always?: boolean } = {}): Promise<void> => {
   if (options.always !== true && existsSync(consoleIndex)) return
