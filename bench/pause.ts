@@ -58,7 +58,13 @@ try {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     })
     const text = await r.text()
-    return { status: r.status, text, json: text === "" ? undefined : JSON.parse(text) }
+    let json: any
+    try {
+      json = text === "" ? undefined : JSON.parse(text)
+    } catch {
+      json = undefined // exec answers Server-Sent Events
+    }
+    return { status: r.status, text, json }
   }
   const token = await paws(["nodes", "token", "create", "--name", "bench-pause"], cli)
   const nodeData = join(world.dir, "node")
