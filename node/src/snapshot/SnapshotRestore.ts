@@ -48,13 +48,15 @@ export interface LoadedVm {
    */
   readonly resume: (network: GuestNetwork) => Effect.Effect<ResumeTimings, VmStartError>
   /**
-   * For a clone that will wait in a pool: runs it briefly (its table isolated, no refresh yet) for
-   * one agent file write and one `sh -c`, then pauses it again. Under TCG a resumed guest's first
-   * processes are slow while QEMU translates their code; that translation stays in this QEMU
-   * process, so the session's own prepare and workload start warm. Nothing session-specific or
-   * random is drawn here; `resume` still sets the clock, reseeds and moves the address.
+   * For a clone that will wait in a pool: runs it briefly (its table isolated) for one agent file
+   * write and one `sh -c`, then pauses it again. Under TCG a resumed guest's first processes are
+   * slow while QEMU translates their code; that translation stays in this QEMU process, so the
+   * session's own prepare and workload start warm. The clone moves to its pool slot's `network`
+   * here (the slot is its own and goes with it to the taker), with a clock and a reseed of its own;
+   * `resume` on the same network then only sets the clock and reseeds again with entropy drawn at
+   * hand-out, so nothing a taker relies on is shared or stale.
    */
-  readonly warm: Effect.Effect<void, VmStartError>
+  readonly warm: (network: GuestNetwork) => Effect.Effect<void, VmStartError>
 }
 
 export interface RestoredVm {
@@ -107,6 +109,18 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
         }, (controlPath) => connectGuestAgent(controlPath).pipe(Effect.mapError((e) => fail(e.message))))
         const { vm, attached: agent, diagnose: orDiagnose } = machine
         let resumed = false
+        /** The network `warm` moved the guest to: a resume on the same one leaves the address be. */
+        let addressed: string | undefined
+        const networkOf = (n: GuestNetwork) => `${n.guestCidr} ${n.gateway} ${n.dns}`
+        /** The agent's `restore`: clock and entropy drawn now, and the address unless it is already `network`'s. */
+        const refresh = (network: GuestNetwork) =>
+          Effect.gen(function* () {
+            const seed = randomBytes(64).toString("hex")
+            const epochNs = BigInt(Date.now()) * 1_000_000n
+            const net = addressed === networkOf(network) ? "" : ` ${networkOf(network)}`
+            const reply = yield* orDiagnose(agent.request(`restore ${epochNs} ${seed}${net}`, agentTimeoutMs))
+            if (reply !== "ok") return yield* machine.fail(`guest refresh failed: ${reply}`)
+          })
         const resume = (network: GuestNetwork) =>
           Effect.gen(function* () {
             if (resumed) return yield* fail("this clone was already resumed")
@@ -115,25 +129,20 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
             yield* machine.cont
             const resumedAt = since(t1)
             // Drawn now, never at load: a pooled clone waits paused and must share nothing with others.
-            const seed = randomBytes(64).toString("hex")
-            const epochNs = BigInt(Date.now()) * 1_000_000n
-            const reply = yield* orDiagnose(
-              agent.request(
-                `restore ${epochNs} ${seed} ${network.guestCidr} ${network.gateway} ${network.dns}`,
-                agentTimeoutMs,
-              ),
-            )
-            if (reply !== "ok") return yield* machine.fail(`guest refresh failed: ${reply}`)
+            yield* refresh(network)
             return { resumed: resumedAt, refreshed: since(t1) }
           }).pipe(Effect.withSpan("SnapshotRestore.resume"))
-        const warm = Effect.gen(function* () {
-          if (resumed) return yield* fail("this clone was already resumed")
-          yield* machine.cont
-          yield* orDiagnose(agent.writeFile("/run/paws/warm", "warm\n"))
-          const out = yield* orDiagnose(agentRun(agent, "cd /root && exec sh -c 'echo warm'", agentTimeoutMs))
-          if (out.output !== "warm") return yield* fail(`warm-up exec answered ${JSON.stringify(out)}`)
-          yield* machine.stop
-        }).pipe(Effect.withSpan("SnapshotRestore.warm"))
+        const warm = (network: GuestNetwork) =>
+          Effect.gen(function* () {
+            if (resumed) return yield* fail("this clone was already resumed")
+            yield* machine.cont
+            yield* refresh(network)
+            addressed = networkOf(network)
+            yield* orDiagnose(agent.writeFile("/run/paws/warm", "warm\n"))
+            const out = yield* orDiagnose(agentRun(agent, "cd /root && exec sh -c 'echo warm'", agentTimeoutMs))
+            if (out.output !== "warm") return yield* fail(`warm-up exec answered ${JSON.stringify(out)}`)
+            yield* machine.stop
+          }).pipe(Effect.withSpan("SnapshotRestore.warm"))
         const loaded: LoadedVm = {
           vm,
           agent,
