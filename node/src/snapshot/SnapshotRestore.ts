@@ -32,8 +32,8 @@ export interface ResumeTimings {
 
 /**
  * A clone with its device state loaded and still paused: no guest code has run since the
- * snapshot (or only `warm`'s), so it has learned nothing (no clock, no entropy, no address) that
- * `resume` must undo.
+ * snapshot (or only `warm`'s, which gives it its own slot's address, a clock and entropy of its
+ * own), so it has learned nothing another clone or its taker shares that `resume` must undo.
  */
 export interface LoadedVm {
   readonly vm: VmHandle
@@ -48,8 +48,8 @@ export interface LoadedVm {
    */
   readonly resume: (network: GuestNetwork) => Effect.Effect<ResumeTimings, VmStartError>
   /**
-   * For a clone that will wait in a pool: runs it briefly (its table isolated) for one agent file
-   * write and one `sh -c`, then pauses it again. Under TCG a resumed guest's first processes are
+   * For a clone that will wait in a pool: runs it briefly (its table isolated) for one batch of
+   * agent writes and one start shaped like a workload's, then pauses it again. Under TCG a resumed guest's first processes are
    * slow while QEMU translates their code; that translation stays in this QEMU process, so the
    * session's own prepare and workload start warm. The clone moves to its pool slot's `network`
    * here (the slot is its own and goes with it to the taker), with a clock and a reseed of its own;
@@ -138,9 +138,20 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
             yield* machine.cont
             yield* refresh(network)
             addressed = networkOf(network)
-            yield* orDiagnose(agent.writeFile("/run/paws/warm", "warm\n"))
-            const out = yield* orDiagnose(agentRun(agent, "cd /root && exec sh -c 'echo warm'", agentTimeoutMs))
-            if (out.output !== "warm") return yield* fail(`warm-up exec answered ${JSON.stringify(out)}`)
+            // The shape of a session's start: a batch of writes, then runWorkloadCommand's path
+            // (source an env file, exec sh on a script file, a pipeline's fork and exec).
+            yield* orDiagnose(agent.batch([
+              { _tag: "write", path: "/run/paws/warm-env.sh", contents: "export PAWS_WARM=1\n" },
+              { _tag: "write", path: "/run/paws/warm.sh", contents: 'echo "$PAWS_WARM" | tr 1 w\necho arm\n' },
+            ]))
+            const out = yield* orDiagnose(
+              agentRun(
+                agent,
+                ". /run/paws/warm-env.sh && cd /root 2>/dev/null; exec sh /run/paws/warm.sh",
+                agentTimeoutMs,
+              ),
+            )
+            if (out.output !== "w\narm") return yield* fail(`warm-up exec answered ${JSON.stringify(out)}`)
             yield* machine.stop
           }).pipe(Effect.withSpan("SnapshotRestore.warm"))
         const loaded: LoadedVm = {
