@@ -138,11 +138,19 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
             yield* machine.cont
             yield* refresh(network)
             addressed = networkOf(network)
-            // The shape of a session's start: a batch of writes, then runWorkloadCommand's path
-            // (source an env file, exec sh on a script file, a pipeline's fork and exec).
+            // The shape of a session's start: a batch of writes (on the root disk, as a prepare's
+            // are, and removed again), then runWorkloadCommand's path (source an env file, exec sh
+            // on a script file, a pipeline's fork and exec).
             yield* orDiagnose(agent.batch([
+              { _tag: "mkdir", path: "/var/tmp/paws-warm" },
+              { _tag: "write", path: "/var/tmp/paws-warm/f", contents: "warm\n", mode: 0o600 },
+              { _tag: "write", path: "/var/tmp/paws-warm/f", contents: "warm\n", append: true },
               { _tag: "write", path: "/run/paws/warm-env.sh", contents: "export PAWS_WARM=1\n" },
-              { _tag: "write", path: "/run/paws/warm.sh", contents: 'echo "$PAWS_WARM" | tr 1 w\necho arm\n' },
+              {
+                _tag: "write",
+                path: "/run/paws/warm.sh",
+                contents: 'rm -r /var/tmp/paws-warm\necho "$PAWS_WARM" | tr 1 w\necho arm\n',
+              },
             ]))
             const out = yield* orDiagnose(
               agentRun(
