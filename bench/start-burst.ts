@@ -28,12 +28,12 @@ export interface BurstResult {
 }
 
 const listAll = async (control: Control) => {
-  const all: Array<{ sessionId: string; status: string }> = []
+  const all: Array<{ id: string; status: string }> = []
   let cursor: string | null = null
   do {
     const url: string = `${control.base}/v1/sessions?limit=200${cursor === null ? "" : `&cursor=${cursor}`}`
     const page = await fetch(url, { headers: control.headers }).then((r) => r.json()) as {
-      sessions: Array<{ sessionId: string; status: string }>
+      sessions: Array<{ id: string; status: string }>
       nextCursor: string | null
     }
     all.push(...page.sessions)
@@ -41,6 +41,12 @@ const listAll = async (control: Control) => {
   } while (cursor !== null)
   return all
 }
+
+/** Why a session ended: its result's error, or its status reason. */
+const reasonOf = (control: Control, id: string) =>
+  fetch(`${control.base}/v1/sessions/${id}`, { headers: control.headers })
+    .then((r) => r.json() as Promise<{ reason?: string | null; result?: { error?: string } | null }>)
+    .then((s) => s.result?.error ?? s.reason ?? "no reason given", (e: Error) => e.message)
 
 export const burst = async (control: Control, n: number, deadlineMs = 180_000): Promise<BurstResult> => {
   const t0 = performance.now()
@@ -66,11 +72,11 @@ export const burst = async (control: Control, n: number, deadlineMs = 180_000): 
     const now = performance.now() - t0
     const before = started.size
     for (const s of await listAll(control)) {
-      if (!ids.has(s.sessionId) || started.has(s.sessionId)) continue
-      if (s.status === "running") started.set(s.sessionId, { at: now, before })
+      if (!ids.has(s.id) || started.has(s.id)) continue
+      if (s.status === "running") started.set(s.id, { at: now, before })
       else if (!["pending", "starting"].includes(s.status)) {
-        ids.delete(s.sessionId)
-        failures.push(`${s.sessionId} ${s.status}`)
+        ids.delete(s.id)
+        failures.push(`${s.id} ${s.status}: ${await reasonOf(control, s.id)}`)
       }
     }
     await new Promise((r) => setTimeout(r, 100))
