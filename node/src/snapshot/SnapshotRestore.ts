@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto"
 import { Vmm, VmStartError } from "../vmm/Vmm.ts"
 import type { VmHandle } from "../vmm/Vmm.ts"
 import { agentRun } from "../guest/AgentShell.ts"
+import { caBundlePath } from "../guest/GuestSetup.ts"
 import { connectGuestAgent } from "../guest/GuestAgent.ts"
 import type { GuestAgent } from "../guest/GuestAgent.ts"
 import type { Snapshot } from "./SnapshotManifest.ts"
@@ -149,7 +150,9 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
               {
                 _tag: "write",
                 path: "/run/paws/warm.sh",
-                contents: 'rm -r /var/tmp/paws-warm\necho "$PAWS_WARM" | tr 1 w\necho arm\n',
+                // and the files a prepare appends to or reads into this clone's page cache
+                contents: `rm -r /var/tmp/paws-warm\ncat ${caBundlePath} /etc/profile >/dev/null 2>&1\n` +
+                  'echo "$PAWS_WARM" | tr 1 w\necho arm\n',
               },
             ]))
             const out = yield* orDiagnose(
