@@ -2097,12 +2097,13 @@ class NodeSnapshot(Model):
 
 @dataclass(kw_only=True)
 class NodeCapacity(Model):
-    _json_names = {'max_concurrent': 'maxConcurrent', 'running': 'running', 'available': 'available'}
+    _json_names = {'max_concurrent': 'maxConcurrent', 'running': 'running', 'available': 'available', 'basis': 'basis'}
     _required = frozenset(['available', 'max_concurrent', 'running'])
 
     max_concurrent: int
     running: int
     available: int
+    basis: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NodeCapacity:
@@ -2110,6 +2111,7 @@ class NodeCapacity(Model):
             max_concurrent=data["maxConcurrent"],
             running=data["running"],
             available=data["available"],
+            basis=data.get("basis"),
         )
 
 

@@ -1547,6 +1547,7 @@ export interface components {
             maxConcurrent: number;
             running: number;
             available: number;
+            basis?: string;
         };
         SessionPage: {
             sessions: components["schemas"]["Session"][];
