@@ -998,6 +998,7 @@ export interface components {
             daemon?: string;
             trigger?: components["schemas"]["SessionTrigger"];
             approvalExpiresAt?: string;
+            queuePosition?: number;
         };
         SessionTrigger: {
             /** @enum {string} */
