@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
@@ -50,6 +50,19 @@ const bundle = async (): Promise<string | undefined> => {
   return out.output[0].code
 }
 
+/** Blobs of earlier sources (~8 MiB each) go once an hour old: a proxy reads its blob only as it starts. */
+const removeOldBlobs = (dir: string, keep: string) => {
+  for (const name of readdirSync(dir)) {
+    const file = join(dir, name)
+    if (file === keep || !/^proxy-[0-9a-f]{16}\.blob$/.test(name)) continue
+    try {
+      if (statSync(file).mtimeMs < Date.now() - 3600_000) rmSync(file, { force: true })
+    } catch {
+      // removed meanwhile
+    }
+  }
+}
+
 export const buildProxySnapshot = async (
   dir: string = defaultSnapshotDir,
   nodePath: string = process.execPath,
@@ -72,6 +85,7 @@ export const buildProxySnapshot = async (
       },
     )
     renameSync(join(work, "proxy.blob"), blob) // atomic: a concurrent spawn sees the whole blob or none
+    removeOldBlobs(dir, blob)
     return blob
   } finally {
     rmSync(work, { recursive: true, force: true })

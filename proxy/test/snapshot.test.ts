@@ -1,5 +1,5 @@
 import { X509Certificate } from "node:crypto"
-import { mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -14,6 +14,11 @@ let blob: string
 let world: TestWorld
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "paws-proxy-snapshot-"))
+  // Blobs of earlier sources: one two hours old (removed by the next build), one just made (kept).
+  writeFileSync(join(dir, "proxy-00000000000000aa.blob"), "old")
+  const twoHoursAgo = new Date(Date.now() - 2 * 3600_000)
+  utimesSync(join(dir, "proxy-00000000000000aa.blob"), twoHoursAgo, twoHoursAgo)
+  writeFileSync(join(dir, "proxy-00000000000000bb.blob"), "recent")
   blob = (await buildProxySnapshot(dir))!
   world = await startWorld((c) => c, ["--snapshot-blob", blob])
 }, 120_000)
@@ -26,7 +31,11 @@ describe("proxy started from its startup snapshot", () => {
   it("is built once and reused while the sources are unchanged", async () => {
     assert.match(blob, /proxy-[0-9a-f]{16}\.blob$/)
     assert.strictEqual(await buildProxySnapshot(dir), blob)
-    assert.deepStrictEqual(readdirSync(dir), [blob.split("/").at(-1)], "no build leftovers beside the blob")
+    assert.deepStrictEqual(
+      readdirSync(dir).sort(),
+      ["proxy-00000000000000bb.blob", blob.split("/").at(-1)].sort(),
+      "no build leftovers beside the blob; an hour-old blob of other sources is gone, a recent one kept",
+    )
   })
 
   it("terminates TLS with its per-VM CA and injects the credential, as the proxy run from source does", async () => {
