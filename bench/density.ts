@@ -12,7 +12,7 @@
  * Results: bench/results/density-<time>.json with top-level `held` and `marginalMiB`.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Deferred, Effect, Exit, Layer, Logger, Option, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, FiberSet, Layer, Logger, Option, Scope, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
@@ -96,6 +96,7 @@ const main = Effect.gen(function* () {
     ),
     nodeScope,
   )
+  const sessionFibers = yield* FiberSet.make().pipe(Scope.provide(nodeScope))
   const run = Effect.gen(function* () {
     const store = yield* SnapshotStore
     if (Option.isNone(yield* store.find(snapshotName))) {
@@ -125,7 +126,8 @@ const main = Effect.gen(function* () {
       const up = yield* Deferred.make<void, string>()
       const t0 = performance.now()
       const runningBefore = running
-      // Each session's stream runs in the node's scope, as the node's RPC handlers' do: shutdown ends it.
+      // Each session's stream runs in the node's scope, as the node's RPC handlers' do: shutdown interrupts
+      // them all at once (as RpcServer does its request fibers), each releasing its VM, proxy, TAP and table.
       yield* sessions.run(dispatch).pipe(
         Stream.runForEach((e) =>
           e._tag !== "status" || e.status === "starting"
@@ -137,7 +139,7 @@ const main = Effect.gen(function* () {
         Effect.catchCause((cause) => Deferred.fail(up, `failed: ${String(cause).slice(0, 200)}`)),
         Effect.ensuring(Deferred.fail(up, "ended before running")),
         Effect.asVoid,
-        Effect.forkIn(nodeScope),
+        FiberSet.run(sessionFibers),
       )
       yield* Deferred.await(up)
       starts.push({ runningBefore, ms: Math.round(performance.now() - t0) })
