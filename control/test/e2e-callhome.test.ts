@@ -52,7 +52,7 @@ const fakeSessions = (maxConcurrent = 3) =>
         })) as Stream.Stream<SessionEvent, NodeAtCapacity>,
       cancel: (id) => Effect.suspend(() => Deferred.succeed(live.get(id)!, undefined)).pipe(Effect.asVoid),
       ids: Effect.sync(() => new Set(live.keys())),
-      capacity: Effect.sync(() => ({ maxConcurrent, running: live.size })),
+      capacity: Effect.sync(() => ({ maxConcurrent, running: live.size, basis: `PAWS_NODE_MAX_VMS=${maxConcurrent}` })),
       exec: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       readFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       writeFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),

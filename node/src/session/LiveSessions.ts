@@ -38,7 +38,9 @@ export class LiveSessions extends Context.Service<LiveSessions, {
     approve: boolean,
   ) => Effect.Effect<boolean, NodeSessionNotFound>
   readonly ids: Effect.Effect<ReadonlySet<string>>
-  readonly capacity: Effect.Effect<{ readonly maxConcurrent: number; readonly running: number }>
+  readonly capacity: Effect.Effect<
+    { readonly maxConcurrent: number; readonly running: number; readonly basis: string }
+  >
   /** Into a running session's guest (once its workload is running): exec, read and write files. */
   readonly exec: (
     sessionId: string,
@@ -80,7 +82,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
   static readonly layer = Layer.effect(
     LiveSessions,
     Effect.gen(function* () {
-      const { maxVms } = yield* NodeConfig
+      const { maxVms, capacityBasis } = yield* NodeConfig
       const runner = yield* SessionRunner
       const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
@@ -172,7 +174,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             return Effect.succeed(holder.decide !== undefined)
           }),
         ids: Effect.sync(() => new Set(live.keys())),
-        capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size })),
+        capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size, basis: capacityBasis })),
         exec: (sessionId, command, stdin) =>
           Stream.unwrap(Effect.map(shellOf(sessionId), (shell) => execInGuest(shell, command, stdin))),
         readFile: (sessionId, path) => Effect.flatMap(shellOf(sessionId), (shell) => readGuestFile(shell, path)),

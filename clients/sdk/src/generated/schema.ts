@@ -1097,6 +1097,7 @@ export interface components {
             daemon?: string;
             trigger?: components["schemas"]["SessionTrigger"];
             approvalExpiresAt?: string;
+            queuePosition?: number;
         };
         SessionTrigger: {
             /** @enum {string} */
@@ -1646,6 +1647,7 @@ export interface components {
             maxConcurrent: number;
             running: number;
             available: number;
+            basis?: string;
         };
         SessionPage: {
             sessions: components["schemas"]["Session"][];
