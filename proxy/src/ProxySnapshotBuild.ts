@@ -14,7 +14,7 @@ import { promisify } from "node:util"
  * in the Node that built it), so a changed proxy or Node gets a new blob and an unchanged one is
  * reused across node restarts without bundling again (hashing the sources takes milliseconds).
  *
- * Returns undefined when rolldown (a dev dependency) is not installed: the proxy then runs from
+ * Returns undefined when rolldown (a dependency of the proxy package) is missing: the proxy then runs from
  * source, as before.
  */
 const entry = fileURLToPath(new URL("./ProxySnapshot.ts", import.meta.url))
