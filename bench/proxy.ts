@@ -3,6 +3,8 @@
  * and against Debian's mitmproxy doing the same header injection, side by side in one run.
  * Everything is on loopback: a TLS upstream with a throw-away CA, the proxy spawned as the node
  * spawns it (config on stdin), mitmdump in reverse mode with a small injection addon.
+ * Spawn: spawn→ready, CPU to ready and idle memory (RSS, PSS, private) of the proxy as the node now
+ * starts it (startup snapshot, malloc tunables) and as it did before (from source), interleaved.
  * Results: bench/results/proxy-<time>.json (+ a summary on stdout).
  */
 import { execFileSync, spawn } from "node:child_process"
@@ -10,7 +12,7 @@ import type { ChildProcess } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as https from "node:https"
 import * as net from "node:net"
-import { cpus, loadavg, tmpdir } from "node:os"
+import { cpus, loadavg, tmpdir, totalmem } from "node:os"
 import { dirname, join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
@@ -18,6 +20,8 @@ import { decodeProxyMessageLine, encodeProxyConfigLine, proxyExecArgv } from "..
 import type { ProxyConfig } from "../core/src/ProxyConfig.ts"
 import { makeCertificateAuthority } from "../proxy/src/CertificateAuthority.ts"
 import { makeLeafCertificateCache } from "../proxy/src/LeafCertificateCache.ts"
+import { buildProxySnapshot } from "../proxy/src/ProxySnapshotBuild.ts"
+import { proxyMallocEnv } from "../node/src/proxy/ProxyLaunch.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const proxyMain = join(here, "../proxy/src/main.ts")
@@ -31,9 +35,21 @@ const concurrency = 16
 const loopback: net.LookupFunction = (_h, o, cb) =>
   o.all ? cb(null, [{ address: "127.0.0.1", family: 4 }]) : cb(null, "127.0.0.1", 4)
 
-const rssMiB = (pid: number): number => {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!
+const procMiB = (pid: number, file: string, key: string): number => {
+  const line = readFileSync(`/proc/${pid}/${file}`, "utf8").split("\n").find((l) => l.startsWith(`${key}:`))!
   return Math.round((Number.parseInt(line.split(/\s+/)[1]!, 10) / 1024) * 10) / 10
+}
+const rssMiB = (pid: number): number => procMiB(pid, "status", "VmRSS")
+/** Idle memory: RSS (counts the Node binary's pages, shared by every proxy), PSS, and private (anonymous). */
+const memoryOf = (pid: number) => ({
+  rssMiB: rssMiB(pid),
+  pssMiB: procMiB(pid, "smaps_rollup", "Pss"),
+  privateMiB: procMiB(pid, "status", "RssAnon"),
+})
+/** CPU (user + system) the process used so far, in ms (clock ticks of 10 ms). */
+const cpuMs = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+  return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
@@ -136,12 +152,17 @@ const proxyConfig = (upstreamPort: number, upstreamCa: string): ProxyConfig => (
   },
 })
 
-const spawnProxy = (config: ProxyConfig) =>
+interface Launch {
+  readonly argv: ReadonlyArray<string>
+  readonly env: Record<string, string>
+}
+
+const spawnProxy = (config: ProxyConfig, launch: Launch) =>
   new Promise<{ child: ChildProcess; readyMs: number; port: number; ca: string }>((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(process.execPath, [...proxyExecArgv, proxyMain], {
+    const child = spawn(process.execPath, [...proxyExecArgv, ...launch.argv], {
       stdio: ["pipe", "pipe", "inherit"],
-      env: {},
+      env: launch.env,
     })
     child.on("exit", (code) => reject(new Error(`proxy exited ${code}`)))
     let ready = false
@@ -222,21 +243,52 @@ const startMitmproxy = async (upstreamPort: number, upstreamCa: string, dir: str
 }
 
 const main = async () => {
+  const loadAtStart = loadavg()
   const dir = mkdtempSync(join(tmpdir(), "paws-bench-proxy-"))
   const upstream = await startUpstream()
   const config = proxyConfig(upstream.port, upstream.ca.certificatePem)
 
-  const readyMs: Array<number> = []
-  const idleRss: Array<number> = []
-  for (let i = 0; i < spawnRuns; i++) {
-    const p = await spawnProxy(config)
-    readyMs.push(p.readyMs)
-    idleRss.push(rssMiB(p.child.pid!))
-    await stop(p.child)
+  const blob = await buildProxySnapshot()
+  if (blob === undefined) throw new Error("rolldown is not installed: no startup snapshot to measure")
+  const launches: Record<string, Launch> = {
+    // How the node starts every proxy now.
+    snapshot: { argv: ["--snapshot-blob", blob], env: { ...proxyMallocEnv } },
+    // How it started them before: the sources, with Node's compile cache (the bench runs the proxy
+    // unsandboxed, so the cache is writable here, as it is not for the node's sandboxed proxies).
+    source: { argv: [proxyMain], env: {} },
   }
-  readyMs.sort((a, b) => a - b)
+  const samples = Object.fromEntries(
+    Object.keys(launches).map((
+      k,
+    ) => [k, {
+      readyMs: [] as Array<number>,
+      cpuMs: [] as Array<number>,
+      idle: [] as Array<ReturnType<typeof memoryOf>>,
+    }]),
+  )
+  for (let i = 0; i < spawnRuns; i++) {
+    for (const [name, launch] of Object.entries(launches)) {
+      const p = await spawnProxy(config, launch)
+      samples[name]!.readyMs.push(p.readyMs)
+      samples[name]!.cpuMs.push(cpuMs(p.child.pid!))
+      await new Promise((r) => setTimeout(r, 500)) // idle: what a pooled proxy holds while it waits
+      samples[name]!.idle.push(memoryOf(p.child.pid!))
+      await stop(p.child)
+    }
+  }
+  const median = (xs: ReadonlyArray<number>) => percentile([...xs].sort((a, b) => a - b), 50)
+  const spawnReport = Object.fromEntries(
+    Object.entries(samples).map(([name, s]) => [name, {
+      readyMsP50: median(s.readyMs),
+      readyMsMax: Math.max(...s.readyMs.map((x) => Math.round(x * 10) / 10)),
+      cpuMsP50: median(s.cpuMs),
+      idleRssMiB: median(s.idle.map((m) => m.rssMiB)),
+      idlePssMiB: median(s.idle.map((m) => m.pssMiB)),
+      idlePrivateMiB: median(s.idle.map((m) => m.privateMiB)),
+    }]),
+  )
 
-  const paws = await spawnProxy(config)
+  const paws = await spawnProxy(config, launches["snapshot"]!)
   const mitm = await startMitmproxy(upstream.port, upstream.ca.certificatePem, dir)
   const targets: Array<Target> = [
     { name: "direct", port: upstream.port, ca: upstream.ca.certificatePem, headers: { "x-api-key": secret } },
@@ -264,13 +316,17 @@ const main = async () => {
   const mitmR = results["mitmproxy"] as typeof direct | undefined
   const report = {
     time: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavg: loadavg() },
-    settings: { spawnRuns, latencyRequests, throughputMs, concurrency },
-    spawn: {
-      readyMsP50: percentile(readyMs, 50),
-      readyMsMax: percentile(readyMs, 100),
-      idleRssMiB: Math.max(...idleRss),
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      node: process.version,
+      memTotalMiB: Math.round(totalmem() / 2 ** 20),
+      loadavgAtStart: loadAtStart,
+      loadavg: loadavg(),
+      uptime: execFileSync("uptime", { encoding: "utf8" }).trim(),
     },
+    settings: { spawnRuns, latencyRequests, throughputMs, concurrency },
+    spawn: spawnReport,
     results,
     summary: {
       addedP50Ms: Math.round((pawsR.latency.p50Ms - direct.latency.p50Ms) * 1000) / 1000,

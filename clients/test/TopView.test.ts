@@ -31,3 +31,17 @@ describe("lost nodes in paws top and paws nodes", () => {
     expect(formatNodeRow(ready)).toMatch(/^n-ready\s+ready\s+1\/4 running\s+3 free$/)
   })
 })
+
+describe("paws nodes: capacity and why", () => {
+  it("shows the basis a node reports for its capacity under its row", () => {
+    const basis = "64 VMs: 20.1 GiB available / 310 MiB per VM measured over 12 VMs"
+    const n = node("n1", "ready", "2026-01-01T11:59:59.000Z")
+    const row = formatNodeRow({ ...n, capacity: { maxConcurrent: 64, running: 2, available: 62, basis } })
+    expect(row).toBe(
+      `${formatNodeRow({ ...n, capacity: { maxConcurrent: 64, running: 2, available: 62 } })}\n${
+        " ".repeat(18)
+      }capacity ${basis}`,
+    )
+    expect(row).toMatch(/^n1\s+ready\s+2\/64 running\s+62 free\n/)
+  })
+})

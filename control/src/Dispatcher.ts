@@ -212,7 +212,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const withFreeSlots = (info: NodeInfo): NodeInfo => {
         const busy = perNode.get(info.id) ?? 0
         const max = info.capacity.maxConcurrent
-        return { ...info, capacity: { maxConcurrent: max, running: busy, available: Math.max(0, max - busy) } }
+        return { ...info, capacity: { ...info.capacity, running: busy, available: Math.max(0, max - busy) } }
       }
 
       /**

@@ -19,9 +19,17 @@ export const nodeLinkConfig = Config.all({
 export const capCapacity = (info: NodeInfo, max: number): NodeInfo => {
   const maxConcurrent = Math.max(0, Math.min(info.capacity.maxConcurrent, max))
   const running = Math.max(0, info.capacity.running)
+  const capped = maxConcurrent < info.capacity.maxConcurrent
   return {
     ...info,
     capacity: {
+      ...info.capacity,
+      ...(capped
+        ? {
+          basis:
+            `${maxConcurrent} VMs: capped by control (PAWS_NODE_MAX_CONCURRENT or the node token's maxConcurrent; the node offers ${info.capacity.maxConcurrent})`,
+        }
+        : {}),
       maxConcurrent,
       running,
       available: Math.max(0, Math.min(info.capacity.available, maxConcurrent - running)),

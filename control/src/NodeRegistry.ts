@@ -22,7 +22,7 @@ export const lostRetentionConfig = controlSettings.lostRetentionMs.config
 const asLost = (info: NodeInfo): NodeInfo => ({
   ...info,
   status: "lost",
-  capacity: { maxConcurrent: info.capacity.maxConcurrent, running: 0, available: 0 },
+  capacity: { ...info.capacity, running: 0, available: 0 },
   lastSeenAt: info.lastSeenAt ?? new Date().toISOString(),
 })
 

@@ -54,7 +54,7 @@ const fakeSessions = (maxConcurrent = 3) =>
       ids: Effect.sync(() => new Set(live.keys())),
       pause: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       pausedIds: Effect.succeed([]),
-      capacity: Effect.sync(() => ({ maxConcurrent, running: live.size })),
+      capacity: Effect.sync(() => ({ maxConcurrent, running: live.size, basis: `PAWS_NODE_MAX_VMS=${maxConcurrent}` })),
       exec: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       readFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),
       writeFile: (sessionId) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "no guest in this double" })),

@@ -6,6 +6,8 @@ export const NodeCapacity = Schema.Struct({
   maxConcurrent: Schema.Int,
   running: Schema.Int,
   available: Schema.Int,
+  /** Why the node takes `maxConcurrent`, e.g. "64 VMs: 20.1 GiB available / 310 MiB per VM measured over 12 VMs". */
+  basis: Schema.optionalKey(Schema.String),
 }).annotate({ identifier: "NodeCapacity" })
 export type NodeCapacity = typeof NodeCapacity.Type
 

@@ -65,5 +65,7 @@ export const Session = Schema.Struct({
   trigger: Schema.optionalKey(SessionTrigger),
   /** While `awaiting_approval` with an expiry: when it is denied automatically. */
   approvalExpiresAt: Schema.optionalKey(Schema.String),
+  /** While `pending` (GET /v1/sessions/{id} only): 1 + the sessions queued before it, of every project. */
+  queuePosition: Schema.optionalKey(Schema.Int),
 }).annotate({ identifier: "Session" })
 export type Session = typeof Session.Type

@@ -2,6 +2,7 @@ import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect
 import { customSetting, flagSetting, intSetting, optionSetting, secretSetting, textSetting } from "@paws/core/Settings"
 import { parseLabels, ProxyUpstream } from "@paws/core"
 import * as os from "node:os"
+import { availableMemoryBytes, fixedCapacity, planCapacity, readVmCost } from "./NodeCapacity.ts"
 
 /** Everything `paws node` is configured with (env `PAWS_NODE_*`). */
 export interface NodeSettings {
@@ -14,6 +15,8 @@ export interface NodeSettings {
   /** IPv4 pool carved into /30 slots (host = .1, guest = .2). */
   readonly pool: string
   readonly maxVms: number
+  /** Why `maxVms` is what it is (the setting, or memory / measured per-VM cost), for `paws nodes`. */
+  readonly capacityBasis: string
   /** Per stream (stdout, stderr) cap of what a session keeps and streams. */
   readonly outputCapBytes: number
   readonly resultCapBytes: number
@@ -30,10 +33,6 @@ export interface NodeSettings {
   /** Reported to control for placement: sessions with a `nodeSelector` run only where every label matches. */
   readonly labels: Readonly<Record<string, string>>
 }
-
-/** One VM per core, and no more than fit in 3/4 of RAM at ~400 MiB each (guest + QEMU + proxy). */
-export const defaultMaxVms = (cpus = os.availableParallelism(), memBytes = os.totalmem()): number =>
-  Math.max(1, Math.min(cpus, Math.floor((memBytes * 0.75) / (400 * 1024 * 1024))))
 
 const sanitizeId = (s: string): string =>
   s.toLowerCase().replace(/[^a-z0-9._-]/g, "-").replace(/^[^a-z0-9]+/, "").slice(0, 63) || "node"
@@ -78,10 +77,11 @@ export const nodeSettings = {
   ),
   netns: optionSetting("PAWS_NODE_NETNS", "the current one", "network namespace for TAPs, firewall, QEMU and proxies"),
   pool: textSetting("PAWS_NODE_POOL", "172.16.0.0/16", "IPv4 range carved into one /30 per VM (host .1, guest .2)"),
-  maxVms: intSetting(
+  maxVms: customSetting(
     "PAWS_NODE_MAX_VMS",
-    defaultMaxVms(),
-    "most VMs at once (one per core, within 3/4 of RAM, on this machine)",
+    "as many as fit in available memory at the per-VM cost measured here (NodeCapacity.ts)",
+    "most VMs at once",
+    Config.option(Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1))), "PAWS_NODE_MAX_VMS")),
   ),
   outputCapBytes: intSetting("PAWS_NODE_OUTPUT_CAP_BYTES", 1024 * 1024, "stdout and stderr kept per session, each"),
   resultCapBytes: intSetting("PAWS_NODE_RESULT_CAP_BYTES", 1024 * 1024, "largest /output/result.json read"),
@@ -147,6 +147,7 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   port: nodeSettings.port.config,
   pool: nodeSettings.pool.config,
   maxVms: nodeSettings.maxVms.config,
+  dataDir: nodeSettings.dataDir.config,
   outputCapBytes: nodeSettings.outputCapBytes.config,
   resultCapBytes: nodeSettings.resultCapBytes.config,
   proxyUpstream: proxyUpstreamConfig,
@@ -154,16 +155,26 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   lostAfterMs: nodeSettings.lostAfterMs.config,
   idlePauseSeconds: nodeSettings.idlePauseSeconds.config,
   labels: nodeSettings.labels.config,
-}).pipe(Config.map(({ port, ...s }) => ({
-  ...s,
-  port: Option.getOrElse(port, () => 7711),
-  serveRpc: Option.isSome(port) || Option.isNone(s.controlUrl),
-})))
+}).pipe(Config.map(({ port, maxVms, dataDir, ...s }) => {
+  const capacity = Option.isSome(maxVms)
+    ? fixedCapacity(maxVms.value)
+    : planCapacity(availableMemoryBytes(), readVmCost(dataDir))
+  return {
+    ...s,
+    maxVms: capacity.maxVms,
+    capacityBasis: capacity.basis,
+    port: Option.getOrElse(port, () => 7711),
+    serveRpc: Option.isSome(port) || Option.isNone(s.controlUrl),
+  }
+}))
 
 export class NodeConfig extends Context.Service<NodeConfig, NodeSettings>()("paws/node/NodeConfig") {
   static readonly layer = Layer.effect(NodeConfig, Effect.map(nodeSettingsConfig, NodeConfig.of))
   static readonly layerWith = (overrides: Partial<NodeSettings>): Layer.Layer<NodeConfig> =>
-    Layer.succeed(NodeConfig, NodeConfig.of({ ...testDefaults, ...overrides }))
+    Layer.succeed(
+      NodeConfig,
+      NodeConfig.of({ ...testDefaults, capacityBasis: fixedCapacity(overrides.maxVms ?? 2).basis, ...overrides }),
+    )
 }
 
 const testDefaults: NodeSettings = {
@@ -174,6 +185,7 @@ const testDefaults: NodeSettings = {
   port: 0,
   pool: "172.16.0.0/16",
   maxVms: 2,
+  capacityBasis: "PAWS_NODE_MAX_VMS=2",
   outputCapBytes: 1024 * 1024,
   resultCapBytes: 1024 * 1024,
   proxyUpstream: Option.none(),

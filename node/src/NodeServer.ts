@@ -44,7 +44,7 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
     ShellInput: ({ shellId, data, resize }) => sessions.shellInput(shellId, data, resize),
     NodeStatus: () =>
       Effect.gen(function* () {
-        const { maxConcurrent, running } = yield* sessions.capacity
+        const { maxConcurrent, running, basis } = yield* sessions.capacity
         // What placement needs: which snapshots run here now, and which are on their way.
         const held = Option.isSome(images)
           ? placementReport(
@@ -55,7 +55,7 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
         return {
           id,
           name: config.id,
-          capacity: { maxConcurrent, running, available: Math.max(0, maxConcurrent - running) },
+          capacity: { maxConcurrent, running, available: Math.max(0, maxConcurrent - running), basis },
           status: "ready" as const,
           labels: config.labels,
           ...(held === undefined ? {} : { snapshots: held }),

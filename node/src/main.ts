@@ -15,6 +15,8 @@ import { sessionIdOfTable } from "./network/Naming.ts"
 import { Reconciler } from "./network/Reconciler.ts"
 import { AddressSlots } from "./network/AddressSlots.ts"
 import { NodeConfig } from "./NodeConfig.ts"
+import { VmCostSampler } from "./NodeCapacity.ts"
+import { dataDirConfig } from "./image/GuestImage.ts"
 import { NodeServer } from "./NodeServer.ts"
 import { NodeStartChecks } from "./NodeStartChecks.ts"
 import { LiveSessions } from "./session/LiveSessions.ts"
@@ -55,7 +57,15 @@ export const ReconcileOnStart = Layer.effectDiscard(
 )
 
 /** Everything a node runs sessions with, from `PAWS_*` config. */
-export const NodeServices = Layer.mergeAll(LiveSessions.layer, Reconciler.layerNoDeps, NodeSnapshots.layer).pipe(
+/** Measures what a VM costs here while VMs run: the next start sizes PAWS_NODE_MAX_VMS by it. */
+const VmCostSamplerLive = Layer.unwrap(Effect.map(dataDirConfig, (dir) => VmCostSampler(path.resolve(dir))))
+
+export const NodeServices = Layer.mergeAll(
+  LiveSessions.layer,
+  Reconciler.layerNoDeps,
+  NodeSnapshots.layer,
+  VmCostSamplerLive,
+).pipe(
   Layer.provideMerge(SessionRunner.layerNoDeps),
   // Warm clones are made only after the start reconcile (one run: layers are shared), which
   // removes everything labelled that a previous node process left, pooled clones included.

@@ -237,6 +237,11 @@ layer(TestServer, { excludeTestServices: true, timeout: 120_000 })("fuzz: node R
       assert.isTrue(ran.has("fuzz-valid"))
       rpc.close()
       const status = yield* Effect.scoped(Effect.flatMap(nodeClient(url, token), (c) => c.NodeStatus()))
-      assert.deepStrictEqual(status.capacity, { maxConcurrent: 2, running: 0, available: 2 })
+      assert.deepStrictEqual(status.capacity, {
+        maxConcurrent: 2,
+        running: 0,
+        available: 2,
+        basis: "PAWS_NODE_MAX_VMS=2",
+      })
     }))
 })

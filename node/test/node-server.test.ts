@@ -89,7 +89,12 @@ layer(TestServer, { excludeTestServices: true })("NodeServer", (it) => {
       const { ws } = yield* urls
       const client = yield* nodeClient(ws, token)
       const idle = yield* client.NodeStatus().pipe(Effect.timeout("3 seconds"))
-      assert.deepStrictEqual(idle.capacity, { maxConcurrent: 1, running: 0, available: 1 })
+      assert.deepStrictEqual(idle.capacity, {
+        maxConcurrent: 1,
+        running: 0,
+        available: 1,
+        basis: "PAWS_NODE_MAX_VMS=1",
+      })
 
       const events = yield* Stream.runCollect(client.RunSession(dispatch("echo hello"))).pipe(
         Effect.timeout("3 seconds"),

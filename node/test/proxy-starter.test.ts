@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Layer, Option, Scope } from "effect"
+import { readFileSync } from "node:fs"
 import type { ProxyAuditEvent } from "@paws/core"
 import { HostCommand } from "../src/HostCommand.ts"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
@@ -39,6 +40,8 @@ describe("ProxyStarter.direct", () => {
       assert.deepStrictEqual(running.map((p) => p.pid), [proxy.pid], "the spawned process is the proxy itself")
       // Only the node is root: the proxy has its own uid, no capabilities, no_new_privs, a private /tmp.
       assertUnprivileged(proxy.pid)
+      // ... and runs from the proxy's startup snapshot, which the starter built (rolldown is installed here).
+      assert.include(readFileSync(`/proc/${proxy.pid}/cmdline`, "utf8").split("\0"), "--snapshot-blob")
 
       // A name off the allowlist is refused over the proxy's real TLS port, and audited.
       const out = yield* sh([

@@ -86,7 +86,7 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: "4096" }), { excludeTestServic
         )
         const statuses = events.flatMap((e) => (e._tag === "status" ? [e.status] : []))
         assert.deepStrictEqual(statuses, ["starting", "running", "cancelled"])
-        assert.deepStrictEqual(yield* sessions.capacity, { maxConcurrent: 2, running: 0 })
+        assert.deepStrictEqual(yield* sessions.capacity, { maxConcurrent: 2, running: 0, basis: "PAWS_NODE_MAX_VMS=2" })
         yield* assertNothingLeft
       }))
 

@@ -7,37 +7,43 @@ import { networkInterfaces } from "node:os"
  * NAT64 prefixes and IPv4-compatible IPv6 (both can carry a private IPv4 address), and every
  * address of the node itself (its public ones too: a service bound there is not the internet).
  */
-const forbidden = new BlockList()
-for (
-  const [net, prefix] of [
-    ["0.0.0.0", 8],
-    ["10.0.0.0", 8],
-    ["100.64.0.0", 10],
-    ["127.0.0.0", 8],
-    ["169.254.0.0", 16],
-    ["172.16.0.0", 12],
-    ["192.0.0.0", 24],
-    ["192.0.2.0", 24],
-    ["192.168.0.0", 16],
-    ["198.18.0.0", 15],
-    ["198.51.100.0", 24],
-    ["203.0.113.0", 24],
-    ["224.0.0.0", 4],
-    ["240.0.0.0", 4],
-  ] as const
-) forbidden.addSubnet(net, prefix, "ipv4")
-for (
-  const [net, prefix] of [
-    ["::", 96], // ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d
-    ["64:ff9b::", 96], // NAT64 can reach private IPv4
-    ["64:ff9b:1::", 48], // local-use NAT64 (RFC 8215), likewise
-    ["100::", 64],
-    ["2001:db8::", 32],
-    ["fc00::", 7], // unique local, includes fd00:ec2::254
-    ["fe80::", 10],
-    ["ff00::", 8],
-  ] as const
-) forbidden.addSubnet(net, prefix, "ipv6")
+const forbiddenList = (): BlockList => {
+  const forbidden = new BlockList()
+  for (
+    const [net, prefix] of [
+      ["0.0.0.0", 8],
+      ["10.0.0.0", 8],
+      ["100.64.0.0", 10],
+      ["127.0.0.0", 8],
+      ["169.254.0.0", 16],
+      ["172.16.0.0", 12],
+      ["192.0.0.0", 24],
+      ["192.0.2.0", 24],
+      ["192.168.0.0", 16],
+      ["198.18.0.0", 15],
+      ["198.51.100.0", 24],
+      ["203.0.113.0", 24],
+      ["224.0.0.0", 4],
+      ["240.0.0.0", 4],
+    ] as const
+  ) forbidden.addSubnet(net, prefix, "ipv4")
+  for (
+    const [net, prefix] of [
+      ["::", 96], // ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d
+      ["64:ff9b::", 96], // NAT64 can reach private IPv4
+      ["64:ff9b:1::", 48], // local-use NAT64 (RFC 8215), likewise
+      ["100::", 64],
+      ["2001:db8::", 32],
+      ["fc00::", 7], // unique local, includes fd00:ec2::254
+      ["fe80::", 10],
+      ["ff00::", 8],
+    ] as const
+  ) forbidden.addSubnet(net, prefix, "ipv6")
+  return forbidden
+}
+// Built at first use, not at import: a BlockList is a native handle, which a startup snapshot
+// (ProxySnapshot.ts) cannot hold.
+let forbidden: BlockList | undefined
 
 const mappedV4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i
 
@@ -55,7 +61,7 @@ const familyOf = (address: string) => (isIP(address) === 4 ? "ipv4" : "ipv6")
 export const isForbiddenAddress = (address: string, own: ReadonlyArray<string> = ownAddresses()): boolean => {
   const plain = mappedV4.exec(address)?.[1] ?? address
   if (isIP(plain) === 0) return true
-  if (forbidden.check(plain, familyOf(plain))) return true
+  if ((forbidden ??= forbiddenList()).check(plain, familyOf(plain))) return true
   const mine = new BlockList()
   for (const a of own) if (isIP(a) !== 0) mine.addAddress(a, familyOf(a))
   return mine.check(plain, familyOf(plain))

@@ -14,7 +14,9 @@ export interface CertificateAuthority {
 }
 
 const webcrypto = globalThis.crypto
-pkijs.setEngine("paws", new pkijs.CryptoEngine({ name: "paws", crypto: webcrypto }))
+// Set when the first CA is made, not at import: pkijs keeps its engine on `global`, which a proxy
+// started from the startup snapshot (ProxySnapshot.ts) gets fresh.
+const useWebCrypto = () => pkijs.setEngine("paws", new pkijs.CryptoEngine({ name: "paws", crypto: webcrypto }))
 
 const ecdsa = { name: "ECDSA", namedCurve: "P-256" } as const
 const hourMs = 60 * 60 * 1000
@@ -78,6 +80,7 @@ const baseCertificate = (issuer: string, subject: string): pkijs.Certificate => 
 }
 
 export const makeCertificateAuthority = async (): Promise<CertificateAuthority> => {
+  useWebCrypto()
   const [caKeys, leafKeys] = await Promise.all([
     webcrypto.subtle.generateKey(ecdsa, false, ["sign", "verify"]),
     webcrypto.subtle.generateKey(ecdsa, true, ["sign", "verify"]),

@@ -52,7 +52,7 @@ export const startHttpsListener = (options: {
   readonly port: number
   readonly limits: ListenerLimits
   readonly leaves: LeafCertificateCache
-  readonly defaultCertificate: { readonly key: string; readonly cert: string }
+  readonly defaultCertificate: { readonly key: string; readonly cert: string; readonly ca: string }
   readonly onRequest: ReturnType<typeof makeRequestForwarder>
   readonly onUpgrade: ReturnType<typeof makeWebSocketForwarder>
   readonly audit: AuditLog

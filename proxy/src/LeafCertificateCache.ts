@@ -1,4 +1,5 @@
-import * as tls from "node:tls"
+import type * as tlsTypes from "node:tls"
+import { tls } from "./NodeHttp.ts"
 import type { CertificateAuthority } from "./CertificateAuthority.ts"
 
 const dnsName = /^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
@@ -9,18 +10,20 @@ const dnsName = /^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)*[a-z
  * instead of a certificate error it would try to work around.
  */
 export interface LeafCertificateCache {
-  readonly contextFor: (servername: string) => Promise<tls.SecureContext>
-  readonly sniCallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void
+  readonly contextFor: (servername: string) => Promise<tlsTypes.SecureContext>
+  readonly sniCallback: (servername: string, cb: (err: Error | null, ctx?: tlsTypes.SecureContext) => void) => void
 }
 
 export const makeLeafCertificateCache = (ca: CertificateAuthority, maxEntries = 2048): LeafCertificateCache => {
-  const cache = new Map<string, Promise<tls.SecureContext>>()
-  const contextFor = (servername: string): Promise<tls.SecureContext> => {
+  const cache = new Map<string, Promise<tlsTypes.SecureContext>>()
+  const contextFor = (servername: string): Promise<tlsTypes.SecureContext> => {
     const name = servername.toLowerCase().replace(/\.$/, "")
     const hit = cache.get(name)
     if (hit) return hit
     if (!dnsName.test(name)) return Promise.reject(new Error("server name is not a DNS name"))
-    const made = ca.issueLeaf(name).then((cert) => tls.createSecureContext({ key: ca.leafKeyPem, cert }))
+    const made = ca.issueLeaf(name).then((cert) =>
+      tls.createSecureContext({ key: ca.leafKeyPem, cert, ca: ca.certificatePem })
+    )
     if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!)
     cache.set(name, made)
     made.catch(() => cache.delete(name))

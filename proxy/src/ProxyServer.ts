@@ -64,7 +64,9 @@ export const startProxy = (
     )
     const { ca, noSniCertificatePem } = yield* Effect.promise(() => authority)
     const leaves = makeLeafCertificateCache(ca)
-    const defaultCertificate = { key: ca.leafKeyPem, cert: noSniCertificatePem }
+    // `ca`: a server context given its own trust list skips loading Node's ~150 public roots (~20 ms
+    // at start); the listeners verify no client certificate, so the list is never used.
+    const defaultCertificate = { key: ca.leafKeyPem, cert: noSniCertificatePem, ca: ca.certificatePem }
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => makeUpstreamPool(config.upstream ?? {}, limits.upstreamConnectTimeoutMs)),
       (p) => Effect.sync(p.close),

@@ -616,7 +616,7 @@ class IllegalTransitionEncoded(Model):
 
 @dataclass(kw_only=True)
 class Session(Model):
-    _json_names = {'id': 'id', 'project': 'project', 'status': 'status', 'spec': 'spec', 'node': 'node', 'created_at': 'createdAt', 'started_at': 'startedAt', 'completed_at': 'completedAt', 'duration_ms': 'durationMs', 'reason': 'reason', 'result': 'result', 'daemon': 'daemon', 'trigger': 'trigger', 'approval_expires_at': 'approvalExpiresAt'}
+    _json_names = {'id': 'id', 'project': 'project', 'status': 'status', 'spec': 'spec', 'node': 'node', 'created_at': 'createdAt', 'started_at': 'startedAt', 'completed_at': 'completedAt', 'duration_ms': 'durationMs', 'reason': 'reason', 'result': 'result', 'daemon': 'daemon', 'trigger': 'trigger', 'approval_expires_at': 'approvalExpiresAt', 'queue_position': 'queuePosition'}
     _required = frozenset(['completed_at', 'created_at', 'duration_ms', 'id', 'node', 'project', 'reason', 'result', 'spec', 'started_at', 'status'])
 
     id: SessionId
@@ -633,6 +633,7 @@ class Session(Model):
     daemon: str | None = None
     trigger: SessionTrigger | None = None
     approval_expires_at: str | None = None
+    queue_position: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Session:
@@ -651,6 +652,7 @@ class Session(Model):
             daemon=data.get("daemon"),
             trigger=(None if data.get("trigger") is None else SessionTrigger.from_dict(data["trigger"])),
             approval_expires_at=data.get("approvalExpiresAt"),
+            queue_position=data.get("queuePosition"),
         )
 
 
@@ -2194,12 +2196,13 @@ class NodeSnapshot(Model):
 
 @dataclass(kw_only=True)
 class NodeCapacity(Model):
-    _json_names = {'max_concurrent': 'maxConcurrent', 'running': 'running', 'available': 'available'}
+    _json_names = {'max_concurrent': 'maxConcurrent', 'running': 'running', 'available': 'available', 'basis': 'basis'}
     _required = frozenset(['available', 'max_concurrent', 'running'])
 
     max_concurrent: int
     running: int
     available: int
+    basis: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NodeCapacity:
@@ -2207,6 +2210,7 @@ class NodeCapacity(Model):
             max_concurrent=data["maxConcurrent"],
             running=data["running"],
             available=data["available"],
+            basis=data.get("basis"),
         )
 
 

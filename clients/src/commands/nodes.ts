@@ -14,7 +14,7 @@ export const formatNodeRow = (n: NodeInfo): string =>
     ...(Object.keys(n.labels).length === 0
       ? []
       : [Object.entries(n.labels).map(([k, v]) => (v === "" ? k : `${k}=${v}`)).join(",")]),
-  ].join("  ")
+  ].join("  ") + (n.capacity.basis === undefined ? "" : `\n${"".padEnd(18)}capacity ${n.capacity.basis}`)
 
 const json = Flag.Boolean("json").pipe(Flag.withDescription("print JSON"), Flag.withDefault(false))
 

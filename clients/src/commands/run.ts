@@ -1,9 +1,10 @@
-import { Console, Effect, Option, Stream } from "effect"
+import { Console, Effect, Fiber, Option, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { readFileSync } from "node:fs"
 import { parseLabels, type SessionEvent, type SessionSpec, type SessionStatus } from "@paws/core"
 import { ApiClient, Settings } from "../ApiClient.ts"
 import { CliInputError, parseCredential, parseDuration, parseEnvPair } from "../RunArguments.ts"
+import { reportQueuePosition } from "../QueueProgress.ts"
 import { sessionEvents } from "../SessionEvents.ts"
 import { mcpGrantsOf } from "./mcp.ts"
 import { agentSnapshot, agentWorkload } from "./runAgent.ts"
@@ -134,6 +135,11 @@ export const run = Command.make("run", {
     for (const warning of accepted.warnings ?? []) yield* Console.error(`warning: ${warning}`)
     if (input.detach) return yield* Console.log(accepted.sessionId)
     yield* Console.error(`session ${accepted.sessionId} ${accepted.status}`)
+    // Over capacity, a session waits in the queue: say where it stands while it does.
+    const queueReport = yield* reportQueuePosition(
+      accepted.sessionId,
+      api.sessions.get({ params: { id: accepted.sessionId } }).pipe(Effect.option),
+    ).pipe(Effect.forkChild)
     let final: { status: SessionStatus; exitCode: number | null } = { status: accepted.status, exitCode: null }
     yield* sessionEvents(settings, accepted.sessionId).pipe(
       Stream.runForEach(({ event }) =>
@@ -158,6 +164,7 @@ export const run = Command.make("run", {
         )
       ),
     )
+    yield* Fiber.interrupt(queueReport)
     const session = yield* api.sessions.get({ params: { id: accepted.sessionId } })
     const code = exitCodeFor(session.status, session.result?.exitCode ?? final.exitCode)
     if (session.result?.error) yield* Console.error(`error: ${session.result.error}`)

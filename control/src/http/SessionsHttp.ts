@@ -2,7 +2,9 @@ import { Api, CurrentPrincipal, maxPageSize, type SessionId, SessionNotFound } f
 import { Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
+import { SqlClient } from "effect/sql"
 import { EventFeed } from "../EventFeed.ts"
+import { queuePosition } from "../QueuePosition.ts"
 import { Sessions } from "../Sessions.ts"
 import { SessionStore } from "../SessionStore.ts"
 import { sessionEventStream } from "./EventStream.ts"
@@ -17,6 +19,7 @@ export const SessionsHttp = HttpApiBuilder.group(
     const sessions = yield* Sessions
     const store = yield* SessionStore
     const feed = yield* EventFeed
+    const sql = yield* SqlClient.SqlClient
     /** A session of the caller's project; another project's is a 404, exactly like an unknown id. */
     const owned = (id: SessionId) =>
       Effect.gen(function* () {
@@ -47,7 +50,17 @@ export const SessionsHttp = HttpApiBuilder.group(
           const page = rows.slice(0, limit)
           return { sessions: page, nextCursor: rows.length > limit ? page[page.length - 1]!.id : null }
         }))
-      .handle("get", ({ params }) => owned(params.id))
+      .handle(
+        "get",
+        ({ params }) =>
+          Effect.flatMap(
+            owned(params.id),
+            (s) =>
+              s.status === "pending"
+                ? Effect.map(queuePosition(sql, s.id), (queuePosition) => ({ ...s, queuePosition }))
+                : Effect.succeed(s),
+          ),
+      )
       .handle(
         "cancel",
         ({ params }) => Effect.flatMap(CurrentPrincipal, (principal) => sessions.cancel(params.id, principal.project)),

@@ -4,7 +4,7 @@ import { randomInt } from "node:crypto"
 import { existsSync, realpathSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { proxyExecArgv } from "@paws/core"
-import { proxyProgram } from "@paws/proxy"
+import { proxyLaunchArgv, proxyMallocEnv } from "./ProxyLaunch.ts"
 
 /**
  * How the node starts a `paws proxy` so that only the node is root. The proxy parses everything a
@@ -96,7 +96,7 @@ const allocateUid = (): number => {
 
 /** The argv that runs the proxy as `uid` (undefined: the node is not root, no drop possible). */
 export const proxyArgv = (netnsPrefix: ReadonlyArray<string>, uid: number | undefined): ReadonlyArray<string> =>
-  sandboxArgv(netnsPrefix, uid, [process.execPath, ...permissionFlags(), ...proxyExecArgv, proxyProgram])
+  sandboxArgv(netnsPrefix, uid, [process.execPath, ...permissionFlags(), ...proxyExecArgv, ...proxyLaunchArgv()])
 
 /** `program` wrapped in the proxy's sandbox (exported for tests: the same wrapping, another program). */
 export const sandboxArgv = (
@@ -136,7 +136,7 @@ export const spawnProxy = (netnsPrefix: ReadonlyArray<string>, env: Record<strin
   const argv = proxyArgv(netnsPrefix, uid)
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ["pipe", "pipe", "inherit"],
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...proxyMallocEnv, ...env },
   })
   if (uid !== undefined) {
     const release = () => uidsInUse.delete(uid)

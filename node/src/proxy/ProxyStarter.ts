@@ -2,6 +2,7 @@ import { Context, Effect, Layer, Scope } from "effect"
 import { HostCommand } from "../HostCommand.ts"
 import { sessionEnvVar } from "../network/Naming.ts"
 import { NodeConfig } from "../NodeConfig.ts"
+import { prepareProxyLaunch } from "./ProxyLaunch.ts"
 import { spawnProxyProcess } from "./ProxyProcess.ts"
 import type { ProxyFailed, ProxyStart, RunningProxy } from "./ProxyProcess.ts"
 
@@ -24,6 +25,7 @@ export class ProxyStarter extends Context.Service<ProxyStarter, {
     Effect.gen(function* () {
       const cmd = yield* HostCommand
       const { proxyUpstream } = yield* NodeConfig
+      yield* prepareProxyLaunch
       return ProxyStarter.of({
         start: (options) =>
           Effect.acquireRelease(

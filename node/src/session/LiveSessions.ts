@@ -50,7 +50,9 @@ export class LiveSessions extends Context.Service<LiveSessions, {
   /** Sessions paused on this node's disk (kept across node restarts). */
   readonly pausedIds: Effect.Effect<ReadonlyArray<string>>
   readonly ids: Effect.Effect<ReadonlySet<string>>
-  readonly capacity: Effect.Effect<{ readonly maxConcurrent: number; readonly running: number }>
+  readonly capacity: Effect.Effect<
+    { readonly maxConcurrent: number; readonly running: number; readonly basis: string }
+  >
   /** Into a running session's guest (once its workload is running): exec, read and write files. */
   readonly exec: (
     sessionId: string,
@@ -92,7 +94,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
   static readonly layer = Layer.effect(
     LiveSessions,
     Effect.gen(function* () {
-      const { maxVms } = yield* NodeConfig
+      const { maxVms, capacityBasis } = yield* NodeConfig
       const runner = yield* SessionRunner
       const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
@@ -253,7 +255,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
         // A resumed session's saved files stay (its disk backs onto them) until it ends: not paused.
         pausedIds: Effect.map(paused.list, (ids) => ids.filter((id) => !live.has(id))),
         ids: Effect.sync(() => new Set(live.keys())),
-        capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size })),
+        capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size, basis: capacityBasis })),
         exec: (sessionId, command, stdin) =>
           traffic(
             sessionId,

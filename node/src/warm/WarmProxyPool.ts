@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto"
 import { HostCommand } from "../HostCommand.ts"
 import { netnsProcesses } from "../network/NetnsProcesses.ts"
 import { NodeConfig, nodeSettings } from "../NodeConfig.ts"
+import { prepareProxyLaunch } from "../proxy/ProxyLaunch.ts"
 import { spawnProxyProcess } from "../proxy/ProxyProcess.ts"
 import type { ProxyProcess, ProxyStart } from "../proxy/ProxyProcess.ts"
 import { ProxyStarter } from "../proxy/ProxyStarter.ts"
@@ -58,6 +59,7 @@ export const WarmProxyPool = Layer.effect(
       while (idle.length < size) idle.push(spawnWaiting())
     })
 
+    yield* prepareProxyLaunch
     const stale = yield* reconcileWarmProxies(cmd.netns)
     if (stale.length > 0) yield* Effect.logWarning(`proxy pool: killed ${stale.length} stale pooled proxies`)
     yield* refill

@@ -23,10 +23,17 @@ export interface ProxyProcess {
   readonly stop: () => Promise<number | null>
 }
 
-/** Spawns the real proxy process (config on stdin, as the node does) and waits for `ready`. */
-export const startProxyProcess = (config: ProxyConfig): Promise<ProxyProcess> =>
+/**
+ * Spawns the real proxy process (config on stdin, as the node does) and waits for `ready`.
+ * `launch`: what node runs after its flags (the source by default; `--snapshot-blob <blob>` for the
+ * startup snapshot).
+ */
+export const startProxyProcess = (
+  config: ProxyConfig,
+  launch: ReadonlyArray<string> = [proxyMain],
+): Promise<ProxyProcess> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...proxyExecArgv, proxyMain], { stdio: ["pipe", "pipe", "pipe"], env: {} })
+    const child = spawn(process.execPath, [...proxyExecArgv, ...launch], { stdio: ["pipe", "pipe", "pipe"], env: {} })
     const stdoutLines: Array<string> = []
     const messages: Array<ProxyMessage> = []
     const audits: Array<ProxyAuditEvent> = []

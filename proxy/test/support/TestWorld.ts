@@ -44,6 +44,7 @@ const canary = (label: string) => `paws-canary-${label}-${randomBytes(12).toStri
 
 export const startWorld = async (
   overrides: (base: ProxyConfig) => ProxyConfig = (c) => c,
+  launch?: ReadonlyArray<string>,
 ): Promise<TestWorld> => {
   const dir = mkdtempSync(join(tmpdir(), "paws-proxy-test-"))
   const secrets = {
@@ -73,7 +74,7 @@ export const startWorld = async (
     upstream: { caBundlePem: upstreams.caPem, resolve, allowPrivateUpstreams: true },
     limits: { headersTimeoutMs: 1500 },
   })
-  const proxy = await startProxyProcess(config)
+  const proxy = await startProxyProcess(config, launch)
   const caFile = join(dir, "per-vm-ca.pem")
   writeFileSync(caFile, proxy.caPem)
   return {

@@ -1163,6 +1163,7 @@ export interface components {
             daemon?: string;
             trigger?: components["schemas"]["SessionTrigger"];
             approvalExpiresAt?: string;
+            queuePosition?: number;
         };
         SessionTrigger: {
             /** @enum {string} */
@@ -1722,6 +1723,7 @@ export interface components {
             maxConcurrent: number;
             running: number;
             available: number;
+            basis?: string;
         };
         SessionPage: {
             sessions: components["schemas"]["Session"][];
