@@ -19,7 +19,7 @@ for p in /sys/class/virtio-ports/*; do [ "$(cat "$p/name" 2>/dev/null)" = ${cont
 exec ${agentBinaryPath} "$dev"
 `
 
-const sources = ["paws-agent.c", "paws-restore.c", "paws-sys.h"].map((f) =>
+const sources = ["paws-agent.c", "paws-restore.c", "paws-sys.h", "paws-pty.c"].map((f) =>
   fileURLToPath(new URL(`./${f}`, import.meta.url))
 )
 
