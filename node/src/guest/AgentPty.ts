@@ -46,7 +46,7 @@ export const makeAgentPtys = (
     if (code !== null) pty.exitCode = Number(code[2]) + (code[1] === "s" ? 128 : 0)
     else {Queue.offerUnsafe(
         pty.queue,
-        new TextEncoder().encode(`\r\npaws: the guest could not open a shell: ${how}\r\n`),
+        new TextEncoder().encode(`\r\npaws: the guest could not open a shell: ${how.replace(/^fail /, "")}\r\n`),
       )}
     Queue.endUnsafe(pty.queue)
   }
