@@ -34,7 +34,8 @@
           npmConfigHook = pkgs.importNpmLock.npmConfigHook;
           # Runtime dependencies only; dev tools (the `node`/`deno` npm binaries) would download at install.
           npmInstallFlags = [ "--omit=dev" ];
-          dontNpmBuild = true;
+          # The web console (clients/console/dist) is built here; Vite is a runtime dependency of its package.
+          npmBuildScript = "console:build";
           nativeBuildInputs = [ pkgs.makeWrapper ];
           installPhase = ''
             mkdir -p $out/lib/paws $out/bin

@@ -56,6 +56,24 @@ describe("paws audit", () => {
         while (lineCount() < 3) yield* Effect.sleep(50)
         assert.strictEqual(JSON.parse(followed.trim().split("\n")[2]!).detail.name, "later")
 
+        // --project: one project's rows; a row of another project than default says whose it is.
+        assert.strictEqual((yield* run(["projects", "create", "team-x"])).code, 0)
+        const teamKey = yield* run(["keys", "create", "--project", "team-x", "--name", "x", "--scope", "read"])
+        assert.strictEqual(teamKey.code, 0, teamKey.stderr)
+        // The team's key tries what it may not: the refused call is audited in its project.
+        const refused = yield* Effect.promise(() =>
+          paws(["keys", "create", "--name", "y", "--scope", "read"], { ...env, PAWS_API_KEY: teamKey.stdout.trim() })
+        )
+        assert.strictEqual(refused.code, 1)
+        const team = yield* run(["audit", "--project", "team-x"])
+        assert.strictEqual(team.code, 0, team.stderr)
+        assert.match(
+          team.stdout.trim(),
+          /^\S+\s+key:\w{12}\s+api\.keys\.create\s+Forbidden\s+\/v1\/keys\s+project=team-x$/,
+        )
+        const inDefault = yield* run(["audit", "--project", "default", "--action", "api.projects.*"])
+        assert.match(inDefault.stdout, /api\.projects\.create\s+ok\s+\/v1\/projects$/m)
+
         const ok = yield* run(["audit", "verify"])
         assert.strictEqual(ok.code, 0, ok.stderr)
         assert.match(ok.stdout, /audit chain ok: \d+ rows checked from the first row/)

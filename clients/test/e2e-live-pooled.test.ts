@@ -184,8 +184,9 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
       const curlHeaders = (u: string) =>
         execFileSync("curl", ["-s", "-D", "-", "-o", "/dev/null", u], { encoding: "utf8" })
 
-      const browser = await launchChromium()
-      const { page, context } = browser
+      const browser = await launchChromium() // a fresh profile of its own
+      const context = await browser.newContext()
+      const page = await context.newPage()
       try {
         const hello = () => page.locator("#hello").textContent({ timeout: 30_000 })
 

@@ -62,6 +62,8 @@ export class ApiKeys extends Context.Service<ApiKeys, {
    * 5 s on others): long-lived holders of a key's authority (Cap'n Web capabilities) ask again.
    */
   readonly stillValid: (keyId: string) => Effect.Effect<void, Unauthorized>
+  /** The principal of key `keyId` as it is now (a console sign-in made with it acts as it); revoked: 401. */
+  readonly principal: (keyId: string) => Effect.Effect<Principal, Unauthorized>
   readonly create: (
     name: string,
     scopes: ReadonlyArray<ApiScope>,
@@ -136,6 +138,12 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         // 4 s, not the 5 s TTL: with a check every second, a revocation on another replica bites within 5 s.
         const entry = yield* lookup(keyId, yield* Clock.currentTimeMillis, cacheTtlMs - 1_000)
         if (entry === undefined || entry.revoked) return yield* unauthorized("API key has been revoked")
+      })
+
+      const principal = Effect.fnUntraced(function* (keyId: string) {
+        const entry = yield* lookup(keyId, yield* Clock.currentTimeMillis)
+        if (entry === undefined || entry.revoked) return yield* unauthorized("API key has been revoked")
+        return { keyId, scopes: entry.scopes, project: entry.project, limits: entry.limits }
       })
 
       const insertKey = Effect.fnUntraced(
@@ -221,7 +229,17 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         Effect.withSpan("ApiKeys.bootstrap"),
       )
 
-      return ApiKeys.of({ authenticate, stillValid, create, list, revoke, updateLimits, revokeProject, bootstrap })
+      return ApiKeys.of({
+        authenticate,
+        stillValid,
+        principal,
+        create,
+        list,
+        revoke,
+        updateLimits,
+        revokeProject,
+        bootstrap,
+      })
     }),
   )
 }

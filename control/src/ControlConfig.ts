@@ -13,6 +13,8 @@ import {
 } from "@paws/core/Settings"
 import { memorySettings } from "./MemorySettings.ts"
 import { daemonSettings } from "./daemons/DaemonConfig.ts"
+import { consoleSettings } from "./console/ConsoleConfig.ts"
+import { oidcSettings } from "./oidc/OidcConfig.ts"
 
 /** Every setting of `paws control`, read from the environment; `--help` and the README list this table. */
 export const controlSettings = {
@@ -193,6 +195,8 @@ export const controlSettings = {
   ...memorySettings,
   // Daemons' settings live beside them (DaemonConfig reads them); here so that --help lists them.
   ...daemonSettings,
+  ...consoleSettings,
+  ...oidcSettings,
 }
 
 export interface ControlSettings {

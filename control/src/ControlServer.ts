@@ -29,6 +29,7 @@ import { PrivateDataDir } from "./PrivateFiles.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
+import { SnapshotProjects } from "./SnapshotProjects.ts"
 import { Snapshots } from "./Snapshots.ts"
 import { StaticNodes } from "./StaticNodes.ts"
 import { KubernetesNodes } from "./KubernetesNodes.ts"
@@ -36,6 +37,7 @@ import { Vault } from "./Vault.ts"
 import { DaemonServices } from "./daemons/DaemonServices.ts"
 import { AuditLog } from "./audit/AuditLog.ts"
 import { AuditHttp } from "./http/AuditHttp.ts"
+import { ConsoleAssets } from "./http/ConsoleAssets.ts"
 import { ApiAuthLive } from "./http/ApiAuthLive.ts"
 import { DaemonHistoryHttp } from "./http/DaemonHistoryHttp.ts"
 import { DaemonsHttp } from "./http/DaemonsHttp.ts"
@@ -52,14 +54,27 @@ import { exposureHosts, ExposureProxy } from "./http/ExposureProxy.ts"
 import { PortsHttp } from "./http/PortsHttp.ts"
 import { ShellGateway } from "./http/ShellGateway.ts"
 import { PortExposures } from "./PortExposures.ts"
+import { ConsoleSessions } from "./console/ConsoleSessions.ts"
+import { ConsoleConfig } from "./console/ConsoleConfig.ts"
+import { AuthHttp } from "./http/AuthHttp.ts"
+import { OidcHttp } from "./http/OidcHttp.ts"
+import { PortGrantHttp } from "./http/PortGrantHttp.ts"
+import { OidcLogin } from "./oidc/OidcLogin.ts"
+import { OidcConfig } from "./oidc/OidcConfig.ts"
 import { SessionsHttp } from "./http/SessionsHttp.ts"
 import { SnapshotsHttp } from "./http/SnapshotsHttp.ts"
 import { HealthHttp, MetricsHttp, NodesHttp } from "./http/SystemHttp.ts"
 
 /** The services behind the API, on the configured database, with the first admin key ensured. */
-export const ControlServices = Layer.mergeAll(Sessions.layer, Snapshots.layer, PortExposures.layer).pipe(
+export const ControlServices = Layer.mergeAll(
+  Sessions.layer,
+  Snapshots.layer,
+  PortExposures.layer,
+  ConsoleSessions.layer.pipe(Layer.provideMerge(ConsoleConfig.layer)),
+  OidcLogin.layer.pipe(Layer.provideMerge(OidcConfig.layer)),
+).pipe(
   Layer.provideMerge(Layer.mergeAll(Dispatcher.layer, Approvals.layer, Quotas.layer, NodePresence.layer)),
-  Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer)),
+  Layer.provideMerge(Layer.mergeAll(LimitCounter.layer, EgressApprovals.layer, SnapshotProjects.layer)),
   Layer.provideMerge(Projects.layer),
   Layer.provideMerge(ApiKeys.layer),
   Layer.provideMerge(ReplicaLease.layer),
@@ -98,6 +113,7 @@ const routes = Layer.mergeAll(
       ApprovalsHttp,
       SessionExecHttp,
       PortsHttp,
+      AuthHttp,
     ]),
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
@@ -106,8 +122,11 @@ const routes = Layer.mergeAll(
   LiveGateway,
   ExposureProxy,
   ShellGateway,
+  OidcHttp,
+  PortGrantHttp,
   StaticNodes,
   KubernetesNodes,
+  ConsoleAssets,
 )
 
 /**

@@ -79,7 +79,7 @@ export class LiveSessions extends RpcTarget implements LiveSessionsApi {
       decodeSpec(spec).pipe(
         Effect.mapError((e) => ({ _tag: "InvalidRequest", message: e.message })),
         Effect.flatMap((s) => this.#live.sessions.create(s, this.#principal, undefined)),
-        auditLiveCall(this.#live.context, this.#principal.keyId, "live.sessions.create", (r) => r?.sessionId ?? ""),
+        auditLiveCall(this.#live.context, this.#principal, "live.sessions.create", (r) => r?.sessionId ?? ""),
       ),
     )
   }
@@ -94,7 +94,7 @@ export class LiveSessions extends RpcTarget implements LiveSessionsApi {
       decodeId(id).pipe(
         Effect.mapError((e) => ({ _tag: "InvalidRequest", message: e.message })),
         Effect.flatMap((sid) => this.#live.sessions.cancel(sid, this.#principal.project)),
-        auditLiveCall(this.#live.context, this.#principal.keyId, "live.sessions.cancel", () => String(id)),
+        auditLiveCall(this.#live.context, this.#principal, "live.sessions.cancel", () => String(id)),
       ),
     )
   }

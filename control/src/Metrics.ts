@@ -1,4 +1,5 @@
 import { Context, Effect, Layer } from "effect"
+import { isControlPath } from "./http/ConsoleAssets.ts"
 
 const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
@@ -13,11 +14,11 @@ interface Histogram {
  * position counts, not only well-formed ids: a request with a malformed id (a 400, or a 401
  * without a key) still reaches a route, and each distinct one must not become a new label.
  */
-export const routeLabel = (path: string): string =>
-  path
-    .split("?")[0]!
-    .replace(/\/{2,}/g, "/")
-    .replace(/^\/v1\/(sessions|keys|nodes\/tokens)\/[^/]+(\/events)?\/?$/, "/v1/$1/:id$2")
+export const routeLabel = (path: string): string => {
+  const clean = path.split("?")[0]!.replace(/\/{2,}/g, "/")
+  if (!isControlPath(clean)) return "console" // the web console's pages and assets: one label, however many paths
+  return clean.replace(/^\/v1\/(sessions|keys|nodes\/tokens)\/[^/]+(\/events)?\/?$/, "/v1/$1/:id$2")
+}
 
 /** Past this many distinct route labels, further ones are counted as "other" (a backstop for odd paths). */
 const maxRouteLabels = 64

@@ -4,7 +4,9 @@ import { SqlClient } from "effect/sql"
 import { daemonLimitsMigration } from "./daemons/DaemonLimitsMigration.ts"
 import { daemonsMigration } from "./daemons/DaemonMigration.ts"
 import { auditMigration } from "./audit/AuditMigration.ts"
+import { projectRowsMigration } from "./ProjectRowsMigration.ts"
 import { projectsMigration } from "./ProjectsMigration.ts"
+import { consoleSessionsMigration } from "./console/ConsoleSessionsMigration.ts"
 
 /** Schema migrations, applied in id order at start; never edit one that has shipped, add a new one. */
 export const migrations = Migrator.fromRecord({
@@ -148,4 +150,6 @@ export const migrations = Migrator.fromRecord({
       seen_at timestamptz NOT NULL DEFAULT now()
     )`
   }),
+  "0018_console_sessions": consoleSessionsMigration,
+  "0020_project_rows": projectRowsMigration,
 })

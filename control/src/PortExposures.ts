@@ -47,8 +47,10 @@ export class PortExposures extends Context.Service<PortExposures, {
   readonly find: (id: string) => Effect.Effect<ExposureRow | undefined>
   readonly tokenMatches: (row: ExposureRow, token: string) => boolean
   readonly tryPin: (row: ExposureRow, pin: string) => Effect.Effect<PinOutcome>
-  /** A new cookie value for the exposure. */
-  readonly grant: (id: string) => Effect.Effect<string>
+  /** A new cookie value for the exposure, good until `expiresAt` (default: 12 hours). */
+  readonly grant: (id: string, expiresAt?: Date) => Effect.Effect<string>
+  /** Spends a grant passed in a URL once (sso in the host form) for a fresh one with its expiry; undefined: no such. */
+  readonly exchange: (id: string, value: string) => Effect.Effect<string | undefined>
   readonly granted: (id: string, cookie: string) => Effect.Effect<boolean>
 }>()("paws/control/PortExposures") {
   static readonly layer = Layer.effect(
@@ -92,11 +94,20 @@ export class PortExposures extends Context.Service<PortExposures, {
           WHERE id = ${row.id} RETURNING failures`.pipe(Effect.orDie)
         return (updated[0]?.failures ?? pinMaxFailures) >= pinMaxFailures ? "locked" as const : "wrong" as const
       })
-      const grant = Effect.fn("PortExposures.grant")(function* (id: string) {
+      const grant = Effect.fn("PortExposures.grant")(function* (id: string, expiresAt?: Date) {
         const cookie = randomBytes(32).toString("base64url")
         yield* sql`INSERT INTO port_exposure_grants (hash, exposure_id, expires_at)
-          VALUES (${hashSecret(cookie).toString("hex")}, ${id}, ${new Date(Date.now() + grantMs)})`.pipe(Effect.orDie)
+          VALUES (${hashSecret(cookie).toString("hex")}, ${id}, ${expiresAt ?? new Date(Date.now() + grantMs)})`.pipe(
+          Effect.orDie,
+        )
         return cookie
+      })
+      const exchange = Effect.fn("PortExposures.exchange")(function* (id: string, value: string) {
+        const spent = yield* sql<{ readonly expires_at: unknown }>`DELETE FROM port_exposure_grants
+          WHERE hash = ${hashSecret(value).toString("hex")} AND exposure_id = ${id} AND expires_at > now()
+          RETURNING expires_at`.pipe(Effect.orDie)
+        if (spent[0] === undefined) return undefined
+        return yield* grant(id, new Date(iso(spent[0].expires_at)!))
       })
       return PortExposures.of({
         create,
@@ -114,6 +125,7 @@ export class PortExposures extends Context.Service<PortExposures, {
           secretMatches(Buffer.from(row.secret_hash, "hex"), token),
         tryPin,
         grant,
+        exchange,
         granted: (id, cookie) =>
           sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM port_exposure_grants
             WHERE hash = ${hashSecret(cookie).toString("hex")} AND exposure_id = ${id} AND expires_at > now()`.pipe(

@@ -9,7 +9,7 @@ import {
 } from "@paws/core"
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { AuditLog } from "./audit/AuditLog.ts"
+import { actorOf, AuditLog } from "./audit/AuditLog.ts"
 import { egressDecision, egressDropped, mcpToolCall, statusChange } from "./audit/SessionAudit.ts"
 import { makeBatcher } from "./Batcher.ts"
 import { ControlConfig } from "./ControlConfig.ts"
@@ -129,7 +129,7 @@ export class SessionStore extends Context.Service<SessionStore, {
         const inserted = guard === undefined ? yield* insert(s) : yield* sql.withTransaction(
           Effect.andThen(guard, Effect.map(insertBatch([s]), (r) => r[0] === true)),
         ).pipe(Effect.catchTag("SqlError", Effect.die))
-        if (inserted) yield* audit.record(statusChange(s.id, s.status, {}, `key:${s.keyId}`))
+        if (inserted) yield* audit.record(statusChange(s.id, s.status, {}, actorOf(s.keyId)))
         if (inserted) return { id: s.id, created: true }
         const existing = yield* sql<{ id: string; request_hash: string | null }>`SELECT id, request_hash FROM sessions
           WHERE key_id = ${s.keyId} AND idempotency_key = ${s.idempotencyKey ?? null}`.pipe(Effect.orDie)

@@ -36,6 +36,7 @@ import { NodePresence } from "./NodePresence.ts"
 import { Projects } from "./Projects.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { Quotas } from "./Quotas.ts"
+import { SnapshotProjects } from "./SnapshotProjects.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { Vault } from "./Vault.ts"
 
@@ -130,6 +131,7 @@ export class Sessions extends Context.Service<Sessions, {
       const quotas = yield* Quotas
       const projects = yield* Projects
       const approvals = yield* Approvals
+      const snapshotProjects = yield* SnapshotProjects
 
       const create = Effect.fnUntraced(
         function* (
@@ -158,6 +160,10 @@ export class Sessions extends Context.Service<Sessions, {
               }
             })
           })
+          // Only a request valid otherwise asks the database whose snapshot it names.
+          if (problems.length === 0) {
+            problems.push(...yield* snapshotProjects.problems(spec.snapshot, principal.project, "snapshot"))
+          }
           if (problems.length > 0) {
             return yield* new InvalidRequest({
               message: problems.map((p) => `${p.path}: ${p.message}`).join("; "),

@@ -36,7 +36,7 @@ const rejection = (network: SessionDispatch["network"]) =>
 /**
  * An in-process node speaking the real NodeRpcs contract (through RpcTest, i.e. the real
  * RPC client and server with serialization bypassed). The workload script selects behaviour:
- * `hang` runs until CancelSession; `crash` dies after starting to run (node lost); `vanish` dies before the VM starts;
+ * `hang` runs until CancelSession (`chatty hang` printing a line every 100 ms); `crash` dies after starting to run (node lost); `vanish` dies before the VM starts;
  * `reject` refuses the dispatch with issue text that quotes its credentials (setup `reject` does so for a build); `slow`
  * spaces events 100 ms apart; `auditflood N` streams N audit events at once; anything else completes with output, an
  * audit event and a result.
@@ -50,6 +50,10 @@ export const registerFakeNode = (
     readonly labels?: Record<string, string>
     /** What the node reports holding (placement); absent = it does not say. */
     readonly snapshots?: NodeInfo["snapshots"]
+    /** Snapshots it already holds ready (ListSnapshots), e.g. the instance's own from PAWS_NODE_SNAPSHOTS. */
+    readonly built?: ReadonlyArray<string>
+    /** Exposed ports of its sessions relay to this loopback HTTP server (`http://127.0.0.1:PORT`). */
+    readonly portTarget?: string
   },
 ): Effect.Effect<FakeNode, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -62,7 +66,9 @@ export const registerFakeNode = (
       ...(options.snapshots === undefined ? {} : { snapshots: options.snapshots }),
     }
     const node: FakeNode = { info, dispatched: [], cancelled: [], snapshotBuilds: [] }
-    const snapshots = new Map<string, SnapshotView>()
+    const snapshots = new Map<string, SnapshotView>(
+      (options.built ?? []).map((name) => [name, { name, node: options.id, status: "ready" }]),
+    )
 
     /** Snapshot builds: base `missing` is unknown; setup `fail` fails, `hang` never ends; else built after 3 phases. */
     const buildSnapshot = (d: SnapshotBuildDispatch): Stream.Stream<SnapshotBuildEvent, any> => {
@@ -127,8 +133,17 @@ export const registerFakeNode = (
       if (script.includes("hang")) {
         const cancelled = Deferred.makeUnsafe<void>()
         cancels.set(d.sessionId, cancelled)
+        // `chatty hang`: a stdout line every 100 ms until cancelled (output to watch arrive live).
+        const chatter = script.includes("chatty")
+          ? Stream.tick(100).pipe(
+            Stream.mapAccum(() => 0, (n): readonly [number, ReadonlyArray<SessionEvent>] => [n + 1, [
+              { _tag: "output", stream: "stdout", data: `tick ${n + 1}\n` },
+            ]]),
+            Stream.interruptWhen(Deferred.await(cancelled)),
+          )
+          : Stream.empty
         return Stream.concat(
-          start,
+          Stream.concat(start, chatter),
           Stream.fromEffect(Deferred.await(cancelled)).pipe(
             Stream.map((): SessionEvent => ({ _tag: "status", status: "cancelled", at: now(), reason: "cancelled" })),
           ),
@@ -248,7 +263,21 @@ export const registerFakeNode = (
       ExecInSession: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       ReadSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       WriteSessionFile: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
-      ForwardToPort: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
+      ForwardToPort: ({ sessionId, method, path, headers, body }) =>
+        options.portTarget === undefined
+          ? Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" }))
+          : Stream.unwrap(Effect.promise(async () => {
+            const res = await fetch(options.portTarget + path, {
+              method,
+              headers: headers.filter(([k]) => k !== "host") as Array<[string, string]>,
+              ...(method === "GET" || method === "HEAD" ? {} : { body: body as Uint8Array<ArrayBuffer> }),
+            })
+            const data = new Uint8Array(await res.arrayBuffer())
+            return Stream.make(
+              { _tag: "head" as const, status: res.status, headers: [...res.headers] },
+              { _tag: "body" as const, data },
+            )
+          })),
       OpenPortSocket: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       SendPortSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "fake node" })),
       OpenShell: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),

@@ -317,6 +317,7 @@ for (const backend of backends) {
               session: r.session,
               daemon: r.daemon,
               detail,
+              project: r.project,
             })
             return `UPDATE audit SET detail = '${JSON.stringify(detail)}', hash = '${previous}' WHERE id = ${id}`
           })

@@ -60,6 +60,14 @@ for (const backend of backends) {
             )
             yield* rejects(
               control,
+              {
+                triggers: [{ kind: "github", name: "g", filters: [{ event: "issue_comment", bodyPattern: "(a)\\1" }] }],
+              },
+              "triggers[0].filters[0].bodyPattern",
+              /RE2/,
+            )
+            yield* rejects(
+              control,
               { triggers: [{ kind: "watch", name: "w", url: "http://example.com/x", intervalSeconds: 60 }] },
               "triggers[0].url",
             )

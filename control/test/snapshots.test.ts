@@ -114,7 +114,8 @@ describe("snapshots over HTTP (fake node)", () => {
           }
           const accepted = yield* call(control, "POST", "/v1/snapshots", { body })
           assert.strictEqual(accepted.status, 202, accepted.text)
-          assert.deepStrictEqual(accepted.body, { name: "py", node: "n-snap", status: "building" })
+          // Built by the instance admin (a `default` key): the default project's.
+          assert.deepStrictEqual(accepted.body, { name: "py", node: "n-snap", status: "building", project: "default" })
           const ready = yield* waitFor(control, "py", (s) => s.status === "ready")
           assert.strictEqual(ready.node, "n-snap")
           assert.strictEqual(ready.manifest.image.name, "default")

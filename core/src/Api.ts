@@ -3,6 +3,7 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "
 import { AuditApi } from "./ApiAudit.ts"
 import { ApiKey, ApiKeyId, ApiKeyNotFound, CreateApiKey, CreatedApiKey, UpdateApiKey } from "./ApiKeys.ts"
 import { ApprovalsApi } from "./ApiApprovals.ts"
+import { ConsoleAuthApi } from "./ApiConsoleAuth.ts"
 import { DaemonHistoryApi } from "./ApiDaemonHistory.ts"
 import { ApiAuth, RequestValidation } from "./ApiMiddleware.ts"
 import { McpServersApi } from "./ApiMcp.ts"
@@ -217,6 +218,7 @@ export class Api extends HttpApi.make("paws")
   .add(DaemonHistoryApi)
   .middleware(ApiAuth)
   .add(HealthApi)
+  .add(ConsoleAuthApi)
   .add(HooksApi)
   .middleware(RequestValidation)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error", errors: "all" })

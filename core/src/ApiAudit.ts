@@ -2,6 +2,7 @@ import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { scoped } from "./ApiScoped.ts"
 import { SessionId } from "./Ids.ts"
+import { ProjectId, ProjectNotFound } from "./Project.ts"
 
 /** One audit log row. `hash` chains it to the row before: sha256(previous hash + canonical content). */
 export const AuditEntry = Schema.Struct({
@@ -21,6 +22,8 @@ export const AuditEntry = Schema.Struct({
   /** Names and numbers, never secret values (header names, not header values). */
   detail: Schema.Record(Schema.String, Schema.Unknown),
   hash: Schema.String,
+  /** The project the row belongs to: the acting key's, else the session's or daemon's, else `default`. */
+  project: Schema.String,
 }).annotate({ identifier: "AuditEntry" })
 export type AuditEntry = typeof AuditEntry.Type
 
@@ -102,6 +105,8 @@ const AuditLimit = Schema.NumberFromString.pipe(
 )
 
 export const AuditQuery = {
+  /** The instance admin: only this project's rows (default: all). A project's key sees only its own. */
+  project: Schema.optional(ProjectId),
   actor: Schema.optional(Text),
   daemon: Schema.optional(Text),
   session: Schema.optional(SessionId),
@@ -116,10 +121,12 @@ export const AuditQuery = {
 /** The tamper-evident audit log (admin only: it names every key, session and host). */
 export class AuditApi extends HttpApiGroup.make("audit")
   .add(
-    HttpApiEndpoint.get("list", "/", { query: AuditQuery, success: AuditPage }).pipe(scoped(
+    HttpApiEndpoint.get("list", "/", { query: AuditQuery, success: AuditPage, error: ProjectNotFound }).pipe(scoped(
       "admin",
       "Read the audit log",
-      "Audit rows oldest first, filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and " +
+      "Audit rows oldest first: a project's admin key sees its project's rows, the instance admin every project's " +
+        "(or one, with `project`; another project named by a project's key is a 404). " +
+        "Filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and " +
         "time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; " +
         "polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, " +
         "key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.",
@@ -128,7 +135,9 @@ export class AuditApi extends HttpApiGroup.make("audit")
       "admin",
       "Verify the audit chain",
       "Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and " +
-        "names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint.",
+        "names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint. " +
+        "Every project's rows are one chain, so a project's key gets the verdict on the whole chain; when the " +
+        "first broken row is another project's, only its id is named, not its content.",
     )),
   )
   .prefix("/v1/audit")

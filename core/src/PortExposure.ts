@@ -10,10 +10,10 @@ import { LiveSessionError } from "./LiveSession.ts"
 /**
  * A guest port made reachable on control at `/p/{id}/`, for as long as the session runs. Access:
  * `token` (a bearer secret, or `?token=` once, then a cookie), `pin` (digits typed into a form,
- * attempts limited, then a cookie), `public` (anyone with the URL). `sso` waits for the console's
- * OIDC login and is not accepted yet.
+ * attempts limited, then a cookie), `public` (anyone with the URL), `sso` (a console sign-in with
+ * `read` on the session's project; a browser without one is sent through the OIDC login).
  */
-export const portAccessModes = ["token", "pin", "public"] as const
+export const portAccessModes = ["token", "pin", "public", "sso"] as const
 export const PortAccess = Schema.Literals(portAccessModes).annotate({ identifier: "PortAccess" })
 export type PortAccess = typeof PortAccess.Type
 
@@ -61,7 +61,11 @@ export class PortsApi extends HttpApiGroup.make("ports")
       "Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node " +
         "(the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, " +
         "or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as " +
-        `\`pin=…\`; ${pinMaxFailures} wrong PINs lock it for ${pinLockoutMs / 60_000} minutes), or \`public\`. ` +
+        `\`pin=…\`; ${pinMaxFailures} wrong PINs lock it for ${
+          pinLockoutMs / 60_000
+        } minutes), \`sso\` (the console's ` +
+        "sign-in, with scope `read` on the session's project; a browser without one is sent through the OIDC login " +
+        "and back), or `public`. " +
         "The token or PIN is shown only here. The exposure ends with the session (404 after).",
     )),
     HttpApiEndpoint.get("list", "/:id/ports", {

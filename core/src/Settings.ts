@@ -22,7 +22,12 @@ const make = <A>(name: string, description: string, shown: string, config: Confi
 })
 
 export const textSetting = (name: string, fallback: string, description: string): Setting<string> =>
-  make(name, description, fallback, Config.String(name).pipe(Config.withDefault(fallback)))
+  make(
+    name,
+    description,
+    fallback === "" ? "(empty)" : fallback,
+    Config.String(name).pipe(Config.withDefault(fallback)),
+  )
 
 /** An integer in [min, max]; a value outside fails at start naming the variable. */
 export const intSetting = (

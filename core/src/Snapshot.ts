@@ -64,6 +64,8 @@ export const SnapshotView = Schema.Struct({
   error: Schema.optionalKey(Schema.String),
   startedAt: Schema.optionalKey(Schema.String),
   manifest: Schema.optionalKey(SnapshotManifestSummary),
+  /** The project that built it; absent: the instance's own (e.g. `default`), seen and used by every project. */
+  project: Schema.optionalKey(Schema.String),
 }).annotate({ identifier: "Snapshot" })
 export type SnapshotView = typeof SnapshotView.Type
 
@@ -72,6 +74,8 @@ export const SnapshotAccepted = Schema.Struct({
   name: SnapshotName,
   node: Schema.String,
   status: SnapshotStatus,
+  /** The project it is built in (the key's); absent: an instance snapshot rebuilt by the instance admin. */
+  project: Schema.optionalKey(Schema.String),
   /** Accepted, but worth a second look (e.g. a wildcard credential over a public suffix); absent when none. */
   warnings: Schema.optionalKey(Schema.Array(Schema.String)),
 }).annotate({ identifier: "SnapshotAccepted" })

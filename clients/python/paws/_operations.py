@@ -117,7 +117,7 @@ class SnapshotsOperations(SyncOperations):
     def create(self, *, name: SnapshotName, base: SnapshotName | None = None, setup: str | None = None, network: Network | Mapping[str, Any] | None = None, memory_mb: int | None = None, vcpus: int | None = None, timeout_ms: int | None = None, node: str | None = None) -> SnapshotAccepted:
         """Build a snapshot
 
-        Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+        Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. It belongs to the key's project: only that project's keys (and the instance admin) see and use it; a name another project holds, or one of the instance's own snapshots, is a 400 naming `name`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `admin` (or one that implies it)."""
         data = self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')
@@ -126,7 +126,7 @@ class SnapshotsOperations(SyncOperations):
     def list(self) -> builtins.list[Snapshot]:
         """List snapshots
 
-        Snapshots on every connected node, and builds running or failed.
+        Snapshots on every connected node, and builds running or failed: the key's project's and the instance's own (the instance admin: every project's).
 
         Requires scope `read` (or one that implies it)."""
         data = self._call("GET", "/v1/snapshots", path={}, query={}, headers={}, body=None, expect='application/json')
@@ -144,7 +144,7 @@ class SnapshotsOperations(SyncOperations):
     def delete(self, name: SnapshotName) -> None:
         """Delete a snapshot
 
-        Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409.
+        Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409. Another project's is a 404; the instance's own snapshots (no `project`) are deleted only by the instance admin (403).
 
         Requires scope `admin` (or one that implies it)."""
         data = self._call("DELETE", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
@@ -268,7 +268,7 @@ class PortsOperations(SyncOperations):
     def expose(self, id: SessionId, *, access: PortAccess, port: int) -> CreatedPortExposure:
         """Expose a guest port
 
-        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), `sso` (the console's sign-in, with scope `read` on the session's project; a browser without one is sent through the OIDC login and back), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
 
         Requires scope `sessions:write` (or one that implies it)."""
         data = self._call("POST", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body={"port": port, "access": access}, expect='application/json')
@@ -327,19 +327,19 @@ class KeysOperations(SyncOperations):
 class AuditOperations(SyncOperations):
     """Audit log: an append-only, hash-chained record."""
 
-    def list(self, *, actor: str | None = None, daemon: str | None = None, session: SessionId | None = None, action: str | None = None, since: str | None = None, until: str | None = None, cursor: str | None = None, limit: str | None = None) -> AuditPage:
+    def list(self, *, project: ProjectId | None = None, actor: str | None = None, daemon: str | None = None, session: SessionId | None = None, action: str | None = None, since: str | None = None, until: str | None = None, cursor: str | None = None, limit: str | None = None) -> AuditPage:
         """Read the audit log
 
-        Audit rows oldest first, filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
+        Audit rows oldest first: a project's admin key sees its project's rows, the instance admin every project's (or one, with `project`; another project named by a project's key is a 404). Filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
 
         Requires scope `admin` (or one that implies it)."""
-        data = self._call("GET", "/v1/audit", path={}, query={"actor": actor, "daemon": daemon, "session": session, "action": action, "since": since, "until": until, "cursor": cursor, "limit": limit}, headers={}, body=None, expect='application/json')
+        data = self._call("GET", "/v1/audit", path={}, query={"project": project, "actor": actor, "daemon": daemon, "session": session, "action": action, "since": since, "until": until, "cursor": cursor, "limit": limit}, headers={}, body=None, expect='application/json')
         return AuditPage.from_dict(data)
 
     def verify(self) -> AuditVerification:
         """Verify the audit chain
 
-        Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint.
+        Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint. Every project's rows are one chain, so a project's key gets the verdict on the whole chain; when the first broken row is another project's, only its id is named, not its content.
 
         Requires scope `admin` (or one that implies it)."""
         data = self._call("GET", "/v1/audit/verify", path={}, query={}, headers={}, body=None, expect='application/json')
@@ -497,6 +497,38 @@ class HealthOperations(SyncOperations):
         return Health.from_dict(data)
 
 
+class AuthOperations(SyncOperations):
+    """Console sign-in: API key or OIDC login to a cookie."""
+
+    def login(self, *, key: str) -> ConsoleIdentity:
+        """Sign in with an API key
+
+        Exchanges an API key for the console cookie `paws_session` (HttpOnly, SameSite=Strict, Secure when control's public URL is https): every `/v1` endpoint then accepts the cookie in place of `Authorization: Bearer`, with the key's scopes and project. Changes (any method but GET/HEAD/OPTIONS) made with the cookie need the header `X-Paws-CSRF` carrying `csrfToken` (else 403). The sign-in expires after PAWS_CONSOLE_SESSION_TTL and ends when the key is revoked."""
+        data = self._call("POST", "/v1/auth/login", path={}, query={}, headers={}, body={"key": key}, expect='application/json')
+        return ConsoleIdentity.from_dict(data)
+
+    def me(self) -> ConsoleIdentity:
+        """Who is signed in
+
+        The console cookie's sign-in, as login returned it; 401 without one."""
+        data = self._call("GET", "/v1/auth/me", path={}, query={}, headers={}, body=None, expect='application/json')
+        return ConsoleIdentity.from_dict(data)
+
+    def logout(self) -> None:
+        """Sign out
+
+        Ends the cookie's sign-in and clears the cookie (SameSite=Strict keeps other sites from calling it). Without a cookie: 204 too."""
+        data = self._call("POST", "/v1/auth/logout", path={}, query={}, headers={}, body=None, expect=None)
+        return None
+
+    def oidc(self) -> OidcStatus:
+        """Is single sign-on configured
+
+        Whether `GET /v1/auth/oidc/login` signs in via OIDC."""
+        data = self._call("GET", "/v1/auth/oidc", path={}, query={}, headers={}, body=None, expect='application/json')
+        return OidcStatus.from_dict(data)
+
+
 class AsyncSessionsOperations(AsyncOperations):
     """Sessions: one workload in one ephemeral microVM."""
 
@@ -605,7 +637,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
     async def create(self, *, name: SnapshotName, base: SnapshotName | None = None, setup: str | None = None, network: Network | Mapping[str, Any] | None = None, memory_mb: int | None = None, vcpus: int | None = None, timeout_ms: int | None = None, node: str | None = None) -> SnapshotAccepted:
         """Build a snapshot
 
-        Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+        Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. It belongs to the key's project: only that project's keys (and the instance admin) see and use it; a name another project holds, or one of the instance's own snapshots, is a 400 naming `name`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
 
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("POST", "/v1/snapshots", path={}, query={}, headers={}, body={"name": name, "base": base, "setup": setup, "network": network, "memoryMB": memory_mb, "vcpus": vcpus, "timeoutMs": timeout_ms, "node": node}, expect='application/json')
@@ -614,7 +646,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
     async def list(self) -> builtins.list[Snapshot]:
         """List snapshots
 
-        Snapshots on every connected node, and builds running or failed.
+        Snapshots on every connected node, and builds running or failed: the key's project's and the instance's own (the instance admin: every project's).
 
         Requires scope `read` (or one that implies it)."""
         data = await self._call("GET", "/v1/snapshots", path={}, query={}, headers={}, body=None, expect='application/json')
@@ -632,7 +664,7 @@ class AsyncSnapshotsOperations(AsyncOperations):
     async def delete(self, name: SnapshotName) -> None:
         """Delete a snapshot
 
-        Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409.
+        Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409. Another project's is a 404; the instance's own snapshots (no `project`) are deleted only by the instance admin (403).
 
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("DELETE", "/v1/snapshots/{name}", path={"name": name}, query={}, headers={}, body=None, expect=None)
@@ -756,7 +788,7 @@ class AsyncPortsOperations(AsyncOperations):
     async def expose(self, id: SessionId, *, access: PortAccess, port: int) -> CreatedPortExposure:
         """Expose a guest port
 
-        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+        Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), `sso` (the console's sign-in, with scope `read` on the session's project; a browser without one is sent through the OIDC login and back), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
 
         Requires scope `sessions:write` (or one that implies it)."""
         data = await self._call("POST", "/v1/sessions/{id}/ports", path={"id": id}, query={}, headers={}, body={"port": port, "access": access}, expect='application/json')
@@ -815,19 +847,19 @@ class AsyncKeysOperations(AsyncOperations):
 class AsyncAuditOperations(AsyncOperations):
     """Audit log: an append-only, hash-chained record."""
 
-    async def list(self, *, actor: str | None = None, daemon: str | None = None, session: SessionId | None = None, action: str | None = None, since: str | None = None, until: str | None = None, cursor: str | None = None, limit: str | None = None) -> AuditPage:
+    async def list(self, *, project: ProjectId | None = None, actor: str | None = None, daemon: str | None = None, session: SessionId | None = None, action: str | None = None, since: str | None = None, until: str | None = None, cursor: str | None = None, limit: str | None = None) -> AuditPage:
         """Read the audit log
 
-        Audit rows oldest first, filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
+        Audit rows oldest first: a project's admin key sees its project's rows, the instance admin every project's (or one, with `project`; another project named by a project's key is a 404). Filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
 
         Requires scope `admin` (or one that implies it)."""
-        data = await self._call("GET", "/v1/audit", path={}, query={"actor": actor, "daemon": daemon, "session": session, "action": action, "since": since, "until": until, "cursor": cursor, "limit": limit}, headers={}, body=None, expect='application/json')
+        data = await self._call("GET", "/v1/audit", path={}, query={"project": project, "actor": actor, "daemon": daemon, "session": session, "action": action, "since": since, "until": until, "cursor": cursor, "limit": limit}, headers={}, body=None, expect='application/json')
         return AuditPage.from_dict(data)
 
     async def verify(self) -> AuditVerification:
         """Verify the audit chain
 
-        Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint.
+        Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint. Every project's rows are one chain, so a project's key gets the verdict on the whole chain; when the first broken row is another project's, only its id is named, not its content.
 
         Requires scope `admin` (or one that implies it)."""
         data = await self._call("GET", "/v1/audit/verify", path={}, query={}, headers={}, body=None, expect='application/json')
@@ -983,3 +1015,35 @@ class AsyncHealthOperations(AsyncOperations):
         The database answers and holds this build's newest migration. No auth."""
         data = await self._call("GET", "/readyz", path={}, query={}, headers={}, body=None, expect='application/json')
         return Health.from_dict(data)
+
+
+class AsyncAuthOperations(AsyncOperations):
+    """Console sign-in: API key or OIDC login to a cookie."""
+
+    async def login(self, *, key: str) -> ConsoleIdentity:
+        """Sign in with an API key
+
+        Exchanges an API key for the console cookie `paws_session` (HttpOnly, SameSite=Strict, Secure when control's public URL is https): every `/v1` endpoint then accepts the cookie in place of `Authorization: Bearer`, with the key's scopes and project. Changes (any method but GET/HEAD/OPTIONS) made with the cookie need the header `X-Paws-CSRF` carrying `csrfToken` (else 403). The sign-in expires after PAWS_CONSOLE_SESSION_TTL and ends when the key is revoked."""
+        data = await self._call("POST", "/v1/auth/login", path={}, query={}, headers={}, body={"key": key}, expect='application/json')
+        return ConsoleIdentity.from_dict(data)
+
+    async def me(self) -> ConsoleIdentity:
+        """Who is signed in
+
+        The console cookie's sign-in, as login returned it; 401 without one."""
+        data = await self._call("GET", "/v1/auth/me", path={}, query={}, headers={}, body=None, expect='application/json')
+        return ConsoleIdentity.from_dict(data)
+
+    async def logout(self) -> None:
+        """Sign out
+
+        Ends the cookie's sign-in and clears the cookie (SameSite=Strict keeps other sites from calling it). Without a cookie: 204 too."""
+        data = await self._call("POST", "/v1/auth/logout", path={}, query={}, headers={}, body=None, expect=None)
+        return None
+
+    async def oidc(self) -> OidcStatus:
+        """Is single sign-on configured
+
+        Whether `GET /v1/auth/oidc/login` signs in via OIDC."""
+        data = await self._call("GET", "/v1/auth/oidc", path={}, query={}, headers={}, body=None, expect='application/json')
+        return OidcStatus.from_dict(data)

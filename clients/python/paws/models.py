@@ -20,6 +20,7 @@ __all__ = [
     "AuditVerificationFirstBroken",
     "AuditVerificationHead",
     "ConcurrencyPolicy",
+    "ConsoleIdentity",
     "CreateApiKey",
     "CreateNodeToken",
     "CreateProject",
@@ -64,6 +65,7 @@ __all__ = [
     "InteractiveWorkload",
     "InvalidRequestEncoded",
     "KeyLimits",
+    "KeyLogin",
     "McpGrant",
     "McpServerExistsEncoded",
     "McpServerName",
@@ -82,6 +84,7 @@ __all__ = [
     "NodeToken",
     "NodeTokenId",
     "NodeTokenNotFoundEncoded",
+    "OidcStatus",
     "PayloadTooLargeEncoded",
     "PendingApproval",
     "PortAccess",
@@ -133,6 +136,10 @@ TriggerName = str
 
 DaemonName = str
 
+ApiScope = Literal["admin", "sessions:write", "read", "approve"]
+
+ProjectId = str
+
 SessionId = str
 """UUIDv7, sortable by creation time"""
 
@@ -150,13 +157,9 @@ SnapshotName = str
 
 SessionStatus = Literal["awaiting_approval", "pending", "starting", "running", "completed", "failed", "timeout", "cancelled"]
 
-ProjectId = str
-
-ApiScope = Literal["admin", "sessions:write", "read", "approve"]
-
 ApiKeyId = str
 
-PortAccess = Literal["token", "pin", "public"]
+PortAccess = Literal["token", "pin", "public", "sso"]
 
 GuestPath = str
 
@@ -326,6 +329,60 @@ class DaemonInvocation(Model):
         return cls(
             session_id=data["sessionId"],
             status=data["status"],
+        )
+
+
+@dataclass(kw_only=True)
+class OidcStatus(Model):
+    _json_names = {'enabled': 'enabled'}
+    _required = frozenset(['enabled'])
+
+    enabled: bool
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OidcStatus:
+        return cls(
+            enabled=data["enabled"],
+        )
+
+
+@dataclass(kw_only=True)
+class ConsoleIdentity(Model):
+    _json_names = {'actor': 'actor', 'project': 'project', 'scopes': 'scopes', 'csrf_token': 'csrfToken', 'expires_at': 'expiresAt', 'via': 'via', 'email': 'email'}
+    _required = frozenset(['actor', 'csrf_token', 'expires_at', 'project', 'scopes', 'via'])
+
+    actor: str
+    project: ProjectId
+    scopes: list[ApiScope]
+    csrf_token: str
+    expires_at: str
+    via: Literal["key", "oidc"]
+    email: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConsoleIdentity:
+        return cls(
+            actor=data["actor"],
+            project=data["project"],
+            scopes=data["scopes"],
+            csrf_token=data["csrfToken"],
+            expires_at=data["expiresAt"],
+            via=data["via"],
+            email=data.get("email"),
+        )
+
+
+@dataclass(kw_only=True)
+class KeyLogin(Model):
+    _json_names = {'key': 'key'}
+    _required = frozenset(['key'])
+
+    key: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyLogin:
+        return cls(
+            key=data["key"],
         )
 
 
@@ -1027,8 +1084,8 @@ class AuditPage(Model):
 
 @dataclass(kw_only=True)
 class AuditEntry(Model):
-    _json_names = {'id': 'id', 'time': 'time', 'actor': 'actor', 'action': 'action', 'target': 'target', 'result': 'result', 'session': 'session', 'daemon': 'daemon', 'detail': 'detail', 'hash': 'hash'}
-    _required = frozenset(['action', 'actor', 'daemon', 'detail', 'hash', 'id', 'result', 'session', 'target', 'time'])
+    _json_names = {'id': 'id', 'time': 'time', 'actor': 'actor', 'action': 'action', 'target': 'target', 'result': 'result', 'session': 'session', 'daemon': 'daemon', 'detail': 'detail', 'hash': 'hash', 'project': 'project'}
+    _required = frozenset(['action', 'actor', 'daemon', 'detail', 'hash', 'id', 'project', 'result', 'session', 'target', 'time'])
 
     id: int
     time: str
@@ -1040,6 +1097,7 @@ class AuditEntry(Model):
     daemon: str | None
     detail: dict[str, Any]
     hash: str
+    project: str
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditEntry:
@@ -1054,6 +1112,7 @@ class AuditEntry(Model):
             daemon=data["daemon"],
             detail=data["detail"],
             hash=data["hash"],
+            project=data["project"],
         )
 
 
@@ -1793,7 +1852,7 @@ class SnapshotNotFoundEncoded(Model):
 
 @dataclass(kw_only=True)
 class Snapshot(Model):
-    _json_names = {'name': 'name', 'node': 'node', 'status': 'status', 'phase': 'phase', 'phases': 'phases', 'refused_hosts': 'refusedHosts', 'error': 'error', 'started_at': 'startedAt', 'manifest': 'manifest'}
+    _json_names = {'name': 'name', 'node': 'node', 'status': 'status', 'phase': 'phase', 'phases': 'phases', 'refused_hosts': 'refusedHosts', 'error': 'error', 'started_at': 'startedAt', 'manifest': 'manifest', 'project': 'project'}
     _required = frozenset(['name', 'node', 'status'])
 
     name: SnapshotName
@@ -1805,6 +1864,7 @@ class Snapshot(Model):
     error: str | None = None
     started_at: str | None = None
     manifest: SnapshotManifestSummary | None = None
+    project: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -1818,6 +1878,7 @@ class Snapshot(Model):
             error=data.get("error"),
             started_at=data.get("startedAt"),
             manifest=(None if data.get("manifest") is None else SnapshotManifestSummary.from_dict(data["manifest"])),
+            project=data.get("project"),
         )
 
 
@@ -1903,12 +1964,13 @@ class SnapshotManifestSummaryMacPlan(Model):
 
 @dataclass(kw_only=True)
 class SnapshotAccepted(Model):
-    _json_names = {'name': 'name', 'node': 'node', 'status': 'status', 'warnings': 'warnings'}
+    _json_names = {'name': 'name', 'node': 'node', 'status': 'status', 'project': 'project', 'warnings': 'warnings'}
     _required = frozenset(['name', 'node', 'status'])
 
     name: SnapshotName
     node: str
     status: SnapshotStatus
+    project: str | None = None
     warnings: list[str] | None = None
 
     @classmethod
@@ -1917,6 +1979,7 @@ class SnapshotAccepted(Model):
             name=data["name"],
             node=data["node"],
             status=data["status"],
+            project=data.get("project"),
             warnings=data.get("warnings"),
         )
 

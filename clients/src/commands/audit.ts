@@ -8,6 +8,7 @@ const filter = (name: string, description: string) =>
   Flag.String(name).pipe(Flag.withDescription(description), Flag.optional)
 
 const flags = {
+  project: filter("project", "only this project's rows (instance admin; a project's key sees only its own)"),
   actor: filter("actor", "only rows by this actor (key:<id>, node:<id>, system)"),
   session: filter("session", "only rows about this session id"),
   daemon: filter("daemon", "only rows about this daemon"),
@@ -28,20 +29,22 @@ const flags = {
 /** One row for people: time, actor, action, target, result, and the session when there is one. */
 export const formatAuditRow = (e: AuditEntry): string =>
   [e.time, e.actor.padEnd(18), e.action.padEnd(20), e.result.padEnd(14), e.target].join("  ") +
-  (e.session !== null && e.session !== e.target ? `  session=${e.session}` : "")
+  (e.session !== null && e.session !== e.target ? `  session=${e.session}` : "") +
+  (e.project === "default" ? "" : `  project=${e.project}`)
 
 const followIntervalMs = 1000
 
 const list = (
   input:
     & {
-      readonly [K in "actor" | "session" | "daemon" | "action" | "since" | "until"]: Option.Option<string>
+      readonly [K in "project" | "actor" | "session" | "daemon" | "action" | "since" | "until"]: Option.Option<string>
     }
     & { readonly json: boolean; readonly follow: boolean },
 ) =>
   withApi(Effect.gen(function* () {
     const api = yield* ApiClient
     const query = {
+      ...Option.match(input.project, { onNone: () => ({}), onSome: (project) => ({ project }) }),
       ...Option.match(input.actor, { onNone: () => ({}), onSome: (actor) => ({ actor }) }),
       ...Option.match(input.session, { onNone: () => ({}), onSome: (session) => ({ session: session as SessionId }) }),
       ...Option.match(input.daemon, { onNone: () => ({}), onSome: (daemon) => ({ daemon }) }),

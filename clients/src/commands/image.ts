@@ -28,6 +28,8 @@ export const formatSnapshotRow = (s: SnapshotView): string =>
         s.manifest.image.hash.slice(0, 12)
       }  ${s.manifest.memoryMB} MiB  ${s.manifest.vcpus} vCPU  ${s.manifest.createdAt}`,
     s.error === undefined ? "" : ` ${s.error.split("\n")[0]}`,
+    // Built by a project (absent: the instance's own, shared by every project).
+    s.project === undefined ? "" : `project=${s.project}`,
   ].join("  ").trimEnd()
 
 const snapshot = Command.make("snapshot", {

@@ -11,7 +11,7 @@ const expose = Command.make("expose", {
   id: sessionId,
   port: Argument.Int("port").pipe(Argument.withDescription("guest TCP port")),
   access: Flag.Literals("access", portAccessModes).pipe(
-    Flag.withDescription("who may open it: token, pin (shown once) or public"),
+    Flag.withDescription("who may open it: token, pin (shown once), sso (console sign-in with read) or public"),
     Flag.withDefault("token" as const),
   ),
 }, (input) =>

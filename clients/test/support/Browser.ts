@@ -1,21 +1,12 @@
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync } from "node:fs"
 import { join } from "node:path"
-import { chromium } from "playwright-core"
+import { fileURLToPath } from "node:url"
+import { type Browser, chromium, type Page } from "playwright-core"
 
-/** Debian's `chromium` (.ci/setup installs it): the tests drive a real browser, never a downloaded one. */
-export const chromiumPath = "/usr/bin/chromium"
-
-/**
- * Real Chromium, headless, with a fresh profile that is removed on close. Quiet: no sandbox (tests
- * run as root), no GPU, no QUIC, nothing fetched in the background, so its only traffic is the
- * test's own (to loopback).
- */
-export const launchChromium = async () => {
-  const profile = mkdtempSync(join(tmpdir(), "paws-chromium-"))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath,
-    headless: true,
+/** Debian's Chromium (.ci/setup installs it), headless, quiet, nothing fetched from the internet. */
+export const launchChromium = (): Promise<Browser> =>
+  chromium.launch({
+    executablePath: "/usr/bin/chromium",
     args: [
       "--no-sandbox",
       "--disable-gpu",
@@ -26,13 +17,35 @@ export const launchChromium = async () => {
       "--disable-sync",
     ],
   })
-  const page = context.pages()[0] ?? await context.newPage()
-  return {
-    context,
-    page,
-    close: async () => {
-      await context.close()
-      rmSync(profile, { recursive: true, force: true })
-    },
-  }
+
+/** Where browser tests leave their screenshots (gitignored). */
+export const screenshotDir = (suite: string): string => {
+  const dir = join(fileURLToPath(new URL("../../../test-output", import.meta.url)), suite)
+  mkdirSync(dir, { recursive: true })
+  return dir
 }
+
+/**
+ * Decodes a PNG in the browser itself (no PNG library here) and measures it: how many distinct
+ * colours and the variance of luminance. A blank or single-colour page has one colour and zero variance.
+ */
+export const pixelStats = (page: Page, png: Buffer): Promise<{ colours: number; variance: number }> =>
+  page.evaluate(async (base64) => {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }))
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height)
+    const context = canvas.getContext("2d")!
+    context.drawImage(bitmap, 0, 0)
+    const { data } = context.getImageData(0, 0, bitmap.width, bitmap.height)
+    const colours = new Set<number>()
+    let sum = 0
+    let squares = 0
+    const n = data.length / 4
+    for (let i = 0; i < data.length; i += 4) {
+      const luma = 0.299 * data[i]! + 0.587 * data[i + 1]! + 0.114 * data[i + 2]!
+      sum += luma
+      squares += luma * luma
+      if (colours.size < 1000) colours.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!)
+    }
+    return { colours: colours.size, variance: squares / n - (sum / n) ** 2 }
+  }, png.toString("base64"))

@@ -28,7 +28,8 @@ const outcome = <E>(exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>): 
  */
 export const auditApiCall = <E, R>(
   audit: AuditLog["Service"],
-  keyId: string,
+  /** `key:<id>`, or `oidc:<subject>` (with `email`) for a console user signed in by OIDC; the caller's project. */
+  who: { readonly actor: string; readonly project: string; readonly email?: string | undefined },
   endpoint: HttpApiEndpoint.Top,
   group: HttpApiGroup.Top,
   httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
@@ -39,13 +40,15 @@ export const auditApiCall = <E, R>(
     const path = request.url.split("?")[0] ?? request.url
     return yield* Effect.onExit(httpEffect, (exit) =>
       audit.record({
-        actor: `key:${keyId}`,
+        actor: who.actor,
+        project: who.project,
         action: `api.${group.identifier}.${endpoint.identifier}`,
         target: path,
         result: outcome(exit),
         session: sessionPath.exec(path)?.[1],
         detail: {
           method: endpoint.method,
+          ...(who.email === undefined ? {} : { email: who.email }),
           ...(Exit.isSuccess(exit) ? { status: exit.value.status } : {}),
         },
       }))

@@ -11,6 +11,8 @@ export interface AuditContent {
   readonly session: string | null
   readonly daemon: string | null
   readonly detail: Record<string, unknown>
+  /** The project the row belongs to (migration 0020; rows before it are `default`). */
+  readonly project: string
 }
 
 /** JSON with object keys sorted at every level: jsonb reorders keys, so the hash must not depend on order. */
@@ -24,6 +26,10 @@ const canonicalJson = (value: unknown): string => {
   return JSON.stringify(value) ?? "null"
 }
 
+/**
+ * The project is covered only when it is not `default`: rows written before projects (all `default`)
+ * keep the hash they were written with, and moving a row into or out of any project still breaks it.
+ */
 export const canonicalRow = (row: AuditContent): string =>
   canonicalJson([
     row.id,
@@ -35,6 +41,7 @@ export const canonicalRow = (row: AuditContent): string =>
     row.session,
     row.daemon,
     row.detail,
+    ...(row.project === "default" ? [] : [row.project]),
   ])
 
 /** The hash a row must carry: sha256 over the previous row's hash and this row's canonical content. */

@@ -20,6 +20,7 @@ import {
   storableDetail,
   storableText,
 } from "./AuditChain.ts"
+import { resolveProjects } from "./AuditProjects.ts"
 import { verifyChain } from "./AuditVerify.ts"
 
 /** One thing that happened. Never put a secret value in any field: names, ids and numbers only. */
@@ -32,9 +33,16 @@ export interface AuditRecord {
   readonly session?: string | undefined
   readonly daemon?: string | undefined
   readonly detail?: Record<string, unknown> | undefined
+  /**
+   * Whose row it is. Unset: the calling key's project inside an API request, else the session's,
+   * else the daemon's, else `default` (resolved in AuditProjects when the row is written).
+   */
+  readonly project?: string | undefined
 }
 
 export interface AuditFilter {
+  /** Only this project's rows; unset: every project's (the instance admin). */
+  readonly project?: string | undefined
   readonly actor?: string | undefined
   readonly daemon?: string | undefined
   readonly session?: string | undefined
@@ -45,10 +53,13 @@ export interface AuditFilter {
   readonly limit: number
 }
 
-/** The caller inside an API request (`key:<id>`), else `system`. */
+/** How the audit log names a principal: `key:<id>`, or a console user signed in by OIDC (`oidc:<sub>`). */
+export const actorOf = (keyId: string): string => keyId.startsWith("oidc:") ? keyId : `key:${keyId}`
+
+/** The caller inside an API request (`key:<id>`, `oidc:<sub>`), else `system`. */
 export const currentActor: Effect.Effect<string> = Effect.map(
   Effect.serviceOption(CurrentPrincipal),
-  (p) => (Option.isSome(p) ? `key:${p.value.keyId}` : "system"),
+  (p) => (Option.isSome(p) ? actorOf(p.value.keyId) : "system"),
 )
 
 /** Serializes appends across every replica on one database (pg_advisory_xact_lock). */
@@ -65,6 +76,7 @@ interface AuditRow {
   readonly daemon: string | null
   readonly detail: unknown
   readonly hash: string
+  readonly project: string
 }
 
 export const toEntry = (r: AuditRow): AuditEntry => ({
@@ -78,6 +90,7 @@ export const toEntry = (r: AuditRow): AuditEntry => ({
   daemon: r.daemon,
   detail: json(r.detail) as Record<string, unknown>,
   hash: r.hash,
+  project: r.project,
 })
 
 const likePrefix = (prefix: string) => prefix.replace(/[\\%_]/g, (c) => `\\${c}`) + "%"
@@ -118,6 +131,7 @@ export class AuditLog extends Context.Service<AuditLog, {
         sql.withTransaction(Effect.gen(function* () {
           yield* sql`SELECT pg_advisory_xact_lock(${chainLock})`
           const head = yield* chainHead
+          const projects = yield* resolveProjects(sql, batch)
           const time = new Date().toISOString()
           let hash = head.hash
           const rows = batch.map((r, i) => {
@@ -131,6 +145,7 @@ export class AuditLog extends Context.Service<AuditLog, {
               session: r.session ?? null,
               daemon: r.daemon === undefined ? null : storableText(r.daemon),
               detail: storableDetail(r.detail ?? {}),
+              project: projects[i]!,
             }
             hash = chainHash(hash, content)
             return { ...content, detail: JSON.stringify(content.detail), hash }
@@ -149,7 +164,10 @@ export class AuditLog extends Context.Service<AuditLog, {
        * thrown: what it describes has already happened, and failing it afterwards would only lie.
        */
       const record = (r: AuditRecord) =>
-        submit(r).pipe(
+        Effect.flatMap(
+          Effect.serviceOption(CurrentPrincipal),
+          (p) => submit(r.project !== undefined || Option.isNone(p) ? r : { ...r, project: p.value.project }),
+        ).pipe(
           Effect.catchCause((cause) =>
             Effect.logError("audit append failed").pipe(Effect.annotateLogs({ action: r.action, cause }))
           ),
@@ -157,6 +175,7 @@ export class AuditLog extends Context.Service<AuditLog, {
 
       const list = Effect.fn("AuditLog.list")(function* (f: AuditFilter) {
         const rows = yield* sql<AuditRow>`SELECT * FROM audit WHERE id > ${f.afterId}
+          AND ${f.project === undefined ? sql`TRUE` : sql`project = ${f.project}`}
           AND ${f.actor === undefined ? sql`TRUE` : sql`actor = ${f.actor}`}
           AND ${f.daemon === undefined ? sql`TRUE` : sql`daemon = ${f.daemon}`}
           AND ${f.session === undefined ? sql`TRUE` : sql`session = ${f.session}`}

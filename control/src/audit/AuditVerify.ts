@@ -82,6 +82,7 @@ export const verifyChain = (
           session: r["session"] === null ? null : String(r["session"]),
           daemon: r["daemon"] === null ? null : String(r["daemon"]),
           detail: json(r["detail"]) as Record<string, unknown>,
+          project: String(r["project"]),
         })
         if (expected !== stored) {
           return row("its hash does not match its content and the hash of the row before it: it was edited")

@@ -8,7 +8,7 @@ import { AuditLog } from "./AuditLog.ts"
  */
 export const auditLiveCall = <A, E extends { readonly _tag: string }>(
   context: Context.Context<never>,
-  keyId: string,
+  key: { readonly keyId: string; readonly project: string },
   action: string,
   target: (result: A | undefined) => string,
 ) =>
@@ -18,7 +18,8 @@ export const auditLiveCall = <A, E extends { readonly _tag: string }>(
   return Effect.onExit(effect, (exit) => {
     const error = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
     return audit.record({
-      actor: `key:${keyId}`,
+      actor: `key:${key.keyId}`,
+      project: key.project,
       action,
       target: target(Exit.isSuccess(exit) ? exit.value : undefined),
       result: Exit.isSuccess(exit) ? "ok" : error?._tag === "Some" ? error.value._tag : "error",

@@ -1,3 +1,4 @@
+import { RE2JS } from "re2js"
 import type { FieldProblem, SessionSpec, Trigger } from "@paws/core"
 import { Cron } from "effect"
 
@@ -33,7 +34,10 @@ export const triggerProblems = (
       case "github":
         t.filters.forEach((f, j) => {
           if (f.bodyPattern !== undefined && compile(f.bodyPattern) === undefined) {
-            problems.push({ path: `${at}.filters[${j}].bodyPattern`, message: "is not a valid regular expression" })
+            problems.push({
+              path: `${at}.filters[${j}].bodyPattern`,
+              message: "is not a valid RE2 regular expression (no backreferences or lookarounds)",
+            })
           }
           if (f.branch !== undefined && f.event !== "push") {
             problems.push({ path: `${at}.filters[${j}].branch`, message: "applies to the push event only" })
@@ -60,9 +64,15 @@ export const triggerProblems = (
   return problems
 }
 
-export const compile = (pattern: string): RegExp | undefined => {
+/**
+ * A filter's body pattern, matched by RE2 (linear time): a pattern is the daemon owner's input and the body a
+ * stranger's, so a backtracking engine would let one crafted comment stall the hook handler. Backreferences and
+ * lookarounds are refused as invalid.
+ */
+export const compile = (pattern: string): { readonly test: (text: string) => boolean } | undefined => {
   try {
-    return new RegExp(pattern)
+    const re = RE2JS.compile(pattern)
+    return { test: (text) => re.matcher(text).find() }
   } catch {
     return undefined
   }

@@ -15,6 +15,7 @@ import { Context, Effect, Layer } from "effect"
 import { randomBytes } from "node:crypto"
 import { ControlConfig } from "../ControlConfig.ts"
 import { nulProblems } from "../Sessions.ts"
+import { SnapshotProjects } from "../SnapshotProjects.ts"
 import { Vault } from "../Vault.ts"
 import { DaemonConfig } from "./DaemonConfig.ts"
 import { sessionPart, triggerProblems } from "./DaemonRules.ts"
@@ -59,21 +60,24 @@ export class Daemons extends Context.Service<Daemons, {
       const config = yield* DaemonConfig
       const store = yield* DaemonStore
       const vault = yield* Vault
+      const snapshotProjects = yield* SnapshotProjects
 
       const credContext = (name: string) => `daemon:${name}:credentials`
       const secretContext = (name: string) => `daemon:${name}:secrets`
 
-      const validate = (d: Omit<DaemonSpec, "name">) => {
+      const validate = Effect.fnUntraced(function* (d: Omit<DaemonSpec, "name">, project: string) {
         const session: SessionSpec = { ...sessionPart(d), ...(d.network === undefined ? {} : { network: d.network }) }
         const problems = [
           ...sessionSpecProblems(session, limits),
           ...nulProblems(session),
           ...triggerProblems(d.triggers ?? [], config),
+          // Its sessions run in its project: another project's snapshot is as unknown there.
+          ...yield* snapshotProjects.problems(d.snapshot, project, "snapshot"),
         ]
-        return problems.length === 0 ? Effect.void : Effect.fail(
+        return yield* problems.length === 0 ? Effect.void : Effect.fail(
           new InvalidRequest({ message: problems.map((p) => `${p.path}: ${p.message}`).join("; "), issues: problems }),
         )
-      }
+      })
 
       /** Body to store (header names only) and the sealed credential values. */
       const split = (name: string, d: Omit<DaemonSpec, "name">) => {
@@ -143,7 +147,7 @@ export class Daemons extends Context.Service<Daemons, {
 
       const create = Effect.fn("Daemons.create")(function* (spec: DaemonSpec, project: string) {
         const { name, ...rest } = spec
-        yield* validate(rest)
+        yield* validate(rest, project)
         const { body, sealed } = split(name, rest)
         const { all, fresh } = secretsFor(body.triggers, [], {})
         // Names are instance-wide (hooks are addressed by name), so a name taken in another project is a 409 too.
@@ -171,7 +175,7 @@ export class Daemons extends Context.Service<Daemons, {
           enabled: old.enabled,
           ...patch,
         }
-        yield* validate(merged)
+        yield* validate(merged, project)
         // Network not given: the stored one, with its sealed values, stays as it is.
         const { body, sealed } = split(name, merged)
         const kept = patch.network === undefined

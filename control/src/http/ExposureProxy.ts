@@ -3,6 +3,7 @@ import { type Cause, Deferred, Effect, Fiber, Queue, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { randomUUID } from "node:crypto"
+import { hostFormSignIn, ssoAccess } from "../console/ExposureSignIn.ts"
 import { NodeRegistry } from "../NodeRegistry.ts"
 import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { SessionStore } from "../SessionStore.ts"
@@ -38,7 +39,7 @@ const setCookie = (id: string, base: string, value: string) =>
  * (The guest's Set-Cookie is not relayed either: in the path form every exposure shares control's
  * origin, so a guest must not set cookies there.)
  */
-const dropped = new Set(["authorization", "cookie", "host"])
+const dropped = new Set(["authorization", "cookie", "host", "x-paws-csrf"])
 
 /**
  * `/p/{id}/…`: an exposed guest port. Access first (token, PIN or public; a cookie once granted),
@@ -91,6 +92,24 @@ const serveExposure = (id: string, base: string) =>
       }
       if (outcome === "wrong") return pinForm(base, "Wrong PIN.")
       return yield* grantAndRedirect(`${base}/`)
+    }
+    if (row.access === "sso" && base === "") {
+      // The host form: a grant handed over once by control's /v1/auth/port-grant (never passed on to the guest).
+      const handed = url.searchParams.get("paws_grant")
+      url.searchParams.delete("paws_grant")
+      const value = hasGrant || handed === null ? undefined : yield* exposures.exchange(id, handed)
+      if (!hasGrant && value === undefined) return yield* hostFormSignIn(id, `${rest}${url.search}`)
+      if (value !== undefined) {
+        const location = `${rest}${url.search}`
+        return HttpServerResponse.empty({
+          status: 303,
+          headers: { location, "set-cookie": setCookie(id, base, value) },
+        })
+      }
+    }
+    if (row.access === "sso" && base !== "") {
+      const access = yield* ssoAccess(session, `${base}${rest}${url.search}`)
+      if (access._tag === "refused") return access.response
     }
     if ((request.headers["upgrade"] ?? "").toLowerCase() === "websocket") {
       return yield* relaySocket(row, session.node, rest + url.search, request, registry)
@@ -155,10 +174,13 @@ const relay = (
     })
   })
 
-/** The request's cookies that belong to the app (paws grant cookies never reach a guest). */
+/**
+ * The request's cookies that belong to the app: paws's own (grants, the console sign-in
+ * `paws_session`, a pending OIDC login) never reach a guest.
+ */
 const appCookies = (request: HttpServerRequest.HttpServerRequest) =>
   (request.headers["cookie"] ?? "").split(";").map((c) => c.trim()).filter((c) =>
-    c !== "" && !c.startsWith(cookiePrefix)
+    c !== "" && !c.startsWith(cookiePrefix) && !c.startsWith("paws_session=") && !c.startsWith("paws_oidc=")
   )
 
 /**

@@ -3,7 +3,7 @@ import { Effect, Schema, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { randomUUID } from "node:crypto"
-import { ApiKeys } from "../ApiKeys.ts"
+import { requestPrincipal } from "../console/RequestPrincipal.ts"
 import { NodeRegistry } from "../NodeRegistry.ts"
 import { SessionStore } from "../SessionStore.ts"
 
@@ -22,7 +22,7 @@ const Control = Schema.Struct({
 const decodeControl = Schema.decodeUnknownOption(Schema.fromJsonString(Control))
 
 /**
- * `GET /v1/sessions/{id}/shell` (WebSocket, `Authorization: Bearer` key with `sessions:write`,
+ * `GET /v1/sessions/{id}/shell` (WebSocket, `Authorization: Bearer` key or console cookie with `sessions:write`,
  * `?cols=&rows=`): a login shell on a PTY in the running session's VM, through its node. Binary
  * messages are keystrokes one way and terminal output the other; a text message resizes.
  */
@@ -31,12 +31,12 @@ export const ShellGateway = HttpRouter.add(
   "/v1/sessions/:id/shell",
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const keys = yield* ApiKeys
     const store = yield* SessionStore
     const registry = yield* NodeRegistry
-    const header = request.headers["authorization"] ?? ""
-    const principal = yield* keys.authenticate(header.replace(/^Bearer /, "")).pipe(Effect.option)
-    if (principal._tag === "None") return refuse(401, "Unauthorized", "send Authorization: Bearer <API key>")
+    const principal = yield* requestPrincipal.pipe(Effect.option)
+    if (principal._tag === "None") {
+      return refuse(401, "Unauthorized", "send Authorization: Bearer <API key>, or sign in to the console")
+    }
     if (!scopeAllows(principal.value.scopes, "sessions:write")) {
       return refuse(403, "Forbidden", "a shell needs an API key with scope sessions:write")
     }

@@ -1,17 +1,18 @@
-import { Api } from "@paws/core"
+import { Api, CurrentPrincipal } from "@paws/core"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
-import { Snapshots } from "../Snapshots.ts"
+import { makeProjectSnapshots } from "./ProjectSnapshots.ts"
 
+/** Snapshots as the calling key's project sees them (ProjectSnapshots). */
 export const SnapshotsHttp = HttpApiBuilder.group(
   Api,
   "snapshots",
   Effect.fn(function* (handlers) {
-    const snapshots = yield* Snapshots
+    const snapshots = yield* makeProjectSnapshots
     return handlers
-      .handle("create", ({ payload }) => snapshots.create(payload))
-      .handle("list", () => snapshots.list)
-      .handle("get", ({ params }) => snapshots.get(params.name))
-      .handle("delete", ({ params }) => snapshots.remove(params.name))
+      .handle("create", ({ payload }) => Effect.flatMap(CurrentPrincipal, (p) => snapshots.create(p, payload)))
+      .handle("list", () => Effect.flatMap(CurrentPrincipal, snapshots.list))
+      .handle("get", ({ params }) => Effect.flatMap(CurrentPrincipal, (p) => snapshots.get(p, params.name)))
+      .handle("delete", ({ params }) => Effect.flatMap(CurrentPrincipal, (p) => snapshots.remove(p, params.name)))
   }),
 )

@@ -168,6 +168,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             }))),
           ),
           Effect.catchCause((cause) => Effect.succeed(failedWith(cause))),
+          // Stopped from outside (its control link dropped): still one line in the node's record of what it ran.
+          Effect.onInterrupt(() => Effect.logInfo(`session ${dispatch.sessionId} interrupted: ${marks.join(" ")}`)),
         )
         yield* c.mark("released")
         yield* Effect.logInfo(`session ${dispatch.sessionId} ${outcome.status}: ${marks.join(" ")}`)

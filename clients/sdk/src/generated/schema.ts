@@ -191,7 +191,7 @@ export interface paths {
         };
         /**
          * List snapshots
-         * @description Snapshots on every connected node, and builds running or failed.
+         * @description Snapshots on every connected node, and builds running or failed: the key's project's and the instance's own (the instance admin: every project's).
          *
          *     Requires scope `read` (or one that implies it).
          */
@@ -199,7 +199,7 @@ export interface paths {
         put?: never;
         /**
          * Build a snapshot
-         * @description Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
+         * @description Boot image `base` on a node, run the `setup` script as root with the network limited to `network.allowOut` through a proxy (credential values are injected there and never enter the VM), pause and save devices and memory. Returns at once; `GET /v1/snapshots/{name}` shows the build's phase. A build of the same name still running is a 409. Sessions use it with `snapshot: NAME`. It belongs to the key's project: only that project's keys (and the instance admin) see and use it; a name another project holds, or one of the instance's own snapshots, is a 400 naming `name`. Credential secrets must be at least 8 characters (an auth scheme such as `Bearer ` not counted); a credential on a `*.` pattern needs `network.allowWildcardCredential: true`, and over a public suffix (`*.co.uk`, `*.github.io`) the response carries a `warnings` entry.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -228,7 +228,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a snapshot
-         * @description Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409.
+         * @description Delete the snapshot from every node that has it (running sessions keep their copy). A failed build is forgotten. While it is being built: 409. Another project's is a 404; the instance's own snapshots (no `project`) are deleted only by the instance admin (403).
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -439,7 +439,7 @@ export interface paths {
         put?: never;
         /**
          * Expose a guest port
-         * @description Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
+         * @description Makes the session's guest `port` reachable over HTTP, SSE and WebSocket at `url` on control, through the node (the guest still cannot dial out). `access`: `token` (the response's `token` as `Authorization: Bearer`, or `?token=` once, which sets a cookie), `pin` (the response's 8-digit `pin`, posted to `url` as `pin=…`; 5 wrong PINs lock it for 15 minutes), `sso` (the console's sign-in, with scope `read` on the session's project; a browser without one is sent through the OIDC login and back), or `public`. The token or PIN is shown only here. The exposure ends with the session (404 after).
          *
          *     Requires scope `sessions:write` (or one that implies it).
          */
@@ -515,7 +515,7 @@ export interface paths {
         };
         /**
          * Read the audit log
-         * @description Audit rows oldest first, filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
+         * @description Audit rows oldest first: a project's admin key sees its project's rows, the instance admin every project's (or one, with `project`; another project named by a project's key is a 404). Filtered by actor, daemon, session, action (exact, or a prefix ending in `*`) and time (`since` inclusive, `until` exclusive, ISO 8601). Page with `cursor` = the previous `nextCursor`; polling with the last `nextCursor` follows new rows. Every mutating API call, session status change, key and node-token change and proxy egress decision (host, method, path, decision; never values) is here.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -537,7 +537,7 @@ export interface paths {
         };
         /**
          * Verify the audit chain
-         * @description Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint.
+         * @description Re-hashes every row from the first (or from the latest signed checkpoint left by retention pruning) and names the first row that does not fit: edited, inserted or deleted rows, or a forged checkpoint. Every project's rows are one chain, so a project's key gets the verdict on the whole chain; when the first broken row is another project's, only its id is named, not its content.
          *
          *     Requires scope `admin` (or one that implies it).
          */
@@ -828,6 +828,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with an API key
+         * @description Exchanges an API key for the console cookie `paws_session` (HttpOnly, SameSite=Strict, Secure when control's public URL is https): every `/v1` endpoint then accepts the cookie in place of `Authorization: Bearer`, with the key's scopes and project. Changes (any method but GET/HEAD/OPTIONS) made with the cookie need the header `X-Paws-CSRF` carrying `csrfToken` (else 403). The sign-in expires after PAWS_CONSOLE_SESSION_TTL and ends when the key is revoked.
+         */
+        post: operations["auth.login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who is signed in
+         * @description The console cookie's sign-in, as login returned it; 401 without one.
+         */
+        get: operations["auth.me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign out
+         * @description Ends the cookie's sign-in and clears the cookie (SameSite=Strict keeps other sites from calling it). Without a cookie: 204 too.
+         */
+        post: operations["auth.logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/oidc": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Is single sign-on configured
+         * @description Whether `GET /v1/auth/oidc/login` signs in via OIDC.
+         */
+        get: operations["auth.oidc"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/hooks/{daemon}/{trigger}": {
         parameters: {
             query?: never;
@@ -903,6 +983,25 @@ export interface components {
         };
         TriggerName: string;
         DaemonName: string;
+        OidcStatus: {
+            enabled: boolean;
+        };
+        ConsoleIdentity: {
+            actor: string;
+            project: components["schemas"]["ProjectId"];
+            scopes: components["schemas"]["ApiScope"][];
+            csrfToken: string;
+            expiresAt: string;
+            /** @enum {string} */
+            via: "key" | "oidc";
+            email?: string;
+        };
+        /** @enum {string} */
+        ApiScope: "admin" | "sessions:write" | "read" | "approve";
+        ProjectId: string;
+        KeyLogin: {
+            key: string;
+        };
         ServiceUnavailableEncoded: {
             /** @enum {string} */
             _tag: "ServiceUnavailable";
@@ -1103,7 +1202,6 @@ export interface components {
             projectId: string;
             message: string;
         };
-        ProjectId: string;
         Project: {
             id: components["schemas"]["ProjectId"];
             description: string;
@@ -1163,6 +1261,7 @@ export interface components {
             daemon: string | null;
             detail: Record<string, never>;
             hash: string;
+            project: string;
         };
         ApiKeyNotFoundEncoded: {
             /** @enum {string} */
@@ -1185,8 +1284,6 @@ export interface components {
             requestsBurst?: number | null;
             maxConcurrentSessions?: number | null;
         };
-        /** @enum {string} */
-        ApiScope: "admin" | "sessions:write" | "read" | "approve";
         ApiKeyId: string;
         UpdateApiKey: {
             limits: components["schemas"]["KeyLimits"];
@@ -1209,7 +1306,7 @@ export interface components {
             createdAt: string;
         };
         /** @enum {string} */
-        PortAccess: "token" | "pin" | "public";
+        PortAccess: "token" | "pin" | "public" | "sso";
         SessionNotLiveEncoded: {
             /** @enum {string} */
             _tag: "SessionNotLive";
@@ -1453,6 +1550,7 @@ export interface components {
             error?: string;
             startedAt?: string;
             manifest?: components["schemas"]["SnapshotManifestSummary"];
+            project?: string;
         };
         SnapshotManifestSummary: {
             image: {
@@ -1480,6 +1578,7 @@ export interface components {
             name: components["schemas"]["SnapshotName"];
             node: string;
             status: components["schemas"]["SnapshotStatus"];
+            project?: string;
             warnings?: string[];
         };
         SnapshotRequest: {
@@ -4148,6 +4247,7 @@ export interface operations {
     "audit.list": {
         parameters: {
             query?: {
+                project?: components["schemas"]["ProjectId"];
                 actor?: string;
                 daemon?: string;
                 session?: components["schemas"]["SessionId"];
@@ -4197,6 +4297,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ForbiddenEncoded"];
+                };
+            };
+            /** @description ProjectNotFound */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectNotFoundEncoded"];
                 };
             };
             /** @description PayloadTooLarge */
@@ -5382,6 +5491,178 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServiceUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "auth.login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyLogin"];
+            };
+        };
+        responses: {
+            /** @description ConsoleIdentity */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleIdentity"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "auth.me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ConsoleIdentity */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleIdentity"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "auth.logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description <No Content> */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
+                };
+            };
+        };
+    };
+    "auth.oidc": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OidcStatus */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OidcStatus"];
+                };
+            };
+            /** @description InvalidRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestEncoded"];
+                };
+            };
+            /** @description PayloadTooLarge */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeEncoded"];
                 };
             };
         };
