@@ -85,7 +85,14 @@ export interface HostCommandShape {
 export class HostCommand extends Context.Service<HostCommand, HostCommandShape>()("paws/node/HostCommand") {
   static readonly make = (netns: Option.Option<string>): HostCommandShape => {
     const prefix = Option.match(netns, { onNone: () => [], onSome: (ns) => ["ip", "netns", "exec", ns] })
-    return HostCommand.of({ netns, prefix, run: (argv, stdin) => runArgv([...prefix, ...argv], stdin) })
+    // Short commands (`ip`, `nft`, on every session's start) only need the network namespace:
+    // nsenter is one exec, where `ip netns exec` is two plus a mount namespace (half the time).
+    // (A name that is not a plain file name keeps `ip netns exec`, which refuses it.)
+    const enter = Option.match(netns, {
+      onNone: () => [],
+      onSome: (ns) => /^(?!\.\.?$)[\w.-]+$/.test(ns) ? ["nsenter", `--net=/run/netns/${ns}`] : prefix,
+    })
+    return HostCommand.of({ netns, prefix, run: (argv, stdin) => runArgv([...enter, ...argv], stdin) })
   }
   static readonly layer = Layer.effect(HostCommand, NodeConfig.useSync((c) => HostCommand.make(c.netns)))
 }

@@ -121,6 +121,27 @@ layer(snapshotWorldLayer, { excludeTestServices: true, timeout: 240_000 })("gues
         "stat -c '%a %s %n' /tmp/new/dir/f /tmp/made/deep '/tmp/with space'; cat /tmp/new/dir/f",
       )
       assert.strictEqual(files.stdout, "640 4 /tmp/new/dir/f\n755 40 /tmp/made/deep\n644 6 /tmp/with space\nabcd")
+      // a batch: one round trip, answered in order; a failing step is named, the others still
+      // applied, and the channel stays in step for the next request
+      yield* agent.batch([
+        { _tag: "mkdir", path: "/tmp/batch" },
+        { _tag: "write", path: "/tmp/batch/a", contents: "1", mode: 0o600 },
+        { _tag: "write", path: "/tmp/batch/a", contents: "2", append: true },
+      ])
+      const badBatch = yield* Effect.flip(agent.batch([
+        { _tag: "write", path: "/tmp/batch/b", contents: "b" },
+        { _tag: "write", path: "/tmp/batch/a/under-a-file", contents: "x" },
+        { _tag: "mkdir", path: "/tmp/batch/a/also-under-a-file" },
+        { _tag: "write", path: "/tmp/batch/c", contents: "c" },
+      ]))
+      assert.strictEqual(badBatch.message, "agent write /tmp/batch/a/under-a-file: fail open failed")
+      const unplain = yield* Effect.flip(agent.batch([
+        { _tag: "write", path: "/tmp/batch/d", contents: "d" },
+        { _tag: "write", path: "/tmp/batch/with space", contents: "x" },
+      ]))
+      assert.include(unplain.message, "unsupported path")
+      const batched = yield* shell.run("stat -c '%a %s %n' /tmp/batch/*; cat /tmp/batch/a /tmp/batch/b /tmp/batch/c")
+      assert.strictEqual(batched.stdout, "600 2 /tmp/batch/a\n644 1 /tmp/batch/b\n644 1 /tmp/batch/c\n12bc")
       const envCmd =
         "pwd; umask; env | grep -v '^SSH_' | sort; grep -E '^Sig(Ign|Blk)' /proc/self/status; ls /proc/self/fd | wc -l"
       const overAgent = yield* shell.run(envCmd)

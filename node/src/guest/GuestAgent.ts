@@ -34,7 +34,23 @@ export interface GuestAgent {
   readonly mkdir: (path: string) => Effect.Effect<void, GuestAgentError>
   /** A login shell on a PTY in the guest (paws-pty.c), beside any request; hung up with the scope. */
   readonly pty: (size: TerminalSize) => Effect.Effect<GuestPty, never, Scope.Scope>
+  /**
+   * Several mkdirs and writes sent in one go and answered in order: one round trip instead of
+   * one each. Succeeds once every answer is `ok`; else fails naming the first that was not.
+   */
+  readonly batch: (ops: ReadonlyArray<AgentFileOp>) => Effect.Effect<void, GuestAgentError>
 }
+
+/** One step of a `batch`: the agent's own `mkdir` or `write`. */
+export type AgentFileOp =
+  | { readonly _tag: "mkdir"; readonly path: string }
+  | {
+    readonly _tag: "write"
+    readonly path: string
+    readonly contents: string | Uint8Array
+    readonly mode?: number
+    readonly append?: boolean
+  }
 
 /** Paths the agent's line protocol can carry (no whitespace); others go through an exec. */
 export const plainPath = (p: string) => p.startsWith("/") && !/\s/.test(p)
@@ -185,13 +201,19 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
     socket.on("close", () => lost(new Error("agent connection closed")))
     const failure = (e: Error) => new GuestAgentError({ message: e.message })
 
-    /** Sends a request (a line, maybe with bytes after it) and waits for the one-line answer. */
-    const ask = (parts: ReadonlyArray<string | Uint8Array>, timeoutMs: number) =>
-      Effect.callback<string, GuestAgentError>((resume) => {
+    /**
+     * Sends requests (lines, maybe with bytes after them) in one go and waits for `answers`
+     * one-line answers: the agent handles its requests one after another, in order.
+     */
+    const askMany = (parts: ReadonlyArray<string | Uint8Array>, answers: number, timeoutMs: number) =>
+      Effect.callback<ReadonlyArray<string>, GuestAgentError>((resume) => {
         if (closed) return resume(Effect.fail(failure(closed)))
+        const heads: Array<string> = []
         handler = (m) => {
-          handler = undefined
-          resume(m instanceof Error ? Effect.fail(failure(m)) : Effect.succeed(m.head))
+          if (!(m instanceof Error)) heads.push(m.head)
+          if (m instanceof Error || heads.length === answers) handler = undefined
+          if (m instanceof Error) resume(Effect.fail(failure(m)))
+          else if (heads.length === answers) resume(Effect.succeed(heads))
         }
         for (const p of parts) socket.write(p)
         return Effect.sync(() => void (handler = undefined))
@@ -202,26 +224,41 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
         }),
         turn.withPermits(1),
       )
+    const ask = (parts: ReadonlyArray<string | Uint8Array>, timeoutMs: number) =>
+      askMany(parts, 1, timeoutMs).pipe(Effect.map((heads) => heads[0]!))
     const request = (line: string, timeoutMs: number) => ask([`${line}\n`], timeoutMs)
     const okOrFail = (what: string) => (reply: string) =>
       reply === "ok" ? Effect.void : Effect.fail(new GuestAgentError({ message: `agent ${what}: ${reply}` }))
 
-    const writeFile: GuestAgent["writeFile"] = (filePath, contents, options = {}) =>
-      Effect.suspend(() => {
-        if (!plainPath(filePath)) {
-          return Effect.fail(
-            new GuestAgentError({ message: `agent write: unsupported path ${JSON.stringify(filePath)}` }),
-          )
+    /** A batch step as its request bytes; undefined for a path the line protocol cannot carry. */
+    const requestOf = (op: AgentFileOp): ReadonlyArray<string | Uint8Array> | undefined => {
+      if (!plainPath(op.path)) return undefined
+      if (op._tag === "mkdir") return [`mkdir ${op.path}\n`]
+      const data = Buffer.from(op.contents)
+      const mode = (op.mode ?? 0o644).toString(8)
+      return [`write ${op.path} ${mode} ${op.append ? "a" : "w"} ${data.length}\n`, data]
+    }
+    const batch: GuestAgent["batch"] = (ops) =>
+      Effect.gen(function* () {
+        const parts: Array<string | Uint8Array> = []
+        for (const op of ops) {
+          const req = requestOf(op)
+          if (req === undefined) {
+            return yield* new GuestAgentError({
+              message: `agent ${op._tag}: unsupported path ${JSON.stringify(op.path)}`,
+            })
+          }
+          parts.push(...req)
         }
-        const data = Buffer.from(contents)
-        const mode = (options.mode ?? 0o644).toString(8)
-        return ask([`write ${filePath} ${mode} ${options.append ? "a" : "w"} ${data.length}\n`, data], 30_000)
-      }).pipe(Effect.flatMap(okOrFail(`write ${filePath}`)))
+        if (ops.length === 0) return
+        const heads = yield* askMany(parts, ops.length, 30_000)
+        for (const [i, head] of heads.entries()) yield* okOrFail(`${ops[i]!._tag} ${ops[i]!.path}`)(head)
+      })
 
-    const mkdir: GuestAgent["mkdir"] = (dirPath) =>
-      plainPath(dirPath)
-        ? request(`mkdir ${dirPath}`, 30_000).pipe(Effect.flatMap(okOrFail(`mkdir ${dirPath}`)))
-        : Effect.fail(new GuestAgentError({ message: `agent mkdir: unsupported path ${JSON.stringify(dirPath)}` }))
+    const writeFile: GuestAgent["writeFile"] = (path, contents, options = {}) =>
+      batch([{ _tag: "write", path, contents, ...options }])
+
+    const mkdir: GuestAgent["mkdir"] = (path) => batch([{ _tag: "mkdir", path }])
 
     const exec: GuestAgent["exec"] = (command, options = {}) =>
       Stream.suspend(() => {
@@ -289,5 +326,5 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
         ).pipe(Stream.tap((event) => Effect.sync(() => event._tag !== "Exit" && inFlight.taken(event.data.length))))
       })
 
-    return { request, exec, writeFile, mkdir, pty: ptys.pty }
+    return { request, exec, writeFile, mkdir, batch, pty: ptys.pty }
   })

@@ -1,4 +1,4 @@
-import { Cause, Context, Deferred, Effect, Layer, Option } from "effect"
+import { Cause, Context, Deferred, Effect, Fiber, Layer, Option } from "effect"
 import {
   keepsAlive,
   type NodeSessionEvent,
@@ -110,13 +110,18 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         const lifecycle = Effect.gen(function* () {
           const placement = yield* steps.place(c)
           const slot = yield* steps.slot(c, placement)
-          // The proxy (and the firewall opening to it) and the VM start side by side: neither
-          // needs the other until the guest is prepared with the proxy's CA.
-          const [proxy, started] = yield* Effect.all([steps.proxy(c, slot), steps.vm(c, slot, placement)], {
-            concurrency: 2,
-          })
+          // The proxy and the VM start side by side: neither needs the other until the guest is
+          // prepared with the proxy's CA. The firewall opens to the proxy meanwhile (forked as soon
+          // as its ports are known) and is joined before anything in the guest may use the network.
+          const [[proxy, opened], started] = yield* Effect.all([
+            steps.proxy(c, slot).pipe(
+              Effect.flatMap((p) => Effect.forkScoped(steps.open(c, slot, p)).pipe(Effect.map((f) => [p, f] as const))),
+            ),
+            steps.vm(c, slot, placement),
+          ], { concurrency: 2 })
           const watch = steps.watch(started.vm, proxy)
           const shell = yield* steps.guest(c, slot, placement, proxy, started, watch)
+          yield* Fiber.join(opened)
           const memory = dispatch.memory
           if (memory !== undefined) yield* restoreMemory(shell, memory, watch)
           if (onGuest !== undefined) yield* onGuest(dispatch.sessionId, { shell, guestIp: slot.guestIp })

@@ -112,7 +112,7 @@ export const makeSessionSteps = (s: StepServices) => {
       return slot
     })
 
-  /** 3. The session's proxy, and the firewall opened to its ports once they are known. */
+  /** 3. The session's proxy (its CA is what the guest's prepare needs); `open` lets the guest reach it. */
   const proxy = (c: SessionContext, slot: Slot) =>
     Effect.gen(function* () {
       // The session's MCP gateway (when it may use MCP servers) first: the proxy forwards to its socket.
@@ -152,11 +152,11 @@ export const makeSessionSteps = (s: StepServices) => {
         if (mcp?.decide(requestId, approve) !== true) proxy.decide(requestId, approve)
       }
       return proxy
-    }).pipe(
-      Effect.tap(() => c.mark("proxy")),
-      Effect.tap((p) => s.firewall.open(slot, p.ports)),
-      Effect.tap(() => c.mark("firewall")),
-    )
+    }).pipe(Effect.tap(() => c.mark("proxy")))
+
+  /** 3b. The isolated slot's table opened to the proxy's ports: needed by the workload, not by the prepare. */
+  const open = (c: SessionContext, slot: Slot, proxy: RunningProxy) =>
+    s.firewall.open(slot, proxy.ports).pipe(Effect.tap(() => c.mark("firewall")))
 
   /** 4. The VM: the warm clone resumed, the snapshot restored, or the image cold-booted. */
   const vm = (c: SessionContext, slot: Slot, p: Placement): Effect.Effect<StartedVm, unknown, Scope.Scope> => {
@@ -259,5 +259,5 @@ export const makeSessionSteps = (s: StepServices) => {
       Effect.tap(() => c.mark("workload")),
     )
 
-  return { place, slot, proxy, vm, watch, guest, workload }
+  return { place, slot, proxy, open, vm, watch, guest, workload }
 }

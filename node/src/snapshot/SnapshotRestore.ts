@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto"
 import { Vmm, VmStartError } from "../vmm/Vmm.ts"
 import type { VmHandle } from "../vmm/Vmm.ts"
 import { agentRun } from "../guest/AgentShell.ts"
+import { caBundlePath } from "../guest/GuestSetup.ts"
 import { connectGuestAgent } from "../guest/GuestAgent.ts"
 import type { GuestAgent } from "../guest/GuestAgent.ts"
 import type { Snapshot } from "./SnapshotManifest.ts"
@@ -32,8 +33,8 @@ export interface ResumeTimings {
 
 /**
  * A clone with its device state loaded and still paused: no guest code has run since the
- * snapshot (or only `warm`'s), so it has learned nothing (no clock, no entropy, no address) that
- * `resume` must undo.
+ * snapshot (or only `warm`'s, which gives it its own slot's address, a clock and entropy of its
+ * own), so it has learned nothing another clone or its taker shares that `resume` must undo.
  */
 export interface LoadedVm {
   readonly vm: VmHandle
@@ -48,13 +49,15 @@ export interface LoadedVm {
    */
   readonly resume: (network: GuestNetwork) => Effect.Effect<ResumeTimings, VmStartError>
   /**
-   * For a clone that will wait in a pool: runs it briefly (its table isolated, no refresh yet) for
-   * one agent file write and one `sh -c`, then pauses it again. Under TCG a resumed guest's first
-   * processes are slow while QEMU translates their code; that translation stays in this QEMU
-   * process, so the session's own prepare and workload start warm. Nothing session-specific or
-   * random is drawn here; `resume` still sets the clock, reseeds and moves the address.
+   * For a clone that will wait in a pool: runs it briefly (its table isolated) for one batch of
+   * agent writes and one start shaped like a workload's, then pauses it again. Under TCG a resumed guest's first processes are
+   * slow while QEMU translates their code; that translation stays in this QEMU process, so the
+   * session's own prepare and workload start warm. The clone moves to its pool slot's `network`
+   * here (the slot is its own and goes with it to the taker), with a clock and a reseed of its own;
+   * `resume` on the same network then only sets the clock and reseeds again with entropy drawn at
+   * hand-out, so nothing a taker relies on is shared or stale.
    */
-  readonly warm: Effect.Effect<void, VmStartError>
+  readonly warm: (network: GuestNetwork) => Effect.Effect<void, VmStartError>
 }
 
 export interface RestoredVm {
@@ -107,6 +110,18 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
         }, (controlPath) => connectGuestAgent(controlPath).pipe(Effect.mapError((e) => fail(e.message))))
         const { vm, attached: agent, diagnose: orDiagnose } = machine
         let resumed = false
+        /** The network `warm` moved the guest to: a resume on the same one leaves the address be. */
+        let addressed: string | undefined
+        const networkOf = (n: GuestNetwork) => `${n.guestCidr} ${n.gateway} ${n.dns}`
+        /** The agent's `restore`: clock and entropy drawn now, and the address unless it is already `network`'s. */
+        const refresh = (network: GuestNetwork) =>
+          Effect.gen(function* () {
+            const seed = randomBytes(64).toString("hex")
+            const epochNs = BigInt(Date.now()) * 1_000_000n
+            const net = addressed === networkOf(network) ? "" : ` ${networkOf(network)}`
+            const reply = yield* orDiagnose(agent.request(`restore ${epochNs} ${seed}${net}`, agentTimeoutMs))
+            if (reply !== "ok") return yield* machine.fail(`guest refresh failed: ${reply}`)
+          })
         const resume = (network: GuestNetwork) =>
           Effect.gen(function* () {
             if (resumed) return yield* fail("this clone was already resumed")
@@ -115,25 +130,41 @@ export class SnapshotRestore extends Context.Service<SnapshotRestore, {
             yield* machine.cont
             const resumedAt = since(t1)
             // Drawn now, never at load: a pooled clone waits paused and must share nothing with others.
-            const seed = randomBytes(64).toString("hex")
-            const epochNs = BigInt(Date.now()) * 1_000_000n
-            const reply = yield* orDiagnose(
-              agent.request(
-                `restore ${epochNs} ${seed} ${network.guestCidr} ${network.gateway} ${network.dns}`,
+            yield* refresh(network)
+            return { resumed: resumedAt, refreshed: since(t1) }
+          }).pipe(Effect.withSpan("SnapshotRestore.resume"))
+        const warm = (network: GuestNetwork) =>
+          Effect.gen(function* () {
+            if (resumed) return yield* fail("this clone was already resumed")
+            yield* machine.cont
+            yield* refresh(network)
+            addressed = networkOf(network)
+            // The shape of a session's start: a batch of writes (on the root disk, as a prepare's
+            // are, and removed again), then runWorkloadCommand's path (source an env file, exec sh
+            // on a script file, a pipeline's fork and exec).
+            yield* orDiagnose(agent.batch([
+              { _tag: "mkdir", path: "/var/tmp/paws-warm" },
+              { _tag: "write", path: "/var/tmp/paws-warm/f", contents: "warm\n", mode: 0o600 },
+              { _tag: "write", path: "/var/tmp/paws-warm/f", contents: "warm\n", append: true },
+              { _tag: "write", path: "/run/paws/warm-env.sh", contents: "export PAWS_WARM=1\n" },
+              {
+                _tag: "write",
+                path: "/run/paws/warm.sh",
+                // and the files a prepare appends to or reads into this clone's page cache
+                contents: `rm -r /var/tmp/paws-warm\ncat ${caBundlePath} /etc/profile >/dev/null 2>&1\n` +
+                  'echo "$PAWS_WARM" | tr 1 w\necho arm\n',
+              },
+            ]))
+            const out = yield* orDiagnose(
+              agentRun(
+                agent,
+                ". /run/paws/warm-env.sh && cd /root 2>/dev/null; exec sh /run/paws/warm.sh",
                 agentTimeoutMs,
               ),
             )
-            if (reply !== "ok") return yield* machine.fail(`guest refresh failed: ${reply}`)
-            return { resumed: resumedAt, refreshed: since(t1) }
-          }).pipe(Effect.withSpan("SnapshotRestore.resume"))
-        const warm = Effect.gen(function* () {
-          if (resumed) return yield* fail("this clone was already resumed")
-          yield* machine.cont
-          yield* orDiagnose(agent.writeFile("/run/paws/warm", "warm\n"))
-          const out = yield* orDiagnose(agentRun(agent, "cd /root && exec sh -c 'echo warm'", agentTimeoutMs))
-          if (out.output !== "warm") return yield* fail(`warm-up exec answered ${JSON.stringify(out)}`)
-          yield* machine.stop
-        }).pipe(Effect.withSpan("SnapshotRestore.warm"))
+            if (out.output !== "w\narm") return yield* fail(`warm-up exec answered ${JSON.stringify(out)}`)
+            yield* machine.stop
+          }).pipe(Effect.withSpan("SnapshotRestore.warm"))
         const loaded: LoadedVm = {
           vm,
           agent,

@@ -128,7 +128,11 @@ export class WarmVmPool extends Context.Service<WarmVmPool, {
             const slot = yield* slots.acquire(id)
             yield* firewall.isolate(slot)
             const loaded = yield* restorer.load(snapshot, { sessionId: id, tap: slot.tap })
-            yield* loaded.warm
+            yield* loaded.warm({
+              guestCidr: `${slot.guestIp}/${slot.prefixLength}`,
+              gateway: slot.hostIp,
+              dns: slot.hostIp,
+            })
             return { key: identity(snapshot), scope, slot, snapshot, loaded } satisfies Entry
           }).pipe(Scope.provide(scope))
           // Interrupted or failed half way: whatever was made is released; made: admitted at once.
