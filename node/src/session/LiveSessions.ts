@@ -192,9 +192,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           ),
         sendSocket: portSockets.send,
         openShell: (sessionId, shellId, size) =>
-          Stream.unwrap(Effect.map(guestOf(sessionId), (g) => ptys.open(g.shell, shellId, size))).pipe(
-            Stream.map((data) => ({ data })),
-          ),
+          Stream.unwrap(Effect.map(guestOf(sessionId), (g) => ptys.open(g.shell, shellId, size))),
         shellInput: ptys.input,
       })
     }),
