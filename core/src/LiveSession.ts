@@ -98,7 +98,8 @@ export const OpenShell = Rpc.make("OpenShell", {
     shellId: Schema.String.pipe(Schema.check(Schema.isBetweenLength(8, 64))),
     size: TerminalSize,
   },
-  success: Schema.Struct({ data: Schema.Uint8ArrayFromBase64 }),
+  // the last element may carry the shell's exit status (128 + signal if killed)
+  success: Schema.Struct({ data: Schema.Uint8ArrayFromBase64, exitCode: Schema.optionalKey(Schema.Int) }),
   error: Schema.Union([NodeSessionNotFound, LiveSessionError]),
   stream: true,
 })

@@ -12,7 +12,7 @@ const terminalSize = () => ({ cols: process.stdout.columns ?? 80, rows: process.
 /**
  * `paws shell ID`: this terminal, raw, wired to a login shell on a PTY in the session's VM. Keys
  * go as they are typed (Ctrl-C reaches the guest's foreground job); a resize of this terminal
- * resizes the guest's. Ends when the guest shell exits or the connection drops.
+ * resizes the guest's. Ends when the guest shell exits (with its exit status) or the connection drops.
  */
 export const shell = Command.make("shell", {
   id: Argument.String("id").pipe(Argument.withDescription("session id (a running session)")),
@@ -53,7 +53,9 @@ export const shell = Command.make("shell", {
         process.stdout.on("resize", onResize)
       })
       ws.on("message", (data: Buffer) => process.stdout.write(data))
-      ws.on("close", () => {
+      ws.on("close", (_code, reason) => {
+        const status = /^exit (\d+)$/.exec(reason.toString())
+        if (status !== null) process.exitCode = Number(status[1])
         restore()
         resume(Effect.void)
       })

@@ -57,11 +57,15 @@ export const ShellGateway = HttpRouter.add(
     yield* Effect.scoped(Effect.gen(function* () {
       const writer = yield* socket.writer
       const reader = yield* socket.reader
+      let exitCode: number | undefined
       const output = entry.client.OpenShell({
         sessionId: session.id,
         shellId,
         size: { cols: size(url.searchParams.get("cols"), 80), rows: size(url.searchParams.get("rows"), 24) },
-      }).pipe(Stream.runForEach((chunk) => writer.write(chunk.data)))
+      }).pipe(Stream.runForEach((chunk) => {
+        if (chunk.exitCode !== undefined) exitCode = chunk.exitCode
+        return chunk.data.length === 0 ? Effect.void : writer.write(chunk.data)
+      }))
       const input = reader.pull.pipe(
         Effect.flatMap((messages) =>
           Effect.forEach(messages, (m) => {
@@ -78,7 +82,9 @@ export const ShellGateway = HttpRouter.add(
         Effect.forever,
       )
       yield* Effect.raceFirst(output, input).pipe(Effect.ignore)
-      yield* writer.write(new Socket.CloseEvent(1000)).pipe(Effect.ignore)
+      // the shell's exit status as the close reason, so `paws shell` can exit with it
+      const reason = exitCode === undefined ? undefined : `exit ${exitCode}`
+      yield* writer.write(new Socket.CloseEvent(1000, reason)).pipe(Effect.ignore)
     }))
     return HttpServerResponse.empty()
   }),

@@ -9,7 +9,7 @@ import { GuestAgentError } from "./GuestAgent.ts"
 
 /** Guest paths of the agent; /run is tmpfs, so they live in the snapshot's RAM, not in the image. */
 export const agentPath = "/run/paws/agent"
-/** The static agent binary (paws-agent.c): the port loop, `restore` and `exec`. */
+/** The static agent binary (paws-agent.c): the port loop, `restore`, `exec` and shells (paws-pty.c). */
 export const agentBinaryPath = "/run/paws/paws-agent"
 /** The guest side's start: find the port by name, then become the static agent (paws-agent.c). */
 export const agentScript = `#!/bin/sh
@@ -19,7 +19,7 @@ for p in /sys/class/virtio-ports/*; do [ "$(cat "$p/name" 2>/dev/null)" = ${cont
 exec ${agentBinaryPath} "$dev"
 `
 
-const sources = ["paws-agent.c", "paws-restore.c", "paws-sys.h"].map((f) =>
+const sources = ["paws-agent.c", "paws-restore.c", "paws-sys.h", "paws-pty.c"].map((f) =>
   fileURLToPath(new URL(`./${f}`, import.meta.url))
 )
 

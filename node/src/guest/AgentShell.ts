@@ -20,6 +20,7 @@ export const agentShell = (agent: GuestAgent): GuestShell => {
           Effect.mapError((e) => new GuestShellError({ message: `writing ${path}: ${e.message}` })),
         )
         : shell.writeFile(path, contents, options),
+    pty: (size) => agent.pty(size),
   }
 }
 

@@ -2,7 +2,8 @@ import { Cause, Data, Effect, Queue, Semaphore, Stream } from "effect"
 import type { Scope } from "effect"
 import * as net from "node:net"
 import * as os from "node:os"
-import type { ExecEvent } from "./GuestShell.ts"
+import { makeAgentPtys } from "./AgentPty.ts"
+import type { ExecEvent, GuestPty, TerminalSize } from "./GuestShell.ts"
 import { execInFlightBytes, InFlight } from "./InFlight.ts"
 
 export class GuestAgentError extends Data.TaggedError("GuestAgentError")<{ readonly message: string }> {}
@@ -31,6 +32,8 @@ export interface GuestAgent {
   ) => Effect.Effect<void, GuestAgentError>
   /** `mkdir -p`, by the agent itself. */
   readonly mkdir: (path: string) => Effect.Effect<void, GuestAgentError>
+  /** A login shell on a PTY in the guest (paws-pty.c), beside any request; hung up with the scope. */
+  readonly pty: (size: TerminalSize) => Effect.Effect<GuestPty, never, Scope.Scope>
   /**
    * Several mkdirs and writes sent in one go and answered in order: one round trip instead of
    * one each. Succeeds once every answer is `ok`; else fails naming the first that was not.
@@ -64,7 +67,7 @@ const maxLineBytes = 65_536
 export const maxMessagesPerSecond = 20_000
 const rateWaitMs = 50
 
-/** One message from the guest: a line, or a stdout (`o`) / stderr (`e`) frame with its bytes. */
+/** One message from the guest: a line, or a stdout (`o`) / stderr (`e`) frame with its bytes (shells' `p` frames go to AgentPty). */
 interface Message {
   readonly head: string
   readonly data?: Buffer
@@ -91,17 +94,17 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
     let handler: ((m: Message | Error) => void) | undefined
     let closed: Error | undefined
     let buffer: Buffer = Buffer.alloc(0)
-    let frame: { tag: string; bytes: number } | undefined
+    let frame: { tag: string; bytes: number; pty?: number } | undefined
     // The guest is not trusted (a root workload can replace the agent on the port): nothing it
     // sends may make the node buffer more than one frame or line plus one exec's bounded
     // in-flight output, nor handle more than maxMessagesPerSecond. Past either bound the socket
     // is paused (the guest's writes block), never read into memory.
-    const holds = new Set<"rate" | "exec">()
-    const hold = (why: "rate" | "exec") => {
+    const holds = new Set<"rate" | "exec" | "pty">()
+    const hold = (why: "rate" | "exec" | "pty") => {
       if (holds.size === 0) socket.pause()
       holds.add(why)
     }
-    const unhold = (why: "rate" | "exec") => {
+    const unhold = (why: "rate" | "exec" | "pty") => {
       if (!holds.delete(why) || holds.size > 0 || closed) return
       socket.resume()
       parse()
@@ -140,6 +143,11 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
           if (buffer.length < frame.bytes || !spend()) break
           const data = buffer.subarray(0, frame.bytes)
           buffer = buffer.subarray(frame.bytes)
+          if (frame.pty !== undefined) {
+            ptys.output(frame.pty, data)
+            frame = undefined
+            continue
+          }
           if (run !== undefined && run.tag !== frame.tag) flush()
           if (run === undefined) run = { tag: frame.tag, parts: [data] }
           else run.parts.push(data)
@@ -152,11 +160,14 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
           break
         }
         const head = buffer.subarray(0, nl).toString("latin1")
-        const m = /^([oe]) (\d+)$/.exec(head)
-        if (m && (Number(m[2]) > maxFrameBytes || Number(m[2]) === 0)) return breach(`a frame of ${m[2]} bytes`)
+        const m = /^([oe]|p (\d{1,9})) (\d+)$/.exec(head)
+        if (m && (Number(m[3]) > maxFrameBytes || Number(m[3]) === 0)) return breach(`a frame of ${m[3]} bytes`)
         if (!m && !spend()) break
         buffer = buffer.subarray(nl + 1)
-        if (m) frame = { tag: m[1]!, bytes: Number(m[2]) }
+        const ended = m ? null : /^q (\d{1,9}) (.*)$/.exec(head)
+        if (m) {
+          frame = { tag: m[1]!.slice(0, 1), bytes: Number(m[3]), ...(m[2] === undefined ? {} : { pty: Number(m[2]) }) }
+        } else if (ended) ptys.ended(Number(ended[1]), ended[2]!)
         else {
           flush()
           handler?.({ head })
@@ -164,6 +175,15 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
       }
       flush()
     }
+    const ptys = makeAgentPtys(
+      (parts) => {
+        if (closed) return false
+        for (const p of parts) socket.write(p)
+        return true
+      },
+      () => hold("pty"),
+      () => unhold("pty"),
+    )
     socket.on("data", (chunk: Buffer) => {
       buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk])
       parse()
@@ -175,6 +195,7 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
     const lost = (e: Error) => {
       closed ??= e
       handler?.(e)
+      ptys.lost()
     }
     socket.on("error", lost)
     socket.on("close", () => lost(new Error("agent connection closed")))
@@ -305,5 +326,5 @@ export const connectGuestAgent = (socketPath: string): Effect.Effect<GuestAgent,
         ).pipe(Stream.tap((event) => Effect.sync(() => event._tag !== "Exit" && inFlight.taken(event.data.length))))
       })
 
-    return { request, exec, writeFile, mkdir, batch }
+    return { request, exec, writeFile, mkdir, batch, pty: ptys.pty }
   })

@@ -3,6 +3,7 @@ import type { Scope } from "effect"
 import ssh2 from "ssh2"
 import type { ClientChannel } from "ssh2"
 import type { Socket } from "node:net"
+import * as os from "node:os"
 import { GuestShellError, shellFromExec, shellQuote, withOptions } from "./ExecShell.ts"
 import type { GuestFileTooLarge } from "./ExecShell.ts"
 import { execInFlightBytes, InFlight } from "./InFlight.ts"
@@ -50,7 +51,7 @@ export interface GuestShell {
   ) => Effect.Effect<Option.Option<Uint8Array>, GuestShellError | GuestFileTooLarge>
   /** Sets the guest clock (a restored guest's clock is behind; TLS validity depends on it). */
   readonly setClock: (epochMs?: number) => Effect.Effect<void, GuestShellError>
-  /** A login shell on a PTY, closed with the scope; only over SSH (the agent has no PTYs yet). */
+  /** A login shell on a PTY, closed with the scope (over SSH, or the agent's paws-pty.c). */
   readonly pty?: (size: TerminalSize) => Effect.Effect<GuestPty, GuestShellError, Scope.Scope>
 }
 
@@ -64,6 +65,8 @@ export interface GuestPty {
   readonly output: Stream.Stream<Uint8Array>
   readonly write: (data: Uint8Array) => void
   readonly resize: (size: TerminalSize) => void
+  /** Once the output ended: the shell's exit status (128 + signal if killed), if the guest told it. */
+  readonly exitCode: () => number | undefined
 }
 
 export interface GuestShellOptions {
@@ -241,6 +244,13 @@ const makeShell = (client: ssh2.Client): GuestShell => {
       (channel) => Effect.sync(() => channel.close()),
     ).pipe(Effect.flatMap((channel) =>
       Effect.map(Queue.unbounded<Uint8Array, Cause.Done>(), (queue): GuestPty => {
+        let exitCode: number | undefined
+        channel.on("exit", (code: number | null, signal?: string) => {
+          const n = signal === undefined
+            ? undefined
+            : os.constants.signals[`SIG${signal}` as keyof typeof os.constants.signals]
+          exitCode = code ?? (n === undefined ? undefined : 128 + n)
+        })
         channel.on("data", (d: Buffer) => void Queue.offerUnsafe(queue, new Uint8Array(d)))
         channel.stderr.on("data", (d: Buffer) => void Queue.offerUnsafe(queue, new Uint8Array(d)))
         channel.on("close", () => void Queue.endUnsafe(queue))
@@ -248,6 +258,7 @@ const makeShell = (client: ssh2.Client): GuestShell => {
           output: Stream.fromQueue(queue),
           write: (data) => void channel.write(Buffer.from(data)),
           resize: (s) => void channel.setWindow(s.rows, s.cols, 0, 0),
+          exitCode: () => exitCode,
         }
       })
     ))

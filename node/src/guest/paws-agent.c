@@ -9,6 +9,7 @@
  *   write <path> <octal-mode> <w|a> <len>\n<bytes>  -> ok | fail <message>   (parents created; the
  *                                        mode is set on w, and used on a only if the file is new)
  *   mkdir <path>                         -> ok | fail <message>   (like mkdir -p)
+ *   pty / pin / pwin / pclose            interactive shells, never answered: see paws-pty.c
  * write and mkdir need no process at all: the node prepares a freshly resumed guest with them.
  * exec runs `/bin/sh -c <cmd>` like dropbear runs an SSH exec for root (same environment, cwd
  * /root, default signals, own session) so a workload cannot tell the channels apart. Output
@@ -75,12 +76,6 @@ static char *take_line(void) {
     in_end = n;
   }
   return 0;
-}
-static char *read_line(void) {
-  char *l;
-  while (!(l = take_line()))
-    if (fill() <= 0) return 0;
-  return l;
 }
 /* Copies n bytes of the request to dst (a buffer) or fd; -1 if the host went away, 1 if writing
    to fd failed (the bytes are consumed all the same). */
@@ -160,6 +155,8 @@ static int frame(char tag, const char *data, long n) {
   return write_all(port, h, p - h) == 0 && write_all(port, data, n) == 0 ? 0 : -1;
 }
 
+#include "paws-pty.c"
+
 /* Returns -1 when the host went away (the caller reopens the port). */
 static int do_exec(char *args) {
   long clen = parse_num(&args), ilen = parse_num(&args);
@@ -199,13 +196,28 @@ static int do_exec(char *args) {
   }
   u64 chld = 1UL << (17 - 1); /* SIGCHLD, blocked in the agent and read from a signalfd */
   long sfd = sys4(SYS_signalfd4, -1, (long)&chld, 8, 04000 | 02000000 /* NONBLOCK|CLOEXEC */);
-  struct pollfd p[4] = { { port, 1, 0 }, { out[0], 1, 0 }, { err[0], 1, 0 }, { (int)sfd, 1, 0 } };
+  struct pollfd p[4 + PTY_MAX] = { { port, 1, 0 }, { out[0], 1, 0 }, { err[0], 1, 0 }, { (int)sfd, 1, 0 } };
   int exited = 0, status = 0, host = 0;
   for (;;) {
     if (exited && p[1].fd < 0 && p[2].fd < 0) break;
+    /* lines already buffered first (they may have come with the request): kill, or a shell's */
+    for (char *l; host == 0 && (l = take_line());) {
+      char *rest = l, *c = word(&rest);
+      if (c && eq(c, "kill")) sys(SYS_kill, -pid, 9, 0);
+      else if (c && pty_line(c, rest) < 0) {
+        host = -1;
+        p[0].fd = -1;
+        sys(SYS_kill, -pid, 9, 0);
+      }
+    }
     /* once the shell exited, only what is already readable: background children may hold the pipes */
-    long n = sys(SYS_poll, (long)p, 4, exited ? 0 : (sfd < 0 ? 50 : -1));
+    int np = host == 0 ? pty_polls(p + 4) : 0; /* open shells keep being served during an exec */
+    long n = sys(SYS_poll, (long)p, 4 + np, exited ? 0 : (sfd < 0 ? 50 : -1));
     if (n == -4) continue;
+    if (host == 0 && pty_serve(p + 4, np) != 0) {
+      host = -1;
+      sys(SYS_kill, -pid, 9, 0);
+    }
     if (n == 0 && exited) break;
     for (int i = 1; i <= 2; i++) {
       if (p[i].fd < 0 || !p[i].revents) continue;
@@ -225,8 +237,6 @@ static int do_exec(char *args) {
         p[0].fd = -1;
         sys(SYS_kill, -pid, 9, 0);
       }
-      for (char *l; (l = take_line());)
-        if (eq(l, "kill")) sys(SYS_kill, -pid, 9, 0);
     }
     if (sfd >= 0 && p[3].revents) {
       char info[128];
@@ -322,7 +332,35 @@ static int handle(char *line) {
     return say("fail ") == 0 && say(e) == 0 ? say("\n") : -1;
   }
   if (eq(c, "kill")) return 0; /* exec already over */
+  int pty = pty_line(c, rest);
+  if (pty <= 0) return pty;
   return say("fail unknown command\n");
+}
+
+/* Requests one by one, and the open shells' terminals between them; returns when the host went away. */
+static void serve(void) {
+  u64 chld = 1UL << (17 - 1);
+  long sfd = sys4(SYS_signalfd4, -1, (long)&chld, 8, 04000 | 02000000 /* NONBLOCK|CLOEXEC */);
+  struct pollfd p[2 + PTY_MAX];
+  for (;;) {
+    char *l;
+    while ((l = take_line()))
+      if (handle(l) != 0) goto done;
+    p[0] = (struct pollfd){ port, 1, 0 };
+    p[1] = (struct pollfd){ (int)sfd, 1, 0 };
+    int np = pty_polls(p + 2);
+    /* without a signalfd, exited shells are noticed by polling every 50 ms */
+    long n = sys(SYS_poll, (long)p, 2 + np, sfd < 0 ? 50 : -1);
+    if (n == -4) continue;
+    if (sfd >= 0 && p[1].revents) {
+      char info[128];
+      while (sys(SYS_read, sfd, (long)info, sizeof info) > 0) {}
+    }
+    if (pty_serve(p + 2, np) != 0) break;
+    if (p[0].revents && fill() <= 0) break;
+  }
+done:
+  if (sfd >= 0) sys(SYS_close, sfd, 0, 0);
 }
 
 __attribute__((used)) void run(long argc, char **argv) {
@@ -338,8 +376,8 @@ __attribute__((used)) void run(long argc, char **argv) {
     port = (int)sys(SYS_open, (long)argv[1], 2 | 02000000 /* O_RDWR|O_CLOEXEC */, 0);
     if (port >= 0) {
       in_start = in_end = 0;
-      for (char *l; (l = read_line());)
-        if (handle(l) != 0) break;
+      serve();
+      pty_hangup_all();
       sys(SYS_close, port, 0, 0);
     }
     pause_ms(50);

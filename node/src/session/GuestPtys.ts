@@ -17,7 +17,12 @@ export const makeGuestPtys = () => {
     return d
   }
 
-  const open = (shell: GuestShell, shellId: string, size: TerminalSize): Stream.Stream<Uint8Array, LiveSessionError> =>
+  /** The terminal's output, then (when the guest told it) one last element with the shell's exit status. */
+  const open = (
+    shell: GuestShell,
+    shellId: string,
+    size: TerminalSize,
+  ): Stream.Stream<{ readonly data: Uint8Array; readonly exitCode?: number }, LiveSessionError> =>
     Stream.unwrap(Effect.gen(function* () {
       const ready = slot(shellId)
       yield* Effect.addFinalizer(() =>
@@ -26,12 +31,16 @@ export const makeGuestPtys = () => {
           Deferred.doneUnsafe(ready, Effect.fail(guestError("the shell is closed")))
         })
       )
-      if (shell.pty === undefined) {
-        return yield* guestError("this VM has no PTY channel (restored VMs talk over the agent): use paws exec")
-      }
+      if (shell.pty === undefined) return yield* guestError("this VM has no PTY channel: use paws exec")
       const pty = yield* shell.pty(size).pipe(Effect.mapError((e) => guestError(e.message)))
       Deferred.doneUnsafe(ready, Effect.succeed(pty))
-      return pty.output
+      return pty.output.pipe(
+        Stream.map((data) => ({ data })),
+        Stream.concat(Stream.suspend(() => {
+          const exitCode = pty.exitCode()
+          return exitCode === undefined ? Stream.empty : Stream.make({ data: new Uint8Array(0), exitCode })
+        })),
+      )
     }))
 
   const input = (shellId: string, data: Uint8Array | undefined, resize: TerminalSize | undefined) =>

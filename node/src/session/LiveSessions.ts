@@ -288,10 +288,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           ),
         sendSocket: portSockets.send,
         openShell: (sessionId, shellId, size) =>
-          traffic(sessionId, Stream.unwrap(Effect.map(guestOf(sessionId), (g) => ptys.open(g.shell, shellId, size))))
-            .pipe(
-              Stream.map((data) => ({ data })),
-            ),
+          traffic(sessionId, Stream.unwrap(Effect.map(guestOf(sessionId), (g) => ptys.open(g.shell, shellId, size)))),
         shellInput: ptys.input,
       })
     }),

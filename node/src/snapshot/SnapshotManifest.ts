@@ -6,7 +6,7 @@ import type { GuestImage } from "../image/GuestImage.ts"
 import { nodeSettings } from "../NodeConfig.ts"
 
 /** Bumped whenever the restore procedure or the guest agent protocol changes: old snapshots are refused. */
-export const snapshotFormat = 3
+export const snapshotFormat = 4
 
 export const snapshotFiles = {
   /** Device state (`migrate` with x-ignore-shared: RAM is not in it). */
