@@ -10,6 +10,7 @@ import { Effect } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { ControlConfig } from "../ControlConfig.ts"
+import { ExposureListener } from "../exposure/ExposureListener.ts"
 import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { iso } from "../Rows.ts"
 import { SessionStore } from "../SessionStore.ts"
@@ -23,9 +24,10 @@ const view = (row: ExposureRow, base: string, domain: string | undefined): PortE
   createdAt: iso(row.created_at) ?? "",
 })
 
-const baseUrl = Effect.map(HttpServerRequest.HttpServerRequest, (r) => {
-  const proto = r.headers["x-forwarded-proto"] === "https" ? "https" : "http"
-  return `${proto}://${r.headers["host"] ?? "localhost"}`
+/** The path form lives on the exposure listener, another origin than control's. */
+const baseUrl = Effect.gen(function* () {
+  const listener = yield* ExposureListener
+  return listener.exposureOrigin(yield* HttpServerRequest.HttpServerRequest)
 })
 
 export const PortsHttp = HttpApiBuilder.group(
