@@ -1,8 +1,9 @@
-import { consoleCookieName, scopeAllows, type Session } from "@paws/core"
+import { scopeAllows, type Session } from "@paws/core"
 import { Effect, Option } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { OidcLogin } from "../oidc/OidcLogin.ts"
 import { ConsoleConfig } from "./ConsoleConfig.ts"
+import { readConsoleCookie } from "./ConsoleCookie.ts"
 import { ConsoleSessions } from "./ConsoleSessions.ts"
 
 const page = (status: number, message: string) =>
@@ -22,10 +23,8 @@ export const ssoAccess = (session: Session, returnTo: string, controlOrigin = ""
     const request = yield* HttpServerRequest.HttpServerRequest
     const consoles = yield* ConsoleSessions
     const oidc = yield* OidcLogin
-    const cookie = request.cookies[consoleCookieName]
-    const signedIn = cookie === undefined || cookie === ""
-      ? Option.none()
-      : yield* Effect.option(consoles.resolve(cookie))
+    const cookie = readConsoleCookie(yield* ConsoleConfig, request)
+    const signedIn = cookie === undefined ? Option.none() : yield* Effect.option(consoles.resolve(cookie))
     if (Option.isNone(signedIn)) {
       if (!oidc.enabled) {
         return refused(

@@ -7,7 +7,8 @@
  * is also pinned under the exposure's own path, so it never rides along on control's or another
  * exposure's requests.
  */
-const controlNamed = /^(__host-|__secure-)?paws_/i
+/** paws's own cookie names (sign-in, OIDC login, exposure grants), with or without a `__Host-`/`__Secure-` prefix. */
+export const controlNamed = /^(__host-|__secure-)?paws_/i
 
 /** The Set-Cookie header to relay for the guest's `value`, or undefined to drop it. */
 export const guestSetCookie = (value: string, base: string): string | undefined => {

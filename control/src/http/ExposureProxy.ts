@@ -4,7 +4,7 @@ import { Cookies, HttpRouter, HttpServerRequest, HttpServerResponse } from "effe
 import { Socket } from "effect/socket"
 import { randomUUID } from "node:crypto"
 import { hostFormSignIn, ssoAccess } from "../console/ExposureSignIn.ts"
-import { guestSetCookie } from "../exposure/GuestCookies.ts"
+import { controlNamed, guestSetCookie } from "../exposure/GuestCookies.ts"
 import { NodeRegistry } from "../NodeRegistry.ts"
 import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { SessionStore } from "../SessionStore.ts"
@@ -187,9 +187,7 @@ const relay = (
  * `paws_session`, a pending OIDC login) never reach a guest.
  */
 const appCookies = (request: HttpServerRequest.HttpServerRequest) =>
-  (request.headers["cookie"] ?? "").split(";").map((c) => c.trim()).filter((c) =>
-    c !== "" && !c.startsWith(cookiePrefix) && !c.startsWith("paws_session=") && !c.startsWith("paws_oidc=")
-  )
+  (request.headers["cookie"] ?? "").split(";").map((c) => c.trim()).filter((c) => c !== "" && !controlNamed.test(c))
 
 /**
  * A WebSocket through the exposure: control accepts the browser's, the node opens one to the
