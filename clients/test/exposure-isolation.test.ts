@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-explicit-any -- the page reports loosely typed JSON
 import { afterAll, assert, describe, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:http"

@@ -1,12 +1,4 @@
-import {
-  ApiAuth,
-  consoleCookieName,
-  csrfHeaderName,
-  CurrentPrincipal,
-  Forbidden,
-  RequiredScope,
-  scopeAllows,
-} from "@paws/core"
+import { ApiAuth, csrfHeaderName, CurrentPrincipal, Forbidden, RequiredScope, scopeAllows } from "@paws/core"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { HttpServerRequest } from "effect/http"
 import type { HttpApiEndpoint } from "effect/http-api"
