@@ -56,6 +56,11 @@ await attempt("iframe", () => new Promise((ok) => {
   }
   document.body.append(frame)
 }))
+await attempt("shell", () => new Promise((ok) => {
+  const ws = new WebSocket(control.replace(/^http/, "ws") + "/v1/sessions/" + q.get("session") + "/shell")
+  ws.onopen = () => { ok("opened"); ws.close() }
+  ws.onerror = () => ok("refused")
+}))
 await attempt("ownFetch", async () => (await fetch("data.json")).json())
 await attempt("socket", () => new Promise((ok, fail) => {
   const ws = new WebSocket(location.href.replace(/^http/, "ws").replace(/[?#].*$/, "") + "ws")
@@ -174,7 +179,7 @@ describe("exposed guest pages are isolated from the console (Chromium)", () => {
           }, control.adminKey)
         })
         assert.isString(identity.csrfToken)
-        const query = `control=${encodeURIComponent(control.url)}&csrf=${identity.csrfToken}`
+        const query = `control=${encodeURIComponent(control.url)}&csrf=${identity.csrfToken}&session=${sessionId}`
 
         const results: Record<string, any> = {}
         results.public = yield* Effect.promise(() => findings(page, `${exposed.public.url}?${query}`))
@@ -202,6 +207,8 @@ describe("exposed guest pages are isolated from the console (Chromium)", () => {
           // A POST with a stolen CSRF token needs a preflight, which control does not answer.
           assert.strictEqual(found.postWithCsrf, "blocked: TypeError", where)
           assert.strictEqual(found.postSimple, "sent", where) // sent, but refused: no CSRF header (below)
+          // The shell WebSocket (no CORS for sockets) refuses the cookie from another origin.
+          assert.strictEqual(found.shell, "refused", where)
           // The console cannot be read in a frame.
           assert.match(found.iframe, /^blocked: /, where)
         }
@@ -222,7 +229,7 @@ describe("exposed guest pages are isolated from the console (Chromium)", () => {
         // The console sign-in still works in the same browser, CSRF and all.
         const still = yield* Effect.promise(async () => {
           await page.goto(`${control.url}/`)
-          return page.evaluate(async (csrf) => {
+          return page.evaluate(async ({ csrf, session }) => {
             const me = await fetch("/v1/auth/me").then((r) => r.json())
             const cancel = await fetch(location.origin + "/v1/sessions?limit=1").then((r) => r.status)
             const post = await fetch("/v1/sessions", {
@@ -230,10 +237,22 @@ describe("exposed guest pages are isolated from the console (Chromium)", () => {
               headers: { "content-type": "application/json", "x-paws-csrf": csrf },
               body: JSON.stringify({ workload: { type: "script", script: "echo console" } }),
             })
-            return { actor: me.actor, csrf: me.csrfToken, list: cancel, post: post.status }
-          }, identity.csrfToken)
+            // The same shell WebSocket the guest was refused opens from the console's own origin.
+            const shell = await new Promise((ok) => {
+              const ws = new WebSocket(location.origin.replace(/^http/, "ws") + `/v1/sessions/${session}/shell`)
+              ws.onopen = () => (ok("opened"), ws.close())
+              ws.onerror = () => ok("refused")
+            })
+            return { actor: me.actor, csrf: me.csrfToken, list: cancel, post: post.status, shell }
+          }, { csrf: identity.csrfToken, session: sessionId })
         })
-        assert.deepStrictEqual(still, { actor: identity.actor, csrf: identity.csrfToken, list: 200, post: 202 })
+        assert.deepStrictEqual(still, {
+          actor: identity.actor,
+          csrf: identity.csrfToken,
+          list: 200,
+          post: 202,
+          shell: "opened",
+        })
       }).pipe(Effect.scoped))
   })
 })
