@@ -47,6 +47,13 @@ export class ExposureListener extends Context.Service<ExposureListener, {
       const bound = Context.get(served, HttpServer.HttpServer).address
       const exposurePort = bound._tag === "UnixPathAddress" ? port : bound.port
       const fixed = Option.getOrUndefined(settings.exposureUrl)?.replace(/\/+$/, "")
+      if (fixed !== undefined && publicUrl !== undefined && new URL(fixed).hostname !== new URL(publicUrl).hostname) {
+        // The console cookie (host-only) will not reach the listener: path-form `sso` cannot see sign-ins there.
+        yield* Effect.logWarning(
+          "PAWS_EXPOSURE_URL is on another host name than PAWS_PUBLIC_URL: path-form sso " +
+            "exposures will not see console sign-ins; use the host form (PAWS_PUBLIC_DOMAIN) for sso",
+        )
+      }
       return ExposureListener.of({
         exposureOrigin: (request) => fixed ?? `${protoOf(request)}://${hostnameOf(request)}:${exposurePort}`,
         controlOrigin,
