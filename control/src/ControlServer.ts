@@ -50,7 +50,9 @@ import { ProjectsHttp } from "./http/ProjectsHttp.ts"
 import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionExecHttp } from "./http/SessionExecHttp.ts"
-import { exposureHosts, ExposureProxy } from "./http/ExposureProxy.ts"
+import { exposureHosts } from "./http/ExposureProxy.ts"
+import { ExposureListener } from "./exposure/ExposureListener.ts"
+import { ExposurePathRedirect } from "./exposure/ExposurePathRedirect.ts"
 import { PortsHttp } from "./http/PortsHttp.ts"
 import { ShellGateway } from "./http/ShellGateway.ts"
 import { PortExposures } from "./PortExposures.ts"
@@ -120,7 +122,7 @@ const routes = Layer.mergeAll(
   HttpObserver,
   NodeGateway,
   LiveGateway,
-  ExposureProxy,
+  ExposurePathRedirect,
   ShellGateway,
   OidcHttp,
   PortGrantHttp,
@@ -141,6 +143,8 @@ export const ControlServer = Layer.unwrap(Effect.gen(function* () {
     middleware: exposureHosts(config.publicDomain),
   }).pipe(
     Layer.provide([ApiAuthLive, RequestValidationLive]),
+    // Path-form exposed ports: their own listener, another origin than control's (and the console's).
+    Layer.provideMerge(ExposureListener.layer),
     Layer.provideMerge(NodeHttpServer.layer(createServer, { host: config.host, port: config.port })),
   )
 })).pipe(
