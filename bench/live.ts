@@ -3,7 +3,7 @@
  *   exec.http         POST /v1/sessions/{id}/exec of `true` → its `exit` event (control → node → guest agent/SSH)
  *   files.put/get     a 64 KiB file into and out of the guest
  *   port.direct       GET of a 1 KiB page from busybox httpd in the guest, from inside the node's netns
- *   port.exposed      the same page through control's /p/{id}/ (public exposure): control → node RPC → guest
+ *   port.exposed      the same page through control's exposure listener, /p/{id}/ (public exposure): control → node RPC → guest
  *   port.addedMs      p50 of exposed minus p50 of direct: what the exposure adds
  * Pause and resume are measured by bench/pause.ts (npm run bench:pause).
  * Runs: PAWS_BENCH_LIVE_RUNS (50). Results: bench/results/live-<time>.json. Root only (netns, VMs).

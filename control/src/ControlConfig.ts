@@ -15,6 +15,7 @@ import { memorySettings } from "./MemorySettings.ts"
 import { daemonSettings } from "./daemons/DaemonConfig.ts"
 import { consoleSettings } from "./console/ConsoleConfig.ts"
 import { oidcSettings } from "./oidc/OidcConfig.ts"
+import { exposureListenerSettings } from "./exposure/ExposureListenerConfig.ts"
 
 /** Every setting of `paws control`, read from the environment; `--help` and the README list this table. */
 export const controlSettings = {
@@ -197,6 +198,7 @@ export const controlSettings = {
   ...daemonSettings,
   ...consoleSettings,
   ...oidcSettings,
+  ...exposureListenerSettings,
 }
 
 export interface ControlSettings {

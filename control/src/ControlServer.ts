@@ -51,7 +51,9 @@ import { NodeTokensHttp } from "./http/NodeTokensHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SessionExecHttp } from "./http/SessionExecHttp.ts"
 import { SessionPauseHttp } from "./http/SessionPauseHttp.ts"
-import { exposureHosts, ExposureProxy } from "./http/ExposureProxy.ts"
+import { exposureHosts } from "./http/ExposureProxy.ts"
+import { ExposureListener } from "./exposure/ExposureListener.ts"
+import { ExposurePathRedirect } from "./exposure/ExposurePathRedirect.ts"
 import { PortsHttp } from "./http/PortsHttp.ts"
 import { ShellGateway } from "./http/ShellGateway.ts"
 import { PortExposures } from "./PortExposures.ts"
@@ -122,7 +124,7 @@ const routes = Layer.mergeAll(
   HttpObserver,
   NodeGateway,
   LiveGateway,
-  ExposureProxy,
+  ExposurePathRedirect,
   ShellGateway,
   OidcHttp,
   PortGrantHttp,
@@ -143,6 +145,8 @@ export const ControlServer = Layer.unwrap(Effect.gen(function* () {
     middleware: exposureHosts(config.publicDomain),
   }).pipe(
     Layer.provide([ApiAuthLive, RequestValidationLive]),
+    // Path-form exposed ports: their own listener, another origin than control's (and the console's).
+    Layer.provideMerge(ExposureListener.layer),
     Layer.provideMerge(NodeHttpServer.layer(createServer, { host: config.host, port: config.port })),
   )
 })).pipe(

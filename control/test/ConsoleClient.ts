@@ -3,10 +3,11 @@ import { Effect } from "effect"
 import type { ControlHandle, Reply } from "./harness.ts"
 
 /** The `paws_session` value of a response's Set-Cookie, and the raw header (for its attributes). */
-export const sessionCookie = (headers: Headers): { value: string; header: string } | undefined => {
-  const header = headers.getSetCookie().find((c) => c.startsWith("paws_session="))
+export const sessionCookie = (headers: Headers): { value: string; header: string; name: string } | undefined => {
+  const header = headers.getSetCookie().find((c) => /^(__Host-)?paws_session=/.test(c))
   if (header === undefined) return undefined
-  return { value: header.slice("paws_session=".length).split(";")[0]!, header }
+  const name = header.slice(0, header.indexOf("="))
+  return { value: header.slice(name.length + 1).split(";")[0]!, header, name }
 }
 
 /** One request as the console's browser would make it: the cookie, no Authorization, maybe the CSRF header. */
@@ -16,6 +17,8 @@ export const asBrowser = (
   path: string,
   options: {
     cookie?: string | undefined
+    /** The sign-in cookie's name (`__Host-paws_session` over TLS). */
+    cookieName?: string
     csrf?: string | undefined
     body?: unknown
     headers?: Record<string, string>
@@ -23,7 +26,7 @@ export const asBrowser = (
 ): Effect.Effect<Reply> =>
   Effect.promise(async () => {
     const headers: Record<string, string> = { ...options.headers }
-    if (options.cookie !== undefined) headers["cookie"] = `paws_session=${options.cookie}`
+    if (options.cookie !== undefined) headers["cookie"] = `${options.cookieName ?? "paws_session"}=${options.cookie}`
     if (options.csrf !== undefined) headers["x-paws-csrf"] = options.csrf
     if (options.body !== undefined) headers["content-type"] = "application/json"
     const res = await fetch(control.url + path, {

@@ -16,7 +16,8 @@ import {
   UnknownSnapshot,
   workloadText,
 } from "@paws/core"
-import { Deferred, Effect, Layer, type Scope, Stream } from "effect"
+import { Deferred, Effect, Layer, Queue, type Scope, Stream } from "effect"
+import { WebSocket } from "ws"
 import { RpcTest } from "effect/rpc"
 import type { NodeRegistry } from "../src/NodeRegistry.ts"
 
@@ -63,6 +64,8 @@ export const registerFakeNode = (
   },
 ): Effect.Effect<FakeNode, never, Scope.Scope> =>
   Effect.gen(function* () {
+    /** Open WebSockets to the port target, by the socket id control chose. */
+    const portSockets = new Map<string, WebSocket>()
     const info: NodeInfo = {
       id: options.id as NodeId,
       name: options.id,
@@ -305,8 +308,36 @@ export const registerFakeNode = (
               { _tag: "body" as const, data },
             )
           })),
-      OpenPortSocket: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
-      SendPortSocket: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "fake node" })),
+      // Like the node's own client: a WebSocket to the port target, messages relayed both ways.
+      OpenPortSocket: ({ sessionId, socketId, path, cookie }) =>
+        options.portTarget === undefined
+          ? Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" }))
+          : Stream.callback<{ data: Uint8Array; text: boolean }>((queue) =>
+            Effect.acquireRelease(
+              Effect.sync(() => {
+                const ws = new WebSocket(options.portTarget!.replace(/^http/, "ws") + path, {
+                  ...(cookie === undefined ? {} : { headers: { cookie } }),
+                })
+                ws.on("message", (data: Buffer, binary: boolean) =>
+                  Queue.offerUnsafe(queue, { data: new Uint8Array(data), text: !binary }))
+                ws.on("close", () =>
+                  Queue.endUnsafe(queue))
+                ws.on("error", () =>
+                  Queue.endUnsafe(queue))
+                portSockets.set(socketId, ws)
+                return ws
+              }),
+              (ws) => Effect.sync(() => (portSockets.delete(socketId), ws.close())),
+            )
+          ),
+      SendPortSocket: ({ socketId, message }) =>
+        Effect.suspend(() => {
+          const ws = portSockets.get(socketId)
+          if (ws === undefined) return Effect.fail(new LiveSessionError({ reason: "guest", message: "no such socket" }))
+          const send = () => ws.send(message.text ? Buffer.from(message.data).toString("utf8") : message.data)
+          if (ws.readyState === WebSocket.OPEN) return Effect.sync(send)
+          return Effect.callback<void>((resume) => void ws.once("open", () => resume(Effect.sync(send))))
+        }),
       OpenShell: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "fake node" })),
       ShellInput: () => Effect.fail(new LiveSessionError({ reason: "guest", message: "fake node" })),
     })

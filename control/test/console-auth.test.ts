@@ -216,12 +216,20 @@ describe("console sign-in: TLS and expiry", () => {
         const header = sessionCookie(reply.headers)!.header
         assert.match(header, /; Secure/)
         assert.match(header, /; Max-Age=1(;|$)/)
+        // Secure: named __Host- (host-only, Path=/), so no sibling host (an exposed port's subdomain) can set it.
+        assert.match(header, /^__Host-paws_session=/)
+        assert.match(header, /; Path=\/(;|$)/)
+        assert.notMatch(header, /Domain=/i)
+        const cookieName = "__Host-paws_session"
+        assert.strictEqual((yield* asBrowser(control, "GET", "/v1/auth/me", { cookie, cookieName })).status, 200)
+        // Over TLS the plain name is not read, even with a good value (a tossed cookie could carry one).
+        assert.strictEqual((yield* asBrowser(control, "GET", "/v1/auth/me", { cookie })).status, 401)
         // Wait past the expiry (the cookie's Max-Age tells the browser; control refuses by its own clock).
         yield* Effect.sleep(1500)
-        const me = yield* asBrowser(control, "GET", "/v1/auth/me", { cookie })
+        const me = yield* asBrowser(control, "GET", "/v1/auth/me", { cookie, cookieName })
         assert.strictEqual(me.status, 401)
         assert.match(me.body.message, /expired/)
-        assert.strictEqual((yield* asBrowser(control, "GET", "/v1/sessions", { cookie })).status, 401)
+        assert.strictEqual((yield* asBrowser(control, "GET", "/v1/sessions", { cookie, cookieName })).status, 401)
       }).pipe(Effect.scoped))
 
     it.effect("a bad PAWS_CONSOLE_SESSION_TTL or PAWS_PUBLIC_URL stops control at start, naming it", () =>

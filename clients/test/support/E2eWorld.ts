@@ -31,7 +31,8 @@ export interface PawsProcess {
 
 export const startPaws = (args: ReadonlyArray<string>, env: Record<string, string>): PawsProcess => {
   const child = spawn(process.execPath, [binPath, ...args], {
-    env: { PATH: process.env.PATH!, ...env },
+    // The exposure listener on any free port (its default, PAWS_PORT+1, may be taken on a shared test machine).
+    env: { PATH: process.env.PATH!, PAWS_EXPOSURE_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   })
   let log = ""

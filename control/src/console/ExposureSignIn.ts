@@ -1,8 +1,9 @@
-import { consoleCookieName, scopeAllows, type Session } from "@paws/core"
+import { scopeAllows, type Session } from "@paws/core"
 import { Effect, Option } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { OidcLogin } from "../oidc/OidcLogin.ts"
 import { ConsoleConfig } from "./ConsoleConfig.ts"
+import { readConsoleCookie } from "./ConsoleCookie.ts"
 import { ConsoleSessions } from "./ConsoleSessions.ts"
 
 const page = (status: number, message: string) =>
@@ -17,22 +18,25 @@ const page = (status: number, message: string) =>
  * without one goes through the OIDC login and comes back to `returnTo`. Either the refusal to
  * answer with, or the sign-in that may pass.
  */
-export const ssoAccess = (session: Session, returnTo: string) =>
+export const ssoAccess = (session: Session, returnTo: string, controlOrigin = "") =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const consoles = yield* ConsoleSessions
     const oidc = yield* OidcLogin
-    const cookie = request.cookies[consoleCookieName]
-    const signedIn = cookie === undefined || cookie === ""
-      ? Option.none()
-      : yield* Effect.option(consoles.resolve(cookie))
+    const cookie = readConsoleCookie(yield* ConsoleConfig, request)
+    const signedIn = cookie === undefined ? Option.none() : yield* Effect.option(consoles.resolve(cookie))
     if (Option.isNone(signedIn)) {
       if (!oidc.enabled) {
         return refused(
-          page(401, 'This port is for people signed in to the <a href="/">paws console</a>: sign in, then reload.'),
+          page(
+            401,
+            `This port is for people signed in to the <a href="${controlOrigin}/">paws console</a>: sign in, then reload.`,
+          ),
         )
       }
-      return refused(HttpServerResponse.redirect(`/v1/auth/oidc/login?returnTo=${encodeURIComponent(returnTo)}`, {
+      // The login comes back to `returnTo` on control, whose /p/ route sends the browser on to the exposure listener.
+      const login = `${controlOrigin}/v1/auth/oidc/login?returnTo=${encodeURIComponent(returnTo)}`
+      return refused(HttpServerResponse.redirect(login, {
         status: 302,
       }))
     }

@@ -1,4 +1,6 @@
-import { consoleCookieName, type Principal, Unauthorized } from "@paws/core"
+import { type Principal, Unauthorized } from "@paws/core"
+import { ConsoleConfig } from "./ConsoleConfig.ts"
+import { readConsoleCookie } from "./ConsoleCookie.ts"
 import { Effect } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { ApiKeys } from "../ApiKeys.ts"
@@ -14,7 +16,7 @@ export const requestPrincipal = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const keys = yield* ApiKeys
   const header = request.headers["authorization"] ?? ""
-  const cookie = request.cookies[consoleCookieName] ?? ""
+  const cookie = readConsoleCookie(yield* ConsoleConfig, request) ?? ""
   if (header !== "" || cookie === "") return yield* keys.authenticate(header.replace(/^Bearer /, ""))
   const origin = request.headers["origin"]
   if (origin !== undefined && hostOf(origin) !== request.headers["host"]) {

@@ -1,18 +1,12 @@
-import {
-  ApiAuth,
-  consoleCookieName,
-  csrfHeaderName,
-  CurrentPrincipal,
-  Forbidden,
-  RequiredScope,
-  scopeAllows,
-} from "@paws/core"
+import { ApiAuth, csrfHeaderName, CurrentPrincipal, Forbidden, RequiredScope, scopeAllows } from "@paws/core"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { HttpServerRequest } from "effect/http"
 import type { HttpApiEndpoint } from "effect/http-api"
 import { ApiKeys } from "../ApiKeys.ts"
 import { auditApiCall } from "../audit/ApiCallAudit.ts"
 import { actorOf, AuditLog } from "../audit/AuditLog.ts"
+import { ConsoleConfig } from "../console/ConsoleConfig.ts"
+import { readConsoleCookie } from "../console/ConsoleCookie.ts"
 import { ConsoleSessions } from "../console/ConsoleSessions.ts"
 import { Quotas } from "../Quotas.ts"
 import { rateLimitedResponse } from "./RateLimitedResponse.ts"
@@ -30,14 +24,15 @@ export const ApiAuthLive = Layer.effect(
   Effect.gen(function* () {
     const keys = yield* ApiKeys
     const consoles = yield* ConsoleSessions
+    const consoleConfig = yield* ConsoleConfig
     const audit = yield* AuditLog
     const quotas = yield* Quotas
 
     /** The cookie's sign-in, or undefined when there is no cookie (then the missing-key 401 stands). */
     const signedIn = Effect.fnUntraced(function* (endpoint: HttpApiEndpoint.Top) {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const cookie = request.cookies[consoleCookieName]
-      if (cookie === undefined || cookie === "") return undefined
+      const cookie = readConsoleCookie(consoleConfig, request)
+      if (cookie === undefined) return undefined
       const session = yield* consoles.resolve(cookie)
       const header = request.headers[csrfHeaderName.toLowerCase()]
       if (!readOnly.has(endpoint.method) && !consoles.csrfMatches(cookie, header)) {

@@ -1,9 +1,10 @@
 import { exposurePathPrefix, isTerminal, pinMaxFailures, type SessionId } from "@paws/core"
 import { type Cause, Deferred, Effect, Fiber, Queue, Stream } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Cookies, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { randomUUID } from "node:crypto"
 import { hostFormSignIn, ssoAccess } from "../console/ExposureSignIn.ts"
+import { controlNamed, guestSetCookie } from "../exposure/GuestCookies.ts"
 import { NodeRegistry } from "../NodeRegistry.ts"
 import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { SessionStore } from "../SessionStore.ts"
@@ -36,8 +37,7 @@ const setCookie = (id: string, base: string, value: string) =>
 
 /**
  * Control's own request headers are not the guest's business: credentials for control never go on.
- * (The guest's Set-Cookie is not relayed either: in the path form every exposure shares control's
- * origin, so a guest must not set cookies there.)
+ * (The guest's Set-Cookie goes back only through guestSetCookie: no cookie tossing at control.)
  */
 const dropped = new Set(["authorization", "cookie", "host", "x-paws-csrf"])
 
@@ -46,7 +46,7 @@ const dropped = new Set(["authorization", "cookie", "host", "x-paws-csrf"])
  * then the request is relayed through the session's node to `guest:port` and the answer
  * streamed back. An unknown id, or a session no longer running, is a 404.
  */
-const serveExposure = (id: string, base: string) =>
+const serveExposure = (id: string, base: string, controlOrigin = "") =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const exposures = yield* PortExposures
@@ -108,13 +108,13 @@ const serveExposure = (id: string, base: string) =>
       }
     }
     if (row.access === "sso" && base !== "") {
-      const access = yield* ssoAccess(session, `${base}${rest}${url.search}`)
+      const access = yield* ssoAccess(session, `${base}${rest}${url.search}`, controlOrigin)
       if (access._tag === "refused") return access.response
     }
     if ((request.headers["upgrade"] ?? "").toLowerCase() === "websocket") {
       return yield* relaySocket(row, session.node, rest + url.search, request, registry)
     }
-    return yield* relay(row, session.node, rest + url.search, request, registry)
+    return yield* relay(row, session.node, rest + url.search, request, registry, base)
   }).pipe(Effect.catchCause(() => Effect.succeed(text(502, "the exposed port did not answer"))))
 
 const relay = (
@@ -123,6 +123,7 @@ const relay = (
   path: string,
   request: HttpServerRequest.HttpServerRequest,
   registry: NodeRegistry["Service"],
+  base: string,
 ) =>
   Effect.gen(function* () {
     const entry = yield* registry.get(node)
@@ -162,14 +163,21 @@ const relay = (
     )
     const h = yield* Deferred.await(head)
     const responseHeaders: Record<string, string> = {}
+    const setCookies: Array<string> = []
     for (const [k, v] of h.headers) {
       const name = k.toLowerCase()
-      if (name === "set-cookie" || name === "content-length") continue
+      if (name === "set-cookie") {
+        const kept = guestSetCookie(v, base)
+        if (kept !== undefined) setCookies.push(kept)
+        continue
+      }
+      if (name === "content-length") continue
       responseHeaders[name] = responseHeaders[name] === undefined ? v : `${responseHeaders[name]}, ${v}`
     }
     return HttpServerResponse.stream(Stream.fromQueue(out).pipe(Stream.ensuring(Fiber.interrupt(fiber))), {
       status: h.status,
       headers: responseHeaders,
+      cookies: Cookies.fromSetCookie(setCookies),
       ...(responseHeaders["content-type"] === undefined ? {} : { contentType: responseHeaders["content-type"] }),
     })
   })
@@ -179,9 +187,7 @@ const relay = (
  * `paws_session`, a pending OIDC login) never reach a guest.
  */
 const appCookies = (request: HttpServerRequest.HttpServerRequest) =>
-  (request.headers["cookie"] ?? "").split(";").map((c) => c.trim()).filter((c) =>
-    c !== "" && !c.startsWith(cookiePrefix) && !c.startsWith("paws_session=") && !c.startsWith("paws_oidc=")
-  )
+  (request.headers["cookie"] ?? "").split(";").map((c) => c.trim()).filter((c) => c !== "" && !controlNamed.test(c))
 
 /**
  * A WebSocket through the exposure: control accepts the browser's, the node opens one to the
@@ -228,15 +234,19 @@ const relaySocket = (
     return HttpServerResponse.empty()
   })
 
-/** `/p/{id}/…` on control's own host: the path form. */
-export const ExposureProxy = HttpRouter.add(
-  "*",
-  `${exposurePathPrefix}*`,
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const id = new URL(request.url, "http://control").pathname.slice(exposurePathPrefix.length).split("/")[0] ?? ""
-    return serveExposure(id, `${exposurePathPrefix}${id}`)
-  }),
-)
+/**
+ * `/p/{id}/…`, the path form, on the exposure listener (ExposureListener): never on control's own
+ * origin. `controlOrigin` is where its browser signs in to the console (for `sso`).
+ */
+export const exposurePathRoutes = (controlOrigin: (request: HttpServerRequest.HttpServerRequest) => string) =>
+  HttpRouter.add(
+    "*",
+    `${exposurePathPrefix}*`,
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const id = new URL(request.url, "http://control").pathname.slice(exposurePathPrefix.length).split("/")[0] ?? ""
+      return serveExposure(id, `${exposurePathPrefix}${id}`, controlOrigin(request))
+    }),
+  )
 
 /**
  * The host form, when PAWS_PUBLIC_DOMAIN is set: `{port}-{id}.{domain}` is the exposure's own

@@ -1,8 +1,16 @@
-import { Api, exposurePathPrefix, type PortExposureView, SessionNotFound, SessionNotLive } from "@paws/core"
+import {
+  Api,
+  CurrentPrincipal,
+  exposurePathPrefix,
+  type PortExposureView,
+  SessionNotFound,
+  SessionNotLive,
+} from "@paws/core"
 import { Effect } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { ControlConfig } from "../ControlConfig.ts"
+import { ExposureListener } from "../exposure/ExposureListener.ts"
 import { type ExposureRow, PortExposures } from "../PortExposures.ts"
 import { iso } from "../Rows.ts"
 import { SessionStore } from "../SessionStore.ts"
@@ -16,9 +24,10 @@ const view = (row: ExposureRow, base: string, domain: string | undefined): PortE
   createdAt: iso(row.created_at) ?? "",
 })
 
-const baseUrl = Effect.map(HttpServerRequest.HttpServerRequest, (r) => {
-  const proto = r.headers["x-forwarded-proto"] === "https" ? "https" : "http"
-  return `${proto}://${r.headers["host"] ?? "localhost"}`
+/** The path form lives on the exposure listener, another origin than control's. */
+const baseUrl = Effect.gen(function* () {
+  const listener = yield* ExposureListener
+  return listener.exposureOrigin(yield* HttpServerRequest.HttpServerRequest)
 })
 
 export const PortsHttp = HttpApiBuilder.group(
@@ -28,14 +37,16 @@ export const PortsHttp = HttpApiBuilder.group(
     const store = yield* SessionStore
     const exposures = yield* PortExposures
     const { publicDomain } = yield* ControlConfig
+    /** A session of the caller's project; another project's is a 404, exactly like an unknown id. */
     const session = (id: Parameters<typeof store.get>[0]) =>
-      Effect.flatMap(
-        store.get(id),
-        (s) =>
-          s === undefined
-            ? Effect.fail(new SessionNotFound({ sessionId: id, message: `no session ${id}` }))
-            : Effect.succeed(s),
-      )
+      Effect.gen(function* () {
+        const { project } = yield* CurrentPrincipal
+        const s = yield* store.get(id)
+        if (s === undefined || s.project !== project) {
+          return yield* new SessionNotFound({ sessionId: id, message: `no session ${id}` })
+        }
+        return s
+      })
     return handlers
       .handle("expose", ({ params, payload }) =>
         Effect.gen(function* () {

@@ -1,5 +1,6 @@
 import {
   Api,
+  CurrentPrincipal,
   type ExecChunk,
   GuestFileNotFound,
   InvalidRequest,
@@ -52,11 +53,14 @@ export const SessionExecHttp = HttpApiBuilder.group(
     const store = yield* SessionStore
     const registry = yield* NodeRegistry
 
-    /** The running session's node link, or why there is none. */
+    /** The running session's node link, or why there is none. Another project's session is a 404, like an unknown id. */
     const nodeOf = (id: SessionId) =>
       Effect.gen(function* () {
+        const { project } = yield* CurrentPrincipal
         const session = yield* store.get(id)
-        if (session === undefined) return yield* new SessionNotFound({ sessionId: id, message: `no session ${id}` })
+        if (session === undefined || session.project !== project) {
+          return yield* new SessionNotFound({ sessionId: id, message: `no session ${id}` })
+        }
         if (session.status !== "running" || session.node === null) {
           return yield* new SessionNotLive({
             sessionId: id,

@@ -42,7 +42,10 @@ export const ShellGateway = HttpRouter.add(
     }
     const id = (yield* HttpRouter.params)["id"] ?? ""
     const session = /^[0-9a-f-]{36}$/.test(id) ? yield* store.get(id as SessionId) : undefined
-    if (session === undefined) return refuse(404, "SessionNotFound", `no session ${id}`)
+    // Another project's session is as unknown as one that never existed (like the rest of the API).
+    if (session === undefined || session.project !== principal.value.project) {
+      return refuse(404, "SessionNotFound", `no session ${id}`)
+    }
     if (session.status !== "running" || session.node === null) {
       return refuse(409, "SessionNotLive", `session ${id} is ${session.status}; a shell needs a running session`)
     }

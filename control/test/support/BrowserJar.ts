@@ -1,5 +1,5 @@
 /**
- * Just enough of a browser for a sign-in: a cookie jar per host (no paths, no expiry but
+ * Just enough of a browser for a sign-in: a cookie jar per host name (like a browser's, whatever the port; no paths, no expiry but
  * `Max-Age=0`/empty values), redirects and `<meta http-equiv="refresh">` followed, and HTML forms
  * posted as `application/x-www-form-urlencoded` with their hidden inputs.
  */
@@ -7,14 +7,14 @@ export class BrowserJar {
   readonly cookies = new Map<string, Map<string, string>>()
 
   cookie(host: string, name: string): string | undefined {
-    return this.cookies.get(host)?.get(name)
+    return this.cookies.get(new URL(`http://${host}`).hostname)?.get(name)
   }
 
   /** One request, no redirects followed; the jar takes the response's cookies. */
   async request(url: string, init: { method?: string; form?: Record<string, string> } = {}) {
     const target = new URL(url)
-    const jar = this.cookies.get(target.host) ?? new Map<string, string>()
-    this.cookies.set(target.host, jar)
+    const jar = this.cookies.get(target.hostname) ?? new Map<string, string>()
+    this.cookies.set(target.hostname, jar)
     const headers: Record<string, string> = {}
     if (jar.size > 0) headers["cookie"] = [...jar].map(([k, v]) => `${k}=${v}`).join("; ")
     if (init.form !== undefined) headers["content-type"] = "application/x-www-form-urlencoded"
