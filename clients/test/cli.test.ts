@@ -24,6 +24,14 @@ describe("paws CLI against a real control plane", () => {
     const list = await paws(["sessions", "list"], env)
     expect(list.stdout).toContain(id)
     expect(list.stdout).toContain("pending")
+    // --node filters on the server: a pending session is on no node yet
+    const onNode = await paws(["sessions", "list", "--node", "n-1"], env)
+    expect(onNode.code, onNode.stderr).toBe(0)
+    expect(onNode.stdout.trim()).toBe("no sessions")
+    const badNode = await paws(["sessions", "list", "--node", "Not A Node"], env)
+    expect(badNode.code).toBe(1)
+    expect(badNode.stderr).toContain("--node")
+    expect(badNode.stderr).toContain("must be 1-63 chars")
 
     const got = await paws(["sessions", "get", id, "--json"], env)
     expect(JSON.parse(got.stdout)).toMatchObject({ id, status: "pending", spec: { workload: { script: "echo hi" } } })

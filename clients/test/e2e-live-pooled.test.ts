@@ -1,9 +1,11 @@
 // deno-lint-ignore-file no-explicit-any -- tests read loosely typed JSON replies
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import type { Browser } from "playwright-core"
+import { ensureConsoleBuilt } from "../console/scripts/ensure-built.ts"
 import { launchChromium } from "./support/Browser.ts"
 import { binPath, paws } from "./support/CliProcess.ts"
 import { freePort, makeE2eWorld, type PawsProcess, startPaws } from "./support/E2eWorld.ts"
@@ -21,6 +23,9 @@ let node: PawsProcess
 let url = ""
 let cli: Record<string, string | undefined> = {}
 let id = ""
+/** One Chromium for the file's browser tests (each takes a fresh context: its own cookies). */
+let launched: Promise<Browser> | undefined
+const browser = () => (launched ??= launchChromium())
 
 const api = async (method: string, path: string, body?: unknown) => {
   const res = await fetch(url + path, {
@@ -81,6 +86,7 @@ beforeAll(async () => {
 }, 600_000)
 
 afterAll(async () => {
+  if (launched !== undefined) await (await launched).close()
   await node?.kill("SIGTERM")
   await control?.kill("SIGTERM")
   await world?.close()
@@ -184,8 +190,7 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
       const curlHeaders = (u: string) =>
         execFileSync("curl", ["-s", "-D", "-", "-o", "/dev/null", u], { encoding: "utf8" })
 
-      const browser = await launchChromium() // a fresh profile of its own
-      const context = await browser.newContext()
+      const context = await (await browser()).newContext() // a fresh profile of its own
       const page = await context.newPage()
       try {
         const hello = () => page.locator("#hello").textContent({ timeout: 30_000 })
@@ -277,10 +282,100 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
         expect(curl(pub.url)).toBe("404")
         expect(curl("-H", `authorization: Bearer ${tok.token}`, tok.url)).toBe("404")
       } finally {
-        await browser.close()
+        await context.close()
       }
       // the session ran on a restored VM (a warm clone when the pool had one ready): its timings say so
       expect(node.log()).toMatch(new RegExp(`session ${id} cancelled: .*vm\\(restored\\)`))
+    },
+    300_000,
+  )
+
+  // The console against real sessions on this node's VMs (the FakeNode version is console.test.ts): output
+  // streams into the page while the guest prints it; cancel from the page stops the VM; a shell open on
+  // that session then ends non-zero (it closed without an exit status).
+  it(
+    "the console signed in with a key: a VM session's stdout arrives live, then its result; the node filter " +
+      "lists it; cancel from the console stops a running VM session, frees its slot and ends an open paws shell",
+    async () => {
+      await ensureConsoleBuilt()
+      const context = await (await browser()).newContext({ viewport: { width: 1280, height: 800 } })
+      const page = await context.newPage()
+      try {
+        await page.goto(`${url}/`)
+        await page.getByLabel("API key").fill(cli.PAWS_API_KEY!)
+        await page.getByRole("button", { name: "Sign in" }).click()
+        await page.getByRole("heading", { name: "Overview" }).waitFor()
+
+        // A line every ~200 ms for ~5 s (busybox sleep without fractions: a line a second).
+        const lines = 25
+        const chatty = await api("POST", "/v1/sessions", {
+          workload: {
+            type: "script",
+            script: `i=1; while [ $i -le ${lines} ]; do echo live-line-$i; i=$((i+1)); ` +
+              `sleep 0.2 2>/dev/null || sleep 1; done; echo live-done`,
+          },
+        })
+        expect(chatty.status, chatty.text).toBe(202)
+        const chattyId: string = chatty.json.sessionId
+        await page.goto(`${url}/sessions/${chattyId}`)
+        const stdout = page.getByTestId("stdout")
+        await stdout.filter({ hasText: "live-line-3\n" }).waitFor({ timeout: 120_000 })
+        // early lines are on the page while the guest is still printing
+        const early = (await stdout.textContent()) ?? ""
+        expect(early).not.toContain("live-done")
+        expect(early).not.toContain(`live-line-${lines}\n`)
+        expect((await api("GET", `/v1/sessions/${chattyId}`)).json.status).toBe("running")
+        // then the rest, and the result
+        await page.getByTestId("session-status").filter({ hasText: "completed" }).waitFor({ timeout: 60_000 })
+        await page.getByTestId("exit-code").filter({ hasText: "0" }).waitFor()
+        const all = (await stdout.textContent()) ?? ""
+        expect(all.match(/live-line-\d+/g)).toEqual(Array.from({ length: lines }, (_, i) => `live-line-${i + 1}`))
+        expect(all).toContain("live-done")
+
+        // the Sessions page's node filter goes to the server: this node lists it, another node none
+        await page.goto(`${url}/sessions?node=e2e-pooled`)
+        await page.getByRole("link", { name: chattyId.slice(0, 8) }).waitFor()
+        await page.goto(`${url}/sessions?node=elsewhere`)
+        await page.getByText("No sessions match.").waitFor()
+
+        // A session that would run for ever: a shell is opened on it, then the console cancels it.
+        const forever = await api("POST", "/v1/sessions", {
+          workload: { type: "script", script: "while :; do echo tick; sleep 1; done" },
+          timeoutMs: 600_000,
+        })
+        expect(forever.status, forever.text).toBe(202)
+        const foreverId: string = forever.json.sessionId
+        await page.goto(`${url}/sessions/${foreverId}`)
+        await stdout.filter({ hasText: "tick" }).waitFor({ timeout: 120_000 })
+        const shell = spawn(process.execPath, [binPath, "shell", foreverId], { env: { ...process.env, ...cli } })
+        let shellOut = ""
+        let shellErr = ""
+        shell.stdout.on("data", (d) => (shellOut += d))
+        shell.stderr.on("data", (d) => (shellErr += d))
+        const shellCode = new Promise<number | null>((resolve) => shell.on("close", resolve))
+        shell.stdin.write("echo shell-$((6*7))\n")
+        await waitUntil("the shell answers", () => Promise.resolve(shellOut), (o) => o.includes("shell-42"))
+        const busy = await api("GET", "/v1/nodes")
+        expect(busy.json.find((n: any) => n.id === "e2e-pooled").capacity.running).toBeGreaterThanOrEqual(1)
+
+        await page.getByRole("button", { name: "Cancel session" }).click()
+        await page.getByTestId("session-status").filter({ hasText: "cancelled" }).waitFor({ timeout: 60_000 })
+        expect((await api("GET", `/v1/sessions/${foreverId}`)).json.status).toBe("cancelled")
+        expect(await shellCode, shellErr).toBe(1)
+        expect(shellErr).toContain("without an exit status")
+        // its VM is gone and the slot free: the node runs nothing and has both slots available
+        await waitUntil("slot freed", () => api("GET", "/v1/nodes"), (r) => {
+          const c = r.json.find((n: any) => n.id === "e2e-pooled")?.capacity
+          return c?.running === 0 && c?.available === 2
+        })
+        await waitUntil(
+          "node stopped it",
+          () => Promise.resolve(node.log()),
+          (l) => l.includes(`session ${foreverId} cancelled`),
+        )
+      } finally {
+        await context.close()
+      }
     },
     300_000,
   )

@@ -50,6 +50,7 @@ export class SessionStore extends Context.Service<SessionStore, {
       limit: number
       cursor: SessionId | undefined
       daemon?: string
+      node?: string
       project?: string
     },
   ) => Effect.Effect<ReadonlyArray<Session>>
@@ -154,6 +155,7 @@ export class SessionStore extends Context.Service<SessionStore, {
           limit: number
           cursor: SessionId | undefined
           daemon?: string
+          node?: string
           project?: string
         },
       ) {
@@ -162,6 +164,7 @@ export class SessionStore extends Context.Service<SessionStore, {
             AND ${q.project === undefined ? sql`TRUE` : sql`project = ${q.project}`}
             AND ${q.cursor === undefined ? sql`TRUE` : sql`id < ${q.cursor}`}
             AND ${q.daemon === undefined ? sql`TRUE` : sql`daemon = ${q.daemon}`}
+            AND ${q.node === undefined ? sql`TRUE` : sql`node = ${q.node}`}
           ORDER BY id DESC LIMIT ${q.limit}`.pipe(Effect.orDie)
         return rows.map(toSession)
       })

@@ -84,9 +84,11 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
         cursor: Schema.optional(SessionId),
         /** Only the invocations of this daemon. */
         daemon: Schema.optional(DaemonName),
+        /** Only the sessions placed on this node. */
+        node: Schema.optional(NodeId),
       },
       success: SessionPage,
-    }).pipe(scoped("read", "List sessions", "List sessions, newest first, optionally by status or daemon.")),
+    }).pipe(scoped("read", "List sessions", "List sessions, newest first, optionally by status, daemon or node.")),
     HttpApiEndpoint.get("get", "/:id", {
       params: { id: SessionId },
       success: Session,

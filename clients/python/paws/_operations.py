@@ -21,13 +21,13 @@ class SessionsOperations(SyncOperations):
         data = self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
-    def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
+    def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None, node: NodeId | None = None) -> SessionPage:
         """List sessions
 
-        List sessions, newest first, optionally by status or daemon.
+        List sessions, newest first, optionally by status, daemon or node.
 
         Requires scope `read` (or one that implies it)."""
-        data = self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor, "daemon": daemon}, headers={}, body=None, expect='application/json')
+        data = self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor, "daemon": daemon, "node": node}, headers={}, body=None, expect='application/json')
         return SessionPage.from_dict(data)
 
     def get(self, id: SessionId) -> Session:
@@ -572,13 +572,13 @@ class AsyncSessionsOperations(AsyncOperations):
         data = await self._call("POST", "/v1/sessions", path={}, query={}, headers={"idempotency-key": idempotency_key}, body={"snapshot": snapshot, "workload": workload, "resources": resources, "timeoutMs": timeout_ms, "network": network, "metadata": metadata, "nodeSelector": node_selector, "mcp": mcp, "requiresApproval": requires_approval, "approvalExpiresInMinutes": approval_expires_in_minutes}, expect='application/json')
         return SessionAccepted.from_dict(data)
 
-    async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None) -> SessionPage:
+    async def list(self, *, status: SessionStatus | None = None, limit: str | None = None, cursor: SessionId | None = None, daemon: DaemonName | None = None, node: NodeId | None = None) -> SessionPage:
         """List sessions
 
-        List sessions, newest first, optionally by status or daemon.
+        List sessions, newest first, optionally by status, daemon or node.
 
         Requires scope `read` (or one that implies it)."""
-        data = await self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor, "daemon": daemon}, headers={}, body=None, expect='application/json')
+        data = await self._call("GET", "/v1/sessions", path={}, query={"status": status, "limit": limit, "cursor": cursor, "daemon": daemon, "node": node}, headers={}, body=None, expect='application/json')
         return SessionPage.from_dict(data)
 
     async def get(self, id: SessionId) -> Session:

@@ -1,5 +1,6 @@
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import { NodeId } from "@paws/core/Ids"
 import type { Session } from "@paws/core/Session"
 import { sessionStatuses } from "@paws/core/SessionStatus"
 import { ApiClient } from "../ApiClient.ts"
@@ -22,13 +23,22 @@ const list = Command.make("list", {
     Flag.withDescription("only sessions in this state"),
     Flag.optional,
   ),
+  node: Flag.String("node").pipe(
+    Flag.withSchema(NodeId),
+    Flag.withDescription("only sessions placed on this node"),
+    Flag.optional,
+  ),
   limit: Flag.Int("limit").pipe(Flag.withDescription("how many (1-200)"), Flag.withDefault(50)),
   json,
 }, (input) =>
   withApi(Effect.gen(function* () {
     const api = yield* ApiClient
     const page = yield* api.sessions.list({
-      query: { limit: input.limit, ...(Option.isSome(input.status) ? { status: input.status.value } : {}) },
+      query: {
+        limit: input.limit,
+        ...(Option.isSome(input.status) ? { status: input.status.value } : {}),
+        ...(Option.isSome(input.node) ? { node: input.node.value } : {}),
+      },
     })
     if (input.json) return yield* Console.log(JSON.stringify(page, null, 2))
     if (page.sessions.length === 0) return yield* Console.log("no sessions")

@@ -12,7 +12,8 @@ const terminalSize = () => ({ cols: process.stdout.columns ?? 80, rows: process.
 /**
  * `paws shell ID`: this terminal, raw, wired to a login shell on a PTY in the session's VM. Keys
  * go as they are typed (Ctrl-C reaches the guest's foreground job); a resize of this terminal
- * resizes the guest's. Ends when the guest shell exits (with its exit status) or the connection drops.
+ * resizes the guest's. Ends when the guest shell exits (with its exit status) or the connection drops (exit 1,
+ * with a message: a dropped shell is not a successful one).
  */
 export const shell = Command.make("shell", {
   id: Argument.String("id").pipe(Argument.withDescription("session id (a running session)")),
@@ -53,11 +54,21 @@ export const shell = Command.make("shell", {
         process.stdout.on("resize", onResize)
       })
       ws.on("message", (data: Buffer) => process.stdout.write(data))
-      ws.on("close", (_code, reason) => {
-        const status = /^exit (\d+)$/.exec(reason.toString())
-        if (status !== null) process.exitCode = Number(status[1])
+      ws.on("close", (code, reason) => {
         restore()
-        resume(Effect.void)
+        const status = /^exit (\d+)$/.exec(reason.toString())
+        if (status !== null) {
+          process.exitCode = Number(status[1])
+          return resume(Effect.void)
+        }
+        // No exit status: the shell did not end by itself (session cancelled or ended, node or control gone).
+        resume(Effect.fail(
+          new ShellError({
+            message: `the shell closed without an exit status (WebSocket ${code}${
+              reason.length > 0 ? ` ${reason}` : ""
+            }): the session may have been cancelled or ended; see \`paws sessions get ${input.id}\``,
+          }),
+        ))
       })
       ws.on("error", (e) => {
         restore()

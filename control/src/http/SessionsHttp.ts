@@ -46,6 +46,7 @@ export const SessionsHttp = HttpApiBuilder.group(
             cursor: query.cursor,
             project,
             ...(query.daemon === undefined ? {} : { daemon: query.daemon }),
+            ...(query.node === undefined ? {} : { node: query.node }),
           })
           const page = rows.slice(0, limit)
           return { sessions: page, nextCursor: rows.length > limit ? page[page.length - 1]!.id : null }

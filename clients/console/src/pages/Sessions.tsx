@@ -16,8 +16,8 @@ const statuses: ReadonlyArray<Schemas["SessionStatus"]> = [
 ]
 
 /**
- * Sessions, newest first, filtered by status and daemon (server side) and node (on the page shown: the API has no
- * node filter), paged by the API's cursor; the filters and cursor live in the URL so a page can be shared.
+ * Sessions, newest first, filtered by status, daemon and node (all server side, so paging stays whole), paged by the
+ * API's cursor; the filters and cursor live in the URL so a page can be shared.
  */
 export const Sessions = () => {
   const { query } = useRoute()
@@ -34,11 +34,12 @@ export const Sessions = () => {
             limit: "25",
             ...(status === "" ? {} : { status: status as Schemas["SessionStatus"] }),
             ...(daemon === "" ? {} : { daemon }),
+            ...(node === "" ? {} : { node }),
             ...(cursor === "" ? {} : { cursor }),
           },
         },
       }),
-    [status, daemon, cursor],
+    [status, daemon, node, cursor],
     3000,
   )
   const go = (changes: Record<string, string>) => {
@@ -57,7 +58,7 @@ export const Sessions = () => {
       cursor: "",
     })
   }
-  const rows = (page.data?.sessions ?? []).filter((s) => node === "" || s.node === node)
+  const rows = page.data?.sessions ?? []
   return (
     <Page title="Sessions">
       <form class="filters" onSubmit={onFilter} aria-label="Filter sessions">

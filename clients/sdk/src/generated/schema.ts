@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * List sessions
-         * @description List sessions, newest first, optionally by status or daemon.
+         * @description List sessions, newest first, optionally by status, daemon or node.
          *
          *     Requires scope `read` (or one that implies it).
          */
@@ -1771,6 +1771,7 @@ export interface operations {
                 limit?: string;
                 cursor?: components["schemas"]["SessionId"];
                 daemon?: components["schemas"]["DaemonName"];
+                node?: components["schemas"]["NodeId"];
             };
             header?: never;
             path?: never;
