@@ -6,13 +6,14 @@
  *
  * Options (env): BENCH_CLIENTS (16), BENCH_REQUESTS (6000 per round), BENCH_SECONDS (20, cap per round),
  * BENCH_ROUNDS (3),
- * BENCH_BACKENDS ("pglite,postgres").
+ * BENCH_BACKENDS ("pglite,postgres"), BENCH_BASELINE_ROOT (another checkout, e.g. main's: each backend is
+ * then measured against it too, alternating rounds, for a side-by-side comparison in one run).
  */
 import { Context, Effect, Layer } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { Agent, request } from "node:http"
-import { cpus, freemem, platform, release, tmpdir, totalmem } from "node:os"
+import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { TestPostgres } from "../control/test/TestPostgres.ts"
@@ -26,6 +27,7 @@ const total = Number(process.env["BENCH_REQUESTS"] ?? 6000)
 const maxSeconds = Number(process.env["BENCH_SECONDS"] ?? 20)
 const backends = (process.env["BENCH_BACKENDS"] ?? "pglite,postgres").split(",")
 const roundsPerBackend = Number(process.env["BENCH_ROUNDS"] ?? 3)
+const baselineRoot = process.env["BENCH_BASELINE_ROOT"]
 
 const body = JSON.stringify({
   workload: { type: "script", script: "claude -p 'summarise the repo' > /output/result.json" },
@@ -64,7 +66,7 @@ const post = (agent: Agent, port: number, key: string) =>
     req.end(body)
   })
 
-const startControl = async (dataDir: string, databaseUrl: string | undefined) => {
+const startControl = async (dataDir: string, databaseUrl: string | undefined, tree: string) => {
   const port = 20000 + Math.floor(Math.random() * 20000)
   const env: Record<string, string> = {
     PATH: process.env["PATH"] ?? "",
@@ -79,7 +81,7 @@ const startControl = async (dataDir: string, databaseUrl: string | undefined) =>
   if (databaseUrl !== undefined) env["DATABASE_URL"] = databaseUrl
   const child: ChildProcess = spawn(process.execPath, [
     ...(process.env["BENCH_PROFILE_DIR"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_PROFILE_DIR"]}`] : []),
-    join(root, "control/src/main.ts"),
+    join(tree, "control/src/main.ts"),
   ], { env, stdio: ["ignore", "inherit", "inherit"] })
   for (let i = 0; i < 600; i++) {
     try {
@@ -149,9 +151,9 @@ const measure = async (name: string, agent: Agent, control: { child: ChildProces
   return result
 }
 
-const run = async (name: string, databaseUrl: string | undefined) => {
+const run = async (name: string, databaseUrl: string | undefined, tree = root, rounds = roundsPerBackend) => {
   const dataDir = mkdtempSync(join(tmpdir(), "paws-bench-"))
-  const control = await startControl(dataDir, databaseUrl).catch((e) => {
+  const control = await startControl(dataDir, databaseUrl, tree).catch((e) => {
     rmSync(dataDir, { recursive: true, force: true })
     throw e
   })
@@ -161,11 +163,11 @@ const run = async (name: string, databaseUrl: string | undefined) => {
     await Promise.all(Array.from({ length: clients }, async () => {
       for (let i = 0; i < 30; i++) await post(agent, control.port, control.key)
     }))
-    const rounds = []
-    for (let round = 0; round < roundsPerBackend; round++) rounds.push(await measure(name, agent, control))
+    const measured = []
+    for (let round = 0; round < rounds; round++) measured.push(await measure(name, agent, control))
     // Rounds are reported one by one: on a shared machine, other load makes them differ.
-    const best = rounds.reduce((a, b) => (b.createsPerSecond > a.createsPerSecond ? b : a))
-    const result = { backend: name, best, rounds }
+    const best = measured.reduce((a, b) => (b.createsPerSecond > a.createsPerSecond ? b : a))
+    const result = { backend: name, tree, best, rounds: measured }
     console.log(JSON.stringify(result))
     return result
   } finally {
@@ -177,14 +179,28 @@ const run = async (name: string, databaseUrl: string | undefined) => {
 }
 
 const main = Effect.gen(function* () {
+  const loadBefore = loadavg().map((l) => Number(l.toFixed(2)))
   const results = []
   for (const backend of backends) {
-    if (backend === "pglite") results.push(yield* Effect.promise(() => run("pglite", undefined)))
-    if (backend === "postgres") {
-      // The server lives until the end of this scope, i.e. the whole benchmark.
-      const url = process.env["PAWS_BENCH_DATABASE_URL"] ??
-        (yield* Effect.flatMap(Layer.build(TestPostgres.layer), (ctx) => Context.get(ctx, TestPostgres).freshDatabase))
-      results.push(yield* Effect.promise(() => run("postgres", url)))
+    // With a baseline tree: one round each, alternating baseline and this tree (so drifting load
+    // on a shared machine hits both alike), each round on a fresh control and database.
+    const trees = baselineRoot === undefined ? [["", root]] : [[" (baseline)", baselineRoot], ["", root]]
+    const [outer, inner] = baselineRoot === undefined ? [1, roundsPerBackend] : [roundsPerBackend, 1]
+    for (let round = 0; round < outer; round++) {
+      for (const [label, tree] of trees) {
+        if (backend === "pglite") {
+          results.push(yield* Effect.promise(() => run(`pglite${label}`, undefined, tree, inner)))
+        }
+        if (backend === "postgres") {
+          // The server lives until the end of this scope, i.e. the whole benchmark.
+          const url = process.env["PAWS_BENCH_DATABASE_URL"] ??
+            (yield* Effect.flatMap(
+              Layer.build(TestPostgres.layer),
+              (ctx) => Context.get(ctx, TestPostgres).freshDatabase,
+            ))
+          results.push(yield* Effect.promise(() => run(`postgres${label}`, url, tree, inner)))
+        }
+      }
     }
   }
   const cpu = cpus()
@@ -198,7 +214,11 @@ const main = Effect.gen(function* () {
       freeMemGiB: Number((freemem() / 2 ** 30).toFixed(1)),
       os: `${platform()} ${release()}`,
       node: process.version,
+      // The machine is shared: its load average before and after the run.
+      loadBefore,
+      loadAfter: loadavg().map((l) => Number(l.toFixed(2))),
     },
+    baseline: baselineRoot ?? null,
     target: { backend: "postgres", createsPerSecond: 1500, p99Ms: 30 },
     results,
   }

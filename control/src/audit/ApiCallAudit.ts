@@ -38,18 +38,17 @@ export const auditApiCall = <E, R>(
     if (readOnly.has(endpoint.method)) return yield* httpEffect
     const request = yield* HttpServerRequest.HttpServerRequest
     const path = request.url.split("?")[0] ?? request.url
-    return yield* Effect.onExit(httpEffect, (exit) =>
-      audit.record({
-        actor: who.actor,
-        project: who.project,
-        action: `api.${group.identifier}.${endpoint.identifier}`,
-        target: path,
-        result: outcome(exit),
-        session: sessionPath.exec(path)?.[1],
-        detail: {
-          method: endpoint.method,
-          ...(who.email === undefined ? {} : { email: who.email }),
-          ...(Exit.isSuccess(exit) ? { status: exit.value.status } : {}),
-        },
-      }))
+    return yield* audit.recordAround(httpEffect, (exit) => ({
+      actor: who.actor,
+      project: who.project,
+      action: `api.${group.identifier}.${endpoint.identifier}`,
+      target: path,
+      result: outcome(exit),
+      session: sessionPath.exec(path)?.[1],
+      detail: {
+        method: endpoint.method,
+        ...(who.email === undefined ? {} : { email: who.email }),
+        ...(Exit.isSuccess(exit) ? { status: exit.value.status } : {}),
+      },
+    }))
   })

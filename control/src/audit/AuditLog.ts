@@ -5,7 +5,7 @@ import {
   CurrentPrincipal,
   encodeAuditCursor,
 } from "@paws/core"
-import { Context, Effect, Layer, Option, Schedule } from "effect"
+import { Context, Effect, type Exit, Layer, Option, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { makeBatcher } from "../Batcher.ts"
 import { ControlConfig } from "../ControlConfig.ts"
@@ -22,6 +22,7 @@ import {
 } from "./AuditChain.ts"
 import { resolveProjects } from "./AuditProjects.ts"
 import { verifyChain } from "./AuditVerify.ts"
+import { PendingAudit, type PendingAuditRows } from "./PendingAudit.ts"
 
 /** One thing that happened. Never put a secret value in any field: names, ids and numbers only. */
 export interface AuditRecord {
@@ -103,6 +104,14 @@ const likePrefix = (prefix: string) => prefix.replace(/[\\%_]/g, (c) => `\\${c}`
  */
 export class AuditLog extends Context.Service<AuditLog, {
   readonly record: (r: AuditRecord) => Effect.Effect<void>
+  /**
+   * Runs `effect` (one API call) holding the rows recorded inside it, then appends them and the
+   * row `last` makes of its exit in one batch; that append is awaited, so all are durable first.
+   */
+  readonly recordAround: <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    last: (exit: Exit.Exit<A, E>) => AuditRecord,
+  ) => Effect.Effect<A, E, R>
   readonly list: (f: AuditFilter) => Effect.Effect<AuditPage>
   readonly verify: Effect.Effect<AuditVerification>
   /** Prunes rows older than `cutoff` behind a signed checkpoint; the number of rows pruned. */
@@ -163,15 +172,37 @@ export class AuditLog extends Context.Service<AuditLog, {
        * Awaited, so a row is durable before the API answers; but a failed append is logged, never
        * thrown: what it describes has already happened, and failing it afterwards would only lie.
        */
+      const logFailure = (action: string) =>
+        Effect.catchCause((cause) =>
+          Effect.logError("audit append failed").pipe(Effect.annotateLogs({ action, cause }))
+        )
+      const submitAll = (rows: ReadonlyArray<AuditRecord>) =>
+        Effect.forEach(rows, (r) => submit(r).pipe(logFailure(r.action)), { concurrency: "unbounded", discard: true })
+
       const record = (r: AuditRecord) =>
-        Effect.flatMap(
-          Effect.serviceOption(CurrentPrincipal),
-          (p) => submit(r.project !== undefined || Option.isNone(p) ? r : { ...r, project: p.value.project }),
-        ).pipe(
-          Effect.catchCause((cause) =>
-            Effect.logError("audit append failed").pipe(Effect.annotateLogs({ action: r.action, cause }))
+        Effect.gen(function* () {
+          const p = yield* Effect.serviceOption(CurrentPrincipal)
+          const row = r.project !== undefined || Option.isNone(p) ? r : { ...r, project: p.value.project }
+          const pending = yield* PendingAudit
+          // Inside an API call: written, and awaited, with the call's own row (recordAround).
+          if (pending !== undefined && pending.open) return void pending.rows.push(row)
+          yield* submit(row)
+        }).pipe(logFailure(r.action))
+
+      const recordAround = <A, E, R>(
+        effect: Effect.Effect<A, E, R>,
+        last: (exit: Exit.Exit<A, E>) => AuditRecord,
+      ): Effect.Effect<A, E, R> => {
+        const pending: PendingAuditRows = { open: true, rows: [] }
+        return Effect.provideService(effect, PendingAudit, pending).pipe(
+          Effect.onExit((exit) =>
+            Effect.suspend(() => {
+              pending.open = false
+              return submitAll([...pending.rows, last(exit)])
+            })
           ),
         )
+      }
 
       const list = Effect.fn("AuditLog.list")(function* (f: AuditFilter) {
         const rows = yield* sql<AuditRow>`SELECT * FROM audit WHERE id > ${f.afterId}
@@ -255,7 +286,7 @@ export class AuditLog extends Context.Service<AuditLog, {
       )
       yield* Effect.forkScoped(Effect.repeat(maintain, Schedule.spaced(config.auditCheckpointIntervalMs)))
 
-      return AuditLog.of({ record, list, verify: verifyChain(sql, sign), prune })
+      return AuditLog.of({ record, recordAround, list, verify: verifyChain(sql, sign), prune })
     }),
   ).pipe(Layer.provide(Vault.layerKeyOnly))
 }
