@@ -43,8 +43,9 @@ for (const backend of backends) {
             },
           }
 
+          // The same replica id both times, as a restarted replica has (its host and port).
           yield* Effect.scoped(Effect.gen(function* () {
-            const control = yield* startControl(store)
+            const control = yield* startControl(store, { PAWS_REPLICA_ID: "restarting" })
             yield* registerFakeNode(control.registry, { id: "n-before", maxConcurrent: 2, stallOn: "stalls" })
             const post = (text: string) =>
               Effect.map(call(control, "POST", "/v1/sessions", { body: script(text, creds) }), (r) => r.body.sessionId)
@@ -62,7 +63,7 @@ for (const backend of backends) {
           assert.notInclude(rows, secret, "no credential value in any session or event row")
 
           yield* Effect.scoped(Effect.gen(function* () {
-            const control = yield* startControl(store)
+            const control = yield* startControl(store, { PAWS_REPLICA_ID: "restarting" })
             const restarted = yield* waitForSession(control, ids[1]!, (s) => s.status !== "running")
             assert.strictEqual(restarted.status, "failed")
             assert.strictEqual(restarted.reason, "control_restarted")
