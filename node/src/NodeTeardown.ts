@@ -14,32 +14,43 @@ export class NodeTeardown extends Context.Service<NodeTeardown, {
   readonly draining: () => boolean
   readonly addQemu: (pid: number) => void
   readonly dropQemu: (pid: number) => void
+  /** A session's proxy: SIGTERMed with the QEMUs (it drains nothing worth waiting for). */
+  readonly addProxy: (pid: number) => void
+  readonly dropProxy: (pid: number) => void
   readonly addTap: (tap: string) => void
   /** False once the bulk teardown removed it (or it was never registered): nothing left to delete. */
   readonly dropTap: (tap: string) => boolean
   readonly addTable: (table: string) => void
   readonly dropTable: (table: string) => boolean
   /** Kills every registered QEMU, deletes every registered table and TAP; later releases skip them. */
-  readonly teardownAll: Effect.Effect<{ readonly qemu: number; readonly taps: number; readonly tables: number }>
+  readonly teardownAll: Effect.Effect<
+    { readonly qemu: number; readonly proxies: number; readonly taps: number; readonly tables: number }
+  >
 }>()("paws/node/NodeTeardown") {
   static readonly layer = Layer.effect(
     NodeTeardown,
     Effect.gen(function* () {
       const cmd = yield* HostCommand
       const qemu = new Set<number>()
+      const proxies = new Set<number>()
       const taps = new Set<string>()
       const tables = new Set<string>()
       let draining = false
       const teardownAll = Effect.gen(function* () {
         draining = true
-        const pids = [...qemu]
-        for (const pid of pids) {
-          try {
-            process.kill(pid, "SIGKILL")
-          } catch {
-            // exited already
+        const signal = (pids: ReadonlyArray<number>, sig: NodeJS.Signals) => {
+          for (const pid of pids) {
+            try {
+              process.kill(pid, sig)
+            } catch {
+              // exited already
+            }
           }
         }
+        // Only pids of children this node spawned (and has not reaped: each release drops its own).
+        const pids = [...qemu]
+        signal(pids, "SIGKILL")
+        signal([...proxies], "SIGTERM")
         const doomedTables = [...tables]
         tables.clear()
         const doomedTaps = [...taps]
@@ -60,12 +71,14 @@ export class NodeTeardown extends Context.Service<NodeTeardown, {
             Effect.catch((e) => Effect.logWarning(`teardown: ip -batch: ${e.message}`)),
           )
         }
-        return { qemu: pids.length, taps: doomedTaps.length, tables: doomedTables.length }
+        return { qemu: pids.length, proxies: proxies.size, taps: doomedTaps.length, tables: doomedTables.length }
       })
       return NodeTeardown.of({
         draining: () => draining,
         addQemu: (pid) => void qemu.add(pid),
         dropQemu: (pid) => void qemu.delete(pid),
+        addProxy: (pid) => void proxies.add(pid),
+        dropProxy: (pid) => void proxies.delete(pid),
         addTap: (tap) => void taps.add(tap),
         dropTap: (tap) => taps.delete(tap),
         addTable: (table) => void tables.add(table),
@@ -75,3 +88,21 @@ export class NodeTeardown extends Context.Service<NodeTeardown, {
     }),
   )
 }
+
+/** A proxy process acquired for a session in the scope, its pid known to the node's teardown meanwhile. */
+export const trackedProxy = <P extends { readonly child: { readonly pid?: number | undefined } }>(
+  take: () => P,
+  stop: (p: P) => Effect.Effect<void>,
+) =>
+  Effect.flatMap(Effect.serviceOption(NodeTeardown), (teardown) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const p = take()
+        if (teardown._tag === "Some" && p.child.pid !== undefined) teardown.value.addProxy(p.child.pid)
+        return p
+      }),
+      (p) =>
+        stop(p).pipe(Effect.ensuring(Effect.sync(() => {
+          if (teardown._tag === "Some" && p.child.pid !== undefined) teardown.value.dropProxy(p.child.pid)
+        }))),
+    ))

@@ -29,7 +29,7 @@ const nodeNet = (netns: string, ran: Array<string>) => {
 }
 
 describe("NodeTeardown", () => {
-  it.live("a stopping node kills its VMs and removes all TAPs and tables in two commands; releases then skip", () =>
+  it.live("a stopping node kills its VMs, stops its proxies and removes all TAPs and tables in two commands; releases then skip", () =>
     Effect.scoped(Effect.gen(function* () {
       const ns = yield* testNetns("teardown")
       const ran: Array<string> = []
@@ -37,6 +37,11 @@ describe("NodeTeardown", () => {
       // A stand-in for a QEMU the node started (launchQemu registers each one's pid like this).
       const vm = spawn("sleep", ["600"], { stdio: "ignore" })
       const vmExit = new Promise<NodeJS.Signals | null>((resolve) => vm.once("exit", (_, signal) => resolve(signal)))
+      // And for a session's proxy (ProxyStarter/WarmProxyPool register theirs).
+      const proxy = spawn("sleep", ["600"], { stdio: "ignore" })
+      const proxyExit = new Promise<NodeJS.Signals | null>((resolve) =>
+        proxy.once("exit", (_, signal) => resolve(signal))
+      )
       yield* Effect.gen(function* () {
         const slots = yield* NetworkSlot
         const firewall = yield* Firewall
@@ -46,13 +51,15 @@ describe("NodeTeardown", () => {
           yield* firewall.isolate(slot).pipe(Scope.provide(sessions))
         }
         teardown.addQemu(vm.pid!)
+        teardown.addProxy(proxy.pid!)
         assert.strictEqual((yield* linksIn(ns)).filter(isPawsTap).length, 3)
         assert.strictEqual((yield* tablesIn(ns)).filter(isPawsTable).length, 3)
 
         ran.length = 0
         const torn = yield* teardown.teardownAll
-        assert.deepStrictEqual(torn, { qemu: 1, taps: 3, tables: 3 })
+        assert.deepStrictEqual(torn, { qemu: 1, proxies: 1, taps: 3, tables: 3 })
         assert.strictEqual(yield* Effect.promise(() => vmExit), "SIGKILL")
+        assert.strictEqual(yield* Effect.promise(() => proxyExit), "SIGTERM")
         assert.deepStrictEqual(ran.map((c) => c.split(" ").filter((w) => w === "nft" || w === "ip").at(-1)), [
           "nft",
           "ip",

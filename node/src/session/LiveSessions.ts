@@ -288,7 +288,9 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             )
             yield* Effect.logInfo(
               `node stopping (${reason}): ${waiting.length} sessions ended in ${Date.now() - t0} ms${
-                torn === undefined ? "" : ` (${torn.qemu} VMs killed, ${torn.tables} tables, ${torn.taps} TAPs removed)`
+                torn === undefined
+                  ? ""
+                  : ` (${torn.qemu} VMs killed, ${torn.proxies} proxies stopped, ${torn.tables} tables, ${torn.taps} TAPs removed)`
               }`,
             )
           }),
