@@ -12,7 +12,7 @@
  * Results: bench/results/density-<time>.json with top-level `held` and `marginalMiB`.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Deferred, Effect, Exit, FiberSet, Layer, Logger, Option, Scope, Stream } from "effect"
+import { Context, Deferred, Effect, Exit, FiberSet, Layer, Logger, Option, Scope, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
@@ -97,6 +97,12 @@ const main = Effect.gen(function* () {
     nodeScope,
   )
   const sessionFibers = yield* FiberSet.make().pipe(Scope.provide(nodeScope))
+  // What main's StopSessionsFirst does on SIGINT: bulk teardown before the sessions' scopes close.
+  // PAWS_BENCH_STOP=interrupt measures the old path (each session interrupted, releasing its own).
+  const stop = process.env["PAWS_BENCH_STOP"] === "interrupt" ? "interrupt" : "bulk"
+  if (stop === "bulk") {
+    yield* Scope.addFinalizer(nodeScope, Context.get(node, LiveSessions).shutdown("node shut down (bench)"))
+  }
   const run = Effect.gen(function* () {
     const store = yield* SnapshotStore
     if (Option.isNone(yield* store.find(snapshotName))) {
@@ -199,6 +205,7 @@ const main = Effect.gen(function* () {
     timeToAllRunningMs: r.allRunningMs,
     startByDensity,
     shutdown: {
+      stop,
       ms: shutdownMs,
       leftQemu: left.qemuCount,
       leftProxies: left.proxyCount,

@@ -15,6 +15,7 @@ import { sessionIdOfTable } from "./network/Naming.ts"
 import { Reconciler } from "./network/Reconciler.ts"
 import { AddressSlots } from "./network/AddressSlots.ts"
 import { NodeConfig } from "./NodeConfig.ts"
+import { NodeTeardown } from "./NodeTeardown.ts"
 import { VmCostSampler } from "./NodeCapacity.ts"
 import { dataDirConfig } from "./image/GuestImage.ts"
 import { NodeServer } from "./NodeServer.ts"
@@ -83,9 +84,20 @@ export const NodeServices = Layer.mergeAll(
       NodeSshKey.layer,
     ),
   ),
+  Layer.provideMerge(NodeTeardown.layer),
   Layer.provideMerge(HostCommand.layer),
   Layer.provideMerge(NodeConfig.layer),
 )
+
+/**
+ * On SIGINT/SIGTERM, before the RPC server closes: every live session torn down in bulk and
+ * ended `failed` with the node's shutdown as reason, its final events still sent to control.
+ */
+export const StopSessionsFirst = Layer.effectDiscard(Effect.gen(function* () {
+  const sessions = yield* LiveSessions
+  const config = yield* NodeConfig
+  yield* Effect.addFinalizer(() => sessions.shutdown(`node ${config.id} shut down`))
+}))
 
 /** Serves /rpc (static mode), calls home (PAWS_CONTROL_URL), or both; see NodeConfig.serveRpc. */
 const NodeLinks = Layer.unwrap(Effect.map(NodeConfig, (config) =>
@@ -100,7 +112,9 @@ const StartupTasks = KeptSnapshotsOnStart.pipe(
   Layer.provideMerge(ReconcileOnStart),
 )
 
-export const NodeApp = NodeLinks.pipe(
+export const NodeApp = StopSessionsFirst.pipe(
+  // Built after the links, so it runs first when the node stops.
+  Layer.provideMerge(NodeLinks),
   Layer.provide(StartupTasks),
   Layer.provide(NodeServices),
   // First of all: refuse an empty token and warn about unsafe settings before reconcile touches anything.

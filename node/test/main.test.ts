@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Option, Stream } from "effect"
+import { Deferred, Effect, Fiber, Option, Stream } from "effect"
 import { newSessionId, type NodeSessionEvent } from "@paws/core"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:net"
@@ -133,9 +133,10 @@ describe("paws node (main)", () => {
       assert.strictEqual(result?._tag === "result" ? result.result.stdout : undefined, "via rpc\n", log)
       assert.deepStrictEqual(events.at(-1)?._tag === "status" ? events.at(-1) : undefined, events.at(-1))
 
-      // A node stopped mid-session (SIGTERM) tears the session down.
+      // A node stopped mid-session (SIGTERM) tears the session down and reports it ended, with why.
       const running = yield* Deferred.make<void>()
-      yield* client.RunSession({
+      const last: { status?: string; reason?: string } = {}
+      const stopped = yield* client.RunSession({
         sessionId: newSessionId(),
         snapshot: "default",
         workload: { type: "script", script: "echo up; sleep 300" },
@@ -143,7 +144,10 @@ describe("paws node (main)", () => {
         timeoutMs: 600_000,
         network: { allowOut: [], credentials: {} },
       }).pipe(
-        Stream.runForEach((e) => e._tag === "output" ? Deferred.succeed(running, undefined) : Effect.void),
+        Stream.runForEach((e) => {
+          if (e._tag === "status") Object.assign(last, { status: e.status, reason: e.reason })
+          return e._tag === "output" ? Deferred.succeed(running, undefined) : Effect.void
+        }),
         Effect.ignore,
         Effect.forkChild,
       )
@@ -151,6 +155,9 @@ describe("paws node (main)", () => {
       assert.strictEqual((yield* leftovers(ns)).taps.length, 1)
       node.kill("SIGTERM")
       yield* exitOf(node)
+      yield* Fiber.join(stopped)
+      assert.strictEqual(last.status, "failed", log)
+      assert.match(last.reason ?? "", /^node .* shut down$/)
       assert.deepStrictEqual(yield* leftovers(ns), { taps: [], tables: [], processes: [] })
       assert.deepStrictEqual(yield* labelledProcesses(Option.some(ns)), [])
     })))

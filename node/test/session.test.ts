@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, Fiber, Stream } from "effect"
 import type { NodeSessionEvent } from "@paws/core"
 import { LiveSessions } from "../src/session/LiveSessions.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
@@ -98,6 +98,36 @@ layer(testNodeLayer({ PAWS_NODE_OUTPUT_CAP_BYTES: "4096" }), { excludeTestServic
           Stream.runDrain,
         )
         yield* assertNothingLeft
+      }))
+
+    // Last: a stopped node admits nothing more.
+    it.effect("a stopping node tears all its sessions down at once and ends each failed with its reason", () =>
+      Effect.gen(function* () {
+        const sessions = yield* LiveSessions
+        const started = yield* Deferred.make<void>()
+        let running = 0
+        const runs = yield* Effect.forEach([1, 2], () =>
+          sessions.run(dispatchOf("echo started; sleep 300")).pipe(
+            Stream.tap((e) =>
+              e._tag === "output" && ++running === 2 ? Deferred.succeed(started, undefined) : Effect.void
+            ),
+            Stream.runCollect,
+            Effect.forkChild,
+          ))
+        yield* Deferred.await(started)
+        yield* sessions.shutdown("node test-node shut down")
+        for (const run of runs) {
+          const events = yield* Fiber.join(run)
+          const statuses = events.flatMap((e) => (e._tag === "status" ? [e.status] : []))
+          assert.deepStrictEqual(statuses, ["starting", "running", "failed"])
+          const last = events.at(-1)
+          assert.strictEqual(last?._tag === "status" ? last.reason : undefined, "node test-node shut down")
+          const result = events.find((e) => e._tag === "result")
+          assert.strictEqual(result?._tag === "result" ? result.result.stdout : undefined, "started\n")
+        }
+        yield* assertNothingLeft
+        const refused = yield* Effect.flip(Stream.runDrain(sessions.run(dispatchOf("true"))))
+        assert.strictEqual(refused._tag, "NodeAtCapacity")
       }))
   },
 )

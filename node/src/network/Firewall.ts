@@ -2,6 +2,7 @@ import { Context, Effect, Layer, Scope } from "effect"
 import type { HostCommandError } from "../HostCommand.ts"
 import { HostCommand } from "../HostCommand.ts"
 import { tableName } from "./Naming.ts"
+import { NodeTeardown } from "../NodeTeardown.ts"
 import type { Slot } from "./NetworkSlot.ts"
 
 /** Where the VM's proxy listens on the slot's host address. */
@@ -83,14 +84,22 @@ export class Firewall extends Context.Service<Firewall, {
     Firewall,
     Effect.gen(function* () {
       const cmd = yield* HostCommand
+      const teardown = yield* Effect.serviceOption(NodeTeardown)
       const isolate = Effect.fn("Firewall.isolate")(function* (slot: Slot) {
         const table = tableName(slot.sessionId)
         yield* Effect.acquireRelease(
-          cmd.run(["nft", "-f", "-"], renderRuleset(slot, undefined)),
+          cmd.run(["nft", "-f", "-"], renderRuleset(slot, undefined)).pipe(
+            Effect.tap(() => Effect.sync(() => teardown._tag === "Some" && teardown.value.addTable(table))),
+          ),
           () =>
-            cmd.run(["nft", "delete", "table", "inet", table]).pipe(
-              Effect.catch((e) => Effect.logWarning(`could not delete nft table ${table}: ${e.message}`)),
-            ),
+            Effect.suspend(() => {
+              // A stopping node deleted every table in one `nft -f` already.
+              const mine = teardown._tag === "Some" ? teardown.value.dropTable(table) : true
+              if (!mine && teardown._tag === "Some" && teardown.value.draining()) return Effect.void
+              return cmd.run(["nft", "delete", "table", "inet", table]).pipe(
+                Effect.catch((e) => Effect.logWarning(`could not delete nft table ${table}: ${e.message}`)),
+              )
+            }),
         )
       })
       // One nft transaction: the rules are swapped atomically, never absent.

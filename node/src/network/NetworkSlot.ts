@@ -4,6 +4,7 @@ import { HostCommand } from "../HostCommand.ts"
 import { guestMac, hostMac, tapAlias, tapName } from "./Naming.ts"
 import type { PoolExhausted, SlotAddresses } from "./AddressSlots.ts"
 import { AddressSlots } from "./AddressSlots.ts"
+import { NodeTeardown } from "../NodeTeardown.ts"
 
 /** A VM's network: its TAP (fixed host MAC, /30 host address, permanent neighbour entry for the guest). */
 export interface Slot extends SlotAddresses {
@@ -43,10 +44,16 @@ export class NetworkSlot extends Context.Service<NetworkSlot, {
     Effect.gen(function* () {
       const pool = yield* AddressSlots
       const cmd = yield* HostCommand
+      const teardown = yield* Effect.serviceOption(NodeTeardown)
       const deleteTap = (tap: string) =>
-        cmd.run(["ip", "link", "del", "dev", tap]).pipe(
-          Effect.catch((e) => Effect.logWarning(`could not delete TAP ${tap}: ${e.message}`)),
-        )
+        Effect.suspend(() => {
+          // A stopping node deleted every TAP in one batch already.
+          const mine = teardown._tag === "Some" ? teardown.value.dropTap(tap) : true
+          if (!mine && teardown._tag === "Some" && teardown.value.draining()) return Effect.void
+          return cmd.run(["ip", "link", "del", "dev", tap]).pipe(
+            Effect.catch((e) => Effect.logWarning(`could not delete TAP ${tap}: ${e.message}`)),
+          )
+        })
       const acquire = Effect.fn("NetworkSlot.acquire")(function* (sessionId: string) {
         const addresses = yield* Effect.acquireRelease(pool.allocate, (a) => pool.free(a.index))
         const slot: Slot = { ...addresses, sessionId, tap: tapName(sessionId), hostMac, guestMac }
@@ -54,6 +61,7 @@ export class NetworkSlot extends Context.Service<NetworkSlot, {
           cmd.run(["ip", "-batch", "-"], tapUpScript(slot)).pipe(
             // A half-made TAP is still ours to remove.
             Effect.tapError(() => cmd.run(["ip", "link", "del", "dev", slot.tap]).pipe(Effect.ignore)),
+            Effect.tap(() => Effect.sync(() => teardown._tag === "Some" && teardown.value.addTap(slot.tap))),
           ),
           () => deleteTap(slot.tap),
         )

@@ -4,6 +4,7 @@ import { sessionEnvVar } from "../network/Naming.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { prepareProxyLaunch } from "./ProxyLaunch.ts"
 import { spawnProxyProcess } from "./ProxyProcess.ts"
+import { trackedProxy } from "../NodeTeardown.ts"
 import type { ProxyFailed, ProxyStart, RunningProxy } from "./ProxyProcess.ts"
 
 export { ProxyFailed } from "./ProxyProcess.ts"
@@ -28,10 +29,7 @@ export class ProxyStarter extends Context.Service<ProxyStarter, {
       yield* prepareProxyLaunch
       return ProxyStarter.of({
         start: (options) =>
-          Effect.acquireRelease(
-            Effect.sync(() => spawnProxyProcess(cmd.prefix, { [sessionEnvVar]: options.sessionId })),
-            (p) => p.stop,
-          ).pipe(
+          trackedProxy(() => spawnProxyProcess(cmd.prefix, { [sessionEnvVar]: options.sessionId }), (p) => p.stop).pipe(
             Effect.flatMap((p) => p.configure(options, proxyUpstream)),
             Effect.tap((p) => Effect.logDebug(`proxy ${p.pid} ready for session ${options.sessionId}`)),
           ),

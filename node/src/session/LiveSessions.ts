@@ -25,6 +25,10 @@ import { type ForwardChunk, type ForwardRequest, forwardToGuest } from "./PortFo
 import { makePortSockets } from "./PortSockets.ts"
 import { makeGuestPtys } from "./GuestPtys.ts"
 import { type LiveGuestChannel, SessionRunner } from "./SessionRunner.ts"
+import { NodeTeardown } from "../NodeTeardown.ts"
+
+/** How long a stopping node waits for its sessions' final events after tearing their VMs down. */
+const stopWaitMs = 5_000
 
 /**
  * The node's live sessions: admission (capacity, duplicates, snapshot), the event stream of
@@ -50,6 +54,11 @@ export class LiveSessions extends Context.Service<LiveSessions, {
   /** Sessions paused on this node's disk (kept across node restarts). */
   readonly pausedIds: Effect.Effect<ReadonlyArray<string>>
   readonly ids: Effect.Effect<ReadonlySet<string>>
+  /**
+   * The node is stopping: admits nothing more, tears every VM, TAP and table down in bulk
+   * (NodeTeardown), then ends each live session `failed` with `reason`, its final events emitted.
+   */
+  readonly shutdown: (reason: string) => Effect.Effect<void>
   readonly capacity: Effect.Effect<
     { readonly maxConcurrent: number; readonly running: number; readonly basis: string }
   >
@@ -98,6 +107,10 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const runner = yield* SessionRunner
       const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
+      /** Each session's runner, done once it has released everything and emitted its last event. */
+      const runners = new Map<string, Deferred.Deferred<void>>()
+      const teardown = yield* Effect.serviceOption(NodeTeardown)
+      let stopping: string | undefined
       const egress = new Map<string, { decide?: (requestId: string, approve: boolean) => void }>()
       /** The guest channel of each session whose guest is prepared; gone when its VM is released. */
       const shells = new Map<string, LiveGuestChannel>()
@@ -167,6 +180,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const admit = (dispatch: SessionDispatch) =>
         Effect.gen(function* () {
           const id = dispatch.sessionId
+          if (stopping !== undefined) return yield* new NodeAtCapacity({ message: `node is stopping: ${stopping}` })
           if (live.has(id)) {
             return yield* new SessionAlreadyRunning({ sessionId: id, message: `session ${id} is already running here` })
           }
@@ -201,11 +215,17 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             pauses.set(dispatch.sessionId, pause)
             activity.set(dispatch.sessionId, { at: Date.now(), open: 0 })
             const emit = (event: NodeSessionEvent) => void Queue.offerUnsafe(queue, event)
+            const done = Deferred.makeUnsafe<void>()
+            runners.set(dispatch.sessionId, done)
             yield* runner.run(dispatch, emit, cancel, holder, onGuest, {
               holder: pause,
               lastActive: lastActive(dispatch.sessionId),
-            }).pipe(
+            }, () => stopping).pipe(
               Effect.ensuring(Queue.end(queue)),
+              Effect.ensuring(Effect.sync(() => {
+                runners.delete(dispatch.sessionId)
+                Deferred.doneUnsafe(done, Effect.void)
+              })),
               Effect.forkScoped,
             )
           })
@@ -255,6 +275,25 @@ export class LiveSessions extends Context.Service<LiveSessions, {
         // A resumed session's saved files stay (its disk backs onto them) until it ends: not paused.
         pausedIds: Effect.map(paused.list, (ids) => ids.filter((id) => !live.has(id))),
         ids: Effect.sync(() => new Set(live.keys())),
+        shutdown: (reason) =>
+          Effect.gen(function* () {
+            stopping = reason
+            const t0 = Date.now()
+            const torn = teardown._tag === "Some" ? yield* teardown.value.teardownAll : undefined
+            const waiting = [...runners.values()]
+            for (const cancel of live.values()) Deferred.doneUnsafe(cancel, Effect.void)
+            // Released fast now (nothing left to quit or delete); bounded so a stuck one cannot hold the node.
+            yield* Effect.forEach(waiting, (d) => Deferred.await(d), { discard: true }).pipe(
+              Effect.timeoutOption(stopWaitMs),
+            )
+            yield* Effect.logInfo(
+              `node stopping (${reason}): ${waiting.length} sessions ended in ${Date.now() - t0} ms${
+                torn === undefined
+                  ? ""
+                  : ` (${torn.qemu} VMs killed, ${torn.proxies} proxies stopped, ${torn.tables} tables, ${torn.taps} TAPs removed)`
+              }`,
+            )
+          }),
         capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size, basis: capacityBasis })),
         exec: (sessionId, command, stdin) =>
           traffic(

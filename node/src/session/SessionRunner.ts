@@ -71,6 +71,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
     onGuest?: (sessionId: string, guest: LiveGuestChannel) => Effect.Effect<void, never, Scope.Scope>,
     /** Set while the session may be paused; `lastActive` feeds the idle auto-pause. */
     pause?: { readonly holder: PauseHolder; readonly lastActive: () => number },
+    /** Set when the node stops: a cancel then ends the session `failed` with this reason. */
+    stopReason?: () => string | undefined,
   ) => Effect.Effect<void>
 }>()("paws/node/session/SessionRunner") {
   static readonly layerNoDeps = Layer.effect(
@@ -121,6 +123,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           holder: {},
           lastActive: Date.now,
         },
+        stopReason: () => string | undefined = () => undefined,
       ) {
         const stdout = new OutputCap(config.outputCapBytes)
         const stderr = new OutputCap(config.outputCapBytes)
@@ -230,11 +233,12 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         status("starting")
         const outcome: Outcome = yield* Effect.scoped(lifecycle).pipe(
           Effect.raceFirst(
-            Deferred.await(cancel).pipe(Effect.map((): Outcome => ({
-              status: "cancelled",
-              exitCode: scriptDone?.exitCode ?? null,
-              output: scriptDone?.output ?? null,
-            }))),
+            Deferred.await(cancel).pipe(Effect.map((): Outcome => {
+              const stopped = stopReason()
+              return stopped === undefined
+                ? { status: "cancelled", exitCode: scriptDone?.exitCode ?? null, output: scriptDone?.output ?? null }
+                : { status: "failed", exitCode: null, output: scriptDone?.output ?? null, error: stopped }
+            })),
           ),
           Effect.catchCause((cause) => Effect.succeed(failedWith(cause))),
           // Stopped from outside (its control link dropped): still one line in the node's record of what it ran.

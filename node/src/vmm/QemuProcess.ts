@@ -7,6 +7,7 @@ import { connectQmp } from "./Qmp.ts"
 import type { Qmp } from "./Qmp.ts"
 import { VmStartError } from "./Vmm.ts"
 import { runHostCommand } from "../HostCommand.ts"
+import { NodeTeardown } from "../NodeTeardown.ts"
 
 const stopGraceMs = 2_000
 const qmpTimeoutMs = 10_000
@@ -43,6 +44,7 @@ export const launchQemu = (o: {
       : ["qemu-system-x86_64", o.argv] as const
     const exited = yield* Deferred.make<number | null>()
     const qmpRef: { current?: Qmp } = {}
+    const teardown = Option.getOrUndefined(yield* Effect.serviceOption(NodeTeardown))
     const child = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
@@ -54,6 +56,7 @@ export const launchQemu = (o: {
               c.once("spawn", resolve)
               c.once("error", reject)
             })
+            if (c.pid !== undefined) teardown?.addQemu(c.pid)
             return c
           } finally {
             await log.close()
@@ -64,8 +67,12 @@ export const launchQemu = (o: {
       (c) =>
         Effect.gen(function* () {
           const qmp = qmpRef.current
+          // A stopping node SIGKILLed every QEMU already: no quit, no grace period.
+          if (teardown?.draining() === true) c.kill("SIGKILL")
           const done = yield* Effect.gen(function* () {
-            if (qmp && c.exitCode === null && c.signalCode === null) yield* qmp.execute("quit").pipe(Effect.ignore)
+            if (qmp && teardown?.draining() !== true && c.exitCode === null && c.signalCode === null) {
+              yield* qmp.execute("quit").pipe(Effect.ignore)
+            }
             return yield* Deferred.await(exited)
           }).pipe(Effect.timeoutOption(stopGraceMs))
           if (Option.isNone(done)) {
@@ -73,6 +80,7 @@ export const launchQemu = (o: {
             yield* Deferred.await(exited)
           }
           if (qmp) yield* qmp.close
+          if (c.pid !== undefined) teardown?.dropQemu(c.pid)
         }),
     )
     if (child.pid === undefined) return yield* fail("QEMU has no pid")

@@ -5,6 +5,7 @@ import { netnsProcesses } from "../network/NetnsProcesses.ts"
 import { NodeConfig, nodeSettings } from "../NodeConfig.ts"
 import { prepareProxyLaunch } from "../proxy/ProxyLaunch.ts"
 import { spawnProxyProcess } from "../proxy/ProxyProcess.ts"
+import { trackedProxy } from "../NodeTeardown.ts"
 import type { ProxyProcess, ProxyStart } from "../proxy/ProxyProcess.ts"
 import { ProxyStarter } from "../proxy/ProxyStarter.ts"
 
@@ -71,7 +72,7 @@ export const WarmProxyPool = Layer.effect(
     )
 
     const start = Effect.fn("WarmProxyPool.start")(function* (options: ProxyStart) {
-      const p = yield* Effect.acquireRelease(Effect.sync(() => idle.shift() ?? spawnWaiting()), (p) => p.stop)
+      const p = yield* trackedProxy(() => idle.shift() ?? spawnWaiting(), (p) => p.stop)
       yield* refill.pipe(Effect.delay(0), Effect.forkDetach)
       return yield* p.configure(options, proxyUpstream)
     })
