@@ -24,9 +24,10 @@ def _events_request(settings: Settings, session_id: str, last: str | None) -> di
 
 class Sessions(ops.SessionsOperations):
     def list(self, *, status: SessionStatus | None = None, limit: int | str | None = None,
-             cursor: str | None = None, daemon: str | None = None) -> SessionPage:
-        """One page of sessions (optionally one daemon's), newest first; pass `next_cursor` back as `cursor`."""
-        return super().list(status=status, limit=None if limit is None else str(limit), cursor=cursor, daemon=daemon)
+             cursor: str | None = None, daemon: str | None = None, node: str | None = None) -> SessionPage:
+        """One page of sessions (optionally one daemon's or node's), newest first; pass `next_cursor` back as `cursor`."""
+        return super().list(status=status, limit=None if limit is None else str(limit), cursor=cursor, daemon=daemon,
+                            node=node)
 
     def list_all(self, *, status: SessionStatus | None = None, limit: int | None = None) -> Iterator[Session]:
         """Every session (optionally with `status`), following the cursor page by page."""
@@ -65,9 +66,9 @@ class Sessions(ops.SessionsOperations):
 
 class AsyncSessions(ops.AsyncSessionsOperations):
     async def list(self, *, status: SessionStatus | None = None, limit: int | str | None = None,
-                   cursor: str | None = None, daemon: str | None = None) -> SessionPage:
+                   cursor: str | None = None, daemon: str | None = None, node: str | None = None) -> SessionPage:
         return await super().list(status=status, limit=None if limit is None else str(limit), cursor=cursor,
-                                  daemon=daemon)
+                                  daemon=daemon, node=node)
 
     async def list_all(self, *, status: SessionStatus | None = None, limit: int | None = None) -> AsyncIterator[Session]:
         cursor: str | None = None
