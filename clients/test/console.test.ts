@@ -119,7 +119,8 @@ const scenario = async (control: ControlHandle, node: FakeNode, context: Browser
   await page.getByRole("link", { name: "Sessions" }).click()
   await page.getByRole("heading", { name: "Sessions" }).waitFor()
   assert.strictEqual(await page.evaluate(() => document.activeElement?.id), "main") // focus moves to the new page
-  await page.getByRole("link", { name: id.slice(0, 8) }).click()
+  // By its link's target: ids made within a minute share their first 8 characters (UUIDv7 time bits).
+  await page.locator(`a[href="/sessions/${id}"]`).click()
   const stdout = page.getByTestId("stdout")
   await stdout.filter({ hasText: "tick 2" }).waitFor()
   const seen = Math.max(...[...((await stdout.textContent()) ?? "").matchAll(/tick (\d+)/g)].map((m) => Number(m[1])))
@@ -179,7 +180,7 @@ const scenario = async (control: ControlHandle, node: FakeNode, context: Browser
   const ran = page.url().split("/sessions/")[1]!
   assert.strictEqual((await api(control, "GET", `/v1/sessions/${ran}`)).body.daemon, "nightly")
   await page.goBack()
-  await page.getByRole("region", { name: "Last invocations" }).getByRole("link", { name: ran.slice(0, 8) }).waitFor()
+  await page.getByRole("region", { name: "Last invocations" }).locator(`a[href="/sessions/${ran}"]`).waitFor()
   await snap(page, scratch, "daemon")
   // Snapshots: one built, one still building (its progress shows), one failed with its error.
   await api(control, "POST", "/v1/snapshots", { name: "built" })

@@ -334,7 +334,8 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
 
         // the Sessions page's node filter goes to the server: this node lists it, another node none
         await page.goto(`${url}/sessions?node=e2e-pooled`)
-        await page.getByRole("link", { name: chattyId.slice(0, 8) }).waitFor()
+        // By its link's target: ids made within a minute share their first 8 characters (UUIDv7 time bits).
+        await page.locator(`a[href="/sessions/${chattyId}"]`).waitFor()
         await page.goto(`${url}/sessions?node=elsewhere`)
         await page.getByText("No sessions match.").waitFor()
 

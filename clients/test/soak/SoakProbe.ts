@@ -3,6 +3,7 @@ import { readdir, readFile, readlink, stat } from "node:fs/promises"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import { tapName } from "../../../node/src/network/Naming.ts"
+import { isProxyArgv } from "../../../node/src/proxy/ProxyLaunch.ts"
 
 const run = promisify(execFile)
 
@@ -42,7 +43,7 @@ export const processesIn = async (netns: string): Promise<Array<NsProcess>> => {
 }
 
 const isQemu = (p: NsProcess) => /qemu-system/.test(p.argv[0] ?? "")
-const isProxy = (p: NsProcess) => p.argv.some((a) => a.endsWith("proxy/src/main.ts"))
+const isProxy = (p: NsProcess) => isProxyArgv(p.argv)
 const isPooled = (p: NsProcess) => p.env.some((kv) => kv.startsWith("PAWS_POOL_ID="))
 
 export const leaks = async (netns: string, runRoot: string): Promise<Leaks> => {

@@ -41,3 +41,7 @@ export const prepareProxyLaunch: Effect.Effect<void> = Effect.promise(() =>
       : Effect.logWarning(`proxy startup snapshot not built, proxies run from source: ${String(error)}`)
   }),
 )
+
+/** Whether a command line is a proxy's, however it was launched (from source, or from the startup snapshot). */
+export const isProxyArgv = (argv: ReadonlyArray<string>): boolean =>
+  argv.some((a) => a === proxyProgram || a.endsWith("proxy/src/main.ts") || /\/proxy-[0-9a-f]{16}\.blob$/.test(a))

@@ -23,6 +23,7 @@ import { dispatchOf, runToEnd } from "./Sessions.ts"
 import { type Privileges, privilegesOf } from "./ProxyPrivileges.ts"
 import { probe, reach, sh, udpFlow } from "./TestNet.ts"
 import { type Received, TestWorld } from "./TestNode.ts"
+import { isProxyArgv } from "../../src/proxy/ProxyLaunch.ts"
 
 /** The escape suite's one run per test file: bait, targets, the two VMs, the probe, and the tally. */
 /** The host's listeners the guest must never reach (plus whatever else `ss` finds listening). */
@@ -45,14 +46,14 @@ export const bait: ReadonlyArray<BaitSpec & { readonly what: string }> = [
   { proto: "udp", ip: "::", port: 5353, tag: "host-v6-udp", what: "a UDP service on the host over IPv6" },
 ]
 
-/** The proxy processes in a netns (`paws proxy` main script on their command line) and their privileges. */
+/** The proxy processes in a netns (from source or from the startup snapshot) and their privileges. */
 export const proxiesIn = (netns: string) =>
   sh(["ip", "netns", "pids", netns]).pipe(
     Effect.map((out) =>
       out.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number).flatMap((pid) => {
         try {
           const p = privilegesOf(pid)
-          return p.cmdline.some((a) => a.endsWith("proxy/src/main.ts")) ? [[pid, p] as const] : []
+          return isProxyArgv(p.cmdline) ? [[pid, p] as const] : []
         } catch {
           return [] // exited meanwhile
         }
