@@ -306,13 +306,17 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
         await page.getByRole("button", { name: "Sign in" }).click()
         await page.getByRole("heading", { name: "Overview" }).waitFor()
 
-        // A line every ~200 ms for ~5 s (busybox sleep without fractions: a line a second).
+        // A line every ~200 ms (busybox sleep without fractions: a line a second); after the third it waits
+        // (up to ~30 s) for /work/paws-go, which the test writes once it has seen the early lines on the page, so
+        // "while the guest is still printing" holds however slowly the page loads on a busy machine.
         const lines = 25
+        const pace = "sleep 0.2 2>/dev/null || sleep 1"
         const chatty = await api("POST", "/v1/sessions", {
           workload: {
             type: "script",
             script: `i=1; while [ $i -le ${lines} ]; do echo live-line-$i; i=$((i+1)); ` +
-              `sleep 0.2 2>/dev/null || sleep 1; done; echo live-done`,
+              `if [ $i -eq 4 ]; then n=0; while [ ! -e /work/paws-go ] && [ $n -lt 150 ]; do ${pace}; n=$((n+1)); done; fi; ` +
+              `${pace}; done; echo live-done`,
           },
         })
         expect(chatty.status, chatty.text).toBe(202)
@@ -325,6 +329,12 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
         expect(early).not.toContain("live-done")
         expect(early).not.toContain(`live-line-${lines}\n`)
         expect((await api("GET", `/v1/sessions/${chattyId}`)).json.status).toBe("running")
+        const go = await fetch(`${url}/v1/sessions/${chattyId}/files?path=/work/paws-go`, {
+          method: "PUT",
+          headers: { authorization: `Bearer ${cli.PAWS_API_KEY}`, "content-type": "application/octet-stream" },
+          body: "go",
+        })
+        expect(go.ok, await go.text()).toBe(true)
         // then the rest, and the result
         await page.getByTestId("session-status").filter({ hasText: "completed" }).waitFor({ timeout: 60_000 })
         await page.getByTestId("exit-code").filter({ hasText: "0" }).waitFor()
@@ -356,8 +366,12 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
         const shellCode = new Promise<number | null>((resolve) => shell.on("close", resolve))
         shell.stdin.write("echo shell-$((6*7))\n")
         await waitUntil("the shell answers", () => Promise.resolve(shellOut), (o) => o.includes("shell-42"))
-        const busy = await api("GET", "/v1/nodes")
-        expect(busy.json.find((n: any) => n.id === "e2e-pooled").capacity.running).toBeGreaterThanOrEqual(1)
+        // The listing shows what the node last reported (its status comes at intervals), so wait for it.
+        await waitUntil(
+          "the node counts it running",
+          () => api("GET", "/v1/nodes"),
+          (r) => (r.json.find((n: any) => n.id === "e2e-pooled")?.capacity.running ?? 0) >= 1,
+        )
 
         await page.getByRole("button", { name: "Cancel session" }).click()
         await page.getByTestId("session-status").filter({ hasText: "cancelled" }).waitFor({ timeout: 60_000 })
