@@ -59,6 +59,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       /** Sessions a user cancelled: the node's "cancelled" confirms it (Sessions.cancel waits for that). */
       const cancelling = new Set<SessionId>()
       const maxAttempts = 3
+      /** Retries while a node tears down an earlier attempt (a VM stop under TCG takes up to seconds): ~15 s in all. */
+      const stillStopping = { max: 6, backoffMs: 1_000 }
       /** How far into the queue one pass looks for sessions the free nodes can take. */
       const lookahead = 256
 
@@ -104,17 +106,17 @@ export class Dispatcher extends Context.Service<Dispatcher, {
        * The node failed us before or while running: re-queue if the VM never ran (at most
        * `maxAttempts` times, so a broken node cannot bounce a session forever), else fail.
        */
-      const lost = (id: SessionId, reason: string, resume = false) =>
+      const lost = (id: SessionId, reason: string, resume = false, retry = { max: maxAttempts, backoffMs: 100 }) =>
         Effect.gen(function* () {
           // A resume the node never took leaves the session paused (its saved VM is still there).
           if (resume) return yield* store.transition(id, "failed", reason, "running")
           const attempt = (attempts.get(id) ?? 0) + 1
           attempts.set(id, attempt)
-          const requeued = attempt < maxAttempts && (yield* store.transition(id, "pending", reason))
-          if (requeued) yield* Effect.sleep(100 * attempt)
+          const requeued = attempt < retry.max && (yield* store.transition(id, "pending", reason))
+          if (requeued) yield* Effect.sleep(retry.backoffMs * attempt)
           else {
             attempts.delete(id)
-            yield* store.transition(id, "failed", attempt >= maxAttempts ? `${reason} (${attempt} attempts)` : reason)
+            yield* store.transition(id, "failed", attempt >= retry.max ? `${reason} (${attempt} attempts)` : reason)
           }
           yield* feed.publish(id)
         })
@@ -180,10 +182,13 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             NodeAtCapacity: () =>
               store.transition(claimed.id, "pending", "node_at_capacity").pipe(Effect.andThen(Effect.sleep(200))),
             UnknownSnapshot: (e) => store.transition(claimed.id, "failed", `unknown_snapshot: ${e.snapshot}`),
+            // Not a resume: the node still holds an earlier attempt of this session, from a replica that died
+            // while starting it (recovery re-queued it). The node stops that attempt once it sees the link gone;
+            // retry after it, a few times, rather than fail a session that never ran.
             SessionAlreadyRunning: () =>
               resume
                 ? Effect.logWarning("node refused a resume").pipe(Effect.annotateLogs({ session: claimed.id }))
-                : store.transition(claimed.id, "failed", "node_reports_already_running"),
+                : lost(claimed.id, "node_reports_already_running", false, stillStopping),
             VaultError: () => store.transition(claimed.id, "failed", "vault_cannot_decrypt_credentials"),
             MemoryUnreadable: () => store.transition(claimed.id, "failed", "memory_unreadable"),
             McpServerMissing: (e) => store.transition(claimed.id, "failed", `mcp_server_not_registered: ${e.name}`),

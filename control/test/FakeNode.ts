@@ -42,7 +42,7 @@ const rejection = (network: SessionDispatch["network"]) =>
  * An in-process node speaking the real NodeRpcs contract (through RpcTest, i.e. the real
  * RPC client and server with serialization bypassed). The workload script selects behaviour:
  * `hang` runs until CancelSession (`chatty hang` printing a line every 100 ms); `crash` dies after starting to run (node lost); `vanish` dies before the VM starts;
- * `reject` refuses the dispatch with issue text that quotes its credentials (setup `reject` does so for a build); `slow`
+ * `stillheld N` is refused as already running for its first N dispatches; `reject` refuses the dispatch with issue text that quotes its credentials (setup `reject` does so for a build); `slow`
  * spaces events 100 ms apart; `auditflood N` streams N audit events at once; anything else completes with output, an
  * audit event and a result.
  */
@@ -134,6 +134,14 @@ export const registerFakeNode = (
       }
       node.dispatched.push(d)
       const script = workloadText(d.workload).text
+      // `stillheld N`: the node still holds an earlier attempt for the first N dispatches (a dead replica's).
+      const stillHeld = /stillheld (\d+)/.exec(script)
+      if (
+        stillHeld !== null &&
+        node.dispatched.filter((x) => x.sessionId === d.sessionId).length <= Number(stillHeld[1] ?? 0)
+      ) {
+        return Stream.fail(new SessionAlreadyRunning({ sessionId: d.sessionId, message: "already running here" }))
+      }
       const gap = script.includes("slow") ? 100 : 5
       const paced = (events: ReadonlyArray<SessionEvent>) =>
         Stream.fromIterable(events).pipe(Stream.tap(() => Effect.sleep(gap)))

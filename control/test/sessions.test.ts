@@ -190,6 +190,31 @@ for (const backend of backends) {
             )
           }))
 
+        it.effect("a session its node still holds from an earlier attempt is retried once that attempt is gone", () =>
+          Effect.gen(function* () {
+            const control = yield* TestControl
+            const node = yield* registerFakeNode(control.registry, { id: "n-held", maxConcurrent: 1 })
+            const created = yield* call(control, "POST", "/v1/sessions", { body: script("stillheld 2") })
+            const id = created.body.sessionId
+            const s = yield* waitForSession(control, id, (s) => s.status === "completed", 15_000)
+            assert.strictEqual(node.dispatched.filter((d) => d.sessionId === id).length, 3)
+            const sse = yield* readEvents(control, id)
+            assert.deepStrictEqual(
+              sse.frames.flatMap((f) => f.data.status === undefined ? [] : [f.data.status]),
+              ["pending", "starting", "pending", "starting", "pending", "starting", "running", "completed"],
+            )
+            assert.strictEqual(s.status, "completed")
+          }))
+
+        it.effect("a session its node keeps holding is failed after the retries, naming why", () =>
+          Effect.gen(function* () {
+            const control = yield* TestControl
+            yield* registerFakeNode(control.registry, { id: "n-held-forever", maxConcurrent: 1 })
+            const created = yield* call(control, "POST", "/v1/sessions", { body: script("stillheld 99") })
+            const s = yield* waitForSession(control, created.body.sessionId, (s) => s.status === "failed", 30_000)
+            assert.strictEqual(s.reason, "node_reports_already_running (6 attempts)")
+          }))
+
         it.effect("dispatches in queue order within node capacity", () =>
           Effect.gen(function* () {
             const control = yield* TestControl
