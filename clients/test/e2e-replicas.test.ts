@@ -101,17 +101,20 @@ beforeAll(async () => {
       PAWS_NODE_VM_POOL: "2",
     }))
   }
-  // Both replicas see both nodes ready (each node's link is held by whichever replica the balancer chose).
+  // Both replicas see both nodes ready with the default snapshot built (each node's link is held by whichever
+  // replica the balancer chose). On a fresh machine that includes building the guest image first.
+  const withDefault = (n: any) =>
+    n.status === "ready" && (n.snapshots ?? []).some((s: any) => s.name === "default" && s.status === "ready")
   for (const c of [controls.a, controls.b]) {
     await waitUntil(
-      "both nodes ready",
-      () => api(c.url, "GET", "/v1/nodes").then((r) => r.body.filter((n: any) => n.status === "ready").length),
+      "both nodes ready with the default snapshot",
+      () => api(c.url, "GET", "/v1/nodes").then((r) => r.body.filter(withDefault).length),
       (n) => n === 2,
-      240_000,
+      600_000,
       250,
     )
   }
-}, 400_000)
+}, 800_000)
 
 afterAll(async () => {
   for (const n of nodes) await n.kill("SIGTERM")
