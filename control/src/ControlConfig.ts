@@ -58,6 +58,12 @@ export const controlSettings = {
     "a replica silent this long (in the database) is gone: another re-queues its claimed sessions and fails its running ones",
     { min: 1000, max: 3_600_000 },
   ),
+  adoptGraceMs: intSetting(
+    "PAWS_ADOPT_GRACE_MS",
+    25_000,
+    "a gone replica's sessions wait this long for their node to call home to a live replica, which takes them over; then they are re-queued (starting) or failed (running)",
+    { min: 0, max: 3_600_000 },
+  ),
   publicDomain: textSetting(
     "PAWS_PUBLIC_DOMAIN",
     "",
@@ -218,6 +224,7 @@ export interface ControlSettings {
   readonly maxAuditRows: number
   readonly replicaId: string
   readonly replicaLeaseMs: number
+  readonly adoptGraceMs: number
   readonly auditRetentionMs: number
   readonly auditCheckpointIntervalMs: number
   readonly limits: SessionLimits
@@ -247,6 +254,7 @@ export class ControlConfig extends Context.Service<ControlConfig, ControlSetting
           () => `${hostname()}:${c.port === 0 ? `0-${randomUUID().slice(0, 8)}` : c.port}`,
         ),
         replicaLeaseMs: c.replicaLeaseMs,
+        adoptGraceMs: c.adoptGraceMs,
         auditRetentionMs: c.auditRetentionMs,
         auditCheckpointIntervalMs: c.auditCheckpointIntervalMs,
         limits: {

@@ -1,12 +1,17 @@
 import {
   isTerminal,
+  type NodeAtCapacity,
   type NodeInfo,
   type NodeSessionEvent,
+  type NodeSessionNotFound,
   planDispatch,
+  type SessionAlreadyRunning,
   type SessionDispatch,
   type SessionId,
+  type UnknownSnapshot,
 } from "@paws/core"
 import { Cause, Context, Effect, Fiber, Layer, Schedule, Stream } from "effect"
+import type { RpcClientError } from "effect/rpc"
 import { ControlConfig } from "./ControlConfig.ts"
 import { defaultEgressTimeoutMs, EgressApprovals } from "./EgressApprovals.ts"
 import { EventFeed } from "./EventFeed.ts"
@@ -65,18 +70,51 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const lookahead = 256
 
       const lease = yield* ReplicaLease
-      /** Sessions of replicas that are gone (this one before a restart included) go back to the queue or fail. */
+      /** When this replica first saw each orphan it has not taken over yet (for PAWS_ADOPT_GRACE_MS). */
+      const orphanSince = new Map<SessionId, number>()
+      /** An orphan no node holds any more: a claim never started goes back to the queue; a running one fails. */
+      const abandon = (id: SessionId) =>
+        Effect.gen(function* () {
+          if (yield* store.transition(id, "pending", "control_restarted", "starting")) return "requeued" as const
+          return (yield* store.transition(id, "failed", "control_restarted", "running")) ? "lost" as const : undefined
+        })
+      /**
+       * Sessions of replicas that are gone (this one before a restart included): taken over where this
+       * replica holds their node's link (the node kept them running); re-queued or failed once none did in time.
+       */
       const recover = (restarted: boolean) =>
         Effect.gen(function* () {
-          const recovered = yield* store.recover({ id: lease.id, restarted }, lease.leaseMs)
-          if (recovered.requeued + recovered.lost > 0) {
+          const orphans = yield* store.orphans({ id: lease.id, restarted }, lease.leaseMs)
+          const counts = { adopted: 0, requeued: 0, lost: 0 }
+          const now = Date.now()
+          const current = new Set<SessionId>()
+          for (const o of orphans) {
+            current.add(o.id)
+            if (running.has(o.id)) continue
+            const since = orphanSince.get(o.id) ?? now
+            orphanSince.set(o.id, since)
+            const entry = o.node === null ? undefined : yield* registry.get(o.node)
+            if (entry !== undefined) {
+              const claimed = yield* store.adopt(o, lease.id)
+              if (claimed === undefined) continue
+              counts.adopted++
+              orphanSince.delete(o.id)
+              perNode.set(entry.info.id, (perNode.get(entry.info.id) ?? 0) + 1)
+              running.set(o.id, yield* Effect.forkIn(run(claimed, entry, "adopt"), scope))
+              continue
+            }
+            if (now - since < config.adoptGraceMs) continue
+            const outcome = yield* abandon(o.id)
+            if (outcome !== undefined) counts[outcome]++
+          }
+          for (const id of orphanSince.keys()) if (!current.has(id)) orphanSince.delete(id)
+          if (counts.adopted + counts.requeued + counts.lost > 0) {
             yield* Effect.logWarning("recovered sessions of a control replica that is gone").pipe(
-              Effect.annotateLogs(recovered),
+              Effect.annotateLogs(counts),
             )
             yield* signal.kick
           }
         })
-      yield* recover(true)
 
       const event = (claimed: ClaimedSession, e: NodeSessionEvent, egressTimeoutMs = defaultEgressTimeoutMs) =>
         Effect.gen(function* () {
@@ -121,7 +159,12 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           yield* feed.publish(id)
         })
 
-      const run = (claimed: ClaimedSession, entry: NodeEntry, resume = false) => {
+      /**
+       * Streams a session's node events into the database to its end: a new dispatch, a resume of a
+       * paused session, or (`adopt`) one a gone replica dispatched, which its node kept running.
+       */
+      const run = (claimed: ClaimedSession, entry: NodeEntry, mode: "dispatch" | "resume" | "adopt" = "dispatch") => {
+        const resume = mode === "resume"
         // What this dispatch carried: anything the node says back is logged only with these values redacted.
         let sent: SessionDispatch["network"]["credentials"] = {}
         return Effect.gen(function* () {
@@ -160,7 +203,15 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             ...(resume ? { resume: true } : {}),
           }
           let ended = false
-          const finished = yield* entry.client.RunSession(dispatch).pipe(
+          const events: Stream.Stream<
+            NodeSessionEvent,
+            | NodeAtCapacity
+            | UnknownSnapshot
+            | SessionAlreadyRunning
+            | NodeSessionNotFound
+            | RpcClientError.RpcClientError
+          > = mode === "adopt" ? entry.client.AttachSession({ sessionId: id }) : entry.client.RunSession(dispatch)
+          const finished = yield* events.pipe(
             Stream.runForEach((e) =>
               Effect.map(
                 event(claimed, e, dispatch.network.approvalTimeoutMs),
@@ -193,6 +244,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             MemoryUnreadable: () => store.transition(claimed.id, "failed", "memory_unreadable"),
             McpServerMissing: (e) => store.transition(claimed.id, "failed", `mcp_server_not_registered: ${e.name}`),
             RpcClientError: () => lost(claimed.id, "node_lost", resume),
+            // Taking over: the node no longer holds it (its grace passed, or it never started there).
+            NodeSessionNotFound: () => abandon(claimed.id),
           }),
           // Our own interrupt (stop, shutdown) never reaches this handler; an interrupt here came
           // from the node's side (it shut down, or its link closed), so the node is lost too.
@@ -250,6 +303,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         }
       })
 
+      yield* recover(true)
       yield* recover(false).pipe(
         Effect.catchCause((cause) => Effect.logError("recovering sessions of lost replicas failed", cause)),
         Effect.repeat(Schedule.spaced(Math.max(100, Math.floor(lease.leaseMs / 3)))),
@@ -287,7 +341,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         resume: (claimed, entry) =>
           Effect.gen(function* () {
             perNode.set(entry.info.id, (perNode.get(entry.info.id) ?? 0) + 1)
-            running.set(claimed.id, yield* Effect.forkIn(run(claimed, entry, true), scope))
+            running.set(claimed.id, yield* Effect.forkIn(run(claimed, entry, "resume"), scope))
           }),
         dispatching: (id) => Effect.sync(() => running.has(id)),
       })

@@ -37,6 +37,14 @@ export type { ClaimedSession, NewSession, QueuedSession, SessionOrigin, StoredEv
  * id (= creation) order. Every status change is one conditional UPDATE that also appends the
  * status event, so the transition rules hold across replicas and nothing is half-written.
  */
+/** A starting or running session whose dispatching replica is gone (`replica` null: handed to nobody). */
+export interface Orphan {
+  readonly id: SessionId
+  readonly status: "starting" | "running"
+  readonly node: string | null
+  readonly replica: string | null
+}
+
 export class SessionStore extends Context.Service<SessionStore, {
   /** `guard` (limits) runs in the inserting transaction; without one, concurrent creates share a statement. */
   readonly create: <E = never>(
@@ -74,13 +82,15 @@ export class SessionStore extends Context.Service<SessionStore, {
   readonly countByStatus: Effect.Effect<Partial<Record<SessionStatus, number>>>
   /**
    * Sessions whose dispatching replica is gone — this replica's own from before a restart (`own`), or
-   * any replica without a live lease: claimed-but-not-started ones go back to the queue, running ones
-   * fail (their node stopped them when its link to that replica closed).
+   * any replica without a live lease. Their node keeps them running for a while (PAWS_NODE_ADOPT_GRACE_MS):
+   * a replica linked to that node takes them over (`adopt`); else they are re-queued or failed.
    */
-  readonly recover: (
+  readonly orphans: (
     own: { readonly id: string; readonly restarted: boolean },
     leaseMs: number,
-  ) => Effect.Effect<{ readonly requeued: number; readonly lost: number }>
+  ) => Effect.Effect<ReadonlyArray<Orphan>>
+  /** Makes an orphan this replica's own; undefined if it moved meanwhile (another replica took it, or it ended). */
+  readonly adopt: (orphan: Orphan, replica: string) => Effect.Effect<ClaimedSession | undefined>
 }>()("paws/control/SessionStore") {
   static readonly layer = Layer.effect(
     SessionStore,
@@ -314,25 +324,45 @@ export class SessionStore extends Context.Service<SessionStore, {
         Effect.orDie,
       )
 
-      const recover = Effect.fnUntraced(function* (
+      const orphans = Effect.fnUntraced(function* (
         own: { readonly id: string; readonly restarted: boolean },
         leaseMs: number,
       ) {
-        // This replica's own sessions are orphans only at its start (they are from before a restart).
-        const mine = own.restarted ? sql`replica = ${own.id}` : sql`false`
-        const orphans = yield* sql<{ id: string; status: string }>`SELECT id, status FROM sessions
-          WHERE status IN ('starting', 'running') AND (replica IS NULL OR ${mine} OR (replica <> ${own.id} AND replica NOT IN (
+        // This replica's own sessions are orphans only at its start (they are from before a restart):
+        // handed to nobody (replica NULL), so later sweeps still see them while they wait for their node.
+        if (own.restarted) {
+          yield* sql`UPDATE sessions SET replica = NULL
+            WHERE replica = ${own.id} AND status IN ('starting', 'running')`.pipe(Effect.orDie)
+        }
+        const rows = yield* sql<{ id: string; status: string; node: string | null; replica: string | null }>`
+          SELECT id, status, node, replica FROM sessions
+          WHERE status IN ('starting', 'running') AND (replica IS NULL OR (replica <> ${own.id} AND replica NOT IN (
             SELECT id FROM control_replicas WHERE seen_at > now() - make_interval(secs => ${leaseMs / 1000})
           )))`.pipe(Effect.orDie)
-        let requeued = 0
-        let lost = 0
-        for (const r of orphans) {
-          // Conditional transitions: a session that moved meanwhile (its replica was alive after all) is left alone.
-          if (r.status === "starting") {
-            if (yield* transition(r.id as SessionId, "pending", "control_restarted")) requeued++
-          } else if (yield* transition(r.id as SessionId, "failed", "control_restarted")) lost++
+        return rows.map((r): Orphan => ({
+          id: r.id as SessionId,
+          status: r.status === "starting" ? "starting" : "running",
+          node: r.node,
+          replica: r.replica,
+        }))
+      })
+
+      const adopt = Effect.fnUntraced(function* (orphan: Orphan, replica: string) {
+        const rows = yield* sql<
+          { id: string; spec: unknown; credentials: string | null; memory: unknown; input: string | null }
+        >`
+          UPDATE sessions SET replica = ${replica}
+          WHERE id = ${orphan.id} AND status IN ('starting', 'running')
+            AND replica IS NOT DISTINCT FROM ${orphan.replica} AND node IS NOT DISTINCT FROM ${orphan.node}
+          RETURNING id, spec, credentials, memory, input`.pipe(Effect.orDie)
+        const row = rows[0]
+        if (row === undefined) return undefined
+        return {
+          ...decodeClaimed({ id: row.id, spec: json(row.spec) }),
+          credentials: row.credentials,
+          memory: row.memory === null ? null : decodeMemory(json(row.memory)),
+          input: row.input,
         }
-        return { requeued, lost }
       })
 
       return SessionStore.of({
@@ -346,7 +376,8 @@ export class SessionStore extends Context.Service<SessionStore, {
         setResult,
         events,
         countByStatus,
-        recover,
+        orphans,
+        adopt,
       })
     }),
   )

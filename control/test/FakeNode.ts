@@ -268,6 +268,9 @@ export const registerFakeNode = (
 
     const handlers = NodeRpcs.toLayer({
       RunSession: (d) => run(d),
+      // Holds nothing after its caller goes away (the real node's adoption is tested with real nodes).
+      AttachSession: ({ sessionId }) =>
+        Stream.fail(new NodeSessionNotFound({ sessionId, message: `session ${sessionId} is not held here` })),
       CancelSession: ({ sessionId }) =>
         Effect.gen(function* () {
           node.cancelled.push(sessionId)

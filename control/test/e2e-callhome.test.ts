@@ -35,6 +35,7 @@ const fakeSessions = (maxConcurrent = 3) =>
     const live = new Map<string, Deferred.Deferred<void>>()
     return LiveSessions.of({
       decideEgress: () => Effect.succeed(false),
+      attach: (sessionId) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "not held" })),
       shutdown: () => Effect.void,
       run: (d: SessionDispatch) =>
         Stream.unwrap(Effect.sync(() => {

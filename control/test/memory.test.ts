@@ -64,6 +64,7 @@ const memoryNode = (registry: NodeRegistry["Service"], dispatched: Array<Session
     }
     const handlers = NodeRpcs.toLayer({
       RunSession: run,
+      AttachSession: ({ sessionId }) => Stream.fail(new NodeSessionNotFound({ sessionId, message: "memory node" })),
       CancelSession: () => Effect.void,
       PauseSession: ({ sessionId }) => Effect.fail(new NodeSessionNotFound({ sessionId, message: "memory node" })),
       NodeStatus: () => Effect.succeed(info),

@@ -25,7 +25,13 @@ describe("control replicas on one PostgreSQL", () => {
         Effect.gen(function* () {
           const store = yield* (yield* TestDatabase).fresh
           const url = store.databaseUrl!
-          const env = (id: string) => ({ PAWS_REPLICA_ID: id, PAWS_REPLICA_LEASE_MS: String(leaseMs) })
+          // The in-process fake nodes hold nothing once their caller is gone: no grace to wait for a takeover
+          // (taking over from real nodes: clients/test/e2e-replicas.test.ts).
+          const env = (id: string) => ({
+            PAWS_REPLICA_ID: id,
+            PAWS_REPLICA_LEASE_MS: String(leaseMs),
+            PAWS_ADOPT_GRACE_MS: "0",
+          })
 
           const scopeA = yield* Scope.make()
           const a = yield* startControl(store, env("replica-a")).pipe(Scope.provide(scopeA))

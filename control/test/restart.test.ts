@@ -63,7 +63,8 @@ for (const backend of backends) {
           assert.notInclude(rows, secret, "no credential value in any session or event row")
 
           yield* Effect.scoped(Effect.gen(function* () {
-            const control = yield* startControl(store, { PAWS_REPLICA_ID: "restarting" })
+            // Its fake node is gone with the first process: nothing to wait for (PAWS_ADOPT_GRACE_MS).
+            const control = yield* startControl(store, { PAWS_REPLICA_ID: "restarting", PAWS_ADOPT_GRACE_MS: "0" })
             const restarted = yield* waitForSession(control, ids[1]!, (s) => s.status !== "running")
             assert.strictEqual(restarted.status, "failed")
             assert.strictEqual(restarted.reason, "control_restarted")

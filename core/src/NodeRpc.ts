@@ -107,6 +107,19 @@ export const RunSession = Rpc.make("RunSession", {
   stream: true,
 })
 
+/**
+ * Takes over the event stream of a session this node still runs after the replica that dispatched it went
+ * away (the node keeps such sessions for `PAWS_NODE_ADOPT_GRACE_MS`). It starts with the session's latest
+ * status and result (either may have been lost with that replica), then every event since, to its end.
+ * Not found: the node no longer holds it (the grace passed, or it never started here).
+ */
+export const AttachSession = Rpc.make("AttachSession", {
+  payload: { sessionId: SessionId },
+  success: NodeSessionEvent,
+  error: NodeSessionNotFound,
+  stream: true,
+})
+
 export const CancelSession = Rpc.make("CancelSession", {
   payload: { sessionId: SessionId },
   error: NodeSessionNotFound,
@@ -157,6 +170,7 @@ export const DecideEgress = Rpc.make("DecideEgress", {
 /** The control↔node contract: control calls these on a node. */
 export class NodeRpcs extends RpcGroup.make(
   RunSession,
+  AttachSession,
   CancelSession,
   DecideEgress,
   GetNodeStatus,

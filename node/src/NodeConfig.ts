@@ -28,6 +28,8 @@ export interface NodeSettings {
   readonly serveRpc: boolean
   /** Control silent this long: the link is dropped and with it every live session (control fails them as node_lost). */
   readonly lostAfterMs: number
+  /** A session whose control replica went away keeps running this long for another to take it over. */
+  readonly adoptGraceMs: number
   /** Auto-pause a live session after this many seconds without exec, file, shell or port traffic; 0 = never. */
   readonly idlePauseSeconds: number
   /** Reported to control for placement: sessions with a `nodeSelector` run only where every label matches. */
@@ -89,6 +91,12 @@ export const nodeSettings = {
     "PAWS_NODE_LOST_AFTER_MS",
     30_000,
     "control silent this long: the link drops and its sessions stop",
+  ),
+  adoptGraceMs: intSetting(
+    "PAWS_NODE_ADOPT_GRACE_MS",
+    15_000,
+    "a session whose control replica went away keeps running this long for another replica to take it over",
+    { min: 0, max: 600_000 },
   ),
   idlePauseSeconds: intSetting(
     "PAWS_NODE_IDLE_PAUSE_SECONDS",
@@ -153,6 +161,7 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   proxyUpstream: proxyUpstreamConfig,
   controlUrl: nodeSettings.controlUrl.config,
   lostAfterMs: nodeSettings.lostAfterMs.config,
+  adoptGraceMs: nodeSettings.adoptGraceMs.config,
   idlePauseSeconds: nodeSettings.idlePauseSeconds.config,
   labels: nodeSettings.labels.config,
 }).pipe(Config.map(({ port, maxVms, dataDir, ...s }) => {
@@ -192,6 +201,8 @@ const testDefaults: NodeSettings = {
   controlUrl: Option.none(),
   serveRpc: true,
   lostAfterMs: 30_000,
+  // In-process tests: a session whose stream goes away stops at once (as before adoption).
+  adoptGraceMs: 0,
   idlePauseSeconds: 0,
   labels: {},
 }

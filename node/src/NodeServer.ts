@@ -23,6 +23,7 @@ export const NodeRpcHandlers = NodeRpcs.toLayer(Effect.gen(function* () {
     new SnapshotBuildFailed({ snapshot: name, message: `node ${config.id} cannot build snapshots` })
   return {
     RunSession: (dispatch) => sessions.run(dispatch),
+    AttachSession: ({ sessionId }) => sessions.attach(sessionId),
     BuildSnapshot: (request) =>
       Option.isSome(snapshots) ? snapshots.value.build(request) : Stream.fail(noSnapshots(request.name)),
     ListSnapshots: () => Option.isSome(snapshots) ? snapshots.value.list : Effect.succeed([]),

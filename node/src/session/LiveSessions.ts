@@ -1,4 +1,4 @@
-import { Context, Deferred, Effect, Layer, Option, Queue, Stream } from "effect"
+import { Context, Deferred, Effect, Layer, Option, Stream } from "effect"
 import {
   type ExecChunk,
   LiveSessionError,
@@ -25,6 +25,7 @@ import { type ForwardChunk, type ForwardRequest, forwardToGuest } from "./PortFo
 import { makePortSockets } from "./PortSockets.ts"
 import { makeGuestPtys } from "./GuestPtys.ts"
 import { type LiveGuestChannel, SessionRunner } from "./SessionRunner.ts"
+import { makeSessionFeed, type SessionFeed } from "./SessionFeed.ts"
 import { NodeTeardown } from "../NodeTeardown.ts"
 
 /** How long a stopping node waits for its sessions' final events after tearing their VMs down. */
@@ -32,13 +33,15 @@ const stopWaitMs = 5_000
 
 /**
  * The node's live sessions: admission (capacity, duplicates, snapshot), the event stream of
- * each, and cancel. A session lives exactly as long as its event stream: if the caller goes
- * away the stream's scope closes and the session's resources are released.
+ * each, and cancel. A session outlives its event stream for `PAWS_NODE_ADOPT_GRACE_MS`: if the
+ * replica following it goes away, another may take it over (attach); else it is stopped.
  */
 export class LiveSessions extends Context.Service<LiveSessions, {
   readonly run: (
     dispatch: SessionDispatch,
   ) => Stream.Stream<NodeSessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>
+  /** Follows a session whose dispatching replica went away (see SessionFeed). */
+  readonly attach: (sessionId: string) => Stream.Stream<NodeSessionEvent, NodeSessionNotFound>
   readonly cancel: (sessionId: string) => Effect.Effect<void, NodeSessionNotFound>
   /** A human's decision on a request the session's proxy holds; false when its proxy is not running yet. */
   readonly decideEgress: (
@@ -103,7 +106,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
   static readonly layer = Layer.effect(
     LiveSessions,
     Effect.gen(function* () {
-      const { maxVms, capacityBasis } = yield* NodeConfig
+      const { maxVms, capacityBasis, adoptGraceMs } = yield* NodeConfig
       const runner = yield* SessionRunner
       const images = yield* ImageStore
       const live = new Map<string, Deferred.Deferred<void>>()
@@ -196,43 +199,65 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           return cancel
         })
 
-      const run = (dispatch: SessionDispatch) =>
-        Stream.callback<NodeSessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>((queue) =>
-          Effect.gen(function* () {
-            const cancel = yield* Effect.acquireRelease(
-              admit(dispatch),
-              () =>
-                Effect.sync(() => {
-                  live.delete(dispatch.sessionId)
-                  egress.delete(dispatch.sessionId)
-                  pauses.delete(dispatch.sessionId)
-                  activity.delete(dispatch.sessionId)
-                }),
-            )
-            const holder = {}
-            egress.set(dispatch.sessionId, holder)
-            const pause: PauseHolder = {}
-            pauses.set(dispatch.sessionId, pause)
-            activity.set(dispatch.sessionId, { at: Date.now(), open: 0 })
-            const emit = (event: NodeSessionEvent) => void Queue.offerUnsafe(queue, event)
-            const done = Deferred.makeUnsafe<void>()
-            runners.set(dispatch.sessionId, done)
-            yield* runner.run(dispatch, emit, cancel, holder, onGuest, {
-              holder: pause,
-              lastActive: lastActive(dispatch.sessionId),
-            }, () => stopping).pipe(
-              Effect.ensuring(Queue.end(queue)),
-              Effect.ensuring(Effect.sync(() => {
-                runners.delete(dispatch.sessionId)
-                Deferred.doneUnsafe(done, Effect.void)
-              })),
-              Effect.forkScoped,
-            )
+      /** Each running session's events (and, for a while after it ends unfollowed, its last ones). */
+      const feeds = new Map<string, SessionFeed>()
+      const nodeScope = yield* Effect.scope
+      /**
+       * Admits the session and starts its runner in the node's own scope: it outlives the stream of the
+       * replica that dispatched it, for a replica taking over to follow (AttachSession).
+       */
+      const start = (dispatch: SessionDispatch) =>
+        Effect.gen(function* () {
+          const id = dispatch.sessionId
+          const cancel = yield* admit(dispatch)
+          const feed: SessionFeed = makeSessionFeed(adoptGraceMs, () => {
+            if (feeds.get(id) !== feed) return
+            // Gone from here at once: a replica asking later finds nothing and fails the session itself.
+            feeds.delete(id)
+            if (live.get(id) === cancel) {
+              // Nobody took it over: stop it, as a node cut off from control must.
+              Deferred.doneUnsafe(cancel, Effect.void)
+              void Effect.runFork(Effect.logWarning(`session ${id}: no control replica followed it; stopping it`))
+            }
           })
-        )
+          feeds.set(id, feed)
+          const holder = {}
+          egress.set(id, holder)
+          const pause: PauseHolder = {}
+          pauses.set(id, pause)
+          activity.set(id, { at: Date.now(), open: 0 })
+          const done = Deferred.makeUnsafe<void>()
+          runners.set(id, done)
+          yield* runner.run(dispatch, feed.emit, cancel, holder, onGuest, {
+            holder: pause,
+            lastActive: lastActive(id),
+          }, () => stopping).pipe(
+            Effect.ensuring(Effect.sync(() => {
+              live.delete(id)
+              egress.delete(id)
+              pauses.delete(id)
+              activity.delete(id)
+              runners.delete(id)
+              feed.end()
+              Deferred.doneUnsafe(done, Effect.void)
+            })),
+            Effect.forkIn(nodeScope),
+          )
+          return feed
+        })
+
+      const run = (dispatch: SessionDispatch) =>
+        Stream.unwrap(Effect.map(start(dispatch), (feed) => feed.follow(false)))
 
       return LiveSessions.of({
         run,
+        attach: (sessionId) =>
+          Stream.suspend(() => {
+            const feed = feeds.get(sessionId)
+            return feed === undefined
+              ? Stream.fail(new NodeSessionNotFound({ sessionId, message: `session ${sessionId} is not held here` }))
+              : feed.follow(true)
+          }),
         cancel: (sessionId) =>
           Effect.suspend(() => {
             const cancel = live.get(sessionId)

@@ -1,0 +1,101 @@
+import type { NodeSessionEvent } from "@paws/core"
+import { type Cause, Effect, Queue, Stream } from "effect"
+
+/** Events kept for a session nobody follows (output beyond this is dropped and counted). */
+const maxHeldEvents = 10_000
+
+/**
+ * One running session's events, decoupled from who follows them. The runner emits into it; the
+ * control replica that dispatched the session follows it (RunSession). When that follower goes
+ * away before the session ends (its replica died or stopped, or the link dropped), the session
+ * keeps running and its events are held for `graceMs`: another replica that holds a link to this
+ * node may take it over (AttachSession). Nobody by then: `orphaned` is called (the caller cancels
+ * the session, as a node cut off from control must).
+ */
+export interface SessionFeed {
+  readonly emit: (event: NodeSessionEvent) => void
+  /** The runner is done: the follower's stream ends after the events emitted so far. */
+  readonly end: () => void
+  /** A follower's stream; a new follower replaces the current one. */
+  readonly follow: (resumed: boolean) => Stream.Stream<NodeSessionEvent>
+  /** Nobody follows the session now (it is held for a replica to take over). */
+  readonly unfollowed: () => boolean
+}
+
+export const makeSessionFeed = (graceMs: number, orphaned: () => void): SessionFeed => {
+  let sink: Queue.Queue<NodeSessionEvent, Cause.Done> | undefined
+  let ended = false
+  /** Emitted while nobody followed. */
+  let held: Array<NodeSessionEvent> = []
+  let droppedOutput = 0
+  /** What a replica taking over may lack (lost in flight with the one that went away); both are idempotent. */
+  let lastStatus: { readonly event: NodeSessionEvent; readonly at: number } | undefined
+  let lastResult: { readonly event: NodeSessionEvent; readonly at: number } | undefined
+  let emitted = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const startGrace = () => {
+    clearTimeout(timer)
+    timer = setTimeout(() => {
+      timer = undefined
+      if (sink === undefined) orphaned()
+    }, graceMs)
+    timer.unref?.()
+  }
+
+  const emit = (event: NodeSessionEvent) => {
+    emitted++
+    if (event._tag === "status") lastStatus = { event, at: emitted }
+    if (event._tag === "result") lastResult = { event, at: emitted }
+    if (sink !== undefined) {
+      Queue.offerUnsafe(sink, event)
+      return
+    }
+    if (held.length < maxHeldEvents || event._tag !== "output") held.push(event)
+    else droppedOutput++
+  }
+
+  const follow = (resumed: boolean) =>
+    Stream.callback<NodeSessionEvent>((queue) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          clearTimeout(timer)
+          if (sink !== undefined) Queue.endUnsafe(sink)
+          if (resumed) {
+            // The replica taking over learns where the session stands, then what it missed.
+            const since = new Set(held)
+            const latest = [lastStatus, lastResult].filter((e) => e !== undefined && !since.has(e.event))
+            for (const e of latest.sort((a, b) => a!.at - b!.at)) Queue.offerUnsafe(queue, e!.event)
+            if (droppedOutput > 0) {
+              Queue.offerUnsafe(queue, {
+                _tag: "output",
+                stream: "stderr",
+                data: `[paws: ${droppedOutput} output chunks dropped while no control replica followed]\n`,
+              })
+            }
+          }
+          for (const e of held) Queue.offerUnsafe(queue, e)
+          held = []
+          droppedOutput = 0
+          sink = queue
+          if (ended) Queue.endUnsafe(queue)
+        }),
+        () =>
+          Effect.sync(() => {
+            if (sink !== queue) return
+            sink = undefined
+            startGrace()
+          }),
+      )
+    )
+
+  return {
+    emit,
+    end: () => {
+      ended = true
+      if (sink !== undefined) Queue.endUnsafe(sink)
+      else startGrace()
+    },
+    follow,
+    unfollowed: () => sink === undefined,
+  }
+}
