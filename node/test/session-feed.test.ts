@@ -19,7 +19,7 @@ describe("SessionFeed: a session outlives the replica that followed it", () => {
   it.effect("events emitted while nobody follows are held; a replica taking over gets the latest status and result first", () =>
     Effect.gen(function* () {
       let orphaned = 0
-      const feed = makeSessionFeed(60_000, () => orphaned++)
+      const feed = makeSessionFeed(60_000, Effect.sync(() => orphaned++))
       const first = yield* Effect.forkChild(takeThenLeave(feed.follow(false), 2))
       yield* Effect.yieldNow
       feed.emit(status("starting"))
@@ -39,7 +39,7 @@ describe("SessionFeed: a session outlives the replica that followed it", () => {
 
   it.effect("a replica taking over mid-run learns the status it may have missed, then follows live to the end", () =>
     Effect.gen(function* () {
-      const feed = makeSessionFeed(60_000, () => {})
+      const feed = makeSessionFeed(60_000, Effect.void)
       const first = yield* Effect.forkChild(takeThenLeave(feed.follow(false), 2))
       yield* Effect.yieldNow
       feed.emit(status("starting"))
@@ -56,7 +56,7 @@ describe("SessionFeed: a session outlives the replica that followed it", () => {
   it.effect("nobody takes over within the grace: orphaned is called once", () =>
     Effect.gen(function* () {
       let orphaned = 0
-      const feed = makeSessionFeed(50, () => orphaned++)
+      const feed = makeSessionFeed(50, Effect.sync(() => orphaned++))
       const first = yield* Effect.forkChild(takeThenLeave(feed.follow(false), 1))
       yield* Effect.yieldNow
       feed.emit(status("starting"))
@@ -68,7 +68,7 @@ describe("SessionFeed: a session outlives the replica that followed it", () => {
   it.effect("a follower arriving within the grace cancels the orphaning", () =>
     Effect.gen(function* () {
       let orphaned = 0
-      const feed = makeSessionFeed(100, () => orphaned++)
+      const feed = makeSessionFeed(100, Effect.sync(() => orphaned++))
       const first = yield* Effect.forkChild(takeThenLeave(feed.follow(false), 1))
       yield* Effect.yieldNow
       feed.emit(status("starting"))

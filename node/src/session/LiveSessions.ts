@@ -210,23 +210,27 @@ export class LiveSessions extends Context.Service<LiveSessions, {
         Effect.gen(function* () {
           const id = dispatch.sessionId
           const cancel = yield* admit(dispatch)
-          const feed: SessionFeed = makeSessionFeed(adoptGraceMs, () => {
-            if (feeds.get(id) !== feed) return
-            // Gone from here at once: a replica asking later finds nothing and fails the session itself.
-            feeds.delete(id)
-            if (live.get(id) === cancel) {
+          const done = Deferred.makeUnsafe<void>()
+          const feed: SessionFeed = makeSessionFeed(
+            adoptGraceMs,
+            Effect.suspend(() => {
+              if (feeds.get(id) !== feed) return Effect.void
+              // Gone from here at once: a replica asking later finds nothing and fails the session itself.
+              feeds.delete(id)
+              if (live.get(id) !== cancel) return Effect.void
               // Nobody took it over: stop it, as a node cut off from control must.
               Deferred.doneUnsafe(cancel, Effect.void)
-              void Effect.runFork(Effect.logWarning(`session ${id}: no control replica followed it; stopping it`))
-            }
-          })
+              return Effect.logInfo(`session ${id}: no control replica follows it; stopping it`).pipe(
+                Effect.andThen(Deferred.await(done)),
+              )
+            }),
+          )
           feeds.set(id, feed)
           const holder = {}
           egress.set(id, holder)
           const pause: PauseHolder = {}
           pauses.set(id, pause)
           activity.set(id, { at: Date.now(), open: 0 })
-          const done = Deferred.makeUnsafe<void>()
           runners.set(id, done)
           yield* runner.run(dispatch, feed.emit, cancel, holder, onGuest, {
             holder: pause,

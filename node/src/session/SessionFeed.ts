@@ -9,8 +9,9 @@ const maxHeldEvents = 10_000
  * control replica that dispatched the session follows it (RunSession). When that follower goes
  * away before the session ends (its replica died or stopped, or the link dropped), the session
  * keeps running and its events are held for `graceMs`: another replica that holds a link to this
- * node may take it over (AttachSession). Nobody by then: `orphaned` is called (the caller cancels
- * the session, as a node cut off from control must).
+ * node may take it over (AttachSession). Nobody by then: `orphaned` runs (the caller stops the
+ * session, as a node cut off from control must). With no grace it runs as the follower leaves,
+ * which then waits for it (the session is released when its stream's scope closes).
  */
 export interface SessionFeed {
   readonly emit: (event: NodeSessionEvent) => void
@@ -22,7 +23,7 @@ export interface SessionFeed {
   readonly unfollowed: () => boolean
 }
 
-export const makeSessionFeed = (graceMs: number, orphaned: () => void): SessionFeed => {
+export const makeSessionFeed = (graceMs: number, orphaned: Effect.Effect<void>): SessionFeed => {
   let sink: Queue.Queue<NodeSessionEvent, Cause.Done> | undefined
   let ended = false
   /** Emitted while nobody followed. */
@@ -37,7 +38,7 @@ export const makeSessionFeed = (graceMs: number, orphaned: () => void): SessionF
     clearTimeout(timer)
     timer = setTimeout(() => {
       timer = undefined
-      if (sink === undefined) orphaned()
+      if (sink === undefined) Effect.runFork(orphaned)
     }, graceMs)
     timer.unref?.()
   }
@@ -80,10 +81,10 @@ export const makeSessionFeed = (graceMs: number, orphaned: () => void): SessionF
           if (ended) Queue.endUnsafe(queue)
         }),
         () =>
-          Effect.sync(() => {
-            if (sink !== queue) return
+          Effect.suspend(() => {
+            if (sink !== queue) return Effect.void
             sink = undefined
-            startGrace()
+            return graceMs === 0 ? orphaned : Effect.sync(startGrace)
           }),
       )
     )
