@@ -27,6 +27,7 @@ const controlEnv = () => ({
   PAWS_NODE_HEARTBEAT_MS: "500",
   PAWS_NODE_LOST_AFTER_MS: "3000",
   PAWS_DISPATCH_INTERVAL_MS: "200",
+  PAWS_ADOPT_GRACE_MS: "12000",
 })
 
 const startControl = async () => {
@@ -43,6 +44,7 @@ const startNode = (nodeToken = token) =>
     PAWS_NODE_ID: "e2e-node",
     PAWS_NODE_MAX_VMS: "1",
     PAWS_NODE_LOST_AFTER_MS: "3000",
+    PAWS_NODE_ADOPT_GRACE_MS: "10000",
   })
 
 const api = async (method: string, path: string) => {
@@ -174,21 +176,43 @@ describe("control and node as separate processes (call-home)", () => {
     180_000,
   )
 
-  it("control restarted mid-queue: pending sessions survive and run once the node is back", async () => {
-    const busy = await detached("sleep 300")
-    await waitUntil("busy running", () => session(busy), (s) => s.status === "running")
-    const queued = [await detached("echo queued-1"), await detached("echo queued-2")]
-    for (const q of queued) expect((await session(q)).status).toBe("pending")
+  it(
+    "control restarted mid-session: the node keeps the running session and the restarted control takes it over " +
+      "(it completes, output intact); pending sessions survive and run",
+    async () => {
+      const busy = await detached("echo before; sleep 8; echo after")
+      await waitUntil("busy running", () => session(busy), (s) => s.status === "running")
+      const queued = [await detached("echo queued-1"), await detached("echo queued-2")]
+      for (const q of queued) expect((await session(q)).status).toBe("pending")
 
-    await control.kill("SIGTERM")
-    // Cut off from control, the node stops the session control can no longer track.
-    await waitUntil("node released the busy VM", left, (l) => l.taps.length === 0, 20_000)
-    await startControl()
-    expect((await session(busy)).status).toBe("failed")
-    for (const q of queued) {
-      const done = await waitUntil("queued ran", () => session(q), (s) => s.status === "completed", 90_000)
-      expect(done.result.stdout).toBe(q === queued[0] ? "queued-1\n" : "queued-2\n")
-    }
-    expect(await nodeIds()).toEqual(["e2e-node"])
-  }, 180_000)
+      await control.kill("SIGTERM")
+      await startControl()
+      const done = await waitUntil("busy completed", () => session(busy), (s) => s.status !== "running", 60_000)
+      expect(done).toMatchObject({ status: "completed", result: { exitCode: 0, stdout: "before\nafter\n" } })
+      for (const q of queued) {
+        const ran = await waitUntil("queued ran", () => session(q), (s) => s.status === "completed", 90_000)
+        expect(ran.result.stdout).toBe(q === queued[0] ? "queued-1\n" : "queued-2\n")
+      }
+      expect(await nodeIds()).toEqual(["e2e-node"])
+    },
+    180_000,
+  )
+
+  it(
+    "control away longer than the node's grace: the node stops the session nobody took over, and the restarted " +
+      "control fails it (control_restarted)",
+    async () => {
+      const busy = await detached("sleep 300")
+      await waitUntil("busy running", () => session(busy), (s) => s.status === "running")
+      await control.kill("SIGTERM")
+      const stoppedAt = Date.now()
+      // PAWS_NODE_ADOPT_GRACE_MS (10 s) later, the node stops it.
+      await waitUntil("node released the busy VM", left, (l) => l.taps.length === 0, 40_000)
+      expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(9_000)
+      await startControl()
+      const failed = await waitUntil("busy ended", () => session(busy), (s) => s.status !== "running", 30_000)
+      expect(failed).toMatchObject({ status: "failed", reason: "control_restarted" })
+    },
+    180_000,
+  )
 })

@@ -190,8 +190,6 @@ describe("two control replicas on one PostgreSQL, real nodes", () => {
       }))
       expect(twice, "sessions whose script ran more than once").toEqual([])
       expect(notCompleted.map((s) => `${s.status} ${s.reason}`), "sessions not completed").toEqual([])
-      // The survivor took over what was running through the dead replica (its log says how many).
-      expect(controls.b.proc.log()).toMatch(/recovered sessions of a control replica that is gone[^\n]*adopted\W+[1-9]/)
       for (const { id, n } of created) {
         const s = byId.get(id)
         expect(workloadRuns.get(id), `session ${n} ran once on a node`).toBe(1)

@@ -20,6 +20,7 @@ import { MemoryStore } from "./MemoryStore.ts"
 import { McpServers } from "./McpServers.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
+import { processStopping } from "./ProcessStopping.ts"
 import { ReplicaLease } from "./ReplicaLease.ts"
 import { redactCredentials } from "./RedactCredentials.ts"
 import { type ClaimedSession, SessionStore } from "./SessionStore.ts"
@@ -35,7 +36,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
   /**
    * Stops a starting/running session on its node: asks the node to cancel and waits (up to
    * 15 s) for its stream to end, which records `cancelled` once the node confirms the VM is
-   * gone; a node that does not confirm has its stream interrupted (that too stops the VM).
+   * gone; a node that does not confirm has its stream interrupted (the node then stops the VM
+   * once its PAWS_NODE_ADOPT_GRACE_MS passes with nobody following).
    */
   readonly stop: (id: SessionId, node: string | null) => Effect.Effect<void>
   readonly inflight: Effect.Effect<number>
@@ -61,6 +63,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const running = new Map<SessionId, Fiber.Fiber<void>>()
       const perNode = new Map<string, number>()
       const attempts = new Map<SessionId, number>()
+      const stopping = processStopping()
       /** Sessions a user cancelled: the node's "cancelled" confirms it (Sessions.cancel waits for that). */
       const cancelling = new Set<SessionId>()
       const maxAttempts = 3
@@ -146,6 +149,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
        */
       const lost = (id: SessionId, reason: string, resume = false, retry = { max: maxAttempts, backoffMs: 100 }) =>
         Effect.gen(function* () {
+          // This replica is stopping (its node links close first): the session is another replica's to take over.
+          if (stopping()) return
           // A resume the node never took leaves the session paused (its saved VM is still there).
           if (resume) return yield* store.transition(id, "failed", reason, "running")
           const attempt = (attempts.get(id) ?? 0) + 1
@@ -224,7 +229,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           if (finished._tag === "None") {
             yield* store.transition(id, "timeout", "node_missed_deadline")
             yield* entry.client.CancelSession({ sessionId: id }).pipe(Effect.timeout(5_000), Effect.ignoreCause)
-          } else if (!ended) {
+          } else if (!ended && !stopping()) {
             yield* store.transition(id, "failed", "node_ended_stream_early", resume ? "running" : undefined)
           }
           attempts.delete(id)
@@ -306,7 +311,9 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       yield* recover(true)
       yield* recover(false).pipe(
         Effect.catchCause((cause) => Effect.logError("recovering sessions of lost replicas failed", cause)),
-        Effect.repeat(Schedule.spaced(Math.max(100, Math.floor(lease.leaseMs / 3)))),
+        // At least every second: a gone replica's sessions are taken over soon after their node calls home here
+        // (it keeps them only for PAWS_NODE_ADOPT_GRACE_MS).
+        Effect.repeat(Schedule.spaced(Math.max(100, Math.min(1_000, Math.floor(lease.leaseMs / 3))))),
         Effect.forkScoped,
       )
       yield* Effect.forkScoped(Effect.forever(
@@ -332,7 +339,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           )
           const fiber = running.get(id)
           if (fiber !== undefined) {
-            // Not live on the node (yet): interrupting the RunSession call stops it there.
+            // Not live on the node (yet): interrupting the RunSession call makes the node stop it after its grace.
             const ended = asked ? yield* Fiber.await(fiber).pipe(Effect.timeoutOption(15_000)) : undefined
             if (ended === undefined || ended._tag === "None") yield* Fiber.interrupt(fiber)
           }

@@ -11,8 +11,11 @@ import { ImageStore } from "../../src/image/ImageStore.ts"
  */
 export const testDataDir = process.env.PAWS_TEST_DATA_DIR ?? path.join(os.tmpdir(), "paws-test-data")
 
+/** In-process nodes have no control replica to hand a session over to: one whose stream closes stops at once. */
 export const testConfig = (extra: Record<string, string> = {}) =>
-  ConfigProvider.layer(ConfigProvider.fromEnvRecord({ PAWS_DATA_DIR: testDataDir, ...extra }))
+  ConfigProvider.layer(
+    ConfigProvider.fromEnvRecord({ PAWS_DATA_DIR: testDataDir, PAWS_NODE_ADOPT_GRACE_MS: "0", ...extra }),
+  )
 
 /** ImageBuilder + ImageStore + NodeSshKey over the shared test data dir. */
 export const testImageLayer = (extra: Record<string, string> = {}) =>
