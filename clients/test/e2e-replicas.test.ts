@@ -177,13 +177,22 @@ describe("two control replicas on one PostgreSQL, real nodes", () => {
       const completedOnNode = new Set(runs.filter((r) => r.status === "completed").map((r) => r.id))
       const byId = new Map(final.map((s) => [s.id as string, s]))
       const notCompleted = final.filter((s) => s.status !== "completed")
+      /** What a session went through (its status events, each with its reason), for the report. */
+      const timeline = async (id: string) => {
+        const res = await fetch(`${survivor}/v1/sessions/${id}/events`, { headers: { authorization: `Bearer ${key}` } })
+        return [...(await res.text()).matchAll(/"status":"([a-z_]+)"(?:[^}]*"reason":"([^"]*)")?/g)]
+          .map((m) => m[2] === undefined ? m[1] : `${m[1]}(${m[2]})`)
+      }
+      const notCompletedTimelines = await Promise.all(notCompleted.map((s) => timeline(s.id)))
       console.log(JSON.stringify({
         sessions,
         finishedAtKill: atKill,
         completed: sessions - notCompleted.length,
-        failedInFlight: notCompleted.map((s) => ({
+        failedInFlight: notCompleted.map((s, i) => ({
           reason: s.reason,
+          timeline: notCompletedTimelines[i],
           nodeRuns: runs.filter((r) => r.id === s.id).map((r) => r.status),
+          nodeLines: nodes.flatMap((n) => n.log().split("\n").filter((l) => l.includes(s.id))),
         })),
         runsPerNode: nodes.map((n) => runsIn(n.log()).length),
         ms: Date.now() - started,
