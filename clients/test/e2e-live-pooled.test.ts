@@ -315,7 +315,8 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
           workload: {
             type: "script",
             script: `i=1; while [ $i -le ${lines} ]; do echo live-line-$i; i=$((i+1)); ` +
-              `if [ $i -eq 4 ]; then n=0; while [ ! -e /work/paws-go ] && [ $n -lt 150 ]; do ${pace}; n=$((n+1)); done; fi; ` +
+              `if [ $i -eq 4 ]; then n=0; while [ ! -e /work/paws-go ] && [ $n -lt 150 ]; do ${pace}; n=$((n+1)); done; ` +
+              `if [ -e /work/paws-go ]; then echo go-seen; else echo go-never-seen; fi; fi; ` +
               `${pace}; done; echo live-done`,
           },
         })
@@ -341,6 +342,8 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
         const all = (await stdout.textContent()) ?? ""
         expect(all.match(/live-line-\d+/g)).toEqual(Array.from({ length: lines }, (_, i) => `live-line-${i + 1}`))
         expect(all).toContain("live-done")
+        // The file written into the running script's guest was what released it (not the wait's cap).
+        expect(all).toContain("go-seen")
 
         // the Sessions page's node filter goes to the server: this node lists it, another node none
         await page.goto(`${url}/sessions?node=e2e-pooled`)
