@@ -330,6 +330,10 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
         expect(early).not.toContain("live-done")
         expect(early).not.toContain(`live-line-${lines}\n`)
         expect((await api("GET", `/v1/sessions/${chattyId}`)).json.status).toBe("running")
+        // The script holds the agent's channel while it runs: exec and files go over the guest's SSH meanwhile.
+        const during = await paws(["exec", chattyId, "--", "sh", "-c", "echo exec-during-script; ls /workload"], cli)
+        expect(during.code, during.stderr).toBe(0)
+        expect(during.stdout).toBe("exec-during-script\nscript.sh\n")
         const go = await fetch(`${url}/v1/sessions/${chattyId}/files?path=/work/paws-go`, {
           method: "PUT",
           headers: { authorization: `Bearer ${cli.PAWS_API_KEY}`, "content-type": "application/octet-stream" },

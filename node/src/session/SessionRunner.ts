@@ -142,6 +142,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
 
         /** A keepAlive script's outcome, once it has finished and its VM is kept up. */
         let scriptDone: Outcome | undefined
+        /** While the script runs it holds the agent's channel: live exec and files go over SSH meanwhile. */
+        let workloadRunning = false
         /** Whether the session got to `running` in this run (a resume that did not keeps its saved VM). */
         let wasRunning = false
         /** The session's path: each step acquires in this scope, and closing it releases in reverse. */
@@ -163,7 +165,10 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           yield* Fiber.join(opened)
           const memory = dispatch.memory
           if (memory !== undefined && resumed === undefined) yield* restoreMemory(shell, memory, watch)
-          if (onGuest !== undefined) yield* onGuest(dispatch.sessionId, { shell, guestIp: slot.guestIp })
+          if (onGuest !== undefined) {
+            const liveShell = yield* steps.live(slot, placement, started, shell, () => workloadRunning)
+            yield* onGuest(dispatch.sessionId, { shell: liveShell, guestIp: slot.guestIp })
+          }
           status("running")
           wasRunning = true
           const began = Date.now()
@@ -204,7 +209,10 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             if ((yield* keepUp()) === "paused") return pausedOutcome
             return { status: "completed", exitCode: null, output: null } satisfies Outcome
           }
-          const exitCode = yield* steps.workload(c, shell, watch, { stdout, stderr, live })
+          workloadRunning = true
+          const exitCode = yield* steps.workload(c, shell, watch, { stdout, stderr, live }).pipe(
+            Effect.ensuring(Effect.sync(() => void (workloadRunning = false))),
+          )
           if (Option.isNone(exitCode)) {
             // Closing the scope kills the VM; the session is over at the deadline.
             const error = `timed out after ${dispatch.timeoutMs} ms`

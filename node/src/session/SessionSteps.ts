@@ -1,11 +1,10 @@
-import { Data, Deferred, Effect, Option, Stream } from "effect"
-import type { Scope } from "effect"
+import { Data, Deferred, Effect, Option, Scope, Stream } from "effect"
 import type { NodeSessionEvent, SessionDispatch } from "@paws/core"
 import { prepareViaAgent } from "../guest/AgentPrepare.ts"
 import { agentShell } from "../guest/AgentShell.ts"
 import { inputEnv, writeGuestInput } from "../guest/GuestInput.ts"
 import type { GuestAgent } from "../guest/GuestAgent.ts"
-import { connectGuestShell } from "../guest/GuestShell.ts"
+import { connectGuestShell, GuestShellError } from "../guest/GuestShell.ts"
 import type { GuestShell } from "../guest/GuestShell.ts"
 import {
   envFile,
@@ -31,6 +30,7 @@ import type { VmHandle, Vmm } from "../vmm/Vmm.ts"
 import type { PooledVm, WarmVmPool } from "../warm/WarmVmPool.ts"
 import { guestWorkload } from "./AgentWorkload.ts"
 import type { LiveOutput } from "./LiveOutput.ts"
+import { liveShell } from "./LiveShell.ts"
 
 export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ readonly message: string }> {}
 
@@ -239,6 +239,29 @@ export const makeSessionSteps = (s: StepServices) => {
     })
   }
 
+  /**
+   * 5b. The shell for live exec and files: over SSH the session's own (its channels run side by side);
+   * over the agent, SSH while the workload runs (LiveShell), dialled on first need within the session.
+   */
+  const live = (slot: Slot, p: Placement, started: StartedVm, shell: GuestShell, workloadRunning: () => boolean) =>
+    Effect.gen(function* () {
+      if (started.agent === undefined) return shell
+      const scope = yield* Effect.scope
+      const ssh = yield* Effect.cached(
+        connectGuestShell({
+          dialer: s.dialer,
+          host: slot.guestIp,
+          hostKeyBlob: p.image.hostKeyBlob,
+          privateKey: s.key.privateKey,
+          readyTimeoutMs: 10_000,
+        }).pipe(
+          Scope.provide(scope),
+          Effect.mapError((e) => new GuestShellError({ message: `the guest's SSH, for live use: ${e.message}` })),
+        ),
+      )
+      return liveShell(shell, workloadRunning, ssh)
+    })
+
   /** 6. The workload, its output streamed through the caps; None when the session's deadline passed. */
   const workload = (
     c: SessionContext,
@@ -259,5 +282,5 @@ export const makeSessionSteps = (s: StepServices) => {
       Effect.tap(() => c.mark("workload")),
     )
 
-  return { place, slot, proxy, open, vm, watch, guest, workload }
+  return { place, slot, proxy, open, vm, watch, guest, live, workload }
 }
