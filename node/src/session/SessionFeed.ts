@@ -29,10 +29,13 @@ export const makeSessionFeed = (graceMs: number, orphaned: Effect.Effect<void>):
   /** Emitted while nobody followed. */
   let held: Array<NodeSessionEvent> = []
   let droppedOutput = 0
-  /** What a replica taking over may lack (lost in flight with the one that went away); both are idempotent. */
-  let lastStatus: { readonly event: NodeSessionEvent; readonly at: number } | undefined
-  let lastResult: { readonly event: NodeSessionEvent; readonly at: number } | undefined
-  let emitted = 0
+  /**
+   * What a replica taking over may lack (lost in flight with the one that went away), replayed in order:
+   * every status (a few; each a transition the store applies once, so `running` precedes a held `completed`)
+   * and the latest result. Both are idempotent.
+   */
+  const statuses: Array<NodeSessionEvent> = []
+  let lastResult: NodeSessionEvent | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
   const startGrace = () => {
     clearTimeout(timer)
@@ -44,9 +47,8 @@ export const makeSessionFeed = (graceMs: number, orphaned: Effect.Effect<void>):
   }
 
   const emit = (event: NodeSessionEvent) => {
-    emitted++
-    if (event._tag === "status") lastStatus = { event, at: emitted }
-    if (event._tag === "result") lastResult = { event, at: emitted }
+    if (event._tag === "status") statuses.push(event)
+    if (event._tag === "result") lastResult = event
     if (sink !== undefined) {
       Queue.offerUnsafe(sink, event)
       return
@@ -64,8 +66,8 @@ export const makeSessionFeed = (graceMs: number, orphaned: Effect.Effect<void>):
           if (resumed) {
             // The replica taking over learns where the session stands, then what it missed.
             const since = new Set(held)
-            const latest = [lastStatus, lastResult].filter((e) => e !== undefined && !since.has(e.event))
-            for (const e of latest.sort((a, b) => a!.at - b!.at)) Queue.offerUnsafe(queue, e!.event)
+            for (const e of statuses) if (!since.has(e)) Queue.offerUnsafe(queue, e)
+            if (lastResult !== undefined && !since.has(lastResult)) Queue.offerUnsafe(queue, lastResult)
             if (droppedOutput > 0) {
               Queue.offerUnsafe(queue, {
                 _tag: "output",
