@@ -104,6 +104,8 @@ const startControl = (nodeUrl: string) =>
           PAWS_LOG_LEVEL: "Warn",
           PAWS_NODES: nodeUrl,
           PAWS_NODES_TOKEN: "bench",
+          // Control's own cap per node (64 by default) would hold a larger burst back whatever the node takes.
+          PAWS_NODE_MAX_CONCURRENT: String(Math.max(64, burstSize + 8)),
         },
         stdio: ["ignore", "inherit", "inherit"],
       })
