@@ -105,7 +105,7 @@ export const controlSettings = {
   ),
   nodeMaxConcurrent: intSetting(
     "PAWS_NODE_MAX_CONCURRENT",
-    64,
+    256,
     "most sessions control runs on one node at once, whatever the node reports " +
       "(a node token's maxConcurrent replaces it for that node)",
     { max: nodeMaxConcurrentLimit },

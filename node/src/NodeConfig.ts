@@ -15,6 +15,8 @@ export interface NodeSettings {
   /** IPv4 pool carved into /30 slots (host = .1, guest = .2). */
   readonly pool: string
   readonly maxVms: number
+  /** Sessions started at once (place → restore → running); the rest wait their turn. */
+  readonly maxStarting: number
   /** Why `maxVms` is what it is (the setting, or memory / measured per-VM cost), for `paws nodes`. */
   readonly capacityBasis: string
   /** Per stream (stdout, stderr) cap of what a session keeps and streams. */
@@ -85,6 +87,17 @@ export const nodeSettings = {
     "most VMs at once",
     Config.option(Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1))), "PAWS_NODE_MAX_VMS")),
   ),
+  maxStarting: customSetting(
+    "PAWS_NODE_MAX_STARTING",
+    "2 per CPU core",
+    "sessions started at once (restore → running); the others wait their turn",
+    Config.option(
+      Config.schema(
+        Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 1024 }))),
+        "PAWS_NODE_MAX_STARTING",
+      ),
+    ),
+  ),
   outputCapBytes: intSetting("PAWS_NODE_OUTPUT_CAP_BYTES", 1024 * 1024, "stdout and stderr kept per session, each"),
   resultCapBytes: intSetting("PAWS_NODE_RESULT_CAP_BYTES", 1024 * 1024, "largest /output/result.json read"),
   lostAfterMs: intSetting(
@@ -126,6 +139,12 @@ export const nodeSettings = {
     true,
     "build the PAWS_NODE_SNAPSHOTS at start (sessions restore them instead of cold-booting); false: none",
   ),
+  tcgCacheMiB: intSetting(
+    "PAWS_NODE_TCG_CACHE_MIB",
+    0,
+    "TCG only (no KVM): translated-code cache per VM in MiB; small saves memory per idle VM, costs CPU in busy ones (0 = QEMU's own)",
+    { min: 0, max: 1024 },
+  ),
   keptSnapshots: textSetting(
     "PAWS_NODE_SNAPSHOTS",
     "default",
@@ -155,6 +174,7 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   port: nodeSettings.port.config,
   pool: nodeSettings.pool.config,
   maxVms: nodeSettings.maxVms.config,
+  maxStarting: nodeSettings.maxStarting.config,
   dataDir: nodeSettings.dataDir.config,
   outputCapBytes: nodeSettings.outputCapBytes.config,
   resultCapBytes: nodeSettings.resultCapBytes.config,
@@ -164,7 +184,7 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
   adoptGraceMs: nodeSettings.adoptGraceMs.config,
   idlePauseSeconds: nodeSettings.idlePauseSeconds.config,
   labels: nodeSettings.labels.config,
-}).pipe(Config.map(({ port, maxVms, dataDir, ...s }) => {
+}).pipe(Config.map(({ port, maxVms, maxStarting, dataDir, ...s }) => {
   const capacity = Option.isSome(maxVms)
     ? fixedCapacity(maxVms.value)
     : planCapacity(availableMemoryBytes(), readVmCost(dataDir))
@@ -172,6 +192,7 @@ export const nodeSettingsConfig: Config.Config<NodeSettings> = Config.all({
     ...s,
     maxVms: capacity.maxVms,
     capacityBasis: capacity.basis,
+    maxStarting: Option.getOrElse(maxStarting, () => Math.max(2, 2 * os.availableParallelism())),
     port: Option.getOrElse(port, () => 7711),
     serveRpc: Option.isSome(port) || Option.isNone(s.controlUrl),
   }
@@ -194,6 +215,7 @@ const testDefaults: NodeSettings = {
   port: 0,
   pool: "172.16.0.0/16",
   maxVms: 2,
+  maxStarting: 4,
   capacityBasis: "PAWS_NODE_MAX_VMS=2",
   outputCapBytes: 1024 * 1024,
   resultCapBytes: 1024 * 1024,

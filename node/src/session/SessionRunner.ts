@@ -30,6 +30,7 @@ import * as path from "node:path"
 import { makePausedVms } from "./PausedVms.ts"
 import type { PausedManifest } from "./PausedVms.ts"
 import { keepUpUntil } from "./SessionPauses.ts"
+import { makeStartTurns } from "./StartTurns.ts"
 import type { PauseHolder } from "./SessionPauses.ts"
 import type { Snapshot } from "../snapshot/SnapshotManifest.ts"
 
@@ -93,6 +94,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         warmVms: yield* Effect.serviceOption(WarmVmPool),
       })
       const snapshots = yield* Effect.serviceOption(SnapshotStore)
+      const turns = yield* makeStartTurns(config.maxStarting)
       const paused = makePausedVms(path.resolve(yield* dataDirConfig, "paused"))
       /** A paused session's VM as a restore sees it, and the snapshot its disk backs onto. */
       const resumable = (sessionId: string) =>
@@ -148,6 +150,8 @@ export class SessionRunner extends Context.Service<SessionRunner, {
         let wasRunning = false
         /** The session's path: each step acquires in this scope, and closing it releases in reverse. */
         const lifecycle = Effect.gen(function* () {
+          const turnDone = yield* turns.take
+          yield* c.mark("turn")
           const resumed = dispatch.resume === true ? yield* resumable(dispatch.sessionId) : undefined
           const placement = resumed?.placement ?? (yield* steps.place(c))
           const slot = yield* steps.slot(c, placement)
@@ -171,6 +175,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           }
           status("running")
           wasRunning = true
+          yield* turnDone
           const began = Date.now()
           const usedBefore = resumed?.manifest.usedMs ?? 0
           // The snapshot a pause's disk backs onto: the one the VM was cloned from.

@@ -5,6 +5,7 @@ import { dataDirConfig } from "../image/GuestImage.ts"
 import { createOverlay, makeRunDir } from "./RunDir.ts"
 import { makeSnapshotVms } from "./SnapshotVms.ts"
 import { decideAccelerator, tscArgs } from "./AccelProbe.ts"
+import { accelArg } from "./MachineArgs.ts"
 import { launchQemu } from "./QemuProcess.ts"
 import { Vmm, vmProcessName, vmRunDirName, VmStartError } from "./Vmm.ts"
 import type { Accelerator, VmConfig, VmHandle } from "./Vmm.ts"
@@ -18,6 +19,7 @@ export const vmmConfig = Config.all({
   runDir: nodeSettings.runDir.config,
   accel: nodeSettings.accel.config,
   netns: nodeSettings.netns.config,
+  tcgCacheMiB: nodeSettings.tcgCacheMiB.config,
 })
 
 export interface QemuMicrovmOptions {
@@ -28,6 +30,8 @@ export interface QemuMicrovmOptions {
   readonly netns: string | undefined
   /** User QEMU drops to after setup; default "nobody" when running as root, "" to stay. */
   readonly runAs?: string
+  /** TCG translation cache per VM (MiB); unset or 0: QEMU's own. */
+  readonly tcgCacheMiB?: number
 }
 
 /** The QEMU `-M microvm` driver (config: PAWS_RUN_DIR, PAWS_ACCEL, PAWS_NODE_NETNS). */
@@ -39,6 +43,7 @@ export const QemuMicrovm = Layer.effect(
       runDir: Option.getOrElse(config.runDir, () => path.join(config.dataDir, "run")),
       accel: config.accel,
       netns: Option.getOrUndefined(config.netns),
+      tcgCacheMiB: config.tcgCacheMiB,
     })
   }),
 )
@@ -79,7 +84,14 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
 
       // 2. QEMU itself; release = QMP quit, then SIGKILL after a grace period
       const runAs = options.runAs === undefined ? (process.getuid?.() === 0 ? "nobody" : undefined) : options.runAs
-      const argv = qemuArgs(vm, { accel, overlayPath, consoleLogPath, qmpPath, runAs: runAs || undefined })
+      const argv = qemuArgs(vm, {
+        accel,
+        overlayPath,
+        consoleLogPath,
+        qmpPath,
+        runAs: runAs || undefined,
+        tcgCacheMiB: options.tcgCacheMiB,
+      })
       const qemu = yield* launchQemu({ sessionId: vm.sessionId, netns, argv, qmpPath, stderrPath, consoleLogPath })
       const live = qemu.qmp
       const readText = (p: string) => Effect.promise(() => fs.readFile(p, "utf8").catch(() => ""))
@@ -103,7 +115,7 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
       return handle
     })
 
-    const snapshots = makeSnapshotVms(runRoot, netns)
+    const snapshots = makeSnapshotVms(runRoot, netns, options.tcgCacheMiB)
     return Vmm.of({ boot, ...snapshots, accelerator, netns, runDir: runRoot })
   })
 
@@ -125,11 +137,19 @@ const qemuArgs = (vm: VmConfig, o: {
   readonly consoleLogPath: string
   readonly qmpPath: string
   readonly runAs: string | undefined
+  readonly tcgCacheMiB: number | undefined
 }): Array<string> => {
   const net = [`vm.ip=${vm.guestCidr}`, `vm.gw=${vm.gateway}`, ...(vm.dns ? [`vm.dns=${vm.dns}`] : [])]
   return [
     ...["-name", vmProcessName(vm.sessionId)],
-    ...["-M", "microvm,acpi=on", "-accel", o.accel, "-cpu", o.accel === "kvm" ? "host" : "max"],
+    ...[
+      "-M",
+      "microvm,acpi=on",
+      "-accel",
+      accelArg(o.accel, o.tcgCacheMiB),
+      "-cpu",
+      o.accel === "kvm" ? "host" : "max",
+    ],
     ...["-m", String(vm.memoryMB ?? 256), "-smp", String(vm.vcpus ?? 1)],
     ...["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"],
     // seccomp: no new privileges, no obsolete syscalls; spawn stays allowed for exec: migration

@@ -41,7 +41,7 @@ const diagnosed = (sessionId: string, q: QemuProcess) =>
  * device state, and load clones from it. Every QEMU launch of the node goes through here or
  * `QemuMicrovm.boot`; `snapshot/` only describes snapshots.
  */
-export const makeSnapshotVms = (runRoot: string, netns: string | undefined) => {
+export const makeSnapshotVms = (runRoot: string, netns: string | undefined, tcgCacheMiB?: number) => {
   const bootSource = (o: SnapshotSourceConfig): Effect.Effect<SnapshotSourceVm, VmStartError, Scope.Scope> =>
     Effect.gen(function* () {
       const file = (f: string) => path.join(o.dir, f)
@@ -149,6 +149,7 @@ export const makeSnapshotVms = (runRoot: string, netns: string | undefined) => {
           controlPath: file("ctl.sock"),
           runAs: dropTo(),
           incoming: true,
+          tcgCacheMiB,
         }),
       })
       const qmpAt = since()
