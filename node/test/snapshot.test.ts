@@ -81,6 +81,11 @@ layer(snapshotWorldLayer, { excludeTestServices: true, timeout: 240_000 })("snap
         // RAM is mapped from the snapshot file, not copied
         const maps = yield* Effect.promise(() => fs.readFile(`/proc/${c.vm.pid}/maps`, "utf8"))
         assert.include(maps, path.join(c.snapshot.dir, snapshotFiles.ram))
+        // restored through paws-nothp too: no transparent huge pages for TCG's code buffer
+        assert.match(
+          yield* Effect.promise(() => fs.readFile(`/proc/${c.vm.pid}/status`, "utf8")),
+          /^THP_enabled:\s+0$/m,
+        )
         const r = yield* c.shell.run("cat /root/marker; ip -4 addr show eth0 | grep -o 'inet [0-9./]*'; date +%s")
         const [marker, inet, guestNow] = r.stdout.trim().split("\n")
         assert.strictEqual(marker, "prepared-by-setup")

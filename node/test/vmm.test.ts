@@ -82,6 +82,8 @@ layer(TestVmLive, { timeout: "180 seconds", excludeTestServices: true })("QEMU m
       assert.strictEqual(argv[argv.indexOf("-accel") + 1], vm.accelerator)
       // QEMU dropped root after setup
       assert.match(readFileSync(`/proc/${vm.pid}/status`, "utf8"), /^Uid:\s+65534\s/m)
+      // Started through paws-nothp: no transparent huge pages (TCG's code buffer held 16 MiB in them)
+      assert.match(readFileSync(`/proc/${vm.pid}/status`, "utf8"), /^THP_enabled:\s+0$/m)
       const status = (yield* vm.qmp("query-status")) as { status: string }
       assert.strictEqual(status.status, "running")
     }))

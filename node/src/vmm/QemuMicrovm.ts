@@ -6,6 +6,7 @@ import { createOverlay, makeRunDir } from "./RunDir.ts"
 import { makeSnapshotVms } from "./SnapshotVms.ts"
 import { decideAccelerator, tscArgs } from "./AccelProbe.ts"
 import { accelArg } from "./MachineArgs.ts"
+import { qemuLauncher } from "./QemuLauncher.ts"
 import { launchQemu } from "./QemuProcess.ts"
 import { Vmm, vmProcessName, vmRunDirName, VmStartError } from "./Vmm.ts"
 import type { Accelerator, VmConfig, VmHandle } from "./Vmm.ts"
@@ -54,6 +55,8 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
     const runRoot = path.resolve(options.runDir)
     const netns = options.netns
     const probeLock = yield* Semaphore.make(1)
+    // Built (or found) once, on the first VM: a node that never starts one never needs gcc for it.
+    const launcher = yield* Effect.cached(qemuLauncher(path.join(runRoot, ".bin")))
     let decided: Accelerator | undefined
     const accelerator = (kernelPath: string) =>
       decided !== undefined ? Effect.succeed(decided) : Semaphore.withPermit(
@@ -92,7 +95,15 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
         runAs: runAs || undefined,
         tcgCacheMiB: options.tcgCacheMiB,
       })
-      const qemu = yield* launchQemu({ sessionId: vm.sessionId, netns, argv, qmpPath, stderrPath, consoleLogPath })
+      const qemu = yield* launchQemu({
+        sessionId: vm.sessionId,
+        netns,
+        argv,
+        qmpPath,
+        stderrPath,
+        consoleLogPath,
+        launcher: yield* launcher,
+      })
       const live = qemu.qmp
       const readText = (p: string) => Effect.promise(() => fs.readFile(p, "utf8").catch(() => ""))
       const status = yield* live.execute("query-status").pipe(
@@ -115,7 +126,7 @@ export const makeQemuMicrovm = (options: QemuMicrovmOptions) =>
       return handle
     })
 
-    const snapshots = makeSnapshotVms(runRoot, netns, options.tcgCacheMiB)
+    const snapshots = makeSnapshotVms(runRoot, netns, { tcgCacheMiB: options.tcgCacheMiB, launcher })
     return Vmm.of({ boot, ...snapshots, accelerator, netns, runDir: runRoot })
   })
 

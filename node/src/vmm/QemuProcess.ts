@@ -35,13 +35,16 @@ export const launchQemu = (o: {
   readonly stderrPath: string
   readonly consoleLogPath: string
   readonly fds?: ReadonlyArray<number>
+  /** What QEMU is started through (QemuLauncher: paws-nothp); empty or unset: started directly. */
+  readonly launcher?: ReadonlyArray<string>
 }): Effect.Effect<QemuProcess, VmStartError, Scope.Scope> =>
   Effect.gen(function* () {
     const fail = (message: string, detail?: string) =>
       new VmStartError({ sessionId: o.sessionId, message, ...(detail === undefined ? {} : { detail }) })
-    const [command, args] = o.netns
-      ? ["ip", ["netns", "exec", o.netns, "qemu-system-x86_64", ...o.argv]] as const
-      : ["qemu-system-x86_64", o.argv] as const
+    const direct = o.netns
+      ? ["ip", "netns", "exec", o.netns, "qemu-system-x86_64", ...o.argv]
+      : ["qemu-system-x86_64", ...o.argv]
+    const [command, ...args] = [...(o.launcher ?? []), ...direct] as [string, ...Array<string>]
     const exited = yield* Deferred.make<number | null>()
     const qmpRef: { current?: Qmp } = {}
     const teardown = Option.getOrUndefined(yield* Effect.serviceOption(NodeTeardown))

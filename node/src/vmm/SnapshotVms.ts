@@ -41,7 +41,17 @@ const diagnosed = (sessionId: string, q: QemuProcess) =>
  * device state, and load clones from it. Every QEMU launch of the node goes through here or
  * `QemuMicrovm.boot`; `snapshot/` only describes snapshots.
  */
-export const makeSnapshotVms = (runRoot: string, netns: string | undefined, tcgCacheMiB?: number) => {
+export const makeSnapshotVms = (
+  runRoot: string,
+  netns: string | undefined,
+  qemu: {
+    readonly tcgCacheMiB?: number | undefined
+    /** What QEMU is started through (QemuLauncher). */
+    readonly launcher?: Effect.Effect<ReadonlyArray<string>> | undefined
+  } = {},
+) => {
+  const { tcgCacheMiB } = qemu
+  const launcher = qemu.launcher ?? Effect.succeed([])
   const bootSource = (o: SnapshotSourceConfig): Effect.Effect<SnapshotSourceVm, VmStartError, Scope.Scope> =>
     Effect.gen(function* () {
       const file = (f: string) => path.join(o.dir, f)
@@ -51,6 +61,7 @@ export const makeSnapshotVms = (runRoot: string, netns: string | undefined, tcgC
       const diskRw = yield* openFor(o.sessionId, file(o.files.disk), "r+")
       const diskRo = yield* openFor(o.sessionId, file(o.files.disk), "r")
       const q = yield* launchQemu({
+        launcher: yield* launcher,
         sessionId: o.sessionId,
         netns,
         qmpPath: file("qmp.sock"),
@@ -131,6 +142,7 @@ export const makeSnapshotVms = (runRoot: string, netns: string | undefined, tcgC
       const diskReadOnly = yield* openFor(o.sessionId, overlayPath, "r") // an fd set hands out fds by access mode
       const consoleLogPath = file("console.log")
       const q = yield* launchQemu({
+        launcher: yield* launcher,
         sessionId: o.sessionId,
         netns,
         qmpPath: file("qmp.sock"),
