@@ -83,4 +83,16 @@ describe("SessionFeed: a session outlives the replica that followed it", () => {
       feed.end()
       yield* Fiber.join(second)
     }))
+
+  it.effect("a session whose dispatching stream never followed it is orphaned after the grace too", () =>
+    Effect.gen(function* () {
+      let orphaned = 0
+      makeSessionFeed(50, Effect.sync(() => orphaned++))
+      const followed = makeSessionFeed(50, Effect.sync(() => orphaned += 10))
+      const fiber = yield* Effect.forkChild(Stream.runCollect(followed.follow(false)))
+      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 150)))
+      assert.strictEqual(orphaned, 1, "the unfollowed feed once; the followed one not")
+      followed.end()
+      yield* Fiber.join(fiber)
+    }))
 })

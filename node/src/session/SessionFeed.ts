@@ -91,6 +91,8 @@ export const makeSessionFeed = (graceMs: number, orphaned: Effect.Effect<void>):
       )
     )
 
+  // Armed from the start: a dispatch whose stream went away before it ever followed is orphaned too.
+  if (graceMs > 0) startGrace()
   return {
     emit,
     end: () => {
