@@ -150,7 +150,9 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const lost = (id: SessionId, reason: string, resume = false, retry = { max: maxAttempts, backoffMs: 100 }) =>
         Effect.gen(function* () {
           // This replica is stopping (its node links close first): the session is another replica's to take over.
-          if (stopping()) return
+          // Or it already is: this replica's lease lapsed and another took the session over (the node then
+          // ended this replica's stream, which is no loss).
+          if (stopping() || !(yield* store.heldBy(id, lease.id))) return
           // A resume the node never took leaves the session paused (its saved VM is still there).
           if (resume) return yield* store.transition(id, "failed", reason, "running")
           const attempt = (attempts.get(id) ?? 0) + 1
@@ -229,7 +231,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           if (finished._tag === "None") {
             yield* store.transition(id, "timeout", "node_missed_deadline")
             yield* entry.client.CancelSession({ sessionId: id }).pipe(Effect.timeout(5_000), Effect.ignoreCause)
-          } else if (!ended && !stopping()) {
+          } else if (!ended && !stopping() && (yield* store.heldBy(id, lease.id))) {
             yield* store.transition(id, "failed", "node_ended_stream_early", resume ? "running" : undefined)
           }
           attempts.delete(id)

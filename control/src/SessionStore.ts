@@ -91,6 +91,8 @@ export class SessionStore extends Context.Service<SessionStore, {
   ) => Effect.Effect<ReadonlyArray<Orphan>>
   /** Makes an orphan this replica's own; undefined if it moved meanwhile (another replica took it, or it ended). */
   readonly adopt: (orphan: Orphan, replica: string) => Effect.Effect<ClaimedSession | undefined>
+  /** Whether this replica still follows the session (another may have taken it over while this one lapsed). */
+  readonly heldBy: (id: SessionId, replica: string) => Effect.Effect<boolean>
 }>()("paws/control/SessionStore") {
   static readonly layer = Layer.effect(
     SessionStore,
@@ -365,6 +367,12 @@ export class SessionStore extends Context.Service<SessionStore, {
         }
       })
 
+      const heldBy = (id: SessionId, replica: string) =>
+        sql<{ id: string }>`SELECT id FROM sessions WHERE id = ${id} AND replica = ${replica}`.pipe(
+          Effect.map((rows) => rows.length > 0),
+          Effect.orDie,
+        )
+
       return SessionStore.of({
         create,
         get,
@@ -378,6 +386,7 @@ export class SessionStore extends Context.Service<SessionStore, {
         countByStatus,
         orphans,
         adopt,
+        heldBy,
       })
     }),
   )
