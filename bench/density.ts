@@ -22,6 +22,7 @@ import { newSessionId, type SessionDispatch } from "@paws/core"
 import { ImageBuilder } from "../node/src/image/ImageBuilder.ts"
 import { NodeServices } from "../node/src/main.ts"
 import { descendants } from "../node/src/NodeCapacity.ts"
+import { cpuMs } from "./process-cpu.ts"
 import { guestNetworkOf, NetworkSlot } from "../node/src/network/NetworkSlot.ts"
 import { LiveSessions } from "../node/src/session/LiveSessions.ts"
 import { SnapshotBuilder } from "../node/src/snapshot/SnapshotBuilder.ts"
@@ -33,6 +34,8 @@ const here = dirname(fileURLToPath(import.meta.url))
 const target = Number(process.argv[2] ?? process.env["PAWS_BENCH_DENSITY_N"] ?? 64)
 const maxRunBytes = Number(process.env["PAWS_BENCH_DENSITY_MAX_GIB"] ?? 12) * 2 ** 30
 const concurrency = 4
+/** The TCG translation-cache lever (the node's PAWS_NODE_TCG_CACHE_MIB; 0 = QEMU's own). */
+const tcgCacheMiB = process.env["PAWS_NODE_TCG_CACHE_MIB"] ?? "0"
 const snapshotName = "default"
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10
 
@@ -45,7 +48,17 @@ const pssKiB = (pid: number) => Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc
 
 /** PSS (MiB) of this process (the node) and of everything below it, by component. */
 const components = () => {
-  const out = { qemu: 0, proxy: 0, other: 0, node: pssKiB(process.pid) / 1024, qemuCount: 0, proxyCount: 0 }
+  const self = cpuMs(process.pid)
+  const out = {
+    qemu: 0,
+    proxy: 0,
+    other: 0,
+    node: pssKiB(process.pid) / 1024,
+    qemuCount: 0,
+    proxyCount: 0,
+    // CPU: the node itself, helpers it ran and reaped (ip, nft, nsenter), and the live QEMUs and proxies.
+    cpu: { node: self.own, helpers: self.children, qemu: 0, proxy: 0 },
+  }
   for (const p of descendants(process.pid)) {
     let cmdline = ""
     try {
@@ -53,8 +66,14 @@ const components = () => {
     } catch {
       // exited meanwhile
     }
-    if (p.qemu) (out.qemu += p.pssKiB / 1024, out.qemuCount++)
-    else if (/proxy/.test(cmdline)) (out.proxy += p.pssKiB / 1024, out.proxyCount++)
+    let cpu = 0
+    try {
+      cpu = cpuMs(p.pid).own
+    } catch {
+      // exited meanwhile
+    }
+    if (p.qemu) (out.qemu += p.pssKiB / 1024, out.qemuCount++, out.cpu.qemu += cpu)
+    else if (/proxy/.test(cmdline)) (out.proxy += p.pssKiB / 1024, out.proxyCount++, out.cpu.proxy += cpu)
     else out.other += p.pssKiB / 1024
   }
   return out
@@ -85,6 +104,7 @@ const main = Effect.gen(function* () {
     PAWS_NODE_VM_POOL: "0",
     PAWS_NODE_DEFAULT_SNAPSHOT: "0",
     PAWS_SNAPSHOT_DIR: snapshotDir,
+    PAWS_NODE_TCG_CACHE_MIB: tcgCacheMiB,
   })
   // The node in a scope of its own: closing it is the node's shutdown (SIGINT runs the same finalizers).
   const nodeScope = yield* Scope.make()
@@ -163,11 +183,12 @@ const main = Effect.gen(function* () {
       if (running % 16 === 0) yield* Effect.logInfo(`density: ${running} running`)
     }
     const allRunningMs = Math.round(performance.now() - t0)
+    const atAllRunning = components()
     yield* Effect.sleep("10 seconds") // settle: guests idle, page cache and proxies quiet
     const after = meminfo()
     const comp = components()
     const held = running
-    return { manifest, before, after, nodeBefore, comp, held, refused, starts, allRunningMs }
+    return { manifest, before, after, nodeBefore, comp, held, refused, starts, allRunningMs, atAllRunning }
   }).pipe(Effect.provideContext(node))
   const r = yield* run
 
@@ -202,6 +223,18 @@ const main = Effect.gen(function* () {
       other: per(r.comp.other - r.nodeBefore.other),
     },
     counts: { qemu: r.comp.qemuCount, proxies: r.comp.proxyCount },
+    // CPU the node spent per session getting it running (the proxy pool's refills count under proxy), by process.
+    startCpuMsPerSession: {
+      node: per(r.atAllRunning.cpu.node - r.nodeBefore.cpu.node),
+      helpers: per(r.atAllRunning.cpu.helpers - r.nodeBefore.cpu.helpers),
+      qemu: per(r.atAllRunning.cpu.qemu - r.nodeBefore.cpu.qemu),
+      proxy: per(r.atAllRunning.cpu.proxy - r.nodeBefore.cpu.proxy),
+    },
+    // CPU of the held sessions while they sleep (the 10 s settle), per session, in % of one core.
+    idleCpuPercentPerSession: {
+      qemu: Math.round(((r.comp.cpu.qemu - r.atAllRunning.cpu.qemu) / 10_000 / Math.max(1, r.held)) * 1000) / 10,
+      proxy: Math.round(((r.comp.cpu.proxy - r.atAllRunning.cpu.proxy) / 10_000 / Math.max(1, r.held)) * 1000) / 10,
+    },
     timeToAllRunningMs: r.allRunningMs,
     startByDensity,
     shutdown: {
@@ -215,6 +248,7 @@ const main = Effect.gen(function* () {
     levers: {
       guestRam: "snapshot RAM file mapped private (copy-on-write) by every clone, device state with x-ignore-shared",
       proxy: "startup snapshot (--snapshot-blob), malloc tunables",
+      tcgCacheMiB: Number(tcgCacheMiB),
     },
     snapshot: { memoryMB: r.manifest.memoryMB, accelerator: r.manifest.accelerator, qemu: r.manifest.qemuVersion },
     machine: {

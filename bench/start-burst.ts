@@ -3,7 +3,7 @@
  * sessions of `sleep` submitted to a control plane at once, each polled until it is `running`.
  * Reports the time until all ran and each session's start time (POST → seen running) against how
  * many were already running when it got there, then cancels them all. The node's VM pool refills
- * in the background meanwhile; the poll interval (100 ms) bounds the resolution.
+ * in the background meanwhile; the poll interval (250 ms: listing 128 sessions costs control CPU the starts need) bounds the resolution.
  */
 const ms = (x: number) => Math.round(x)
 const percentile = (xs: ReadonlyArray<number>, p: number) => {
@@ -25,6 +25,8 @@ export interface BurstResult {
   /** Start time (POST → seen running) p50/max for the sessions that found [from, to) running. */
   readonly startByAlreadyRunning: ReadonlyArray<{ from: number; to: number; n: number; p50: number; max: number }>
   readonly failures: ReadonlyArray<string>
+  /** CPU spent per session from the first POST until all ran, by process (the bench polls control meanwhile). */
+  readonly cpuMsPerSession: Record<string, number>
 }
 
 const listAll = async (control: Control) => {
@@ -48,7 +50,13 @@ const reasonOf = (control: Control, id: string) =>
     .then((r) => r.json() as Promise<{ reason?: string | null; result?: { error?: string } | null }>)
     .then((s) => s.result?.error ?? s.reason ?? "no reason given", (e: Error) => e.message)
 
-export const burst = async (control: Control, n: number, deadlineMs = 180_000): Promise<BurstResult> => {
+export const burst = async (
+  control: Control,
+  n: number,
+  cpu: () => Record<string, number>,
+  deadlineMs = 180_000,
+): Promise<BurstResult> => {
+  const cpuBefore = cpu()
   const t0 = performance.now()
   const posted = await Promise.all(Array.from({ length: n }, async () => {
     const res = await fetch(`${control.base}/v1/sessions`, {
@@ -79,9 +87,13 @@ export const burst = async (control: Control, n: number, deadlineMs = 180_000): 
         failures.push(`${s.id} ${s.status}: ${await reasonOf(control, s.id)}`)
       }
     }
-    await new Promise((r) => setTimeout(r, 100))
+    await new Promise((r) => setTimeout(r, 250))
   }
   const allRunningMs = started.size === n ? Math.max(...[...started.values()].map((s) => s.at)) : null
+  const cpuAfter = cpu()
+  const cpuMsPerSession = Object.fromEntries(
+    Object.entries(cpuAfter).map(([k, v]) => [k, Math.round(((v - (cpuBefore[k] ?? 0)) / n) * 10) / 10]),
+  )
   await Promise.all(
     posted.map((id) =>
       fetch(`${control.base}/v1/sessions/${id}`, { method: "DELETE", headers: control.headers }).then(
@@ -112,5 +124,6 @@ export const burst = async (control: Control, n: number, deadlineMs = 180_000): 
     submitMs: ms(submitMs),
     startByAlreadyRunning,
     failures,
+    cpuMsPerSession,
   }
 }

@@ -44,6 +44,7 @@ import { SnapshotRestore } from "../node/src/snapshot/SnapshotRestore.ts"
 import { SnapshotStore } from "../node/src/snapshot/SnapshotStore.ts"
 import { makeNetns } from "../node/test/support/Netns.ts"
 import { testConfig, testImageLayer } from "../node/test/support/TestImage.ts"
+import { cpuMs, nodeCpu } from "./process-cpu.ts"
 import { burst, type BurstResult } from "./start-burst.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -355,7 +356,9 @@ const program = (nodeUrl: string, pooledUrl: string, pooledNode: Context.Context
     })
 
     const burstResult: BurstResult | undefined = burstSize > 0
-      ? yield* Effect.promise(() => burst(pooledControl, burstSize))
+      ? yield* Effect.promise(() =>
+        burst(pooledControl, burstSize, () => ({ control: cpuMs(pooledControl.child.pid!).own, ...nodeCpu() }))
+      )
       : undefined
     const results = {
       burst: burstResult,
