@@ -42,6 +42,7 @@ const rejection = (network: SessionDispatch["network"]) =>
  * An in-process node speaking the real NodeRpcs contract (through RpcTest, i.e. the real
  * RPC client and server with serialization bypassed). The workload script selects behaviour:
  * `hang` runs until CancelSession (`chatty hang` printing a line every 100 ms); `crash` dies after starting to run (node lost); `vanish` dies before the VM starts;
+ * `dropstream N` runs, then ends its stream after N ms without an outcome (the node dropping its follower);
  * `stillheld N` is refused as already running for its first N dispatches; `reject` refuses the dispatch with issue text that quotes its credentials (setup `reject` does so for a build); `slow`
  * spaces events 100 ms apart; `auditflood N` streams N audit events at once; anything else completes with output, an
  * audit event and a result.
@@ -149,6 +150,10 @@ export const registerFakeNode = (
         { _tag: "status", status: "starting", at: now() },
         { _tag: "status", status: "running", at: now() },
       ])
+      const drop = /dropstream (\d+)/.exec(script)
+      if (drop !== null) {
+        return Stream.concat(start, Stream.fromEffect(Effect.sleep(Number(drop[1]))).pipe(Stream.drain))
+      }
       if (options.stallOn !== undefined && script.includes(options.stallOn)) {
         return Stream.never // accepted but never reports back: the session stays "starting"
       }
@@ -329,12 +334,13 @@ export const registerFakeNode = (
                 const ws = new WebSocket(options.portTarget!.replace(/^http/, "ws") + path, {
                   ...(cookie === undefined ? {} : { headers: { cookie } }),
                 })
-                ws.on("message", (data: Buffer, binary: boolean) =>
-                  Queue.offerUnsafe(queue, { data: new Uint8Array(data), text: !binary }))
-                ws.on("close", () =>
-                  Queue.endUnsafe(queue))
-                ws.on("error", () =>
-                  Queue.endUnsafe(queue))
+                ws.on(
+                  "message",
+                  (data: Buffer, binary: boolean) =>
+                    Queue.offerUnsafe(queue, { data: new Uint8Array(data), text: !binary }),
+                )
+                ws.on("close", () => Queue.endUnsafe(queue))
+                ws.on("error", () => Queue.endUnsafe(queue))
                 portSockets.set(socketId, ws)
                 return ws
               }),

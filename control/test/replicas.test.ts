@@ -94,6 +94,37 @@ describe("control replicas on one PostgreSQL", () => {
     )
 
     it.effect(
+      "a replica whose session another replica took over does not fail it when the node ends its stream",
+      () =>
+        Effect.scoped(Effect.gen(function* () {
+          const store = yield* (yield* TestDatabase).fresh
+          const url = store.databaseUrl!
+          const a = yield* startControl(store, {
+            PAWS_REPLICA_ID: "replica-a",
+            PAWS_REPLICA_LEASE_MS: String(leaseMs),
+            PAWS_ADOPT_GRACE_MS: "0",
+          })
+          yield* registerFakeNode(a.registry, { id: "n-a", maxConcurrent: 2 })
+          // Control: a stream that ends without an outcome fails a session this replica still follows.
+          const own = yield* call(a, "POST", "/v1/sessions", { body: script("dropstream 300") })
+          const dropped = yield* waitForSession(a, own.body.sessionId, (s) => s.status === "failed")
+          assert.strictEqual(dropped.reason, "node_ended_stream_early")
+
+          // Taken over meanwhile (A's lease lapsed, say, and live replica B adopted it): the node then ends A's stream.
+          const taken = yield* call(a, "POST", "/v1/sessions", { body: script("dropstream 1500") })
+          yield* waitForSession(a, taken.body.sessionId, (s) => s.status === "running")
+          yield* sqlOn(
+            url,
+            "INSERT INTO control_replicas (id, seen_at) VALUES ('replica-b', now() + interval '1 hour')",
+          )
+          yield* sqlOn(url, `UPDATE sessions SET replica = 'replica-b' WHERE id = '${taken.body.sessionId}'`)
+          yield* Effect.sleep(2500) // past the end of A's stream
+          const after = (yield* call(a, "GET", `/v1/sessions/${taken.body.sessionId}`)).body
+          assert.strictEqual(after.status, "running", JSON.stringify(after))
+        })),
+    )
+
+    it.effect(
       "every replica lists every replica's nodes, places against them, and can drain them; the node's own replica " +
         "runs what the other accepted",
       () =>
