@@ -21,15 +21,8 @@ const entry = fileURLToPath(new URL("./ProxySnapshot.ts", import.meta.url))
 const root = fileURLToPath(new URL("../../", import.meta.url))
 export const defaultSnapshotDir = join(root, "node_modules/.cache/paws-proxy-snapshot")
 
-/**
- * V8 flags of the build: bytecode compiled while the bundle initialised is flushed by the GCs before the heap
- * is written (functions compile again when first called), so every proxy deserialises ~1.2 MB less and holds
- * ~2 MiB less private memory (bench:proxy).
- */
-const buildFlags = ["--bytecode-old-age=1"]
-
 const sourceKey = (nodePath: string): string => {
-  const hash = createHash("sha256").update(`${process.version}\0${nodePath}\0${buildFlags.join(" ")}\0`)
+  const hash = createHash("sha256").update(`${process.version}\0${nodePath}\0`)
   for (const dir of ["proxy/src", "core/src"]) {
     for (const name of readdirSync(join(root, dir), { recursive: true, encoding: "utf8" }).sort()) {
       if (name.endsWith(".ts")) hash.update(`${dir}/${name}\0`).update(readFileSync(join(root, dir, name)))
@@ -85,7 +78,7 @@ export const buildProxySnapshot = async (
     writeFileSync(join(work, "proxy.cjs"), code)
     await promisify(execFile)(
       nodePath,
-      [...buildFlags, "--snapshot-blob", join(work, "proxy.blob"), "--build-snapshot", "proxy.cjs"],
+      ["--snapshot-blob", join(work, "proxy.blob"), "--build-snapshot", "proxy.cjs"],
       {
         cwd: work,
         env: {},
