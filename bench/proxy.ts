@@ -4,7 +4,8 @@
  * Everything is on loopback: a TLS upstream with a throw-away CA, the proxy spawned as the node
  * spawns it (config on stdin), mitmdump in reverse mode with a small injection addon.
  * Spawn: spawn→ready, CPU to ready and idle memory (RSS, PSS, private) of the proxy as the node now
- * starts it (startup snapshot, malloc tunables) and as it did before (from source), interleaved.
+ * starts it (startup snapshot, malloc tunables) and as it did before (from source), interleaved;
+ * and a bare Node process's idle memory, the floor under any Node-based proxy.
  * Results: bench/results/proxy-<time>.json (+ a summary on stdout).
  */
 import { execFileSync, spawn } from "node:child_process"
@@ -288,6 +289,15 @@ const main = async () => {
     }]),
   )
 
+  // The floor any Node-based proxy stands on: a bare Node process idling (same flags and malloc tunables).
+  const bare = spawn(process.execPath, [...proxyExecArgv, "-e", "setInterval(() => {}, 1e9)"], {
+    stdio: "ignore",
+    env: { ...proxyMallocEnv },
+  })
+  await new Promise((r) => setTimeout(r, 1500))
+  const bareNode = memoryOf(bare.pid!)
+  await stop(bare)
+
   const paws = await spawnProxy(config, launches["snapshot"]!)
   const mitm = await startMitmproxy(upstream.port, upstream.ca.certificatePem, dir)
   const targets: Array<Target> = [
@@ -327,6 +337,7 @@ const main = async () => {
     },
     settings: { spawnRuns, latencyRequests, throughputMs, concurrency },
     spawn: spawnReport,
+    bareNodeIdle: bareNode,
     results,
     summary: {
       addedP50Ms: Math.round((pawsR.latency.p50Ms - direct.latency.p50Ms) * 1000) / 1000,

@@ -12,10 +12,10 @@ describe("ProxyLaunch: proxies start from the snapshot blob while it is there", 
       const dir = mkdtempSync(path.join(os.tmpdir(), "paws-launch-"))
       const blob = path.join(dir, "proxy-0123456789abcdef.blob")
       let builds = 0
-      const launch = makeProxyLaunch(async () => {
+      const launch = makeProxyLaunch(() => {
         builds++
         writeFileSync(blob, "blob")
-        return blob
+        return Promise.resolve(blob)
       })
       yield* launch.prepare
       const hoursAgo = Date.now() / 1000 - 7200
@@ -36,7 +36,7 @@ describe("ProxyLaunch: proxies start from the snapshot blob while it is there", 
 
   it.effect("no snapshot (rolldown missing): proxies start from source", () =>
     Effect.gen(function* () {
-      const launch = makeProxyLaunch(async () => undefined)
+      const launch = makeProxyLaunch(() => Promise.resolve(undefined))
       yield* launch.prepare
       assert.deepStrictEqual(launch.argv(), [proxyProgram])
     }))
