@@ -251,8 +251,9 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             MemoryUnreadable: () => store.transition(claimed.id, "failed", "memory_unreadable"),
             McpServerMissing: (e) => store.transition(claimed.id, "failed", `mcp_server_not_registered: ${e.name}`),
             RpcClientError: () => lost(claimed.id, "node_lost", resume),
-            // Taking over: the node no longer holds it (its grace passed, or it never started there).
-            NodeSessionNotFound: () => abandon(claimed.id),
+            // Taking over: the node no longer holds it (its grace passed, or it never started there). Or a
+            // dispatch refused because its cancel got there first: the cancel ends the session.
+            NodeSessionNotFound: () => cancelling.has(claimed.id) ? Effect.void : abandon(claimed.id),
           }),
           // Our own interrupt (stop, shutdown) never reaches this handler; an interrupt here came
           // from the node's side (it shut down, or its link closed), so the node is lost too.

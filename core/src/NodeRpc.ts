@@ -103,7 +103,8 @@ export type SessionDispatch = typeof SessionDispatch.Type
 export const RunSession = Rpc.make("RunSession", {
   payload: SessionDispatch,
   success: NodeSessionEvent,
-  error: Schema.Union([NodeAtCapacity, UnknownSnapshot, SessionAlreadyRunning]),
+  // NodeSessionNotFound: the session was cancelled here before its dispatch arrived.
+  error: Schema.Union([NodeAtCapacity, UnknownSnapshot, SessionAlreadyRunning, NodeSessionNotFound]),
   stream: true,
 })
 

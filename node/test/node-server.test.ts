@@ -131,6 +131,11 @@ layer(TestServer, { excludeTestServices: true })("NodeServer", (it) => {
         at: (seen.at(-1) as { at: string }).at,
       })
       assert.strictEqual((yield* client.NodeStatus()).capacity.running, 0)
+      // A cancel that overtook its session's dispatch: the dispatch arriving after it is refused, not run.
+      const overtaken = dispatch("echo too late")
+      yield* client.CancelSession({ sessionId: overtaken.sessionId }).pipe(Effect.flip)
+      const late = yield* Stream.runCollect(client.RunSession(overtaken)).pipe(Effect.flip)
+      assert.strictEqual(late._tag, "NodeSessionNotFound")
     })))
 })
 

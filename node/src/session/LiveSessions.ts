@@ -39,7 +39,7 @@ const stopWaitMs = 5_000
 export class LiveSessions extends Context.Service<LiveSessions, {
   readonly run: (
     dispatch: SessionDispatch,
-  ) => Stream.Stream<NodeSessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot>
+  ) => Stream.Stream<NodeSessionEvent, NodeAtCapacity | SessionAlreadyRunning | UnknownSnapshot | NodeSessionNotFound>
   /** Follows a session whose dispatching replica went away (see SessionFeed). */
   readonly attach: (sessionId: string) => Stream.Stream<NodeSessionEvent, NodeSessionNotFound>
   readonly cancel: (sessionId: string) => Effect.Effect<void, NodeSessionNotFound>
@@ -180,9 +180,17 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             )),
         )
 
+      /**
+       * Sessions cancelled before they reached this node (control cancels a session it has just dispatched: the
+       * cancel may overtake its RunSession). Their dispatch, should it still arrive, is refused instead of run.
+       */
+      const cancelledEarly = new Map<string, number>()
+      const cancelledEarlyMs = 120_000
       const admit = (dispatch: SessionDispatch) =>
         Effect.gen(function* () {
           const id = dispatch.sessionId
+          const now = Date.now()
+          for (const [early, at] of cancelledEarly) if (now - at > cancelledEarlyMs) cancelledEarly.delete(early)
           if (stopping !== undefined) return yield* new NodeAtCapacity({ message: `node is stopping: ${stopping}` })
           if (live.has(id)) {
             return yield* new SessionAlreadyRunning({ sessionId: id, message: `session ${id} is already running here` })
@@ -193,6 +201,12 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           }
           if (dispatch.resume === true && (yield* paused.read(id)) === undefined) {
             return yield* new SessionAlreadyRunning({ sessionId: id, message: `session ${id} is not paused here` })
+          }
+          // Checked in the same synchronous step as live.set: a cancel either finds the session live or
+          // leaves its mark before it is admitted (the checks above took turns with other fibers).
+          if (cancelledEarly.delete(id)) {
+            const message = `session ${id} was cancelled before it got here`
+            return yield* new NodeSessionNotFound({ sessionId: id, message })
           }
           const cancel = Deferred.makeUnsafe<void>()
           live.set(id, cancel)
@@ -265,14 +279,16 @@ export class LiveSessions extends Context.Service<LiveSessions, {
         cancel: (sessionId) =>
           Effect.suspend(() => {
             const cancel = live.get(sessionId)
-            if (cancel === undefined) {
-              // A paused session: cancelling it removes its saved VM.
-              return Effect.flatMap(paused.read(sessionId), (m) =>
-                m === undefined
-                  ? Effect.fail(new NodeSessionNotFound({ sessionId, message: `no live session ${sessionId}` }))
-                  : paused.remove(sessionId))
-            }
-            return Deferred.succeed(cancel, undefined).pipe(Effect.asVoid)
+            if (cancel !== undefined) return Deferred.succeed(cancel, undefined).pipe(Effect.asVoid)
+            // Not live: its dispatch may still be on its way (the cancel overtook it). Marked in the step that found
+            // it not live, so that admit refuses it. A paused session: cancelling it removes its saved VM.
+            cancelledEarly.set(sessionId, Date.now())
+            return Effect.flatMap(paused.read(sessionId), (m) =>
+              m === undefined
+                ? Effect.fail(new NodeSessionNotFound({ sessionId, message: `no live session ${sessionId}` }))
+                : Effect.sync(() =>
+                  cancelledEarly.delete(sessionId)
+                ).pipe(Effect.andThen(paused.remove(sessionId))))
           }),
         decideEgress: (sessionId, requestId, approve) =>
           Effect.suspend(() => {
