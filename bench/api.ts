@@ -167,7 +167,8 @@ const run = async (name: string, databaseUrl: string | undefined, tree = root, r
     for (let round = 0; round < rounds; round++) measured.push(await measure(name, agent, control))
     // Rounds are reported one by one: on a shared machine, other load makes them differ.
     const best = measured.reduce((a, b) => (b.createsPerSecond > a.createsPerSecond ? b : a))
-    const result = { backend: name, tree, best, rounds: measured }
+    // Which code ran, without the machine's paths: this checkout or the baseline one.
+    const result = { backend: name, tree: tree === root ? "this" : "baseline", best, rounds: measured }
     console.log(JSON.stringify(result))
     return result
   } finally {
