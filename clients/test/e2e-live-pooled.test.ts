@@ -277,6 +277,11 @@ describe("live sessions on a warm-pool VM: the guest agent's channel (real contr
         // cancel: every exposure ends with the session
         expect((await paws(["sessions", "cancel", id], cli)).code).toBe(0)
         await waitUntil("cancelled", () => api("GET", `/v1/sessions/${id}`), (r) => r.json?.status === "cancelled")
+        // The guest's httpd sends Last-Modified without Cache-Control, so Chromium may keep its pages
+        // fresh for a moment (heuristic caching); what is checked here is control's answer.
+        const cdp = await context.newCDPSession(page)
+        await cdp.send("Network.enable")
+        await cdp.send("Network.setCacheDisabled", { cacheDisabled: true })
         expect((await page.goto(pub.url))!.status()).toBe(404)
         expect((await page.goto(`${tok.url}index.html`))!.status()).toBe(404)
         expect(curl(pub.url)).toBe("404")
