@@ -247,7 +247,7 @@ const main = Effect.gen(function* () {
     },
     levers: {
       guestRam: "snapshot RAM file mapped private (copy-on-write) by every clone, device state with x-ignore-shared",
-      proxy: "startup snapshot (--snapshot-blob), malloc tunables",
+      proxy: "bundle with its V8 code cache (ProxyLoader.cjs), malloc tunables",
       tcgCacheMiB: Number(tcgCacheMiB),
     },
     snapshot: { memoryMB: r.manifest.memoryMB, accelerator: r.manifest.accelerator, qemu: r.manifest.qemuVersion },

@@ -4,8 +4,9 @@
  * Everything is on loopback: a TLS upstream with a throw-away CA, the proxy spawned as the node
  * spawns it (config on stdin), mitmdump in reverse mode with a small injection addon.
  * Spawn: spawn→ready, CPU to ready and idle memory (RSS, PSS, private) of the proxy as the node now
- * starts it (startup snapshot, malloc tunables) and as it did before (from source), interleaved;
- * and a bare Node process's idle memory, the floor under any Node-based proxy.
+ * starts it (its bundle and code cache, malloc tunables) and as it did before (a startup snapshot of
+ * the same bundle; from source), interleaved; and a bare Node process's idle memory, the floor under
+ * any Node-based proxy.
  * Results: bench/results/proxy-<time>.json (+ a summary on stdout).
  */
 import { execFileSync, spawn } from "node:child_process"
@@ -21,7 +22,8 @@ import { decodeProxyMessageLine, encodeProxyConfigLine, proxyExecArgv } from "..
 import type { ProxyConfig } from "../core/src/ProxyConfig.ts"
 import { makeCertificateAuthority } from "../proxy/src/CertificateAuthority.ts"
 import { makeLeafCertificateCache } from "../proxy/src/LeafCertificateCache.ts"
-import { buildProxySnapshot } from "../proxy/src/ProxySnapshotBuild.ts"
+import { buildProxyBundle, proxyLoader } from "../proxy/src/ProxyBundleBuild.ts"
+import { buildSnapshotBaseline } from "./proxy-snapshot-baseline.ts"
 import { proxyMallocEnv } from "../node/src/proxy/ProxyLaunch.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -249,12 +251,15 @@ const main = async () => {
   const upstream = await startUpstream()
   const config = proxyConfig(upstream.port, upstream.ca.certificatePem)
 
-  const blob = await buildProxySnapshot()
-  if (blob === undefined) throw new Error("rolldown is not installed: no startup snapshot to measure")
+  const bundle = await buildProxyBundle()
+  if (bundle === undefined) throw new Error("rolldown is not installed: no proxy bundle to measure")
+  const blob = await buildSnapshotBaseline(dir)
   const launches: Record<string, Launch> = {
     // How the node starts every proxy now.
+    bundle: { argv: [proxyLoader, bundle], env: { ...proxyMallocEnv } },
+    // How it started them before: a startup snapshot of the same bundle.
     snapshot: { argv: ["--snapshot-blob", blob], env: { ...proxyMallocEnv } },
-    // How it started them before: the sources, with Node's compile cache (the bench runs the proxy
+    // And before that: the sources, with Node's compile cache (the bench runs the proxy
     // unsandboxed, so the cache is writable here, as it is not for the node's sandboxed proxies).
     source: { argv: [proxyMain], env: {} },
   }
@@ -298,7 +303,7 @@ const main = async () => {
   const bareNode = memoryOf(bare.pid!)
   await stop(bare)
 
-  const paws = await spawnProxy(config, launches["snapshot"]!)
+  const paws = await spawnProxy(config, launches["bundle"]!)
   const mitm = await startMitmproxy(upstream.port, upstream.ca.certificatePem, dir)
   const targets: Array<Target> = [
     { name: "direct", port: upstream.port, ca: upstream.ca.certificatePem, headers: { "x-api-key": secret } },

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Layer, Option, Scope } from "effect"
 import { readFileSync } from "node:fs"
 import type { ProxyAuditEvent } from "@paws/core"
+import { proxyLoader } from "@paws/proxy/ProxyBundleBuild"
 import { HostCommand } from "../src/HostCommand.ts"
 import { labelledProcesses } from "../src/network/Reconciler.ts"
 import { NodeConfig } from "../src/NodeConfig.ts"
@@ -40,8 +41,10 @@ describe("ProxyStarter.direct", () => {
       assert.deepStrictEqual(running.map((p) => p.pid), [proxy.pid], "the spawned process is the proxy itself")
       // Only the node is root: the proxy has its own uid, no capabilities, no_new_privs, a private /tmp.
       assertUnprivileged(proxy.pid)
-      // ... and runs from the proxy's startup snapshot, which the starter built (rolldown is installed here).
-      assert.include(readFileSync(`/proc/${proxy.pid}/cmdline`, "utf8").split("\0"), "--snapshot-blob")
+      // ... and runs from the proxy's bundle, which the starter built (rolldown is installed here).
+      const cmdline = readFileSync(`/proc/${proxy.pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "")
+      assert.include(cmdline, proxyLoader)
+      assert.match(cmdline.at(-1)!, /\/proxy-[0-9a-f]{16}\.cjs$/)
 
       // A name off the allowlist is refused over the proxy's real TLS port, and audited.
       const out = yield* sh([

@@ -41,8 +41,7 @@ const forbiddenList = (): BlockList => {
   ) forbidden.addSubnet(net, prefix, "ipv6")
   return forbidden
 }
-// Built at first use, not at import: a BlockList is a native handle, which a startup snapshot
-// (ProxySnapshot.ts) cannot hold.
+// Built at first use, not at import: importing the proxy's modules does nothing.
 let forbidden: BlockList | undefined
 
 const mappedV4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i

@@ -14,8 +14,7 @@ export interface CertificateAuthority {
 }
 
 const webcrypto = globalThis.crypto
-// Set when the first CA is made, not at import: pkijs keeps its engine on `global`, which a proxy
-// started from the startup snapshot (ProxySnapshot.ts) gets fresh.
+// Set when the first CA is made, not at import: importing the proxy's modules does nothing.
 const useWebCrypto = () => pkijs.setEngine("paws", new pkijs.CryptoEngine({ name: "paws", crypto: webcrypto }))
 
 const ecdsa = { name: "ECDSA", namedCurve: "P-256" } as const

@@ -3,9 +3,8 @@ import { createRequire } from "node:module"
 /**
  * node:http, node:https and node:tls, loaded at first use. Not ESM imports: an ESM import of http
  * or https makes Node materialise every export, which loads its bundled undici (~20 ms and ~9 MiB
- * at spawn) for exports the proxy never uses. Not loaded at import either: the proxy's startup
- * snapshot (ProxySnapshot.ts) cannot hold these modules' native handles, so it holds these stand-ins
- * and each proxy loads the real modules when it first listens or connects.
+ * at spawn) for exports the proxy never uses. Not loaded at import either: each proxy loads them
+ * when it first listens or connects.
  */
 const require = createRequire(import.meta.url)
 const lazyBuiltin = <T extends object>(name: string): T => {

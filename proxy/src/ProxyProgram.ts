@@ -1,8 +1,7 @@
 /**
- * The proxy program: run by main.ts (from source, once the compile cache is on) or by the startup
- * snapshot (ProxySnapshot.ts), which holds this module already loaded and calls `runProxy` after
- * deserializing. Nothing per-process (the CA key, stdin) may happen at import: it would be baked
- * into the snapshot and shared by every proxy.
+ * The proxy program: run by main.ts (from source, once the compile cache is on) or from the proxy's
+ * bundle (ProxyBundle.ts, by ProxyLoader.cjs). Nothing happens at import: the bundle is also
+ * loaded once, to make its code cache, by a process that is no proxy.
  * Imports are per module (effect/Effect, not the barrel) because spawn→ready time counts.
  */
 import * as Effect from "effect/Effect"

@@ -46,7 +46,7 @@ export const bait: ReadonlyArray<BaitSpec & { readonly what: string }> = [
   { proto: "udp", ip: "::", port: 5353, tag: "host-v6-udp", what: "a UDP service on the host over IPv6" },
 ]
 
-/** The proxy processes in a netns (from source or from the startup snapshot) and their privileges. */
+/** The proxy processes in a netns (from source or from its bundle) and their privileges. */
 export const proxiesIn = (netns: string) =>
   sh(["ip", "netns", "pids", netns]).pipe(
     Effect.map((out) =>

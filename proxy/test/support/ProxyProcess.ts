@@ -25,8 +25,8 @@ export interface ProxyProcess {
 
 /**
  * Spawns the real proxy process (config on stdin, as the node does) and waits for `ready`.
- * `launch`: what node runs after its flags (the source by default; `--snapshot-blob <blob>` for the
- * startup snapshot).
+ * `launch`: what node runs after its flags (the source by default; `ProxyLoader.cjs <bundle>` for the
+ * bundle).
  */
 export const startProxyProcess = (
   config: ProxyConfig,

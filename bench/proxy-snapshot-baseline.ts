@@ -1,0 +1,32 @@
+/**
+ * bench:proxy's baseline: the proxy as a V8 startup snapshot, how the node started proxies before
+ * the bundle with its code cache (proxy/src/ProxyBundleBuild.ts). Same bundle, run once under
+ * `node --build-snapshot` after the same warm-up (one throw-away CA); a proxy started with
+ * `--snapshot-blob` deserialises that heap and calls `runProxy`. Built into `dir` on every run.
+ */
+import { execFileSync } from "node:child_process"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const entrySource = `const { startupSnapshot } = require("node:v8")
+const proxy = require("./proxy.cjs")
+void proxy.prepareAuthority()
+startupSnapshot.setDeserializeMainFunction(() => proxy.runProxy())
+`
+
+export const buildSnapshotBaseline = async (dir: string): Promise<string> => {
+  const rolldown = await import("rolldown")
+  const out = await rolldown.build({
+    input: fileURLToPath(new URL("../proxy/src/ProxyBundle.ts", import.meta.url)),
+    platform: "node",
+    logLevel: "silent",
+    write: false,
+    output: { format: "cjs", minify: true },
+  })
+  writeFileSync(join(dir, "proxy.cjs"), out.output[0].code)
+  writeFileSync(join(dir, "entry.cjs"), entrySource)
+  const blob = join(dir, "proxy.blob")
+  execFileSync(process.execPath, ["--snapshot-blob", blob, "--build-snapshot", "entry.cjs"], { cwd: dir, env: {} })
+  return blob
+}
