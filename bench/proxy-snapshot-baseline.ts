@@ -9,8 +9,15 @@ import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 
-const entrySource = `const { startupSnapshot } = require("node:v8")
-const proxy = require("./proxy.cjs")
+/** One file: a snapshot's entry can require only Node's built-ins, so the bundle is inlined. */
+const entrySource = (bundle: string) =>
+  `const { startupSnapshot } = require("node:v8")
+const proxy = (() => {
+  const module = { exports: {} }
+  const exports = module.exports
+${bundle}
+  return module.exports
+})()
 void proxy.prepareAuthority()
 startupSnapshot.setDeserializeMainFunction(() => proxy.runProxy())
 `
@@ -24,8 +31,7 @@ export const buildSnapshotBaseline = async (dir: string): Promise<string> => {
     write: false,
     output: { format: "cjs", minify: true },
   })
-  writeFileSync(join(dir, "proxy.cjs"), out.output[0].code)
-  writeFileSync(join(dir, "entry.cjs"), entrySource)
+  writeFileSync(join(dir, "entry.cjs"), entrySource(out.output[0].code))
   const blob = join(dir, "proxy.blob")
   execFileSync(process.execPath, ["--snapshot-blob", blob, "--build-snapshot", "entry.cjs"], { cwd: dir, env: {} })
   return blob

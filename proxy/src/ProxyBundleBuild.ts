@@ -1,15 +1,15 @@
-import { execFile } from "node:child_process"
+import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { promisify } from "node:util"
-import { proxyExecArgv } from "@paws/core/ProxyConfig"
+import { createInterface } from "node:readline"
+import { decodeProxyMessageLine, encodeProxyConfigLine, proxyExecArgv } from "@paws/core/ProxyConfig"
 
 /**
  * Builds what every proxy starts from: the proxy bundled into one minified CommonJS file
- * (rolldown) and, beside it, the V8 code cache of that file after a warm-up (`.code`, made by
- * ProxyLoader.cjs in a process with the proxy's own V8 flags, which V8 checks). A proxy then runs
+ * (rolldown) and, beside it, the V8 code cache of that file (`.code`), made by one proxy started
+ * from it on loopback, with the proxy's own V8 flags (which V8 checks), and stopped once ready. A proxy then runs
  * `node ProxyLoader.cjs <bundle>`: one file read, no module resolution, no type stripping, and
  * compiled code for what the start runs. Against the startup snapshot this replaced, as fast to
  * ready and ~5 MiB less private memory per proxy: Node keeps a user snapshot's whole blob (6.4 MiB
@@ -78,6 +78,35 @@ const removeOldBuilds = (dir: string, keep: string) => {
   }
 }
 
+/** One proxy from `bundle` on loopback, to ready and stopped: as it exits, it writes the code cache. */
+const writeCodeCache = (nodePath: string, bundle: string, cache: string, cwd: string) =>
+  new Promise<void>((resolve, reject) => {
+    const child = spawn(nodePath, [...proxyExecArgv, proxyLoader, bundle, "--write-code-cache", cache], {
+      cwd,
+      env: {},
+      stdio: ["pipe", "pipe", "pipe"],
+    })
+    let stderr = ""
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      if (decodeProxyMessageLine(line)._tag === "ready") child.stdin.end()
+    })
+    child.on("error", reject)
+    child.on(
+      "exit",
+      (code) =>
+        code === 0 && existsSync(cache)
+          ? resolve()
+          : reject(new Error(`code cache not written (exit ${code}): ${stderr}`)),
+    )
+    child.stdin.write(encodeProxyConfigLine({
+      listen: { address: "127.0.0.1", https: 0, http: 0, dns: 0 },
+      dnsAnswer: "127.0.0.1",
+      allowOut: ["example.test"],
+      credentials: {},
+    }))
+  })
+
 /** The bundle's path (its code cache beside it), built now unless this sources' build is there. */
 export const buildProxyBundle = async (
   dir: string = defaultBundleDir,
@@ -93,11 +122,7 @@ export const buildProxyBundle = async (
   mkdirSync(work)
   try {
     writeFileSync(join(work, "proxy.cjs"), code)
-    await promisify(execFile)(
-      nodePath,
-      [...proxyExecArgv, proxyLoader, join(work, "proxy.cjs"), "--write-code-cache", join(work, "proxy.code")],
-      { cwd: work, env: {} },
-    )
+    await writeCodeCache(nodePath, join(work, "proxy.cjs"), join(work, "proxy.code"), work)
     // The bundle last, each rename atomic: a concurrent spawn finds the bundle with its cache, or neither.
     renameSync(join(work, "proxy.code"), join(dir, `proxy-${key}.code`))
     renameSync(join(work, "proxy.cjs"), target)

@@ -4,16 +4,17 @@
  * Plain CommonJS, not TypeScript: stripping types would cost a spawn ~50 ms. The bundle is compiled
  * with the V8 code cache made for it beside it (`.code`), so a proxy skips parsing and compiling
  * what the cache holds (a cache missing or rejected by V8 only costs time, and is said on stderr).
- * `--write-code-cache <file>`: instead of running the proxy, warm the certificate code (one
- * throw-away CA, nothing of it kept) and write the cache of everything compiled so far.
+ * `--write-code-cache <file>`: run the proxy without a cache and, as it exits, write the cache of
+ * everything compiled by then.
  */
 const { readFileSync, writeFileSync } = require("node:fs")
 const { createRequire } = require("node:module")
-const { dirname } = require("node:path")
+const { dirname, resolve } = require("node:path")
 const vm = require("node:vm")
 
-const [bundle, mode, cacheOut] = process.argv.slice(2)
-if (bundle === undefined) throw new Error("usage: ProxyLoader.cjs <bundle.cjs> [--write-code-cache <file>]")
+const [bundleArg, mode, cacheOut] = process.argv.slice(2)
+if (bundleArg === undefined) throw new Error("usage: ProxyLoader.cjs <bundle.cjs> [--write-code-cache <file>]")
+const bundle = resolve(bundleArg)
 let cachedData
 if (mode === undefined) {
   try {
@@ -31,10 +32,10 @@ const bundled = { exports: {} }
 script.runInThisContext()(bundled.exports, createRequire(bundle), bundled, bundle, dirname(bundle))
 
 if (mode === "--write-code-cache") {
-  bundled.exports.prepareAuthority().then(() => writeFileSync(cacheOut, script.createCachedData()))
-} else {
-  if (rejected) {
-    process.stderr.write("paws proxy: the code cache beside the bundle was rejected; starting without it\n")
-  }
-  bundled.exports.runProxy()
+  // The proxy runs as any other (its builder gives it a loopback config, waits for ready, closes
+  // stdin): the cache then holds what a start runs, not only the module's top level.
+  process.on("exit", () => writeFileSync(cacheOut, script.createCachedData()))
+} else if (rejected) {
+  process.stderr.write("paws proxy: the code cache beside the bundle was rejected; starting without it\n")
 }
+bundled.exports.runProxy()
