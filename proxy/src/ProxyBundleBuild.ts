@@ -9,12 +9,12 @@ import { decodeProxyMessageLine, encodeProxyConfigLine, proxyExecArgv } from "@p
 /**
  * Builds what every proxy starts from: the proxy bundled into one minified CommonJS file
  * (rolldown) and, beside it, the V8 code cache of that file (`.code`), made by one proxy started
- * from it on loopback, with the proxy's own V8 flags (which V8 checks), and stopped once ready. A proxy then runs
- * `node ProxyLoader.cjs <bundle>`: one file read, no module resolution, no type stripping, and
- * compiled code for what the start runs. Against the startup snapshot this replaced, as fast to
- * ready and ~5 MiB less private memory per proxy: Node keeps a user snapshot's whole blob (6.4 MiB
- * for an empty one) in the process's own memory for its life, where its built-in snapshot is part
- * of the binary, shared by every process.
+ * from it on loopback with the proxy's own V8 flags (which V8 checks) and stopped once ready.
+ * A proxy then runs `node ProxyLoader.cjs <bundle>`: one file read, no module resolution, no type
+ * stripping, and compiled code for what a start runs. Against the startup snapshot this replaced:
+ * as fast to ready and ~5 MiB less private memory per proxy. Node keeps a user snapshot's whole
+ * blob in the process's own memory for its life (an empty one adds 6.6 MiB private), where its
+ * built-in snapshot is part of the binary, shared by every process.
  *
  * Named after a hash of the sources it is built from (proxy and core, the lock file, the loader)
  * and of the Node binary (V8 rejects a cache from another version), so a changed proxy or Node gets
