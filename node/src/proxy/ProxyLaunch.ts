@@ -2,7 +2,6 @@ import { Effect } from "effect"
 import { existsSync, utimesSync } from "node:fs"
 import { proxyProgram } from "@paws/proxy"
 import { buildProxyBundle, proxyLoader } from "@paws/proxy/ProxyBundleBuild"
-import { prepareKernelFilter } from "./ProxyKernelFilter.ts"
 
 export interface ProxyLaunch {
   /** Builds (or finds) the proxy's bundle; once, unless the bundle went missing since. */
@@ -65,11 +64,7 @@ export const makeProxyLaunch = (build: () => Promise<string | undefined>): Proxy
 
 /** The node's one launch (the bundle under node_modules/.cache, shared by its proxy pool and starter). */
 const nodeLaunch = makeProxyLaunch(() => buildProxyBundle())
-/** The proxy's bundle and the compiled kernel filter every proxy starts through, built side by side. */
-export const prepareProxyLaunch: Effect.Effect<void> = Effect.all([nodeLaunch.prepare, prepareKernelFilter], {
-  concurrency: 2,
-  discard: true,
-})
+export const prepareProxyLaunch: Effect.Effect<void> = nodeLaunch.prepare
 export const proxyLaunchArgv = (): ReadonlyArray<string> => nodeLaunch.argv()
 
 /**

@@ -4,7 +4,6 @@ import { randomInt } from "node:crypto"
 import { existsSync, realpathSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { proxyExecArgv } from "@paws/core"
-import { kernelFilterArgv } from "./ProxyKernelFilter.ts"
 import { proxyLaunchArgv, proxyMallocEnv } from "./ProxyLaunch.ts"
 
 /**
@@ -22,11 +21,10 @@ import { proxyLaunchArgv, proxyMallocEnv } from "./ProxyLaunch.ts"
  * - a private /tmp, /var/tmp and /dev/shm (its own mount namespace with fresh tmpfs), so it sees
  *   and leaves nothing in the world-writable places shared with other processes;
  * - Landlock (no file-system changes anywhere) and a seccomp filter (no ptrace, namespaces, mount,
- *   bpf, keyrings, io_uring, …) where the kernel has them: `paws-proxy-filter` (compiled by the
- *   node, ProxyKernelFilter.ts) run between setpriv and node; `proxy-kernel-filter.py`, the same in
- *   the system's python3, where it could not be compiled. Debian 12's util-linux (2.38) `setpriv`
- *   cannot apply either (`--landlock-*` / `--seccomp-filter` came in 2.40). With neither gcc nor
- *   /usr/bin/python3 this layer is skipped;
+ *   bpf, keyrings, io_uring, …) where the kernel has them: `proxy-kernel-filter.py`, run by the
+ *   system's python3 between setpriv and node. Debian 12's util-linux (2.38) `setpriv` cannot apply
+ *   either (`--landlock-*` / `--seccomp-filter` came in 2.40) and nothing else in Debian does without
+ *   a compiler; python3's ctypes can. Without /usr/bin/python3 this layer is skipped;
  * - Node's permission model (`--permission`): read-only file access to the program's own tree, no
  *   writes, no child processes, worker threads, native addons, WASI or inspector.
  *
@@ -42,6 +40,10 @@ import { proxyLaunchArgv, proxyMallocEnv } from "./ProxyLaunch.ts"
 export const proxyUidBase = 0x70000000
 const proxyUidSpan = 0x01000000
 
+const kernelFilter = fileURLToPath(new URL("./proxy-kernel-filter.py", import.meta.url))
+const python = "/usr/bin/python3"
+/** `-I -S`: isolated (no environment, user site or current directory on the path), no site module. */
+export const kernelFilterArgv: ReadonlyArray<string> = existsSync(python) ? [python, "-I", "-S", kernelFilter] : []
 const programRoot = fileURLToPath(new URL("../../../", import.meta.url))
 
 /** Everything the proxy may read: its tree and the dependencies (their real location, if linked). */
@@ -68,11 +70,7 @@ const tmpfs = (dir: string) => `mount -t tmpfs -o size=16m,mode=1777,nosuid,node
  * there would hide the program). Landlock still forbids the proxy any write in a dir left shared.
  */
 export const privateTmpDirs = (): ReadonlyArray<string> => {
-  const needed = [
-    ...readablePaths(),
-    realpathSync(process.execPath),
-    ...kernelFilterArgv().filter((a) => a.startsWith("/")).map((p) => realpathSync(p)),
-  ]
+  const needed = [...readablePaths(), realpathSync(process.execPath), realpathSync(kernelFilter)]
   return ["/tmp", "/dev/shm", "/var/tmp"].filter((dir) =>
     existsSync(dir) && !needed.some((p) => p === dir || p.startsWith(`${dir}/`))
   )
@@ -100,17 +98,13 @@ const allocateUid = (): number => {
 export const proxyArgv = (netnsPrefix: ReadonlyArray<string>, uid: number | undefined): ReadonlyArray<string> =>
   sandboxArgv(netnsPrefix, uid, [process.execPath, ...permissionFlags(), ...proxyExecArgv, ...proxyLaunchArgv()])
 
-/**
- * `program` wrapped in the proxy's sandbox (exported for tests: the same wrapping, another program;
- * `filter` another kernel filter).
- */
+/** `program` wrapped in the proxy's sandbox (exported for tests: the same wrapping, another program). */
 export const sandboxArgv = (
   netnsPrefix: ReadonlyArray<string>,
   uid: number | undefined,
   program: ReadonlyArray<string>,
-  filter: ReadonlyArray<string> = kernelFilterArgv(),
 ): ReadonlyArray<string> => {
-  if (uid === undefined) return [...netnsPrefix, ...filter, ...program]
+  if (uid === undefined) return [...netnsPrefix, ...kernelFilterArgv, ...program]
   return [
     ...netnsPrefix,
     "unshare",
@@ -131,7 +125,7 @@ export const sandboxArgv = (
     "--bounding-set=-all",
     "--no-new-privs",
     "--",
-    ...filter,
+    ...kernelFilterArgv,
     ...program,
   ]
 }

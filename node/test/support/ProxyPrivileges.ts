@@ -1,6 +1,6 @@
 import { assert } from "@effect/vitest"
 import { readFileSync } from "node:fs"
-import { privateTmpDirs, proxyUidBase } from "../../src/proxy/ProxySandbox.ts"
+import { kernelFilterArgv, privateTmpDirs, proxyUidBase } from "../../src/proxy/ProxySandbox.ts"
 
 /** The privilege-relevant lines of /proc/<pid>/status, plus what the process has mounted on /tmp. */
 export const privilegesOf = (pid: number) => {
@@ -33,6 +33,7 @@ export const assertUnprivilegedStatus = (pid: number, p: Privileges): number => 
   assert.strictEqual(p.groups, "", "no supplementary groups")
   assert.deepStrictEqual(p.caps, ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"].map((c) => `${c}=0000000000000000`))
   assert.strictEqual(p.noNewPrivs, "1")
+  assert.isNotEmpty(kernelFilterArgv, "python3 is there to install the kernel filter (.ci/setup)")
   assert.strictEqual(p.seccomp, "2", "a seccomp filter is installed")
   // A private tmpfs on /tmp, unless paws itself runs from under /tmp (ProxySandbox.privateTmpDirs).
   if (privateTmpDirs().includes("/tmp")) assert.strictEqual(p.tmpMount, "tmpfs", "a private tmpfs on /tmp")
