@@ -7,9 +7,10 @@
     let
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
-      # Runtime tools the node shells out to (VMM, network, firewall, proxy sandbox, image build).
+      # Runtime tools the node shells out to (VMM, network, firewall, proxy sandbox, image build;
+      # gcc builds the guest agent and paws-nothp, which QEMU starts through).
       nodeTools = pkgs: with pkgs; [
-        qemu_kvm iproute2 nftables iptables util-linux python3 e2fsprogs cpio zstd dpkg apt mmdebstrap git curl
+        qemu_kvm iproute2 nftables iptables util-linux python3 gcc e2fsprogs cpio zstd dpkg apt mmdebstrap git curl
       ];
     in
     {
