@@ -4,8 +4,19 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { newSessionId } from "@paws/core"
+import { buildAgentBinary } from "../src/guest/AgentBinary.ts"
+import { installAgent } from "../src/guest/AgentInstall.ts"
+import { connectGuestAgent } from "../src/guest/GuestAgent.ts"
+import { connectGuestShell } from "../src/guest/GuestShell.ts"
+import { NetnsDialer } from "../src/guest/NetnsDialer.ts"
+import { NodeSshKey } from "../src/guest/NodeSshKey.ts"
+import { ImageStore } from "../src/image/ImageStore.ts"
 import { guestNetworkOf, NetworkSlot } from "../src/network/NetworkSlot.ts"
 import { SnapshotBuilder } from "../src/snapshot/SnapshotBuilder.ts"
+import { snapshotFiles } from "../src/snapshot/SnapshotManifest.ts"
+import { tscArgs } from "../src/vmm/AccelProbe.ts"
+import { snapshotCmdline } from "../src/vmm/MachineArgs.ts"
+import { Vmm } from "../src/vmm/Vmm.ts"
 import { assertNothingLeft, dispatchOf, runToEnd } from "./support/Sessions.ts"
 import { testConfig } from "./support/TestImage.ts"
 import { testNodeLayer } from "./support/TestNode.ts"
@@ -84,5 +95,51 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })(
         assert.strictEqual(slow.result.stdout, "sshd-down\n")
         yield* assertNothingLeft
       }))
+
+    // The agent waits for a host with its port open: were it to close the port between two looks,
+    // the guest kernel would drop what a host sent in that moment, and that request would never
+    // be answered (a snapshot build under load once waited 20 s for its ping so).
+    it.effect("the guest agent answers the first request of every host that connects, whenever it connects", () =>
+      Effect.gen(function* () {
+        const vmm = yield* Vmm
+        const image = yield* (yield* ImageStore).get()
+        const key = yield* NodeSshKey
+        const net = guestNetworkOf(yield* (yield* NetworkSlot).acquire(newSessionId()))
+        const dir = fs.mkdtempSync(path.join(snapshotDir, "agent-hosts-"))
+        const vm = yield* vmm.bootSource({
+          sessionId: newSessionId(),
+          dir,
+          files: snapshotFiles,
+          baseDisk: image.rootfsPath,
+          spec: {
+            accelerator: yield* vmm.accelerator(image.kernelPath),
+            memoryMB: 256,
+            vcpus: 1,
+            kernelPath: image.kernelPath,
+            initrdPath: image.initrdPath,
+            cmdline: snapshotCmdline(tscArgs(), net),
+            guestMac: net.guestMac,
+          },
+          tap: net.tap,
+        })
+        const shell = yield* connectGuestShell({
+          dialer: yield* NetnsDialer,
+          host: net.guestIp,
+          hostKeyBlob: image.hostKeyBlob,
+          privateKey: key.privateKey,
+          readyTimeoutMs: 90_000,
+        })
+        yield* installAgent(shell, fs.readFileSync(yield* buildAgentBinary(path.join(snapshotDir, ".cache"))))
+        // Hosts come and go at every phase of the agent's wait (it looks every 50 ms); each one's
+        // first request is answered.
+        for (let host = 0; host < 40; host++) {
+          yield* Effect.sleep(`${(host * 7) % 60} millis`)
+          const nonce = `${host}-${Math.random().toString(16).slice(2)}`
+          const pong = yield* Effect.scoped(
+            Effect.flatMap(connectGuestAgent(vm.controlPath), (agent) => agent.request(`ping ${nonce}`, 10_000)),
+          )
+          assert.strictEqual(pong, `pong ${nonce}`, `host ${host}`)
+        }
+      }).pipe(Effect.scoped))
   },
 )

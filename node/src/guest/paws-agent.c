@@ -14,7 +14,9 @@
  * exec runs `/bin/sh -c <cmd>` like dropbear runs an SSH exec for root (same environment, cwd
  * /root, default signals, own session) so a workload cannot tell the channels apart. Output
  * streams while the command runs, byte-exact. A port opens once (EBUSY otherwise) and reads EOF
- * while no host is connected, hence the reopen loop. One resident static process: right after a
+ * while no host is connected; it stays open then (closing it makes the guest kernel drop whatever a
+ * host sent in the moment before, so a request went unanswered), and only an error reopens it.
+ * One resident static process: right after a
  * snapshot resumes every new guest process is slow, and `restore` needs none.
  * The agent lives in every snapshot's RAM: a protocol change must bump snapshotFormat
  * (SnapshotManifest.ts) so that snapshots holding an older agent are refused and rebuilt.
@@ -50,14 +52,15 @@ static char *num(char *p, unsigned long v) {
   while (n) *p++ = t[--n];
   return p;
 }
-/* More bytes from the port into inbuf; 0 at EOF (no host), <0 on error. */
+static long last_fill; /* what fill() last returned */
+/* More bytes from the port into inbuf; 0 at EOF (no host), <0 on error (or a line too long). */
 static long fill(void) {
   if (in_start == in_end) in_start = in_end = 0;
-  if (in_end == sizeof inbuf) return -1;
+  if (in_end == sizeof inbuf) return last_fill = -1;
   long r;
   do r = sys(SYS_read, port, (long)inbuf + in_end, sizeof inbuf - in_end); while (r == -4);
   if (r > 0) in_end += r;
-  return r;
+  return last_fill = r;
 }
 /* The next complete line from inbuf (NUL-terminated in place), or 0 if none is buffered yet. */
 static char *take_line(void) {
@@ -375,9 +378,13 @@ __attribute__((used)) void run(long argc, char **argv) {
   for (;;) {
     port = (int)sys(SYS_open, (long)argv[1], 2 | 02000000 /* O_RDWR|O_CLOEXEC */, 0);
     if (port >= 0) {
-      in_start = in_end = 0;
-      serve();
-      pty_hangup_all();
+      do { /* each host in turn, the port kept open while there is none (EOF) */
+        in_start = in_end = 0;
+        last_fill = 0;
+        serve();
+        pty_hangup_all();
+        if (last_fill == 0) pause_ms(50);
+      } while (last_fill >= 0);
       sys(SYS_close, port, 0, 0);
     }
     pause_ms(50);
