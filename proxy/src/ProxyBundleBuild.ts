@@ -78,8 +78,12 @@ const removeOldBuilds = (dir: string, keep: string) => {
   }
 }
 
-/** One proxy from `bundle` on loopback, to ready and stopped: as it exits, it writes the code cache. */
-const writeCodeCache = (nodePath: string, bundle: string, cache: string, cwd: string) =>
+/**
+ * One proxy from `bundle` on loopback, to ready and stopped: as it exits, it writes the code cache.
+ * Bounded: a proxy that is not ready and gone within `timeoutMs` is killed and the build fails
+ * (proxies then start from source), so a node never waits on it forever.
+ */
+export const writeCodeCache = (nodePath: string, bundle: string, cache: string, cwd: string, timeoutMs = 60_000) =>
   new Promise<void>((resolve, reject) => {
     const child = spawn(nodePath, [...proxyExecArgv, proxyLoader, bundle, "--write-code-cache", cache], {
       cwd,
@@ -87,18 +91,29 @@ const writeCodeCache = (nodePath: string, bundle: string, cache: string, cwd: st
       stdio: ["pipe", "pipe", "pipe"],
     })
     let stderr = ""
+    const timer = setTimeout(() => {
+      stderr += `no ready and exit within ${timeoutMs} ms`
+      child.kill("SIGKILL")
+    }, timeoutMs)
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
     createInterface({ input: child.stdout }).on("line", (line) => {
-      if (decodeProxyMessageLine(line)._tag === "ready") child.stdin.end()
+      let ready = false
+      try {
+        ready = decodeProxyMessageLine(line)._tag === "ready"
+      } catch {
+        // not a protocol line: ignored, as the node ignores it
+      }
+      if (ready) child.stdin.end()
     })
-    child.on("error", reject)
-    child.on(
-      "exit",
-      (code) =>
-        code === 0 && existsSync(cache)
-          ? resolve()
-          : reject(new Error(`code cache not written (exit ${code}): ${stderr}`)),
-    )
+    child.on("error", (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      if (code === 0 && existsSync(cache)) resolve()
+      else reject(new Error(`code cache not written (exit ${code}): ${stderr}`))
+    })
     child.stdin.write(encodeProxyConfigLine({
       listen: { address: "127.0.0.1", https: 0, http: 0, dns: 0 },
       dnsAnswer: "127.0.0.1",

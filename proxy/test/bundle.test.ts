@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { buildProxyBundle, proxyLoader } from "../src/ProxyBundleBuild.ts"
+import { buildProxyBundle, proxyLoader, writeCodeCache } from "../src/ProxyBundleBuild.ts"
 import { curl } from "./support/Clients.ts"
 import { startProxyProcess } from "./support/ProxyProcess.ts"
 import { startWorld, viaProxy } from "./support/TestWorld.ts"
@@ -74,6 +74,18 @@ describe("proxy started from its bundle and code cache", () => {
     } finally {
       await p.stop()
     }
+  })
+
+  it("a build whose proxy never becomes ready fails in bounded time (the node then runs proxies from source)", async () => {
+    const stuck = join(mkdtempSync(join(dir, "stuck-")), "proxy.cjs")
+    writeFileSync(stuck, "exports.runProxy = () => setInterval(() => {}, 1e9)\n")
+    const started = Date.now()
+    const error = await writeCodeCache(process.execPath, stuck, `${stuck}.code`, dir, 1_000).then(
+      () => undefined,
+      (e) => e,
+    )
+    assert.match(String(error), /code cache not written .*no ready and exit within 1000 ms/s)
+    assert.isBelow(Date.now() - started, 10_000)
   })
 
   it("makes a fresh CA in every process: nothing random is kept from the build", async () => {
