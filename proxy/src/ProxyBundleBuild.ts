@@ -13,7 +13,7 @@ import { decodeProxyMessageLine, encodeProxyConfigLine, proxyExecArgv } from "@p
  * A proxy then runs `node ProxyLoader.cjs <bundle>`: one file read, no module resolution, no type
  * stripping, and compiled code for what a start runs. Against the startup snapshot this replaced:
  * as fast to ready and ~5 MiB less private memory per proxy. Node keeps a user snapshot's whole
- * blob in the process's own memory for its life (an empty one adds 6.6 MiB private), where its
+ * blob in the process's own memory for its life (an empty one adds 6.4 MiB private), where its
  * built-in snapshot is part of the binary, shared by every process.
  *
  * Named after a hash of the sources it is built from (proxy and core, the lock file, the loader)
