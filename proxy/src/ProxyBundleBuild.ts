@@ -42,7 +42,8 @@ const sourceKey = (nodePath: string): string => {
   return hash.digest("hex").slice(0, 16)
 }
 
-const bundle = async (): Promise<string | undefined> => {
+/** The proxy as one minified CommonJS file; undefined without rolldown. */
+export const bundleProxy = async (): Promise<string | undefined> => {
   let rolldown: typeof import("rolldown")
   try {
     rolldown = await import("rolldown")
@@ -130,7 +131,7 @@ export const buildProxyBundle = async (
   const key = sourceKey(nodePath)
   const target = join(dir, `proxy-${key}.cjs`)
   if (existsSync(target)) return target
-  const code = await bundle()
+  const code = await bundleProxy()
   if (code === undefined) return undefined
   mkdirSync(dir, { recursive: true })
   const work = join(dir, `build-${process.pid}-${Date.now()}`)
