@@ -89,6 +89,15 @@ layer(world, { excludeTestServices: true, timeout: 240_000 })(
         assert.strictEqual(big.result.output, null)
         assert.match(big.result.error ?? "", /result.json is not valid JSON/)
 
+        // a workload killed by a signal (here its own): the session says which, not "exit code null"
+        const killed = yield* runToEnd(dispatchOf("echo before; kill -KILL $$; echo after"))
+        assert.deepStrictEqual(killed.statuses, ["starting", "running", "failed"], JSON.stringify(killed.result))
+        assert.strictEqual(killed.result.stdout, "before\n")
+        assert.strictEqual(killed.result.exitCode, null)
+        assert.strictEqual(killed.result.error, "the workload was killed by signal KILL")
+        const reasons = killed.events.flatMap((e) => (e._tag === "status" && e.reason !== undefined ? [e.reason] : []))
+        assert.deepStrictEqual(reasons, ["the workload was killed by signal KILL"])
+
         // the deadline interrupts the exec; the VM goes with the session
         const slow = yield* runToEnd(dispatchOf(`${sshState}; sleep 60`, { timeoutMs: 4_000 }))
         assert.deepStrictEqual(slow.statuses, ["starting", "running", "timeout"], JSON.stringify(slow.result))

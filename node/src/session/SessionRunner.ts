@@ -22,7 +22,7 @@ import { Vmm } from "../vmm/Vmm.ts"
 import { WarmVmPool } from "../warm/WarmVmPool.ts"
 import { LiveOutput } from "./LiveOutput.ts"
 import { collectResult } from "./ResultCollect.ts"
-import { makeSessionSteps } from "./SessionSteps.ts"
+import { makeSessionSteps, workloadEndError } from "./SessionSteps.ts"
 import { collectState, restoreMemory } from "./StateVolume.ts"
 import type { Placement, SessionContext } from "./SessionSteps.ts"
 import { dataDirConfig } from "../image/GuestImage.ts"
@@ -215,19 +215,23 @@ export class SessionRunner extends Context.Service<SessionRunner, {
             return { status: "completed", exitCode: null, output: null } satisfies Outcome
           }
           workloadRunning = true
-          const exitCode = yield* steps.workload(c, shell, watch, { stdout, stderr, live }).pipe(
+          const ended = yield* steps.workload(c, shell, watch, { stdout, stderr, live }).pipe(
             Effect.ensuring(Effect.sync(() => void (workloadRunning = false))),
           )
-          if (Option.isNone(exitCode)) {
+          if (Option.isNone(ended)) {
             // Closing the scope kills the VM; the session is over at the deadline.
             const error = `timed out after ${dispatch.timeoutMs} ms`
             return { status: "timeout", exitCode: null, output: null, error } satisfies Outcome
           }
+          const exitCode = ended.value.exitCode
           const result = yield* collectResult(shell, config.resultCapBytes, watch)
-          const done: Outcome["status"] = exitCode.value === 0 ? "completed" : "failed"
+          const done: Outcome["status"] = exitCode === 0 ? "completed" : "failed"
+          // A signal (the guest's OOM killer, a kill) is named: "exit code null" would say nothing.
+          const why = workloadEndError(ended.value)
+          const error = why === undefined ? result.error : result.error === undefined ? why : `${why}; ${result.error}`
           // /state is saved only after a clean exit: a failed run must not replace the last good state.
-          let outcome: Outcome = { status: done, exitCode: exitCode.value, ...result }
-          if (memory !== undefined && exitCode.value === 0) {
+          let outcome: Outcome = { status: done, exitCode, ...result, ...(error === undefined ? {} : { error }) }
+          if (memory !== undefined && exitCode === 0) {
             const saved = yield* collectState(shell, memory.stateMaxBytes, watch)
             if (saved._tag === "saved") emit({ _tag: "state", tar: saved.tar })
             else if (result.error === undefined) {
@@ -237,7 +241,7 @@ export class SessionRunner extends Context.Service<SessionRunner, {
           if (keepsAlive(dispatch.workload)) {
             // Cancelled while kept alive: the session is cancelled, its script's result kept.
             scriptDone = outcome
-            const script = { status: done, exitCode: exitCode.value }
+            const script = { status: done, exitCode }
             if ((yield* keepUp(script)) === "paused") return pausedOutcome
           }
           return outcome

@@ -262,7 +262,10 @@ export const makeSessionSteps = (s: StepServices) => {
       return liveShell(shell, workloadRunning, ssh)
     })
 
-  /** 6. The workload, its output streamed through the caps; None when the session's deadline passed. */
+  /**
+   * 6. The workload, its output streamed through the caps; how it ended (its Exit, or none if its
+   * output ended without one); None when the session's deadline passed.
+   */
   const workload = (
     c: SessionContext,
     shell: GuestShell,
@@ -270,11 +273,11 @@ export const makeSessionSteps = (s: StepServices) => {
     out: { readonly stdout: OutputCap; readonly stderr: OutputCap; readonly live: LiveOutput },
   ) =>
     shell.exec(runWorkloadCommand).pipe(
-      Stream.runFold(() => null as number | null, (code, event) => {
-        if (event._tag === "Exit") return event.exitCode
+      Stream.runFold((): WorkloadEnd => ({ exitCode: null, signal: undefined }), (end, event) => {
+        if (event._tag === "Exit") return { exitCode: event.exitCode, signal: event.signal }
         const cap = event._tag === "Stdout" ? out.stdout : out.stderr
         out.live.push(event._tag === "Stdout" ? "stdout" : "stderr", cap.push(event.data))
-        return code
+        return end
       }),
       Effect.raceFirst(w.vmDied),
       Effect.raceFirst(w.proxyDied),
@@ -284,3 +287,17 @@ export const makeSessionSteps = (s: StepServices) => {
 
   return { place, slot, proxy, open, vm, watch, guest, live, workload }
 }
+
+/** How a workload's process ended: its exit code, or the signal that killed it (neither: no exit status came). */
+export interface WorkloadEnd {
+  readonly exitCode: number | null
+  readonly signal: string | undefined
+}
+
+/** Why a workload that did not exit 0 by itself failed, in words for the session's reason and result. */
+export const workloadEndError = (end: WorkloadEnd): string | undefined =>
+  end.signal !== undefined
+    ? `the workload was killed by signal ${end.signal}`
+    : end.exitCode === null
+    ? "the workload's output ended without an exit status"
+    : undefined

@@ -105,6 +105,8 @@ export interface Run {
   readonly stdout: string
   readonly stderr: string
   readonly statuses: ReadonlyArray<string>
+  /** Why probe session A ended as it did (the status event's reason, the result's exit code and error). */
+  readonly ending: string
   readonly hits: ReadonlyArray<Hit>
   readonly controlHits: ReadonlyArray<Hit>
   readonly controlAnswers: ReadonlyArray<string>
@@ -220,6 +222,12 @@ export const collect = Effect.scoped(Effect.gen(function* () {
     stdout,
     stderr: a.result.stderr,
     statuses: a.statuses,
+    ending: JSON.stringify({
+      reasons: a.events.flatMap((e) => (e._tag === "status" && e.reason !== undefined ? [e.reason] : [])),
+      exitCode: a.result?.exitCode,
+      error: a.result?.error,
+      truncated: a.result?.truncated,
+    }),
     hits: [...baited.hits],
     controlHits,
     controlAnswers,
@@ -252,7 +260,7 @@ export const results = Effect.gen(function* () {
 export const tally = { attempts: new Set<string>(), blocked: new Set<string>() }
 export const attempt = (r: Run, name: string): Attempt => {
   const a = r.attempts.get(name)
-  assert.isDefined(a, `attempt ${name} did not run:\n${r.stdout.slice(0, 3000)}\n${r.stderr.slice(-2000)}`)
+  assert.isDefined(a, `attempt ${name} did not run:\n${r.ending}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`)
   tally.attempts.add(name)
   return a!
 }

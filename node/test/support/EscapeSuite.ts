@@ -49,7 +49,7 @@ export const escapeSuite = (
           assert.deepStrictEqual(
             r.statuses,
             ["starting", "running", "completed"],
-            `${r.stdout.slice(0, 6000)}\n${r.stderr.slice(-3000)}`,
+            `${r.ending}\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`,
           )
           assert.strictEqual(httpStatus(attempt(r, "ctl-https-api")), "200", attempt(r, "ctl-https-api").detail)
           const ctl = r.received.find((x) => x.url === "/ctl")
