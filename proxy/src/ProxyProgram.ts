@@ -10,7 +10,8 @@ import { decodeConfig, drain, message, readConfigLine, watchStdinEnd, writeLine 
 import { prepareAuthority, startProxy } from "./ProxyServer.ts"
 
 export const runProxy = (): void => {
-  const spawnedAt = performance.timeOrigin
+  // Not performance.timeOrigin: the first use of `performance` loads perf_hooks (~1 ms of a spawn).
+  const spawnedAt = Date.now() - process.uptime() * 1000
 
   // This process's CA is made while it waits for its config (a pooled proxy waits for a session).
   const authority = prepareAuthority()
