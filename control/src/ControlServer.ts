@@ -29,6 +29,7 @@ import { PrivateDataDir } from "./PrivateFiles.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { Sessions } from "./Sessions.ts"
 import { SessionStore } from "./SessionStore.ts"
+import { SessionOwnership } from "./SessionOwnership.ts"
 import { SnapshotProjects } from "./SnapshotProjects.ts"
 import { Snapshots } from "./Snapshots.ts"
 import { StaticNodes } from "./StaticNodes.ts"
@@ -84,7 +85,14 @@ export const ControlServices = Layer.mergeAll(
   Layer.provideMerge(MemoryStore.layer),
   Layer.provideMerge(McpServers.layer),
   Layer.provideMerge(
-    Layer.mergeAll(SessionStore.layer, NodeRegistry.layer, Vault.layer, NodeTokens.layer, NodeDrains.layer),
+    Layer.mergeAll(
+      SessionStore.layer,
+      SessionOwnership.layer,
+      NodeRegistry.layer,
+      Vault.layer,
+      NodeTokens.layer,
+      NodeDrains.layer,
+    ),
   ),
   Layer.provideMerge(Layer.mergeAll(QueueSignal.layer, EventFeed.layer, Metrics.layer, AuditLog.layer)),
   Layer.provideMerge(Database),

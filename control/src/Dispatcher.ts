@@ -1,5 +1,4 @@
 import {
-  isTerminal,
   type NodeAtCapacity,
   type NodeInfo,
   type NodeSessionEvent,
@@ -13,18 +12,17 @@ import {
 import { Cause, Context, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import type { RpcClientError } from "effect/rpc"
 import { ControlConfig } from "./ControlConfig.ts"
-import { defaultEgressTimeoutMs, EgressApprovals } from "./EgressApprovals.ts"
+import { makeNodeEventRecorder } from "./NodeEventRecorder.ts"
+import { makeDispatchPayload } from "./DispatchPayload.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { NodeDrains } from "./NodeDrains.ts"
-import { MemoryStore } from "./MemoryStore.ts"
-import { McpServers } from "./McpServers.ts"
 import { type NodeEntry, NodeRegistry } from "./NodeRegistry.ts"
 import { QueueSignal } from "./QueueSignal.ts"
 import { processStopping } from "./ProcessStopping.ts"
 import { ReplicaLease } from "./ReplicaLease.ts"
 import { redactCredentials } from "./RedactCredentials.ts"
+import { SessionOwnership } from "./SessionOwnership.ts"
 import { type ClaimedSession, SessionStore } from "./SessionStore.ts"
-import { Vault } from "./Vault.ts"
 
 /**
  * Moves queued sessions onto nodes. The queue is the `pending` rows in the database, so a
@@ -51,14 +49,12 @@ export class Dispatcher extends Context.Service<Dispatcher, {
     Effect.gen(function* () {
       const config = yield* ControlConfig
       const store = yield* SessionStore
+      const ownership = yield* SessionOwnership
       const registry = yield* NodeRegistry
       const signal = yield* QueueSignal
-      const vault = yield* Vault
-      const mcpServers = yield* McpServers
+      const payloadOf = yield* makeDispatchPayload
       const feed = yield* EventFeed
       const drains = yield* NodeDrains
-      const memories = yield* MemoryStore
-      const egress = yield* EgressApprovals
       const scope = yield* Effect.scope
       const running = new Map<SessionId, Fiber.Fiber<void>>()
       const perNode = new Map<string, number>()
@@ -87,7 +83,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
        */
       const recover = (restarted: boolean) =>
         Effect.gen(function* () {
-          const orphans = yield* store.orphans({ id: lease.id, restarted }, lease.leaseMs)
+          const orphans = yield* ownership.orphans({ id: lease.id, restarted }, lease.leaseMs)
           const counts = { adopted: 0, requeued: 0, lost: 0 }
           const now = Date.now()
           const current = new Set<SessionId>()
@@ -98,7 +94,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             orphanSince.set(o.id, since)
             const entry = o.node === null ? undefined : yield* registry.get(o.node)
             if (entry !== undefined) {
-              const claimed = yield* store.adopt(o, lease.id)
+              const claimed = yield* ownership.adopt(o, lease.id)
               if (claimed === undefined) continue
               counts.adopted++
               orphanSince.delete(o.id)
@@ -119,29 +115,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           }
         })
 
-      const event = (claimed: ClaimedSession, e: NodeSessionEvent, egressTimeoutMs = defaultEgressTimeoutMs) =>
-        Effect.gen(function* () {
-          const id = claimed.id
-          // Memory events are stored under the session's memory key, never as session events.
-          if (e._tag === "state" || e._tag === "llm") {
-            if (claimed.memory === null) return false
-            if (e._tag === "state") yield* memories.saveState(claimed.memory, id, e.tar)
-            else yield* memories.recordExchange(claimed.memory, id, e.exchange)
-            return false
-          }
-          if (e._tag === "status") {
-            // "starting" was recorded when the session was claimed; the node repeating it is no news.
-            if (e.status === "starting") return false
-            const reason = e.status === "cancelled" && cancelling.has(id) ? "cancelled_by_user" : e.reason
-            const moved = yield* store.transition(id, e.status, reason)
-            // Paused: the VM is saved on the node and released, so its stream ends here.
-            return moved && (isTerminal(e.status) || e.status === "paused")
-          }
-          if (e._tag === "egress_approval") yield* egress.record(id, e, egressTimeoutMs)
-          if (e._tag === "result") yield* store.setResult(id, e.result)
-          else yield* store.append(id, e)
-          return false
-        }).pipe(Effect.tap(() => feed.publish(claimed.id)))
+      const event = yield* makeNodeEventRecorder(cancelling)
 
       /**
        * The node failed us before or while running: re-queue if the VM never ran (at most
@@ -152,7 +126,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           // This replica is stopping (its node links close first): the session is another replica's to take over.
           // Or it already is: this replica's lease lapsed and another took the session over (the node then
           // ended this replica's stream, which is no loss).
-          if (stopping() || !(yield* store.heldBy(id, lease.id))) return
+          if (stopping() || !(yield* ownership.heldBy(id, lease.id))) return
           // A resume the node never took leaves the session paused (its saved VM is still there).
           if (resume) return yield* store.transition(id, "failed", reason, "running")
           const attempt = (attempts.get(id) ?? 0) + 1
@@ -176,39 +150,9 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         let sent: SessionDispatch["network"]["credentials"] = {}
         return Effect.gen(function* () {
           const { id, spec } = claimed
-          const credentials = claimed.credentials === null
-            ? {}
-            : JSON.parse(yield* vault.open(claimed.credentials, id)) as SessionDispatch["network"]["credentials"]
-          const mcp = spec.mcp === undefined || spec.mcp.length === 0 ? [] : yield* mcpServers.resolve(spec.mcp)
-          // MCP secret values are redacted from logs like credential values.
-          sent = {
-            ...credentials,
-            ...Object.fromEntries(mcp.map((m) => [`mcp:${m.name}`, { headers: { ...m.env, ...m.headers } }])),
-          }
-          const input = claimed.input === null
-            ? undefined
-            : JSON.parse(yield* vault.open(claimed.input, `${id}:input`)) as SessionDispatch["input"]
-          const dispatch: SessionDispatch = {
-            sessionId: id,
-            snapshot: spec.snapshot,
-            workload: spec.workload,
-            resources: spec.resources,
-            timeoutMs: spec.timeoutMs,
-            network: {
-              allowOut: spec.network.allowOut,
-              credentials,
-              ...(spec.network.approvals === undefined ? {} : { approvals: spec.network.approvals }),
-              // Also bounds the MCP gateway's holds of `approve` tool calls.
-              ...(spec.network.approvals === undefined && !mcp.some((m) => m.approve !== undefined) ? {} : {
-                approvalTimeoutMs: (spec.network.approvalTimeoutSeconds ?? defaultEgressTimeoutMs / 1000) * 1000,
-              }),
-            },
-            ...(spec.metadata === undefined ? {} : { metadata: spec.metadata }),
-            ...(claimed.memory === null ? {} : { memory: yield* memories.dispatchFor(claimed.memory) }),
-            ...(input === undefined ? {} : { input }),
-            ...(mcp.length === 0 ? {} : { mcp }),
-            ...(resume ? { resume: true } : {}),
-          }
+          const payload = yield* payloadOf(claimed, resume)
+          sent = payload.secrets
+          const dispatch = payload.dispatch
           let ended = false
           const events: Stream.Stream<
             NodeSessionEvent,
@@ -231,7 +175,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           if (finished._tag === "None") {
             yield* store.transition(id, "timeout", "node_missed_deadline")
             yield* entry.client.CancelSession({ sessionId: id }).pipe(Effect.timeout(5_000), Effect.ignoreCause)
-          } else if (!ended && !stopping() && (yield* store.heldBy(id, lease.id))) {
+          } else if (!ended && !stopping() && (yield* ownership.heldBy(id, lease.id))) {
             yield* store.transition(id, "failed", "node_ended_stream_early", resume ? "running" : undefined)
           }
           attempts.delete(id)

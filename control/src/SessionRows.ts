@@ -100,6 +100,32 @@ export interface ClaimedSession {
   readonly input: string | null
 }
 
+/** A page of sessions, newest first (`cursor`: the last id of the page before), optionally filtered. */
+export interface SessionListQuery {
+  readonly status: SessionStatus | undefined
+  readonly limit: number
+  readonly cursor: SessionId | undefined
+  readonly daemon?: string
+  readonly node?: string
+  readonly project?: string
+}
+
+/** The columns a claim (or a takeover) returns. */
+export interface ClaimedRow {
+  readonly id: string
+  readonly spec: unknown
+  readonly credentials: string | null
+  readonly memory: unknown
+  readonly input: string | null
+}
+
+export const toClaimed = (row: ClaimedRow): ClaimedSession => ({
+  ...decodeClaimed({ id: row.id, spec: json(row.spec) }),
+  credentials: row.credentials,
+  memory: row.memory === null ? null : decodeMemory(json(row.memory)),
+  input: row.input,
+})
+
 export interface StoredEvent {
   readonly id: string
   readonly event: SessionEvent

@@ -15,17 +15,18 @@ import { makeBatcher } from "./Batcher.ts"
 import { ControlConfig } from "./ControlConfig.ts"
 import { json } from "./Rows.ts"
 import {
+  type ClaimedRow,
   type ClaimedSession,
-  decodeClaimed,
   decodeEvent,
-  decodeMemory,
   fromStatuses,
   type NewSession,
   nodeJson,
   type QueuedSession,
+  type SessionListQuery,
   type SessionRow,
   statusEvent,
   type StoredEvent,
+  toClaimed,
   toSession,
   withoutNul,
 } from "./SessionRows.ts"
@@ -37,14 +38,6 @@ export type { ClaimedSession, NewSession, QueuedSession, SessionOrigin, StoredEv
  * id (= creation) order. Every status change is one conditional UPDATE that also appends the
  * status event, so the transition rules hold across replicas and nothing is half-written.
  */
-/** A starting or running session whose dispatching replica is gone (`replica` null: handed to nobody). */
-export interface Orphan {
-  readonly id: SessionId
-  readonly status: "starting" | "running"
-  readonly node: string | null
-  readonly replica: string | null
-}
-
 export class SessionStore extends Context.Service<SessionStore, {
   /** `guard` (limits) runs in the inserting transaction; without one, concurrent creates share a statement. */
   readonly create: <E = never>(
@@ -52,16 +45,7 @@ export class SessionStore extends Context.Service<SessionStore, {
     guard?: Effect.Effect<void, E>,
   ) => Effect.Effect<{ readonly id: SessionId; readonly created: boolean }, IdempotencyConflict | E>
   readonly get: (id: SessionId) => Effect.Effect<Session | undefined>
-  readonly list: (
-    q: {
-      status: SessionStatus | undefined
-      limit: number
-      cursor: SessionId | undefined
-      daemon?: string
-      node?: string
-      project?: string
-    },
-  ) => Effect.Effect<ReadonlyArray<Session>>
+  readonly list: (q: SessionListQuery) => Effect.Effect<ReadonlyArray<Session>>
   /** The oldest queued sessions and what each needs of a node, for the Dispatcher's plan (not locked). */
   readonly pendingHead: (limit: number) => Effect.Effect<ReadonlyArray<QueuedSession>>
   /** Claims one queued session for a node; undefined if another replica (or a cancel) got there first. */
@@ -80,19 +64,6 @@ export class SessionStore extends Context.Service<SessionStore, {
   readonly setResult: (id: SessionId, result: SessionResult) => Effect.Effect<void>
   readonly events: (id: SessionId, afterId: string, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>>
   readonly countByStatus: Effect.Effect<Partial<Record<SessionStatus, number>>>
-  /**
-   * Sessions whose dispatching replica is gone — this replica's own from before a restart (`own`), or
-   * any replica without a live lease. Their node keeps them running for a while (PAWS_NODE_ADOPT_GRACE_MS):
-   * a replica linked to that node takes them over (`adopt`); else they are re-queued or failed.
-   */
-  readonly orphans: (
-    own: { readonly id: string; readonly restarted: boolean },
-    leaseMs: number,
-  ) => Effect.Effect<ReadonlyArray<Orphan>>
-  /** Makes an orphan this replica's own; undefined if it moved meanwhile (another replica took it, or it ended). */
-  readonly adopt: (orphan: Orphan, replica: string) => Effect.Effect<ClaimedSession | undefined>
-  /** Whether this replica still follows the session (another may have taken it over while this one lapsed). */
-  readonly heldBy: (id: SessionId, replica: string) => Effect.Effect<boolean>
 }>()("paws/control/SessionStore") {
   static readonly layer = Layer.effect(
     SessionStore,
@@ -161,16 +132,7 @@ export class SessionStore extends Context.Service<SessionStore, {
           Effect.orDie,
         )
 
-      const list = Effect.fn("SessionStore.list")(function* (
-        q: {
-          status: SessionStatus | undefined
-          limit: number
-          cursor: SessionId | undefined
-          daemon?: string
-          node?: string
-          project?: string
-        },
-      ) {
+      const list = Effect.fn("SessionStore.list")(function* (q: SessionListQuery) {
         const rows = yield* sql<SessionRow>`SELECT * FROM sessions
           WHERE ${q.status === undefined ? sql`TRUE` : sql`status = ${q.status}`}
             AND ${q.project === undefined ? sql`TRUE` : sql`project = ${q.project}`}
@@ -205,9 +167,7 @@ export class SessionStore extends Context.Service<SessionStore, {
       const claim = Effect.fnUntraced(function* (id: SessionId, node: string, replica: string) {
         const event = JSON.stringify(statusEvent("starting"))
         // A daemon's invocations run one at a time (its `queue` policy): one waits while another is active.
-        const rows = yield* sql<
-          { id: string; spec: unknown; credentials: string | null; memory: unknown; input: string | null }
-        >`WITH c AS (
+        const rows = yield* sql<ClaimedRow>`WITH c AS (
             UPDATE sessions SET status = 'starting', node = ${node}, replica = ${replica}
             WHERE id = (SELECT id FROM sessions p WHERE id = ${id} AND status = 'pending' AND ${daemonIdle}
               FOR UPDATE SKIP LOCKED)
@@ -219,12 +179,7 @@ export class SessionStore extends Context.Service<SessionStore, {
         const row = rows[0]
         if (row === undefined) return undefined
         yield* audit.record(statusChange(row.id, "starting", { node }))
-        return {
-          ...decodeClaimed({ id: row.id, spec: json(row.spec) }),
-          credentials: row.credentials,
-          memory: row.memory === null ? null : decodeMemory(json(row.memory)),
-          input: row.input,
-        }
+        return toClaimed(row)
       })
 
       /**
@@ -326,53 +281,6 @@ export class SessionStore extends Context.Service<SessionStore, {
         Effect.orDie,
       )
 
-      const orphans = Effect.fnUntraced(function* (
-        own: { readonly id: string; readonly restarted: boolean },
-        leaseMs: number,
-      ) {
-        // This replica's own sessions are orphans only at its start (they are from before a restart):
-        // handed to nobody (replica NULL), so later sweeps still see them while they wait for their node.
-        if (own.restarted) {
-          yield* sql`UPDATE sessions SET replica = NULL
-            WHERE replica = ${own.id} AND status IN ('starting', 'running')`.pipe(Effect.orDie)
-        }
-        const rows = yield* sql<{ id: string; status: string; node: string | null; replica: string | null }>`
-          SELECT id, status, node, replica FROM sessions
-          WHERE status IN ('starting', 'running') AND (replica IS NULL OR (replica <> ${own.id} AND replica NOT IN (
-            SELECT id FROM control_replicas WHERE seen_at > now() - make_interval(secs => ${leaseMs / 1000})
-          )))`.pipe(Effect.orDie)
-        return rows.map((r): Orphan => ({
-          id: r.id as SessionId,
-          status: r.status === "starting" ? "starting" : "running",
-          node: r.node,
-          replica: r.replica,
-        }))
-      })
-
-      const adopt = Effect.fnUntraced(function* (orphan: Orphan, replica: string) {
-        const rows = yield* sql<
-          { id: string; spec: unknown; credentials: string | null; memory: unknown; input: string | null }
-        >`
-          UPDATE sessions SET replica = ${replica}
-          WHERE id = ${orphan.id} AND status IN ('starting', 'running')
-            AND replica IS NOT DISTINCT FROM ${orphan.replica} AND node IS NOT DISTINCT FROM ${orphan.node}
-          RETURNING id, spec, credentials, memory, input`.pipe(Effect.orDie)
-        const row = rows[0]
-        if (row === undefined) return undefined
-        return {
-          ...decodeClaimed({ id: row.id, spec: json(row.spec) }),
-          credentials: row.credentials,
-          memory: row.memory === null ? null : decodeMemory(json(row.memory)),
-          input: row.input,
-        }
-      })
-
-      const heldBy = (id: SessionId, replica: string) =>
-        sql<{ id: string }>`SELECT id FROM sessions WHERE id = ${id} AND replica = ${replica}`.pipe(
-          Effect.map((rows) => rows.length > 0),
-          Effect.orDie,
-        )
-
       return SessionStore.of({
         create,
         get,
@@ -384,9 +292,6 @@ export class SessionStore extends Context.Service<SessionStore, {
         setResult,
         events,
         countByStatus,
-        orphans,
-        adopt,
-        heldBy,
       })
     }),
   )

@@ -20,11 +20,11 @@ import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import { NodeConfig } from "../NodeConfig.ts"
 import { NetnsDialer } from "../guest/NetnsDialer.ts"
 import type { TerminalSize } from "../guest/GuestShell.ts"
-import { execInGuest, readGuestFile, writeGuestFile } from "./LiveGuest.ts"
-import { type ForwardChunk, type ForwardRequest, forwardToGuest } from "./PortForward.ts"
-import { makePortSockets } from "./PortSockets.ts"
-import { makeGuestPtys } from "./GuestPtys.ts"
-import { type LiveGuestChannel, SessionRunner } from "./SessionRunner.ts"
+import type { ForwardChunk, ForwardRequest } from "./PortForward.ts"
+import { makeLiveGuestAccess } from "./LiveGuestAccess.ts"
+import { makeGuestActivity } from "./GuestActivity.ts"
+import { makeEarlyCancels } from "./EarlyCancels.ts"
+import { SessionRunner } from "./SessionRunner.ts"
 import { makeSessionFeed, type SessionFeed } from "./SessionFeed.ts"
 import { NodeTeardown } from "../NodeTeardown.ts"
 
@@ -115,56 +115,10 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const teardown = yield* Effect.serviceOption(NodeTeardown)
       let stopping: string | undefined
       const egress = new Map<string, { decide?: (requestId: string, approve: boolean) => void }>()
-      /** The guest channel of each session whose guest is prepared; gone when its VM is released. */
-      const shells = new Map<string, LiveGuestChannel>()
-      const dialer = yield* Effect.serviceOption(NetnsDialer)
-      const portSockets = makePortSockets()
-      const ptys = makeGuestPtys()
       const paused = makePausedVms(path.resolve(yield* dataDirConfig, "paused"))
       const pauses = new Map<string, PauseHolder>()
-      /** Guest traffic per session (exec, files, shells, ports): what the idle auto-pause watches. */
-      const activity = new Map<string, { at: number; open: number }>()
-      const touch = (sessionId: string) => {
-        const a = activity.get(sessionId)
-        if (a !== undefined) a.at = Date.now()
-      }
-      /** A stream into the guest counts as traffic for as long as it is open. */
-      const traffic = <A, E, R>(sessionId: string, stream: Stream.Stream<A, E, R>) =>
-        Stream.ensuring(
-          Stream.suspend(() => {
-            const a = activity.get(sessionId)
-            if (a !== undefined) (a.open++, a.at = Date.now())
-            return stream
-          }),
-          Effect.sync(() => {
-            const a = activity.get(sessionId)
-            if (a !== undefined) (a.open = Math.max(0, a.open - 1), a.at = Date.now())
-          }),
-        )
-      const lastActive = (sessionId: string) => () => {
-        const a = activity.get(sessionId)
-        return a === undefined || a.open > 0 ? Date.now() : a.at
-      }
-      const noDialer = () => new LiveSessionError({ reason: "guest", message: "this node cannot dial guests" })
-      const guestOf = (sessionId: string) =>
-        Effect.suspend(() => {
-          const shell = shells.get(sessionId)
-          if (shell !== undefined) return Effect.succeed(shell)
-          const message = live.has(sessionId)
-            ? `session ${sessionId} is starting; its guest is not ready yet`
-            : `no live session ${sessionId}`
-          return Effect.fail(new NodeSessionNotFound({ sessionId, message }))
-        })
-      const shellOf = (sessionId: string) =>
-        Effect.map(guestOf(sessionId), (g) => {
-          touch(sessionId)
-          return g.shell
-        })
-      const onGuest = (sessionId: string, guest: LiveGuestChannel) =>
-        Effect.acquireRelease(
-          Effect.sync(() => void shells.set(sessionId, guest)),
-          () => Effect.sync(() => void shells.delete(sessionId)),
-        )
+      const activity = makeGuestActivity()
+      const guests = makeLiveGuestAccess((id) => live.has(id), activity, yield* Effect.serviceOption(NetnsDialer))
       // A session names an image or a snapshot (one name space); a snapshot may have a base image of another name.
       const snapshots = yield* Effect.serviceOption(SnapshotStore)
       const known = (name: string) =>
@@ -180,17 +134,10 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             )),
         )
 
-      /**
-       * Sessions cancelled before they reached this node (control cancels a session it has just dispatched: the
-       * cancel may overtake its RunSession). Their dispatch, should it still arrive, is refused instead of run.
-       */
-      const cancelledEarly = new Map<string, number>()
-      const cancelledEarlyMs = 120_000
+      const cancelledEarly = makeEarlyCancels()
       const admit = (dispatch: SessionDispatch) =>
         Effect.gen(function* () {
           const id = dispatch.sessionId
-          const now = Date.now()
-          for (const [early, at] of cancelledEarly) if (now - at > cancelledEarlyMs) cancelledEarly.delete(early)
           if (stopping !== undefined) return yield* new NodeAtCapacity({ message: `node is stopping: ${stopping}` })
           if (live.has(id)) {
             return yield* new SessionAlreadyRunning({ sessionId: id, message: `session ${id} is already running here` })
@@ -204,7 +151,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           }
           // Checked in the same synchronous step as live.set: a cancel either finds the session live or
           // leaves its mark before it is admitted (the checks above took turns with other fibers).
-          if (cancelledEarly.delete(id)) {
+          if (cancelledEarly.take(id)) {
             const message = `session ${id} was cancelled before it got here`
             return yield* new NodeSessionNotFound({ sessionId: id, message })
           }
@@ -244,17 +191,17 @@ export class LiveSessions extends Context.Service<LiveSessions, {
           egress.set(id, holder)
           const pause: PauseHolder = {}
           pauses.set(id, pause)
-          activity.set(id, { at: Date.now(), open: 0 })
+          activity.begin(id)
           runners.set(id, done)
-          yield* runner.run(dispatch, feed.emit, cancel, holder, onGuest, {
+          yield* runner.run(dispatch, feed.emit, cancel, holder, guests.onGuest, {
             holder: pause,
-            lastActive: lastActive(id),
+            lastActive: activity.lastActive(id),
           }, () => stopping).pipe(
             Effect.ensuring(Effect.sync(() => {
               live.delete(id)
               egress.delete(id)
               pauses.delete(id)
-              activity.delete(id)
+              activity.end(id)
               runners.delete(id)
               feed.end()
               Deferred.doneUnsafe(done, Effect.void)
@@ -282,12 +229,12 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             if (cancel !== undefined) return Deferred.succeed(cancel, undefined).pipe(Effect.asVoid)
             // Not live: its dispatch may still be on its way (the cancel overtook it). Marked in the step that found
             // it not live, so that admit refuses it. A paused session: cancelling it removes its saved VM.
-            cancelledEarly.set(sessionId, Date.now())
+            cancelledEarly.mark(sessionId)
             return Effect.flatMap(paused.read(sessionId), (m) =>
               m === undefined
                 ? Effect.fail(new NodeSessionNotFound({ sessionId, message: `no live session ${sessionId}` }))
                 : Effect.sync(() =>
-                  cancelledEarly.delete(sessionId)
+                  cancelledEarly.forget(sessionId)
                 ).pipe(Effect.andThen(paused.remove(sessionId))))
           }),
         decideEgress: (sessionId, requestId, approve) =>
@@ -309,7 +256,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
               return Effect.fail(
                 new SessionNotPausable({
                   sessionId,
-                  message: shells.has(sessionId)
+                  message: guests.hasGuest(sessionId)
                     ? "its script is still running; a live session (interactive, or keepAlive once its script is done) can be paused"
                     : "it is still starting",
                 }),
@@ -340,40 +287,14 @@ export class LiveSessions extends Context.Service<LiveSessions, {
             )
           }),
         capacity: Effect.sync(() => ({ maxConcurrent: maxVms, running: live.size, basis: capacityBasis })),
-        exec: (sessionId, command, stdin) =>
-          traffic(
-            sessionId,
-            Stream.unwrap(Effect.map(shellOf(sessionId), (shell) => execInGuest(shell, command, stdin))),
-          ),
-        readFile: (sessionId, path) => Effect.flatMap(shellOf(sessionId), (shell) => readGuestFile(shell, path)),
-        writeFile: (sessionId, path, data) =>
-          Effect.flatMap(shellOf(sessionId), (shell) => writeGuestFile(shell, path, data)),
-        forward: (sessionId, request) =>
-          traffic(
-            sessionId,
-            Stream.unwrap(
-              Effect.map(
-                guestOf(sessionId),
-                (g) =>
-                  dialer._tag === "None" ? Stream.fail(noDialer()) : forwardToGuest(dialer.value, g.guestIp, request),
-              ),
-            ),
-          ),
-        openSocket: (sessionId, request) =>
-          traffic(
-            sessionId,
-            Stream.unwrap(
-              Effect.map(
-                guestOf(sessionId),
-                (g) =>
-                  dialer._tag === "None" ? Stream.fail(noDialer()) : portSockets.open(dialer.value, g.guestIp, request),
-              ),
-            ),
-          ),
-        sendSocket: portSockets.send,
-        openShell: (sessionId, shellId, size) =>
-          traffic(sessionId, Stream.unwrap(Effect.map(guestOf(sessionId), (g) => ptys.open(g.shell, shellId, size)))),
-        shellInput: ptys.input,
+        exec: guests.exec,
+        readFile: guests.readFile,
+        writeFile: guests.writeFile,
+        forward: guests.forward,
+        openSocket: guests.openSocket,
+        sendSocket: guests.sendSocket,
+        openShell: guests.openShell,
+        shellInput: guests.shellInput,
       })
     }),
   )
