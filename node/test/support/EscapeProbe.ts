@@ -164,8 +164,10 @@ echo phase=spoof
 # not even its own proxy answers. 2: the real MAC again, VM B's address as an alias, used as source. ---
 ORIG=$(cat /sys/class/net/eth0/address)
 ip link set dev eth0 address 52:54:00:66:66:66
-# arping only sends from an address the guest holds: claim each one for the announcement.
-garp() { ip addr add $2/32 dev eth0; arping $3 -c 2 -I eth0 -s $2 $2 >/dev/null 2>&1; c=$?; ip addr del $2/32 dev eth0; rec $1 $c; }
+# arping binds its source address: nonlocal binds let it announce one the guest does not hold. (Holding the
+# gateway's address would route the guest's own SSH replies to itself, resetting a cold-booted guest's channel.)
+echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind
+garp() { arping $3 -c 2 -I eth0 -s $2 $2 >/dev/null 2>&1; rec $1 $?; }
 garp spoof-garp-host $GW -U
 garp spoof-garp-othervm ${p.bGuest} -U
 garp spoof-garp-otherhost ${p.bHost} -A
