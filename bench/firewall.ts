@@ -13,13 +13,14 @@
  */
 import { execFileSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
-import { cpus, loadavg, totalmem } from "node:os"
+import { loadavg } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { newSessionId } from "@paws/core"
 import { renderRuleset } from "../node/src/network/Firewall.ts"
 import { tableName, tapName } from "../node/src/network/Naming.ts"
 import type { Slot } from "../node/src/network/NetworkSlot.ts"
+import { describeMachine } from "./machine.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const checkpoints = [0, 64, 128, 256]
@@ -132,13 +133,8 @@ const main = () => {
     const report = {
       time: new Date().toISOString(),
       machine: {
-        cpus: cpus().length,
-        model: cpus()[0]?.model,
-        node: process.version,
+        ...describeMachine(loadAtStart),
         nft: execFileSync("nft", ["--version"], { encoding: "utf8" }).trim(),
-        memTotalMiB: Math.round(totalmem() / 2 ** 20),
-        loadavgAtStart: loadAtStart,
-        loadavg: loadavg(),
       },
       settings: { checkpoints, samples },
       perSessionTable: perTable,

@@ -14,7 +14,7 @@ import type { ChildProcess } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as https from "node:https"
 import * as net from "node:net"
-import { cpus, loadavg, tmpdir, totalmem } from "node:os"
+import { loadavg, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
@@ -24,6 +24,7 @@ import { makeCertificateAuthority } from "../proxy/src/CertificateAuthority.ts"
 import { makeLeafCertificateCache } from "../proxy/src/LeafCertificateCache.ts"
 import { buildProxyBundle, proxyLoader } from "../proxy/src/ProxyBundleBuild.ts"
 import { buildSnapshotBaseline } from "./proxy-snapshot-baseline.ts"
+import { describeMachine } from "./machine.ts"
 import { proxyMallocEnv } from "../node/src/proxy/ProxyLaunch.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -331,15 +332,7 @@ const main = async () => {
   const mitmR = results["mitmproxy"] as typeof direct | undefined
   const report = {
     time: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      node: process.version,
-      memTotalMiB: Math.round(totalmem() / 2 ** 20),
-      loadavgAtStart: loadAtStart,
-      loadavg: loadavg(),
-      uptime: execFileSync("uptime", { encoding: "utf8" }).trim(),
-    },
+    machine: describeMachine(loadAtStart),
     settings: { spawnRuns, latencyRequests, throughputMs, concurrency },
     spawn: spawnReport,
     bareNodeIdle: bareNode,

@@ -1,6 +1,5 @@
 import {
   type NodeAtCapacity,
-  type NodeInfo,
   type NodeSessionEvent,
   type NodeSessionNotFound,
   planDispatch,
@@ -13,6 +12,7 @@ import { Cause, Context, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import type { RpcClientError } from "effect/rpc"
 import { ControlConfig } from "./ControlConfig.ts"
 import { makeNodeEventRecorder } from "./NodeEventRecorder.ts"
+import { makeNodeLoad } from "./NodeLoad.ts"
 import { makeDispatchPayload } from "./DispatchPayload.ts"
 import { EventFeed } from "./EventFeed.ts"
 import { NodeDrains } from "./NodeDrains.ts"
@@ -57,7 +57,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const drains = yield* NodeDrains
       const scope = yield* Effect.scope
       const running = new Map<SessionId, Fiber.Fiber<void>>()
-      const perNode = new Map<string, number>()
+      const load = makeNodeLoad()
       const attempts = new Map<SessionId, number>()
       const stopping = processStopping()
       /** Sessions a user cancelled: the node's "cancelled" confirms it (Sessions.cancel waits for that). */
@@ -98,7 +98,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               if (claimed === undefined) continue
               counts.adopted++
               orphanSince.delete(o.id)
-              perNode.set(entry.info.id, (perNode.get(entry.info.id) ?? 0) + 1)
+              load.take(entry.info.id)
               running.set(o.id, yield* Effect.forkIn(run(claimed, entry, "adopt"), scope))
               continue
             }
@@ -212,17 +212,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           Effect.ensuring(Effect.gen(function* () {
             running.delete(claimed.id)
             cancelling.delete(claimed.id)
-            perNode.set(entry.info.id, Math.max(0, (perNode.get(entry.info.id) ?? 1) - 1))
+            load.release(entry.info.id)
             yield* feed.publish(claimed.id)
             yield* signal.kick
           })),
         )
-      }
-
-      const withFreeSlots = (info: NodeInfo): NodeInfo => {
-        const busy = perNode.get(info.id) ?? 0
-        const max = info.capacity.maxConcurrent
-        return { ...info, capacity: { ...info.capacity, running: busy, available: Math.max(0, max - busy) } }
       }
 
       /**
@@ -233,7 +227,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const pump = Effect.gen(function* () {
         while (true) {
           const entries = yield* registry.list
-          const nodes = yield* drains.applyAll(entries.map((e) => withFreeSlots(e.info)))
+          const nodes = yield* drains.applyAll(entries.map((e) => load.withFreeSlots(e.info)))
           if (!nodes.some((n) => n.status === "ready" && n.capacity.available > 0)) return
           const head = yield* store.pendingHead(lookahead)
           const plan = planDispatch(head, nodes, (q) => q)
@@ -243,7 +237,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             if (claimed === undefined) continue
             claimedAny = true
             const entry = entries.find((e) => e.info.id === node.id)!
-            perNode.set(node.id, (perNode.get(node.id) ?? 0) + 1)
+            load.take(node.id)
             yield* feed.publish(claimed.id)
             yield* Effect.logInfo("dispatching session").pipe(
               Effect.annotateLogs({ session: claimed.id, node: node.id }),
@@ -294,7 +288,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         inflight: Effect.sync(() => running.size),
         resume: (claimed, entry) =>
           Effect.gen(function* () {
-            perNode.set(entry.info.id, (perNode.get(entry.info.id) ?? 0) + 1)
+            load.take(entry.info.id)
             running.set(claimed.id, yield* Effect.forkIn(run(claimed, entry, "resume"), scope))
           }),
         dispatching: (id) => Effect.sync(() => running.has(id)),

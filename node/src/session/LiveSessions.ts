@@ -1,4 +1,4 @@
-import { Context, Deferred, Effect, Layer, Option, Stream } from "effect"
+import { Context, Deferred, Effect, Layer, Stream } from "effect"
 import {
   type ExecChunk,
   LiveSessionError,
@@ -24,6 +24,7 @@ import type { ForwardChunk, ForwardRequest } from "./PortForward.ts"
 import { makeLiveGuestAccess } from "./LiveGuestAccess.ts"
 import { makeGuestActivity } from "./GuestActivity.ts"
 import { makeEarlyCancels } from "./EarlyCancels.ts"
+import { makeSourceCheck } from "./SessionSource.ts"
 import { SessionRunner } from "./SessionRunner.ts"
 import { makeSessionFeed, type SessionFeed } from "./SessionFeed.ts"
 import { NodeTeardown } from "../NodeTeardown.ts"
@@ -119,21 +120,7 @@ export class LiveSessions extends Context.Service<LiveSessions, {
       const pauses = new Map<string, PauseHolder>()
       const activity = makeGuestActivity()
       const guests = makeLiveGuestAccess((id) => live.has(id), activity, yield* Effect.serviceOption(NetnsDialer))
-      // A session names an image or a snapshot (one name space); a snapshot may have a base image of another name.
-      const snapshots = yield* Effect.serviceOption(SnapshotStore)
-      const known = (name: string) =>
-        images.get(name).pipe(
-          Effect.catchTag("UnknownSnapshot", (unknown) =>
-            Option.isNone(snapshots) ? Effect.fail(unknown) : snapshots.value.find(name).pipe(
-              // A refused snapshot is admitted: the runner fails the session with the reason.
-              Effect.map(Option.isSome),
-              Effect.orElseSucceed(() =>
-                true
-              ),
-              Effect.flatMap((exists) => exists ? Effect.void : Effect.fail(unknown)),
-            )),
-        )
-
+      const known = makeSourceCheck(images, yield* Effect.serviceOption(SnapshotStore))
       const cancelledEarly = makeEarlyCancels()
       const admit = (dispatch: SessionDispatch) =>
         Effect.gen(function* () {

@@ -31,6 +31,7 @@ import type { PooledVm, WarmVmPool } from "../warm/WarmVmPool.ts"
 import { guestWorkload } from "./AgentWorkload.ts"
 import type { LiveOutput } from "./LiveOutput.ts"
 import { liveShell } from "./LiveShell.ts"
+import type { WorkloadEnd } from "./WorkloadEnd.ts"
 
 export class SessionStepFailed extends Data.TaggedError("SessionStepFailed")<{ readonly message: string }> {}
 
@@ -287,17 +288,3 @@ export const makeSessionSteps = (s: StepServices) => {
 
   return { place, slot, proxy, open, vm, watch, guest, live, workload }
 }
-
-/** How a workload's process ended: its exit code, or the signal that killed it (neither: no exit status came). */
-export interface WorkloadEnd {
-  readonly exitCode: number | null
-  readonly signal: string | undefined
-}
-
-/** Why a workload that did not exit 0 by itself failed, in words for the session's reason and result. */
-export const workloadEndError = (end: WorkloadEnd): string | undefined =>
-  end.signal !== undefined
-    ? `the workload was killed by signal ${end.signal}`
-    : end.exitCode === null
-    ? "the workload's output ended without an exit status"
-    : undefined
